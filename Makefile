@@ -1,0 +1,82 @@
+# oseod developer entry points (GNU make).
+#
+#   make run   [ARGS='--config etc/oseod.toml']   run the daemon in the foreground
+#   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
+#   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
+#   make clean                                    remove the venv and build/test debris
+#
+# Every target works from a clean checkout: it creates .venv with $(PYTHON) and
+# installs the checkout into it (editable) with the exact versions in
+# constraints.txt. The install is redone only when setup.cfg, pyproject.toml or
+# constraints.txt change (the stamp file below), so repeated runs are quick.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.oseod-installed
+ARGS ?=
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# Keep pip quiet about its own version and never prompt (CI has no stdin).
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.PHONY: help venv run test bench clean
+
+help:
+	@sed -n '3,6p' Makefile
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Why each flag:
+# - pip and setuptools come first, pinned by constraints.txt, and the project is
+#   then built with --no-build-isolation: the build uses that pinned setuptools
+#   instead of whatever is newest on the index, so the install is reproducible
+#   (constraints do not reach an isolated build environment).
+# - editable_mode=compat makes setuptools write a plain .pth with the checkout
+#   root. twistd finds plugins by scanning sys.path directories for
+#   twisted/plugins/, so it needs the root itself on sys.path; the default
+#   (import-hook) editable modes hide it and `twistd --help` would not list
+#   oseod. mypy also cannot follow import hooks. setuptools calls compat
+#   "transitional": if a future pinned setuptools drops it, a .pth file with
+#   $(CURDIR) in site-packages does the same job.
+# - The last step proves the point instead of assuming it.
+$(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade -c constraints.txt pip setuptools
+	$(BIN)/python -m pip install -c constraints.txt --no-build-isolation \
+	    --config-settings editable_mode=compat -e '.[test]'
+	@cd / && $(abspath $(BIN))/twistd --help | grep -qw oseod \
+	    || { echo "error: twistd in $(VENV) does not list the oseod plugin" >&2; exit 1; }
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/twistd -n --pidfile= --logger oseod.logs.text_stdout oseod $(ARGS)
+
+# mypy and pytest both run even when the first fails, so one `make test` shows
+# every problem and pytest's summary line is always printed; the target fails if
+# either failed. pytest exit code 5 means "no tests collected" (e.g. a -k that
+# matches nothing): reported, not treated as a failure.
+test: $(STAMP)
+	@status=0; \
+	echo "== mypy oseod twisted/plugins/oseod_plugin.py"; \
+	$(BIN)/mypy oseod twisted/plugins/oseod_plugin.py || status=1; \
+	echo "== pytest $(PYTEST_ARGS)"; \
+	$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
+	    if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected"; else status=$$rc; fi; }; \
+	exit $$status
+
+bench: $(STAMP)
+	$(BIN)/python bench/capabilities.py $(BENCH_ARGS)
+
+# var/ (the demo data dir of a plain `twistd -n oseod`) and bench/results/ are
+# data, not debris: remove them by hand if you mean to.
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .pytest_cache *.egg-info
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name dropin.cache \) \
+	    -prune -exec rm -rf {} +

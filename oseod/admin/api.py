@@ -1,0 +1,197 @@
+"""The admin JSON API under ``/admin/api/``: what ``oseoctl`` (and later the
+console) drive. Authenticated by the bearer token in ``DATA_DIR/admin.token``."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from ..core.accounts import AccountService
+from ..metrics import RequestMetrics
+from ..store.users import NoSuchUser, UserExists, UserRecord
+
+MAX_BODY = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _user_json(record: UserRecord) -> dict[str, Any]:
+    return {"name": record.name, "group": record.group, "admin": record.admin, "email": record.email,
+            "created_at": record.created_at}
+
+
+class AdminApi:
+    app = Klein()
+
+    def __init__(self, *, token: Callable[[], str], accounts: AccountService, metrics: RequestMetrics,
+                 clock: Any) -> None:
+        self._token = token
+        self._accounts = accounts
+        self._metrics = metrics
+        self._clock = clock
+
+    def resource(self) -> IResource:
+        return self.app.resource()
+
+    async def _answer(self, request: IRequest, operation: str, action: Callable[[dict[str, Any]], Any],
+                      status: int = 200) -> bytes:
+        """Authorise, decode the JSON body, run ``action``, encode its result;
+        every failure becomes a JSON error with a one-line reason."""
+        started = self._clock.seconds()
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        try:
+            self._authorise(request)
+            result = await action(self._body(request))
+            request.setResponseCode(status)
+            outcome = "ok"
+            payload: Any = result
+        except ApiError as e:
+            request.setResponseCode(e.status)
+            if e.status == 401:
+                request.setHeader(b"www-authenticate", b'Bearer realm="oseod-admin"')
+            outcome, payload = str(e.status), {"error": str(e)}
+        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None)
+        return json.dumps(payload).encode() + b"\n"
+
+    def _authorise(self, request: IRequest) -> None:
+        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise ApiError(401, "admin token required (Authorization: Bearer ...)")
+        if not hmac.compare_digest(given.strip().encode(), self._token().encode()):
+            raise ApiError(401, "wrong admin token")
+
+    @staticmethod
+    def _body(request: IRequest) -> dict[str, Any]:
+        raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+        if not raw:
+            return {}
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "request body too large")
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            raise ApiError(400, f"request body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object")
+        return body
+
+    @app.route("/users", methods=["GET"])
+    async def list_users(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            return {"users": [_user_json(r) for r in await self._accounts.list()]}
+
+        return await self._answer(request, "user.list", action)
+
+    @app.route("/users", methods=["POST"])
+    async def add_user(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            name = _field(body, "name", str)
+            try:
+                record = await self._accounts.add(
+                    name,
+                    _field(body, "password", str),
+                    group=_field(body, "group", str, "default"),
+                    admin=_field(body, "admin", bool, False),
+                    email=_field(body, "email", str, ""),
+                )
+            except UserExists:
+                raise ApiError(409, f"user {name} already exists") from None
+            except ValueError as e:
+                raise ApiError(400, str(e)) from None
+            return _user_json(record)
+
+        return await self._answer(request, "user.add", action, status=201)
+
+    @app.route("/users/<name>", methods=["GET"])
+    async def show_user(self, request: IRequest, name: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            record = await self._accounts.get(name)
+            if record is None:
+                raise ApiError(404, f"no user {name}")
+            return _user_json(record)
+
+        return await self._answer(request, "user.show", action)
+
+    @app.route("/users/<name>", methods=["PATCH"])
+    async def change_user(self, request: IRequest, name: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            unknown = set(body) - {"group", "admin", "email"}
+            if unknown:
+                raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+            try:
+                record = await self._accounts.change(
+                    name,
+                    group=_field(body, "group", str, None),
+                    admin=_field(body, "admin", bool, None),
+                    email=_field(body, "email", str, None),
+                )
+            except NoSuchUser:
+                raise ApiError(404, f"no user {name}") from None
+            except ValueError as e:
+                raise ApiError(400, str(e)) from None
+            return _user_json(record)
+
+        return await self._answer(request, "user.change", action)
+
+    @app.route("/users/<name>/password", methods=["PUT"])
+    async def set_password(self, request: IRequest, name: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            try:
+                await self._accounts.set_password(name, _field(body, "password", str))
+            except NoSuchUser:
+                raise ApiError(404, f"no user {name}") from None
+            except ValueError as e:
+                raise ApiError(400, str(e)) from None
+            return {"name": name, "password": "changed"}
+
+        return await self._answer(request, "user.passwd", action)
+
+    @app.route("/users/<name>", methods=["DELETE"])
+    async def delete_user(self, request: IRequest, name: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            try:
+                await self._accounts.remove(name)
+            except NoSuchUser:
+                raise ApiError(404, f"no user {name}") from None
+            return {"name": name, "deleted": True}
+
+        return await self._answer(request, "user.del", action)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"application/json")
+        return b'{"error": "no such admin API resource"}\n'
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(405)
+        request.setHeader(b"content-type", b"application/json")
+        return b'{"error": "method not allowed"}\n'
+
+
+_MISSING = object()
+
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any = _MISSING) -> Any:
+    value = body.get(name, _MISSING)
+    if value is _MISSING:
+        if default is _MISSING:
+            raise ApiError(400, f"missing field {name!r}")
+        return default
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ApiError(400, f"field {name!r} must be a {kind.__name__}")
+    return value

@@ -1,0 +1,162 @@
+"""``oseoctl``: the operator's command line, a client of the admin API.
+
+It finds the running daemon through its data dir (``endpoints.json`` for the
+URL, ``admin.token`` for the credential), so it needs no configuration."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+DEFAULT_DATA_DIR = "var/oseod"
+TIMEOUT = 60.0
+
+
+class CtlError(Exception):
+    """A failure to report in one line; ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AdminClient:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        endpoints_file = data_dir / "endpoints.json"
+        try:
+            endpoints = json.loads(endpoints_file.read_text())
+            self.url = str(endpoints["http"]).rstrip("/")
+        except FileNotFoundError:
+            raise CtlError(f"oseod is not running with data dir {data_dir} ({endpoints_file} is missing)", 3) from None
+        except (ValueError, KeyError, TypeError):
+            raise CtlError(f"{endpoints_file} is damaged; restart oseod", 3) from None
+        try:
+            self.token = (data_dir / "admin.token").read_text().strip()
+        except OSError as e:
+            raise CtlError(f"cannot read {data_dir / 'admin.token'}: {e.strerror} "
+                           "(run oseoctl as the user the daemon runs as)", 3) from None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}/admin/api{path}", data=data, method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                     "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {e.code} {e.reason}"
+            raise CtlError(message, 1) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise CtlError(f"oseod is not running (nothing answers at {self.url}: {reason})", 3) from None
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise CtlError("passwords do not match", 2)
+    else:
+        raise CtlError("give the password on standard input with --password-stdin", 2)
+    if not password:
+        raise CtlError("empty password", 2)
+    return password
+
+
+def _print_users(users: list[dict[str, Any]]) -> None:
+    rows = [("NAME", "GROUP", "ADMIN", "EMAIL")]
+    rows += [(u["name"], u["group"], "yes" if u["admin"] else "no", u["email"] or "-") for u in users]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+
+
+def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
+    name = quote(getattr(args, "name", "") or "", safe="")
+    if args.action == "add":
+        body = {"name": args.name, "password": _read_password(args.password_stdin), "admin": args.admin,
+                "group": args.group, "email": args.email}
+        user = client.call("POST", "/users", body)
+        print(f"added user {user['name']} (group {user['group']}{', admin' if user['admin'] else ''})")
+    elif args.action == "list":
+        users = client.call("GET", "/users")["users"]
+        if args.json:
+            print(json.dumps(users, indent=2))
+        else:
+            _print_users(users)
+    elif args.action == "show":
+        print(json.dumps(client.call("GET", f"/users/{name}"), indent=2))
+    elif args.action == "del":
+        client.call("DELETE", f"/users/{name}")
+        print(f"deleted user {args.name}")
+    elif args.action == "passwd":
+        client.call("PUT", f"/users/{name}/password", {"password": _read_password(args.password_stdin)})
+        print(f"changed the password of {args.name}")
+    elif args.action == "set":
+        changes = {k: v for k, v in (("group", args.group), ("admin", args.admin), ("email", args.email))
+                   if v is not None}
+        if not changes:
+            raise CtlError("nothing to change: give --group, --admin/--no-admin or --email", 2)
+        user = client.call("PATCH", f"/users/{name}", changes)
+        print(f"user {user['name']}: group {user['group']}, admin {'yes' if user['admin'] else 'no'}, "
+              f"email {user['email'] or '-'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oseoctl", description="Operate a running oseod daemon.")
+    parser.add_argument("--data-dir", default=os.environ.get("OSEOD_DATA_DIR", DEFAULT_DATA_DIR),
+                        help="the daemon's data directory (default: $OSEOD_DATA_DIR or %(default)s)")
+    topics = parser.add_subparsers(dest="topic", required=True)
+
+    user = topics.add_parser("user", help="manage user accounts").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--admin", action="store_true", help="give the user the admin flag")
+    add.add_argument("--group", default="default", help="the user's group (default: %(default)s)")
+    add.add_argument("--email", default="", help="the user's e-mail address")
+    listing = user.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    user.add_parser("show", help="show one user").add_argument("name")
+    user.add_parser("del", help="delete a user").add_argument("name")
+    passwd = user.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    change = user.add_parser("set", help="change a user's group, admin flag or e-mail")
+    change.add_argument("name")
+    change.add_argument("--group")
+    change.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None)
+    change.add_argument("--email")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    args = build_parser().parse_args(argv)
+    try:
+        client = AdminClient(Path(args.data_dir))
+        if args.topic == "user":
+            _user_command(client, args)
+    except CtlError as e:
+        print(f"oseoctl: {e}", file=sys.stderr)
+        sys.exit(e.status)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

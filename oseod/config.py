@@ -1,0 +1,350 @@
+"""The daemon's configuration: one TOML file, every key defaulted and validated.
+
+A bad file must stop the start with one line that names the offending key, so
+every value goes through a checker here and the rest of the code can trust the
+frozen objects it receives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
+ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
+PACKAGING_FORMATS = ("zip", "tar", "tgz", "bzip2")
+DEMO_COLLECTION_ID = "urn:oseod:demo"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; ``key`` names it in dotted form."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+Check = Callable[[object, str], Any]
+T = TypeVar("T")
+
+
+def _describe(value: object) -> str:
+    return repr(value) if not isinstance(value, str) else f'"{value}"'
+
+
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false (got {_describe(value)})")
+    return value
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Check:
+    def check(value: object, key: str) -> int:
+        # TOML booleans are not numbers, however Python feels about it.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer (got {_describe(value)})")
+        if minimum is not None and value < minimum:
+            raise ConfigError(key, f"must be at least {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise ConfigError(key, f"must be at most {maximum} (got {value})")
+        return value
+
+    return check
+
+
+def _float(minimum: float | None = None) -> Check:
+    def check(value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number (got {_describe(value)})")
+        if minimum is not None and value < minimum:
+            raise ConfigError(key, f"must be at least {minimum} (got {value})")
+        return float(value)
+
+    return check
+
+
+def _str(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string (got {_describe(value)})")
+    return value
+
+
+def _nonempty_str(value: object, key: str) -> str:
+    text = _str(value, key)
+    if not text.strip():
+        raise ConfigError(key, "must not be empty")
+    return text
+
+
+def _choice(*allowed: str) -> Check:
+    def check(value: object, key: str) -> str:
+        if value not in allowed:
+            choices = ", ".join(f'"{a}"' for a in allowed)
+            raise ConfigError(key, f"must be one of {choices} (got {_describe(value)})")
+        return str(value)
+
+    return check
+
+
+def _list(item: Check, *, unique: bool = True) -> Check:
+    def check(value: object, key: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"must be a list (got {_describe(value)})")
+        items = tuple(item(v, f"{key}[{i}]") for i, v in enumerate(value))
+        if unique and len(set(items)) != len(items):
+            raise ConfigError(key, "must not repeat a value")
+        return items
+
+    return check
+
+
+def _network(value: object, key: str) -> str:
+    text = _str(value, key)
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigError(key, f"must be a CIDR network such as 10.0.0.0/8 (got {_describe(value)})") from None
+    return text
+
+
+def _table(value: object, key: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be a table (got {_describe(value)})")
+    return value
+
+
+def key(default: T, check: Check, *, required: bool = False) -> T:
+    """An attrs field that the loader fills from TOML through ``check``."""
+    return attrs.field(default=default, metadata={"check": check, "required": required})
+
+
+@attrs.frozen
+class ServerConfig:
+    data_dir: str = key("var/oseod", _nonempty_str)
+    http: str = key("tcp:8080:interface=127.0.0.1", _nonempty_str)
+    ftp: str = key("tcp:2121:interface=127.0.0.1", _str)  # empty: no FTP listener
+    redis: str = key("", _str)  # empty: the daemon runs its own redis-server
+    # The URL clients use to reach /oseo, when a proxy sits in front; empty: taken
+    # from each request's Host header.
+    public_url: str = key("", _str)
+    max_request_bytes: int = key(10 * 1024 * 1024, _int(1024))
+
+
+@attrs.frozen
+class AuthConfig:
+    anonymous_capabilities: bool = key(True, _bool)
+    # A successful password check is remembered this long, so that scrypt's
+    # deliberate slowness is paid once per client rather than once per request.
+    password_cache_seconds: float = key(60.0, _float(0.0))
+
+
+@attrs.frozen
+class ServiceIdentificationConfig:
+    title: str = key("oseod ordering service", _str)
+    abstract: str = key("OGC OSEO 1.0 ordering service for Earth Observation products.", _str)
+    keywords: tuple[str, ...] = key(("OSEO", "ordering", "Earth Observation"), _list(_str))
+    fees: str = key("NONE", _str)
+    access_constraints: tuple[str, ...] = key(("NONE",), _list(_str))
+
+
+@attrs.frozen
+class ProviderConfig:
+    name: str = key("oseod demo provider", _nonempty_str)
+    site: str = key("", _str)
+    individual_name: str = key("", _str)
+    position_name: str = key("", _str)
+    phone: str = key("", _str)
+    email: str = key("", _str)
+    delivery_point: str = key("", _str)
+    city: str = key("", _str)
+    administrative_area: str = key("", _str)
+    postal_code: str = key("", _str)
+    country: str = key("", _str)
+
+
+@attrs.frozen
+class OrdersConfig:
+    moderation: str = key("auto", _choice("auto", "manual"))
+    item_availability_days: int = key(10, _int(1))
+    max_items_per_order: int = key(200, _int(1))
+    max_active_items_per_user: int = key(400, _int(1))
+
+
+@attrs.frozen
+class ProcessingConfig:
+    workers: int = key(8, _int(1, 1024))
+    max_attempts: int = key(3, _int(1))
+    retry_delay: float = key(30.0, _float(0.0))
+
+
+@attrs.frozen
+class NotificationsConfig:
+    allowed_networks: tuple[str, ...] = key((), _list(_network))
+    max_attempts: int = key(8, _int(1))
+    retry_delay: float = key(5.0, _float(0.0))
+    timeout: float = key(30.0, _float(0.1))
+
+
+@attrs.frozen
+class QuotationConfig:
+    mode: str = key("synchronous", _choice("synchronous", "monitoring", "asynchronous", "off"))
+    validity_hours: int = key(72, _int(1))
+
+
+@attrs.frozen
+class EmailConfig:
+    smtp_host: str = key("", _str)
+    smtp_port: int = key(25, _int(1, 65535))
+    starttls: str = key("optional", _choice("optional", "required", "off"))
+    sender: str = key("oseod@localhost", _nonempty_str)
+    admins: tuple[str, ...] = key((), _list(_nonempty_str))
+
+
+@attrs.frozen
+class OptionConfig:
+    """A processing option offered by a collection (a SWE Category with allowed tokens)."""
+
+    name: str = key("", _nonempty_str, required=True)
+    choices: tuple[str, ...] = key((), _list(_nonempty_str))
+    description: str = key("", _str)
+    default: str = key("", _str)
+
+
+@attrs.frozen
+class CollectionConfig:
+    id: str = key("", _nonempty_str, required=True)
+    title: str = key("", _str)
+    moderation: str = key("", _choice("", "auto", "manual"))  # empty: [orders] decides
+    processor: str = key("dummy", _nonempty_str)
+    order_types: tuple[str, ...] = key(("PRODUCT_ORDER",), _list(_choice(*ORDER_TYPES)))
+    online_data_access: tuple[str, ...] = key(("ftp", "http"), _list(_choice(*ONLINE_PROTOCOLS)))
+    processor_options: Mapping[str, object] = key(attrs.Factory(dict), _table)
+    price_per_item: float = key(0.0, _float(0.0))
+    currency: str = key("EUR", _nonempty_str)
+    packaging: tuple[str, ...] = key((), _list(_choice(*PACKAGING_FORMATS)))
+    # Groups allowed to see and order this collection; empty: everybody.
+    groups: tuple[str, ...] = key((), _list(_nonempty_str))
+    option: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
+
+    def supports(self, order_type: str) -> bool:
+        return order_type in self.order_types
+
+
+DEMO_COLLECTION = CollectionConfig(
+    id=DEMO_COLLECTION_ID,
+    title="oseod demo collection",
+    processor="dummy",
+    order_types=("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER"),
+    online_data_access=("ftp", "http"),
+    processor_options={"size": 1024, "delay": 0.0, "fail_rate": 0.0},
+    packaging=PACKAGING_FORMATS,
+    option=(OptionConfig(name="format", choices=("GeoTIFF", "NetCDF"), description="Output file format",
+                         default="GeoTIFF"),),
+)
+
+
+@attrs.frozen
+class Config:
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    service: ServiceIdentificationConfig = ServiceIdentificationConfig()
+    provider: ProviderConfig = ProviderConfig()
+    orders: OrdersConfig = OrdersConfig()
+    processing: ProcessingConfig = ProcessingConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    quotation: QuotationConfig = QuotationConfig()
+    email: EmailConfig = EmailConfig()
+    collections: tuple[CollectionConfig, ...] = (DEMO_COLLECTION,)
+
+    def collection(self, collection_id: str) -> CollectionConfig | None:
+        for collection in self.collections:
+            if collection.id == collection_id:
+                return collection
+        return None
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "auth": AuthConfig,
+    "service": ServiceIdentificationConfig,
+    "provider": ProviderConfig,
+    "orders": OrdersConfig,
+    "processing": ProcessingConfig,
+    "notifications": NotificationsConfig,
+    "quotation": QuotationConfig,
+    "email": EmailConfig,
+}
+
+
+def _section(cls: type[T], table: object, where: str) -> T:
+    values = _table(table, where)
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, object] = {}
+    for name, value in values.items():
+        field = fields.get(name)
+        if field is None:
+            raise ConfigError(f"{where}.{name}", "unknown key")
+        kwargs[name] = field.metadata["check"](value, f"{where}.{name}")
+    for name, field in fields.items():
+        if field.metadata["required"] and name not in kwargs:
+            raise ConfigError(f"{where}.{name}", "is required")
+    return cls(**kwargs)
+
+
+def _collections(value: object) -> tuple[CollectionConfig, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("collection", "must be one or more [[collection]] tables")
+    collections = tuple(_section(CollectionConfig, t, f"collection[{i}]") for i, t in enumerate(value))
+    seen: set[str] = set()
+    for i, collection in enumerate(collections):
+        if collection.id in seen:
+            raise ConfigError(f"collection[{i}].id", f'"{collection.id}" is defined twice')
+        seen.add(collection.id)
+        names = [o.name for o in collection.option]
+        for j, option in enumerate(collection.option):
+            where = f"collection[{i}].option[{j}]"
+            if names.count(option.name) > 1:
+                raise ConfigError(f"{where}.name", f'option "{option.name}" is defined twice')
+            if not option.choices:
+                raise ConfigError(f"{where}.choices", "must list at least one choice")
+            if option.default and option.default not in option.choices:
+                raise ConfigError(f"{where}.default", f'"{option.default}" is not one of the choices')
+    return collections
+
+
+def parse_config(document: Mapping[str, object]) -> Config:
+    """Build a Config from a parsed TOML document, refusing anything unknown."""
+    kwargs: dict[str, object] = {}
+    for name, value in document.items():
+        if name == "collection":
+            kwargs["collections"] = _collections(value)
+        elif name in _SECTIONS:
+            kwargs[name] = _section(_SECTIONS[name], value, name)
+        else:
+            raise ConfigError(name, "unknown section or key")
+    return Config(**kwargs)  # type: ignore[arg-type]
+
+
+def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = ()) -> Config:
+    """Read the TOML file at ``path`` (None: the demo setup), then apply
+    command-line ``overrides`` given as ``(server key, value)`` pairs."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                document = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError("--config", f"cannot read {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("--config", f"{path} is not valid TOML: {e}") from None
+    config = parse_config(document)
+    if overrides:
+        server = attrs.evolve(config.server, **dict(overrides))  # type: ignore[arg-type]
+        config = attrs.evolve(config, server=server)
+    return config

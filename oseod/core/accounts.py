@@ -1,0 +1,73 @@
+"""Managing user accounts: the one place that the admin API, oseoctl and
+(later) the console go through to add, change or remove a user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import threads
+
+from ..auth.passwords import hash_password
+from ..store.users import UserRecord, UserStore, check_group_name, check_user_name
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def check_email(email: str) -> str:
+    if email and ("@" not in email or any(c.isspace() for c in email) or len(email) > 254):
+        raise ValueError(f"invalid e-mail address {email!r}")
+    return email
+
+
+class AccountService:
+    def __init__(self, users: UserStore, reactor: Any) -> None:
+        self._users = users
+        self._reactor = reactor
+
+    async def _hash(self, password: str) -> str:
+        # scrypt takes tens of milliseconds of CPU: keep it off the reactor.
+        return await threads.deferToThreadPool(
+            self._reactor, self._reactor.getThreadPool(), hash_password, check_password(password)
+        )
+
+    async def add(self, name: str, password: str, *, group: str = "default", admin: bool = False,
+                  email: str = "") -> UserRecord:
+        check_user_name(name)
+        check_group_name(group)
+        check_email(email)
+        record = UserRecord(name=name, password_hash=await self._hash(password), group=group, admin=admin,
+                            email=email)
+        await self._users.create(record)
+        created = await self._users.get(name)
+        assert created is not None
+        return created
+
+    async def set_password(self, name: str, password: str) -> None:
+        await self._users.update(name, password_hash=await self._hash(password))
+
+    async def change(self, name: str, *, group: str | None = None, admin: bool | None = None,
+                     email: str | None = None) -> UserRecord:
+        if email is not None:
+            check_email(email)
+        await self._users.update(name, group=group, admin=admin, email=email)
+        record = await self._users.get(name)
+        assert record is not None
+        return record
+
+    async def remove(self, name: str) -> None:
+        await self._users.delete(name)
+
+    async def get(self, name: str) -> UserRecord | None:
+        return await self._users.get(name)
+
+    async def list(self) -> list[UserRecord]:
+        return await self._users.list()

@@ -1,0 +1,79 @@
+# mypy: untyped-calls-exclude=twisted.protocols.ftp
+"""What the daemon wires: the FTP listener's factory and the FTP avatars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.cred.portal import Portal
+from twisted.protocols import ftp
+
+from ..auth.account import Account
+from ..auth.realm import AccountRealm
+from .protocol import OseodFTP
+from .shell import ReadOnlyShell
+from .tree import EmptyTree, IDeliverableTree
+
+DEFAULT_BANNER = "oseod FTP server ready"
+
+TreeSource = Callable[[Account], IDeliverableTree]
+
+
+def _empty_tree(account: Account) -> IDeliverableTree:
+    return EmptyTree()
+
+
+class OseodFTPFactory(ftp.FTPFactory):
+    """The stock factory with safe defaults: no anonymous login (a USER
+    "anonymous" is checked like any other name, and fails unless such an
+    account exists), and a banner that does not name the software version."""
+
+    protocol = OseodFTP
+    allowAnonymous = False
+    welcomeMessage = DEFAULT_BANNER
+    noisy = False  # the Listener logs where it listens
+
+    def __init__(self, portal: Portal) -> None:
+        ftp.FTPFactory.__init__(self, portal)
+
+
+def make_ftp_factory(
+    portal: Portal,
+    *,
+    passive_ports: range | None = None,
+    max_connections: int = 200,
+    idle_timeout: int = 600,
+    banner: str = DEFAULT_BANNER,
+) -> OseodFTPFactory:
+    """The factory for ``strports.service(endpoint, ...)``.
+
+    ``portal`` is the daemon's one Portal; its realm must have the FTP
+    avatars (:func:`install_ftp_avatars`). ``passive_ports`` is the range
+    PASV/EPSV ports are taken from (for a firewall; default: any free port).
+    Past ``max_connections`` control connections a client gets 421;
+    ``idle_timeout`` seconds without a command closes a session.
+    """
+    if "\r" in banner or "\n" in banner:
+        raise ValueError("the FTP banner must be one line")
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+    if idle_timeout < 1:
+        raise ValueError(f"idle_timeout must be at least 1 second, not {idle_timeout}")
+    if passive_ports is not None and (
+        len(passive_ports) == 0 or passive_ports.step != 1 or passive_ports.start < 1 or passive_ports.stop > 65536
+    ):
+        raise ValueError(f"passive_ports must be a non-empty range of ports within 1-65535, not {passive_ports}")
+    factory = OseodFTPFactory(portal)
+    factory.welcomeMessage = banner
+    # Twisted's class default is None, which mypy takes for the attribute's type.
+    factory.connectionLimit = max_connections  # type: ignore[assignment]
+    factory.timeOut = idle_timeout
+    if passive_ports is not None:
+        factory.passivePortRange = passive_ports
+    return factory
+
+
+def install_ftp_avatars(realm: AccountRealm, trees: TreeSource = _empty_tree) -> None:
+    """Make ``realm`` answer FTP logins with a :class:`ReadOnlyShell` over
+    ``trees(account)`` (an empty tree until deliveries are published)."""
+    realm.register(ftp.IFTPShell, lambda account: ReadOnlyShell(account, trees(account)))

@@ -1,0 +1,201 @@
+# mypy: untyped-calls-exclude=twisted.protocols.ftp
+# (twisted.protocols.ftp has no annotations; FTP methods are called through
+# the class, not super(), so that this exclusion covers them.)
+"""The FTP control connection: Twisted's stock server with the gaps that
+matter for a public download server closed (notes/twisted-stack.md §1.6).
+
+Passive mode only; each override is short and says which gap it closes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from twisted.internet import error
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, ServerFactory
+from twisted.logger import Logger, LogLevel
+from twisted.protocols import ftp
+from twisted.python.failure import Failure
+
+from .shell import ReadOnlyShell
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class NoDataConnection(ftp.FTPCmdError):
+    """425: no passive port was free, or the client never connected to it."""
+
+    errorCode = ftp.CANT_OPEN_DATA_CNX
+
+    def __init__(self) -> None:
+        ftp.FTPCmdError.__init__(self)
+
+
+def _host(address: IAddress | None) -> str:
+    """The IP of a TCP address (FTP only runs over TCP)."""
+    assert isinstance(address, (IPv4Address, IPv6Address)), address
+    return address.host
+
+
+class _ControlPeerOnly(ServerFactory):
+    """Stands in front of a passive data port's DTPFactory and lets only the
+    control connection's peer in (gap 4: the stock ``DTPFactory.peerCheck``
+    is never used, so anyone could grab a download or feed an upload)."""
+
+    noisy = False  # one passive port per transfer: no "Starting factory" lines
+    log = Logger()
+
+    def __init__(self, dtp: Factory, peer: str) -> None:
+        self._dtp = dtp
+        self._peer = peer
+
+    def logPrefix(self) -> str:
+        return "oseod-ftp-data"
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        host = _host(addr)
+        if host != self._peer:
+            self.log.warn(
+                "FTP data connection from {intruder} refused: the session belongs to {peer}",
+                intruder=host, peer=self._peer,
+            )  # fmt: skip
+            return None  # closes it; the port keeps waiting for the real client
+        return self._dtp.buildProtocol(addr)
+
+
+class OseodFTP(ftp.FTP):
+    """One FTP session. The avatar is a :class:`ReadOnlyShell`. There is no
+    anonymous login: "anonymous" is checked like any other user name."""
+
+    log = Logger()
+
+    def ftp_PASS(self, password: str) -> Deferred[Any]:
+        # Gap 1: lineReceived decoded the line as latin-1, which maps each byte
+        # to one char; encoding back gives exactly what the client sent (UTF-8
+        # from any modern client), which is what the checkers expect, so a
+        # password such as "pässwörd" works. The name is re-encoded the same way.
+        self._user = self._user.encode("latin-1")
+        d: Deferred[Any] = ftp.FTP.ftp_PASS(self, password.encode("latin-1"))
+        return d.addCallbacks(self._logged_in, self._login_broken)
+
+    def _logged_in(self, reply: object) -> object:
+        if isinstance(self.shell, ReadOnlyShell):
+            self.log.info("FTP login {user} from {peer}", user=self.shell.account.name, peer=self._peer())
+        return reply
+
+    def _login_broken(self, failure: Failure) -> Failure | tuple[str]:
+        # A refused login is already an FTPCmdError (530). Anything else means
+        # the check itself failed (Redis down...): the stock code would answer
+        # "550 internal server error" and stay half logged in; say 421 and hang up.
+        if isinstance(failure.value, ftp.FTPCmdError):
+            return failure
+        self.log.failure("FTP login from {peer} could not be checked", failure, LogLevel.error, peer=self._peer())
+        self.disconnected = True  # stops lineReceived from reading more commands
+        assert self.transport is not None
+        self.transport.loseConnection()
+        return (ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX,)
+
+    def ftp_NLST(self, path: str = "") -> Deferred[Any]:
+        # Gap 2: the stock NLST requires an argument, so a bare NLST (ftplib's
+        # nlst(), curl -l, mget in most clients) got "500 Syntax error". It
+        # can't just be given a default: the stock one takes the last segment
+        # of cwd + path for a glob whenever re.escape would change it (any
+        # "-" or "."), so a bare NLST in /ORD-1 listed "/" filtered by "ORD-1";
+        # and for a missing path it sent 226 without the 125 first.
+        if self.dtpInstance is None or not self.dtpInstance.isConnected:
+            return fail(ftp.BadCmdSequenceError("must send PASV or EPSV before NLST"))
+        try:
+            segments = ftp.toSegments(self.workingDirectory, path)
+        except ftp.InvalidPath:
+            return fail(ftp.FileNotFoundError(path))
+        pattern = None
+        if segments and path and _GLOB_CHARS.intersection(segments[-1]):
+            pattern = segments.pop().encode("latin-1").decode("utf-8", "replace")
+        d: Deferred[Any] = self.shell.list(segments)
+        return d.addCallbacks(self._send_names, self._send_no_names, callbackArgs=(pattern,))
+
+    def _send_names(self, listing: list[tuple[str, object]], pattern: str | None) -> tuple[str]:
+        dtp: Any = self.dtpInstance
+        ftp.FTP.reply(self, ftp.DATA_CNX_ALREADY_OPEN_START_XFR)
+        for name, _ in listing:
+            if pattern is None or fnmatch.fnmatchcase(name, pattern):
+                dtp.sendLine(name.encode("utf-8"))
+        dtp.transport.loseConnection()
+        return (ftp.TXFR_COMPLETE_OK,)
+
+    def _send_no_names(self, failure: Failure) -> Failure | tuple[str]:
+        # RFC 959: NLST of a path that does not exist sends nothing.
+        if not isinstance(failure.value, ftp.FileNotFoundError):
+            return failure
+        return self._send_names([], None)
+
+    def ftp_PORT(self, address: str = "") -> Deferred[Any]:
+        # Gap 5: active mode makes the server connect wherever the client says
+        # (FTP bounce). This server is passive only.
+        return fail(ftp.CmdNotImplementedError("PORT"))
+
+    def ftp_EPRT(self, extendedAddress: str = "") -> Deferred[Any]:
+        return fail(ftp.CmdNotImplementedError("EPRT"))
+
+    def ftp_RNFR(self, fromName: str) -> Deferred[Any]:
+        # Read only: refuse at once instead of answering 350 and waiting in the
+        # RENAMING state for an RNTO that the shell would refuse anyway.
+        return fail(ftp.PermissionDeniedError(fromName))
+
+    def ftp_RNTO(self, toName: str) -> Deferred[Any]:
+        # With RNFR always refused, RNTO is always out of sequence (the stock
+        # one fails on the missing RNFR name with a traceback and a 550).
+        return fail(ftp.BadCmdSequenceError("RNFR required before RNTO"))
+
+    def ftp_APPE(self, path: str) -> Deferred[Any]:
+        # Not in the stock server (it answers 502); it is a write like STOR.
+        return fail(ftp.PermissionDeniedError(path))
+
+    def ftp_PASV(self) -> Any:
+        return self._await_data_connection(ftp.FTP.ftp_PASV(self))
+
+    def ftp_EPSV(self, protocol: str = "") -> Any:
+        return self._await_data_connection(ftp.FTP.ftp_EPSV(self, protocol))
+
+    def _await_data_connection(self, result: Any) -> Any:
+        # PASV/EPSV's Deferred fires when the client connects to the data
+        # port. If it never does, the stock code logs a traceback and answers
+        # "550 internal server error" while the port stays open: close the
+        # port and answer 425 instead.
+        if isinstance(result, Deferred):
+            result.addErrback(self._no_data_connection)
+        return result
+
+    def _no_data_connection(self, failure: Failure) -> Failure:
+        if not isinstance(failure.value, ftp.PortConnectionError):
+            return failure
+        if self.dtpFactory is not None:
+            ftp.FTP.cleanupDTP(self)  # stops listening
+        raise NoDataConnection()
+
+    def getDTPPort(self, factory: Factory, interface: str = "") -> Any:
+        # Gap 3: the stock PASV/EPSV listen on all interfaces ("" or "::"):
+        # listen where the client reached us, which is also the address PASV
+        # advertises. Gap 4: only the control peer may connect (see above).
+        assert self.transport is not None
+        control = _host(self.transport.getHost())
+        guarded = _ControlPeerOnly(factory, self._peer())
+        try:
+            return ftp.FTP.getDTPPort(self, guarded, interface=control)
+        except error.CannotListenError:
+            # ftp_PASV has already stored a DTPFactory with a running timeout,
+            # and cleanupDTP would later fail on the missing port: undo it.
+            self.log.warn("FTP: no free passive port in {ports}", ports=self.passivePortRange)
+            factory_ = self.dtpFactory
+            self.dtpFactory = None
+            if factory_ is not None:
+                factory_.cancelTimeout()
+            raise NoDataConnection() from None
+
+    def _peer(self) -> str:
+        assert self.transport is not None
+        return _host(self.transport.getPeer())

@@ -1,0 +1,97 @@
+"""Turns the configuration into the OSEO Capabilities document.
+
+The document depends only on the configuration, the caller's visible
+collections and the endpoint URL, so the serialised bytes are cached: a
+GetCapabilities costs a dictionary look-up after the first one."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..auth.account import Account
+from ..config import Config
+from ..core.catalogue import Catalogue
+from ..oseo import capabilities as oseo_capabilities
+from ..oseo.soap import Encoding, wrap
+
+CACHE_SIZE = 256
+
+_Key = tuple[Encoding, frozenset[str] | None, tuple[str, ...], str, tuple[str, ...]]
+
+
+class CapabilitiesPresenter:
+    def __init__(self, config: Config, catalogue: Catalogue) -> None:
+        self._config = config
+        self._catalogue = catalogue
+        self._cache: OrderedDict[_Key, bytes] = OrderedDict()
+
+    def render(self, encoding: Encoding, account: Account | None, endpoint_url: str,
+               sections: frozenset[str] | None, operations: tuple[str, ...]) -> bytes:
+        """``operations``: the operations the endpoint serves, for OperationsMetadata."""
+        collections = tuple(c.id for c in self._catalogue.visible_to(account))
+        key = (encoding, sections, collections, endpoint_url, operations)
+        document = self._cache.get(key)
+        if document is None:
+            description = self._describe(collections, endpoint_url, operations)
+            element = oseo_capabilities.render_capabilities(description, sections)
+            document = wrap(encoding, element)
+            self._cache[key] = document
+            # Bounded: endpoint URLs come from clients' Host headers.
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return document
+
+    def _describe(self, visible: tuple[str, ...], endpoint_url: str,
+                  operations: tuple[str, ...]) -> oseo_capabilities.ServiceCapabilities:
+        config = self._config
+        service, provider = config.service, config.provider
+        collections = tuple(
+            oseo_capabilities.CollectionCapability(
+                collection_id=c.id,
+                product_orders=c.supports("PRODUCT_ORDER") or c.supports("MASSIVE_ORDER"),
+                subscription_orders=c.supports("SUBSCRIPTION_ORDER"),
+                programming_orders=c.supports("TASKING_ORDER"),
+            )
+            for c in config.collections
+            if c.id in visible
+        )
+        mode = config.quotation.mode
+        return oseo_capabilities.ServiceCapabilities(
+            identification=oseo_capabilities.ServiceIdentification(
+                title=service.title,
+                abstract=service.abstract,
+                keywords=service.keywords,
+                fees=service.fees,
+                access_constraints=service.access_constraints,
+            ),
+            provider=oseo_capabilities.ServiceProvider(
+                name=provider.name,
+                site=provider.site,
+                individual_name=provider.individual_name,
+                position_name=provider.position_name,
+                phone=provider.phone,
+                email=provider.email,
+                delivery_point=provider.delivery_point,
+                city=provider.city,
+                administrative_area=provider.administrative_area,
+                postal_code=provider.postal_code,
+                country=provider.country,
+            ),
+            endpoint_url=endpoint_url,
+            operations=operations,
+            collections=collections,
+            product_orders=any(c.product_orders for c in collections),
+            subscription_orders=any(c.subscription_orders for c in collections),
+            programming_orders=any(c.programming_orders for c in collections),
+            quotation=oseo_capabilities.QuotationCapabilities(
+                # Only what this daemon answers today: GetQuotation is not served yet.
+                supported="GetQuotation" in operations and mode != "off",
+                synchronous="GetQuotation" in operations and mode == "synchronous",
+                asynchronous="GetQuotation" in operations and mode == "asynchronous",
+                monitoring="GetQuotation" in operations and mode == "monitoring",
+                off_line=False,
+            ),
+            submit_asynchronous=False,
+            max_products=config.orders.max_items_per_order,
+            cancel_asynchronous=False,
+        )

@@ -1,0 +1,31 @@
+"""Who is calling: HTTP Basic credentials, checked through the one Portal."""
+
+from __future__ import annotations
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.web.iweb import IRequest
+
+from ..auth.account import Account, IAccount
+
+
+class BadCredentials(Exception):
+    """Credentials were given and are wrong: never fall back to anonymous."""
+
+
+async def basic_account(portal: Portal, request: IRequest) -> Account | None:
+    """The account named by the request's HTTP Basic credentials, None when it
+    carries none; BadCredentials when they do not check out."""
+    if not request.getHeader(b"authorization"):
+        return None
+    # getUser/getPassword give the raw bytes the client sent (UTF-8 in practice).
+    credentials = UsernamePassword(request.getUser(), request.getPassword())
+    if not credentials.username or not credentials.password:
+        raise BadCredentials("malformed HTTP Basic credentials")
+    try:
+        _, account, _ = await portal.login(credentials, None, IAccount)
+    except UnauthorizedLogin:
+        raise BadCredentials("wrong user name or password") from None
+    assert isinstance(account, Account)
+    return account

@@ -1,0 +1,82 @@
+"""The HTTP endpoint's routes: OSEO, health, metrics, and the admin API."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from .. import __version__
+from ..metrics import RequestMetrics, Sample
+from ..store.connection import Redis
+from .oseo import OseoEndpoint
+
+
+class HttpFrontend:
+    app = Klein()
+
+    def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics) -> None:
+        self._oseo = oseo
+        self._admin = admin
+        self._redis = redis
+        self._metrics = metrics
+        self._started = time.time()
+
+    def resource(self) -> IResource:
+        return self.app.resource()
+
+    @app.route("/oseo", methods=["POST"])
+    async def oseo_post(self, request: IRequest) -> bytes:
+        return await self._oseo.post(request)
+
+    @app.route("/oseo", methods=["GET", "HEAD"])
+    async def oseo_get(self, request: IRequest) -> bytes:
+        return await self._oseo.get(request)
+
+    @app.route("/health", methods=["GET", "HEAD"])
+    async def health(self, request: IRequest) -> bytes:
+        redis_ok = await self._redis.ping()
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        if not redis_ok:
+            request.setResponseCode(503)
+        return json.dumps({
+            "status": "ok" if redis_ok else "degraded",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self._started, 3),
+            "redis": {"reachable": redis_ok, "address": self._redis.address.describe()},
+        }).encode() + b"\n"
+
+    @app.route("/metrics", methods=["GET"])
+    async def metrics(self, request: IRequest) -> bytes:
+        redis_ok = await self._redis.ping()
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        return self._metrics.render([
+            Sample("oseod_redis_up", "1 when Redis answered a PING for this scrape.", 1.0 if redis_ok else 0.0),
+            Sample("oseod_start_time_seconds", "When the daemon started, Unix time.", self._started),
+        ]).encode()
+
+    @app.route("/admin/api/", branch=True)
+    def admin(self, request: IRequest) -> IResource:
+        return self._admin.resource()  # type: ignore[no-any-return]
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"not found\n"
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(405)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        allowed = getattr(failure.value, "valid_methods", None) or []
+        request.setHeader(b"allow", ", ".join(allowed).encode())
+        return b"method not allowed\n"

@@ -1,0 +1,172 @@
+"""``/oseo``: the OSEO endpoint. A thin shell: unwrap the message, find out who
+calls, run the operation, answer in the form the request came in."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+from lxml import etree
+from twisted.cred.portal import Portal
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from ..auth.account import Account
+from ..metrics import RequestMetrics
+from ..oseo import soap
+from ..oseo.capabilities import negotiate, parse_get_capabilities, parse_get_capabilities_kvp
+from ..oseo.errors import ExceptionCode, OseoError
+from ..oseo.namespaces import OSEO
+from .capabilities import CapabilitiesPresenter
+from .credentials import BadCredentials, basic_account
+
+# Every request operation of OSEO 1.0; those without a handler are answered
+# with OperationNotSupported, so a client learns what it can rely on.
+OSEO_OPERATIONS = ("GetCapabilities", "GetOptions", "GetQuotation", "Submit", "GetStatus",
+                   "DescribeResultAccess", "Cancel")
+
+
+@attrs.frozen
+class OseoCall:
+    """One decoded request, as the operation handlers see it."""
+
+    message: soap.Message
+    account: Account | None
+    endpoint_url: str
+
+
+Handler = Callable[[OseoCall], Awaitable[bytes]]
+
+
+def http_status(error: OseoError) -> int:
+    if not error.sender:
+        return 500
+    if error.code is ExceptionCode.AuthenticationFailed:
+        return 401
+    if error.code is ExceptionCode.AuthorizationFailed:
+        return 403
+    return 400
+
+
+class OseoEndpoint:
+    log = Logger()
+
+    def __init__(self, *, portal: Portal, capabilities: CapabilitiesPresenter, metrics: RequestMetrics,
+                 clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+        self._portal = portal
+        self._capabilities = capabilities
+        self._metrics = metrics
+        self._clock = clock
+        self._public_url = public_url
+        self._anonymous_capabilities = anonymous_capabilities
+        self._handlers: dict[str, Handler] = {"GetCapabilities": self._get_capabilities}
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The operations advertised in OperationsMetadata: the whole OSEO
+        request interface (OWS requires at least two). Until an operation has
+        a handler, /oseo answers it with OperationNotSupported."""
+        return OSEO_OPERATIONS
+
+    def endpoint_url(self, request: IRequest) -> str:
+        if self._public_url:
+            return self._public_url
+        scheme = "https" if request.isSecure() else "http"
+        host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
+        return f"{scheme}://{host}/oseo"
+
+    async def post(self, request: IRequest) -> bytes:
+        started = self._clock.seconds()
+        content_type = _header(request, b"content-type")
+        soap_action = _header(request, b"soapaction")
+        encoding = soap.guess_encoding(content_type)
+        operation, account = "unknown", None
+        try:
+            message = soap.unwrap(request.content.read(), content_type, soap_action)
+            encoding = message.encoding
+            operation = self._operation(message.payload)
+            account = await self._account(request, operation)
+            call = OseoCall(message, account, self.endpoint_url(request))
+            body = await self._handlers[operation](call)
+        except Exception as e:
+            return self._fail(request, encoding, operation, account, started, e)
+        return self._succeed(request, encoding, operation, account, started, body)
+
+    async def get(self, request: IRequest) -> bytes:
+        """KVP: ``GET /oseo?service=OS&request=GetCapabilities``, bare XML."""
+        started = self._clock.seconds()
+        encoding = soap.Encoding.BARE
+        params = {k.decode("latin-1"): v[-1].decode("utf-8", "replace") for k, v in request.args.items() if v}
+        operation, account = "unknown", None
+        try:
+            lowered = {k.lower(): v for k, v in params.items()}
+            if "request" not in lowered:
+                raise OseoError(ExceptionCode.MissingParameterValue, "request", "missing KVP parameter request")
+            if lowered["request"] != "GetCapabilities":
+                raise OseoError(ExceptionCode.OperationNotSupported, "request",
+                                f'operation "{lowered["request"]}" is not available with HTTP GET; POST it to /oseo')
+            operation = "GetCapabilities"
+            account = await self._account(request, operation)
+            get_capabilities = parse_get_capabilities_kvp(params)
+            negotiate(get_capabilities)
+            body = self._capabilities.render(encoding, account, self.endpoint_url(request), get_capabilities.sections,
+                                             self.operations)
+        except Exception as e:
+            return self._fail(request, encoding, operation, account, started, e)
+        return self._succeed(request, encoding, operation, account, started, body)
+
+    def _operation(self, payload: etree._Element) -> str:
+        name = etree.QName(payload)
+        if name.namespace != OSEO or name.localname not in OSEO_OPERATIONS:
+            raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
+                            f'"{name.text}" is not an OSEO 1.0 request')
+        if name.localname not in self._handlers:
+            raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
+                            f"operation {name.localname} is not supported by this server")
+        return name.localname
+
+    async def _account(self, request: IRequest, operation: str) -> Account | None:
+        try:
+            account = await basic_account(self._portal, request)
+        except BadCredentials as e:
+            raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token", str(e)) from None
+        if account is None and not (operation == "GetCapabilities" and self._anonymous_capabilities):
+            raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token",
+                            f"{operation} needs credentials")
+        return account
+
+    async def _get_capabilities(self, call: OseoCall) -> bytes:
+        get_capabilities = parse_get_capabilities(call.message.payload)
+        negotiate(get_capabilities)
+        return self._capabilities.render(call.message.encoding, call.account, call.endpoint_url,
+                                         get_capabilities.sections, self.operations)
+
+    def _succeed(self, request: IRequest, encoding: soap.Encoding, operation: str, account: Account | None,
+                 started: float, body: bytes) -> bytes:
+        request.setHeader(b"content-type", soap.content_type(encoding).encode())
+        self._metrics.record("http", operation, "ok", self._clock.seconds() - started,
+                             account.name if account else None)
+        return body
+
+    def _fail(self, request: IRequest, encoding: soap.Encoding, operation: str, account: Account | None,
+              started: float, exc: Exception) -> bytes:
+        if isinstance(exc, OseoError):
+            error = exc
+        else:
+            self.log.failure("internal error in {operation}", operation=operation)
+            error = OseoError.internal()
+        status = http_status(error)
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", soap.content_type(encoding).encode())
+        if status == 401:
+            request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+        outcome = error.code.value if error.sender else "InternalError"
+        self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
+                             account.name if account else None)
+        return soap.fault(encoding, error)
+
+
+def _header(request: IRequest, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    return value.decode("latin-1") if value is not None else None

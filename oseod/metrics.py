@@ -1,0 +1,102 @@
+"""Request accounting: one structured log event and Prometheus series per request."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from twisted.logger import Logger
+
+# Seconds; spans a cached GetCapabilities (sub-millisecond) to a large Submit.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Sample(NamedTuple):
+    """A gauge value for the exposition, e.g. Redis reachability."""
+
+    name: str
+    help: str
+    value: float
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+class _Series:
+    __slots__ = ("count", "total", "buckets")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * len(BUCKETS)
+
+
+class RequestMetrics:
+    """Counts and latency histograms keyed by (transport, operation, outcome).
+
+    ``outcome`` is "ok" or the OWS exceptionCode / HTTP reason of a failure, a
+    small closed set, so the series stay bounded."""
+
+    log = Logger(namespace="oseod.request")
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, str], _Series] = {}
+
+    def record(self, transport: str, operation: str, outcome: str, seconds: float, user: str | None) -> None:
+        series = self._series.get((transport, operation, outcome))
+        if series is None:
+            series = self._series[(transport, operation, outcome)] = _Series()
+        series.count += 1
+        series.total += seconds
+        index = bisect.bisect_left(BUCKETS, seconds)
+        if index < len(BUCKETS):
+            series.buckets[index] += 1
+        self.log.info(
+            "{transport} {operation} {outcome} user={user} {duration_ms:.1f}ms",
+            transport=transport,
+            operation=operation,
+            outcome=outcome,
+            user=user or "-",
+            duration_ms=seconds * 1000.0,
+        )
+
+    def count(self, transport: str, operation: str, outcome: str) -> int:
+        series = self._series.get((transport, operation, outcome))
+        return series.count if series else 0
+
+    def render(self, gauges: Iterable[Sample] = ()) -> str:
+        """The Prometheus text exposition format, version 0.0.4."""
+        lines = [
+            "# HELP oseod_requests_total Requests handled, by transport, operation and outcome.",
+            "# TYPE oseod_requests_total counter",
+        ]
+        ordered = sorted(self._series.items())
+        for (transport, operation, outcome), series in ordered:
+            labels = f'transport="{_label(transport)}",operation="{_label(operation)}",outcome="{_label(outcome)}"'
+            lines.append(f"oseod_requests_total{{{labels}}} {series.count}")
+        lines += [
+            "# HELP oseod_request_duration_seconds Time to answer a request.",
+            "# TYPE oseod_request_duration_seconds histogram",
+        ]
+        for (transport, operation, outcome), series in ordered:
+            labels = f'transport="{_label(transport)}",operation="{_label(operation)}",outcome="{_label(outcome)}"'
+            cumulative = 0
+            for bound, n in zip(BUCKETS, series.buckets):
+                cumulative += n
+                lines.append(f'oseod_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}')
+            lines.append(f'oseod_request_duration_seconds_bucket{{{labels},le="+Inf"}} {series.count}')
+            lines.append(f"oseod_request_duration_seconds_sum{{{labels}}} {series.total!r}")
+            lines.append(f"oseod_request_duration_seconds_count{{{labels}}} {series.count}")
+        for sample in gauges:
+            lines += [
+                f"# HELP {sample.name} {sample.help}",
+                f"# TYPE {sample.name} gauge",
+                f"{sample.name} {_number(sample.value)}",
+            ]
+        return "\n".join(lines) + "\n"

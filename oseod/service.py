@@ -1,0 +1,110 @@
+"""The root service: starts the daemon's parts in order and fails loudly.
+
+twistd's MultiService ignores a child's asynchronous start-up failure, so a
+daemon whose Redis is down would sit there listening and answering 500s. Here
+each step is awaited before the next begins; the first failure stops what
+already started and ends the process with status 1 and one clear log line.
+Steps stop in reverse order, so Redis outlives everything that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+Action = Callable[[], Awaitable[object] | object]
+
+
+async def _run(action: Action) -> object:
+    result = action()
+    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+        return await result  # type: ignore[misc]
+    return result
+
+
+@attrs.frozen
+class Step:
+    name: str
+    start: Action
+    stop: Action | None = None
+
+
+class DaemonService(Service):
+    log = Logger()
+
+    def __init__(self, reactor: Any, exit: Callable[[int], None] | None = None) -> None:
+        self._reactor = reactor
+        self._steps: list[Step] = []
+        self._started: list[Step] = []
+        self._starting: defer.Deferred[None] | None = None
+        self._exit = exit if exit is not None else _exit_after_shutdown(reactor)
+        self.name = "oseod"
+
+    def step(self, name: str, start: Action, stop: Action | None = None) -> None:
+        """Add a part to start after the ones added before it."""
+        self._steps.append(Step(name, start, stop))
+
+    def startService(self) -> defer.Deferred[None]:  # type: ignore[override]
+        super().startService()
+        self._starting = defer.Deferred.fromCoroutine(self._start())
+        return self._starting
+
+    async def _start(self) -> None:
+        for step in self._steps:
+            try:
+                await _run(step.start)
+            except Exception as e:
+                reason = str(e) or type(e).__name__
+                self.log.critical("oseod could not start: {step}: {reason}", step=step.name, reason=reason)
+                await self._stop_started()
+                self._exit(1)
+                return
+            self._started.append(step)
+        self.log.info("oseod is running")
+
+    def stopService(self) -> defer.Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._starting is not None:
+            # A stop request during start-up waits for the start to settle,
+            # so nothing is left half-started.
+            await self._starting
+        await self._stop_started()
+
+    async def _stop_started(self) -> None:
+        while self._started:
+            step = self._started.pop()
+            if step.stop is None:
+                continue
+            try:
+                await _run(step.stop)
+            except Exception:
+                self.log.failure("error while stopping {step}", step=step.name)
+
+
+def _exit_after_shutdown(reactor: Any) -> Callable[[int], None]:
+    """Stop the reactor and leave the process with ``status`` once the
+    shutdown triggers have run (twistd has no other way to set the status)."""
+
+    def exit(status: int) -> None:
+        def leave() -> None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+        reactor.addSystemEventTrigger("after", "shutdown", leave)
+        if reactor.running:
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    return exit

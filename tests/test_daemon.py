@@ -1,0 +1,205 @@
+"""Black-box tests of ``twistd -n oseod``, through the files and commands an operator uses."""
+
+from __future__ import annotations
+
+import ftplib
+import json
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from oseod.oseo.namespaces import OSEO, OWS
+from tests.daemon import BIN, Daemon, children_of, pid_alive, wait_for
+from tests.oseo_schema import assert_valid, requires_schemas
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.cleanup()
+
+
+def _daemon(daemons: list[Daemon], data_dir: Path, *extra: str, wait: bool = True) -> Daemon:
+    daemon = Daemon(data_dir, *extra)
+    daemons.append(daemon)
+    return daemon.start(wait)
+
+
+@requires_schemas
+def test_demo_daemon_end_to_end(tmp_path: Path, daemons: list[Daemon]) -> None:
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data)
+
+    endpoints = daemon.endpoints
+    assert set(endpoints) == {"http", "ftp"}
+    assert urlsplit(endpoints["http"]).hostname == "127.0.0.1" and urlsplit(endpoints["http"]).port
+    assert urlsplit(endpoints["ftp"]).scheme == "ftp"
+    token = data / "admin.token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert len(token.read_text().strip()) >= 32
+
+    status, headers, body = daemon.get("/health")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    health = json.loads(body)
+    assert health["status"] == "ok" and health["redis"]["reachable"] is True
+
+    status, headers, body = daemon.get("/oseo?service=OS&request=GetCapabilities")
+    assert status == 200 and headers["Content-Type"].startswith("application/xml")
+    capabilities = assert_valid(body)
+    assert capabilities.tag == f"{{{OSEO}}}Capabilities"
+    assert capabilities.findtext(f".//{{{OSEO}}}SupportedCollection/{{{OSEO}}}collectionId") == "urn:oseod:demo"
+    get_status = capabilities.find(f".//{{{OSEO}}}GetStatusCapabilities")
+    assert get_status is not None
+    assert {get_status.get(a) for a in ("orderSearch", "orderRetrieve", "full")} == {"true"}
+    operations = {op.get("name"): op for op in capabilities.iter(f"{{{OWS}}}Operation")}
+    assert "GetCapabilities" in operations
+    hrefs = {e.get("{http://www.w3.org/1999/xlink}href") for e in operations["GetCapabilities"].iter()}
+    assert f"{daemon.http}/oseo" in hrefs
+
+    status, headers, body = daemon.get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = body.decode()
+    assert "# TYPE oseod_requests_total counter" in text
+    assert 'operation="GetCapabilities",outcome="ok"} 1' in text
+    assert "oseod_redis_up 1" in text
+
+    added = daemon.ctl("user", "add", "alice", "--password-stdin", "--group", "eo", stdin="alice-password\n")
+    assert added.returncode == 0, added.stderr
+    listed = daemon.ctl("user", "list")
+    assert listed.returncode == 0 and "alice" in listed.stdout and "eo" in listed.stdout
+
+    # The same account logs in to FTP; anonymous does not.
+    ftp_url = urlsplit(endpoints["ftp"])
+    with ftplib.FTP() as client:
+        client.connect(ftp_url.hostname or "", ftp_url.port or 0, timeout=30)
+        client.login("alice", "alice-password")
+        assert client.nlst() == []
+    with ftplib.FTP() as client:
+        client.connect(ftp_url.hostname or "", ftp_url.port or 0, timeout=30)
+        with pytest.raises(ftplib.error_perm, match="530"):
+            client.login()
+
+    # No password, token or credential in the log.
+    assert "alice-password" not in daemon.log()
+    assert token.read_text().strip() not in daemon.log()
+
+    # SIGTERM: clean exit, the embedded redis-server gone with it, nothing left behind.
+    redis_pid = daemon.redis_pid()
+    assert redis_pid is not None and pid_alive(redis_pid)
+    assert children_of(daemon.pid) == [redis_pid]
+    # twistd ends with the signal that stopped it, after a clean shutdown.
+    assert daemon.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert not pid_alive(redis_pid)
+    assert not (data / "endpoints.json").exists()
+    assert not (data / "redis.sock").exists()
+
+    # After a restart alice is still there.
+    daemon = _daemon(daemons, data)
+    listed = daemon.ctl("user", "list")
+    assert listed.returncode == 0 and "alice" in listed.stdout
+    assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+def test_comes_back_after_sigkill_of_the_whole_service(tmp_path: Path, daemons: list[Daemon]) -> None:
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data)
+    assert daemon.ctl("user", "add", "bob", "--password-stdin", stdin="bob-password\n").returncode == 0
+    aof = data / "redis"
+    # appendfsync everysec: wait until bob has reached the disk before pulling the plug.
+    wait_for(lambda: any(b"oseod:user:bob" in f.read_bytes() for f in aof.rglob("*.aof")), 10, "AOF fsync")
+    redis_pid = daemon.redis_pid()
+    daemon.kill_group()
+    assert redis_pid is not None
+    wait_for(lambda: not pid_alive(redis_pid), 10, "redis-server to die")
+    assert (data / "redis.sock").exists()  # stale, left behind
+
+    daemon = _daemon(daemons, data)
+    assert "bob" in daemon.ctl("user", "list").stdout
+    assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+def test_leftover_redis_of_a_killed_daemon_is_replaced(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """SIGKILL of twistd alone orphans its redis-server; the next start stops it."""
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data)
+    assert daemon.ctl("user", "add", "carol", "--password-stdin", stdin="carol-password\n").returncode == 0
+    orphan = daemon.redis_pid()
+    assert orphan is not None
+    daemon.stop(signal.SIGKILL)
+    assert pid_alive(orphan)
+
+    daemon = _daemon(daemons, data)
+    assert not pid_alive(orphan)
+    assert daemon.redis_pid() != orphan
+    assert "carol" in daemon.ctl("user", "list").stdout
+    assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+def test_one_daemon_per_data_dir(tmp_path: Path, daemons: list[Daemon]) -> None:
+    data = tmp_path / "data"
+    first = _daemon(daemons, data)
+    second = _daemon(daemons, data, wait=False)
+    assert second.process is not None and second.process.wait(60) == 1
+    assert "another oseod is running" in second.log()
+    status, _, _ = first.get("/health")
+    assert status == 200
+
+
+def test_unreachable_redis_fails_the_start(tmp_path: Path, daemons: list[Daemon]) -> None:
+    daemon = _daemon(daemons, tmp_path / "data", "--redis", "redis://127.0.0.1:1/0", wait=False)
+    assert daemon.process is not None and daemon.process.wait(60) == 1
+    log = daemon.log()
+    assert "oseod could not start" in log and "redis://127.0.0.1:1/0" in log
+    assert "Traceback" not in log
+    assert not (tmp_path / "data" / "endpoints.json").exists()
+
+
+def test_admin_api_and_oseoctl_errors(tmp_path: Path, daemons: list[Daemon]) -> None:
+    data = tmp_path / "data"
+    not_running = subprocess.run([str(BIN / "oseoctl"), "--data-dir", str(data), "user", "list"],
+                                 capture_output=True, text=True, timeout=60)
+    assert not_running.returncode == 3 and "not running" in not_running.stderr
+    assert "Traceback" not in not_running.stderr
+
+    daemon = _daemon(daemons, data)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWxpY2U6eA=="}):
+        status, _, body = daemon.get("/admin/api/users", headers=headers)
+        assert status == 401 and "token" in json.loads(body)["error"]
+    assert daemon.ctl("user", "add", "dave", "--password-stdin", stdin="dave-password\n").returncode == 0
+    again = daemon.ctl("user", "add", "dave", "--password-stdin", stdin="dave-password\n")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    short = daemon.ctl("user", "add", "erin", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and "too short" in short.stderr
+    assert daemon.ctl("user", "passwd", "dave", "--password-stdin", stdin="dave-password-2\n").returncode == 0
+    assert daemon.ctl("user", "del", "dave").returncode == 0
+    gone = daemon.ctl("user", "del", "dave")
+    assert gone.returncode == 1 and "no user dave" in gone.stderr
+    assert "dave" not in daemon.ctl("user", "list").stdout
+    daemon.stop()
+    stopped = daemon.ctl("user", "list")
+    assert stopped.returncode == 3 and "not running" in stopped.stderr
+
+
+def test_oversized_and_hostile_requests(tmp_path: Path, daemons: list[Daemon]) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "small.toml"
+    config.write_text("[server]\nmax_request_bytes = 4096\n")
+    daemon = _daemon(daemons, data, "--config", str(config))
+    status, _, body = daemon.request("POST", "/oseo", b"<x>" + b" " * 10_000 + b"</x>",
+                                     {"Content-Type": "application/soap+xml"})
+    assert status == 413 and b"4096" in body
+    status, _, body = daemon.request("POST", "/oseo", b"<not xml", {"Content-Type": "application/soap+xml"})
+    assert status == 400 and b"Fault" in body and b"Traceback" not in body
+    status, _, body = daemon.get("/nowhere")
+    assert status == 404 and body == b"not found\n"
+    status, _, _ = daemon.get("/health")
+    assert status == 200

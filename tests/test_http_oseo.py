@@ -1,0 +1,311 @@
+"""The /oseo endpoint, the operational routes and the admin API, served by the
+real site on a loopback port, with the real portal and a real Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import pytest_twisted
+from lxml import etree
+import treq
+from twisted.cred.portal import Portal
+from twisted.internet import reactor
+
+from oseod.admin.api import AdminApi
+from oseod.auth.checkers import UserStoreChecker
+from oseod.auth.passwords import hash_password
+from oseod.auth.realm import AccountRealm
+from oseod.config import Config, parse_config
+from oseod.core.accounts import AccountService
+from oseod.core.catalogue import Catalogue
+from oseod.http.capabilities import CapabilitiesPresenter
+from oseod.http.frontend import HttpFrontend
+from oseod.http.oseo import OseoEndpoint
+from oseod.http.site import OseodSite
+from oseod.metrics import RequestMetrics
+from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12
+from oseod.store.connection import Redis
+from oseod.store.users import UserRecord, UserStore
+from tests.oseo_schema import assert_valid, requires_schemas
+
+pytestmark = requires_schemas
+
+GET_CAPABILITIES = f'<GetCapabilities xmlns="{OSEO}" service="OS"/>'
+SOAP12_CT = "application/soap+xml; charset=utf-8"
+
+
+def soap12(payload: str) -> bytes:
+    return f'<s:Envelope xmlns:s="{SOAP12}"><s:Body>{payload}</s:Body></s:Envelope>'.encode()
+
+
+def soap11(payload: str) -> bytes:
+    return f'<s:Envelope xmlns:s="{SOAP11}"><s:Body>{payload}</s:Body></s:Envelope>'.encode()
+
+
+def basic(user: str, password: str) -> dict[str, list[str]]:
+    return {"Authorization": ["Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()]}
+
+
+class Server:
+    def __init__(self, redis: Redis, config: Config) -> None:
+        users = UserStore(redis)
+        self.users = users
+        self.metrics = RequestMetrics()
+        portal = Portal(AccountRealm(users), [UserStoreChecker(users, reactor)])
+        oseo = OseoEndpoint(portal=portal, capabilities=CapabilitiesPresenter(config, Catalogue(config)),
+                            metrics=self.metrics, clock=reactor, public_url=config.server.public_url,
+                            anonymous_capabilities=config.auth.anonymous_capabilities)
+        admin = AdminApi(token=lambda: "the-token", accounts=AccountService(users, reactor), metrics=self.metrics,
+                         clock=reactor)
+        frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=self.metrics)
+        self.site = OseodSite(frontend.resource(), config.server.max_request_bytes)
+        self.port: Any = None
+        self.base = ""
+
+    async def start(self) -> None:
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+
+    async def stop(self) -> None:
+        await self.port.stopListening()
+
+    async def post(self, body: bytes, content_type: str | None, **headers: Any) -> tuple[int, Any, bytes]:
+        all_headers = {k: v for k, v in headers.items()}
+        if content_type:
+            all_headers["Content-Type"] = [content_type]
+        response = await treq.post(self.base + "/oseo", data=body, headers=all_headers, persistent=False)
+        return response.code, response.headers, await response.content()
+
+    async def get(self, path: str, **headers: Any) -> tuple[int, Any, bytes]:
+        response = await treq.get(self.base + path, headers=headers, persistent=False)
+        return response.code, response.headers, await response.content()
+
+
+@pytest_twisted.async_yield_fixture
+async def make_server(redis: Redis) -> Any:
+    servers: list[Server] = []
+
+    def make(config: Config = Config()) -> Server:
+        servers.append(Server(redis, config))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        await server.stop()
+
+
+def exception(document: bytes) -> etree._Element:
+    fault = assert_valid(document)
+    found = fault.find(f".//{{{OWS}}}Exception") if fault.tag != f"{{{OWS}}}Exception" else fault
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "envelope", "answer_type"),
+    [
+        (soap12(GET_CAPABILITIES), SOAP12_CT, SOAP12, "application/soap+xml"),
+        (soap11(GET_CAPABILITIES), "text/xml; charset=utf-8", SOAP11, "text/xml"),
+        (GET_CAPABILITIES.encode(), "application/xml", None, "application/xml"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_get_capabilities_in_each_encoding(make_server: Any, body: bytes, content_type: str,
+                                                  envelope: str | None, answer_type: str) -> None:
+    server = make_server()
+    await server.start()
+    code, headers, answer = await server.post(body, content_type)
+    assert code == 200
+    assert headers.getRawHeaders("content-type")[0].startswith(answer_type)
+    root = etree.fromstring(answer)
+    assert root.tag == (f"{{{envelope}}}Envelope" if envelope else f"{{{OSEO}}}Capabilities")
+    capabilities = assert_valid(answer)
+    assert capabilities.findtext(f".//{{{OSEO}}}collectionId") == "urn:oseod:demo"
+    href = capabilities.find(f".//{{{OWS}}}Post").get("{http://www.w3.org/1999/xlink}href")
+    assert href == server.base + "/oseo"
+    assert server.metrics.count("http", "GetCapabilities", "ok") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_kvp_and_sections(make_server: Any) -> None:
+    server = make_server()
+    await server.start()
+    code, headers, answer = await server.get("/oseo?service=OS&request=GetCapabilities&Sections=Contents")
+    assert code == 200
+    capabilities = assert_valid(answer)
+    assert capabilities.find(f"{{{OWS}}}ServiceIdentification") is None
+    assert capabilities.find(f"{{{OSEO}}}Contents") is not None
+
+    code, _, answer = await server.get("/oseo?service=OS&request=GetCapabilities&AcceptVersions=2.0.0")
+    assert code == 400 and exception(answer).get("exceptionCode") == "VersionNegotiationFailed"
+    code, _, answer = await server.get("/oseo?service=WMS&request=GetCapabilities")
+    assert code == 400 and exception(answer).get("exceptionCode") == "InvalidParameterValue"
+    code, _, answer = await server.get("/oseo?service=OS")
+    assert code == 400 and exception(answer).get("exceptionCode") == "MissingParameterValue"
+    code, _, answer = await server.get("/oseo?service=OS&request=GetStatus")
+    assert code == 400 and exception(answer).get("exceptionCode") == "OperationNotSupported"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code", "status", "fault_ns"),
+    [
+        (b"<not xml", SOAP12_CT, "NoApplicableCode", 400, SOAP12),
+        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', SOAP12_CT, "NoApplicableCode", 400,
+         SOAP12),
+        (soap12(f'<Submit xmlns="{OSEO}" service="OS" version="1.0.0"/>'), SOAP12_CT, "OperationNotSupported", 400,
+         SOAP12),
+        (soap11(f'<Frobnicate xmlns="{OSEO}"/>'), "text/xml", "OperationNotSupported", 400, SOAP11),
+        (soap11(GET_CAPABILITIES), SOAP12_CT, "NoApplicableCode", 400, SOAP12),
+        (soap12(f'<GetCapabilities xmlns="{OSEO}"/>'), SOAP12_CT, "MissingParameterValue", 400, SOAP12),
+        (b'<GetCapabilities xmlns="urn:other" service="OS"/>', "application/xml", "OperationNotSupported", 400, None),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_bad_requests_get_faults(make_server: Any, body: bytes, content_type: str, code: str, status: int,
+                                       fault_ns: str | None) -> None:
+    server = make_server()
+    await server.start()
+    http_code, headers, answer = await server.post(body, content_type)
+    assert http_code == status
+    assert b"Traceback" not in answer
+    report = exception(answer)
+    assert report.get("exceptionCode") == code
+    if fault_ns is not None:
+        assert etree.fromstring(answer).tag == f"{{{fault_ns}}}Envelope"
+        sender = "soap:Sender" if fault_ns == SOAP12 else "soap:Client"
+        assert sender.split(":")[1].encode() in answer
+    assert server.metrics.count("http", "unknown", code) + sum(
+        server.metrics.count("http", op, code) for op in ("GetCapabilities", "Submit", "Frobnicate")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_credentials_and_group_restricted_collections(make_server: Any) -> None:
+    config = parse_config({
+        "auth": {"anonymous_capabilities": False},
+        "collection": [{"id": "urn:x:public"}, {"id": "urn:x:secret", "groups": ["insiders"]}],
+    })
+    server = make_server(config)
+    await server.start()
+    await server.users.create(UserRecord(name="in", password_hash=hash_password("inside-pw"), group="insiders"))
+    await server.users.create(UserRecord(name="out", password_hash=hash_password("outside-pw")))
+
+    code, headers, answer = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT)
+    assert code == 401 and exception(answer).get("exceptionCode") == "AuthenticationFailed"
+    assert exception(answer).get("locator") == "identity_token"
+    assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
+
+    code, _, answer = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT, **basic("in", "wrong"))
+    assert code == 401 and exception(answer).get("exceptionCode") == "AuthenticationFailed"
+
+    async def collections(user: str, password: str) -> list[str]:
+        code, _, answer = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT, **basic(user, password))
+        assert code == 200
+        return [e.text for e in assert_valid(answer).iter(f"{{{OSEO}}}collectionId")]
+
+    assert await collections("in", "inside-pw") == ["urn:x:public", "urn:x:secret"]
+    assert await collections("out", "outside-pw") == ["urn:x:public"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_metrics_and_unknown_routes(make_server: Any) -> None:
+    server = make_server()
+    await server.start()
+    code, headers, body = await server.get("/health")
+    assert code == 200 and json.loads(body)["redis"]["reachable"] is True
+    await server.post(soap12(GET_CAPABILITIES), SOAP12_CT)
+    code, headers, body = await server.get("/metrics")
+    assert code == 200 and headers.getRawHeaders("content-type")[0].startswith("text/plain; version=0.0.4")
+    assert b'oseod_requests_total{transport="http",operation="GetCapabilities",outcome="ok"} 1' in body
+    code, _, body = await server.get("/nothing/here")
+    assert code == 404 and body == b"not found\n"
+    response = await treq.delete(server.base + "/oseo", persistent=False)
+    assert response.code == 405 and "POST" in response.headers.getRawHeaders("allow")[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_admin_api(make_server: Any) -> None:
+    server = make_server()
+    await server.start()
+    api = server.base + "/admin/api"
+    auth = {"Authorization": ["Bearer the-token"]}
+
+    async def call(method: str, path: str, body: Any = None, headers: Any = auth) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        response = await treq.request(method, api + path, data=data, headers=headers, persistent=False)
+        return response.code, json.loads(await response.content())
+
+    assert (await call("GET", "/users", headers={}))[0] == 401
+    assert (await call("GET", "/users", headers={"Authorization": ["Bearer not-it"]}))[0] == 401
+    code, user = await call("POST", "/users", {"name": "frank", "password": "frank-password", "admin": True,
+                                               "group": "ops", "email": "f@example.org"})
+    assert code == 201 and user == {**user, "name": "frank", "admin": True, "group": "ops"}
+    assert "password" not in user
+    stored = await server.users.get("frank")
+    assert stored is not None and stored.password_hash.startswith("scrypt$")
+    assert (await call("POST", "/users", {"name": "frank", "password": "frank-password"}))[0] == 409
+    code, error = await call("POST", "/users", {"name": "bad name", "password": "frank-password"})
+    assert code == 400 and "invalid user name" in error["error"]
+    code, error = await call("POST", "/users", {"name": "gina", "password": 12345678})
+    assert code == 400 and "'password' must be a str" in error["error"]
+    code, error = await call("POST", "/users", {"name": "gina"})
+    assert code == 400 and "missing field 'password'" in error["error"]
+    code, user = await call("PATCH", "/users/frank", {"admin": False, "group": "eo"})
+    assert code == 200 and (user["admin"], user["group"]) == (False, "eo")
+    assert (await call("PATCH", "/users/frank", {"colour": "red"}))[0] == 400
+    assert (await call("PUT", "/users/frank/password", {"password": "another-password"}))[0] == 200
+    assert (await call("GET", "/users/nobody"))[0] == 404
+    code, listing = await call("GET", "/users")
+    assert [u["name"] for u in listing["users"]] == ["frank"]
+    assert (await call("DELETE", "/users/frank"))[0] == 200
+    assert (await call("DELETE", "/users/frank"))[0] == 404
+    assert (await call("GET", "/nope"))[0] == 404
+    response = await treq.post(api + "/users", data=b"{not json", headers=auth, persistent=False)
+    assert response.code == 400 and "not JSON" in json.loads(await response.content())["error"]
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        try:
+            connection.sendall(data)
+        except OSError:
+            pass  # the server may close while we are still sending
+        chunks = []
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_body_cap_refuses_before_reading(make_server: Any, chunked: bool) -> None:
+    from twisted.internet.threads import deferToThread
+
+    server = make_server(parse_config({"server": {"max_request_bytes": 2048}}))
+    await server.start()
+    body = b"<x>" + b" " * 5000 + b"</x>"
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000]) for i in range(0, len(body), 1000)
+        ) + b"0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d\r\n\r\n" % len(body) + body
+    answer = await deferToThread(
+        _raw_exchange, server.port.getHost().port,
+        b"POST /oseo HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\n" + framing,
+    )
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.endswith(b"request body larger than 2048 bytes\n")
+    # A body within the cap is served as usual.
+    code, _, _ = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT)
+    assert code == 200

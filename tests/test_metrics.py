@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import re
+
+from oseod.metrics import RequestMetrics, Sample
+
+
+def test_prometheus_exposition() -> None:
+    metrics = RequestMetrics()
+    metrics.record("http", "GetCapabilities", "ok", 0.003, None)
+    metrics.record("http", "GetCapabilities", "ok", 0.2, "alice")
+    metrics.record("http", "Submit", "InvalidParameterValue", 20.0, "bob")
+    metrics.record("admin", 'we"ird\\op', "ok", 0.0, None)
+    text = metrics.render([Sample("oseod_redis_up", "Redis answers.", 1.0)])
+    assert text.endswith("\n")
+    assert '# TYPE oseod_requests_total counter' in text
+    assert '# TYPE oseod_request_duration_seconds histogram' in text
+    assert 'oseod_requests_total{transport="http",operation="GetCapabilities",outcome="ok"} 2' in text
+    assert ('oseod_request_duration_seconds_bucket{transport="http",operation="GetCapabilities",outcome="ok",'
+            'le="0.005"} 1') in text
+    assert ('oseod_request_duration_seconds_bucket{transport="http",operation="GetCapabilities",outcome="ok",'
+            'le="+Inf"} 2') in text
+    # 20 s is beyond the last bucket: counted only in +Inf
+    assert 'operation="Submit",outcome="InvalidParameterValue",le="10.0"} 0' in text
+    assert 'operation="Submit",outcome="InvalidParameterValue",le="+Inf"} 1' in text
+    assert 'operation="we\\"ird\\\\op"' in text
+    assert "oseod_redis_up 1\n" in text
+    # every sample line is NAME{labels} VALUE or NAME VALUE
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            assert re.fullmatch(r'[a-z_]+(\{.*\})? [0-9.e+-]+', line), line
+    assert metrics.count("http", "GetCapabilities", "ok") == 2

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer
+from twisted.logger import LogLevel, capturedLogs
+
+from oseod.service import DaemonService
+
+
+@pytest_twisted.ensureDeferred
+async def test_steps_start_in_order_and_stop_in_reverse() -> None:
+    journal: list[str] = []
+    exits: list[int] = []
+    service = DaemonService(reactor=None, exit=exits.append)
+
+    async def slow_start() -> None:
+        await defer.succeed(None)
+        journal.append("start b")
+
+    service.step("a", lambda: journal.append("start a"), lambda: journal.append("stop a"))
+    service.step("b", slow_start, lambda: defer.succeed(journal.append("stop b")))
+    service.step("c", lambda: journal.append("start c"))
+    await service.startService()
+    await service.stopService()
+    assert journal == ["start a", "start b", "start c", "stop b", "stop a"]
+    assert exits == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_step_stops_what_started_and_exits_1() -> None:
+    journal: list[str] = []
+    exits: list[int] = []
+    service = DaemonService(reactor=None, exit=exits.append)
+
+    async def broken() -> None:
+        raise ConnectionRefusedError("cannot connect to Redis at redis://127.0.0.1:1/0")
+
+    service.step("a", lambda: journal.append("start a"), lambda: journal.append("stop a"))
+    service.step("redis", broken, lambda: journal.append("stop redis"))
+    service.step("c", lambda: journal.append("start c"), lambda: journal.append("stop c"))
+    with capturedLogs() as events:
+        await service.startService()
+    assert journal == ["start a", "stop a"]
+    assert exits == [1]
+    critical = [e for e in events if e["log_level"] is LogLevel.critical]
+    assert len(critical) == 1
+    assert critical[0]["step"] == "redis" and "redis://127.0.0.1:1/0" in critical[0]["reason"]
+    # Stopping afterwards (twistd's shutdown) has nothing left to stop.
+    await service.stopService()
+    assert journal == ["start a", "stop a"]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+
+from oseod.auth.passwords import hash_password
+from oseod.store.connection import Redis
+from oseod.store.users import NoSuchUser, UserExists, UserRecord, UserStore
+
+
+@pytest_twisted.ensureDeferred
+async def test_create_get_list_delete(redis: Redis) -> None:
+    users = UserStore(redis)
+    await users.create(UserRecord(name="alice", password_hash=hash_password("pw"), group="eo", admin=True, email="a@x.org"))
+    await users.create(UserRecord(name="bob", password_hash=hash_password("pw2")))
+    alice = await users.get("alice")
+    assert alice is not None
+    assert (alice.group, alice.admin, alice.email) == ("eo", True, "a@x.org")
+    assert alice.created_at > 0
+    assert [u.name for u in await users.list()] == ["alice", "bob"]
+    with pytest.raises(UserExists):
+        await users.create(UserRecord(name="alice", password_hash="x"))
+    await users.delete("alice")
+    assert await users.get("alice") is None
+    assert [u.name for u in await users.list()] == ["bob"]
+    with pytest.raises(NoSuchUser):
+        await users.delete("alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_number_like_values_survive(redis: Redis) -> None:
+    """txredisapi must not turn "0012" into 12 (convertNumbers=False)."""
+    users = UserStore(redis)
+    await users.create(UserRecord(name="0012", password_hash="h", group="007", email="1e3"))
+    record = await users.get("0012")
+    assert record is not None
+    assert (record.name, record.group, record.email) == ("0012", "007", "1e3")
+    assert [u.name for u in await users.list()] == ["0012"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_update(redis: Redis) -> None:
+    users = UserStore(redis)
+    await users.create(UserRecord(name="carol", password_hash="old"))
+    await users.update("carol", password_hash="new", group="g2", admin=True)
+    record = await users.get("carol")
+    assert record is not None and (record.password_hash, record.group, record.admin) == ("new", "g2", True)
+    with pytest.raises(NoSuchUser):
+        await users.update("nobody", group="x")
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a b", "*", "x" * 65, "ü"])
+@pytest_twisted.ensureDeferred
+async def test_invalid_names_refused(redis: Redis, name: str) -> None:
+    users = UserStore(redis)
+    with pytest.raises(ValueError):
+        await users.create(UserRecord(name=name, password_hash="h"))
+    assert await users.get(name) is None
