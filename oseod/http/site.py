@@ -38,6 +38,10 @@ class LimitedRequest(Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
             return
+        # OSEO bodies are XML, never HTML forms: skip Twisted's form parsing,
+        # whose Content-Type parse (an email.message round trip) costs as much
+        # as the rest of a cached GetCapabilities.
+        self._parsePOSTFormSubmission = not path.startswith(b"/oseo")
         super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:
