@@ -14,6 +14,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..core.accounts import AccountService
+from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
 from ..store.users import NoSuchUser, UserExists, UserRecord
 
@@ -172,15 +173,12 @@ class AdminApi:
 
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"application/json")
-        return b'{"error": "no such admin API resource"}\n'
+        return error_answer(request, 404, "no such admin API resource", as_json=True)
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(405)
-        request.setHeader(b"content-type", b"application/json")
-        return b'{"error": "method not allowed"}\n'
+        allow_header(request, failure)
+        return error_answer(request, 405, "method not allowed", as_json=True)
 
 
 _MISSING = object()

@@ -7,6 +7,9 @@ GetCapabilities costs a dictionary look-up after the first one."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
+
+import attrs
 
 from ..auth.account import Account
 from ..config import Config
@@ -44,7 +47,6 @@ class CapabilitiesPresenter:
     def _describe(self, visible: tuple[str, ...], endpoint_url: str,
                   operations: tuple[str, ...]) -> oseo_capabilities.ServiceCapabilities:
         config = self._config
-        service, provider = config.service, config.provider
         collections = tuple(
             oseo_capabilities.CollectionCapability(
                 collection_id=c.id,
@@ -57,26 +59,9 @@ class CapabilitiesPresenter:
         )
         mode = config.quotation.mode
         return oseo_capabilities.ServiceCapabilities(
-            identification=oseo_capabilities.ServiceIdentification(
-                title=service.title,
-                abstract=service.abstract,
-                keywords=service.keywords,
-                fees=service.fees,
-                access_constraints=service.access_constraints,
-            ),
-            provider=oseo_capabilities.ServiceProvider(
-                name=provider.name,
-                site=provider.site,
-                individual_name=provider.individual_name,
-                position_name=provider.position_name,
-                phone=provider.phone,
-                email=provider.email,
-                delivery_point=provider.delivery_point,
-                city=provider.city,
-                administrative_area=provider.administrative_area,
-                postal_code=provider.postal_code,
-                country=provider.country,
-            ),
+            # The configuration sections carry exactly the fields of the OWS sections.
+            identification=oseo_capabilities.ServiceIdentification(**_fields(config.service)),
+            provider=oseo_capabilities.ServiceProvider(**_fields(config.provider)),
             endpoint_url=endpoint_url,
             operations=operations,
             collections=collections,
@@ -95,3 +80,7 @@ class CapabilitiesPresenter:
             max_products=config.orders.max_items_per_order,
             cancel_asynchronous=False,
         )
+
+
+def _fields(section: object) -> dict[str, Any]:
+    return attrs.asdict(section, recurse=False)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from .. import __version__
 from ..metrics import RequestMetrics, Sample
 from ..store.connection import Redis
+from .errors import allow_header, error_answer
 from .oseo import OseoEndpoint
 
 
@@ -69,14 +70,9 @@ class HttpFrontend:
 
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(404)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"not found\n"
+        return error_answer(request, 404, "not found")
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        request.setResponseCode(405)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        allowed = getattr(failure.value, "valid_methods", None) or []
-        request.setHeader(b"allow", ", ".join(allowed).encode())
-        return b"method not allowed\n"
+        allow_header(request, failure)
+        return error_answer(request, 405, "method not allowed")

@@ -1,0 +1,25 @@
+"""One-line answers for requests that reach no handler (Klein's defaults are
+HTML pages)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+
+def error_answer(request: IRequest, status: int, reason: str, *, as_json: bool = False) -> bytes:
+    """Status ``status`` with ``reason`` as plain text, or as ``{"error": reason}``."""
+    request.setResponseCode(status)
+    if as_json:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"error": reason}).encode() + b"\n"
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return reason.encode() + b"\n"
+
+
+def allow_header(request: IRequest, failure: Any) -> None:
+    """Name the allowed methods of a werkzeug MethodNotAllowed failure."""
+    allowed = getattr(failure.value, "valid_methods", None) or []
+    request.setHeader(b"allow", ", ".join(allowed).encode())
