@@ -142,6 +142,9 @@ class AuthConfig:
     # A successful password check is remembered this long, so that scrypt's
     # deliberate slowness is paid once per client rather than once per request.
     password_cache_seconds: float = key(60.0, _float(0.0))
+    # Shorter passwords are refused; passwords shorter than 12 are accepted
+    # with a warning to the operator who set them.
+    min_password_length: int = key(1, _int(1, 1024))
 
 
 @attrs.frozen

@@ -97,7 +97,7 @@ def makeService(options: Options) -> IService:
     oseo = OseoEndpoint(portal=portal, capabilities=CapabilitiesPresenter(config, Catalogue(config)),
                         metrics=metrics, clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)
-    admin = AdminApi(token=data_dir.admin_token, accounts=AccountService(users, reactor), metrics=metrics,
+    admin = AdminApi(token=data_dir.admin_token, accounts=AccountService(users, reactor, config.auth.min_password_length), metrics=metrics,
                      clock=reactor)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics)
 

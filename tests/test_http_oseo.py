@@ -58,7 +58,7 @@ class Server:
         oseo = OseoEndpoint(portal=portal, capabilities=CapabilitiesPresenter(config, Catalogue(config)),
                             metrics=self.metrics, clock=reactor, public_url=config.server.public_url,
                             anonymous_capabilities=config.auth.anonymous_capabilities)
-        admin = AdminApi(token=lambda: "the-token", accounts=AccountService(users, reactor), metrics=self.metrics,
+        admin = AdminApi(token=lambda: "the-token", accounts=AccountService(users, reactor, config.auth.min_password_length), metrics=self.metrics,
                          clock=reactor)
         frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=self.metrics)
         self.site = OseodSite(frontend.resource(), config.server.max_request_bytes)
@@ -227,7 +227,7 @@ async def test_health_metrics_and_unknown_routes(make_server: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_admin_api(make_server: Any) -> None:
-    server = make_server()
+    server = make_server(parse_config({"auth": {"min_password_length": 10}}))
     await server.start()
     api = server.base + "/admin/api"
     auth = {"Authorization": ["Bearer the-token"]}
@@ -242,6 +242,7 @@ async def test_admin_api(make_server: Any) -> None:
     code, user = await call("POST", "/users", {"name": "frank", "password": "frank-password", "admin": True,
                                                "group": "ops", "email": "f@example.org"})
     assert code == 201 and user == {**user, "name": "frank", "admin": True, "group": "ops"}
+    assert user["warnings"] == []
     assert "password" not in user
     stored = await server.users.get("frank")
     assert stored is not None and stored.password_hash.startswith("scrypt$")
@@ -256,6 +257,12 @@ async def test_admin_api(make_server: Any) -> None:
     assert code == 200 and (user["admin"], user["group"]) == (False, "eo")
     assert (await call("PATCH", "/users/frank", {"colour": "red"}))[0] == 400
     assert (await call("PUT", "/users/frank/password", {"password": "another-password"}))[0] == 200
+    code, error = await call("PUT", "/users/frank/password", {"password": "9chars..."})
+    assert code == 400 and "at least 10" in error["error"]
+    code, answer = await call("PUT", "/users/frank/password", {"password": "eleven-char"})
+    assert code == 200 and answer["warnings"] == ["the password is shorter than 12 characters"]
+    code, error = await call("PUT", "/users/frank/password", {"password": "line\nbreak-password"})
+    assert code == 400 and "line break" in error["error"]
     assert (await call("GET", "/users/nobody"))[0] == 404
     code, listing = await call("GET", "/users")
     assert [u["name"] for u in listing["users"]] == ["frank"]

@@ -13,7 +13,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from ..core.accounts import AccountService
+from ..core.accounts import AccountService, password_warnings
 from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
 from ..store.users import NoSuchUser, UserExists, UserRecord
@@ -112,7 +112,7 @@ class AdminApi:
                 raise ApiError(409, f"user {name} already exists") from None
             except ValueError as e:
                 raise ApiError(400, str(e)) from None
-            return _user_json(record)
+            return {**_user_json(record), "warnings": password_warnings(body["password"])}
 
         return await self._answer(request, "user.add", action, status=201)
 
@@ -150,13 +150,14 @@ class AdminApi:
     @app.route("/users/<name>/password", methods=["PUT"])
     async def set_password(self, request: IRequest, name: str) -> bytes:
         async def action(body: dict[str, Any]) -> Any:
+            password = _field(body, "password", str)
             try:
-                await self._accounts.set_password(name, _field(body, "password", str))
+                await self._accounts.set_password(name, password)
             except NoSuchUser:
                 raise ApiError(404, f"no user {name}") from None
             except ValueError as e:
                 raise ApiError(400, str(e)) from None
-            return {"name": name, "password": "changed"}
+            return {"name": name, "password": "changed", "warnings": password_warnings(password)}
 
         return await self._answer(request, "user.passwd", action)
 

@@ -89,12 +89,18 @@ def _print_users(users: list[dict[str, Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
 
 
+def _warn(answer: dict[str, Any]) -> None:
+    for warning in answer.get("warnings", []):
+        print(f"oseoctl: warning: {warning}", file=sys.stderr)
+
+
 def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
     name = quote(getattr(args, "name", "") or "", safe="")
     if args.action == "add":
         body = {"name": args.name, "password": _read_password(args.password_stdin), "admin": args.admin,
                 "group": args.group, "email": args.email}
         user = client.call("POST", "/users", body)
+        _warn(user)
         print(f"added user {user['name']} (group {user['group']}{', admin' if user['admin'] else ''})")
     elif args.action == "list":
         users = client.call("GET", "/users")["users"]
@@ -108,7 +114,7 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
         client.call("DELETE", f"/users/{name}")
         print(f"deleted user {args.name}")
     elif args.action == "passwd":
-        client.call("PUT", f"/users/{name}/password", {"password": _read_password(args.password_stdin)})
+        _warn(client.call("PUT", f"/users/{name}/password", {"password": _read_password(args.password_stdin)}))
         print(f"changed the password of {args.name}")
     elif args.action == "set":
         changes = {k: v for k, v in (("group", args.group), ("admin", args.admin), ("email", args.email))

@@ -10,16 +10,15 @@ from twisted.internet import threads
 from ..auth.passwords import hash_password
 from ..store.users import UserRecord, UserStore, check_group_name, check_user_name
 
-MIN_PASSWORD_LENGTH = 8
+RECOMMENDED_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 
 
-def check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValueError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
-    return password
+def password_warnings(password: str) -> list[str]:
+    """Advice for the operator who sets ``password``; it is accepted all the same."""
+    if len(password) < RECOMMENDED_PASSWORD_LENGTH:
+        return [f"the password is shorter than {RECOMMENDED_PASSWORD_LENGTH} characters"]
+    return []
 
 
 def check_email(email: str) -> str:
@@ -29,14 +28,24 @@ def check_email(email: str) -> str:
 
 
 class AccountService:
-    def __init__(self, users: UserStore, reactor: Any) -> None:
+    def __init__(self, users: UserStore, reactor: Any, min_password_length: int = 1) -> None:
         self._users = users
         self._reactor = reactor
+        self._min_password_length = min_password_length
+
+    def check_password(self, password: str) -> str:
+        if len(password) < self._min_password_length:
+            raise ValueError(f"password too short: at least {self._min_password_length} characters")
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+        if any(c in password for c in "\r\n\0"):
+            raise ValueError("the password contains a line break or NUL character")
+        return password
 
     async def _hash(self, password: str) -> str:
         # scrypt takes tens of milliseconds of CPU: keep it off the reactor.
         return await threads.deferToThreadPool(
-            self._reactor, self._reactor.getThreadPool(), hash_password, check_password(password)
+            self._reactor, self._reactor.getThreadPool(), hash_password, self.check_password(password)
         )
 
     async def add(self, name: str, password: str, *, group: str = "default", admin: bool = False,
