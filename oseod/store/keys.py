@@ -22,3 +22,8 @@ def users() -> str:
 def schema_version() -> str:
     """String: the layout version of the data, for future migrations."""
     return f"{PREFIX}schema"
+
+
+def nonce(value: str) -> str:
+    """String with a TTL: a WS-Security nonce seen within the freshness window."""
+    return f"{PREFIX}nonce:{value}"

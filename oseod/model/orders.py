@@ -1,0 +1,184 @@
+"""Orders as values: what a client asked for and what became of it.
+
+Shared by the OSEO vocabulary (which parses requests into these and renders
+responses from them), the ordering core (which validates and changes them)
+and the store (which keeps them). Nothing here does I/O or knows XML: the
+client's own XML fragments that OSEO asks us to echo back (addresses,
+extensions, scene selections...) travel as opaque strings.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class OrderStatus(enum.Enum):
+    Submitted = "Submitted"
+    Accepted = "Accepted"
+    InProduction = "InProduction"
+    Suspended = "Suspended"
+    Cancelled = "Cancelled"
+    Completed = "Completed"
+    Failed = "Failed"
+    Terminated = "Terminated"
+    Downloaded = "Downloaded"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({OrderStatus.Cancelled, OrderStatus.Completed, OrderStatus.Failed, OrderStatus.Terminated,
+                    OrderStatus.Downloaded})
+
+
+class OrderType(enum.Enum):
+    """The wire's three types, plus MASSIVE_ORDER: a PRODUCT_ORDER whose
+    orderReference is "Massive order", processed in batches."""
+
+    PRODUCT_ORDER = "PRODUCT_ORDER"
+    SUBSCRIPTION_ORDER = "SUBSCRIPTION_ORDER"
+    TASKING_ORDER = "TASKING_ORDER"
+    MASSIVE_ORDER = "MASSIVE_ORDER"
+
+    @property
+    def wire(self) -> str:
+        return "PRODUCT_ORDER" if self is OrderType.MASSIVE_ORDER else self.value
+
+
+MASSIVE_ORDER_REFERENCE = "Massive order"
+
+
+class StatusNotification(enum.Enum):
+    NONE = "None"
+    FINAL = "Final"
+    ALL = "All"
+
+
+class Priority(enum.Enum):
+    STANDARD = "STANDARD"
+    FAST_TRACK = "FAST_TRACK"
+
+
+class DeliveryMethod(enum.Enum):
+    ONLINE_DATA_ACCESS = "onlineDataAccess"
+    ONLINE_DATA_DELIVERY = "onlineDataDelivery"
+    MEDIA_DELIVERY = "mediaDelivery"
+
+
+@attrs.frozen
+class Fragment:
+    """A client-supplied XML element kept verbatim to be echoed back:
+    ``name`` is its local name (deliveryInformation, extension, ...), ``xml``
+    its serialisation. Only the OSEO vocabulary reads or writes ``xml``."""
+
+    name: str
+    xml: str
+
+
+@attrs.frozen
+class OptionValue:
+    """One chosen processing option: the local name of an element inside
+    ParameterData/values, and its text."""
+
+    name: str
+    value: str
+
+
+@attrs.frozen
+class DeliveryChoice:
+    """The semantic part of a deliveryOptions element (its full text is kept
+    as a Fragment for the echo)."""
+
+    method: DeliveryMethod
+    protocol: str | None = None  # onlineDataAccess / onlineDataDelivery
+    package_medium: str | None = None  # mediaDelivery
+
+
+@attrs.frozen
+class OnlineAddress:
+    """A client's own server for onlineDataDelivery (deliveryInformation)."""
+
+    protocol: str
+    server_address: str
+    user_name: str | None = None
+    user_password: str | None = attrs.field(default=None, repr=False)
+    path: str | None = None
+
+
+@attrs.frozen
+class ItemSpec:
+    """One orderItem as the client specified it."""
+
+    item_id: str
+    product_id: str | None = None  # productId/identifier
+    collection_id: str | None = None  # productId/collectionId or subscriptionId/collectionId
+    tasking_request_id: str | None = None
+    subscription: bool = False
+    product_order_options_id: str | None = None
+    remark: str | None = None
+    options: tuple[OptionValue, ...] = ()
+    delivery: DeliveryChoice | None = None
+    payment_method: str | None = None
+    # option, sceneSelection, deliveryOptions, payment, extension: verbatim, in document order.
+    fragments: tuple[Fragment, ...] = ()
+
+
+@attrs.frozen
+class OrderSpec:
+    """The orderSpecification of a Submit."""
+
+    order_type: OrderType
+    items: tuple[ItemSpec, ...]
+    reference: str | None = None
+    remark: str | None = None
+    packaging: str | None = None
+    priority: Priority | None = None
+    options: tuple[OptionValue, ...] = ()
+    delivery: DeliveryChoice | None = None
+    online_addresses: tuple[OnlineAddress, ...] = ()
+    # deliveryInformation, invoiceAddress, option, deliveryOptions, extension: verbatim.
+    fragments: tuple[Fragment, ...] = ()
+
+
+@attrs.frozen
+class Notification:
+    """Where and how the client wants status call-backs (WS-Addressing)."""
+
+    mode: StatusNotification = StatusNotification.NONE
+    reply_to: str | None = None
+    message_id: str | None = None
+    soap_version: str | None = None  # "1.1" or "1.2"
+
+
+@attrs.frozen
+class StatusInfo:
+    status: OrderStatus
+    additional_info: str | None = None
+    mission_specific_info: str | None = None
+    changed_at: float = 0.0  # Unix time
+
+
+@attrs.frozen
+class Item:
+    """An order item as stored: the client's spec and where it stands."""
+
+    spec: ItemSpec
+    status: StatusInfo
+    batch: int = 0
+    completed_at: float | None = None
+
+
+@attrs.frozen
+class Order:
+    """An order as stored."""
+
+    order_id: str
+    owner: str
+    spec: OrderSpec
+    status: StatusInfo
+    created_at: float
+    notification: Notification = Notification()
+    items: tuple[Item, ...] = ()
