@@ -8,6 +8,7 @@ frozen objects it receives.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_
 ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
 PACKAGING_FORMATS = ("zip", "tar", "tgz", "bzip2")
 DEMO_COLLECTION_ID = "urn:oseod:demo"
+# Option names become SWE field names in GetOptions: XML NCNames.
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 class ConfigError(ValueError):
@@ -145,6 +148,13 @@ class AuthConfig:
     # Shorter passwords are refused; passwords shorter than 12 are accepted
     # with a warning to the operator who set them.
     min_password_length: int = key(1, _int(1, 1024))
+    # WS-Security PasswordDigest tokens. They need the password itself at login,
+    # so while this is on every password set is also kept encrypted with
+    # DATA_DIR/secret.key; off: no such secrets are stored, digest tokens are refused.
+    password_digest: bool = key(True, _bool)
+    # A UsernameToken's Created may be this many seconds old, and this far ahead
+    # of the server's clock (skew); its Nonce is remembered for twice as long.
+    token_max_age_seconds: int = key(300, _int(1, 3600))
 
 
 @attrs.frozen
@@ -309,11 +319,15 @@ def _collections(value: object) -> tuple[CollectionConfig, ...]:
         if collection.id in seen:
             raise ConfigError(f"collection[{i}].id", f'"{collection.id}" is defined twice')
         seen.add(collection.id)
+        if not collection.online_data_access:
+            raise ConfigError(f"collection[{i}].online_data_access", "must offer at least one protocol")
         names = [o.name for o in collection.option]
         for j, option in enumerate(collection.option):
             where = f"collection[{i}].option[{j}]"
             if names.count(option.name) > 1:
                 raise ConfigError(f"{where}.name", f'option "{option.name}" is defined twice')
+            if not _XML_NAME.match(option.name):
+                raise ConfigError(f"{where}.name", f'"{option.name}" is not an XML name (letters, digits, _ . -)')
             if not option.choices:
                 raise ConfigError(f"{where}.choices", "must list at least one choice")
             if option.default and option.default not in option.choices:

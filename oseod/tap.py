@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import attrs
 from twisted.application.service import IService
 from twisted.cred.portal import Portal
 from twisted.internet import endpoints
@@ -10,13 +14,19 @@ from twisted.python import usage
 from .admin.api import AdminApi
 from .auth.checkers import UserStoreChecker
 from .auth.realm import AccountRealm
+from .auth.secrets import SecretBox
+from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, load_config
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
+from .core.inline import InlineProcessor
+from .core.ordering import OrderingService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .http.capabilities import CapabilitiesPresenter
 from .http.frontend import HttpFrontend
+from .http.operations import OseoOperations
+from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
 from .listener import Listener
@@ -24,6 +34,8 @@ from .metrics import RequestMetrics
 from .service import DaemonService
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
+from .store.nonces import NonceStore
+from .store.orders import OrderStore
 from .store.users import UserStore
 
 
@@ -78,6 +90,9 @@ def makeService(options: Options) -> IService:
     root = DaemonService(reactor)
     root.step("data dir", data_dir.prepare, data_dir.release)
     root.step("admin token", data_dir.admin_token)
+    digest_secrets = SecretBox(data_dir.secret_key) if config.auth.password_digest else None
+    if digest_secrets is not None:
+        root.step("secret key", digest_secrets.load)
 
     if config.server.redis:
         address = RedisAddress.from_url(config.server.redis)
@@ -88,25 +103,67 @@ def makeService(options: Options) -> IService:
     redis = Redis(address)
     root.step("redis", redis.connect, redis.close)
 
+    listeners: dict[str, Listener] = {}
+    parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
+                        listener_url=lambda scheme: listeners[scheme].url)
+    root.step("order processing", lambda: None, parts.inline.drain)
+
+    listeners["http"] = Listener("http", config.server.http,
+                                 OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
+    if config.server.ftp:
+        listeners["ftp"] = Listener("ftp", config.server.ftp, make_ftp_factory(parts.portal), reactor)
+    for listener in listeners.values():
+        root.step(f"{listener.scheme} listener", listener.start, listener.stop)
+    root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),
+              data_dir.remove_endpoints)
+    return root
+
+
+@attrs.frozen
+class Parts:
+    """The daemon's object graph below its listeners (tests build it too)."""
+
+    portal: Portal
+    users: UserStore
+    ordering: OrderingService
+    inline: InlineProcessor
+    metrics: RequestMetrics
+    frontend: HttpFrontend
+
+
+def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
+                digest_secrets: SecretBox | None, listener_url: Callable[[str], str]) -> Parts:
+    """``listener_url(scheme)``: where the listener of that scheme ended up."""
     users = UserStore(redis)
     realm = AccountRealm(users)
     install_ftp_avatars(realm)
-    portal = Portal(realm, [UserStoreChecker(users, reactor, config.auth.password_cache_seconds)])
+    passwords = UserStoreChecker(users, reactor, config.auth.password_cache_seconds)
+    nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
+    # DigestChecker stays registered with digests off, to say so to the client.
+    portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
+                            TextTokenChecker(passwords, nonces, reactor, max_age)])
     metrics = RequestMetrics()
 
-    oseo = OseoEndpoint(portal=portal, capabilities=CapabilitiesPresenter(config, Catalogue(config)),
-                        metrics=metrics, clock=reactor, public_url=config.server.public_url,
-                        anonymous_capabilities=config.auth.anonymous_capabilities)
-    admin = AdminApi(token=data_dir.admin_token, accounts=AccountService(users, reactor, config.auth.min_password_length), metrics=metrics,
-                     clock=reactor)
-    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics)
+    catalogue = Catalogue(config)
+    ordering = OrderingService(OrderStore(redis), config, reactor, catalogue=catalogue)
+    # Until the processing engine lands, dummy-processor items complete in-process.
+    inline = InlineProcessor(ordering, config, reactor)
+    ordering.dispatcher = inline
 
-    listeners = [Listener("http", config.server.http, OseodSite(frontend.resource(), config.server.max_request_bytes),
-                          reactor)]
-    if config.server.ftp:
-        listeners.append(Listener("ftp", config.server.ftp, make_ftp_factory(portal), reactor))
-    for listener in listeners:
-        root.step(f"{listener.scheme} listener", listener.start, listener.stop)
-    root.step("endpoints.json", lambda: data_dir.write_endpoints({l.scheme: l.url for l in listeners}),
-              data_dir.remove_endpoints)
-    return root
+    def result_url(protocol: str, order_id: str, item_id: str) -> str:
+        # Downloads are served by the delivery issue's FTP and HTTP trees;
+        # protocols without a listener of their own point at HTTP.
+        scheme = protocol if protocol in ("http", "ftp") else "http"
+        return f"{listener_url(scheme)}/{order_id}/{item_id}/"
+
+    capabilities = CapabilitiesPresenter(config, catalogue)
+    operations = OseoOperations(ordering=ordering, capabilities=capabilities,
+                                options=OptionsPresenter(catalogue, ordering.checker.resolve),
+                                result_urls=result_url)
+    oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
+                        clock=reactor, public_url=config.server.public_url,
+                        anonymous_capabilities=config.auth.anonymous_capabilities)
+    accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
+    admin = AdminApi(token=admin_token, accounts=accounts, metrics=metrics, clock=reactor)
+    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics)
+    return Parts(portal, users, ordering, inline, metrics, frontend)

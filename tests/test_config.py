@@ -72,6 +72,9 @@ def test_overrides_win() -> None:
         ({"collection": [{"id": "a", "option": [{"name": "f", "choices": ["x"], "default": "y"}]}]},
          "collection[0].option[0].default", "not one of"),
         ({"collection": [{"id": "a", "bogus": 1}]}, "collection[0].bogus", "unknown key"),
+        ({"collection": [{"id": "a", "option": [{"name": "two words", "choices": ["x"]}]}]},
+         "collection[0].option[0].name", "XML name"),
+        ({"collection": [{"id": "a", "online_data_access": []}]}, "collection[0].online_data_access", "at least one"),
         ({"collection": []}, "collection", "one or more"),
     ],
 )

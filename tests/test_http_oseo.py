@@ -11,24 +11,15 @@ import pytest
 import pytest_twisted
 from lxml import etree
 import treq
-from twisted.cred.portal import Portal
 from twisted.internet import reactor
 
-from oseod.admin.api import AdminApi
-from oseod.auth.checkers import UserStoreChecker
 from oseod.auth.passwords import hash_password
-from oseod.auth.realm import AccountRealm
 from oseod.config import Config, parse_config
-from oseod.core.accounts import AccountService
-from oseod.core.catalogue import Catalogue
-from oseod.http.capabilities import CapabilitiesPresenter
-from oseod.http.frontend import HttpFrontend
-from oseod.http.oseo import OseoEndpoint
 from oseod.http.site import OseodSite
-from oseod.metrics import RequestMetrics
 from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12
 from oseod.store.connection import Redis
-from oseod.store.users import UserRecord, UserStore
+from oseod.store.users import UserRecord
+from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
 
 pytestmark = requires_schemas
@@ -51,17 +42,11 @@ def basic(user: str, password: str) -> dict[str, list[str]]:
 
 class Server:
     def __init__(self, redis: Redis, config: Config) -> None:
-        users = UserStore(redis)
-        self.users = users
-        self.metrics = RequestMetrics()
-        portal = Portal(AccountRealm(users), [UserStoreChecker(users, reactor)])
-        oseo = OseoEndpoint(portal=portal, capabilities=CapabilitiesPresenter(config, Catalogue(config)),
-                            metrics=self.metrics, clock=reactor, public_url=config.server.public_url,
-                            anonymous_capabilities=config.auth.anonymous_capabilities)
-        admin = AdminApi(token=lambda: "the-token", accounts=AccountService(users, reactor, config.auth.min_password_length), metrics=self.metrics,
-                         clock=reactor)
-        frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=self.metrics)
-        self.site = OseodSite(frontend.resource(), config.server.max_request_bytes)
+        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "the-token", digest_secrets=None,
+                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
+        self.users = self.parts.users
+        self.metrics = self.parts.metrics
+        self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
         self.port: Any = None
         self.base = ""
 
@@ -155,7 +140,11 @@ async def test_kvp_and_sections(make_server: Any) -> None:
         (b"<not xml", SOAP12_CT, "NoApplicableCode", 400, SOAP12),
         (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', SOAP12_CT, "NoApplicableCode", 400,
          SOAP12),
-        (soap12(f'<Submit xmlns="{OSEO}" service="OS" version="1.0.0"/>'), SOAP12_CT, "OperationNotSupported", 400,
+        (soap12(f'<GetQuotation xmlns="{OSEO}" service="OS" version="1.0.0"/>'), SOAP12_CT, "OperationNotSupported",
+         400, SOAP12),
+        (soap12(f'<SubmitResponseAck xmlns="{OSEO}"><status>success</status></SubmitResponseAck>'), SOAP12_CT,
+         "OperationNotSupported", 400, SOAP12),
+        (soap12(f'<Submit xmlns="{OSEO}" service="OS" version="1.0.0"/>'), SOAP12_CT, "AuthenticationFailed", 401,
          SOAP12),
         (soap11(f'<Frobnicate xmlns="{OSEO}"/>'), "text/xml", "OperationNotSupported", 400, SOAP11),
         (soap11(GET_CAPABILITIES), SOAP12_CT, "NoApplicableCode", 400, SOAP12),

@@ -8,6 +8,7 @@ from typing import Any
 from twisted.internet import threads
 
 from ..auth.passwords import hash_password
+from ..auth.secrets import SecretBox
 from ..store.users import UserRecord, UserStore, check_group_name, check_user_name
 
 RECOMMENDED_PASSWORD_LENGTH = 12
@@ -28,10 +29,16 @@ def check_email(email: str) -> str:
 
 
 class AccountService:
-    def __init__(self, users: UserStore, reactor: Any, min_password_length: int = 1) -> None:
+    """``secrets``: when given (``[auth] password_digest = true``), every password
+    set here is also stored sealed, for PasswordDigest logins; when None, none
+    is, and setting a password removes the account's old secret."""
+
+    def __init__(self, users: UserStore, reactor: Any, min_password_length: int = 1,
+                 secrets: SecretBox | None = None) -> None:
         self._users = users
         self._reactor = reactor
         self._min_password_length = min_password_length
+        self._secrets = secrets
 
     def check_password(self, password: str) -> str:
         if len(password) < self._min_password_length:
@@ -48,20 +55,27 @@ class AccountService:
             self._reactor, self._reactor.getThreadPool(), hash_password, self.check_password(password)
         )
 
+    def _digest_secret(self, name: str, password_hash: str, password: str) -> str:
+        return self._secrets.seal(name, password_hash, password) if self._secrets is not None else ""
+
     async def add(self, name: str, password: str, *, group: str = "default", admin: bool = False,
                   email: str = "") -> UserRecord:
         check_user_name(name)
         check_group_name(group)
         check_email(email)
-        record = UserRecord(name=name, password_hash=await self._hash(password), group=group, admin=admin,
-                            email=email)
+        password_hash = await self._hash(password)
+        record = UserRecord(name=name, password_hash=password_hash, group=group, admin=admin, email=email,
+                            digest_secret=self._digest_secret(name, password_hash, password))
         await self._users.create(record)
         created = await self._users.get(name)
         assert created is not None
         return created
 
     async def set_password(self, name: str, password: str) -> None:
-        await self._users.update(name, password_hash=await self._hash(password))
+        password_hash = await self._hash(password)
+        # Hash and secret change in one atomic update; with no secret, the old one goes.
+        await self._users.update(name, password_hash=password_hash,
+                                 digest_secret=self._digest_secret(name, password_hash, password))
 
     async def change(self, name: str, *, group: str | None = None, admin: bool | None = None,
                      email: str | None = None) -> UserRecord:

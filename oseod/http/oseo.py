@@ -3,40 +3,26 @@ calls, run the operation, answer in the form the request came in."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 from lxml import etree
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ..auth.account import Account
+from ..auth.tokens import login_with_token
 from ..metrics import RequestMetrics
 from ..oseo import soap
-from ..oseo.capabilities import negotiate, parse_get_capabilities, parse_get_capabilities_kvp
+from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.namespaces import OSEO
+from ..oseo.security import parse_username_token
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
+from .operations import OSEO_OPERATIONS, OseoCall, OseoOperations
 
-# Every request operation of OSEO 1.0; those without a handler are answered
-# with OperationNotSupported, so a client learns what it can rely on.
-OSEO_OPERATIONS = ("GetCapabilities", "GetOptions", "GetQuotation", "Submit", "GetStatus",
-                   "DescribeResultAccess", "Cancel")
-
-
-@attrs.frozen
-class OseoCall:
-    """One decoded request, as the operation handlers see it."""
-
-    message: soap.Message
-    account: Account | None
-    endpoint_url: str
-
-
-Handler = Callable[[OseoCall], Awaitable[bytes]]
 
 
 def http_status(error: OseoError) -> int:
@@ -52,22 +38,20 @@ def http_status(error: OseoError) -> int:
 class OseoEndpoint:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, capabilities: CapabilitiesPresenter, metrics: RequestMetrics,
-                 clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+    def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
+                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
         self._portal = portal
+        self._operations = operations
         self._capabilities = capabilities
         self._metrics = metrics
         self._clock = clock
         self._public_url = public_url
         self._anonymous_capabilities = anonymous_capabilities
-        self._handlers: dict[str, Handler] = {"GetCapabilities": self._get_capabilities}
 
     @property
     def operations(self) -> tuple[str, ...]:
-        """The operations advertised in OperationsMetadata: the whole OSEO
-        request interface (OWS requires at least two). Until an operation has
-        a handler, /oseo answers it with OperationNotSupported."""
-        return OSEO_OPERATIONS
+        """The operations served, as advertised in OperationsMetadata."""
+        return self._operations.served
 
     def endpoint_url(self, request: IRequest) -> str:
         if self._public_url:
@@ -86,9 +70,9 @@ class OseoEndpoint:
             message = soap.unwrap(request.content.read(), content_type, soap_action)
             encoding = message.encoding
             operation = self._operation(message.payload)
-            account = await self._account(request, operation)
+            account = await self._account(request, operation, message)
             call = OseoCall(message, account, self.endpoint_url(request))
-            body = await self._handlers[operation](call)
+            body = await self._operations.run(operation, call)
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
         return self._succeed(request, encoding, operation, account, started, body)
@@ -121,26 +105,29 @@ class OseoEndpoint:
         if name.namespace != OSEO or name.localname not in OSEO_OPERATIONS:
             raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
                             f'"{name.text}" is not an OSEO 1.0 request')
-        if name.localname not in self._handlers:
+        if name.localname not in self._operations.handlers:
             raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
                             f"operation {name.localname} is not supported by this server")
         return name.localname
 
-    async def _account(self, request: IRequest, operation: str) -> Account | None:
+    async def _account(self, request: IRequest, operation: str, message: soap.Message | None = None) -> Account | None:
+        """The caller: a wsse:UsernameToken in the SOAP header, else HTTP Basic
+        credentials, else nobody (only GetCapabilities may be anonymous)."""
+        token = parse_username_token(message.headers) if message is not None else None
         try:
-            account = await basic_account(self._portal, request)
-        except BadCredentials as e:
-            raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token", str(e)) from None
+            if token is not None:
+                account: Account | None = await login_with_token(
+                    self._portal, token.username, token.password, token.digest, token.nonce, token.created
+                )
+            else:
+                account = await basic_account(self._portal, request)
+        except (BadCredentials, UnauthorizedLogin) as e:
+            raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token",
+                            str(e) or "wrong user name or password") from None
         if account is None and not (operation == "GetCapabilities" and self._anonymous_capabilities):
             raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token",
                             f"{operation} needs credentials")
         return account
-
-    async def _get_capabilities(self, call: OseoCall) -> bytes:
-        get_capabilities = parse_get_capabilities(call.message.payload)
-        negotiate(get_capabilities)
-        return self._capabilities.render(call.message.encoding, call.account, call.endpoint_url,
-                                         get_capabilities.sections, self.operations)
 
     def _succeed(self, request: IRequest, encoding: soap.Encoding, operation: str, account: Account | None,
                  started: float, body: bytes) -> bytes:

@@ -27,3 +27,54 @@ def schema_version() -> str:
 def nonce(value: str) -> str:
     """String with a TTL: a WS-Security nonce seen within the freshness window."""
     return f"{PREFIX}nonce:{value}"
+
+
+# --- orders (oseod.store.orders) ------------------------------------------------
+# An order is two or three keys of its own plus its entries in sorted-set indexes.
+# Index members are order ids zero-padded to 20 digits, so that orders updated in
+# the same instant sort by id; every index is scored by the order's last update.
+# ``owner`` None names the index across all users (operators' lists, moderation).
+
+
+def order_sequence() -> str:
+    """String counter: the last order id handed out (INCR)."""
+    return f"{PREFIX}orders:seq"
+
+
+def order(order_id: str) -> str:
+    """Hash: one order (owner, spec JSON, notification JSON, status, counters)."""
+    return f"{PREFIX}order:{order_id}"
+
+
+def order_items(order_id: str) -> str:
+    """Hash: the items' state, fields ``s/ITEM`` (StatusInfo JSON), ``c/ITEM``
+    (completion time) and ``b/ITEM`` (batch number, when not 0)."""
+    return f"{PREFIX}order:{order_id}:items"
+
+
+def order_ready(order_id: str) -> str:
+    """Sorted set: ids of the order's items with a result, scored by completion
+    sequence number (DescribeResultAccess nextReady)."""
+    return f"{PREFIX}order:{order_id}:ready"
+
+
+def active_items(owner: str) -> str:
+    """String counter: the owner's items not in a final status."""
+    return f"{PREFIX}orders:u:{owner}:active"
+
+
+def orders_updated(owner: str | None) -> str:
+    """Sorted set: every order of ``owner`` (or of everybody)."""
+    return f"{PREFIX}orders:u:{owner}:updated" if owner is not None else f"{PREFIX}orders:updated"
+
+
+def orders_in_status(owner: str | None, status: str) -> str:
+    """Sorted set: the orders of ``owner`` (or of everybody) now in ``status``."""
+    scope = f"u:{owner}:" if owner is not None else ""
+    return f"{PREFIX}orders:{scope}status:{status}"
+
+
+def orders_with_reference(owner: str | None, reference: str) -> str:
+    """Sorted set: the orders of ``owner`` (or of everybody) with this orderReference."""
+    scope = f"u:{owner}:" if owner is not None else ""
+    return f"{PREFIX}orders:{scope}ref:{reference}"

@@ -28,9 +28,12 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return n
 """
 
+# ARGV: the number n of fields to delete, those n field names, then field/value pairs to set.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+local n = tonumber(ARGV[1])
+if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 2, n + 1)) end
+if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
 return 1
 """
 
@@ -59,7 +62,9 @@ def check_group_name(group: str) -> str:
 
 @attrs.frozen
 class UserRecord:
-    """A stored account. ``password_hash`` is the encoded scrypt hash, never a password."""
+    """A stored account. ``password_hash`` is the encoded scrypt hash, never a
+    password; ``digest_secret`` (empty when none) is the password sealed by
+    :class:`oseod.auth.secrets.SecretBox` for PasswordDigest logins."""
 
     name: str
     password_hash: str = attrs.field(repr=False)
@@ -67,15 +72,19 @@ class UserRecord:
     admin: bool = False
     email: str = ""
     created_at: float = 0.0
+    digest_secret: str = attrs.field(default="", repr=False)
 
     def to_fields(self) -> list[str]:
-        return [
+        fields = [
             "password", self.password_hash,
             "group", self.group,
             "admin", "1" if self.admin else "0",
             "email", self.email,
             "created_at", repr(self.created_at),
         ]  # fmt: skip
+        if self.digest_secret:
+            fields += ["digest_secret", self.digest_secret]
+        return fields
 
     @classmethod
     def from_fields(cls, name: str, fields: dict[str, str]) -> UserRecord:
@@ -86,6 +95,7 @@ class UserRecord:
             admin=fields.get("admin") == "1",
             email=fields.get("email", ""),
             created_at=float(fields.get("created_at", "0") or 0),
+            digest_secret=fields.get("digest_secret", ""),
         )
 
 
@@ -128,11 +138,21 @@ class UserStore:
         if str(deleted) != "1":
             raise NoSuchUser(name)
 
-    async def update(self, name: str, *, password_hash: str | None = None, group: str | None = None,
-                     admin: bool | None = None, email: str | None = None) -> None:
+    async def update(self, name: str, *, password_hash: str | None = None, digest_secret: str | None = None,
+                     group: str | None = None, admin: bool | None = None, email: str | None = None) -> None:
+        """Change the given fields at once. A new ``password_hash`` always
+        replaces the digest secret: by ``digest_secret`` when given, else by
+        none, so an old password never survives a change as a secret."""
         fields: list[str] = []
+        deleted: list[str] = []
+        if digest_secret is not None and password_hash is None:
+            raise ValueError("a digest secret is only ever set together with its password hash")
         if password_hash is not None:
             fields += ["password", password_hash]
+            if digest_secret:
+                fields += ["digest_secret", digest_secret]
+            else:
+                deleted.append("digest_secret")
         if group is not None:
             fields += ["group", check_group_name(group)]
         if admin is not None:
@@ -141,6 +161,6 @@ class UserStore:
             fields += ["email", email]
         if not fields:
             return
-        updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], fields)
+        updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], [str(len(deleted)), *deleted, *fields])
         if str(updated) != "1":
             raise NoSuchUser(name)

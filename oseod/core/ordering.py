@@ -1,0 +1,327 @@
+"""The ordering core: the one writer of order state.
+
+Transports call the client operations (submit, get, search, ready_items,
+cancel) with the caller's Account; operators call approve and reject; the
+processing engine (and, until it exists, :mod:`oseod.core.inline`) calls
+start_item, complete_item and fail_item. The order's status follows from its
+items (:func:`derive_order_status`) after every item change. Refusals are
+RequestRejected; times are Unix seconds from the injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import NamedTuple
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import Interface
+
+from ..auth.account import Account
+from ..config import Config
+from ..model.errors import RequestRejected, invalid
+from ..model.orders import (
+    DeliveryMethod,
+    Item,
+    Notification,
+    Order,
+    OrderStatus,
+    OrderSpec,
+    OrderType,
+    StatusInfo,
+    StatusNotification,
+)
+from ..store.orders import OrderProgress, OrderStore, TooManyActiveItems
+from .catalogue import Catalogue
+from .validation import Resolver, SubmitChecker, check_notification, resolve_collection
+
+MAX_SEARCH_RESULTS = 1000
+MAX_STATUS_INFO = 4000  # additionalStatusInfo, by the XSD
+DAY = 86400.0
+
+FINAL = frozenset(s for s in OrderStatus if s.is_final)
+UNFINISHED = frozenset(OrderStatus) - FINAL
+STARTABLE = frozenset({OrderStatus.Accepted, OrderStatus.Suspended, OrderStatus.InProduction})
+WITH_RESULT = frozenset({OrderStatus.Completed, OrderStatus.Downloaded})
+
+
+class IDispatcher(Interface):
+    """Who processes accepted orders (the engine; until then the inline stand-in)."""
+
+    def accepted(order: Order) -> None:
+        """``order`` was just accepted: start on its items, without blocking
+        the caller, through the core's start_item/complete_item/fail_item."""
+
+
+class ReadyItem(NamedTuple):
+    """A result DescribeResultAccess can hand out."""
+
+    item: Item
+    protocol: str  # the onlineDataAccess protocol to fetch it with
+    expires_at: float
+
+
+class OrderingService:
+    log = Logger()
+
+    def __init__(self, store: OrderStore, config: Config, clock: IReactorTime, *,
+                 catalogue: Catalogue | None = None, resolve: Resolver | None = None) -> None:
+        self._store = store
+        self._config = config
+        self._clock = clock
+        self.checker = SubmitChecker(
+            config, catalogue or Catalogue(config),
+            resolve or (lambda identifier: resolve_collection(identifier, config.collections)),
+        )  # fmt: skip
+        self.dispatcher: IDispatcher | None = None
+
+    # ------------------------------------------------------------ client operations
+
+    async def submit(self, account: Account, spec: OrderSpec, notification: Notification) -> Order:
+        check_notification(notification)
+        checked = self.checker.check(account, spec)
+        spec = checked.spec
+        now = self._clock.seconds()
+        if checked.manual:
+            status = StatusInfo(OrderStatus.Submitted, "Waiting for approval by an operator", changed_at=now)
+            item_status = StatusInfo(OrderStatus.Submitted, "Waiting for approval", changed_at=now)
+        else:
+            status = StatusInfo(OrderStatus.Accepted, _accepted_text(spec.order_type), changed_at=now)
+            item_status = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
+        # Massive orders are processed in batches of the per-order limit.
+        per_batch = self._config.orders.max_items_per_order if spec.order_type is OrderType.MASSIVE_ORDER else 0
+        items = tuple(Item(spec=i, status=item_status, batch=n // per_batch if per_batch else 0)
+                      for n, i in enumerate(spec.items))
+        order = Order(order_id="", owner=account.name, spec=spec, status=status, created_at=now,
+                      notification=notification, items=items)
+        limit = self._config.orders.max_active_items_per_user
+        try:
+            order = await self._store.create(order, max_active_items=limit)
+        except TooManyActiveItems as e:
+            raise invalid("orderItem", f"at most {limit} items may be unfinished per user: you have {e.active}, "
+                                       f"this order would add {e.added}") from None
+        self.log.info("order {order_id} submitted by {user}: {type}, {count} items, {status}", order_id=order.order_id,
+                      user=account.name, type=spec.order_type.value, count=len(items), status=status.status.value)
+        if not checked.manual:
+            self._dispatch(order)
+        return order
+
+    async def get(self, account: Account, order_id: str) -> Order:
+        order = await self._store.get(order_id)
+        if order is None:
+            raise RequestRejected("InvalidOrderIdentifier", "orderId", f"there is no order {_show(order_id)}")
+        if order.owner != account.name:
+            raise RequestRejected("AuthorizationFailed", "orderId", f"order {order_id} is not one of your orders")
+        return order
+
+    async def search(self, account: Account, last_update: float | None = None, last_update_end: float | None = None,
+                     statuses: Collection[OrderStatus] = frozenset(), reference: str | None = None) -> list[Order]:
+        """The caller's orders last updated within [last_update,
+        last_update_end] (Unix seconds, None: unbounded), in one of
+        ``statuses`` (empty: any), with orderReference ``reference`` (None:
+        any); newest first, at most MAX_SEARCH_RESULTS."""
+        return await self._store.search(account.name, last_update, last_update_end, frozenset(statuses), reference,
+                                        MAX_SEARCH_RESULTS)
+
+    async def ready_items(self, account: Account, order_id: str, next_ready: bool) -> list[ReadyItem]:
+        """The order's results available online now (allReady); with
+        ``next_ready``, only those completed since the previous nextReady."""
+        order = await self.get(account, order_id)
+        fresh: frozenset[str] | None = None
+        if next_ready:
+            fresh = await self._store.next_ready(order_id)
+            order = await self.get(account, order_id)  # with the items just counted
+        now = self._clock.seconds()
+        keep = self._config.orders.item_availability_days * DAY
+        ready = []
+        for item in order.items:
+            if item.status.status not in WITH_RESULT or item.completed_at is None:
+                continue
+            if fresh is not None and item.spec.item_id not in fresh:
+                continue
+            protocol = self._access_protocol(order, item)
+            expires = item.completed_at + keep
+            if protocol is not None and expires > now:
+                ready.append(ReadyItem(item, protocol, expires))
+        return ready
+
+    async def cancel(self, account: Account, order_id: str, notification: Notification) -> Order:
+        """Cancel an order of the caller: its unfinished items, then it (for a
+        subscription: unsubscribe). A Cancel that asks for notifications
+        takes over the order's call-backs; one with None leaves them be."""
+        order = await self.get(account, order_id)
+        check_notification(notification)
+        if order.spec.order_type is OrderType.SUBSCRIPTION_ORDER:
+            text = "Unsubscribed at the user's request"
+        else:
+            done = sum(1 for i in order.items if i.status.status in WITH_RESULT)
+            text = "Cancelled at the user's request" + (f"; {done} of {len(order.items)} items had completed"
+                                                         if done else "")
+        keep = None if notification.mode is StatusNotification.NONE else notification
+        return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
+                                 "Cancelled at the user's request", keep)
+
+    # ------------------------------------------------------------ operators
+
+    async def approve(self, order_id: str) -> Order:
+        """Accept an order waiting in Submitted (manual moderation) and start it."""
+        order = await self._existing(order_id)
+        now = self._clock.seconds()
+        info = StatusInfo(OrderStatus.Accepted, _accepted_text(order.spec.order_type), changed_at=now)
+        if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted}):
+            raise invalid("orderId", f"order {order_id} is not waiting for approval")
+        for item in order.items:
+            await self._store.set_item_status(order_id, item.spec.item_id,
+                                              StatusInfo(OrderStatus.Accepted, "Waiting for processing",
+                                                         changed_at=now),
+                                              allowed={OrderStatus.Submitted})
+        order = await self._existing(order_id)
+        self.log.info("order {order_id} approved", order_id=order_id)
+        self._dispatch(order)
+        return order
+
+    async def reject(self, order_id: str, reason: str) -> Order:
+        """Refuse an order waiting in Submitted; it ends Cancelled with ``reason``."""
+        order = await self._existing(order_id)
+        if order.status.status is not OrderStatus.Submitted:
+            raise invalid("orderId", f"order {order_id} is not waiting for approval")
+        text = _clip(f"Rejected by an operator: {reason}" if reason else "Rejected by an operator")
+        return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
+                                 text, None)
+
+    # ------------------------------------------------------------ processing
+
+    async def start_item(self, order_id: str, item_id: str, info: str = "In production") -> bool:
+        """The item is being processed (again: ``info`` may say which attempt).
+        False when the item is not waiting or running (e.g. cancelled)."""
+        return await self._item_change(order_id, item_id, OrderStatus.InProduction, info, STARTABLE)
+
+    async def complete_item(self, order_id: str, item_id: str, info: str = "Completed") -> bool:
+        """The item's result is available. False when the item was already
+        final (e.g. cancelled meanwhile): the result should then be dropped."""
+        return await self._item_change(order_id, item_id, OrderStatus.Completed, info, UNFINISHED)
+
+    async def fail_item(self, order_id: str, item_id: str, reason: str) -> bool:
+        """The item failed for good (no more attempts), because of ``reason``."""
+        return await self._item_change(order_id, item_id, OrderStatus.Failed, reason or "Failed", UNFINISHED)
+
+    # ------------------------------------------------------------ internals
+
+    async def _item_change(self, order_id: str, item_id: str, status: OrderStatus, text: str,
+                           allowed: frozenset[OrderStatus]) -> bool:
+        info = StatusInfo(status, _clip(text), changed_at=self._clock.seconds())
+        if not await self._store.set_item_status(order_id, item_id, info, allowed=allowed):
+            return False
+        now = self._clock.seconds()
+        progress = await self._store.update_order_status(order_id, lambda p: derive_order_status(p, now))
+        if progress.status.status.is_final and progress.status.changed_at == now:
+            self.log.info("order {order_id} {status}: {info}", order_id=order_id,
+                          status=progress.status.status.value, info=progress.status.additional_info)
+        return True
+
+    async def _close(self, order: Order, status: StatusInfo, item_text: str,
+                     notification: Notification | None) -> Order:
+        """End an unfinished order in ``status`` and its unfinished items with it."""
+        if not await self._store.set_order_status(order.order_id, status, allowed=UNFINISHED,
+                                                  notification=notification):
+            current = await self._existing(order.order_id)
+            raise invalid("orderId", f"order {order.order_id} is already {current.status.status.value}")
+        item_status = StatusInfo(status.status, item_text, changed_at=status.changed_at)
+        for item in order.items:
+            if not item.status.status.is_final:
+                await self._store.set_item_status(order.order_id, item.spec.item_id, item_status, allowed=UNFINISHED)
+        self.log.info("order {order_id} {status}: {info}", order_id=order.order_id, status=status.status.value,
+                      info=status.additional_info)
+        return await self._existing(order.order_id)
+
+    async def _existing(self, order_id: str) -> Order:
+        order = await self._store.get(order_id)
+        if order is None:
+            raise RequestRejected("InvalidOrderIdentifier", "orderId", f"there is no order {_show(order_id)}")
+        return order
+
+    def _dispatch(self, order: Order) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.accepted(order)
+
+    def _access_protocol(self, order: Order, item: Item) -> str | None:
+        """How the item's result is fetched, when the server keeps it
+        (onlineDataAccess). No deliveryOptions at all means onlineDataAccess
+        over the collection's first protocol."""
+        delivery = item.spec.delivery or order.spec.delivery
+        if delivery is None:
+            collection = self._config.collection(item.spec.collection_id or "")
+            return collection.online_data_access[0] if collection and collection.online_data_access else None
+        if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
+            return delivery.protocol
+        return None
+
+
+def derive_order_status(progress: OrderProgress, now: float) -> StatusInfo | None:
+    """The order's status as its items make it, or None when that is what it
+    already is. Final orders and subscriptions (standing orders) are left alone.
+
+    Every item final: Completed when all completed, Failed when none did,
+    else Completed saying how many failed. Otherwise, once any item has
+    started or ended: InProduction, with the progress so far."""
+    if (progress.status.status.is_final or progress.order_type is OrderType.SUBSCRIPTION_ORDER
+            or not progress.total):
+        return None
+    total = progress.total
+    completed = progress.count(*WITH_RESULT)
+    failed = progress.count(OrderStatus.Failed)
+    finished = progress.count(*FINAL)
+    if finished == total:
+        if completed == total:
+            status, text = OrderStatus.Completed, ("The item is ready" if total == 1
+                                                   else f"All {total} items are ready")
+        elif completed == 0 and failed:
+            status, text = OrderStatus.Failed, _failures(progress)
+        elif completed == 0:
+            status, text = OrderStatus.Cancelled, "Every item was cancelled"
+        else:
+            status, text = OrderStatus.Completed, _progress(progress)
+    elif finished or progress.count(OrderStatus.InProduction):
+        status, text = OrderStatus.InProduction, f"In production: {_progress(progress)}"
+    else:
+        return None
+    text = _clip(text)
+    if (status, text) == (progress.status.status, progress.status.additional_info):
+        return None
+    return StatusInfo(status, text, changed_at=now)
+
+
+def _progress(progress: OrderProgress) -> str:
+    parts = [f"{progress.count(*WITH_RESULT)} of {progress.total} items completed"]
+    if failed := progress.count(OrderStatus.Failed):
+        parts.append(f"{failed} failed")
+    if cancelled := progress.count(OrderStatus.Cancelled, OrderStatus.Terminated):
+        parts.append(f"{cancelled} cancelled")
+    return ", ".join(parts)
+
+
+def _failures(progress: OrderProgress) -> str:
+    item, reason = progress.last_failure or ("?", "")
+    reason = reason or "no reason given"
+    failed = progress.count(OrderStatus.Failed)
+    if progress.total == 1:
+        return f"Item {_show(item)} failed: {reason}"
+    lead = (f"All {failed} items failed" if failed == progress.total
+            else f"{failed} of {progress.total} items failed, none completed")
+    return f"{lead}; the last, item {_show(item)}: {reason}"
+
+
+def _accepted_text(order_type: OrderType) -> str:
+    if order_type is OrderType.SUBSCRIPTION_ORDER:
+        return "Subscription is active"
+    if order_type is OrderType.TASKING_ORDER:
+        return "Accepted; waiting for the tasking request to be fulfilled"
+    return "Accepted; waiting for processing"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_STATUS_INFO else text[: MAX_STATUS_INFO - 1] + "…"
+
+
+def _show(value: str) -> str:
+    return f'"{value[:80]}"' + ("..." if len(value) > 80 else "")

@@ -1,0 +1,208 @@
+"""Whether a Submit may be accepted, judged against the configuration.
+
+Pure: no I/O. Every refusal is a RequestRejected whose text names the
+offending value and what would have been accepted, so a client can fix its
+request without reading our configuration. (The per-user limit of unfinished
+items needs the store and is checked atomically there.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from ..auth.account import Account
+from ..config import CollectionConfig, Config
+from ..model.errors import RequestRejected, invalid, missing
+from ..model.orders import (
+    MASSIVE_ORDER_REFERENCE,
+    DeliveryChoice,
+    DeliveryMethod,
+    ItemSpec,
+    Notification,
+    OptionValue,
+    OrderSpec,
+    OrderType,
+    StatusNotification,
+)
+from .catalogue import Catalogue
+
+ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
+MAX_REFERENCE = 30
+MAX_ITEM_ID = 80
+
+_NOT_SUPPORTED = {
+    OrderType.PRODUCT_ORDER: "ProductOrderingNotSupported",
+    OrderType.MASSIVE_ORDER: "ProductOrderingNotSupported",
+    OrderType.SUBSCRIPTION_ORDER: "SubscriptionNotSupported",
+    OrderType.TASKING_ORDER: "FutureProductNotSupported",
+}
+
+Resolver = Callable[[str], "str | None"]
+
+
+def resolve_collection(identifier: str, collections: Sequence[CollectionConfig]) -> str | None:
+    """The collection of a product given without productId/collectionId: the
+    only collection there is, else the one whose id is the longest prefix of
+    the identifier. (A processor hook will replace this rule.)"""
+    if len(collections) == 1:
+        return collections[0].id
+    matches = [c.id for c in collections if identifier.startswith(c.id)]
+    return max(matches, key=len) if matches else None
+
+
+def check_notification(notification: Notification) -> None:
+    """statusNotification All or Final needs somewhere to send the call-backs."""
+    if notification.mode is StatusNotification.NONE:
+        return
+    reply_to = notification.reply_to or ""
+    if not reply_to.startswith(("http://", "https://")) or reply_to == ANONYMOUS:
+        raise RequestRejected(
+            "InvalidNotificationValue", "ws-address",
+            f"statusNotification {notification.mode.value} needs a wsa:ReplyTo address (http or https) "
+            f"to send the notifications to; got {_show(notification.reply_to)}",
+        )  # fmt: skip
+    if not notification.message_id:
+        raise RequestRejected(
+            "InvalidNotificationValue", "ws-address",
+            f"statusNotification {notification.mode.value} needs a wsa:MessageID for the notifications "
+            f"to relate to",
+        )  # fmt: skip
+
+
+def effective_type(spec: OrderSpec) -> OrderType:
+    """A PRODUCT_ORDER whose orderReference is "Massive order" is a massive order."""
+    if spec.order_type is OrderType.PRODUCT_ORDER and spec.reference == MASSIVE_ORDER_REFERENCE:
+        return OrderType.MASSIVE_ORDER
+    return spec.order_type
+
+
+@attrs.frozen
+class CheckedOrder:
+    """A Submit that passed every check: the spec as it will be stored (its
+    effective type, every item with its collection), the collections it
+    orders from, and whether an operator must approve it."""
+
+    spec: OrderSpec
+    collections: tuple[CollectionConfig, ...]
+    manual: bool
+
+
+class SubmitChecker:
+    def __init__(self, config: Config, catalogue: Catalogue, resolve: Resolver) -> None:
+        self._config = config
+        self._catalogue = catalogue
+        self.resolve = resolve
+
+    def check(self, account: Account, spec: OrderSpec) -> CheckedOrder:
+        order_type = effective_type(spec)
+        if spec.reference is not None and len(spec.reference) > MAX_REFERENCE:
+            raise invalid("orderReference", f"orderReference is longer than {MAX_REFERENCE} characters")
+        if not spec.items:
+            raise missing("orderItem", "an order needs at least one orderItem")
+        limit = self._config.orders.max_items_per_order
+        if order_type is not OrderType.MASSIVE_ORDER and len(spec.items) > limit:
+            raise invalid("orderItem", f"an order may hold at most {limit} items; this one has {len(spec.items)} (a "
+                                       f'massive order, orderReference "{MASSIVE_ORDER_REFERENCE}", may hold more)')
+        seen: set[str] = set()
+        items: list[ItemSpec] = []
+        used: dict[str, CollectionConfig] = {}
+        for item in spec.items:
+            if len(item.item_id) > MAX_ITEM_ID:
+                raise invalid("itemId", f"itemId {_show(item.item_id[:40])}... is longer than {MAX_ITEM_ID} characters")
+            if item.item_id in seen:
+                raise invalid("itemId", f"itemId {_show(item.item_id)} is used by more than one orderItem")
+            seen.add(item.item_id)
+            collection = self._item_collection(account, order_type, item)
+            used.setdefault(collection.id, collection)
+            self._check_options(collection, item.options)
+            if item.delivery is not None:
+                self._check_delivery(collection, item.delivery, spec)
+            items.append(attrs.evolve(item, collection_id=collection.id))
+        for collection in used.values():
+            self._check_options(collection, spec.options)
+            if spec.delivery is not None:
+                self._check_delivery(collection, spec.delivery, spec)
+            if spec.packaging is not None and spec.packaging not in collection.packaging:
+                raise invalid("packaging", f"collection {_show(collection.id)} does not offer packaging "
+                                           f"{_show(spec.packaging)} (offers: {_choices(collection.packaging)})")
+        moderation = {c.moderation or self._config.orders.moderation for c in used.values()}
+        return CheckedOrder(
+            spec=attrs.evolve(spec, order_type=order_type, items=tuple(items)),
+            collections=tuple(used.values()),
+            manual="manual" in moderation,
+        )
+
+    def _item_collection(self, account: Account, order_type: OrderType, item: ItemSpec) -> CollectionConfig:
+        where = f"item {_show(item.item_id)}"
+        if order_type in (OrderType.PRODUCT_ORDER, OrderType.MASSIVE_ORDER):
+            if item.subscription or item.tasking_request_id is not None:
+                raise invalid("orderItem", f"{where}: the items of a {order_type.wire} are identified by productId")
+            if not item.product_id:
+                raise missing("productId", f"{where} has no productId/identifier")
+            identifier = item.product_id
+        elif order_type is OrderType.SUBSCRIPTION_ORDER:
+            if not item.subscription or item.product_id is not None:
+                raise invalid("orderItem", f"{where}: the items of a SUBSCRIPTION_ORDER are identified by "
+                                           f"subscriptionId")
+            if not item.collection_id:
+                raise missing("collectionId", f"{where} has no subscriptionId/collectionId")
+            identifier = item.collection_id
+        else:
+            if not item.tasking_request_id or item.subscription or item.product_id is not None:
+                raise missing("taskingRequestId", f"{where}: the items of a TASKING_ORDER are identified by "
+                                                  f"taskingRequestId")
+            identifier = item.tasking_request_id
+        collection_id = item.collection_id or self.resolve(identifier)
+        if collection_id is None:
+            raise RequestRejected("UnsupportedCollection", "collectionId",
+                                  f"{where}: cannot tell the collection of {_show(identifier)}; "
+                                  f"give productId/collectionId")
+        collection = self._config.collection(collection_id)
+        if collection is None or not self._catalogue.may_see(account, collection):
+            # Unknown and not-for-you read the same: a client learns nothing of hidden collections.
+            raise RequestRejected("UnsupportedCollection", "collectionId",
+                                  f"{where}: no collection {_show(collection_id)} is offered to you")
+        if not collection.supports(order_type.value):
+            what = ("massive orders (PRODUCT_ORDER with orderReference "
+                    f"\"{MASSIVE_ORDER_REFERENCE}\")" if order_type is OrderType.MASSIVE_ORDER
+                    else f"{order_type.value}s")
+            raise RequestRejected(_NOT_SUPPORTED[order_type], "orderType",
+                                  f"collection {_show(collection.id)} does not accept {what}")
+        return collection
+
+    @staticmethod
+    def _check_options(collection: CollectionConfig, options: Sequence[OptionValue]) -> None:
+        offered = {o.name: o for o in collection.option}
+        for option in options:
+            config = offered.get(option.name)
+            if config is None:
+                raise invalid("option", f"collection {_show(collection.id)} has no option {_show(option.name)} "
+                                        f"(offers: {_choices(offered)})")
+            if option.value not in config.choices:
+                raise invalid("option", f"{_show(option.value)} is not a value of option {_show(option.name)} "
+                                        f"(choices: {_choices(config.choices)})")
+
+    @staticmethod
+    def _check_delivery(collection: CollectionConfig, delivery: DeliveryChoice, spec: OrderSpec) -> None:
+        if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
+            if delivery.protocol not in collection.online_data_access:
+                raise invalid("deliveryOptions",
+                              f"collection {_show(collection.id)} does not offer onlineDataAccess over "
+                              f"{_show(delivery.protocol)} (offers: {_choices(collection.online_data_access)})")
+        elif delivery.method is DeliveryMethod.ONLINE_DATA_DELIVERY:
+            if not spec.online_addresses:
+                raise missing("onlineAddress", "onlineDataDelivery needs at least one "
+                                               "deliveryInformation/onlineAddress to deliver to")
+        else:
+            raise invalid("deliveryOptions", f"mediaDelivery is not offered by collection {_show(collection.id)} "
+                                             f"(use onlineDataAccess over {_choices(collection.online_data_access)})")
+
+
+def _show(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else "none"
+
+
+def _choices(values: Iterable[str]) -> str:
+    return ", ".join(values) or "none"

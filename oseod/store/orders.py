@@ -1,0 +1,542 @@
+"""Orders and their items in Redis, and the indexes that GetStatus searches.
+
+Layout (names in :mod:`oseod.store.keys`):
+
+* ``order:ID`` hash: ``owner``, ``order_type``, ``reference``, ``created_at``,
+  ``spec`` (the OrderSpec with its items, JSON, written once),
+  ``notification`` (JSON), ``status`` (the bare name, for the scripts),
+  ``status_info`` (StatusInfo JSON), ``updated_at``, ``version`` (bumped by
+  every change, for compare-and-set), ``completion_seq`` and ``ready_cursor``
+  (DescribeResultAccess nextReady), and what deriving the order's status from
+  its items needs without reading them: ``items_total``, ``n/STATUS`` (how
+  many items are in each status), ``failed_item`` and ``failed_reason`` (the
+  latest failure).
+* ``order:ID:items`` hash: per item ``s/ITEM`` (StatusInfo JSON), ``c/ITEM``
+  (completion time) and ``b/ITEM`` (batch, when not 0); a status change
+  rewrites one small field, never the spec.
+* ``order:ID:ready`` sorted set: the items with a result, by completion sequence.
+* indexes, per owner and across owners, all scored by the order's last update
+  (any change to the order or one of its items): every order; per status; per
+  orderReference. Plus a per-owner counter of items not in a final status.
+
+Every change is one Lua script that updates the data, the counter and every
+index together, so an index never disagrees with the order it points to.
+Searches read one sorted-set range per index (no scans, no KEYS).
+"""
+
+from __future__ import annotations
+
+import re
+import collections
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ..model import codec
+from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
+from . import keys
+
+ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+_MEMBER_WIDTH = 20
+_STATUSES = tuple(OrderStatus)
+_WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
+
+# Shared by the scripts that change an order. KEYS, as built by _order_keys():
+#   1 order hash, 2 items hash, 3 ready set, 4 owner's active-item counter,
+#   5 .. 4+N the owner's per-status indexes, 5+N .. 4+2N everybody's (N statuses,
+#   in OrderStatus order), then every index scored but not chosen by status
+#   (all orders of the owner, of everybody, and the two orderReference indexes).
+_PRELUDE = (
+    "local N = %d\n" % len(_STATUSES)
+    + "local POS = {%s}\n" % ", ".join(f"{s.value} = {i + 1}" for i, s in enumerate(_STATUSES))
+    + "local FINAL = {%s}\n" % ", ".join(f"{s.value} = true" for s in _STATUSES if s.is_final)
+    + "local WITH_RESULT = {%s}\n" % ", ".join(f"{s.value} = true" for s in _WITH_RESULT)
+    + """
+local ORDER, ITEMS, READY, ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+-- HSET ARGV[first .. last] in slices: unpack() overflows Lua's stack on big orders.
+local function hset_all(key, first, last)
+  for i = first, last, 1000 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last)))
+  end
+end
+
+local function in_set(set, value)
+  return set == '' or string.find(set, '|' .. value .. '|', 1, true) ~= nil
+end
+
+-- Record an update at time `at` (a string, passed through exactly); the last
+-- update never goes backwards. Returns the score for the indexes.
+local function touch(at)
+  local last = redis.call('HGET', ORDER, 'updated_at')
+  if last and tonumber(last) > tonumber(at) then at = last end
+  redis.call('HSET', ORDER, 'updated_at', at)
+  redis.call('HINCRBY', ORDER, 'version', 1)
+  return at
+end
+
+-- Put the order in the status indexes of `new` (out of those of `old`) and
+-- give it `score` everywhere.
+local function reindex(member, old, new, score)
+  if old then
+    redis.call('ZREM', KEYS[4 + POS[old]], member)
+    redis.call('ZREM', KEYS[4 + N + POS[old]], member)
+  end
+  redis.call('ZADD', KEYS[4 + POS[new]], score, member)
+  redis.call('ZADD', KEYS[4 + N + POS[new]], score, member)
+  for i = 5 + 2 * N, #KEYS do redis.call('ZADD', KEYS[i], score, member) end
+end
+"""
+)
+
+# ARGV: member, status, created_at, number of new unfinished items, the limit of
+# unfinished items per owner ('' none), the number of order-hash values that
+# follow, those field/value pairs, then the items-hash field/value pairs.
+# Returns {1, ''} or, over the limit, {0, items unfinished now}.
+_CREATE = _PRELUDE + """
+local added, limit, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+if limit ~= '' and added > 0 then
+  local active = tonumber(redis.call('GET', ACTIVE) or '0')
+  if active + added > tonumber(limit) then return {0, tostring(active)} end
+end
+hset_all(ORDER, 7, 6 + n)
+if #ARGV > 6 + n then hset_all(ITEMS, 7 + n, #ARGV) end
+if added > 0 then redis.call('INCRBY', ACTIVE, added) end
+reindex(ARGV[1], nil, ARGV[2], touch(ARGV[3]))
+return {1, ''}
+"""
+
+# ARGV: member, status, StatusInfo JSON, time, allowed current statuses
+# ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep).
+# Returns 1 done, 0 refused (status or version), -1 no such order.
+_SET_ORDER_STATUS = _PRELUDE + """
+local current = redis.call('HGET', ORDER, 'status')
+if not current then return -1 end
+if not in_set(ARGV[5], current) then return 0 end
+if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return 0 end
+redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
+if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
+reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
+return 1
+"""
+
+# ARGV: member, item id, status, StatusInfo JSON, time, completion time ('' the
+# same), allowed current statuses ('|A|B|', '' any).
+# Returns 1 done, 0 refused, -1 no such order, -2 no such item.
+_SET_ITEM_STATUS = _PRELUDE + """
+local current = redis.call('HGET', ORDER, 'status')
+if not current then return -1 end
+local item = ARGV[2]
+local old = redis.call('HGET', ITEMS, 's/' .. item)
+if not old then return -2 end
+old = cjson.decode(old)['status']
+if not in_set(ARGV[7], old) then return 0 end
+local new = ARGV[3]
+redis.call('HSET', ITEMS, 's/' .. item, ARGV[4])
+redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
+redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
+if new == 'Failed' then
+  redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', cjson.decode(ARGV[4])['additional_info'] or '')
+end
+if FINAL[old] and not FINAL[new] then redis.call('INCR', ACTIVE)
+elseif FINAL[new] and not FINAL[old] then redis.call('DECR', ACTIVE) end
+if WITH_RESULT[new] then
+  if not WITH_RESULT[old] then
+    local at = ARGV[6]
+    if at == '' then at = ARGV[5] end
+    redis.call('HSET', ITEMS, 'c/' .. item, at)
+    redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+  end
+else
+  redis.call('HDEL', ITEMS, 'c/' .. item)
+  redis.call('ZREM', READY, item)
+end
+reindex(ARGV[1], current, current, touch(ARGV[5]))
+return 1
+"""
+
+# KEYS: order hash, ready set. Returns the ids completed since the previous
+# call and moves the cursor past them; false when there is no such order.
+_NEXT_READY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local cursor = redis.call('HGET', KEYS[1], 'ready_cursor') or '0'
+local last = redis.call('HGET', KEYS[1], 'completion_seq') or '0'
+redis.call('HSET', KEYS[1], 'ready_cursor', last)
+return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, last)
+"""
+
+# KEYS: (order hash, items hash) per order. One consistent snapshot.
+_LOAD = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = redis.call('HGETALL', KEYS[i])
+  out[#out + 1] = redis.call('HGETALL', KEYS[i + 1])
+end
+return out
+"""
+
+# KEYS: the indexes of one criterion, then (optionally) those of another.
+# ARGV: how many keys the first criterion has, max score, min score, limit.
+# An order matches when it is in one index of each criterion. The criterion
+# with fewer orders in the time range is read, the other one only tested
+# (ZSCORE), so the work is bounded by the smaller side, not by all orders.
+# Returns the members, newest update first (ties: highest id first).
+_SEARCH = """
+local na, max, min, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local read, test = {}, {}
+for i = 1, #KEYS do
+  if i <= na then read[#read + 1] = KEYS[i] else test[#test + 1] = KEYS[i] end
+end
+local function count(ks)
+  local n = 0
+  for _, k in ipairs(ks) do n = n + redis.call('ZCOUNT', k, min, max) end
+  return n
+end
+if #test > 0 and count(test) < count(read) then read, test = test, read end
+local page = limit
+if #test > 0 then page = math.max(limit, 256) end
+local found = {}
+for _, k in ipairs(read) do
+  local offset, taken = 0, 0
+  while taken < limit do
+    local rows = redis.call('ZREVRANGEBYSCORE', k, max, min, 'WITHSCORES', 'LIMIT', offset, page)
+    for i = 1, #rows, 2 do
+      local ok = #test == 0
+      for _, t in ipairs(test) do
+        if redis.call('ZSCORE', t, rows[i]) then ok = true break end
+      end
+      if ok then
+        found[#found + 1] = {tonumber(rows[i + 1]), rows[i]}
+        taken = taken + 1
+        if taken == limit then break end
+      end
+    end
+    if #rows < 2 * page then break end
+    offset = offset + page
+  end
+end
+table.sort(found, function(a, b)
+  if a[1] ~= b[1] then return a[1] > b[1] end
+  return a[2] > b[2]
+end)
+local members = {}
+for i = 1, math.min(limit, #found) do members[i] = found[i][2] end
+return members
+"""
+
+
+class NoSuchOrder(KeyError):
+    pass
+
+
+class NoSuchItem(KeyError):
+    pass
+
+
+class TooManyActiveItems(Exception):
+    """Creating the order would put its owner over the limit of unfinished items."""
+
+    def __init__(self, active: int, added: int, limit: int) -> None:
+        super().__init__(f"{active} items unfinished, {added} more, limit {limit}")
+        self.active = active
+        self.added = added
+        self.limit = limit
+
+
+@attrs.frozen
+class OrderProgress:
+    """Where an order's items stand, as counts: what deriving the order's
+    status needs, read in one step whatever the number of items."""
+
+    order_id: str
+    order_type: OrderType
+    status: StatusInfo
+    total: int
+    counts: Mapping[OrderStatus, int]  # statuses with no item are left out
+    last_failure: tuple[str, str] | None = None  # (item id, reason) of the latest failed item
+
+    def count(self, *statuses: OrderStatus) -> int:
+        return sum(self.counts.get(s, 0) for s in statuses)
+
+
+class Conflict(Exception):
+    """A compare-and-set lost too many races in a row."""
+
+
+def _member(order_id: str) -> str:
+    return order_id.zfill(_MEMBER_WIDTH)
+
+
+def _order_id(member: str) -> str:
+    return member.lstrip("0")
+
+
+def _score(moment: float) -> str:
+    return repr(float(moment))
+
+
+def _statuses(allowed: Iterable[OrderStatus] | None) -> str:
+    return "" if allowed is None else "|" + "|".join(s.value for s in allowed) + "|"
+
+
+def _order_keys(order_id: str, owner: str, reference: str | None) -> list[str]:
+    """The KEYS of the order-changing scripts (see _PRELUDE)."""
+    layout = [
+        keys.order(order_id), keys.order_items(order_id), keys.order_ready(order_id), keys.active_items(owner),
+        *(keys.orders_in_status(owner, s.value) for s in _STATUSES),
+        *(keys.orders_in_status(None, s.value) for s in _STATUSES),
+        keys.orders_updated(owner), keys.orders_updated(None),
+    ]  # fmt: skip
+    if reference:
+        layout += [keys.orders_with_reference(owner, reference), keys.orders_with_reference(None, reference)]
+    return layout
+
+
+@attrs.frozen
+class _Identity:
+    """What never changes about an order and is needed to name its index keys."""
+
+    owner: str
+    reference: str | None
+
+
+class OrderStore:
+    """Orders, their items and the indexes over them. Only the ordering core writes."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._identities: dict[str, _Identity] = {}
+
+    # ------------------------------------------------------------------ writing
+
+    async def create(self, order: Order, *, max_active_items: int | None = None) -> Order:
+        """Store ``order`` under a new id (its ``order_id`` is ignored) and
+        return it with that id. With ``max_active_items``, refuse with
+        TooManyActiveItems when the owner's unfinished items plus this order's
+        would exceed it (checked and counted in the same atomic step)."""
+        order_id = str(await self._redis.conn.incr(keys.order_sequence()))
+        order = attrs.evolve(order, order_id=order_id,
+                             spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
+        fields = [
+            "owner", order.owner,
+            "order_type", order.spec.order_type.value,
+            "reference", order.spec.reference or "",
+            "created_at", _score(order.created_at),
+            "spec", codec.dumps(order.spec),
+            "notification", codec.dumps(order.notification),
+            "status", order.status.status.value,
+            "status_info", codec.dumps(order.status),
+            "completion_seq", "0",
+            "ready_cursor", "0",
+            "items_total", str(len(order.items)),
+        ]  # fmt: skip
+        for status, count in collections.Counter(i.status.status for i in order.items).items():
+            fields += [f"n/{status.value}", str(count)]
+        item_fields: list[str] = []
+        for item in order.items:
+            if item.status.status in _WITH_RESULT:
+                raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
+            item_fields += [f"s/{item.spec.item_id}", codec.dumps(item.status)]
+            if item.batch:
+                item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
+        added = sum(1 for item in order.items if not item.status.status.is_final)
+        answer = await self._redis.conn.eval(
+            _CREATE,
+            _order_keys(order_id, order.owner, order.spec.reference),
+            [_member(order_id), order.status.status.value, _score(order.status.changed_at or order.created_at),
+             str(added), "" if max_active_items is None else str(max_active_items), str(len(fields)),
+             *fields, *item_fields],
+        )
+        if str(answer[0]) != "1":
+            raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
+        self._remember(order_id, _Identity(order.owner, order.spec.reference or None))
+        return attrs.evolve(order, items=tuple(attrs.evolve(i, completed_at=None) for i in order.items))
+
+    async def set_order_status(self, order_id: str, status: StatusInfo, *,
+                               allowed: Collection[OrderStatus] | None = None,
+                               notification: Notification | None = None) -> bool:
+        """Set the order's status, at ``status.changed_at``. With ``allowed``,
+        only if its current status is one of those; False when refused. A
+        ``notification`` replaces the stored one in the same step."""
+        return await self._set_order_status(order_id, status, allowed, None, notification)
+
+    async def set_item_status(self, order_id: str, item_id: str, status: StatusInfo,
+                              completed_at: float | None = None, *,
+                              allowed: Collection[OrderStatus] | None = None) -> bool:
+        """Set one item's status, at ``status.changed_at``. On reaching
+        Completed (or Downloaded) the item is ready for DescribeResultAccess,
+        completed at ``completed_at`` (default: ``status.changed_at``); back in
+        a status without a result, it is not. With ``allowed``, only if the
+        item's current status is one of those; False when refused."""
+        identity = await self._identity(order_id)
+        answer = await self._redis.conn.eval(
+            _SET_ITEM_STATUS,
+            _order_keys(order_id, identity.owner, identity.reference),
+            [_member(order_id), item_id, status.status.value, codec.dumps(status), _score(status.changed_at),
+             "" if completed_at is None else _score(completed_at), _statuses(allowed)],
+        )
+        answer = int(answer)
+        if answer == -1:
+            raise NoSuchOrder(order_id)
+        if answer == -2:
+            raise NoSuchItem(item_id)
+        return answer == 1
+
+    async def update_order_status(self, order_id: str, decide: Callable[[OrderProgress], StatusInfo | None], *,
+                                  attempts: int = 20) -> OrderProgress:
+        """Compare-and-set: read the order's progress (O(1), whatever its
+        number of items), ask ``decide`` for its new status (None: leave it),
+        write it only if nothing changed the order or its items meanwhile,
+        else start over. Returns the progress with the status decided on."""
+        fields = ["version", "order_type", "status_info", "items_total", "failed_item", "failed_reason",
+                  *(f"n/{s.value}" for s in _STATUSES)]
+        for _ in range(attempts):
+            values = await self._redis.conn.hmget(keys.order(order_id), fields) if ORDER_ID.match(order_id) else []
+            if not values or values[0] is None:
+                raise NoSuchOrder(order_id)
+            version, order_type, status_info, total, failed_item, failed_reason, *counts = values
+            progress = OrderProgress(
+                order_id=order_id,
+                order_type=OrderType(order_type),
+                status=codec.loads(StatusInfo, status_info),
+                total=int(total),
+                counts={s: int(n) for s, n in zip(_STATUSES, counts) if n and int(n)},
+                last_failure=(failed_item, failed_reason) if failed_item is not None else None,
+            )
+            status = decide(progress)
+            if status is None:
+                return progress
+            if await self._set_order_status(order_id, status, None, version, None):
+                return attrs.evolve(progress, status=status)
+        raise Conflict(f"order {order_id} kept changing while its status was derived")
+
+    async def next_ready(self, order_id: str) -> frozenset[str]:
+        """The ids of the items that got a result since the previous call
+        (all of them at the first call); the next call starts after them."""
+        if not ORDER_ID.match(order_id):
+            raise NoSuchOrder(order_id)
+        ids = await self._redis.conn.eval(_NEXT_READY, [keys.order(order_id), keys.order_ready(order_id)], [])
+        if ids is None:
+            raise NoSuchOrder(order_id)
+        return frozenset(ids)
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, order_id: str) -> Order | None:
+        if not ORDER_ID.match(order_id):
+            return None
+        loaded = await self._load([order_id])
+        return loaded[0] if loaded else None
+
+    async def get_many(self, order_ids: Iterable[str]) -> list[Order]:
+        """The orders that exist among ``order_ids``, in that order."""
+        return await self._load([i for i in order_ids if ORDER_ID.match(i)])
+
+    async def count_active_items(self, owner: str) -> int:
+        """How many items of ``owner``'s orders are not in a final status."""
+        return int(await self._redis.conn.get(keys.active_items(owner)) or 0)
+
+    async def search(self, owner: str | None, last_update: float | None, last_update_end: float | None,
+                     statuses: Collection[OrderStatus], reference: str | None, limit: int) -> list[Order]:
+        """The orders of ``owner`` (None: of everybody) last updated within
+        [last_update, last_update_end], in one of ``statuses`` (empty: any),
+        with orderReference ``reference`` (None: any); newest update first, at
+        most ``limit``."""
+        ids = await self.search_ids(owner, last_update, last_update_end, statuses, reference, limit)
+        return await self.get_many(ids)
+
+    async def search_ids(self, owner: str | None, last_update: float | None, last_update_end: float | None,
+                         statuses: Collection[OrderStatus], reference: str | None, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        by_status = [keys.orders_in_status(owner, s.value) for s in _STATUSES if s in statuses]
+        if reference:
+            read, test = [keys.orders_with_reference(owner, reference)], by_status
+        elif by_status:
+            read, test = by_status, []
+        else:
+            read, test = [keys.orders_updated(owner)], []
+        members = await self._redis.conn.eval(
+            _SEARCH,
+            read + test,
+            [str(len(read)),
+             "+inf" if last_update_end is None else _score(last_update_end),
+             "-inf" if last_update is None else _score(last_update),
+             str(limit)],
+        )
+        return [_order_id(m) for m in members]
+
+    # ------------------------------------------------------------------ internals
+
+    async def _set_order_status(self, order_id: str, status: StatusInfo, allowed: Collection[OrderStatus] | None,
+                                version: str | None, notification: Notification | None) -> bool:
+        identity = await self._identity(order_id)
+        answer = int(await self._redis.conn.eval(
+            _SET_ORDER_STATUS,
+            _order_keys(order_id, identity.owner, identity.reference),
+            [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
+             _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification)],
+        ))
+        if answer == -1:
+            raise NoSuchOrder(order_id)
+        return answer == 1
+
+    async def _identity(self, order_id: str) -> _Identity:
+        identity = self._identities.get(order_id)
+        if identity is None:
+            if not ORDER_ID.match(order_id):
+                raise NoSuchOrder(order_id)
+            owner, reference = await self._redis.conn.hmget(keys.order(order_id), ["owner", "reference"])
+            if owner is None:
+                raise NoSuchOrder(order_id)
+            identity = _Identity(owner, reference or None)
+            self._remember(order_id, identity)
+        return identity
+
+    def _remember(self, order_id: str, identity: _Identity) -> None:
+        # Owner and reference never change, so any daemon may cache them; the
+        # bound only keeps memory flat.
+        if len(self._identities) >= 10_000:
+            self._identities.clear()
+        self._identities[order_id] = identity
+
+    async def _load(self, order_ids: list[str]) -> list[Order]:
+        """The existing orders among ``order_ids``, in that order."""
+        if not order_ids:
+            return []
+        replies = await self._redis.conn.eval(
+            _LOAD, [k for order_id in order_ids for k in (keys.order(order_id), keys.order_items(order_id))], [])
+        loaded = []
+        for order_id, flat, item_flat in zip(order_ids, replies[0::2], replies[1::2]):
+            if flat:
+                loaded.append(_decode(order_id, _pairs(flat), _pairs(item_flat)))
+        return loaded
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+def _decode(order_id: str, fields: dict[str, str], item_fields: dict[str, str]) -> Order:
+    spec = codec.loads(OrderSpec, fields["spec"])
+    return Order(
+        order_id=order_id,
+        owner=fields["owner"],
+        spec=spec,
+        status=codec.loads(StatusInfo, fields["status_info"]),
+        created_at=float(fields["created_at"]),
+        notification=codec.loads(Notification, fields["notification"]),
+        items=tuple(_item(item_spec, item_fields) for item_spec in spec.items),
+    )
+
+
+def _item(spec: ItemSpec, item_fields: dict[str, str]) -> Item:
+    item_id = spec.item_id
+    completed = item_fields.get(f"c/{item_id}")
+    return Item(
+        spec=spec,
+        status=codec.loads(StatusInfo, item_fields[f"s/{item_id}"]),
+        batch=int(item_fields.get(f"b/{item_id}", "0")),
+        completed_at=float(completed) if completed is not None else None,
+    )
