@@ -105,6 +105,10 @@ class SubmitChecker:
         if order_type is not OrderType.MASSIVE_ORDER and len(spec.items) > limit:
             raise invalid("orderItem", f"an order may hold at most {limit} items; this one has {len(spec.items)} (a "
                                        f'massive order, orderReference "{MASSIVE_ORDER_REFERENCE}", may hold more)')
+        if not any(c.supports(order_type.value) for c in self._catalogue.visible_to(account)):
+            # Said first: a tasking item names no collection to blame.
+            raise RequestRejected(_NOT_SUPPORTED[order_type], "orderType",
+                                  f"no collection offered to you accepts {order_type.value}s")
         seen: set[str] = set()
         items: list[ItemSpec] = []
         used: dict[str, CollectionConfig] = {}
