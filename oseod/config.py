@@ -244,6 +244,13 @@ class CollectionConfig:
     # Groups allowed to see and order this collection; empty: everybody.
     groups: tuple[str, ...] = key((), _list(_nonempty_str))
     option: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
+    # Product identifiers starting with one of these belong to this collection
+    # (GetOptions and Submit by identifier without a collectionId).
+    identifier_prefixes: tuple[str, ...] = key((), _list(_nonempty_str))
+    # Offered in GetOptions paymentOptions; a Submit's paymentMethod must be one.
+    payment_methods: tuple[str, ...] = key((), _list(_nonempty_str))
+    # Scene-selection parameters offered in GetOptions (same form as option).
+    scene_selection: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
 
     def supports(self, order_type: str) -> bool:
         return order_type in self.order_types
@@ -321,18 +328,23 @@ def _collections(value: object) -> tuple[CollectionConfig, ...]:
         seen.add(collection.id)
         if not collection.online_data_access:
             raise ConfigError(f"collection[{i}].online_data_access", "must offer at least one protocol")
-        names = [o.name for o in collection.option]
-        for j, option in enumerate(collection.option):
-            where = f"collection[{i}].option[{j}]"
-            if names.count(option.name) > 1:
-                raise ConfigError(f"{where}.name", f'option "{option.name}" is defined twice')
-            if not _XML_NAME.match(option.name):
-                raise ConfigError(f"{where}.name", f'"{option.name}" is not an XML name (letters, digits, _ . -)')
-            if not option.choices:
-                raise ConfigError(f"{where}.choices", "must list at least one choice")
-            if option.default and option.default not in option.choices:
-                raise ConfigError(f"{where}.default", f'"{option.default}" is not one of the choices')
+        _check_options(collection.option, f"collection[{i}].option")
+        _check_options(collection.scene_selection, f"collection[{i}].scene_selection")
     return collections
+
+
+def _check_options(options: tuple[OptionConfig, ...], where: str) -> None:
+    names = [o.name for o in options]
+    for j, option in enumerate(options):
+        here = f"{where}[{j}]"
+        if names.count(option.name) > 1:
+            raise ConfigError(f"{here}.name", f'option "{option.name}" is defined twice')
+        if not _XML_NAME.match(option.name):
+            raise ConfigError(f"{here}.name", f'"{option.name}" is not an XML name (letters, digits, _ . -)')
+        if not option.choices:
+            raise ConfigError(f"{here}.choices", "must list at least one choice")
+        if option.default and option.default not in option.choices:
+            raise ConfigError(f"{here}.default", f'"{option.default}" is not one of the choices')
 
 
 def parse_config(document: Mapping[str, object]) -> Config:

@@ -75,6 +75,8 @@ def test_overrides_win() -> None:
         ({"collection": [{"id": "a", "option": [{"name": "two words", "choices": ["x"]}]}]},
          "collection[0].option[0].name", "XML name"),
         ({"collection": [{"id": "a", "online_data_access": []}]}, "collection[0].online_data_access", "at least one"),
+        ({"collection": [{"id": "a", "scene_selection": [{"name": "cloud", "choices": []}]}]},
+         "collection[0].scene_selection[0].choices", "at least one"),
         ({"collection": []}, "collection", "one or more"),
     ],
 )

@@ -334,3 +334,47 @@ async def test_official_samples_get_a_valid_answer(server: Any, sample: Any) -> 
         content_type = "application/soap+xml" if soap == SOAP12 else "text/xml"
         code, answer, _ = await srv.post(envelope(payload, token("alice", "alice-password"), soap), content_type)
         assert code in (200, 400), (sample.name, code)
+
+
+CATALOGUE = {
+    "collection": [
+        {"id": "urn:x:s2", "identifier_prefixes": ["S2A_", "S2B_"], "payment_methods": ["account"],
+         "option": [{"name": "format", "choices": ["GeoTIFF", "JPEG2000"]}],
+         "scene_selection": [{"name": "cloudCover", "choices": ["10", "50", "100"], "description": "max cloud %"}]},
+        {"id": "urn:x:landsat", "identifier_prefixes": ["LC08_"]},
+    ]
+}
+
+
+def item_submit(identifier: str, payment: str | None = None) -> str:
+    payment_xml = (f"<payment><paymentMethod>{payment}</paymentMethod><orderAccount>acc-1</orderAccount></payment>"
+                   if payment else "")
+    return (f'<Submit xmlns="{OSEO}" {BASE}><orderSpecification><orderType>PRODUCT_ORDER</orderType>'
+            f"<orderItem><itemId>i</itemId>{payment_xml}<productId><identifier>{identifier}</identifier></productId>"
+            "</orderItem></orderSpecification><statusNotification>None</statusNotification></Submit>")
+
+
+@pytest_twisted.ensureDeferred
+async def test_identifiers_payment_and_scene_selection(server: Any) -> None:
+    srv = await server(parse_config(CATALOGUE))
+    code, options = await srv.call(f'<GetOptions xmlns="{OSEO}" {BASE}><identifier>S2B_MSIL1C_X</identifier>'
+                                   "<identifier>LC08_L1TP_Y</identifier></GetOptions>")
+    assert code == 200
+    sets = options.findall(f"{{{OSEO}}}orderOptions")
+    assert [s.findtext(f"{{{OSEO}}}identifier") for s in sets] == ["S2B_MSIL1C_X", "LC08_L1TP_Y"]
+    assert sets[0].findtext(f".//{{{OSEO}}}paymentMethod") == "account"
+    assert sets[0].find(f".//{{{OSEO}}}sceneSelectionOption") is not None
+    assert sets[1].find(f".//{{{OSEO}}}paymentOptions") is None
+
+    code, fault = await srv.call(f'<GetOptions xmlns="{OSEO}" {BASE}><identifier>XYZ</identifier></GetOptions>')
+    assert code == 400 and code_of(fault) == ("InvalidParameterValue", "identifier")
+
+    code, ack = await srv.call(item_submit("S2A_MSIL2A_Z", payment="account"))
+    order = await srv.parts.ordering.get(Account(name="alice"), order_id_of(ack))
+    assert order.spec.items[0].collection_id == "urn:x:s2"
+    code, status = await srv.call(get_status(order.order_id))
+    assert status.findtext(f".//{{{OSEO}}}payment/{{{OSEO}}}orderAccount") == "acc-1"  # echoed
+    code, fault = await srv.call(item_submit("S2A_MSIL2A_Z", payment="cash"))
+    assert code == 400 and code_of(fault) == ("InvalidParameterValue", "paymentMethod")
+    code, fault = await srv.call(item_submit("UNKNOWN_PRODUCT"))
+    assert code == 400 and code_of(fault) == ("UnsupportedCollection", "collectionId")

@@ -44,12 +44,16 @@ Resolver = Callable[[str], "str | None"]
 
 def resolve_collection(identifier: str, collections: Sequence[CollectionConfig]) -> str | None:
     """The collection of a product given without productId/collectionId: the
-    only collection there is, else the one whose id is the longest prefix of
-    the identifier. (A processor hook will replace this rule.)"""
-    if len(collections) == 1:
-        return collections[0].id
+    one with the longest configured identifier prefix matching it, else the
+    one whose id prefixes it, else the only collection there is. (A
+    processor hook will be asked first once processors exist.)"""
+    prefixed = [(len(p), c.id) for c in collections for p in c.identifier_prefixes if identifier.startswith(p)]
+    if prefixed:
+        return max(prefixed)[1]
     matches = [c.id for c in collections if identifier.startswith(c.id)]
-    return max(matches, key=len) if matches else None
+    if matches:
+        return max(matches, key=len)
+    return collections[0].id if len(collections) == 1 else None
 
 
 def check_notification(notification: Notification) -> None:
@@ -121,6 +125,10 @@ class SubmitChecker:
             collection = self._item_collection(account, order_type, item)
             used.setdefault(collection.id, collection)
             self._check_options(collection, item.options)
+            if item.payment_method is not None and item.payment_method not in collection.payment_methods:
+                raise invalid("paymentMethod", f"collection {_show(collection.id)} does not offer payment method "
+                                               f"{_show(item.payment_method)} (offers: "
+                                               f"{_choices(collection.payment_methods)})")
             if item.delivery is not None:
                 self._check_delivery(collection, item.delivery, spec)
             items.append(attrs.evolve(item, collection_id=collection.id))

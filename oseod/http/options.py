@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..auth.account import Account
-from ..config import CollectionConfig
+from ..config import CollectionConfig, OptionConfig
 from ..core.catalogue import Catalogue
 from ..model.errors import RequestRejected, invalid
 from ..oseo.options import OptionDescription, OrderOptionSet
@@ -17,6 +17,14 @@ _WIRE_TYPES = (
     ("SUBSCRIPTION_ORDER", ("SUBSCRIPTION_ORDER",)),
     ("TASKING_ORDER", ("TASKING_ORDER",)),
 )
+
+
+def _descriptions(options: Sequence[OptionConfig], grouping: str) -> tuple[OptionDescription, ...]:
+    return tuple(
+        OptionDescription(name=o.name, choices=o.choices, description=o.description, default=o.default or None,
+                          grouping=grouping)
+        for o in options
+    )
 
 
 class OptionsPresenter:
@@ -46,11 +54,8 @@ class OptionsPresenter:
 
     @staticmethod
     def _sets(collection: CollectionConfig, identifier: str | None) -> list[OrderOptionSet]:
-        options = tuple(
-            OptionDescription(name=o.name, choices=o.choices, description=o.description, default=o.default or None,
-                              grouping="Processing Option")
-            for o in collection.option
-        )
+        options = _descriptions(collection.option, "Processing Option")
+        scenes = _descriptions(collection.scene_selection, "Scene Selection")
         name = collection.title or collection.id
         return [
             OrderOptionSet(
@@ -62,6 +67,8 @@ class OptionsPresenter:
                 online_delivery_protocols=(),
                 media=(),
                 identifier=identifier,
+                payment_methods=collection.payment_methods,
+                scene_selection=scenes,
             )
             for wire, types in _WIRE_TYPES
             if any(collection.supports(t) for t in types)
