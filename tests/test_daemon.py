@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -205,3 +206,33 @@ def test_oversized_and_hostile_requests(tmp_path: Path, daemons: list[Daemon]) -
     assert status == 404 and body == b"not found\n"
     status, _, _ = daemon.get("/health")
     assert status == 200
+
+
+@requires_schemas
+def test_demo_collection_is_orderable_end_to_end(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from tests.test_http_ordering import describe, envelope, get_status, submit, token
+
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data)
+    assert stat.S_IMODE((data / "secret.key").stat().st_mode) == 0o600
+    assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
+
+    def call(payload: str, digest: bool) -> Any:
+        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("erin", "erin-password",
+                                                                                   digest=digest)),
+                                         {"Content-Type": "application/soap+xml"})
+        assert status == 200, body
+        return assert_valid(body)
+
+    ack = call(submit("e1", "e2", reference="daemon"), digest=True)
+    order_id = ack.findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+
+    def completed() -> bool:
+        answer = call(get_status(order_id), digest=False)
+        return answer.findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status") == "Completed"
+
+    wait_for(completed, 30, "the demo order to complete")
+    urls = [e.text for e in call(describe(order_id), digest=True).iter(f"{{{OSEO}}}URL")]
+    assert len(urls) == 2 and all(u.startswith(daemon.endpoints["ftp"]) for u in urls)
+    assert daemon.stop() in (0, -signal.SIGTERM)
