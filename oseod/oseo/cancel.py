@@ -10,7 +10,7 @@ import attrs
 from lxml import etree
 
 from oseod.model.orders import StatusNotification
-from oseod.oseo.common import Children, check_request, content, date_time, response, string, token
+from oseod.oseo.common import content, request_children, response, string, token
 
 
 @attrs.frozen
@@ -25,10 +25,7 @@ _NOTIFICATIONS: Final = tuple(mode.value for mode in StatusNotification)
 
 def parse_cancel(payload: etree._Element) -> CancelRequest:
     """The request carried by an ``oseo:Cancel`` element."""
-    check_request(payload, "Cancel")
-    children = Children(payload, _KNOWN)
-    if (stamp := children.optional("timeStamp")) is not None:
-        date_time(stamp)
+    children = request_children(payload, "Cancel", _KNOWN)
     order_id = string(children.required("orderId"), required=True)
     notification = StatusNotification(token(children.required("statusNotification"), _NOTIFICATIONS))
     children.finish()

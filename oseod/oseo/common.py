@@ -397,3 +397,13 @@ def append_fragments(parent: etree._Element, fragments: tuple[Fragment, ...], na
             parent.append(_fragments.get(item.xml))
             found = True
     return found
+
+
+def request_children(payload: etree._Element, operation: str, known: Mapping[str, int]) -> Children:
+    """The children of an OSEO request after its common part: checks
+    service and version, and a leading timeStamp (validated, then unused)."""
+    check_request(payload, operation)
+    children = Children(payload, known)
+    if (stamp := children.optional("timeStamp")) is not None:
+        date_time(stamp)
+    return children

@@ -17,13 +17,11 @@ import attrs
 from lxml import etree
 
 from oseod.oseo.common import (
+    request_children,
     ORDER_TYPES,
     PACKAGE_MEDIA,
     PROTOCOLS,
-    Children,
-    check_request,
     content,
-    date_time,
     oseo,
     response,
     string,
@@ -49,10 +47,7 @@ _KNOWN: Final = content("timeStamp", "collectionId", "identifier", "taskingReque
 
 def parse_get_options(payload: etree._Element) -> GetOptionsRequest:
     """The request carried by an ``oseo:GetOptions`` element."""
-    check_request(payload, "GetOptions")
-    children = Children(payload, _KNOWN)
-    if (stamp := children.optional("timeStamp")) is not None:
-        date_time(stamp)
+    children = request_children(payload, "GetOptions", _KNOWN)
     first = children.choice("collectionId", "identifier", "taskingRequestId")
     collection_id = tasking_request_id = None
     identifiers: tuple[str, ...] = ()

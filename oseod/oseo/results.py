@@ -12,10 +12,8 @@ import attrs
 from lxml import etree
 
 from oseod.oseo.common import (
-    Children,
-    check_request,
+    request_children,
     content,
-    date_time,
     format_date_time,
     response,
     string,
@@ -38,10 +36,7 @@ _KNOWN: Final = content("timeStamp", "orderId", "subFunction")
 
 def parse_describe_result_access(payload: etree._Element) -> DescribeResultAccessRequest:
     """The request carried by an ``oseo:DescribeResultAccess`` element."""
-    check_request(payload, "DescribeResultAccess")
-    children = Children(payload, _KNOWN)
-    if (stamp := children.optional("timeStamp")) is not None:
-        date_time(stamp)
+    children = request_children(payload, "DescribeResultAccess", _KNOWN)
     order_id = string(children.required("orderId"), required=True)
     sub_function = token(children.required("subFunction"), ("allReady", "nextReady"))
     children.finish()

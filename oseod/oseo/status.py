@@ -29,10 +29,10 @@ from oseod.model.orders import (
     StatusInfo,
 )
 from oseod.oseo.common import (
+    request_children,
     RESPONSE_NSMAP,
     Children,
     append_fragments,
-    check_request,
     content,
     date_time,
     format_date_time,
@@ -92,10 +92,7 @@ def _criteria(element: etree._Element) -> SearchCriteria:
 
 def parse_get_status(payload: etree._Element) -> GetStatusRequest:
     """The request carried by an ``oseo:GetStatus`` element."""
-    check_request(payload, "GetStatus")
-    children = Children(payload, _GET_STATUS)
-    if (stamp := children.optional("timeStamp")) is not None:
-        date_time(stamp)
+    children = request_children(payload, "GetStatus", _GET_STATUS)
     first = children.choice("orderId", "filteringCriteria")
     order_id = criteria = None
     if first.tag == oseo("orderId"):

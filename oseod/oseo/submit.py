@@ -29,6 +29,7 @@ from oseod.model.orders import (
     StatusNotification,
 )
 from oseod.oseo.common import (
+    request_children,
     ENCODINGS,
     ORDER_TYPES,
     PACKAGE_MEDIA,
@@ -36,9 +37,7 @@ from oseod.oseo.common import (
     PROTOCOLS,
     SHIPPING_INSTRUCTIONS,
     Children,
-    check_request,
     content,
-    date_time,
     fragment,
     integer,
     is_nil,
@@ -333,10 +332,7 @@ def parse_order_specification(element: etree._Element) -> OrderSpec:
 
 def parse_submit(payload: etree._Element) -> SubmitRequest:
     """The request carried by an ``oseo:Submit`` element."""
-    check_request(payload, "Submit")
-    children = Children(payload, _SUBMIT)
-    if (stamp := children.optional("timeStamp")) is not None:
-        date_time(stamp)
+    children = request_children(payload, "Submit", _SUBMIT)
     first = children.choice("orderSpecification", "quotationId")
     spec = quotation_id = None
     if first.tag == oseo("orderSpecification"):
