@@ -305,3 +305,20 @@ async def test_body_cap_refuses_before_reading(make_server: Any, chunked: bool) 
     # A body within the cap is served as usual.
     code, _, _ = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT)
     assert code == 200
+
+
+def test_work_outlives_a_client_that_hangs_up() -> None:
+    """A cancelled answer (the client went away) does not cancel the work."""
+    from twisted.internet.defer import CancelledError, Deferred
+
+    from oseod.http.frontend import _outlive_the_client
+
+    work: Deferred[bytes] = Deferred()
+    answer = _outlive_the_client(work)
+    failures: list[Any] = []
+    answer.addErrback(failures.append)
+    answer.cancel()
+    assert failures and failures[0].check(CancelledError)
+    assert not work.called  # still running
+    work.callback(b"stored")  # finishes later; its result is dropped quietly
+    assert work.result is None  # consumed, no "Unhandled error in Deferred"

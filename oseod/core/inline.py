@@ -33,11 +33,14 @@ class InlineProcessor:
         self._clock = clock
         self._rng = rng or random.Random()
         self._running: set[defer.Deferred[None]] = set()
+        # [processing] workers bounds the orders processed at once: a burst of
+        # Submits must not turn into a backlog that starves the requests.
+        self._slots = defer.DeferredSemaphore(config.processing.workers)
 
     def accepted(self, order: Order) -> None:
         if order.spec.order_type in (OrderType.SUBSCRIPTION_ORDER, OrderType.TASKING_ORDER):
             return  # nothing to make until a timeslot or a tasking result arrives
-        d = defer.Deferred.fromCoroutine(self._process(order))
+        d = self._slots.run(lambda: defer.Deferred.fromCoroutine(self._process(order)))
         self._running.add(d)
         d.addErrback(lambda f: self.log.failure("processing order {order_id} failed", f, order_id=order.order_id))
         d.addBoth(lambda _: self._running.discard(d))

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -17,6 +18,15 @@ from ..metrics import RequestMetrics, Sample
 from ..store.connection import Redis
 from .errors import allow_header, error_answer
 from .oseo import OseoEndpoint
+
+
+def _outlive_the_client(work: Deferred[bytes]) -> Deferred[bytes]:
+    """Klein cancels a route's Deferred when the client hangs up. A Submit
+    whose order is half stored must still be stored and handed to processing,
+    so the work goes on and only its answer is dropped."""
+    answer: Deferred[bytes] = Deferred()
+    work.addBoth(lambda result: None if answer.called else answer.callback(result))
+    return answer
 
 
 class HttpFrontend:
@@ -33,8 +43,8 @@ class HttpFrontend:
         return self.app.resource()
 
     @app.route("/oseo", methods=["POST"])
-    async def oseo_post(self, request: IRequest) -> bytes:
-        return await self._oseo.post(request)
+    def oseo_post(self, request: IRequest) -> Deferred[bytes]:
+        return _outlive_the_client(Deferred.fromCoroutine(self._oseo.post(request)))
 
     @app.route("/oseo", methods=["GET", "HEAD"])
     async def oseo_get(self, request: IRequest) -> bytes:
