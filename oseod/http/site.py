@@ -1,11 +1,20 @@
-"""The HTTP site: a body-size cap enforced before the body is read, and no
-per-request access log (the daemon logs one structured event per request)."""
+"""The HTTP site: a body-size cap enforced before the body is read, refusals
+(413, and 400 for what Twisted cannot parse) that say why in one line and reach
+the client, and no per-request access log (the daemon logs one structured event
+per request)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
+
+# How long a refused connection stays half-open for the client to read the
+# answer (it is closed as soon as the client hangs up).
+LINGER_SECONDS = 5.0
 
 
 class LimitedRequest(Request):
@@ -46,19 +55,79 @@ class LimitedRequest(Request):
 
     def _refuse(self) -> None:
         self._refused = True
-        reason = f"request body larger than {self._limit()} bytes\n".encode()
-        transport = self.channel.transport
+        assert isinstance(self.channel, LimitedChannel)
+        self.channel.refuse(b"413 Content Too Large", f"request body larger than {self._limit()} bytes")
+
+
+class LimitedChannel(HTTPChannel):
+    """Twisted's HTTP/1.1 channel, except that a request or header line longer
+    than it accepts (``MAX_LENGTH``) gets a 400 that says so (Twisted itself
+    drops the connection without a word), that every refusal says why in one
+    line, and that refusals linger (see ``refuse``). (No HTTP/2: h2 is not
+    installed, so Twisted's protocol-switching wrapper would only ever pick
+    this.)"""
+
+    _linger: IDelayedCall | None = None
+
+    def refuse(self, status: bytes, reason: str) -> None:
+        """Answer ``status`` with ``reason`` (one line of text), whatever
+        state the request is in, and close.
+
+        Not at once: closing a socket whose input is still unread makes the
+        kernel reset the connection, and a reset can destroy the answer
+        before the client has read it (a client still sending a refused body
+        then sees "connection reset", not the 413). So the answer is followed
+        by a half-close, and what the client still sends is read and dropped
+        until it hangs up, or for ``LINGER_SECONDS`` at most."""
+        if self._linger is not None:
+            return
+        body = reason.encode() + b"\n"
+        transport = self.transport
         assert transport is not None
         transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\n"
             b"Connection: close\r\n"
-            b"Content-Length: " + str(len(reason)).encode() + b"\r\n\r\n" + reason
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
-        self.channel.loseConnection()
+        transport.loseWriteConnection()  # type: ignore[attr-defined]
+        self._linger = self.callLater(LINGER_SECONDS, self.loseConnection)
+
+    # Once refused, nothing more is parsed: not the rest of the data at hand
+    # (LineReceiver goes on with it after a line that refused), nor what follows.
+    def dataReceived(self, data: bytes) -> None:
+        if self._linger is None:
+            super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._linger is None:
+            super().lineReceived(line)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._linger is None:
+            super().rawDataReceived(data)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.refuse(b"400 Bad Request", f"request line or header longer than {self.MAX_LENGTH} bytes")
+
+    def _send100Continue(self) -> None:
+        # Twisted asks for the body after gotLength(), even when that refused it.
+        if self._linger is None:
+            super()._send100Continue()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's own refusal of a request it cannot parse (bad request
+        # line, headers, framing): a bare 400 and an immediate close.
+        self.refuse(b"400 Bad Request", "malformed HTTP request")
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
 
 
 class OseodSite(Site):
+    protocol = LimitedChannel  # type: ignore[assignment]
     requestFactory = LimitedRequest
     displayTracebacks = False
     noisy = False  # the Listener logs where it listens

@@ -106,11 +106,15 @@ class Children:
         items = []
         names: list[str | None] = []
         skip = len(_OSEO_PREFIX)
+        # Element-only content: text between the elements is not ignored but
+        # refused (a kept fragment holding it would be echoed as invalid XML).
+        _no_text(parent, parent.text)
         for child in parent:
             tag = child.tag
             if isinstance(tag, str):
                 items.append(child)
                 names.append(tag[skip:] if tag.startswith(_OSEO_PREFIX) else None)
+            _no_text(parent, child.tail)
         self._items = items
         self._names = names
         self._index = 0
@@ -170,6 +174,12 @@ class Children:
         """No element may be left over."""
         if self._index < len(self._items):
             raise self._unexpected()
+
+
+def _no_text(parent: etree._Element, text: str | None) -> None:
+    if text and not text.isspace():
+        local = local_name(parent)
+        raise OseoError.invalid(local, f"{local} holds elements only, not the text {quote(text.strip(), 40)}")
 
 
 # --------------------------------------------------------------- simple values
@@ -341,26 +351,62 @@ def sub(parent: etree._Element, local: str, text: str | None = None) -> etree._E
 _ENVELOPE_NAMESPACES: Final = frozenset({SOAP11, SOAP12, WSSE, WSU, WSA})
 
 
+_VALUES: Final = qname(OSEO, "values")
+# The attributes any element may carry: schema location hints.
+_HINTS: Final = frozenset(qname("http://www.w3.org/2001/XMLSchema-instance", local)
+                          for local in ("schemaLocation", "noNamespaceSchemaLocation"))
+
+
+def _check_attributes(element: etree._Element) -> None:
+    """The OSEO elements of a fragment declare no attributes (but ``values``,
+    of xs:anyType, whose content is the client's own): one would be kept and
+    echoed into a schema-invalid answer."""
+    pending = [element]
+    while pending:
+        node = pending.pop()
+        if node.tag == _VALUES:
+            continue
+        for name in node.attrib:
+            if name not in _HINTS:
+                local = local_name(node)
+                raise OseoError.invalid(local, f"unexpected attribute {quote(name)} on {local}")
+        pending.extend(child for child in node if isinstance(child.tag, str) and child.tag.startswith(_OSEO_PREFIX))
+
+
+# Something that may be a prefix in use: of a name, or of a QName in text or
+# an attribute value ("x:T" in xsi:type="x:T"). Only at the start of a word:
+# trying every position of a long word would take quadratic time.
+_PREFIX: Final = re.compile(r"(?<![\w.-])([^\W\d][\w.-]*):")
+
+
 def fragment(element: etree._Element) -> Fragment:
-    """``element`` kept verbatim, with the namespace declarations it needs
-    (those in scope, less the envelope's own) so it stands on its own."""
+    """``element`` kept verbatim, with the namespace declarations it needs so
+    it stands on its own: those its names use, the default one, and those
+    whose prefix its text or attribute values may mention (xsi:type="x:T"),
+    less the envelope's own.
+
+    Declarations it does not refer to are left out: a request that declares
+    many namespaces must not repeat them all in each fragment it holds.
+    An attribute on one of its OSEO elements is InvalidParameterValue."""
+    _check_attributes(element)
     name = local_name(element)
     in_scope = element.nsmap
-    if not any(uri in _ENVELOPE_NAMESPACES for uri in in_scope.values()):
+    if len(in_scope) == 1:  # its own namespace (OSEO), which it needs
         return Fragment(name, etree.tostring(element, encoding="unicode", with_tail=False))
-    # A deep copy declares only the namespaces the names in it use; declare
-    # the other non-envelope ones again, in case text or attribute values
-    # refer to them (xsi:type="x:T").
-    twin = copy.deepcopy(element)
-    keep = {prefix: uri for prefix, uri in in_scope.items() if uri not in _ENVELOPE_NAMESPACES}
+    # A copy (of the whole subtree) declares only the namespaces its names use.
+    twin = copy.copy(element)
+    xml = etree.tostring(twin, encoding="unicode", with_tail=False)
+    mentioned = set(_PREFIX.findall(xml))
+    keep = {prefix: uri for prefix, uri in in_scope.items()
+            if (prefix is None or prefix in mentioned) and uri not in _ENVELOPE_NAMESPACES}
     if any(twin.nsmap.get(prefix) != uri for prefix, uri in keep.items()):
         rebuilt = etree.Element(twin.tag, nsmap={**keep, **twin.nsmap})
         for key, value in twin.attrib.items():
             rebuilt.set(key, value)
         rebuilt.text = twin.text
         rebuilt.extend(list(twin))
-        twin = rebuilt
-    return Fragment(name, etree.tostring(twin, encoding="unicode", with_tail=False))
+        xml = etree.tostring(rebuilt, encoding="unicode", with_tail=False)
+    return Fragment(name, xml)
 
 
 class _FragmentCache(threading.local):

@@ -18,7 +18,12 @@ threads (the HTTP layer may one day parse in a thread pool), and creating one
 costs more than parsing a typical request (lxml inspects the target's methods),
 so each thread builds its two parsers once.
 
-The body size is capped by the HTTP layer before this module sees it.
+The body size is capped by the HTTP layer before this module sees it, and
+libxml2's default limits bound depth, name and text lengths. One thing they do
+not bound is the number of namespace declarations, which costs later (lxml
+copies an element's in-scope declarations in quadratic time, and the kept
+fragments of a Submit carry the ones they use): a request may declare at most
+``MAX_NAMESPACE_DECLARATIONS``, far more than any client writes.
 """
 
 from __future__ import annotations
@@ -129,12 +134,39 @@ def _refused() -> OseoError:
     )
 
 
+MAX_NAMESPACE_DECLARATIONS = 100
+
+
+def _ascii_compatible(body: bytes) -> bool:
+    """Whether every ASCII name of ``body`` is spelled in ASCII bytes: not
+    UTF-16/32 (NUL bytes or a BOM up front) nor EBCDIC (no "<" up front)."""
+    head = body[:64].lstrip(b" \t\r\n")[:4]
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = body[3:7]
+    return head.startswith(b"<") and b"\x00" not in head
+
+
+def _check_namespaces(body: bytes, root: etree._Element) -> None:
+    # Every declaration is an attribute spelled "xmlns...": counting the bytes
+    # saves walking the tree, the usual case by far.
+    if _ascii_compatible(body) and body.count(b"xmlns") <= MAX_NAMESPACE_DECLARATIONS:
+        return
+    for count, _ in enumerate(etree.iterwalk(root, events=("start-ns",)), 1):
+        if count > MAX_NAMESPACE_DECLARATIONS:
+            raise OseoError(
+                ExceptionCode.NoApplicableCode,
+                None,
+                f"the request declares more than {MAX_NAMESPACE_DECLARATIONS} XML namespaces",
+            )
+
+
 def parse_xml(body: bytes) -> etree._Element:
     """The root element of ``body``, or a sender-side ``OseoError``.
 
     Refuses any document with a DOCTYPE (internal subset, entity declarations
-    or external DTD) without reading it, and reports malformed XML with the
-    first line of libxml2's message.
+    or external DTD) without reading it, and one with more than
+    ``MAX_NAMESPACE_DECLARATIONS`` namespace declarations; reports malformed
+    XML with the first line of libxml2's message.
     """
     try:
         _check_prolog(body)
@@ -150,4 +182,5 @@ def parse_xml(body: bytes) -> etree._Element:
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _refused()
+    _check_namespaces(body, root)
     return root
