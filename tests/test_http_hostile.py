@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +40,7 @@ from oseod.store.connection import Redis, RedisAddress
 from oseod.store.users import UserRecord
 from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
+from tests.wire import raw_exchange
 
 pytestmark = requires_schemas
 
@@ -449,24 +449,6 @@ async def test_bodies_under_the_cap_are_read(server: Server) -> None:
     assert "too long" in fault(answer, "NoApplicableCode", SOAP12)
 
 
-def _raw_exchange(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as connection:
-        try:
-            connection.sendall(data)
-        except OSError:
-            pass  # the server may close while we are still sending
-        chunks = []
-        while True:
-            try:
-                chunk = connection.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 _BODY = envelope(GET_CAPABILITIES)
 _POST = b"POST /oseo HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\n"
 RAW_REQUESTS = {
@@ -500,7 +482,7 @@ LONG_LINES = {
 
 
 async def _exchange(server: Server, data: bytes) -> bytes:
-    answer = await deferToThread(_raw_exchange, server.port.getHost().port, data)
+    answer = await deferToThread(raw_exchange, server.port.getHost().port, data, TIMEOUT)
     assert b"Traceback" not in answer
     return answer
 

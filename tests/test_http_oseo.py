@@ -21,6 +21,7 @@ from oseod.store.connection import Redis
 from oseod.store.users import UserRecord
 from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
+from tests.wire import raw_exchange
 
 pytestmark = requires_schemas
 
@@ -262,26 +263,6 @@ async def test_admin_api(make_server: Any) -> None:
     assert response.code == 400 and "not JSON" in json.loads(await response.content())["error"]
 
 
-def _raw_exchange(port: int, data: bytes) -> bytes:
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        try:
-            connection.sendall(data)
-        except OSError:
-            pass  # the server may close while we are still sending
-        chunks = []
-        while True:
-            try:
-                chunk = connection.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest_twisted.ensureDeferred
 async def test_body_cap_refuses_before_reading(make_server: Any, chunked: bool) -> None:
@@ -297,7 +278,7 @@ async def test_body_cap_refuses_before_reading(make_server: Any, chunked: bool) 
     else:
         framing = b"Content-Length: %d\r\n\r\n" % len(body) + body
     answer = await deferToThread(
-        _raw_exchange, server.port.getHost().port,
+        raw_exchange, server.port.getHost().port,
         b"POST /oseo HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\n" + framing,
     )
     assert answer.startswith(b"HTTP/1.1 413 ")
