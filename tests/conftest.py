@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress
 from oseod.store.embedded import find_redis_server
+from tests.polling import wait_for
 
 
 def _pong(path: Path) -> bool:
@@ -38,12 +38,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisAddr
          "--dir", str(directory), "--save", "", "--appendonly", "no", "--daemonize", "no"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"test redis-server exited: {(directory / 'redis.log').read_text()}")
+        return _pong(sock)
+
     try:
-        deadline = time.monotonic() + 20
-        while not _pong(sock):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"test redis-server did not start: {(directory / 'redis.log').read_text()}")
-            time.sleep(0.02)
+        wait_for(ready, 20, "the test redis-server")
         yield RedisAddress(path=str(sock))
     finally:
         process.terminate()

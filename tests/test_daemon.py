@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from oseod.oseo.namespaces import OSEO, OWS
-from tests.daemon import BIN, Daemon, children_of, pid_alive, wait_for
+from tests.daemon import BIN, Daemon, children_of, pid_alive
+from tests.polling import wait_for
 from tests.oseo_schema import assert_valid, requires_schemas
 
 pytestmark = pytest.mark.slow

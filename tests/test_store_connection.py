@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
 from oseod.store.embedded import find_redis_server
+from tests.polling import wait_for
 
 
 @pytest.mark.parametrize(
@@ -56,16 +56,17 @@ def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
          "--dir", str(directory), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("password redis-server exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("password redis-server did not start") from None
-                time.sleep(0.02)
+        wait_for(ready, 20, "the password redis-server")
         yield port
     finally:
         process.terminate()
