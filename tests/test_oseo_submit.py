@@ -20,7 +20,7 @@ from oseod.model.orders import (
     StatusNotification,
 )
 from oseod.oseo.errors import ExceptionCode, OseoError
-from oseod.oseo.namespaces import OSEO, SOAP11, WSSE
+from oseod.oseo.namespaces import OSEO, OSEO_ELEMENTS, SOAP11, WSSE
 from oseod.oseo.soap import Encoding, unwrap, wrap
 from oseod.oseo.submit import SubmitRequest, parse_submit, render_submit_ack
 from tests.oseo_schema import SCHEMAS_DIR, assert_valid, requires_schemas
@@ -332,6 +332,35 @@ def test_soapui_gml_option_value() -> None:
     assert spec.items[0].options == (OptionValue("RegionOfInterest", ""),)
     kept = etree.fromstring(spec.items[0].fragments[0].xml)
     assert kept.find(".//{http://www.opengis.net/gml}lowerCorner") is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '<oseo:GetStatus xmlns:oseo="http://www.opengis.net/oseo/1.0">x</oseo:GetStatus>',
+        '<d:format><g:Point xmlns:g="http://www.opengis.net/gml/3.2"/></d:format>',
+        '<d:format xmlns:xlink="http://www.w3.org/1999/xlink" xlink:type="nonsense">GeoTIFF</d:format>',
+        '<d:format xml:lang="%%">GeoTIFF</d:format>',
+    ],
+)
+def test_option_values_from_a_standard_namespace_are_refused(value: str) -> None:
+    # values is xs:anyType, validated laxly: such a value would make every
+    # later GetStatus echo of the order schema-invalid (found by the fuzzer)
+    xml = replaced("<d:format> GeoTIFF </d:format>", value)
+    error = refused(xml, E.InvalidParameterValue, "values")
+    assert "provider's own" in error.text
+
+
+def test_option_values_may_use_undeclared_oseo_names() -> None:
+    xml = replaced("<d:format> GeoTIFF </d:format>", '<o:Format xmlns:o="http://www.opengis.net/oseo/1.0">x</o:Format>')
+    assert parse(xml).spec is not None
+
+
+@requires_schemas
+def test_the_oseo_names_refused_in_option_values_are_the_schema_globals() -> None:
+    schema = etree.parse(str(SCHEMAS_DIR / "oseo" / "1.0" / "oseo.xsd")).getroot()
+    declared = {e.get("name") for e in schema.iterchildren("{http://www.w3.org/2001/XMLSchema}element")}
+    assert declared == OSEO_ELEMENTS
 
 
 # -------------------------------------------------------------- negatives

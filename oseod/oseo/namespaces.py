@@ -35,6 +35,40 @@ NSMAP: Final[dict[str, str]] = {
 }
 
 
+# ParameterData/values is xs:anyType, validated laxly: an element or attribute
+# the official schema set declares globally is checked against that
+# declaration, so a client's option value with such a name could make every
+# echo of it schema-invalid. These are the namespaces of that set (other than
+# OSEO, whose few global names are listed below: clients do put their own
+# option names in the OSEO namespace).
+STANDARD: Final[frozenset[str]] = frozenset({
+    OWS, SOAP12, SOAP11, WSA, XLINK, SWE, SWES, XML,
+    "http://www.opengis.net/ows/1.1",
+    "http://www.opengis.net/gml/3.2",
+    "http://docs.oasis-open.org/wsn/b-2",
+    "http://docs.oasis-open.org/wsn/t-1",
+    "http://docs.oasis-open.org/wsrf/bf-2",
+    "http://schemas.xmlsoap.org/wsdl/",
+    "http://www.isotc211.org/2005/gco",
+    "http://www.isotc211.org/2005/gmd",
+    "http://www.isotc211.org/2005/gsr",
+    "http://www.isotc211.org/2005/gss",
+    "http://www.isotc211.org/2005/gts",
+})
+
+# The global element declarations of oseo.xsd (a test compares them).
+OSEO_ELEMENTS: Final[frozenset[str]] = frozenset({
+    "Cancel", "CancelAck", "CancelResponse", "CancelResponseAck", "Capabilities", "DescribeResultAccess",
+    "DescribeResultAccessResponse", "GetCapabilities", "GetOptions", "GetOptionsResponse", "GetQuotation",
+    "GetQuotationAck", "GetQuotationResponse", "GetQuotationResponseAck", "GetStatus", "GetStatusResponse",
+    "ParameterData", "Submit", "SubmitAck", "SubmitResponse", "SubmitResponseAck", "collectionId",
+    "contractInformation", "deliveryOptions", "extension", "identifier", "itemId", "orderId",
+    "orderMonitorSpecification", "orderOptions", "orderReference", "orderSpecification", "paymentMethod",
+    "priority", "productId", "productOrderOptionsId", "protocol", "statusNotification", "subscriptionId",
+    "taskingRequestId",
+})
+
+
 def qname(namespace: str, local: str) -> str:
     """The Clark notation ``{namespace}local`` that lxml uses for tags."""
     return f"{{{namespace}}}{local}"

@@ -51,6 +51,7 @@ from oseod.oseo.common import (
     token,
 )
 from oseod.oseo.errors import OseoError, quote
+from oseod.oseo.namespaces import OSEO, OSEO_ELEMENTS, STANDARD
 
 
 @attrs.frozen
@@ -155,9 +156,32 @@ def _parameter_data(element: etree._Element) -> tuple[OptionValue, ...]:
     token(children.required("encoding"), ENCODINGS)
     values = children.required("values")
     children.finish()
+    _own_vocabulary(values)
     return tuple(
         OptionValue(local_name(child), (child.text or "").strip()) for child in values if isinstance(child.tag, str)
     )
+
+
+def _own_vocabulary(values: etree._Element) -> None:
+    """Option values are the provider's own vocabulary: a name the standard
+    schemas declare would be schema-checked wherever we echo it (lax anyType)."""
+    for element in values.iterdescendants():
+        if not isinstance(element.tag, str):
+            continue  # comments and processing instructions
+        tag = etree.QName(element)
+        if tag.namespace == OSEO and tag.localname in OSEO_ELEMENTS:
+            raise OseoError.invalid(
+                "values", f"option value {quote(tag.localname)} is an element of OSEO itself: "
+                "option values use the provider's own names",
+            )
+        for name in (element.tag, *element.attrib):
+            qualified = etree.QName(name)
+            if qualified.namespace in STANDARD:
+                raise OseoError.invalid(
+                    "values",
+                    f"option value {quote(qualified.localname)} is in the standard namespace "
+                    f"{qualified.namespace}: option values use the provider's own namespace or none",
+                )
 
 
 def _delivery_options(element: etree._Element) -> DeliveryChoice:
