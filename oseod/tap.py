@@ -134,7 +134,7 @@ class Parts:
 def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str]) -> Parts:
     """``listener_url(scheme)``: where the listener of that scheme ended up."""
-    users = UserStore(redis)
+    users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
     install_ftp_avatars(realm)
     passwords = UserStoreChecker(users, reactor, config.auth.password_cache_seconds)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 
+from twisted.logger import Logger, formatEvent
+
 from oseod.metrics import RequestMetrics, Sample
 
 
@@ -30,3 +32,14 @@ def test_prometheus_exposition() -> None:
         if not line.startswith("#"):
             assert re.fullmatch(r'[a-z_]+(\{.*\})? [0-9.e+-]+', line), line
     assert metrics.count("http", "GetCapabilities", "ok") == 2
+
+
+def test_one_log_event_per_request_as_text_and_fields() -> None:
+    events: list[dict[str, object]] = []
+    metrics = RequestMetrics()
+    metrics.log = Logger(namespace="oseod.request", observer=events.append)  # type: ignore[arg-type]
+    metrics.record("http", "Submit", "ok", 0.0125, "alice")
+    metrics.record("ftp", "RETR", "NotFound", 0.5, None)
+    assert [formatEvent(e) for e in events] == ["http Submit ok user=alice 12.5ms", "ftp RETR NotFound user=- 500.0ms"]
+    assert {k: events[0][k] for k in ("transport", "operation", "outcome", "user", "duration_ms")} == {
+        "transport": "http", "operation": "Submit", "outcome": "ok", "user": "alice", "duration_ms": 12.5}

@@ -36,6 +36,7 @@ from oseod.oseo.status import (
     SearchCriteria,
     parse_get_status,
     render_get_status_response,
+    serialise_order_monitor,
     render_order_monitor_specification,
 )
 from oseod.oseo.submit import parse_submit
@@ -260,6 +261,11 @@ def order_of(spec: OrderSpec, order_id: str = "urn:oseod:order:1", status: Order
     return Order(order_id, "alice", spec, StatusInfo(status, "working on it", None), CREATED, items=items, **kwargs)
 
 
+def status_document(orders: list[Order], full: bool) -> etree._Element:
+    """A GetStatusResponse as the server assembles it: monitors serialised one by one."""
+    return etree.fromstring(render_get_status_response(serialise_order_monitor(o, full) for o in orders))
+
+
 def elements(parent: etree._Element) -> list[etree._Element]:
     return [child for child in parent if isinstance(child.tag, str)]
 
@@ -310,7 +316,7 @@ def test_round_trip_of_sample_submits(path: Path) -> None:
         return
     assert spec is not None
     order = order_of(spec)
-    document = render_get_status_response([order], full=True)
+    document = status_document([order], full=True)
     assert_valid(document)
     assert_valid(wrap(Encoding.SOAP11, document))
     (monitor,) = document.findall("oseo:orderMonitorSpecification", NS)
@@ -323,7 +329,7 @@ def test_round_trip_of_every_field() -> None:
                                               "<itemId>item-2</itemId><orderItemRemark/>").encode())
     spec = parse_submit(submitted).spec
     assert spec is not None
-    document = render_get_status_response([order_of(spec)], full=True)
+    document = status_document([order_of(spec)], full=True)
     assert_valid(document)
     (monitor,) = document.findall("oseo:orderMonitorSpecification", NS)
     assert_echoes(submitted, monitor)
@@ -338,7 +344,7 @@ def test_round_trip_of_every_field() -> None:
 def test_server_fields() -> None:
     spec = parse_submit(etree.fromstring(FULL.encode())).spec
     assert spec is not None
-    document = render_get_status_response([order_of(spec)], full=True)
+    document = status_document([order_of(spec)], full=True)
     monitor = document.find("oseo:orderMonitorSpecification", NS)
     assert monitor is not None
     assert [etree.QName(e).localname for e in elements(monitor)][-6:] == [
@@ -356,7 +362,7 @@ def test_server_fields() -> None:
 def test_brief_presentation_has_no_items() -> None:
     spec = parse_submit(etree.fromstring(FULL.encode())).spec
     assert spec is not None
-    document = render_get_status_response([order_of(spec), order_of(spec, "urn:oseod:order:2")], full=False)
+    document = status_document([order_of(spec), order_of(spec, "urn:oseod:order:2")], full=False)
     assert_valid(document)
     assert document.findtext("oseo:status", namespaces=NS) == "success"
     assert document.xpath("oseo:orderMonitorSpecification/oseo:orderId/text()", namespaces=NS) == [
@@ -366,7 +372,7 @@ def test_brief_presentation_has_no_items() -> None:
 
 @requires_schemas
 def test_no_orders() -> None:
-    document = render_get_status_response([], full=True)
+    document = status_document([], full=True)
     assert_valid(document)
     assert [etree.QName(e).localname for e in elements(document)] == ["status"]
 
@@ -400,7 +406,7 @@ def test_orders_built_without_client_xml() -> None:
         delivery=DeliveryChoice(DeliveryMethod.ONLINE_DATA_ACCESS, protocol="http"),
         online_addresses=(OnlineAddress("ftp", "ftp.example", "u", "p", "/x"), OnlineAddress("sftp", "h")),
     )
-    document = render_get_status_response([order_of(spec)], full=True)
+    document = status_document([order_of(spec)], full=True)
     assert_valid(document)
     monitor = document.find("oseo:orderMonitorSpecification", NS)
     assert monitor is not None
@@ -425,7 +431,7 @@ def test_orders_built_without_client_xml() -> None:
 def test_subscription_and_tasking_items() -> None:
     subscription = OrderSpec(OrderType.SUBSCRIPTION_ORDER, (ItemSpec("s", collection_id="urn:c", subscription=True),))
     tasking = OrderSpec(OrderType.TASKING_ORDER, (ItemSpec("t", tasking_request_id="urn:sps:1"),))
-    document = render_get_status_response([order_of(subscription), order_of(tasking, "o2")], full=True)
+    document = status_document([order_of(subscription), order_of(tasking, "o2")], full=True)
     assert_valid(document)
     assert document.xpath(".//oseo:subscriptionId/oseo:collectionId/text()", namespaces=NS) == ["urn:c"]
     assert document.xpath(".//oseo:taskingRequestId/oseo:ID/text()", namespaces=NS) == ["urn:sps:1"]
@@ -437,7 +443,7 @@ def test_status_texts_are_made_safe() -> None:
     spec = OrderSpec(OrderType.PRODUCT_ORDER, (ItemSpec("i", product_id="p"),))
     order = Order("o", "alice", spec, StatusInfo(OrderStatus.Failed, "bad\x00byte " + "x" * 5000, "m" * 5000), 0.0,
                   items=(Item(spec.items[0], StatusInfo(OrderStatus.Failed, "")),))
-    document = render_get_status_response([order], full=True)
+    document = status_document([order], full=True)
     assert_valid(document)
     info = document.find(".//oseo:orderStatusInfo", NS)
     assert info is not None
@@ -468,11 +474,11 @@ def test_rendered_fragments_are_independent_copies(monkeypatch: pytest.MonkeyPat
     spec = parse_submit(etree.fromstring(FULL.encode())).spec
     assert spec is not None
     order = order_of(spec)
-    first = render_get_status_response([order], full=True)
+    first = status_document([order], full=True)
     text = etree.tostring(first)
     for extension in first.iter(f"{{{OSEO}}}extension"):
         extension.text = "changed"
-    again = render_get_status_response([order], full=True)
+    again = status_document([order], full=True)
     assert etree.tostring(again) == text
     huge = Fragment("extension", f'<extension xmlns="{OSEO}">{"x" * 10000}</extension>')
     big = OrderSpec(OrderType.PRODUCT_ORDER, (ItemSpec("i", product_id="p"),), fragments=(huge,))

@@ -396,3 +396,45 @@ async def test_search_is_exact_at_scale(redis: Redis) -> None:
         assert order is not None and order.status.status is model[oid][2]
         await assert_indexed(redis, store, oid)
     print(f"filled 10^4 orders + 4000 changes in {filled:.1f}s, {len(queries)} searches in {elapsed:.2f}s")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_store_sees_what_another_store_changed(redis: Redis) -> None:
+    # Two daemons on one Redis: each keeps the orders it read, and must still
+    # see every change the other one makes, items and order alike.
+    here, there = OrderStore(redis), OrderStore(redis)
+    order_id = (await here.create(make_order(n_items=3))).order_id
+    first = await here.get(order_id)
+    assert first is not None and first.version == 1
+    assert await here.get(order_id) == first  # unchanged: answered from what it holds
+
+    await there.set_item_status(order_id, "i1", StatusInfo(S.Completed, "done", changed_at=150.0))
+    await there.set_order_status(order_id, StatusInfo(S.InProduction, "1 of 3 ready", changed_at=150.0))
+    changed = await here.get(order_id)
+    assert changed is not None and changed.version == 3
+    assert changed.status == StatusInfo(S.InProduction, "1 of 3 ready", changed_at=150.0)
+    assert [i.status.status for i in changed.items] == [S.Accepted, S.Completed, S.Accepted]
+    assert changed.items[1].completed_at == 150.0
+    assert changed.spec == first.spec
+    [again] = await here.get_many([order_id])
+    assert again == changed and again.version == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_removed_behind_a_stores_back_is_gone(redis: Redis) -> None:
+    store = OrderStore(redis)
+    order_id = (await store.create(make_order())).order_id
+    assert await store.get(order_id) is not None
+    await redis.conn.delete([keys.order(order_id), keys.order_items(order_id)])
+    assert await store.get(order_id) is None
+    assert await store.get_many([order_id]) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_store_that_keeps_no_orders_reads_the_same(redis: Redis) -> None:
+    keeping, plain = OrderStore(redis), OrderStore(redis, cached_orders=0)
+    order_id = (await keeping.create(make_order(n_items=2))).order_id
+    for store in (keeping, plain):
+        await store.get(order_id)
+    await plain.set_item_status(order_id, "i0", StatusInfo(S.Failed, "gone", changed_at=120.0))
+    assert await keeping.get(order_id) == await plain.get(order_id)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
+from twisted.internet.task import Clock
 
 from oseod.auth.passwords import hash_password
 from oseod.store.connection import Redis
-from oseod.store.users import NoSuchUser, UserExists, UserRecord, UserStore
+from oseod.store.users import RECORD_FRESH_SECONDS, NoSuchUser, UserExists, UserRecord, UserStore
 
 
 @pytest_twisted.ensureDeferred
@@ -56,3 +58,37 @@ async def test_invalid_names_refused(redis: Redis, name: str) -> None:
     with pytest.raises(ValueError):
         await users.create(UserRecord(name=name, password_hash="h"))
     assert await users.get(name) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_are_reused_for_a_second_and_our_own_changes_apply_at_once(redis: Redis) -> None:
+    clock = Clock()
+    here, there = UserStore(redis, clock=clock), UserStore(redis)
+    await here.create(UserRecord(name="dora", password_hash="h1", group="g1"))
+    assert (await here.get("dora")).group == "g1"  # type: ignore[union-attr]
+
+    # Another daemon's change: seen once the second is over.
+    await there.update("dora", group="g2")
+    assert (await here.get("dora")).group == "g1"  # type: ignore[union-attr]
+    clock.advance(RECORD_FRESH_SECONDS)
+    assert (await here.get("dora")).group == "g2"  # type: ignore[union-attr]
+
+    # Our own changes: at once, deletion included; an unknown name too is kept.
+    await here.update("dora", password_hash="h2")
+    assert (await here.get("dora")).password_hash == "h2"  # type: ignore[union-attr]
+    await here.delete("dora")
+    assert await here.get("dora") is None
+    await there.create(UserRecord(name="dora", password_hash="h3"))
+    assert await here.get("dora") is None
+    clock.advance(RECORD_FRESH_SECONDS)
+    assert (await here.get("dora")).password_hash == "h3"  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_that_overlaps_our_change_is_not_kept(redis: Redis) -> None:
+    users = UserStore(redis, clock=Clock())
+    await users.create(UserRecord(name="emil", password_hash="old"))
+    reading = defer.ensureDeferred(users.get("emil"))  # in flight while the password changes
+    await users.update("emil", password_hash="new")
+    await reading
+    assert (await users.get("emil")).password_hash == "new"  # type: ignore[union-attr]

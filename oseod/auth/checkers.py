@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..store.users import UserStore
+from .account import KnownUser, account_of
 from .passwords import hash_password, verify_password
 
 CACHE_LIMIT = 10_000
@@ -81,10 +82,10 @@ class UserStoreChecker:
         # account as slow as one with a wrong password: no user enumeration.
         self._decoy = hash_password(os.urandom(16).hex())
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[str]:  # type: ignore[override]
+    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[KnownUser]:  # type: ignore[override]
         return defer.Deferred.fromCoroutine(self._check(credentials))
 
-    async def _check(self, credentials: IUsernamePassword) -> str:
+    async def _check(self, credentials: IUsernamePassword) -> KnownUser:
         name_bytes = credential_bytes(credentials.username)
         password = credential_bytes(credentials.password)
         try:
@@ -96,7 +97,7 @@ class UserStoreChecker:
         record = await self._users.get(name)
         stored = record.password_hash if record is not None else self._decoy
         if record is not None and self._cache.hit(name_bytes, password, stored):
-            return name
+            return KnownUser(account_of(record))
         self.verifications += 1
         matched = await threads.deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), verify_password, password, stored
@@ -105,4 +106,4 @@ class UserStoreChecker:
             self.log.info("login refused for {user}", user=name)
             raise UnauthorizedLogin("wrong user name or password")
         self._cache.remember(name_bytes, password, stored)
-        return name
+        return KnownUser(account_of(record))

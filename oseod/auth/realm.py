@@ -12,7 +12,7 @@ from zope.interface import implementer
 from zope.interface.interface import InterfaceClass
 
 from ..store.users import UserStore
-from .account import Account, IAccount
+from .account import Account, IAccount, KnownUser, account_of
 
 AvatarFactory = Callable[[Account], Any]
 
@@ -39,14 +39,16 @@ class AccountRealm:
         if record is None:
             # Authenticated by a checker with no local record (e.g. a directory).
             return Account(name=name)
-        return Account(name=record.name, group=record.group, admin=record.admin, email=record.email)
+        return account_of(record)
 
     def requestAvatar(self, avatarId: Any, mind: object, *interfaces: InterfaceClass) -> defer.Deferred[Any]:
         return defer.Deferred.fromCoroutine(self._avatar(avatarId, interfaces))
 
     async def _avatar(self, avatar_id: Any, interfaces: tuple[InterfaceClass, ...]) -> tuple[Any, Any, Callable[[], None]]:
-        name = avatar_id.decode("utf-8") if isinstance(avatar_id, bytes) else str(avatar_id)
-        account = await self.account(name)
+        if isinstance(avatar_id, KnownUser):
+            account = avatar_id.account
+        else:
+            account = await self.account(avatar_id.decode("utf-8") if isinstance(avatar_id, bytes) else str(avatar_id))
         for interface in interfaces:
             if interface is IAccount:
                 return IAccount, account, _no_logout

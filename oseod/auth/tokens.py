@@ -45,7 +45,7 @@ from zope.interface import Attribute, implementer
 
 from ..store.nonces import NonceStore
 from ..store.users import USER_NAME, UserStore
-from .account import Account, IAccount
+from .account import Account, IAccount, KnownUser, account_of
 from .secrets import SecretBox
 
 DEFAULT_MAX_AGE = 300.0
@@ -200,10 +200,10 @@ class DigestChecker:
         self._rules = TokenRules(nonces, clock, max_age)
         self._decoy: str | None = None
 
-    def requestAvatarId(self, credentials: IUsernameDigest) -> defer.Deferred[str]:  # type: ignore[override]
+    def requestAvatarId(self, credentials: IUsernameDigest) -> defer.Deferred[KnownUser]:  # type: ignore[override]
         return defer.Deferred.fromCoroutine(self._check(credentials))
 
-    async def _check(self, credentials: IUsernameDigest) -> str:
+    async def _check(self, credentials: IUsernameDigest) -> KnownUser:
         name: str = credentials.username
         if self._secrets is None:
             raise _refuse("PasswordDigest is disabled on this server: send a PasswordText", name)
@@ -247,7 +247,8 @@ class DigestChecker:
         # sees (or guesses) a legitimate client's nonce burn it with a wrong
         # digest and make the real request fail as a replay.
         await self._rules.claim_nonce(name, credentials.nonce)
-        return name
+        assert record is not None  # password is None without one
+        return KnownUser(account_of(record))
 
 
 @implementer(ICredentialsChecker)

@@ -24,10 +24,11 @@ from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.options import parse_get_options, render_get_options_response
 from ..oseo.results import ItemURL, parse_describe_result_access, render_describe_result_access_response
 from ..oseo.security import parse_addressing
-from ..oseo.status import parse_get_status, render_get_status_response
+from ..oseo.status import parse_get_status
 from ..oseo.submit import parse_submit, render_submit_ack
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
+from .status import StatusPresenter
 
 
 @attrs.frozen
@@ -70,10 +71,12 @@ def _epoch(moment: datetime | None) -> float | None:
 
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
-                 options: OptionsPresenter, result_urls: Callable[[str, str, str], str]) -> None:
+                 options: OptionsPresenter, result_urls: Callable[[str, str, str], str],
+                 status: StatusPresenter | None = None) -> None:
         self._ordering = ordering
         self._capabilities = capabilities
         self._options = options
+        self._status = status or StatusPresenter()
         self._result_urls = result_urls
         self.handlers: dict[str, Handler] = {
             "GetCapabilities": self.get_capabilities,
@@ -128,7 +131,7 @@ class OseoOperations:
             orders = await self._ordering.search(call.user, _epoch(criteria.last_update),
                                                  _epoch(criteria.last_update_end), criteria.statuses,
                                                  criteria.reference)
-        return _answer(call, render_get_status_response(orders, request.full))
+        return self._status.render(call.message.encoding, orders, request.full)
 
     async def describe_result_access(self, call: OseoCall) -> bytes:
         request = parse_describe_result_access(call.message.payload)

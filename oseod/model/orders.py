@@ -182,3 +182,6 @@ class Order:
     created_at: float
     notification: Notification = Notification()
     items: tuple[Item, ...] = ()
+    # Bumped by every stored change (0: not stored yet). Equal versions mean
+    # equal orders, which is what lets readers cache what they made of one.
+    version: int = attrs.field(default=0, eq=False)

@@ -162,30 +162,32 @@ def unwrap(body: bytes, content_type: str | None, soap_action: str | None = None
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-def _serialise(element: etree._Element) -> bytes:
+def serialise(element: etree._Element) -> bytes:
     # tostring() of an element declares every namespace it uses, so the
     # fragment is self-contained wherever it lands.
     data: bytes = etree.tostring(element, encoding="UTF-8", xml_declaration=False, with_tail=False)
     return data
 
 
-def wrap(encoding: Encoding, payload: etree._Element, headers: Sequence[etree._Element] = ()) -> bytes:
+def wrap(encoding: Encoding, payload: etree._Element | bytes, headers: Sequence[etree._Element] = ()) -> bytes:
     """Serialise ``payload`` (UTF-8, with an XML declaration) in the envelope
-    of ``encoding``; ``headers`` go into soap:Header (ignored when BARE).
+    of ``encoding``; ``headers`` go into soap:Header (ignored when BARE). A
+    payload already serialised (by :func:`serialise`) goes in as it is.
 
     The envelope is written around the serialised payload instead of moving
     the payload into an envelope tree, which would take it out of the tree it
     belongs to (a cached or shared document) or cost a deep copy.
     """
+    body = payload if isinstance(payload, bytes) else serialise(payload)
     if encoding is Encoding.BARE:
-        return _XML_DECLARATION + _serialise(payload)
+        return _XML_DECLARATION + body
     ns = _ENVELOPE_NS[encoding].encode()
     parts = [_XML_DECLARATION, b'<soap:Envelope xmlns:soap="', ns, b'">']
     if headers:
         parts.append(b"<soap:Header>")
-        parts.extend(_serialise(header) for header in headers)
+        parts.extend(serialise(header) for header in headers)
         parts.append(b"</soap:Header>")
-    parts += [b"<soap:Body>", _serialise(payload), b"</soap:Body></soap:Envelope>"]
+    parts += [b"<soap:Body>", body, b"</soap:Body></soap:Envelope>"]
     return b"".join(parts)
 
 
@@ -241,7 +243,7 @@ def fault(encoding: Encoding, error: OseoError) -> bytes:
     # that already declares ows, it is redundant. The two prefixes the fault
     # code QNames use in their text are kept whatever happens.
     etree.cleanup_namespaces(document, keep_ns_prefixes=["soap", "ows"])
-    return _XML_DECLARATION + _serialise(document)
+    return _XML_DECLARATION + serialise(document)
 
 
 _CONTENT_TYPES = {

@@ -10,7 +10,7 @@ fragments where the Submit gave them, otherwise the values of the spec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
@@ -44,6 +44,7 @@ from oseod.oseo.common import (
     token,
 )
 from oseod.oseo.errors import xml_safe
+from oseod.oseo.soap import serialise
 
 
 @attrs.frozen
@@ -222,10 +223,24 @@ def render_order_monitor_specification(order: Order, full: bool = True) -> etree
     return _monitor(etree.Element(oseo("orderMonitorSpecification"), nsmap=RESPONSE_NSMAP), order, full)
 
 
-def render_get_status_response(orders: Sequence[Order], full: bool) -> etree._Element:
-    """The ``oseo:GetStatusResponse``: status success, one
-    orderMonitorSpecification per order (with its items when ``full``)."""
-    root = response("GetStatusResponse")
-    for order in orders:
-        _monitor(sub(root, "orderMonitorSpecification"), order, full)
-    return root
+def serialise_order_monitor(order: Order, full: bool) -> bytes:
+    """One orderMonitorSpecification of a GetStatusResponse, serialised on
+    its own (it declares what it uses), for :func:`render_get_status_response`.
+    It depends on nothing but the order: callers may keep it while the
+    order's version stays the same."""
+    return serialise(render_order_monitor_specification(order, full))
+
+
+def _response_frame() -> tuple[bytes, bytes]:
+    document = serialise(response("GetStatusResponse"))
+    end = document.rindex(b"</")
+    return document[:end], document[end:]
+
+
+_RESPONSE_HEAD, _RESPONSE_TAIL = _response_frame()
+
+
+def render_get_status_response(monitors: Iterable[bytes]) -> bytes:
+    """The ``oseo:GetStatusResponse`` (status success) around the
+    orderMonitorSpecifications of :func:`serialise_order_monitor`."""
+    return b"".join((_RESPONSE_HEAD, *monitors, _RESPONSE_TAIL))

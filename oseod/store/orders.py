@@ -6,7 +6,8 @@ Layout (names in :mod:`oseod.store.keys`):
   ``spec`` (the OrderSpec with its items, JSON, written once),
   ``notification`` (JSON), ``status`` (the bare name, for the scripts),
   ``status_info`` (StatusInfo JSON), ``updated_at``, ``version`` (bumped by
-  every change, for compare-and-set), ``completion_seq`` and ``ready_cursor``
+  every change, for compare-and-set and for the readers' caches: a write that
+  skipped it would leave them stale), ``completion_seq`` and ``ready_cursor``
   (DescribeResultAccess nextReady), and what deriving the order's status from
   its items needs without reading them: ``items_total``, ``n/STATUS`` (how
   many items are in each status), ``failed_item`` and ``failed_reason`` (the
@@ -38,6 +39,10 @@ from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, Order
 from . import keys
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+# The decoded orders an OrderStore keeps (see _OrderCache): enough for every
+# order a busy service's clients poll; bigger (massive) orders are not kept.
+CACHED_ORDERS = 4096
+CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
 _WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
@@ -166,12 +171,28 @@ redis.call('HSET', KEYS[1], 'ready_cursor', last)
 return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, last)
 """
 
-# KEYS: (order hash, items hash) per order. One consistent snapshot.
+# KEYS: (order hash, items hash) per order. ARGV: per order, the version the
+# caller already holds ('' none). One consistent snapshot; per order:
+# {} no such order; {version} unchanged; else {version, owner, status_info,
+# created_at, notification, spec (false when the caller holds the order:
+# written once, never changed), the items hash as field/value pairs}.
 _LOAD = """
 local out = {}
 for i = 1, #KEYS, 2 do
-  out[#out + 1] = redis.call('HGETALL', KEYS[i])
-  out[#out + 1] = redis.call('HGETALL', KEYS[i + 1])
+  local known = ARGV[(i + 1) / 2]
+  local version = redis.call('HGET', KEYS[i], 'version')
+  if not version then
+    out[#out + 1] = {}
+  elseif version == known then
+    out[#out + 1] = {version}
+  else
+    local wanted = {'owner', 'status_info', 'created_at', 'notification'}
+    if known == '' then wanted[#wanted + 1] = 'spec' end
+    local fields = redis.call('HMGET', KEYS[i], unpack(wanted))
+    if known ~= '' then fields[5] = false end
+    out[#out + 1] = {version, fields[1], fields[2], fields[3], fields[4], fields[5],
+                     redis.call('HGETALL', KEYS[i + 1])}
+  end
 end
 return out
 """
@@ -304,9 +325,10 @@ class _Identity:
 class OrderStore:
     """Orders, their items and the indexes over them. Only the ordering core writes."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS) -> None:
         self._redis = redis
         self._identities: dict[str, _Identity] = {}
+        self._orders = _OrderCache(cached_orders)
 
     # ------------------------------------------------------------------ writing
 
@@ -351,7 +373,7 @@ class OrderStore:
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
         self._remember(order_id, _Identity(order.owner, order.spec.reference or None))
-        return attrs.evolve(order, items=tuple(attrs.evolve(i, completed_at=None) for i in order.items))
+        return attrs.evolve(order, items=tuple(attrs.evolve(i, completed_at=None) for i in order.items), version=1)
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
@@ -502,41 +524,78 @@ class OrderStore:
         self._identities[order_id] = identity
 
     async def _load(self, order_ids: list[str]) -> list[Order]:
-        """The existing orders among ``order_ids``, in that order."""
+        """The existing orders among ``order_ids``, in that order. An order
+        read before and unchanged since (same version) costs one HGET and no
+        decoding: status polling reads the same orders over and over."""
         if not order_ids:
             return []
+        known = [self._orders.get(order_id) for order_id in order_ids]
         replies = await self._redis.conn.eval(
-            _LOAD, [k for order_id in order_ids for k in (keys.order(order_id), keys.order_items(order_id))], [])
+            _LOAD, [k for order_id in order_ids for k in (keys.order(order_id), keys.order_items(order_id))],
+            ["" if order is None else str(order.version) for order in known])
         loaded = []
-        for order_id, flat, item_flat in zip(order_ids, replies[0::2], replies[1::2]):
-            if flat:
-                loaded.append(_decode(order_id, _pairs(flat), _pairs(item_flat)))
+        for order_id, held, reply in zip(order_ids, known, replies):
+            if not reply:
+                self._orders.drop(order_id)
+                continue
+            if len(reply) == 1 and held is not None:
+                order = held
+            else:
+                version, owner, status_info, created_at, notification, spec, item_flat = reply
+                order = Order(
+                    order_id=order_id,
+                    owner=owner,
+                    spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec),
+                    status=codec.loads(StatusInfo, status_info),
+                    created_at=float(created_at),
+                    notification=codec.loads(Notification, notification),
+                    version=int(version),
+                )
+                order = attrs.evolve(order, items=_items(order.spec.items, _pairs(item_flat)))
+                self._orders.put(order)
+            loaded.append(order)
         return loaded
+
+
+class _OrderCache:
+    """The orders read last, by id, least recently used dropped first. Kept
+    only as a starting point: every read still asks Redis for the version."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._orders: dict[str, Order] = {}
+
+    def get(self, order_id: str) -> Order | None:
+        order = self._orders.pop(order_id, None)
+        if order is not None:
+            self._orders[order_id] = order  # most recently used: last
+        return order
+
+    def put(self, order: Order) -> None:
+        if self._limit <= 0 or len(order.items) > CACHED_ITEMS:
+            return
+        self._orders.pop(order.order_id, None)
+        self._orders[order.order_id] = order
+        if len(self._orders) > self._limit:
+            del self._orders[next(iter(self._orders))]
+
+    def drop(self, order_id: str) -> None:
+        self._orders.pop(order_id, None)
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[0::2], flat[1::2]))
 
 
-def _decode(order_id: str, fields: dict[str, str], item_fields: dict[str, str]) -> Order:
-    spec = codec.loads(OrderSpec, fields["spec"])
-    return Order(
-        order_id=order_id,
-        owner=fields["owner"],
-        spec=spec,
-        status=codec.loads(StatusInfo, fields["status_info"]),
-        created_at=float(fields["created_at"]),
-        notification=codec.loads(Notification, fields["notification"]),
-        items=tuple(_item(item_spec, item_fields) for item_spec in spec.items),
-    )
-
-
-def _item(spec: ItemSpec, item_fields: dict[str, str]) -> Item:
-    item_id = spec.item_id
-    completed = item_fields.get(f"c/{item_id}")
-    return Item(
-        spec=spec,
-        status=codec.loads(StatusInfo, item_fields[f"s/{item_id}"]),
-        batch=int(item_fields.get(f"b/{item_id}", "0")),
-        completed_at=float(completed) if completed is not None else None,
-    )
+def _items(specs: Iterable[ItemSpec], item_fields: dict[str, str]) -> tuple[Item, ...]:
+    items = []
+    for spec in specs:
+        item_id = spec.item_id
+        completed = item_fields.get(f"c/{item_id}")
+        items.append(Item(
+            spec=spec,
+            status=codec.loads(StatusInfo, item_fields[f"s/{item_id}"]),
+            batch=int(item_fields.get(f"b/{item_id}", "0")),
+            completed_at=float(completed) if completed is not None else None,
+        ))
+    return tuple(items)

@@ -99,17 +99,33 @@ class UserRecord:
         )
 
 
-class UserStore:
-    """The accounts that the Redis checker authenticates against."""
+# How long a daemon may answer from a user record it read: every request
+# authenticates, and a client (a portal's service account, a script polling
+# GetStatus) may send hundreds a second. A change made through this daemon
+# applies at once; one made through another daemon on the same Redis, within
+# this many seconds.
+RECORD_FRESH_SECONDS = 1.0
+_KEPT_RECORDS = 10_000
 
-    def __init__(self, redis: Any) -> None:
+
+class UserStore:
+    """The accounts that the Redis checker authenticates against.
+
+    With a ``clock``, a record read is reused for RECORD_FRESH_SECONDS;
+    without one, every ``get`` reads Redis."""
+
+    def __init__(self, redis: Any, clock: Any = None) -> None:
         self._redis = redis
+        self._clock = clock
+        self._fresh: dict[str, tuple[float, UserRecord | None]] = {}
+        self._changes = 0  # a read that overlapped a change of ours is not kept
 
     async def create(self, record: UserRecord) -> None:
         check_user_name(record.name)
         check_group_name(record.group)
         if not record.created_at:
             record = attrs.evolve(record, created_at=time.time())
+        self._forget(record.name)
         created = await self._redis.conn.eval(
             _CREATE, [keys.user(record.name), keys.users()], [record.name, *record.to_fields()]
         )
@@ -119,10 +135,22 @@ class UserStore:
     async def get(self, name: str) -> UserRecord | None:
         if not USER_NAME.match(name):
             return None
+        if self._clock is not None:
+            kept = self._fresh.get(name)
+            if kept is not None and kept[0] > self._clock.seconds():
+                return kept[1]
+        changes = self._changes
         fields = await self._redis.conn.hgetall(keys.user(name))
-        if not fields:
-            return None
-        return UserRecord.from_fields(name, fields)
+        record = UserRecord.from_fields(name, fields) if fields else None
+        if self._clock is not None and changes == self._changes:
+            if len(self._fresh) >= _KEPT_RECORDS:
+                self._fresh.clear()
+            self._fresh[name] = (self._clock.seconds() + RECORD_FRESH_SECONDS, record)
+        return record
+
+    def _forget(self, name: str) -> None:
+        self._changes += 1
+        self._fresh.pop(name, None)
 
     async def list(self) -> list[UserRecord]:
         names = sorted(await self._redis.conn.smembers(keys.users()))
@@ -134,6 +162,7 @@ class UserStore:
         return records
 
     async def delete(self, name: str) -> None:
+        self._forget(name)
         deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users()], [name])
         if str(deleted) != "1":
             raise NoSuchUser(name)
@@ -161,6 +190,7 @@ class UserStore:
             fields += ["email", email]
         if not fields:
             return
+        self._forget(name)
         updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], [str(len(deleted)), *deleted, *fields])
         if str(updated) != "1":
             raise NoSuchUser(name)
