@@ -159,3 +159,24 @@ def test_internal_subset_is_never_read() -> None:
     # If libxml2 read the subset, this garbage would be reported as malformed
     # XML; the refusal proves parsing stopped at the DOCTYPE itself.
     assert DTD_REFUSED in refused(b"<!DOCTYPE r [ garbage <!ENTITY broken> ]><r/>").text
+
+
+def test_utf7_doctype_is_refused() -> None:
+    # In UTF-7 "!" may be written "+ACE-": no "<!" bytes, yet a DOCTYPE that
+    # libxml2 reads. A byte scan must not let it through.
+    body = b'<?xml version="1.0" encoding="UTF-7"?><+ACE-DOCTYPE r [<+ACE-ENTITY x "boom">]><r>&x;</r>'
+    assert DTD_REFUSED in refused(body).text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<r a="x">text</r>',
+        b"<?xml version='1.0' encoding='iso-8859-1'?><r>\xe9</r>",
+        b"\xef\xbb\xbf<?xml version='1.0'?><r>\xc3\xa9</r>",
+        b"  \n<r/>",
+        b"<r><![CDATA[<!DOCTYPE is only text here>]]></r>",
+    ],
+)
+def test_documents_without_a_doctype_parse(body: bytes) -> None:
+    assert parse_xml(body).tag == "r"

@@ -25,7 +25,7 @@ from oseod.model.orders import (
 )
 from oseod.store import keys
 from oseod.store.connection import Redis
-from oseod.store.orders import NoSuchItem, NoSuchOrder, OrderProgress, OrderStore, TooManyActiveItems
+from oseod.store.orders import ID_BLOCK, ORDER_ID, NoSuchItem, NoSuchOrder, OrderProgress, OrderStore, TooManyActiveItems
 
 S = OrderStatus
 
@@ -438,3 +438,19 @@ async def test_a_store_that_keeps_no_orders_reads_the_same(redis: Redis) -> None
         await store.get(order_id)
     await plain.set_item_status(order_id, "i0", StatusInfo(S.Failed, "gone", changed_at=120.0))
     assert await keeping.get(order_id) == await plain.get(order_id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_order_ids_are_unique_across_stores_and_concurrent_submits(redis: Redis) -> None:
+    # Two daemons, each creating orders concurrently: ids come from blocks of
+    # the one Redis counter, so none is handed out twice.
+    stores = [OrderStore(redis), OrderStore(redis)]
+    created = await defer.gatherResults([
+        defer.ensureDeferred(stores[n % 2].create(make_order(n_items=1))) for n in range(3 * ID_BLOCK)
+    ])
+    ids = [order.order_id for order in created]
+    assert len(set(ids)) == len(ids) == 3 * ID_BLOCK
+    assert all(ORDER_ID.match(i) for i in ids)
+    for order in created:
+        stored = await stores[0].get(order.order_id)
+        assert stored is not None and stored.order_id == order.order_id

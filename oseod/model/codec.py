@@ -23,23 +23,14 @@ T = TypeVar("T")
 
 
 def to_data(value: object) -> Any:
-    """``value`` as plain JSON-able data."""
-    cls: Any = type(value)
-    if attrs.has(cls):
-        data: dict[str, Any] = {}
-        for field in attrs.fields(cls):
-            item = getattr(value, field.name)
-            if item is None or item == ():
-                continue
-            data[field.name] = to_data(item)
-        return data
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [to_data(v) for v in value]
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    raise TypeError(f"cannot encode {type(value).__name__} values")
+    """``value`` (a model object) as plain JSON-able data."""
+    cls = type(value)
+    if not attrs.has(cls):
+        raise TypeError(f"cannot encode {cls.__name__} values")
+    encoder = _ENCODERS.get(cls)
+    if encoder is None:
+        encoder = _ENCODERS[cls] = _record_encoder(cls)
+    return encoder(value)
 
 
 def from_data(cls: type[T], data: Any) -> T:
@@ -56,6 +47,64 @@ def dumps(value: object) -> str:
 
 def loads(cls: type[T], text: str) -> T:
     return from_data(cls, json.loads(text))
+
+
+# ------------------------------------------------------------------ encoding
+
+Encoder = typing.Callable[[Any], Any]
+
+# One encoder per type, built once from the type hints (as the decoders are):
+# a Submit writes a spec of hundreds of values, and walking attrs.fields()
+# for each of them cost a good part of the request.
+_ENCODERS: dict[Any, Encoder] = {}
+
+
+def _value_encoder(tp: Any) -> Encoder | None:
+    """How to encode a field of type ``tp``; None: the value is JSON as it is."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        (inner_type,) = [a for a in typing.get_args(tp) if a is not type(None)]  # only "X | None" is used
+        return _value_encoder(inner_type)  # None itself is left out by the record
+    if origin is tuple:
+        inner_type, ellipsis = typing.get_args(tp)
+        assert ellipsis is Ellipsis, "only tuple[X, ...] is used"
+        inner = _value_encoder(inner_type)
+        if inner is None:
+            return list
+        return lambda values: [inner(v) for v in values]
+    if isinstance(tp, type) and attrs.has(tp):
+        encoder = _ENCODERS.get(tp)
+        if encoder is None:
+            encoder = _ENCODERS[tp] = _record_encoder(tp)
+        return encoder
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_value
+    if tp in (str, int, float, bool):
+        return None
+    raise TypeError(f"cannot encode {tp!r} values")
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _record_encoder(cls: type) -> Encoder:
+    hints = typing.get_type_hints(cls)
+    fields = [(field.name, _value_encoder(hints[field.name])) for field in attrs.fields(cls)]
+
+    def encode(value: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name, inner in fields:
+            item = getattr(value, name)
+            if item is None or item == ():
+                continue
+            data[name] = item if inner is None else inner(item)
+        return data
+
+    return encode
+
+
+# ------------------------------------------------------------------ decoding
 
 
 class _BadData(Exception):

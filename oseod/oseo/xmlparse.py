@@ -28,6 +28,7 @@ fragments of a Submit carry the ones they use): a request may declare at most
 
 from __future__ import annotations
 
+import re
 import threading
 
 from lxml import etree
@@ -93,6 +94,8 @@ class _Parsers(threading.local):
 
 def _check_prolog(body: bytes) -> None:
     """Raise _DoctypeSeen if a DOCTYPE comes before the root element."""
+    if _without_markup_declarations(body):
+        return
     try:
         etree.fromstring(body, _parsers.prolog)
     except _RootSeen:
@@ -136,6 +139,11 @@ def _refused() -> OseoError:
 
 MAX_NAMESPACE_DECLARATIONS = 100
 
+# Encodings in which "<!" can only be written as those two bytes. UTF-7, for
+# one, may spell "!" as "+ACE-".
+_LITERAL_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin1", b"latin-1"})
+_DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([^"']*)""")
+
 
 def _ascii_compatible(body: bytes) -> bool:
     """Whether every ASCII name of ``body`` is spelled in ASCII bytes: not
@@ -144,6 +152,18 @@ def _ascii_compatible(body: bytes) -> bool:
     if head.startswith(b"\xef\xbb\xbf"):
         head = body[3:7]
     return head.startswith(b"<") and b"\x00" not in head
+
+
+def _without_markup_declarations(body: bytes) -> bool:
+    """Whether a byte scan proves that ``body`` has no DOCTYPE: no "<!" at
+    all (so no comment or CDATA section either) in an encoding that would
+    spell one so. The first pass costs as much as the rest of a small
+    request's parsing; most requests need no more than this scan."""
+    if not _ascii_compatible(body) or b"<!" in body:
+        return False
+    head = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    declared = _DECLARED_ENCODING.match(head[:256])
+    return declared is None or declared.group(1).lower() in _LITERAL_ENCODINGS
 
 
 def _check_namespaces(body: bytes, root: etree._Element) -> None:

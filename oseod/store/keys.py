@@ -37,7 +37,7 @@ def nonce(value: str) -> str:
 
 
 def order_sequence() -> str:
-    """String counter: the last order id handed out (INCR)."""
+    """String counter: the last order id reserved (daemons take blocks of ids with INCRBY)."""
     return f"{PREFIX}orders:seq"
 
 

@@ -27,12 +27,14 @@ Searches read one sorted-set range per index (no scans, no KEYS).
 
 from __future__ import annotations
 
-import re
 import collections
+import json
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
+from twisted.internet import defer
 
 from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
@@ -42,6 +44,7 @@ ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
 # order a busy service's clients poll; bigger (massive) orders are not kept.
 CACHED_ORDERS = 4096
+ID_BLOCK = 32
 CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
@@ -59,13 +62,6 @@ _PRELUDE = (
     + "local WITH_RESULT = {%s}\n" % ", ".join(f"{s.value} = true" for s in _WITH_RESULT)
     + """
 local ORDER, ITEMS, READY, ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-
--- HSET ARGV[first .. last] in slices: unpack() overflows Lua's stack on big orders.
-local function hset_all(key, first, last)
-  for i = first, last, 1000 do
-    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last)))
-  end
-end
 
 local function in_set(set, value)
   return set == '' or string.find(set, '|' .. value .. '|', 1, true) ~= nil
@@ -95,20 +91,31 @@ end
 """
 )
 
-# ARGV: member, status, created_at, number of new unfinished items, the limit of
-# unfinished items per owner ('' none), the number of order-hash values that
-# follow, those field/value pairs, then the items-hash field/value pairs.
+# KEYS: order hash, items hash, owner's active-item counter, then the indexes
+# the new order goes into (see _creation_keys). ARGV: member, time, number of
+# new unfinished items, the limit of unfinished items per owner ('' none), the
+# order-hash field/value pairs and the items-hash ones, each a JSON array (a
+# few arguments instead of hundreds: each one costs the client to encode).
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
-_CREATE = _PRELUDE + """
-local added, limit, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+_CREATE = """
+local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
+local member, at, added, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 if limit ~= '' and added > 0 then
   local active = tonumber(redis.call('GET', ACTIVE) or '0')
   if active + added > tonumber(limit) then return {0, tostring(active)} end
 end
-hset_all(ORDER, 7, 6 + n)
-if #ARGV > 6 + n then hset_all(ITEMS, 7 + n, #ARGV) end
+-- HSET in slices: unpack() overflows Lua's stack on big orders.
+local function hset_all(key, pairs)
+  for i = 1, #pairs, 1000 do
+    redis.call('HSET', key, unpack(pairs, i, math.min(i + 999, #pairs)))
+  end
+end
+hset_all(ORDER, cjson.decode(ARGV[5]))
+local items = cjson.decode(ARGV[6])
+if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
-reindex(ARGV[1], nil, ARGV[2], touch(ARGV[3]))
+redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], at, member) end
 return {1, ''}
 """
 
@@ -329,6 +336,7 @@ class OrderStore:
         self._redis = redis
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
+        self._ids = _OrderIds(redis)
 
     # ------------------------------------------------------------------ writing
 
@@ -337,9 +345,10 @@ class OrderStore:
         return it with that id. With ``max_active_items``, refuse with
         TooManyActiveItems when the owner's unfinished items plus this order's
         would exceed it (checked and counted in the same atomic step)."""
-        order_id = str(await self._redis.conn.incr(keys.order_sequence()))
+        order_id = await self._ids.next()
         order = attrs.evolve(order, order_id=order_id,
                              spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
+        status = order.status.status
         fields = [
             "owner", order.owner,
             "order_type", order.spec.order_type.value,
@@ -347,32 +356,40 @@ class OrderStore:
             "created_at", _score(order.created_at),
             "spec", codec.dumps(order.spec),
             "notification", codec.dumps(order.notification),
-            "status", order.status.status.value,
+            "status", status.value,
             "status_info", codec.dumps(order.status),
             "completion_seq", "0",
             "ready_cursor", "0",
             "items_total", str(len(order.items)),
         ]  # fmt: skip
-        for status, count in collections.Counter(i.status.status for i in order.items).items():
-            fields += [f"n/{status.value}", str(count)]
+        for item_status, count in collections.Counter(i.status.status for i in order.items).items():
+            fields += [f"n/{item_status.value}", str(count)]
         item_fields: list[str] = []
+        encoded: dict[StatusInfo, str] = {}  # the items of a new order mostly share one status
         for item in order.items:
             if item.status.status in _WITH_RESULT:
                 raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
-            item_fields += [f"s/{item.spec.item_id}", codec.dumps(item.status)]
+            if item.status not in encoded:
+                encoded[item.status] = codec.dumps(item.status)
+            item_fields += [f"s/{item.spec.item_id}", encoded[item.status]]
             if item.batch:
                 item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
         added = sum(1 for item in order.items if not item.status.status.is_final)
+        reference = order.spec.reference or None
         answer = await self._redis.conn.eval(
             _CREATE,
-            _order_keys(order_id, order.owner, order.spec.reference),
-            [_member(order_id), order.status.status.value, _score(order.status.changed_at or order.created_at),
-             str(added), "" if max_active_items is None else str(max_active_items), str(len(fields)),
-             *fields, *item_fields],
+            [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
+             keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+             keys.orders_updated(order.owner), keys.orders_updated(None),
+             *((keys.orders_with_reference(order.owner, reference), keys.orders_with_reference(None, reference))
+               if reference else ())],
+            [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
+             "" if max_active_items is None else str(max_active_items),
+             _json_array(fields), _json_array(item_fields)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
-        self._remember(order_id, _Identity(order.owner, order.spec.reference or None))
+        self._remember(order_id, _Identity(order.owner, reference))
         return attrs.evolve(order, items=tuple(attrs.evolve(i, completed_at=None) for i in order.items), version=1)
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
@@ -557,6 +574,36 @@ class OrderStore:
         return loaded
 
 
+class _OrderIds:
+    """New order ids, taken from the Redis counter a block at a time: an id
+    costs no round trip but once per ID_BLOCK orders. Every id is unique
+    across daemons; a daemon that stops leaves the rest of its block unused."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._next = self._end = 0
+        # While a block is being taken: the Submits waiting for it.
+        self._waiting: list[defer.Deferred[None]] | None = None
+
+    async def next(self) -> str:
+        while self._next >= self._end:
+            if self._waiting is not None:
+                waiter: defer.Deferred[None] = defer.Deferred()
+                self._waiting.append(waiter)
+                await waiter
+                continue
+            self._waiting = []
+            try:
+                last = int(await self._redis.conn.incrby(keys.order_sequence(), ID_BLOCK))
+                self._next, self._end = last - ID_BLOCK, last
+            finally:
+                waiting, self._waiting = self._waiting, None
+                for waiter in waiting:
+                    waiter.callback(None)
+        self._next += 1
+        return str(self._next)
+
+
 class _OrderCache:
     """The orders read last, by id, least recently used dropped first. Kept
     only as a starting point: every read still asks Redis for the version."""
@@ -581,6 +628,10 @@ class _OrderCache:
 
     def drop(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
+
+
+def _json_array(values: list[str]) -> str:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
