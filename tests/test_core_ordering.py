@@ -397,6 +397,25 @@ async def test_cascade_under_concurrent_item_changes(redis: Redis) -> None:
         assert (info.status, info.additional_info) == (S.Completed, "59 of 60 items completed, 1 failed")
 
 
+@pytest_twisted.ensureDeferred
+async def test_batches_of_items_move_in_one_step(redis: Redis) -> None:
+    world = build(redis)
+    service = world.service
+    oid = (await service.submit(ALICE, order_spec(product(*"abcd", collection="urn:x:engine")), NONE)).order_id
+    world.clock.advance(5)
+    assert await service.start_items(oid, ["item0", "item1", "item2"]) == {"item0": True, "item1": True,
+                                                                          "item2": True}
+    assert (await service.get(ALICE, oid)).status.additional_info == "In production: 0 of 4 items completed"
+    assert await service.fail_items(oid, {"item2": "corrupt", "item3": ""}) == {"item2": True, "item3": True}
+    assert await service.complete_items(oid, ["item0", "item1", "item2"]) == {"item0": True, "item1": True,
+                                                                             "item2": False}
+    order = await service.get(ALICE, oid)
+    assert (order.status.status, order.status.additional_info) == (S.Completed, "2 of 4 items completed, 2 failed")
+    assert [i.status.additional_info for i in order.items] == ["Completed", "Completed", "corrupt", "Failed"]
+    assert await service.start_items(oid, []) == {}
+    assert await world.store.count_active_items("alice") == 0
+
+
 def test_derive_order_status() -> None:
     def progress(order_type: OrderType = OrderType.PRODUCT_ORDER, status: OrderStatus = S.InProduction,
                  failure: tuple[str, str] | None = None, **counts: int) -> OrderProgress:

@@ -25,7 +25,7 @@ from oseod.model.orders import (
 )
 from oseod.store import keys
 from oseod.store.connection import Redis
-from oseod.store.orders import ID_BLOCK, ORDER_ID, NoSuchItem, NoSuchOrder, OrderProgress, OrderStore, TooManyActiveItems
+from oseod.store.orders import ID_BLOCK, ORDER_ID, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, OrderStore, TooManyActiveItems
 
 S = OrderStatus
 
@@ -454,3 +454,44 @@ async def test_order_ids_are_unique_across_stores_and_concurrent_submits(redis: 
     for order in created:
         stored = await stores[0].get(order.order_id)
         assert stored is not None and stored.order_id == order.order_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_several_items_change_in_one_step(redis: Redis) -> None:
+    store = OrderStore(redis)
+    order_id = (await store.create(make_order(n_items=3))).order_id
+    await store.set_item_status(order_id, "i2", StatusInfo(S.Cancelled, changed_at=105.0))
+    done = await store.set_items_status(order_id, [
+        ItemChange("i0", StatusInfo(S.Completed, "ready", changed_at=110.0), completed_at=108.0),
+        ItemChange("i1", StatusInfo(S.Failed, "broken", changed_at=111.0)),
+        ItemChange("i2", StatusInfo(S.Completed, changed_at=111.0)),  # final already: refused
+        ItemChange("i0", StatusInfo(S.Downloaded, changed_at=112.0)),  # after the first change of the call
+    ], allowed={S.Accepted, S.InProduction, S.Completed})
+    assert done == [True, True, False, True]
+    order = await store.get(order_id)
+    assert order is not None
+    assert [(i.status.status, i.completed_at) for i in order.items] == [
+        (S.Downloaded, 108.0), (S.Failed, None), (S.Cancelled, None)]
+    progress = await store.update_order_status(order_id, lambda p: None)
+    assert progress.counts == {S.Downloaded: 1, S.Failed: 1, S.Cancelled: 1}
+    assert progress.last_failure == ("i1", "broken")
+    assert await store.count_active_items("alice") == 0
+    assert await store.next_ready(order_id) == frozenset({"i0"})
+    assert float(await redis.conn.hget(keys.order(order_id), "updated_at")) == 112.0
+    await assert_indexed(redis, store, order_id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unknown_item_changes_nothing_of_the_batch(redis: Redis) -> None:
+    store = OrderStore(redis)
+    order_id = (await store.create(make_order(n_items=2))).order_id
+    before = await store.get(order_id)
+    with pytest.raises(NoSuchItem) as error:
+        await store.set_items_status(order_id, [ItemChange("i0", StatusInfo(S.Completed, changed_at=120.0)),
+                                                ItemChange("nope", StatusInfo(S.Completed, changed_at=120.0))])
+    assert error.value.args == ("nope",)
+    after = await store.get(order_id)
+    assert after == before and after is not None and after.version == before.version  # type: ignore[union-attr]
+    with pytest.raises(NoSuchOrder):
+        await store.set_items_status("999999", [ItemChange("i0", StatusInfo(S.Completed, changed_at=120.0))])
+    assert await store.set_items_status(order_id, []) == []

@@ -51,22 +51,28 @@ class InlineProcessor:
             await defer.DeferredList(list(self._running))
 
     async def _process(self, order: Order) -> None:
+        # The dummy's items of an order run side by side, one batch per
+        # collection (each has its own knobs): each step is one write for
+        # all of them, whatever their number.
+        batches: dict[str, list[str]] = {}
         for item in order.items:
             collection = self._config.collection(item.spec.collection_id or "")
-            if collection is None or collection.processor != DUMMY:
-                continue
-            delay = _number(collection.processor_options.get("delay"))
-            fail_rate = _number(collection.processor_options.get("fail_rate"))
-            item_id = item.spec.item_id
-            if not await self._ordering.start_item(order.order_id, item_id):
-                continue  # cancelled meanwhile
-            if delay > 0:
-                await task.deferLater(self._clock, delay)
-            if self._rng.random() < fail_rate:
-                await self._ordering.fail_item(order.order_id, item_id, "the dummy processor failed on purpose "
-                                                                        f"(fail_rate {fail_rate})")
-            else:
-                await self._ordering.complete_item(order.order_id, item_id)
+            if collection is not None and collection.processor == DUMMY:
+                batches.setdefault(collection.id, []).append(item.spec.item_id)
+        for collection_id, item_ids in batches.items():
+            options = self._config.collection(collection_id).processor_options  # type: ignore[union-attr]
+            await self._run_batch(order.order_id, item_ids, _number(options.get("delay")),
+                                  _number(options.get("fail_rate")))
+
+    async def _run_batch(self, order_id: str, item_ids: list[str], delay: float, fail_rate: float) -> None:
+        started = await self._ordering.start_items(order_id, item_ids)
+        running = [item_id for item_id, ok in started.items() if ok]  # not those cancelled meanwhile
+        if delay > 0:
+            await task.deferLater(self._clock, delay)
+        failed = {item_id for item_id in running if self._rng.random() < fail_rate}
+        await self._ordering.fail_items(order_id, {
+            item_id: f"the dummy processor failed on purpose (fail_rate {fail_rate})" for item_id in failed})
+        await self._ordering.complete_items(order_id, [i for i in running if i not in failed])
 
 
 def _number(value: object) -> float:

@@ -10,7 +10,7 @@ RequestRejected; times are Unix seconds from the injected clock.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from twisted.internet.interfaces import IReactorTime
@@ -31,7 +31,7 @@ from ..model.orders import (
     StatusInfo,
     StatusNotification,
 )
-from ..store.orders import OrderProgress, OrderStore, TooManyActiveItems
+from ..store.orders import ItemChange, OrderProgress, OrderStore, TooManyActiveItems
 from .catalogue import Catalogue
 from .validation import Resolver, SubmitChecker, check_notification, resolve_collection
 
@@ -170,11 +170,9 @@ class OrderingService:
         info = StatusInfo(OrderStatus.Accepted, _accepted_text(order.spec.order_type), changed_at=now)
         if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted}):
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
-        for item in order.items:
-            await self._store.set_item_status(order_id, item.spec.item_id,
-                                              StatusInfo(OrderStatus.Accepted, "Waiting for processing",
-                                                         changed_at=now),
-                                              allowed={OrderStatus.Submitted})
+        waiting = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
+        await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in order.items],
+                                           allowed={OrderStatus.Submitted})
         order = await self._existing(order_id)
         self.log.info("order {order_id} approved", order_id=order_id)
         self._dispatch(order)
@@ -194,30 +192,53 @@ class OrderingService:
     async def start_item(self, order_id: str, item_id: str, info: str = "In production") -> bool:
         """The item is being processed (again: ``info`` may say which attempt).
         False when the item is not waiting or running (e.g. cancelled)."""
-        return await self._item_change(order_id, item_id, OrderStatus.InProduction, info, STARTABLE)
+        return (await self.start_items(order_id, [item_id], info))[item_id]
 
     async def complete_item(self, order_id: str, item_id: str, info: str = "Completed") -> bool:
         """The item's result is available. False when the item was already
         final (e.g. cancelled meanwhile): the result should then be dropped."""
-        return await self._item_change(order_id, item_id, OrderStatus.Completed, info, UNFINISHED)
+        return (await self.complete_items(order_id, [item_id], info))[item_id]
 
     async def fail_item(self, order_id: str, item_id: str, reason: str) -> bool:
         """The item failed for good (no more attempts), because of ``reason``."""
-        return await self._item_change(order_id, item_id, OrderStatus.Failed, reason or "Failed", UNFINISHED)
+        return (await self.fail_items(order_id, {item_id: reason}))[item_id]
+
+    # The same for several items of one order in one step (a batch): one
+    # write for the items, one for the order's status.
+
+    async def start_items(self, order_id: str, item_ids: Sequence[str], info: str = "In production") -> dict[str, bool]:
+        return await self._items_change(order_id, {i: info for i in item_ids}, OrderStatus.InProduction, STARTABLE)
+
+    async def complete_items(self, order_id: str, item_ids: Sequence[str], info: str = "Completed") -> dict[str, bool]:
+        return await self._items_change(order_id, {i: info for i in item_ids}, OrderStatus.Completed, UNFINISHED)
+
+    async def fail_items(self, order_id: str, reasons: Mapping[str, str]) -> dict[str, bool]:
+        """``reasons``: per item id, why it failed."""
+        return await self._items_change(order_id, {i: r or "Failed" for i, r in reasons.items()}, OrderStatus.Failed,
+                                        UNFINISHED)
 
     # ------------------------------------------------------------ internals
 
-    async def _item_change(self, order_id: str, item_id: str, status: OrderStatus, text: str,
-                           allowed: frozenset[OrderStatus]) -> bool:
-        info = StatusInfo(status, _clip(text), changed_at=self._clock.seconds())
-        if not await self._store.set_item_status(order_id, item_id, info, allowed=allowed):
-            return False
+    async def _items_change(self, order_id: str, texts: Mapping[str, str], status: OrderStatus,
+                            allowed: frozenset[OrderStatus]) -> dict[str, bool]:
+        """Move the items of ``texts`` (id: additionalStatusInfo) to
+        ``status``, then the order to the status they make it. Which moved."""
+        if not texts:
+            return {}
+        now = self._clock.seconds()
+        changes = [ItemChange(item_id, StatusInfo(status, _clip(text), changed_at=now))
+                   for item_id, text in texts.items()]
+        done = dict(zip(texts, await self._store.set_items_status(order_id, changes, allowed=allowed)))
+        if any(done.values()):
+            await self._derive(order_id)
+        return done
+
+    async def _derive(self, order_id: str) -> None:
         now = self._clock.seconds()
         progress = await self._store.update_order_status(order_id, lambda p: derive_order_status(p, now))
         if progress.status.status.is_final and progress.status.changed_at == now:
             self.log.info("order {order_id} {status}: {info}", order_id=order_id,
                           status=progress.status.status.value, info=progress.status.additional_info)
-        return True
 
     async def _close(self, order: Order, status: StatusInfo, item_text: str,
                      notification: Notification | None) -> Order:
@@ -227,9 +248,9 @@ class OrderingService:
             current = await self._existing(order.order_id)
             raise invalid("orderId", f"order {order.order_id} is already {current.status.status.value}")
         item_status = StatusInfo(status.status, item_text, changed_at=status.changed_at)
-        for item in order.items:
-            if not item.status.status.is_final:
-                await self._store.set_item_status(order.order_id, item.spec.item_id, item_status, allowed=UNFINISHED)
+        await self._store.set_items_status(
+            order.order_id, [ItemChange(i.spec.item_id, item_status) for i in order.items if not i.status.status.is_final],
+            allowed=UNFINISHED)
         self.log.info("order {order_id} {status}: {info}", order_id=order.order_id, status=status.status.value,
                       info=status.additional_info)
         return await self._existing(order.order_id)

@@ -131,7 +131,7 @@ class SubmitChecker:
                                                f"{_choices(collection.payment_methods)})")
             if item.delivery is not None:
                 self._check_delivery(collection, item.delivery, spec)
-            items.append(attrs.evolve(item, collection_id=collection.id))
+            items.append(item if item.collection_id == collection.id else attrs.evolve(item, collection_id=collection.id))
         for collection in used.values():
             self._check_options(collection, spec.options)
             if spec.delivery is not None:

@@ -30,10 +30,11 @@ from __future__ import annotations
 import collections
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import attrs
+import txredisapi
 from twisted.internet import defer
 
 from ..model import codec
@@ -133,39 +134,50 @@ reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 return 1
 """
 
-# ARGV: member, item id, status, StatusInfo JSON, time, completion time ('' the
-# same), allowed current statuses ('|A|B|', '' any).
-# Returns 1 done, 0 refused, -1 no such order, -2 no such item.
-_SET_ITEM_STATUS = _PRELUDE + """
+# ARGV: member, time, allowed current statuses ('|A|B|', '' any), then the
+# changes as a JSON array of [item id, status, StatusInfo JSON, completion
+# time ('' the time)], applied in order. Returns -1 when there is no such
+# order, else per change 1 done or 0 refused (status). An unknown item fails
+# the whole call (error NOITEM), before anything is changed.
+_SET_ITEMS_STATUS = _PRELUDE + """
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
-local item = ARGV[2]
-local old = redis.call('HGET', ITEMS, 's/' .. item)
-if not old then return -2 end
-old = cjson.decode(old)['status']
-if not in_set(ARGV[7], old) then return 0 end
-local new = ARGV[3]
-redis.call('HSET', ITEMS, 's/' .. item, ARGV[4])
-redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
-redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
-if new == 'Failed' then
-  redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', cjson.decode(ARGV[4])['additional_info'] or '')
+local at, allowed = ARGV[2], ARGV[3]
+local changes = cjson.decode(ARGV[4])
+for _, change in ipairs(changes) do
+  if redis.call('HEXISTS', ITEMS, 's/' .. change[1]) == 0 then return redis.error_reply('NOITEM ' .. change[1]) end
 end
-if FINAL[old] and not FINAL[new] then redis.call('INCR', ACTIVE)
-elseif FINAL[new] and not FINAL[old] then redis.call('DECR', ACTIVE) end
-if WITH_RESULT[new] then
-  if not WITH_RESULT[old] then
-    local at = ARGV[6]
-    if at == '' then at = ARGV[5] end
-    redis.call('HSET', ITEMS, 'c/' .. item, at)
-    redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+local results = {}
+for i, change in ipairs(changes) do
+  local item, new, info, completed = change[1], change[2], change[3], change[4]
+  -- an earlier change of the same call may have moved the item already
+  local old = cjson.decode(redis.call('HGET', ITEMS, 's/' .. item))['status']
+  if not in_set(allowed, old) then
+    results[i] = 0
+  else
+    results[i] = 1
+    redis.call('HSET', ITEMS, 's/' .. item, info)
+    redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
+    redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
+    if new == 'Failed' then
+      redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', cjson.decode(info)['additional_info'] or '')
+    end
+    if FINAL[old] and not FINAL[new] then redis.call('INCR', ACTIVE)
+    elseif FINAL[new] and not FINAL[old] then redis.call('DECR', ACTIVE) end
+    if WITH_RESULT[new] then
+      if not WITH_RESULT[old] then
+        if completed == '' then completed = at end
+        redis.call('HSET', ITEMS, 'c/' .. item, completed)
+        redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+      end
+    else
+      redis.call('HDEL', ITEMS, 'c/' .. item)
+      redis.call('ZREM', READY, item)
+    end
   end
-else
-  redis.call('HDEL', ITEMS, 'c/' .. item)
-  redis.call('ZREM', READY, item)
 end
-reindex(ARGV[1], current, current, touch(ARGV[5]))
-return 1
+reindex(ARGV[1], current, current, touch(at))
+return results
 """
 
 # KEYS: order hash, ready set. Returns the ids completed since the previous
@@ -252,6 +264,14 @@ local members = {}
 for i = 1, math.min(limit, #found) do members[i] = found[i][2] end
 return members
 """
+
+
+class ItemChange(NamedTuple):
+    """A new status for one item (see OrderStore.set_items_status)."""
+
+    item_id: str
+    status: StatusInfo
+    completed_at: float | None = None
 
 
 class NoSuchOrder(KeyError):
@@ -390,7 +410,8 @@ class OrderStore:
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
         self._remember(order_id, _Identity(order.owner, reference))
-        return attrs.evolve(order, items=tuple(attrs.evolve(i, completed_at=None) for i in order.items), version=1)
+        items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
+        return attrs.evolve(order, items=items, version=1)
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
@@ -408,19 +429,36 @@ class OrderStore:
         completed at ``completed_at`` (default: ``status.changed_at``); back in
         a status without a result, it is not. With ``allowed``, only if the
         item's current status is one of those; False when refused."""
+        (done,) = await self.set_items_status(order_id, [ItemChange(item_id, status, completed_at)], allowed=allowed)
+        return done
+
+    async def set_items_status(self, order_id: str, changes: Sequence[ItemChange], *,
+                               allowed: Collection[OrderStatus] | None = None) -> list[bool]:
+        """:meth:`set_item_status` for several items of one order in one
+        atomic step (a batch finishing, a cancel); the order counts as
+        updated at the latest of their times. Which changes were made."""
+        if not changes:
+            return []
         identity = await self._identity(order_id)
-        answer = await self._redis.conn.eval(
-            _SET_ITEM_STATUS,
-            _order_keys(order_id, identity.owner, identity.reference),
-            [_member(order_id), item_id, status.status.value, codec.dumps(status), _score(status.changed_at),
-             "" if completed_at is None else _score(completed_at), _statuses(allowed)],
-        )
-        answer = int(answer)
-        if answer == -1:
+        payload = _json_array([
+            [change.item_id, change.status.status.value, codec.dumps(change.status),
+             "" if change.completed_at is None else _score(change.completed_at)]
+            for change in changes
+        ])
+        try:
+            answer = await self._redis.conn.eval(
+                _SET_ITEMS_STATUS,
+                _order_keys(order_id, identity.owner, identity.reference),
+                [_member(order_id), _score(max(c.status.changed_at for c in changes)), _statuses(allowed), payload],
+            )
+        except txredisapi.ResponseError as e:
+            message = str(e)
+            if "NOITEM " in message:
+                raise NoSuchItem(message.split("NOITEM ", 1)[1]) from None
+            raise
+        if not isinstance(answer, list):
             raise NoSuchOrder(order_id)
-        if answer == -2:
-            raise NoSuchItem(item_id)
-        return answer == 1
+        return [int(result) == 1 for result in answer]
 
     async def update_order_status(self, order_id: str, decide: Callable[[OrderProgress], StatusInfo | None], *,
                                   attempts: int = 20) -> OrderProgress:
@@ -630,7 +668,7 @@ class _OrderCache:
         self._orders.pop(order_id, None)
 
 
-def _json_array(values: list[str]) -> str:
+def _json_array(values: Sequence[object]) -> str:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
