@@ -322,12 +322,13 @@ class _Recorder:
         self.reply: Any = None
         self.calls: list[tuple[str, list[str], list[str], Any]] = []
 
-    def incr(self, key: str) -> Any:
+    def incrby(self, key: str, amount: int) -> Any:
+        """A block of order ids, out of those the loader reserved."""
         from twisted.internet import defer
 
         if key != self.sequence_key:
             raise BenchError(f"OrderStore incremented {key!r}, not the order sequence: update BulkLoader")
-        self.next_id += 1
+        self.next_id += amount
         return defer.succeed(self.next_id - 1)
 
     def eval(self, script: str, script_keys: Iterable[str], args: Iterable[str]) -> Any:
@@ -385,10 +386,12 @@ class BulkLoader:
 
         from oseod.core.ordering import OrderingService, derive_order_status
         from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, StatusInfo
-        from oseod.store.orders import OrderProgress, OrderStore
+        from oseod.store.orders import ID_BLOCK, OrderProgress, OrderStore
 
-        last_id = int(self.redis.incrby(self.keys.order_sequence(), count))
-        recorder = _Recorder(self.keys.order_sequence(), last_id - count + 1)
+        # The store takes ids a block at a time: reserve whole blocks.
+        reserved = math.ceil(count / ID_BLOCK) * ID_BLOCK
+        last_id = int(self.redis.incrby(self.keys.order_sequence(), reserved))
+        recorder = _Recorder(self.keys.order_sequence(), last_id - reserved + 1)
 
         class Connection:
             conn = recorder
@@ -409,13 +412,14 @@ class BulkLoader:
                 order = _run(ordering.submit(self.account, OrderSpec(OrderType.PRODUCT_ORDER, items=(item,)),
                                              Notification()))
                 completed = clock.rightNow + min(60.0, step / 2)
-                recorder.reply = 1
+                recorder.reply = [1]
                 _run(store.set_item_status(order.order_id, item.item_id,
                                            StatusInfo(OrderStatus.Completed, "Completed", changed_at=completed)))
                 final = derive_order_status(OrderProgress(order.order_id, order.spec.order_type, order.status, 1,
                                                           {OrderStatus.Completed: 1}), completed)
                 if final is None:
                     raise BenchError("derive_order_status left a completed order as it was: update BulkLoader")
+                recorder.reply = 1
                 _run(store.set_order_status(order.order_id, final))
                 if n + 1 - done_orders < self.BATCH and n + 1 < count:
                     continue
@@ -428,7 +432,7 @@ class BulkLoader:
             if sending is not None:
                 sending.result()
         if recorder.next_id != last_id + 1:
-            raise BenchError(f"OrderStore took {recorder.next_id - (last_id - count + 1)} order ids for "
+            raise BenchError(f"OrderStore took {recorder.next_id - (last_id - reserved + 1)} order ids for "
                              f"{count} orders: update BulkLoader")
 
     def _send(self, calls: list[tuple[str, list[str], list[str], Any]]) -> None:
@@ -524,7 +528,7 @@ def measure_search(url: str, body: bytes, requests: int, stored: int, cpu: CpuMe
             _, status, answer = client.post(body)
             if status != 200:
                 raise BenchError(f"GetStatus search answered {status}; body starts:\n{answer[:800]!r}")
-            matches = answer.count(b"orderMonitorSpecification>") // 2
+            matches = len(re.findall(rb"</(?:[\w.-]+:)?orderMonitorSpecification>", answer))
         if matches != SEARCH_MATCHES:
             raise BenchError(f"the search found {matches} orders, expected {SEARCH_MATCHES}")
         redis_start = redis_stats.read()

@@ -1,13 +1,16 @@
-"""Waiting for a child process (a server the tests started) to be ready.
+"""Waiting for what runs in real time: a child process (a server the tests
+started) to be ready, or work inside the reactor that waits on Redis.
 
-Outside the reactor there is no Clock to advance: the one honest way is to
-poll a condition with a deadline, and this is the one place that does it."""
+There is no Clock to advance for those: the one honest way is to poll a
+condition with a deadline, and this is the one place that does it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from twisted.internet import reactor, task
 
 T = TypeVar("T")
 
@@ -25,3 +28,13 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:
+    """Inside the reactor: await ``check`` until it holds, letting the
+    reactor run in between; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await task.deferLater(reactor, 0.005, lambda: None)

@@ -39,6 +39,7 @@ from oseod.model.orders import (
 )
 from oseod.store.connection import Redis
 from oseod.store.orders import OrderProgress, OrderStore
+from tests.polling import eventually
 
 S = OrderStatus
 DEMO = DEMO_COLLECTION.id
@@ -88,15 +89,6 @@ def product(*identifiers: str, collection: str | None = DEMO, **item: Any) -> tu
 def order_spec(items: tuple[ItemSpec, ...] | None = None, **kwargs: Any) -> OrderSpec:
     kwargs.setdefault("order_type", OrderType.PRODUCT_ORDER)
     return OrderSpec(items=product("p1", "p2") if items is None else items, **kwargs)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Wait (in real time: Redis answers in real time) until ``check`` holds."""
-    for _ in range(400):
-        if await check():
-            return
-        await task.deferLater(reactor, 0.005, lambda: None)
-    raise AssertionError("the condition never held")
 
 
 async def order_status(world: World, order_id: str) -> OrderStatus:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,11 +27,13 @@ import pytest
 import pytest_twisted
 import treq
 from lxml import etree
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.web.client import FileBodyProducer
 
+from oseod.auth.account import Account
 from oseod.auth.passwords import hash_password
 from oseod.config import DEMO_COLLECTION, Config
 from oseod.http.site import OseodSite
@@ -40,6 +43,7 @@ from oseod.store.connection import Redis, RedisAddress
 from oseod.store.users import UserRecord
 from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
+from tests.polling import eventually
 from tests.wire import raw_exchange
 
 pytestmark = requires_schemas
@@ -1033,3 +1037,38 @@ async def test_the_daemon_is_still_healthy_afterwards(server: Server) -> None:
     assert b"InternalError" not in metrics
     code, answer = await server.call(GET_CAPABILITIES)
     assert code == 200
+
+
+def _send_and_hang_up(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest_twisted.ensureDeferred
+async def test_clients_that_hang_up_mid_request_lose_nothing_and_log_no_error(server: Server) -> None:
+    # Load generators stop that way: the Submit goes on (its order is stored
+    # and processed), only its answer is dropped, and nothing is an error.
+    errors: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None or event.get("log_level") in (LogLevel.error, LogLevel.critical):
+            errors.append(event)
+
+    reference = f"hangup-{os.getpid()}"
+    body = envelope(submit(reference=reference))
+    data = (b"POST /oseo HTTP/1.1\r\nHost: x\r\nContent-Type: " + SOAP12_CT.encode()
+            + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    globalLogPublisher.addObserver(observe)
+    try:
+        await defer.gatherResults([deferToThread(_send_and_hang_up, server.port.getHost().port, data)
+                                   for _ in range(20)])
+
+        async def all_stored() -> bool:
+            orders = await server.parts.ordering.search(Account(ALICE), reference=reference)
+            return len(orders) == 20 and all(o.status.status.value == "Completed" for o in orders)
+
+        await eventually(all_stored, TIMEOUT, "the 20 orders of the clients that hung up")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert [formatEvent(e) for e in errors] == []
