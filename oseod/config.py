@@ -194,6 +194,7 @@ class ProcessingConfig:
     workers: int = key(8, _int(1, 1024))
     max_attempts: int = key(3, _int(1))
     retry_delay: float = key(30.0, _float(0.0))
+    lease_seconds: float = key(60.0, _float(0.1))
 
 
 @attrs.frozen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,7 +21,6 @@ from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, load_config
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
-from .core.inline import InlineProcessor
 from .core.ordering import OrderingService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
@@ -29,11 +30,13 @@ from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
+from .jobs.engine import Engine
 from .listener import Listener
 from .metrics import RequestMetrics
 from .service import DaemonService
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
+from .store.jobs import JobStore
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.users import UserStore
@@ -105,8 +108,9 @@ def makeService(options: Options) -> IService:
 
     listeners: dict[str, Listener] = {}
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
-                        listener_url=lambda scheme: listeners[scheme].url)
-    root.step("order processing", lambda: None, parts.inline.drain)
+                        listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
+                        consumer=f"{socket.gethostname()}:{data_dir.path}")
+    root.step("order processing", parts.engine.start, parts.engine.stop)
 
     listeners["http"] = Listener("http", config.server.http,
                                  OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
@@ -126,14 +130,18 @@ class Parts:
     portal: Portal
     users: UserStore
     ordering: OrderingService
-    inline: InlineProcessor
+    engine: Engine
     metrics: RequestMetrics
     frontend: HttpFrontend
 
 
 def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
-                digest_secrets: SecretBox | None, listener_url: Callable[[str], str]) -> Parts:
-    """``listener_url(scheme)``: where the listener of that scheme ended up."""
+                digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
+                consumer: str) -> Parts:
+    """``listener_url(scheme)``: where the listener of that scheme ended up;
+    ``results``: where processors put the items' results; ``consumer``: this
+    daemon's name on the job queue (the same across restarts, so that it
+    takes back its own unfinished jobs)."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
     install_ftp_avatars(realm)
@@ -146,9 +154,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
 
     catalogue = Catalogue(config)
     ordering = OrderingService(OrderStore(redis), config, reactor, catalogue=catalogue)
-    # Until the processing engine lands, dummy-processor items complete in-process.
-    inline = InlineProcessor(ordering, config, reactor)
-    ordering.dispatcher = inline
+    engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
+    ordering.dispatcher = engine
 
     def result_url(protocol: str, order_id: str, item_id: str) -> str:
         # Downloads are served by the delivery issue's FTP and HTTP trees;
@@ -166,4 +173,4 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
     admin = AdminApi(token=admin_token, accounts=accounts, metrics=metrics, clock=reactor)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics)
-    return Parts(portal, users, ordering, inline, metrics, frontend)
+    return Parts(portal, users, ordering, engine, metrics, frontend)

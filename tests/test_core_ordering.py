@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,6 @@ from zope.interface.verify import verifyObject
 
 from oseod.auth.account import Account
 from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OptionConfig, OrdersConfig
-from oseod.core.inline import InlineProcessor
 from oseod.core.ordering import (
     DAY,
     IDispatcher,
@@ -38,7 +38,10 @@ from oseod.model.orders import (
     StatusNotification,
 )
 from oseod.store.connection import Redis
+from oseod.jobs.engine import Engine
+from oseod.store.jobs import JobStore
 from oseod.store.orders import OrderProgress, OrderStore
+from tests.parts import RESULTS
 from tests.polling import eventually
 
 S = OrderStatus
@@ -67,8 +70,17 @@ NONE = Notification()
 class World:
     service: OrderingService
     store: OrderStore
-    inline: InlineProcessor
+    engine: Engine
     clock: task.Clock
+
+    async def start(self) -> None:
+        if not self.engine._started:  # noqa: SLF001
+            await self.engine.start()
+
+    async def process(self) -> None:
+        """Run the engine (from the first call on) until the jobs it can take are done."""
+        await self.start()
+        await self.engine.drain()
 
 
 def build(redis: Redis, config: Config = CONFIG) -> World:
@@ -76,9 +88,10 @@ def build(redis: Redis, config: Config = CONFIG) -> World:
     clock.advance(START)
     store = OrderStore(redis)
     service = OrderingService(store, config, clock)
-    inline = InlineProcessor(service, config, clock, rng=random.Random(1))
-    service.dispatcher = inline
-    return World(service, store, inline, clock)
+    name = uuid.uuid4().hex
+    engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / name, consumer=name)
+    service.dispatcher = engine
+    return World(service, store, engine, clock)
 
 
 def product(*identifiers: str, collection: str | None = DEMO, **item: Any) -> tuple[ItemSpec, ...]:
@@ -258,7 +271,7 @@ async def test_auto_accepted_demo_order_is_completed_inline(redis: Redis) -> Non
     notification = Notification(StatusNotification.ALL, "https://client/cb", "uuid:7", "1.2")
     order = await world.service.submit(ALICE, order_spec(delivery=ODA, reference="mine"), notification)
     assert order.order_id == "1" and order.created_at == START
-    await world.inline.drain()
+    await world.process()
     stored = await world.service.get(ALICE, "1")
     assert stored.status.status is S.Completed
     assert stored.status.additional_info == "All 2 items are ready"
@@ -277,17 +290,19 @@ async def test_manual_moderation(redis: Redis) -> None:
     # An order touching a manual collection waits, whatever its other collections say.
     mixed = await world.service.submit(ALICE, order_spec(product("p") + (
         ItemSpec("m", product_id="q", collection_id="urn:x:manual"),)), NONE)
-    await world.inline.drain()
+    await world.process()
     assert (await world.service.get(ALICE, mixed.order_id)).status.status is S.Submitted
     # Not started before approval.
     assert not await world.service.start_item(order.order_id, "item0")
     world.clock.advance(60)
     approved = await world.service.approve(mixed.order_id)
     assert approved.status == StatusInfo(S.Accepted, "Accepted; waiting for processing", changed_at=START + 60)
-    await world.inline.drain()
+    await world.process()
     done = await world.service.get(ALICE, mixed.order_id)
-    # the dummy item completed, the other collection's waits for the engine
-    assert [i.status.status for i in done.items] == [S.Completed, S.Accepted]
+    # The dummy item completed. The other collection names a processor this
+    # daemon does not have: its item's first attempt failed, saying why.
+    assert [i.status.status for i in done.items] == [S.Completed, S.InProduction]
+    assert "Attempt 1 failed: no built-in processor 'other'" in (done.items[1].status.additional_info or "")
     assert done.status == StatusInfo(S.InProduction, "In production: 1 of 2 items completed", changed_at=START + 60)
     error = await rejected(world.service.approve(mixed.order_id))
     assert (error.code, error.locator) == ("InvalidParameterValue", "orderId")
@@ -317,7 +332,7 @@ async def test_subscription_and_tasking_stay_accepted(redis: Redis) -> None:
     tasking = await world.service.submit(ALICE, order_spec(
         (ItemSpec("t", tasking_request_id="urn:sps:1", collection_id="urn:x:engine"),),
         order_type=OrderType.TASKING_ORDER), NONE)
-    await world.inline.drain()
+    await world.process()
     assert (await world.service.get(ALICE, subscription.order_id)).status == StatusInfo(
         S.Accepted, "Subscription is active", changed_at=START)
     assert (await world.service.get(ALICE, tasking.order_id)).status.status is S.Accepted
@@ -367,11 +382,22 @@ async def test_cascade_failures(redis: Redis) -> None:
     info = (await service.get(ALICE, two.order_id)).status
     assert (info.status, info.additional_info) == (S.Failed,
                                                    'All 2 items failed; the last, item "item1": timeout again')
-    # The inline dummy fails when told to.
+    # The dummy fails when told to: each attempt, then for good.
     broken = await service.submit(ALICE, order_spec(product("a", collection="urn:x:broken")), NONE)
-    await world.inline.drain()
+    await world.process()
+    for attempt, delay in ((1, 30), (2, 60)):
+        item = (await service.get(ALICE, broken.order_id)).items[0].status
+        assert item.status is S.InProduction
+        assert item.additional_info == (f"Attempt {attempt} failed: the dummy processor failed on purpose "
+                                        f"(fail_rate 1.0); trying again in {delay} s")
+        world.clock.advance(delay - 1)
+        await world.process()
+        assert (await service.get(ALICE, broken.order_id)).items[0].status == item  # not yet
+        world.clock.advance(1)
+        await world.process()
     info = (await service.get(ALICE, broken.order_id)).status
     assert info.status is S.Failed and "fail_rate" in (info.additional_info or "")
+    assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
 
 
 @pytest_twisted.ensureDeferred
@@ -432,14 +458,15 @@ def test_derive_order_status() -> None:
 @pytest_twisted.ensureDeferred
 async def test_inline_delay_uses_the_clock(redis: Redis) -> None:
     world = build(redis)
+    await world.start()
     order = await world.service.submit(ALICE, order_spec(product("a", collection="urn:x:slow")), NONE)
     await eventually(lambda: is_(order_status(world, order.order_id), S.InProduction))
     assert await item_status(world, order.order_id, 0) is S.InProduction
     world.clock.advance(5)
-    await world.inline.drain()
+    await world.process()
     info = (await world.service.get(ALICE, order.order_id)).status
     assert (info.status, info.changed_at) == (S.Completed, START + 5)
-    verifyObject(IDispatcher, world.inline)
+    verifyObject(IDispatcher, world.engine)
 
 
 # ------------------------------------------------------------------ ownership, search
@@ -472,8 +499,8 @@ async def test_search(redis: Redis) -> None:
     world.clock.advance(100)
     await service.submit(ALICE, order_spec(product("a", collection="urn:x:manual"), reference="r2"), NONE)
     world.clock.advance(100)
-    await service.submit(ALICE, order_spec(reference="r1"), NONE)
-    await world.inline.drain()
+    third = await service.submit(ALICE, order_spec(reference="r1"), NONE)
+    await service.complete_items(third.order_id, [i.spec.item_id for i in third.items])  # as the engine would
 
     async def ids(**criteria: Any) -> list[str]:
         return [o.order_id for o in await service.search(ALICE, **criteria)]
@@ -526,7 +553,7 @@ async def test_cancel_rules(redis: Redis) -> None:
     world = build(redis)
     service = world.service
     done = await service.submit(ALICE, order_spec(), NONE)
-    await world.inline.drain()
+    await world.process()
     error = await rejected(service.cancel(ALICE, done.order_id, NONE))
     assert error.text == f"order {done.order_id} is already Completed"
     subscription = await service.submit(ALICE, order_spec(
@@ -586,7 +613,7 @@ async def test_ready_items_follow_the_delivery_choice(redis: Redis) -> None:
                                                                    delivery=push),),
                       delivery=http, online_addresses=(OnlineAddress("ftp", "client.example.org"),))
     order = await service.submit(ALICE, spec, NONE)
-    await world.inline.drain()
+    await world.process()
     ready = await service.ready_items(ALICE, order.order_id, False)
     assert all(isinstance(r, ReadyItem) for r in ready)
     assert [(r.item.spec.item_id, r.protocol) for r in ready] == [("item0", "http"), ("item1", "http")]
@@ -595,11 +622,12 @@ async def test_ready_items_follow_the_delivery_choice(redis: Redis) -> None:
 @pytest_twisted.ensureDeferred
 async def test_inline_processing_skips_cancelled_items(redis: Redis) -> None:
     world = build(redis)
+    await world.start()
     order = await world.service.submit(ALICE, order_spec(product("a", "b", collection="urn:x:slow")), NONE)
     await eventually(lambda: is_(item_status(world, order.order_id, 0), S.InProduction))
     await world.service.cancel(ALICE, order.order_id, NONE)
     world.clock.advance(5)
-    await world.inline.drain()
+    await world.process()
     stored = await world.service.get(ALICE, order.order_id)
     assert stored.status.status is S.Cancelled
     assert [i.status.status for i in stored.items] == [S.Cancelled, S.Cancelled]

@@ -53,8 +53,8 @@ from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSSE
 from oseod.oseo.security import PASSWORD_TEXT
 from oseod.store.connection import Redis, RedisAddress
 from oseod.store.users import UserRecord
-from oseod.tap import build_parts
 from tests.oseo_schema import SCHEMAS_DIR, assert_valid, requires_schemas
+from tests.parts import make_parts
 
 pytestmark = requires_schemas
 
@@ -350,8 +350,8 @@ def mutated_requests(draw: Callable[..., Any], order_id: str = "no-such-order") 
 class Server:
     def __init__(self, redis: Redis) -> None:
         config = CONFIG
-        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "t", digest_secrets=None,
-                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
+        self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=None,
+                                listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
         self.port: Any = reactor.listenTCP(0, OseodSite(self.parts.frontend.resource(),
                                                         config.server.max_request_bytes), interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"
@@ -373,6 +373,7 @@ async def server(redis_server: RedisAddress) -> AsyncIterator[Server]:
     await redis.connect()
     await redis.conn.flushdb()
     srv = Server(redis)
+    await srv.parts.engine.start()
     await srv.parts.users.create(UserRecord(name=USER, password_hash=hash_password(PASSWORD)))
     status, _, answer = await srv.post(Example("demo Submit", "bare", "application/xml",
                                                 OUR_OWN["demo Submit"].encode()))
@@ -380,7 +381,8 @@ async def server(redis_server: RedisAddress) -> AsyncIterator[Server]:
     srv.order_id = assert_valid(answer).findtext(f"{{{OSEO}}}orderId") or ""
     yield srv
     await srv.port.stopListening()
-    await srv.parts.inline.drain()
+    await srv.parts.engine.drain()
+    await srv.parts.engine.stop()
     await redis.close()
 
 

@@ -41,10 +41,10 @@ from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSSE, WSU
 from oseod.oseo.security import PASSWORD_TEXT
 from oseod.store.connection import Redis, RedisAddress
 from oseod.store.users import UserRecord
-from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
 from tests.polling import eventually
 from tests.wire import raw_exchange
+from tests.parts import make_parts
 
 pytestmark = requires_schemas
 
@@ -156,8 +156,8 @@ def full_submit(**values: str) -> str:
 class Server:
     def __init__(self, redis: Redis) -> None:
         config = CONFIG
-        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "the-token", digest_secrets=None,
-                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
+        self.parts = make_parts(config, redis, admin_token=lambda: "the-token", digest_secrets=None,
+                                listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
         self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
         self.port: Any = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"
@@ -194,11 +194,13 @@ async def server(redis_server: RedisAddress) -> AsyncIterator[Server]:
     await redis.connect()
     await redis.conn.flushdb()
     srv = Server(redis)
+    await srv.parts.engine.start()
     await srv.parts.users.create(UserRecord(name=ALICE, password_hash=hash_password(ALICE_PASSWORD)))
     await srv.parts.users.create(UserRecord(name=BOB, password_hash=hash_password(BOB_PASSWORD), group="others"))
     yield srv
     await srv.port.stopListening()
-    await srv.parts.inline.drain()
+    await srv.parts.engine.drain()
+    await srv.parts.engine.stop()
     await redis.close()
 
 

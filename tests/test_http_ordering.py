@@ -24,8 +24,8 @@ from oseod.http.site import OseodSite
 from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSA, WSSE, WSU
 from oseod.oseo.security import PASSWORD_DIGEST, PASSWORD_TEXT
 from oseod.store.connection import Redis
-from oseod.tap import build_parts
 from tests.oseo_schema import SCHEMAS_DIR, assert_valid, requires_schemas
+from tests.parts import make_parts
 
 pytestmark = requires_schemas
 
@@ -93,8 +93,8 @@ def cancel(order_id: str) -> str:
 class Server:
     def __init__(self, redis: Redis, config: Config) -> None:
         secrets = SecretBox(os.urandom(32))
-        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "t", digest_secrets=secrets,
-                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
+        self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets,
+                                listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
         # Sealed with the server's own box, so PasswordDigest works for these users.
         self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
         self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
@@ -122,6 +122,7 @@ async def server(redis: Redis) -> Any:
     async def make(config: Config = Config()) -> Server:
         made.append(Server(redis, config))
         srv = made[-1]
+        await srv.parts.engine.start()
         await srv.accounts.add("alice", "alice-password")
         await srv.accounts.add("bob", "bob-password", group="others")
         return srv
@@ -129,6 +130,8 @@ async def server(redis: Redis) -> Any:
     yield make
     for srv in made:
         await srv.port.stopListening()
+        await srv.parts.engine.drain()
+        await srv.parts.engine.stop()
 
 
 def code_of(element: etree._Element) -> tuple[str | None, str | None]:
@@ -156,7 +159,7 @@ async def test_product_order_lifecycle(server: Any) -> None:
     assert code == 200
     order_id = order_id_of(ack)
     assert ack.findtext(f"{{{OSEO}}}orderReference") == "lifecycle"
-    await srv.parts.inline.drain()
+    await srv.parts.engine.drain()
 
     code, status = await srv.call(get_status(order_id))
     monitor = status.find(f"{{{OSEO}}}orderMonitorSpecification")

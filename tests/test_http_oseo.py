@@ -19,9 +19,9 @@ from oseod.http.site import OseodSite
 from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12
 from oseod.store.connection import Redis
 from oseod.store.users import UserRecord
-from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
 from tests.wire import raw_exchange
+from tests.parts import make_parts
 
 pytestmark = requires_schemas
 
@@ -43,8 +43,8 @@ def basic(user: str, password: str) -> dict[str, list[str]]:
 
 class Server:
     def __init__(self, redis: Redis, config: Config) -> None:
-        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "the-token", digest_secrets=None,
-                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
+        self.parts = make_parts(config, redis, admin_token=lambda: "the-token", digest_secrets=None,
+                                listener_url=lambda scheme: f"{scheme}://127.0.0.1:1")
         self.users = self.parts.users
         self.metrics = self.parts.metrics
         self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)

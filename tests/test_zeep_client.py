@@ -30,7 +30,6 @@ from oseod.core.accounts import AccountService
 from oseod.http.site import OseodSite
 from oseod.oseo.namespaces import OSEO, OWS, SOAP11, WSSE
 from oseod.store.connection import Redis
-from oseod.tap import build_parts
 from tests.oseo_schema import assert_valid, requires_schemas
 
 pytest.importorskip("zeep", reason="zeep (the test extra) is not installed: no real SOAP client to test with")
@@ -40,6 +39,7 @@ from zeep.exceptions import Fault
 from zeep.wsse.username import UsernameToken
 
 from tests.zeep_offline import OSEO_BINDING, OfflineError, OfflineTransport, oseo_client, oseo_wsdl
+from tests.parts import make_parts
 
 pytestmark = requires_schemas
 
@@ -106,8 +106,8 @@ class SoapClient:
 class Server:
     def __init__(self, redis: Redis, config: Config) -> None:
         secrets = SecretBox(os.urandom(32))
-        self.parts = build_parts(config, redis, reactor, admin_token=lambda: "t", digest_secrets=secrets,
-                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
+        self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets,
+                                listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
         # Sealed with the server's own box, so PasswordDigest works for these users.
         self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
         site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
@@ -124,12 +124,15 @@ async def server(redis: Redis) -> Any:
 
     async def make(config: Config = Config()) -> Server:
         made.append(Server(redis, config))
+        await made[-1].parts.engine.start()
         await made[-1].accounts.add("alice", "alice-password")
         return made[-1]
 
     yield make
     for srv in made:
         await srv.port.stopListening()
+        await srv.parts.engine.drain()
+        await srv.parts.engine.stop()
 
 
 def option_values(**values: str) -> xsd.AnyObject:
@@ -193,7 +196,7 @@ async def test_product_order_lifecycle_with_password_text(server: Any) -> None:
     assert ack.orderReference == "zeep lifecycle"
     order_id = ack.orderId
     assert order_id
-    await srv.parts.inline.drain()
+    await srv.parts.engine.drain()
 
     status = await call("GetStatus", orderId=order_id, presentation="full")
     assert status.status == "success"

@@ -28,9 +28,11 @@ from ..model.orders import (
     OrderStatus,
     OrderSpec,
     OrderType,
+    Priority,
     StatusInfo,
     StatusNotification,
 )
+from ..store.jobs import Job
 from ..store.orders import ItemChange, OrderProgress, OrderStore, TooManyActiveItems
 from .catalogue import Catalogue
 from .validation import Resolver, SubmitChecker, check_notification, resolve_collection
@@ -95,8 +97,9 @@ class OrderingService:
         order = Order(order_id="", owner=account.name, spec=spec, status=status, created_at=now,
                       notification=notification, items=items)
         limit = self._config.orders.max_active_items_per_user
+        jobs = (lambda order_id: ()) if checked.manual else (lambda order_id: jobs_of(order_id, spec, items))
         try:
-            order = await self._store.create(order, max_active_items=limit)
+            order = await self._store.create(order, max_active_items=limit, jobs=jobs)
         except TooManyActiveItems as e:
             raise invalid("orderItem", f"at most {limit} items may be unfinished per user: you have {e.active}, "
                                        f"this order would add {e.added}") from None
@@ -168,7 +171,8 @@ class OrderingService:
         order = await self._existing(order_id)
         now = self._clock.seconds()
         info = StatusInfo(OrderStatus.Accepted, _accepted_text(order.spec.order_type), changed_at=now)
-        if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted}):
+        if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted},
+                                                  jobs=jobs_of(order_id, order.spec, order.items)):
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
         waiting = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
         await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in order.items],
@@ -188,6 +192,10 @@ class OrderingService:
                                  text, None)
 
     # ------------------------------------------------------------ processing
+
+    async def find(self, order_id: str) -> Order | None:
+        """Any order, whoever owns it (the engine works on everybody's)."""
+        return await self._store.get(order_id)
 
     async def start_item(self, order_id: str, item_id: str, info: str = "In production") -> bool:
         """The item is being processed (again: ``info`` may say which attempt).
@@ -276,6 +284,19 @@ class OrderingService:
         if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
             return delivery.protocol
         return None
+
+
+def jobs_of(order_id: str, spec: OrderSpec, items: Sequence[Item]) -> list[Job]:
+    """The jobs that make an accepted order's items: one per batch. None for
+    subscriptions and tasking orders, whose items wait for a timeslot or a
+    tasking result."""
+    if spec.order_type in (OrderType.SUBSCRIPTION_ORDER, OrderType.TASKING_ORDER):
+        return []
+    priority = (spec.priority or Priority.STANDARD).value
+    batches: dict[int, list[str]] = {}
+    for item in items:
+        batches.setdefault(item.batch, []).append(item.spec.item_id)
+    return [Job(order_id, tuple(ids), priority) for _, ids in sorted(batches.items())]
 
 
 def derive_order_status(progress: OrderProgress, now: float) -> StatusInfo | None:

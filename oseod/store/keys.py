@@ -78,3 +78,17 @@ def orders_with_reference(owner: str | None, reference: str) -> str:
     """Sorted set: the orders of ``owner`` (or of everybody) with this orderReference."""
     scope = f"u:{owner}:" if owner is not None else ""
     return f"{PREFIX}orders:{scope}ref:{reference}"
+
+
+# --- the job queue (oseod.store.jobs) ----------------------------------------------
+
+
+def job_stream(priority: str) -> str:
+    """Stream: jobs waiting or being worked on, one stream per priority
+    (FAST_TRACK, STANDARD); workers read them through one consumer group."""
+    return f"{PREFIX}jobs:{priority}"
+
+
+def delayed_jobs() -> str:
+    """Sorted set: jobs waiting for a retry, scored by when they are due."""
+    return f"{PREFIX}jobs:delayed"

@@ -40,6 +40,7 @@ from twisted.internet import defer
 from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
+from .jobs import Job, job_fields
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
@@ -63,6 +64,8 @@ _PRELUDE = (
     + "local WITH_RESULT = {%s}\n" % ", ".join(f"{s.value} = true" for s in _WITH_RESULT)
     + """
 local ORDER, ITEMS, READY, ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- The last index key; a script with a job to queue has the stream after it.
+local INDEX_END = #KEYS
 
 local function in_set(set, value)
   return set == '' or string.find(set, '|' .. value .. '|', 1, true) ~= nil
@@ -87,16 +90,17 @@ local function reindex(member, old, new, score)
   end
   redis.call('ZADD', KEYS[4 + POS[new]], score, member)
   redis.call('ZADD', KEYS[4 + N + POS[new]], score, member)
-  for i = 5 + 2 * N, #KEYS do redis.call('ZADD', KEYS[i], score, member) end
+  for i = 5 + 2 * N, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
 end
 """
 )
 
-# KEYS: order hash, items hash, owner's active-item counter, then the indexes
-# the new order goes into (see _creation_keys). ARGV: member, time, number of
-# new unfinished items, the limit of unfinished items per owner ('' none), the
+# KEYS: order hash, items hash, owner's active-item counter, the job stream,
+# then the indexes the new order goes into. ARGV: member, time, number of new
+# unfinished items, the limit of unfinished items per owner ('' none), the
 # order-hash field/value pairs and the items-hash ones, each a JSON array (a
-# few arguments instead of hundreds: each one costs the client to encode).
+# few arguments instead of hundreds: each one costs the client to encode),
+# then the jobs to queue ('' none, else a JSON array of field/value arrays).
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
@@ -116,20 +120,29 @@ local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
 redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
-for i = 4, #KEYS do redis.call('ZADD', KEYS[i], at, member) end
+if ARGV[7] ~= '' then
+  for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
+end
+for i = 5, #KEYS do redis.call('ZADD', KEYS[i], at, member) end
 return {1, ''}
 """
 
 # ARGV: member, status, StatusInfo JSON, time, allowed current statuses
-# ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep).
+# ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep),
+# jobs to queue with the change ('' none: else a JSON array of field/value
+# arrays, and the last KEY is their stream).
 # Returns 1 done, 0 refused (status or version), -1 no such order.
 _SET_ORDER_STATUS = _PRELUDE + """
+if ARGV[8] ~= '' then INDEX_END = #KEYS - 1 end
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
 if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return 0 end
 redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
 if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
+if ARGV[8] ~= '' then
+  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS], '*', unpack(job)) end
+end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 return 1
 """
@@ -360,11 +373,14 @@ class OrderStore:
 
     # ------------------------------------------------------------------ writing
 
-    async def create(self, order: Order, *, max_active_items: int | None = None) -> Order:
+    async def create(self, order: Order, *, max_active_items: int | None = None,
+                     jobs: Callable[[str], Sequence[Job]] = lambda order_id: ()) -> Order:
         """Store ``order`` under a new id (its ``order_id`` is ignored) and
         return it with that id. With ``max_active_items``, refuse with
         TooManyActiveItems when the owner's unfinished items plus this order's
-        would exceed it (checked and counted in the same atomic step)."""
+        would exceed it (checked and counted in the same atomic step).
+        ``jobs(order_id)``: the jobs to queue with it, in the same step (all
+        of one priority)."""
         order_id = await self._ids.next()
         order = attrs.evolve(order, order_id=order_id,
                              spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
@@ -396,16 +412,18 @@ class OrderStore:
                 item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
         added = sum(1 for item in order.items if not item.status.status.is_final)
         reference = order.spec.reference or None
+        queued = list(jobs(order_id))
         answer = await self._redis.conn.eval(
             _CREATE,
             [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
-             keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+             _stream_of(queued), keys.orders_in_status(order.owner, status.value),
+             keys.orders_in_status(None, status.value),
              keys.orders_updated(order.owner), keys.orders_updated(None),
              *((keys.orders_with_reference(order.owner, reference), keys.orders_with_reference(None, reference))
                if reference else ())],
             [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
              "" if max_active_items is None else str(max_active_items),
-             _json_array(fields), _json_array(item_fields)],
+             _json_array(fields), _json_array(item_fields), _jobs_argument(queued)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
@@ -415,11 +433,12 @@ class OrderStore:
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
-                               notification: Notification | None = None) -> bool:
+                               notification: Notification | None = None, jobs: Sequence[Job] = ()) -> bool:
         """Set the order's status, at ``status.changed_at``. With ``allowed``,
         only if its current status is one of those; False when refused. A
-        ``notification`` replaces the stored one in the same step."""
-        return await self._set_order_status(order_id, status, allowed, None, notification)
+        ``notification`` replaces the stored one, and ``jobs`` (of one
+        priority) are queued, in the same step."""
+        return await self._set_order_status(order_id, status, allowed, None, notification, jobs)
 
     async def set_item_status(self, order_id: str, item_id: str, status: StatusInfo,
                               completed_at: float | None = None, *,
@@ -547,13 +566,15 @@ class OrderStore:
     # ------------------------------------------------------------------ internals
 
     async def _set_order_status(self, order_id: str, status: StatusInfo, allowed: Collection[OrderStatus] | None,
-                                version: str | None, notification: Notification | None) -> bool:
+                                version: str | None, notification: Notification | None,
+                                jobs: Sequence[Job] = ()) -> bool:
         identity = await self._identity(order_id)
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
-            _order_keys(order_id, identity.owner, identity.reference),
+            _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else []),
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
-             _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification)],
+             _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
+             _jobs_argument(jobs)],
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)
@@ -666,6 +687,17 @@ class _OrderCache:
 
     def drop(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
+
+
+def _stream_of(jobs: Sequence[Job]) -> str:
+    priorities = {job.priority for job in jobs} or {"STANDARD"}
+    if len(priorities) > 1:
+        raise ValueError("the jobs queued with one change share one priority")
+    return keys.job_stream(priorities.pop())
+
+
+def _jobs_argument(jobs: Sequence[Job]) -> str:
+    return _json_array([job_fields(job) for job in jobs]) if jobs else ""
 
 
 def _json_array(values: Sequence[object]) -> str:

@@ -1,0 +1,70 @@
+"""The ``dummy`` processor: deterministic content, an optional delay and
+failure rate (DESIGN.md's knobs ``size``, ``delay``, ``fail_rate``). Tests,
+demos and benchmarks use it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import task, threads
+from zope.interface import implementer
+
+from .processors import IItemProcessor, ItemWork
+
+
+class DummyFailure(Exception):
+    pass
+
+
+def content(item_id: str, size: int) -> bytes:
+    """What the dummy writes for ``item_id``: the same bytes every time."""
+    block = hashlib.sha256(item_id.encode()).hexdigest().encode() + b"\n"
+    return (block * (size // len(block) + 1))[:size]
+
+
+def result_name(work: ItemWork) -> str:
+    identifier = work.item.product_id or work.item.collection_id or work.item.item_id
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in identifier)[:120]
+    return f"{safe or 'item'}.dat"
+
+
+@implementer(IItemProcessor)
+class DummyProcessor:
+    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any,
+                 rng: random.Random | None = None) -> None:
+        self._size = int(options.get("size", 1024))
+        self._delay = float(options.get("delay", 0.0))
+        self._fail_rate = float(options.get("fail_rate", 0.0))
+        self._reactor = reactor
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def prepare_item(self, work: ItemWork) -> None:
+        if self._delay > 0:
+            await task.deferLater(self._clock, self._delay)
+        if self._rng.random() < self._fail_rate:
+            raise DummyFailure(f"the dummy processor failed on purpose (fail_rate {self._fail_rate})")
+        if self._size > 0:
+            await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), _write,
+                                            work.directory / result_name(work), content(work.item.item_id, self._size))
+
+    def deliver_item(self, work: ItemWork) -> None:
+        pass
+
+    def clean_item(self, work: ItemWork) -> None:
+        path = work.directory / result_name(work)
+        if path.exists():
+            path.unlink()
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Idempotent: a second run replaces the file, never adds one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)

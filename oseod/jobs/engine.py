@@ -1,0 +1,262 @@
+"""The engine: this daemon's workers on the durable job queue.
+
+It claims jobs (:mod:`oseod.store.jobs`) up to ``[processing] workers`` at
+a time, runs each item of a job through its collection's processor, stores
+the outcome through the ordering core, and only then acknowledges the job.
+A failed item is tried again after ``retry_delay`` seconds, doubled at each
+attempt, until ``max_attempts``; then it fails with the last error as its
+additionalStatusInfo.
+
+Durability: a job is acknowledged after its outcome is stored, so a crash at
+any moment leaves it pending. At start the engine first takes back its own
+pending jobs (a restart after a crash); another daemon takes over those of a
+consumer that has not renewed them for ``lease_seconds``. An item that was
+finished before the crash is not redone: the core refuses to start a final
+item.
+"""
+
+from __future__ import annotations
+
+import inspect
+import urllib.parse
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..config import CollectionConfig, Config
+from ..core.ordering import IDispatcher, OrderingService
+from ..model.orders import Item, Order
+from ..store.jobs import Job, JobStore
+from .dummy import DummyProcessor
+from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
+
+BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor}
+POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
+PROMOTE_SECONDS = 1.0  # retries start this late at most
+
+
+def path_name(text: str) -> str:
+    """``text`` as one safe path component: percent-encoded, never "." or ".."."""
+    name = urllib.parse.quote(text, safe="")
+    return name.replace(".", "%2E", 1) if name.startswith(".") else name or "%00"
+
+
+def result_directory(results: Path, owner: str, order_id: str, item_id: str) -> Path:
+    """Where an item's results go: the owner's delivery area, one directory per item."""
+    return results / path_name(owner) / path_name(order_id) / path_name(item_id)
+
+
+@implementer(IDispatcher)
+class Engine:
+    log = Logger()
+
+    def __init__(self, ordering: OrderingService, jobs: JobStore, config: Config, reactor: Any, clock: Any, *,
+                 results: Path, consumer: str, lease_seconds: float | None = None,
+                 builtins: Mapping[str, ProcessorFactory] = BUILTINS) -> None:
+        self._ordering = ordering
+        self._jobs = jobs
+        self._config = config
+        self._reactor = reactor
+        self._clock = clock
+        self._results = results
+        self.consumer = consumer
+        self._lease = config.processing.lease_seconds if lease_seconds is None else lease_seconds
+        self._builtins = builtins
+        self._processors: dict[str, IItemProcessor] = {}
+        # [processing] workers bounds the items made at once (a job may hold many).
+        self._slots = defer.DeferredSemaphore(config.processing.workers)
+        self._running: dict[str, tuple[Job, defer.Deferred[None]]] = {}
+        self._loops: list[task.LoopingCall] = []
+        self._polling: defer.Deferred[None] | None = None
+        self._upkeep: set[defer.Deferred[None]] = set()
+        self._again = False
+        self._started = False
+
+    # ------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        await self._jobs.setup()
+        self._started = True
+        await self._recover()  # our own jobs still pending from before a crash come first
+        for seconds, step in ((POLL_SECONDS, self._poll_timer), (PROMOTE_SECONDS, self._promote),
+                              (max(self._lease / 3, 0.01), self._renew), (max(self._lease / 2, 0.01), self._reclaim)):
+            loop = task.LoopingCall(self._tracked, step)
+            loop.clock = self._clock
+            loop.start(seconds, now=False).addErrback(
+                lambda f: self.log.failure("a processing timer failed", f))
+            self._loops.append(loop)
+        self.wake()
+
+    async def stop(self) -> None:
+        """Stop taking jobs. Jobs running now are left to finish or, at a
+        restart, to be taken back: nothing is acknowledged that is not done."""
+        self._started = False
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        for _job, running in list(self._running.values()):
+            running.cancel()
+
+    async def drain(self) -> None:
+        """Wait until every job this engine claimed is done, and what its
+        timers started (tests)."""
+        while self._running or self._polling is not None or self._upkeep:
+            waiting = [d for _, d in self._running.values()] + list(self._upkeep)
+            if self._polling is not None:
+                waiting.append(self._polling)
+            await defer.DeferredList(waiting)
+
+    def _tracked(self, step: Callable[[], Coroutine[Any, Any, None]]) -> defer.Deferred[None]:
+        """Run a timer's step; drain() waits for it too."""
+        running: defer.Deferred[None] = defer.ensureDeferred(step())
+        self._upkeep.add(running)
+
+        def done(result: object) -> object:
+            self._upkeep.discard(running)
+            return result
+
+        running.addBoth(done)
+        return running
+
+    async def _poll_timer(self) -> None:
+        self.wake()
+
+    # ------------------------------------------------------------ IDispatcher
+
+    def accepted(self, order: Order) -> None:
+        self.wake()
+
+    # ------------------------------------------------------------ claiming
+
+    def wake(self) -> None:
+        """Look for jobs now (a Submit here queued one, a worker is free)."""
+        if not self._started:
+            return
+        if self._polling is not None:
+            self._again = True
+            return
+        self._polling = defer.ensureDeferred(self._poll())
+        self._polling.addErrback(lambda f: self.log.failure("claiming jobs failed", f))
+
+        def done(_: object) -> None:
+            self._polling = None
+            if self._again:
+                self._again = False
+                self.wake()
+
+        self._polling.addBoth(done)
+
+    async def _poll(self) -> None:
+        free = self._config.processing.workers - len(self._running)
+        if free <= 0:
+            return
+        for job in await self._jobs.claim(self.consumer, free):
+            self._start(job)
+
+    async def _recover(self) -> None:
+        for job in await self._jobs.pending_of(self.consumer):
+            if job.entry_id not in self._running:
+                self.log.info("taking back job {entry} (order {order_id}) after a restart", entry=job.entry_id,
+                              order_id=job.order_id)
+                self._start(job)
+
+    async def _reclaim(self) -> None:
+        if self._config.processing.workers - len(self._running) <= 0:
+            return
+        for job in await self._jobs.reclaim(self.consumer, self._lease):
+            if job.entry_id not in self._running:
+                self.log.info("took over job {entry} (order {order_id}): its worker stopped renewing it",
+                              entry=job.entry_id, order_id=job.order_id)
+                self._start(job)
+
+    async def _renew(self) -> None:
+        if self._running:
+            await self._jobs.renew(self.consumer, [job for job, _ in self._running.values()])
+
+    async def _promote(self) -> None:
+        if await self._jobs.promote(self._clock.seconds()):
+            self.wake()
+
+    def _start(self, job: Job) -> None:
+        running = defer.ensureDeferred(self._run(job))
+        self._running[job.entry_id] = (job, running)
+
+        def finished(result: object) -> None:
+            self._running.pop(job.entry_id, None)
+            if isinstance(result, Failure) and not result.check(defer.CancelledError):
+                self.log.failure("job {entry} (order {order_id}) failed; it stays queued", result,
+                                 entry=job.entry_id, order_id=job.order_id)
+            self.wake()
+
+        running.addBoth(finished)
+
+    # ------------------------------------------------------------ working
+
+    async def _run(self, job: Job) -> None:
+        order = await self._ordering.find(job.order_id)
+        if order is None:  # purged meanwhile
+            await self._jobs.ack(job)
+            return
+        wanted = set(job.item_ids)
+        items = [item for item in order.items if item.spec.item_id in wanted]
+        info = "In production" if job.attempt == 1 else f"In production (attempt {job.attempt})"
+        started = await self._ordering.start_items(order.order_id, [i.spec.item_id for i in items], info)
+        items = [item for item in items if started.get(item.spec.item_id)]  # not the final ones (cancelled, done)
+        outcomes = await defer.gatherResults([self._slots.run(self._make, order, item, job.attempt) for item in items])
+        failures = {item.spec.item_id: reason for item, reason in zip(items, outcomes) if reason is not None}
+        await self._ordering.complete_items(order.order_id,
+                                            [item.spec.item_id for item in items if item.spec.item_id not in failures])
+        if failures and job.attempt < self._config.processing.max_attempts:
+            delay = self._config.processing.retry_delay * 2 ** (job.attempt - 1)
+            await self._ordering.start_items(order.order_id, list(failures), _clip(
+                f"Attempt {job.attempt} failed: {next(iter(failures.values()))}; trying again in {delay:g} s"))
+            again = Job(job.order_id, tuple(failures), job.priority, job.attempt + 1)
+            await self._jobs.retry(job, again, self._clock.seconds() + delay)
+            return
+        if failures:
+            await self._ordering.fail_items(order.order_id, failures)
+        await self._jobs.ack(job)
+
+    async def _make(self, order: Order, item: Item, attempt: int) -> str | None:
+        """Run one item through its processor: None, or why it failed."""
+        work = ItemWork(order_id=order.order_id, owner=order.owner, item=item.spec, attempt=attempt,
+                        directory=result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+        try:
+            processor = self._processor(item.spec.collection_id or "")
+            await _settle(processor.prepare_item(work))
+            await _settle(processor.deliver_item(work))
+        except defer.CancelledError:
+            raise
+        except Exception as e:
+            self.log.info("item {item_id} of order {order_id}, attempt {attempt}: {error}", item_id=item.spec.item_id,
+                          order_id=order.order_id, attempt=attempt, error=str(e) or type(e).__name__)
+            return str(e) or type(e).__name__
+        return None
+
+    def _processor(self, collection_id: str) -> IItemProcessor:
+        processor = self._processors.get(collection_id)
+        if processor is None:
+            collection: CollectionConfig | None = self._config.collection(collection_id)
+            if collection is None:
+                raise UnknownProcessor(f"collection {collection_id!r} is no longer configured")
+            factory = load_processor(collection.processor, self._builtins)
+            processor = self._processors[collection_id] = factory(collection.processor_options, self._reactor,
+                                                                  self._clock)
+        return processor
+
+
+async def _settle(result: Any) -> Any:
+    """A processor method's result: a value, a Deferred or a coroutine."""
+    if isinstance(result, defer.Deferred) or inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _clip(text: str, limit: int = 4000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,76 @@
+"""The plug-in point for making products: :class:`IItemProcessor`.
+
+A collection names its processor (``processor = "dummy"`` or
+``"package.module:ClassName"``); the class is built once with the
+collection's ``processor_options``, the reactor (processes, threads) and
+the clock (time). The engine calls it for
+each item of a job, possibly more than once for the same item (a retry, or
+a crash before the outcome was stored): a processor's effects must be
+idempotent (write to a temporary name, then rename over the final one).
+Failures are exceptions; their message becomes the item's
+additionalStatusInfo once the attempts are used up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from zope.interface import Interface
+
+from ..model.orders import ItemSpec
+
+
+@attrs.frozen
+class ItemWork:
+    """One item to make, as a processor sees it."""
+
+    order_id: str
+    owner: str
+    item: ItemSpec
+    attempt: int
+    directory: Path  # the item's own result directory (the user's delivery area)
+
+
+class IItemProcessor(Interface):
+    """Makes and delivers the items of the collections that name it. Every
+    method may return a Deferred (or be a coroutine function) and must never
+    block the reactor: spawnProcess, deferToThread, treq."""
+
+    def prepare_item(work: ItemWork) -> Any:
+        """Produce the item's product in ``work.directory``; raise to fail
+        this attempt."""
+
+    def deliver_item(work: ItemWork) -> Any:
+        """Hand the result over as the item's delivery asks (nothing to do
+        for onlineDataAccess: the directory is what users download)."""
+
+    def clean_item(work: ItemWork) -> Any:
+        """Remove what prepare_item left, once the result has expired."""
+
+
+ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
+
+
+class UnknownProcessor(Exception):
+    pass
+
+
+def load_processor(name: str, builtins: Mapping[str, ProcessorFactory]) -> ProcessorFactory:
+    """The factory named by a collection's ``processor``: a built-in name or
+    ``package.module:ClassName``."""
+    if name in builtins:
+        return builtins[name]
+    module_name, _, class_name = name.partition(":")
+    if not module_name or not class_name:
+        raise UnknownProcessor(f"no built-in processor {name!r}, and not a 'package.module:ClassName'")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as e:
+        raise UnknownProcessor(f"cannot load processor {name!r}: {e}") from None
+    if not callable(found):
+        raise UnknownProcessor(f"processor {name!r} is not a class")
+    return found  # type: ignore[no-any-return]

@@ -1,0 +1,179 @@
+"""The durable job queue: Redis Streams read through one consumer group.
+
+A job is the work on some items of one order (a batch). It is written in the
+same atomic step that accepts the order (see OrderStore.create, which takes
+:func:`job_fields`), so an accepted order always has its job. A worker
+(one consumer per daemon) claims jobs with XREADGROUP: a claimed job stays in
+the group's pending list until it is acknowledged, which happens only once
+its items' outcome is stored. A daemon that dies leaves its jobs pending;
+after ``lease`` seconds without renewal another daemon reclaims them
+(XAUTOCLAIM). Work may therefore run twice, never zero times: processors make
+their effects idempotent, and the core refuses to move an item that is final.
+
+FAST_TRACK jobs have a stream of their own, read first. A job to retry
+leaves the stream for a sorted set scored by when it is due, and goes back
+when it is (:meth:`JobStore.promote`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import txredisapi
+
+from . import keys
+
+GROUP = "oseod-workers"
+PRIORITIES = ("FAST_TRACK", "STANDARD")  # the order streams are read in
+
+# KEYS: the stream. ARGV: entry id. Acknowledged and removed in one step.
+_ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
+# KEYS: the stream, the delayed set. ARGV: group, entry id, due time, the job
+# as JSON. The job leaves the stream and waits in the set.
+_RETRY = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+"""
+
+# KEYS: the delayed set, then the streams in PRIORITIES order. ARGV: now, at
+# most how many. Due jobs go back to their stream. Returns how many moved.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, text in ipairs(due) do
+  local job = cjson.decode(text)
+  local stream = KEYS[3]
+  if job.priority == 'FAST_TRACK' then stream = KEYS[2] end
+  redis.call('XADD', stream, '*', 'order', job.order, 'items', cjson.encode(job.items), 'attempt', job.attempt,
+             'priority', job.priority)
+  redis.call('ZREM', KEYS[1], text)
+end
+return #due
+"""
+
+
+@attrs.frozen
+class Job:
+    """Work on ``items`` of order ``order_id``; ``attempt`` counts from 1."""
+
+    order_id: str
+    item_ids: tuple[str, ...]
+    priority: str = "STANDARD"
+    attempt: int = 1
+    entry_id: str = ""  # the stream entry, once read from the queue
+
+    def to_json(self) -> str:
+        return json.dumps({"order": self.order_id, "items": list(self.item_ids), "attempt": self.attempt,
+                           "priority": self.priority}, separators=(",", ":"))
+
+
+def job_fields(job: Job) -> list[str]:
+    """The stream entry of ``job`` as field/value pairs (for scripts that XADD it)."""
+    return ["order", job.order_id, "items", json.dumps(list(job.item_ids)), "attempt", str(job.attempt),
+            "priority", job.priority]
+
+
+def _job(stream_priority: str, entry_id: str, flat: Sequence[str]) -> Job:
+    fields = dict(zip(flat[0::2], flat[1::2]))
+    return Job(order_id=fields["order"], item_ids=tuple(json.loads(fields["items"])),
+               priority=fields.get("priority", stream_priority), attempt=int(fields.get("attempt", "1")),
+               entry_id=entry_id)
+
+
+class JobStore:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def setup(self) -> None:
+        """Make the streams' consumer group if it is not there (at every start:
+        idempotent). It starts at the beginning of each stream, so jobs
+        written before it existed are not skipped."""
+        for priority in PRIORITIES:
+            try:
+                await self._redis.conn.execute_command("XGROUP", "CREATE", keys.job_stream(priority), GROUP, "0",
+                                                       "MKSTREAM")
+            except txredisapi.ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    async def enqueue(self, job: Job) -> None:
+        await self._redis.conn.execute_command("XADD", keys.job_stream(job.priority), "*", *job_fields(job))
+
+    async def claim(self, consumer: str, count: int) -> list[Job]:
+        """Up to ``count`` new jobs for ``consumer``, FAST_TRACK first."""
+        claimed: list[Job] = []
+        for priority in PRIORITIES:
+            if len(claimed) >= count:
+                break
+            reply = await self._redis.conn.execute_command(
+                "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", str(count - len(claimed)),
+                "STREAMS", keys.job_stream(priority), ">")
+            for _stream, entries in reply or ():
+                claimed.extend(_job(priority, entry_id, flat) for entry_id, flat in entries if flat)
+        return claimed
+
+    async def pending_of(self, consumer: str) -> list[Job]:
+        """The jobs ``consumer`` claimed and has not acknowledged (after a
+        restart: the ones it was working on when it stopped)."""
+        pending: list[Job] = []
+        for priority in PRIORITIES:
+            last = "0"
+            while True:
+                reply = await self._redis.conn.execute_command(
+                    "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", "1000", "STREAMS", keys.job_stream(priority),
+                    last)
+                entries = [entry for _stream, stream_entries in reply or () for entry in stream_entries]
+                if not entries:
+                    break
+                pending.extend(_job(priority, entry_id, flat) for entry_id, flat in entries if flat)
+                last = entries[-1][0]
+        return pending
+
+    async def reclaim(self, consumer: str, idle_seconds: float, count: int = 100) -> list[Job]:
+        """Jobs another consumer claimed and has not renewed for
+        ``idle_seconds``: now ``consumer``'s."""
+        taken: list[Job] = []
+        for priority in PRIORITIES:
+            reply = await self._redis.conn.execute_command(
+                "XAUTOCLAIM", keys.job_stream(priority), GROUP, consumer, str(int(idle_seconds * 1000)), "0-0",
+                "COUNT", str(count))
+            entries = reply[1] if reply else []
+            taken.extend(_job(priority, entry_id, flat) for entry_id, flat in entries if flat)
+        return taken
+
+    async def renew(self, consumer: str, jobs: Sequence[Job]) -> None:
+        """Keep ``jobs`` ``consumer``'s: their idle time starts again."""
+        for priority in PRIORITIES:
+            ids = [job.entry_id for job in jobs if job.priority == priority and job.entry_id]
+            if ids:
+                await self._redis.conn.execute_command("XCLAIM", keys.job_stream(priority), GROUP, consumer, "0",
+                                                       *ids, "JUSTID")
+
+    async def ack(self, job: Job) -> None:
+        """The job is done: it leaves the queue."""
+        await self._redis.conn.eval(_ACK, [keys.job_stream(job.priority)], [GROUP, job.entry_id])
+
+    async def retry(self, job: Job, again: Job, due: float) -> None:
+        """``job`` is done with, and ``again`` (its failed items, its next
+        attempt) waits until ``due`` (Unix time) before going back."""
+        await self._redis.conn.eval(_RETRY, [keys.job_stream(job.priority), keys.delayed_jobs()],
+                                    [GROUP, job.entry_id, repr(float(due)), again.to_json()])
+
+    async def promote(self, now: float, limit: int = 1000) -> int:
+        """Put the jobs due by ``now`` back in their streams; how many."""
+        return int(await self._redis.conn.eval(
+            _PROMOTE, [keys.delayed_jobs(), *(keys.job_stream(p) for p in PRIORITIES)], [repr(float(now)),
+                                                                                        str(limit)]))
+
+    async def depth(self) -> dict[str, int]:
+        """Jobs in each stream (waiting or being worked on) and waiting for a retry."""
+        depths = {p: int(await self._redis.conn.execute_command("XLEN", keys.job_stream(p))) for p in PRIORITIES}
+        depths["delayed"] = int(await self._redis.conn.zcard(keys.delayed_jobs()))
+        return depths

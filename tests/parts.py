@@ -1,0 +1,39 @@
+"""The daemon's object graph for in-process tests (oseod.tap.build_parts)
+with a results directory and a job-queue consumer of its own."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+
+from oseod.auth.secrets import SecretBox
+from oseod.config import Config
+from oseod.store.connection import Redis
+from oseod.tap import Parts, build_parts
+
+RESULTS = Path(tempfile.mkdtemp(prefix="oseod-test-results-"))
+atexit.register(shutil.rmtree, RESULTS, True)
+
+
+def make_parts(config: Config, redis: Redis, *, admin_token: Callable[[], str] = lambda: "the-token",
+               digest_secrets: SecretBox | None = None,
+               listener_url: Callable[[str], str] = lambda scheme: f"{scheme}://127.0.0.1:1") -> Parts:
+    name = uuid.uuid4().hex
+    return build_parts(config, redis, reactor, admin_token=admin_token, digest_secrets=digest_secrets,
+                       listener_url=listener_url, results=RESULTS / name, consumer=f"tests-{name}")
+
+
+async def started(parts: Parts) -> Parts:
+    await parts.engine.start()
+    return parts
+
+
+def results_of(parts: Parts) -> Any:
+    return parts.engine._results  # noqa: SLF001 - tests look at what processors wrote
