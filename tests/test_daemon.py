@@ -237,3 +237,40 @@ def test_demo_collection_is_orderable_end_to_end(tmp_path: Path, daemons: list[D
     urls = [e.text for e in call(describe(order_id), digest=True).iter(f"{{{OSEO}}}URL")]
     assert len(urls) == 2 and all(u.startswith(daemon.endpoints["ftp"]) for u in urls)
     assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+@requires_schemas
+def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path: Path,
+                                                                       daemons: list[Daemon]) -> None:
+    from tests.test_http_ordering import envelope, get_status, submit, token
+
+    config = tmp_path / "oseod.toml"
+    config.write_text('[[collection]]\nid = "urn:oseod:demo"\nprocessor = "dummy"\n'
+                      'processor_options = { size = 64, delay = 1.5 }\n'
+                      'order_types = ["PRODUCT_ORDER"]\nonline_data_access = ["ftp", "http"]\n'
+                      '[[collection.option]]\nname = "format"\nchoices = ["GeoTIFF", "NetCDF"]\n')
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data, "--config", str(config))
+    assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
+
+    def call(payload: str) -> Any:
+        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("erin", "erin-password")),
+                                         {"Content-Type": "application/soap+xml"})
+        assert status == 200, body
+        return assert_valid(body)
+
+    def status_of(order_id: str) -> str | None:
+        return call(get_status(order_id)).findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")
+
+    orders = [call(submit(f"k{n}a", f"k{n}b", reference=f"kill-{n}")).findtext(f"{{{OSEO}}}orderId")
+              for n in range(6)]
+    assert all(orders)
+    wait_for(lambda: all(status_of(o) == "InProduction" for o in orders[:2]), 30, "processing to start")
+    daemon.kill_group()  # mid-processing: items started, none finished
+
+    daemon = _daemon(daemons, data, "--config", str(config))
+    wait_for(lambda: all(status_of(o) == "Completed" for o in orders), 60, "every order to complete")
+    # Each item's result is there once, whatever ran twice.
+    results = sorted(p.relative_to(data / "results") for p in (data / "results").rglob("*") if p.is_file())
+    assert len(results) == 12 and not any(p.name.startswith(".") for p in results)
+    assert daemon.stop() in (0, -signal.SIGTERM)

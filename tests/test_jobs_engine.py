@@ -1,0 +1,212 @@
+"""The processing engine on a real Redis: durability, takeover, priorities,
+several engines sharing the work, idempotent results."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest_twisted
+from twisted.internet import defer, reactor, task
+from zope.interface import implementer
+
+from oseod.auth.account import Account
+from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OrdersConfig, ProcessingConfig
+from oseod.core.ordering import OrderingService
+from oseod.jobs.dummy import content
+from oseod.jobs.engine import BUILTINS, Engine, path_name, result_directory
+from oseod.jobs.processors import IItemProcessor, ItemWork
+from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority
+from oseod.store.connection import Redis
+from oseod.store.jobs import JobStore
+from oseod.store.orders import OrderStore
+from tests.parts import RESULTS
+
+S = OrderStatus
+ALICE = Account("alice")
+COUNTED = CollectionConfig(id="urn:x:counted", processor="counting")
+CONFIG = Config(orders=OrdersConfig(max_items_per_order=50, max_active_items_per_user=10_000),
+                processing=ProcessingConfig(workers=4, max_attempts=2, retry_delay=10.0),
+                collections=(DEMO_COLLECTION, COUNTED))
+
+
+@implementer(IItemProcessor)
+class CountingProcessor:
+    """Records every item it makes, across engines (class-level)."""
+
+    made: Counter[tuple[str, str]] = Counter()
+
+    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
+        pass
+
+    def prepare_item(self, work: ItemWork) -> None:
+        self.made[(work.order_id, work.item.item_id)] += 1
+
+    def deliver_item(self, work: ItemWork) -> None:
+        pass
+
+    def clean_item(self, work: ItemWork) -> None:
+        pass
+
+
+@attrs.define
+class Daemon:
+    """What of a daemon processing needs: its core and its engine."""
+
+    service: OrderingService
+    engine: Engine
+    clock: task.Clock
+    results: Path
+
+
+def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = None, config: Config = CONFIG,
+           clock: task.Clock | None = None) -> Daemon:
+    clock = clock or task.Clock()
+    service = OrderingService(OrderStore(redis), config, clock)
+    results = RESULTS / uuid.uuid4().hex
+    engine = Engine(service, JobStore(redis), config, reactor, clock, results=results,
+                    consumer=consumer or uuid.uuid4().hex, lease_seconds=lease,
+                    builtins={**BUILTINS, "counting": CountingProcessor})
+    service.dispatcher = engine
+    return Daemon(service, engine, clock, results)
+
+
+def spec(*products: str, collection: str = COUNTED.id, priority: Priority | None = None) -> OrderSpec:
+    return OrderSpec(OrderType.PRODUCT_ORDER, priority=priority, items=tuple(
+        ItemSpec(item_id=f"i{n}", product_id=p, collection_id=collection) for n, p in enumerate(products)))
+
+
+async def statuses(d: Daemon, order_id: str) -> tuple[OrderStatus, list[OrderStatus]]:
+    order = await d.service.get(ALICE, order_id)
+    return order.status.status, [i.status.status for i in order.items]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_order_accepted_while_no_engine_runs_is_made_by_the_next_one(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    submitting = daemon(redis)  # its engine never starts: a daemon that died right after the SubmitAck
+    order = await submitting.service.submit(ALICE, spec("a", "b"), Notification())
+    worker = daemon(redis)
+    await worker.engine.start()
+    await worker.engine.drain()
+    assert await statuses(worker, order.order_id) == (S.Completed, [S.Completed, S.Completed])
+    assert CountingProcessor.made == {(order.order_id, "i0"): 1, (order.order_id, "i1"): 1}
+    await worker.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_daemon_takes_back_its_own_jobs(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    before = daemon(redis, "host-a")
+    order = await before.service.submit(ALICE, spec("a"), Notification())
+    jobs = JobStore(redis)
+    await jobs.setup()
+    [claimed] = await jobs.claim("host-a", 10)  # claimed, then the process died before finishing it
+    assert claimed.order_id == order.order_id
+    after = daemon(redis, "host-a", lease=3600.0)  # nobody else would take it for an hour
+    await after.engine.start()
+    await after.engine.drain()
+    assert await statuses(after, order.order_id) == (S.Completed, [S.Completed])
+    assert await jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
+    await after.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_another_daemon_takes_over_jobs_left_unrenewed(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    first = daemon(redis, "host-a")
+    order = await first.service.submit(ALICE, spec("a", "b"), Notification())
+    jobs = JobStore(redis)
+    await jobs.setup()
+    assert len(await jobs.claim("host-a", 10)) == 1  # host-a dies holding it
+    second = daemon(redis, "host-b", lease=0.0)  # (a lease of 0: host-a's has run out)
+    await second.engine.start()
+    second.clock.advance(1.0)  # the takeover timer
+    await second.engine.drain()
+    assert await statuses(second, order.order_id) == (S.Completed, [S.Completed, S.Completed])
+    assert sum(CountingProcessor.made.values()) == 2
+    await second.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_job_redone_after_a_crash_does_not_redo_finished_items(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    d = daemon(redis, "host-a")
+    order = await d.service.submit(ALICE, spec("a", "b"), Notification())
+    jobs = JobStore(redis)
+    await jobs.setup()
+    await jobs.claim("host-a", 10)
+    # The crash came after item i0's outcome was stored, before the job's end.
+    await d.service.start_items(order.order_id, ["i0", "i1"])
+    await d.service.complete_items(order.order_id, ["i0"])
+    await d.engine.start()
+    await d.engine.drain()
+    assert await statuses(d, order.order_id) == (S.Completed, [S.Completed, S.Completed])
+    assert CountingProcessor.made == {(order.order_id, "i1"): 1}
+    await d.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_share_a_load_and_make_each_item_once(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    one, two = daemon(redis, "one"), daemon(redis, "two")
+    await one.engine.start()
+    await two.engine.start()
+    submitted = await defer.gatherResults([
+        defer.ensureDeferred((one if n % 2 else two).service.submit(ALICE, spec(*(f"p{k}" for k in range(5))),
+                                                                     Notification()))
+        for n in range(30)])
+    for _ in range(3):  # a Submit wakes its own daemon; the other one finds work on its timer
+        for d in (one, two):
+            d.clock.advance(1.0)
+            await d.engine.drain()
+    for order in submitted:
+        assert await statuses(one, order.order_id) == (S.Completed, [S.Completed] * 5)
+    assert len(CountingProcessor.made) == 150 and set(CountingProcessor.made.values()) == {1}
+    await one.engine.stop()
+    await two.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fast_track_jobs_go_first(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    config = attrs.evolve(CONFIG, processing=ProcessingConfig(workers=1))
+    d = daemon(redis, config=config)
+    standard = [await d.service.submit(ALICE, spec("s"), Notification()) for _ in range(3)]
+    fast = await d.service.submit(ALICE, spec("f", priority=Priority.FAST_TRACK), Notification())
+    await d.engine.start()
+    await d.engine.drain()
+    made = [order_id for order_id, _ in CountingProcessor.made]
+    assert made[0] == fast.order_id and sorted(made[1:]) == sorted(o.order_id for o in standard)
+    await d.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_dummy_writes_one_file_per_item_however_often_it_runs(redis: Redis) -> None:
+    d = daemon(redis)
+    await d.engine.start()
+    order = await d.service.submit(ALICE, spec("urn:oseod:demo:x/../1", collection=DEMO_COLLECTION.id),
+                                   Notification())
+    await d.engine.drain()
+    directory = result_directory(d.results, "alice", order.order_id, "i0")
+    assert directory.parent.parent == d.results / "alice"
+    files = list(directory.iterdir())
+    assert [f.name for f in files] == ["urn_oseod_demo_x_.._1.dat"]
+    assert files[0].read_bytes() == content("i0", 1024)
+    # Run again (as after a crash): the same one file.
+    processor = d.engine._processor(DEMO_COLLECTION.id)  # noqa: SLF001
+    await processor.prepare_item(ItemWork(order.order_id, "alice", order.items[0].spec, 2, directory))
+    assert [f.name for f in directory.iterdir()] == ["urn_oseod_demo_x_.._1.dat"]
+    await d.engine.stop()
+
+
+def test_path_names_are_single_safe_components() -> None:
+    for text in ("..", ".", "a/b", "", "x\0y", ".hidden", "ok-1.2"):
+        name = path_name(text)
+        assert "/" not in name and "\0" not in name and name not in ("", ".", "..")
+        assert not name.startswith(".")
+    assert path_name("ok-1.2") == "ok-1.2"
