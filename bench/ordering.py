@@ -14,7 +14,7 @@ oseod ordering throughput and search cost, as ratios measured in the same run.
 The daemon runs as in bench/capabilities.py (``twistd -n oseod``, throwaway
 data dir, embedded Redis, loopback ports) with a config that lifts
 ``[orders] max_active_items_per_user`` and serves the demo collection, whose
-dummy processor completes items inline. Users are made with ``oseoctl user
+dummy processor completes items (through the processing engine). Users are made with ``oseoctl user
 add``. The search user's archive of completed orders is written straight into
 the daemon's Redis by the project's own OrderingService/OrderStore code, its
 commands sent in pipelines (see ``BulkLoader``): through txredisapi, 10^5
@@ -78,7 +78,7 @@ SEARCH_USER = "bench-search"
 SEARCH_MATCHES = 10  # recent orders the search finds, whatever the archive's size
 SMALL_ARCHIVE = 100  # "10^2 stored orders": the search user's orders in the first search run
 SEARCH_WARMUP = 50  # uncounted sequential requests before each search measurement
-DRAIN_TIMEOUT = 120.0  # seconds to wait for the inline processor to finish a load's orders
+DRAIN_TIMEOUT = 120.0  # seconds to wait for the engine to finish a load's orders
 STUCK_AFTER = 3.0  # seconds without progress after which unfinished items count as stuck
 
 TARGETS = {"submit": 0.3, "status": 0.5, "search": 1.2}
@@ -179,9 +179,10 @@ def write_config(path: Path, processing: bool = True) -> None:
             "# Submit load must not be refused for unfinished items.\n"
             "max_active_items_per_user = 1000000000\n")
     if not processing:
-        # The demo collection under a processor name the inline stand-in does
-        # not run: accepted orders stay Accepted (diagnostics: the Submit path alone).
-        text += ('\n[[collection]]\nid = "urn:oseod:demo"\nprocessor = "bench-none"\n'
+        # The demo collection under manual moderation: orders wait in
+        # Submitted and nothing runs after the SubmitAck (the Submit path
+        # alone, as on a front daemon whose engine work other daemons do).
+        text += ('\n[[collection]]\nid = "urn:oseod:demo"\nmoderation = "manual"\n'
                  'order_types = ["PRODUCT_ORDER"]\n')
     # Otherwise no [[collection]] tables: the demo collection, dummy processor, no delay.
     path.write_text(text)
@@ -275,7 +276,7 @@ class Drain:
 
 
 class Backlog:
-    """The inline processor's unfinished work for one user: its counter of
+    """The engine's unfinished work for one user: its counter of
     items not yet final. Items that stop moving for STUCK_AFTER seconds (an
     order stored while its request was cut off, never dispatched) are counted
     as stuck once and not waited for again."""
@@ -369,12 +370,17 @@ class BulkLoader:
     BATCH = 1000  # orders per pipeline
 
     def __init__(self, redis: Any, config_path: Path, owner: str) -> None:
+        import attrs
+
         from oseod.auth.account import Account
         from oseod.config import load_config
         from oseod.store import keys
 
         self.redis = redis
-        self.config = load_config(str(config_path), [])
+        # Manual moderation: the archive's orders queue no jobs (they are
+        # completed here), so the daemon's engine leaves them alone.
+        config = load_config(str(config_path), [])
+        self.config = attrs.evolve(config, orders=attrs.evolve(config.orders, moderation="manual"))
         self.account = Account(owner)
         self.keys = keys
         self.shas: dict[str, str] = {}
@@ -711,8 +717,8 @@ def submit_part(run: Run) -> None:
     label = f"oseod Submit, {ITEMS_PER_ORDER}-item PRODUCT_ORDER" + ("" if processing else ", no processing")
     target = Target("oseod Submit", label, run.endpoint, "POST", body, SOAP12_CONTENT_TYPE, expect=b"SubmitAck")
     if not processing:
-        run.notes.append("--no-processing: orders stay Accepted, nothing runs after the SubmitAck; a diagnostic "
-                         "run, not the benchmark")
+        run.notes.append("--no-processing: orders wait in Submitted (manual moderation), nothing runs after the "
+                         "SubmitAck: the request path alone, as on a front daemon whose processing other daemons do")
     try:
         submit_once(run.endpoint, body)
         if processing:
@@ -750,7 +756,7 @@ def submit_part(run: Run) -> None:
     text = (f"Submit: {stored} orders stored during the measured run, {row.result.requests} answered to the "
             f"load generator")
     if processing:
-        text += (f"; the inline dummy processor finished their items {settled.seconds:.1f} s after the load "
+        text += (f"; the engine finished their items {settled.seconds:.1f} s after the load "
                  f"stopped: sustained {stored / (run.duration + settled.seconds):.0f} orders/s; per order, "
                  f"processing included: server CPU {_cpu(per_order)} ms, Redis commands "
                  f"{_calls(redis_per_order)}")
@@ -866,8 +872,8 @@ def main() -> int:
                         help="run the daemon under cProfile (CPU time) and print where its time went; "
                              "the profiler slows it several times, so the ratios of such a run are not the real ones")
     parser.add_argument("--no-processing", action="store_true",
-                        help="diagnostics, with --only submit: the demo collection without its dummy processor, "
-                             "so the Submit rate is that of the request path alone")
+                        help="with --only submit: the demo collection under manual moderation, so nothing runs "
+                             "after the SubmitAck and the Submit rate is that of the request path alone")
     parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
                         help="twistd of the venv oseod is installed in (default: next to this python)")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results",

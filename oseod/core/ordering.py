@@ -2,7 +2,7 @@
 
 Transports call the client operations (submit, get, search, ready_items,
 cancel) with the caller's Account; operators call approve and reject; the
-processing engine (and, until it exists, :mod:`oseod.core.inline`) calls
+processing engine (:mod:`oseod.jobs.engine`) calls
 start_item, complete_item and fail_item. The order's status follows from its
 items (:func:`derive_order_status`) after every item change. Refusals are
 RequestRejected; times are Unix seconds from the injected clock.
@@ -48,7 +48,7 @@ WITH_RESULT = frozenset({OrderStatus.Completed, OrderStatus.Downloaded})
 
 
 class IDispatcher(Interface):
-    """Who processes accepted orders (the engine; until then the inline stand-in)."""
+    """Who processes accepted orders: the engine. Their jobs are already queued."""
 
     def accepted(order: Order) -> None:
         """``order`` was just accepted: start on its items, without blocking
