@@ -166,7 +166,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     capabilities = CapabilitiesPresenter(config, catalogue)
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
                                 options=OptionsPresenter(catalogue, ordering.checker.resolve),
-                                result_urls=result_url)
+                                result_urls=result_url, reactor=reactor)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)

@@ -36,6 +36,7 @@ from twisted.web.client import FileBodyProducer
 from oseod.auth.account import Account
 from oseod.auth.passwords import hash_password
 from oseod.config import DEMO_COLLECTION, Config
+from oseod.http.operations import OFF_THREAD_BYTES
 from oseod.http.site import OseodSite
 from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSSE, WSU
 from oseod.oseo.security import PASSWORD_TEXT
@@ -453,6 +454,30 @@ async def test_bodies_under_the_cap_are_read(server: Server) -> None:
     code, answer = await server.call(submit(before_type=f"<orderRemark>{padding}</orderRemark>"))
     assert code == 400
     assert "too long" in fault(answer, "NoApplicableCode", SOAP12)
+
+
+@pytest_twisted.ensureDeferred
+async def test_big_requests_are_parsed_in_a_thread_and_answered_the_same(server: Server) -> None:
+    # Over OFF_THREAD_BYTES the body is unwrapped and the request parsed in
+    # the thread pool (seconds of work for the biggest ones), with the same
+    # answers as on the reactor thread.
+    extensions = "".join(f"<extension>ext-{n:06d}</extension>" for n in range(40_000))
+    assert len(extensions) > OFF_THREAD_BYTES
+    code, answer = await server.call(submit(reference="big", after_type=extensions))
+    assert code == 200, answer[:500]
+    order_id = order_id_of(answer)
+    code, answer = await server.call(get_status(order_id))
+    assert code == 200
+    monitor = etree.fromstring(answer).find(f".//{{{OSEO}}}orderMonitorSpecification")
+    assert monitor is not None
+    echoed = monitor.findall(f"{{{OSEO}}}extension")
+    assert len(echoed) == 40_000 and echoed[-1].text == "ext-039999"
+    code, answer = await server.call(submit(before_type="<orderRemark>" + "r" * 4001 + "</orderRemark>",
+                                            after_type=extensions))
+    assert code == 400
+    assert "4000" in fault(answer, "InvalidParameterValue", SOAP12, locator="orderRemark")
+    code, answer = await server.call(submit(after_type=extensions + "<unexpected/>"))
+    assert code == 400 and fault(answer, "InvalidParameterValue", SOAP12, locator="unexpected")
 
 
 _BODY = envelope(GET_CAPABILITIES)

@@ -12,23 +12,35 @@ from typing import Any
 
 import attrs
 from lxml import etree
+from twisted.internet import threads
 
 from ..auth.account import Account
 from ..core.ordering import OrderingService
 from ..model.errors import RequestRejected
 from ..model.orders import Notification, StatusNotification
 from ..oseo import soap
-from ..oseo.cancel import parse_cancel, render_cancel_ack
-from ..oseo.capabilities import negotiate, parse_get_capabilities
+from ..oseo.cancel import CancelRequest, parse_cancel, render_cancel_ack
+from ..oseo.capabilities import GetCapabilitiesRequest, negotiate, parse_get_capabilities
 from ..oseo.errors import ExceptionCode, OseoError
-from ..oseo.options import parse_get_options, render_get_options_response
-from ..oseo.results import ItemURL, parse_describe_result_access, render_describe_result_access_response
+from ..oseo.options import GetOptionsRequest, parse_get_options, render_get_options_response
+from ..oseo.results import (
+    DescribeResultAccessRequest,
+    ItemURL,
+    parse_describe_result_access,
+    render_describe_result_access_response,
+)
 from ..oseo.security import parse_addressing
-from ..oseo.status import parse_get_status
-from ..oseo.submit import parse_submit, render_submit_ack
+from ..oseo.status import GetStatusRequest, parse_get_status
+from ..oseo.submit import SubmitRequest, parse_submit, render_submit_ack
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
 from .status import StatusPresenter
+
+
+# Bodies bigger than this are parsed in the reactor's thread pool: parsing a
+# Submit of several megabytes (hundreds of thousands of elements) takes
+# seconds, which on the reactor thread would stall every other client.
+OFF_THREAD_BYTES = 512 * 1024
 
 
 @attrs.frozen
@@ -38,6 +50,7 @@ class OseoCall:
     message: soap.Message
     account: Account | None
     endpoint_url: str
+    body_size: int = 0
 
     @property
     def user(self) -> Account:
@@ -46,7 +59,7 @@ class OseoCall:
         return self.account
 
 
-Handler = Callable[[OseoCall], Awaitable[bytes]]
+Handler = Callable[[OseoCall, Any], Awaitable[bytes]]
 
 # Every request operation of OSEO 1.0; those without a handler are answered
 # with OperationNotSupported, so a client learns what it can rely on.
@@ -71,20 +84,22 @@ def _epoch(moment: datetime | None) -> float | None:
 
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
-                 options: OptionsPresenter, result_urls: Callable[[str, str, str], str],
+                 options: OptionsPresenter, result_urls: Callable[[str, str, str], str], reactor: Any,
                  status: StatusPresenter | None = None) -> None:
+        self._reactor = reactor
         self._ordering = ordering
         self._capabilities = capabilities
         self._options = options
         self._status = status or StatusPresenter()
         self._result_urls = result_urls
-        self.handlers: dict[str, Handler] = {
-            "GetCapabilities": self.get_capabilities,
-            "GetOptions": self.get_options,
-            "Submit": self.submit,
-            "GetStatus": self.get_status,
-            "DescribeResultAccess": self.describe_result_access,
-            "Cancel": self.cancel,
+        # Per operation: how its request is parsed (pure), then handled.
+        self.handlers: dict[str, tuple[Callable[[etree._Element], Any], Handler]] = {
+            "GetCapabilities": (parse_get_capabilities, self.get_capabilities),
+            "GetOptions": (parse_get_options, self.get_options),
+            "Submit": (parse_submit, self.submit),
+            "GetStatus": (parse_get_status, self.get_status),
+            "DescribeResultAccess": (parse_describe_result_access, self.describe_result_access),
+            "Cancel": (parse_cancel, self.cancel),
         }
 
     @property
@@ -93,27 +108,30 @@ class OseoOperations:
         return tuple(op for op in OSEO_OPERATIONS if op in self.handlers)
 
     async def run(self, operation: str, call: OseoCall) -> bytes:
+        parse, handle = self.handlers[operation]
+        if call.body_size > OFF_THREAD_BYTES:
+            request = await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), parse,
+                                                      call.message.payload)
+        else:
+            request = parse(call.message.payload)
         try:
-            return await self.handlers[operation](call)
+            return await handle(call, request)
         except RequestRejected as e:
             raise OseoError(ExceptionCode(e.code), e.locator, e.text) from None
 
-    async def get_capabilities(self, call: OseoCall) -> bytes:
-        request = parse_get_capabilities(call.message.payload)
+    async def get_capabilities(self, call: OseoCall, request: GetCapabilitiesRequest) -> bytes:
         negotiate(request)
         return self._capabilities.render(call.message.encoding, call.account, call.endpoint_url,
                                          request.sections, self.served)
 
-    async def get_options(self, call: OseoCall) -> bytes:
-        request = parse_get_options(call.message.payload)
+    async def get_options(self, call: OseoCall, request: GetOptionsRequest) -> bytes:
         if request.tasking_request_id is not None:
             raise OseoError(ExceptionCode.OperationNotSupported, "taskingRequestId",
                             "options of tasking requests are not supported: this server offers no programming")
         option_sets = self._options.option_sets(call.user, request.collection_id, request.identifiers)
         return _answer(call, render_get_options_response(option_sets))
 
-    async def submit(self, call: OseoCall) -> bytes:
-        request = parse_submit(call.message.payload)
+    async def submit(self, call: OseoCall, request: SubmitRequest) -> bytes:
         if request.spec is None:
             raise OseoError(ExceptionCode.InvalidParameterValue, "quotationId",
                             "ordering by quotationId is not supported: send an orderSpecification")
@@ -121,8 +139,7 @@ class OseoOperations:
                                             _notification(call, request.status_notification))
         return _answer(call, render_submit_ack(order.order_id, order.spec.reference))
 
-    async def get_status(self, call: OseoCall) -> bytes:
-        request = parse_get_status(call.message.payload)
+    async def get_status(self, call: OseoCall, request: GetStatusRequest) -> bytes:
         if request.order_id is not None:
             orders = [await self._ordering.get(call.user, request.order_id)]
         else:
@@ -133,8 +150,7 @@ class OseoOperations:
                                                  criteria.reference)
         return self._status.render(call.message.encoding, orders, request.full)
 
-    async def describe_result_access(self, call: OseoCall) -> bytes:
-        request = parse_describe_result_access(call.message.payload)
+    async def describe_result_access(self, call: OseoCall, request: DescribeResultAccessRequest) -> bytes:
         ready = await self._ordering.ready_items(call.user, request.order_id, request.next_ready)
         urls = [
             ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id,
@@ -144,8 +160,7 @@ class OseoOperations:
         ]
         return _answer(call, render_describe_result_access_response(urls))
 
-    async def cancel(self, call: OseoCall) -> bytes:
-        request = parse_cancel(call.message.payload)
+    async def cancel(self, call: OseoCall, request: CancelRequest) -> bytes:
         await self._ordering.cancel(call.user, request.order_id, _notification(call, request.status_notification))
         return _answer(call, render_cancel_ack())
 

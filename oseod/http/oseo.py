@@ -8,6 +8,7 @@ from typing import Any
 from lxml import etree
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
+from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -21,7 +22,7 @@ from ..oseo.namespaces import OSEO
 from ..oseo.security import parse_username_token
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
-from .operations import OSEO_OPERATIONS, OseoCall, OseoOperations
+from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 
 
 
@@ -67,11 +68,16 @@ class OseoEndpoint:
         encoding = soap.guess_encoding(content_type)
         operation, account = "unknown", None
         try:
-            message = soap.unwrap(request.content.read(), content_type, soap_action)
+            body = request.content.read()
+            if len(body) > OFF_THREAD_BYTES:
+                message = await threads.deferToThreadPool(self._clock, self._clock.getThreadPool(), soap.unwrap,
+                                                          body, content_type, soap_action)
+            else:
+                message = soap.unwrap(body, content_type, soap_action)
             encoding = message.encoding
             operation = self._operation(message.payload)
             account = await self._account(request, operation, message)
-            call = OseoCall(message, account, self.endpoint_url(request))
+            call = OseoCall(message, account, self.endpoint_url(request), len(body))
             body = await self._operations.run(operation, call)
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
