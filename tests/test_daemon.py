@@ -274,3 +274,57 @@ def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path:
     results = sorted(p.relative_to(data / "results") for p in (data / "results").rglob("*") if p.is_file())
     assert len(results) == 12 and not any(p.name.startswith(".") for p in results)
     assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+@requires_schemas
+def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from tests.test_http_ordering import envelope, get_status, submit, token
+
+    config = tmp_path / "oseod.toml"
+    config.write_text('[orders]\nmoderation = "manual"\n')
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data, "--config", str(config))
+    assert daemon.ctl("user", "add", "gina", "--password-stdin", stdin="gina-password\n").returncode == 0
+
+    def call(payload: str) -> Any:
+        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("gina", "gina-password")),
+                                         {"Content-Type": "application/soap+xml"})
+        assert status == 200, body
+        return assert_valid(body)
+
+    def status_of(order_id: str) -> tuple[str | None, str | None]:
+        info = call(get_status(order_id)).find(f".//{{{OSEO}}}orderStatusInfo")
+        assert info is not None
+        return info.findtext(f"{{{OSEO}}}status"), info.findtext(f"{{{OSEO}}}additionalStatusInfo")
+
+    approved, rejected = (call(submit(f"m{n}", reference=f"mod-{n}")).findtext(f"{{{OSEO}}}orderId")
+                          for n in range(2))
+    assert approved and rejected
+    assert status_of(approved)[0] == "Submitted"
+
+    listed = daemon.ctl("order", "list", "--status", "Submitted", "--user", "gina")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:4] == ["ID", "USER", "TYPE", "STATUS"]
+    assert sorted(line.split()[0] for line in lines[1:]) == sorted([approved, rejected])
+    shown = json.loads(daemon.ctl("order", "show", approved).stdout)
+    assert (shown["owner"], shown["status"], [i["status"] for i in shown["items"]]) == (
+        "gina", "Submitted", ["Submitted"])
+
+    done = daemon.ctl("order", "approve", approved)
+    assert done.returncode == 0 and f"approved order {approved}" in done.stdout
+    wait_for(lambda: status_of(approved)[0] == "Completed", 30, "the approved order to complete")
+    refused = daemon.ctl("order", "reject", rejected, "--reason", "quota exceeded")
+    assert refused.returncode == 0, refused.stderr
+    assert status_of(rejected) == ("Cancelled", "Rejected by an operator: quota exceeded")
+
+    again = daemon.ctl("order", "approve", approved)
+    assert again.returncode == 1 and "not waiting for approval" in again.stderr
+    missing = daemon.ctl("order", "show", "999999")
+    assert missing.returncode == 1 and "there is no order" in missing.stderr
+    no_reason = daemon.ctl("order", "reject", rejected)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    bad = daemon.ctl("order", "list", "--status", "Sleeping")
+    assert bad.returncode == 1 and "status must be one of" in bad.stderr
+    assert json.loads(daemon.ctl("order", "list", "--json", "--status", "Cancelled").stdout)[0]["id"] == rejected
+    assert daemon.stop() in (0, -signal.SIGTERM)

@@ -14,8 +14,11 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..core.accounts import AccountService, password_warnings
+from ..core.ordering import MAX_SEARCH_RESULTS, OrderingService
 from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
+from ..model.errors import RequestRejected
+from ..model.orders import Order, OrderStatus, StatusInfo
 from ..store.users import NoSuchUser, UserExists, UserRecord
 
 MAX_BODY = 64 * 1024
@@ -27,6 +30,27 @@ class ApiError(Exception):
         self.status = status
 
 
+def _status_json(info: StatusInfo) -> dict[str, Any]:
+    return {"status": info.status.value, "info": info.additional_info, "changed_at": info.changed_at}
+
+
+def _order_json(order: Order, items: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "id": order.order_id, "owner": order.owner, "type": order.spec.order_type.value,
+        "reference": order.spec.reference, "created_at": order.created_at, **_status_json(order.status),
+        "items_total": len(order.items),
+    }
+    if items:
+        answer["items"] = [{"id": i.spec.item_id, "product": i.spec.product_id,
+                            "collection": i.spec.collection_id, **_status_json(i.status)} for i in order.items]
+    return answer
+
+
+def _rejected(e: RequestRejected) -> ApiError:
+    """The core's refusal, as the admin API says it."""
+    return ApiError(404 if e.code == "InvalidOrderIdentifier" else 409, e.text)
+
+
 def _user_json(record: UserRecord) -> dict[str, Any]:
     return {"name": record.name, "group": record.group, "admin": record.admin, "email": record.email,
             "created_at": record.created_at}
@@ -35,10 +59,11 @@ def _user_json(record: UserRecord) -> dict[str, Any]:
 class AdminApi:
     app = Klein()
 
-    def __init__(self, *, token: Callable[[], str], accounts: AccountService, metrics: RequestMetrics,
-                 clock: Any) -> None:
+    def __init__(self, *, token: Callable[[], str], accounts: AccountService, ordering: OrderingService,
+                 metrics: RequestMetrics, clock: Any) -> None:
         self._token = token
         self._accounts = accounts
+        self._ordering = ordering
         self._metrics = metrics
         self._clock = clock
 
@@ -171,6 +196,58 @@ class AdminApi:
             return {"name": name, "deleted": True}
 
         return await self._answer(request, "user.del", action)
+
+    @app.route("/orders", methods=["GET"])
+    async def list_orders(self, request: IRequest) -> bytes:
+        """``?status=S`` (repeatable), ``?user=U``, ``?limit=N`` (at most 1000)."""
+        async def action(body: dict[str, Any]) -> Any:
+            args = {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs]
+                    for k, vs in (request.args or {}).items()}
+            try:
+                statuses = frozenset(OrderStatus(s) for s in args.get("status", []))
+            except ValueError:
+                raise ApiError(400, f"status must be one of {', '.join(s.value for s in OrderStatus)}") from None
+            limit_text = (args.get("limit") or ["100"])[-1]
+            if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_SEARCH_RESULTS:
+                raise ApiError(400, f"limit must be a number from 1 to {MAX_SEARCH_RESULTS}")
+            user = (args.get("user") or [None])[-1]
+            orders = await self._ordering.orders(user, statuses, int(limit_text))
+            return {"orders": [_order_json(o, items=False) for o in orders]}
+
+        return await self._answer(request, "order.list", action)
+
+    @app.route("/orders/<order_id>", methods=["GET"])
+    async def show_order(self, request: IRequest, order_id: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            try:
+                return _order_json(await self._ordering.order(order_id), items=True)
+            except RequestRejected as e:
+                raise _rejected(e) from None
+
+        return await self._answer(request, "order.show", action)
+
+    @app.route("/orders/<order_id>/approve", methods=["POST"])
+    async def approve_order(self, request: IRequest, order_id: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            try:
+                return _order_json(await self._ordering.approve(order_id), items=False)
+            except RequestRejected as e:
+                raise _rejected(e) from None
+
+        return await self._answer(request, "order.approve", action)
+
+    @app.route("/orders/<order_id>/reject", methods=["POST"])
+    async def reject_order(self, request: IRequest, order_id: str) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            reason = _field(body, "reason", str).strip()
+            if not reason:
+                raise ApiError(400, "give a reason: the client reads it in the order's status")
+            try:
+                return _order_json(await self._ordering.reject(order_id, reason), items=False)
+            except RequestRejected as e:
+                raise _rejected(e) from None
+
+        return await self._answer(request, "order.reject", action)
 
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:

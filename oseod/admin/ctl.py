@@ -126,6 +126,35 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
               f"email {user['email'] or '-'}")
 
 
+def _print_orders(orders: list[dict[str, Any]]) -> None:
+    rows = [("ID", "USER", "TYPE", "STATUS", "ITEMS", "REFERENCE", "INFO")]
+    rows += [(o["id"], o["owner"], o["type"], o["status"], str(o["items_total"]), o["reference"] or "-",
+              o["info"] or "") for o in orders]
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[6])
+
+
+def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
+    order_id = quote(getattr(args, "id", "") or "", safe="")
+    if args.action == "list":
+        query = [("status", s) for s in args.status or ()] + ([("user", args.user)] if args.user else [])
+        query.append(("limit", str(args.limit)))
+        orders = client.call("GET", "/orders?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query))["orders"]
+        if args.json:
+            print(json.dumps(orders, indent=2))
+        else:
+            _print_orders(orders)
+    elif args.action == "show":
+        print(json.dumps(client.call("GET", f"/orders/{order_id}"), indent=2))
+    elif args.action == "approve":
+        order = client.call("POST", f"/orders/{order_id}/approve", {})
+        print(f"approved order {order['id']}: {order['status']}")
+    elif args.action == "reject":
+        order = client.call("POST", f"/orders/{order_id}/reject", {"reason": args.reason})
+        print(f"rejected order {order['id']}: {order['info']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oseoctl", description="Operate a running oseod daemon.")
     parser.add_argument("--data-dir", default=os.environ.get("OSEOD_DATA_DIR", DEFAULT_DATA_DIR),
@@ -151,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--group")
     change.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None)
     change.add_argument("--email")
+
+    order = topics.add_parser("order", help="list, inspect and moderate orders").add_subparsers(dest="action",
+                                                                                               required=True)
+    orders = order.add_parser("list", help="list orders, last updated first")
+    orders.add_argument("--status", action="append", help="only orders in this status (repeatable)")
+    orders.add_argument("--user", help="only this user's orders")
+    orders.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+    orders.add_argument("--json", action="store_true", help="print JSON")
+    order.add_parser("show", help="show one order and its items").add_argument("id")
+    order.add_parser("approve", help="accept an order waiting for approval").add_argument("id")
+    reject = order.add_parser("reject", help="refuse an order waiting for approval")
+    reject.add_argument("id")
+    reject.add_argument("--reason", required=True, help="why; the client reads it in the order's status")
     return parser
 
 
@@ -160,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         client = AdminClient(Path(args.data_dir))
         if args.topic == "user":
             _user_command(client, args)
+        elif args.topic == "order":
+            _order_command(client, args)
     except CtlError as e:
         print(f"oseoctl: {e}", file=sys.stderr)
         sys.exit(e.status)

@@ -166,6 +166,16 @@ class OrderingService:
 
     # ------------------------------------------------------------ operators
 
+    async def orders(self, owner: str | None = None, statuses: Collection[OrderStatus] = frozenset(),
+                     limit: int = MAX_SEARCH_RESULTS) -> list[Order]:
+        """Everybody's orders (or ``owner``'s), in one of ``statuses`` (empty:
+        any), last updated first: what operators list."""
+        return await self._store.search(owner, None, None, frozenset(statuses), None, limit)
+
+    async def order(self, order_id: str) -> Order:
+        """Any order, for operators; RequestRejected when there is none."""
+        return await self._existing(order_id)
+
     async def approve(self, order_id: str) -> Order:
         """Accept an order waiting in Submitted (manual moderation) and start it."""
         order = await self._existing(order_id)
