@@ -38,7 +38,7 @@ from oseod.model.orders import (
     StatusNotification,
 )
 from oseod.store.connection import Redis
-from oseod.jobs.engine import Engine
+from oseod.jobs.engine import Engine, result_directory
 from oseod.store.jobs import JobStore
 from oseod.store.orders import OrderProgress, OrderStore
 from tests.parts import RESULTS
@@ -456,7 +456,7 @@ def test_derive_order_status() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_inline_delay_uses_the_clock(redis: Redis) -> None:
+async def test_the_dummy_delay_uses_the_clock(redis: Redis) -> None:
     world = build(redis)
     await world.start()
     order = await world.service.submit(ALICE, order_spec(product("a", collection="urn:x:slow")), NONE)
@@ -620,14 +620,20 @@ async def test_ready_items_follow_the_delivery_choice(redis: Redis) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_inline_processing_skips_cancelled_items(redis: Redis) -> None:
+async def test_cancel_stops_running_work(redis: Redis) -> None:
     world = build(redis)
     await world.start()
     order = await world.service.submit(ALICE, order_spec(product("a", "b", collection="urn:x:slow")), NONE)
     await eventually(lambda: is_(item_status(world, order.order_id, 0), S.InProduction))
     await world.service.cancel(ALICE, order.order_id, NONE)
+    # The running work stops at once (the clock has not moved: the dummy's
+    # delay is cut short) and its job leaves the queue.
+    await world.engine.drain()
+    assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
+    results = result_directory(world.engine._results, "alice", order.order_id, "item0")  # noqa: SLF001
     world.clock.advance(5)
     await world.process()
     stored = await world.service.get(ALICE, order.order_id)
     assert stored.status.status is S.Cancelled
     assert [i.status.status for i in stored.items] == [S.Cancelled, S.Cancelled]
+    assert not results.exists()

@@ -51,8 +51,11 @@ class IDispatcher(Interface):
     """Who processes accepted orders: the engine. Their jobs are already queued."""
 
     def accepted(order: Order) -> None:
-        """``order`` was just accepted: start on its items, without blocking
-        the caller, through the core's start_item/complete_item/fail_item."""
+        """``order`` was just accepted (its jobs are queued): look for work,
+        without blocking the caller."""
+
+    def cancelled(order_id: str) -> None:
+        """The order was cancelled: stop the work on it running here."""
 
 
 class ReadyItem(NamedTuple):
@@ -271,6 +274,8 @@ class OrderingService:
             allowed=UNFINISHED)
         self.log.info("order {order_id} {status}: {info}", order_id=order.order_id, status=status.status.value,
                       info=status.additional_info)
+        if self.dispatcher is not None:
+            self.dispatcher.cancelled(order.order_id)
         return await self._existing(order.order_id)
 
     async def _existing(self, order_id: str) -> Order:

@@ -74,6 +74,7 @@ class Engine:
         self._loops: list[task.LoopingCall] = []
         self._polling: defer.Deferred[None] | None = None
         self._upkeep: set[defer.Deferred[None]] = set()
+        self._stopping: set[str] = set()  # jobs whose order was cancelled while they ran
         self._again = False
         self._started = False
 
@@ -132,6 +133,12 @@ class Engine:
     def accepted(self, order: Order) -> None:
         self.wake()
 
+    def cancelled(self, order_id: str) -> None:
+        for job, running in list(self._running.values()):
+            if job.order_id == order_id:
+                self._stopping.add(job.entry_id)
+                running.cancel()
+
     # ------------------------------------------------------------ claiming
 
     def wake(self) -> None:
@@ -189,7 +196,8 @@ class Engine:
 
         def finished(result: object) -> None:
             self._running.pop(job.entry_id, None)
-            if isinstance(result, Failure) and not result.check(defer.CancelledError):
+            self._stopping.discard(job.entry_id)
+            if isinstance(result, Failure) and not (result.value is not None and _cancellation(result.value)):
                 self.log.failure("job {entry} (order {order_id}) failed; it stays queued", result,
                                  entry=job.entry_id, order_id=job.order_id)
             self.wake()
@@ -208,7 +216,17 @@ class Engine:
         info = "In production" if job.attempt == 1 else f"In production (attempt {job.attempt})"
         started = await self._ordering.start_items(order.order_id, [i.spec.item_id for i in items], info)
         items = [item for item in items if started.get(item.spec.item_id)]  # not the final ones (cancelled, done)
-        outcomes = await defer.gatherResults([self._slots.run(self._make, order, item, job.attempt) for item in items])
+        try:
+            outcomes = await defer.gatherResults([self._slots.run(self._make, order, item, job.attempt)
+                                                  for item in items])
+        except (defer.CancelledError, defer.FirstError) as e:
+            if not _cancellation(e) or job.entry_id not in self._stopping:
+                raise  # the daemon stops: the job stays queued for the restart
+            self._stopping.discard(job.entry_id)
+            self.log.info("stopped job {entry}: order {order_id} was cancelled", entry=job.entry_id,
+                          order_id=job.order_id)
+            await self._jobs.ack(job)
+            return
         failures = {item.spec.item_id: reason for item, reason in zip(items, outcomes) if reason is not None}
         await self._ordering.complete_items(order.order_id,
                                             [item.spec.item_id for item in items if item.spec.item_id not in failures])
@@ -249,6 +267,14 @@ class Engine:
             processor = self._processors[collection_id] = factory(collection.processor_options, self._reactor,
                                                                   self._clock)
         return processor
+
+
+def _cancellation(error: BaseException) -> bool:
+    """Whether ``error`` is a cancellation, also as the first error of a
+    gatherResults (how cancelling a job's items comes back)."""
+    if isinstance(error, defer.FirstError):
+        return bool(error.subFailure.check(defer.CancelledError))
+    return isinstance(error, defer.CancelledError)
 
 
 async def _settle(result: Any) -> Any:
