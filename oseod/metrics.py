@@ -13,11 +13,14 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 
 class Sample(NamedTuple):
-    """A gauge value for the exposition, e.g. Redis reachability."""
+    """One value for the exposition, e.g. Redis reachability or a queue's
+    depth. Samples of one name share its help and kind."""
 
     name: str
     help: str
     value: float
+    labels: tuple[tuple[str, str], ...] = ()
+    kind: str = "gauge"  # or "counter"
 
 
 def _label(value: str) -> str:
@@ -99,10 +102,12 @@ class RequestMetrics:
             lines.append(f'oseod_request_duration_seconds_bucket{{{labels},le="+Inf"}} {series.count}')
             lines.append(f"oseod_request_duration_seconds_sum{{{labels}}} {series.total!r}")
             lines.append(f"oseod_request_duration_seconds_count{{{labels}}} {series.count}")
+        described: set[str] = set()
         for sample in gauges:
-            lines += [
-                f"# HELP {sample.name} {sample.help}",
-                f"# TYPE {sample.name} gauge",
-                f"{sample.name} {_number(sample.value)}",
-            ]
+            if sample.name not in described:
+                described.add(sample.name)
+                lines += [f"# HELP {sample.name} {sample.help}", f"# TYPE {sample.name} {sample.kind}"]
+            labels = ",".join(f'{key}="{_label(value)}"' for key, value in sample.labels)
+            lines.append(f"{sample.name}{{{labels}}} {_number(sample.value)}" if labels
+                         else f"{sample.name} {_number(sample.value)}")
         return "\n".join(lines) + "\n"

@@ -171,6 +171,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                         clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
-    admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, metrics=metrics, clock=reactor)
-    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics)
+    admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
+                     clock=reactor)
+    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine)
     return Parts(portal, users, ordering, engine, metrics, frontend)

@@ -398,6 +398,8 @@ async def test_cascade_failures(redis: Redis) -> None:
     info = (await service.get(ALICE, broken.order_id)).status
     assert info.status is S.Failed and "fail_rate" in (info.additional_info or "")
     assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
+    broken_stats = world.engine.stats["urn:x:broken"]
+    assert (broken_stats.completed, broken_stats.retried, broken_stats.failed) == (0, 2, 1)
 
 
 @pytest_twisted.ensureDeferred

@@ -327,4 +327,14 @@ def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]
     bad = daemon.ctl("order", "list", "--status", "Sleeping")
     assert bad.returncode == 1 and "status must be one of" in bad.stderr
     assert json.loads(daemon.ctl("order", "list", "--json", "--status", "Cancelled").stdout)[0]["id"] == rejected
+
+    # What the engine did, three ways.
+    stats = json.loads(daemon.ctl("stats", "--json").stdout)
+    assert stats["collections"]["urn:oseod:demo"]["completed"] == 1
+    assert stats["waiting"] == {"FAST_TRACK": 0, "STANDARD": 0} and stats["running"] == 0
+    assert "urn:oseod:demo  1" in daemon.ctl("stats").stdout
+    metrics = daemon.get("/metrics")[2].decode()
+    assert 'oseod_items_completed_total{collection="urn:oseod:demo"} 1' in metrics
+    assert 'oseod_jobs_waiting{priority="STANDARD"} 0' in metrics and "# TYPE oseod_jobs_running gauge" in metrics
+    assert json.loads(daemon.get("/health")[2])["jobs"]["delayed"] == 0
     assert daemon.stop() in (0, -signal.SIGTERM)

@@ -43,3 +43,16 @@ def test_one_log_event_per_request_as_text_and_fields() -> None:
     assert [formatEvent(e) for e in events] == ["http Submit ok user=alice 12.5ms", "ftp RETR NotFound user=- 500.0ms"]
     assert {k: events[0][k] for k in ("transport", "operation", "outcome", "user", "duration_ms")} == {
         "transport": "http", "operation": "Submit", "outcome": "ok", "user": "alice", "duration_ms": 12.5}
+
+
+def test_labelled_samples_share_one_description() -> None:
+    text = RequestMetrics().render([
+        Sample("oseod_jobs_waiting", "Jobs waiting.", 2, (("priority", "FAST_TRACK"),)),
+        Sample("oseod_jobs_waiting", "Jobs waiting.", 5, (("priority", 'a"b'),)),
+        Sample("oseod_items_completed_total", "Items made.", 7, (("collection", "urn:x"),), "counter"),
+    ])
+    assert text.count("# HELP oseod_jobs_waiting") == 1 and "# TYPE oseod_jobs_waiting gauge" in text
+    assert 'oseod_jobs_waiting{priority="FAST_TRACK"} 2' in text
+    assert 'oseod_jobs_waiting{priority="a\\"b"} 5' in text
+    assert "# TYPE oseod_items_completed_total counter" in text
+    assert 'oseod_items_completed_total{collection="urn:x"} 7' in text

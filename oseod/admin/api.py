@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -56,11 +56,16 @@ def _user_json(record: UserRecord) -> dict[str, Any]:
             "created_at": record.created_at}
 
 
+class ProcessingReport(Protocol):
+    async def report(self) -> dict[str, Any]: ...
+
+
 class AdminApi:
     app = Klein()
 
     def __init__(self, *, token: Callable[[], str], accounts: AccountService, ordering: OrderingService,
-                 metrics: RequestMetrics, clock: Any) -> None:
+                 processing: ProcessingReport, metrics: RequestMetrics, clock: Any) -> None:
+        self._processing = processing
         self._token = token
         self._accounts = accounts
         self._ordering = ordering
@@ -196,6 +201,13 @@ class AdminApi:
             return {"name": name, "deleted": True}
 
         return await self._answer(request, "user.del", action)
+
+    @app.route("/stats", methods=["GET"])
+    async def stats(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any]) -> Any:
+            return {"jobs": await self._processing.report()}
+
+        return await self._answer(request, "stats", action)
 
     @app.route("/orders", methods=["GET"])
     async def list_orders(self, request: IRequest) -> bytes:

@@ -155,6 +155,21 @@ def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
         print(f"rejected order {order['id']}: {order['info']}")
 
 
+def _stats_command(client: AdminClient, args: argparse.Namespace) -> None:
+    jobs = client.call("GET", "/stats")["jobs"]
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+        return
+    waiting = ", ".join(f"{priority} {count}" for priority, count in jobs["waiting"].items())
+    print(f"jobs queued: {waiting}; waiting for a retry: {jobs['delayed']}; running here: {jobs['running']}")
+    rows = [("COLLECTION", "COMPLETED", "FAILED", "RETRIED", "SECONDS")]
+    rows += [(c, str(s["completed"]), str(s["failed"]), str(s["retried"]), f"{s['seconds']:.1f}")
+             for c, s in jobs["collections"].items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oseoctl", description="Operate a running oseod daemon.")
     parser.add_argument("--data-dir", default=os.environ.get("OSEOD_DATA_DIR", DEFAULT_DATA_DIR),
@@ -193,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     reject = order.add_parser("reject", help="refuse an order waiting for approval")
     reject.add_argument("id")
     reject.add_argument("--reason", required=True, help="why; the client reads it in the order's status")
+
+    stats = topics.add_parser("stats", help="the job queue and what this daemon's engine made")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -204,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             _user_command(client, args)
         elif args.topic == "order":
             _order_command(client, args)
+        elif args.topic == "stats":
+            _stats_command(client, args)
     except CtlError as e:
         print(f"oseoctl: {e}", file=sys.stderr)
         sys.exit(e.status)

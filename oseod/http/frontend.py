@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -29,12 +29,22 @@ def _outlive_the_client(work: Deferred[bytes]) -> Deferred[bytes]:
     return answer
 
 
+class ProcessingView(Protocol):
+    """What /health and /metrics show of the processing engine."""
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def samples(self) -> list[Sample]: ...
+
+
 class HttpFrontend:
     app = Klein()
 
-    def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics) -> None:
+    def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
+                 processing: ProcessingView) -> None:
         self._oseo = oseo
         self._admin = admin
+        self._processing = processing
         self._redis = redis
         self._metrics = metrics
         self._started = time.time()
@@ -63,6 +73,7 @@ class HttpFrontend:
             "pid": os.getpid(),
             "uptime_seconds": round(time.time() - self._started, 3),
             "redis": {"reachable": redis_ok, "address": self._redis.address.describe()},
+            "jobs": await self._processing.health() if redis_ok else None,
         }).encode() + b"\n"
 
     @app.route("/metrics", methods=["GET"])
@@ -72,6 +83,7 @@ class HttpFrontend:
         return self._metrics.render([
             Sample("oseod_redis_up", "1 when Redis answered a PING for this scrape.", 1.0 if redis_ok else 0.0),
             Sample("oseod_start_time_seconds", "When the daemon started, Unix time.", self._started),
+            *(await self._processing.samples() if redis_ok else []),
         ]).encode()
 
     @app.route("/admin/api/", branch=True)

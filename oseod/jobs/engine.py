@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,7 +32,8 @@ from zope.interface import implementer
 from ..config import CollectionConfig, Config
 from ..core.ordering import IDispatcher, OrderingService
 from ..model.orders import Item, Order
-from ..store.jobs import Job, JobStore
+from ..metrics import Sample
+from ..store.jobs import PRIORITIES, Job, JobStore
 from .dummy import DummyProcessor
 from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
 
@@ -49,6 +51,16 @@ def path_name(text: str) -> str:
 def result_directory(results: Path, owner: str, order_id: str, item_id: str) -> Path:
     """Where an item's results go: the owner's delivery area, one directory per item."""
     return results / path_name(owner) / path_name(order_id) / path_name(item_id)
+
+
+@attrs.define
+class CollectionStats:
+    """What this daemon's engine did for one collection since it started."""
+
+    completed: int = 0
+    failed: int = 0  # for good, attempts used up
+    retried: int = 0  # attempts that failed and will be tried again
+    seconds: float = 0.0  # spent making items (prepare + deliver)
 
 
 @implementer(IDispatcher)
@@ -75,6 +87,7 @@ class Engine:
         self._polling: defer.Deferred[None] | None = None
         self._upkeep: set[defer.Deferred[None]] = set()
         self._stopping: set[str] = set()  # jobs whose order was cancelled while they ran
+        self.stats: dict[str, CollectionStats] = {}
         self._again = False
         self._started = False
 
@@ -103,6 +116,42 @@ class Engine:
         self._loops.clear()
         for _job, running in list(self._running.values()):
             running.cancel()
+
+    @property
+    def running(self) -> int:
+        """Jobs this engine works on now."""
+        return len(self._running)
+
+    async def health(self) -> dict[str, Any]:
+        """Its state for /health."""
+        depth = await self._jobs.depth()
+        return {"waiting": {p: depth[p] for p in PRIORITIES}, "delayed": depth["delayed"], "running": self.running}
+
+    async def report(self) -> dict[str, Any]:
+        """Its state and work so far, for operators (oseoctl stats)."""
+        return {**await self.health(),
+                "collections": {c: attrs.asdict(stats) for c, stats in sorted(self.stats.items())}}
+
+    async def samples(self) -> list[Sample]:
+        """Its state for /metrics: the queue (all daemons) and its own work."""
+        depth = await self._jobs.depth()
+        found = [Sample("oseod_jobs_waiting", "Jobs in the queue, waiting or being worked on, by priority.",
+                        float(depth[p]), (("priority", p),)) for p in PRIORITIES]
+        found.append(Sample("oseod_jobs_delayed", "Jobs waiting for a retry.", float(depth["delayed"])))
+        found.append(Sample("oseod_jobs_running", "Jobs this daemon works on now.", float(self.running)))
+        for collection, stats in sorted(self.stats.items()):
+            label = (("collection", collection),)
+            found += [
+                Sample("oseod_items_completed_total", "Items made by this daemon.", stats.completed, label,
+                       "counter"),
+                Sample("oseod_items_failed_total", "Items failed for good (attempts used up).", stats.failed,
+                       label, "counter"),
+                Sample("oseod_item_retries_total", "Failed attempts that will be tried again.", stats.retried,
+                       label, "counter"),
+                Sample("oseod_item_processing_seconds_total", "Time spent making items.", stats.seconds, label,
+                       "counter"),
+            ]
+        return found
 
     async def drain(self) -> None:
         """Wait until every job this engine claimed is done, and what its
@@ -228,6 +277,15 @@ class Engine:
             await self._jobs.ack(job)
             return
         failures = {item.spec.item_id: reason for item, reason in zip(items, outcomes) if reason is not None}
+        final = bool(failures) and job.attempt >= self._config.processing.max_attempts
+        for item in items:
+            stats = self.stats.setdefault(item.spec.collection_id or "", CollectionStats())
+            if item.spec.item_id not in failures:
+                stats.completed += 1
+            elif final:
+                stats.failed += 1
+            else:
+                stats.retried += 1
         await self._ordering.complete_items(order.order_id,
                                             [item.spec.item_id for item in items if item.spec.item_id not in failures])
         if failures and job.attempt < self._config.processing.max_attempts:
@@ -245,6 +303,7 @@ class Engine:
         """Run one item through its processor: None, or why it failed."""
         work = ItemWork(order_id=order.order_id, owner=order.owner, item=item.spec, attempt=attempt,
                         directory=result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+        started = self._clock.seconds()
         try:
             processor = self._processor(item.spec.collection_id or "")
             await _settle(processor.prepare_item(work))
@@ -255,6 +314,9 @@ class Engine:
             self.log.info("item {item_id} of order {order_id}, attempt {attempt}: {error}", item_id=item.spec.item_id,
                           order_id=order.order_id, attempt=attempt, error=str(e) or type(e).__name__)
             return str(e) or type(e).__name__
+        finally:
+            self.stats.setdefault(item.spec.collection_id or "", CollectionStats()).seconds += (
+                self._clock.seconds() - started)
         return None
 
     def _processor(self, collection_id: str) -> IItemProcessor:
