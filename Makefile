@@ -4,6 +4,7 @@
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo
+#   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make clean                                    remove the venv and build/test debris
 #
 # Every target works from a clean checkout: it creates .venv with $(PYTHON) and
@@ -25,7 +26,7 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv run test bench bench-ordering clean
+.PHONY: help venv run test bench bench-ordering bench-engine clean
 
 help:
 	@sed -n '3,7p' Makefile
@@ -78,6 +79,9 @@ bench: $(STAMP)
 # About 1.5 minutes: it also stores 10^5 orders for the search measurement.
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
+
+bench-engine: $(STAMP)
+	$(BIN)/python bench/engine.py $(BENCH_ARGS)
 
 # var/ (the demo data dir of a plain `twistd -n oseod`) and bench/results/ are
 # data, not debris: remove them by hand if you mean to.
