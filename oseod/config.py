@@ -187,6 +187,7 @@ class OrdersConfig:
     item_availability_days: int = key(10, _int(1))
     max_items_per_order: int = key(200, _int(1))
     max_active_items_per_user: int = key(400, _int(1))
+    retention_days: int = key(0, _int(0))
 
 
 @attrs.frozen
@@ -195,6 +196,8 @@ class ProcessingConfig:
     max_attempts: int = key(3, _int(1))
     retry_delay: float = key(30.0, _float(0.0))
     lease_seconds: float = key(60.0, _float(0.1))
+    expire_interval: float = key(600.0, _float(0.0))
+    purge_interval: float = key(3600.0, _float(0.0))
 
 
 @attrs.frozen

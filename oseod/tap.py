@@ -36,7 +36,9 @@ from .metrics import RequestMetrics
 from .service import DaemonService
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
+from .schedule.scheduler import PeriodicTask, Scheduler
 from .store.jobs import JobStore
+from .store.leader import LeaderLock
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.users import UserStore
@@ -111,6 +113,7 @@ def makeService(options: Options) -> IService:
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
                         consumer=f"{socket.gethostname()}:{data_dir.path}")
     root.step("order processing", parts.engine.start, parts.engine.stop)
+    root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
 
     listeners["http"] = Listener("http", config.server.http,
                                  OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
@@ -131,6 +134,7 @@ class Parts:
     users: UserStore
     ordering: OrderingService
     engine: Engine
+    scheduler: Scheduler
     metrics: RequestMetrics
     frontend: HttpFrontend
 
@@ -156,6 +160,11 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     ordering = OrderingService(OrderStore(redis), config, reactor, catalogue=catalogue)
     engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
     ordering.dispatcher = engine
+    scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
+        PeriodicTask("expire results", config.processing.expire_interval,
+                     lambda: ordering.expire_results(engine.clean)),
+        PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders),
+    ])
 
     def result_url(protocol: str, order_id: str, item_id: str) -> str:
         # Downloads are served by the delivery issue's FTP and HTTP trees;
@@ -174,4 +183,4 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
                      clock=reactor)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine)
-    return Parts(portal, users, ordering, engine, metrics, frontend)
+    return Parts(portal, users, ordering, engine, scheduler, metrics, frontend)

@@ -10,7 +10,8 @@ RequestRejected; times are Unix seconds from the injected clock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from twisted.internet.interfaces import IReactorTime
@@ -33,7 +34,7 @@ from ..model.orders import (
     StatusNotification,
 )
 from ..store.jobs import Job
-from ..store.orders import ItemChange, OrderProgress, OrderStore, TooManyActiveItems
+from ..store.orders import ItemChange, OrderProgress, OrderStore, StoredResult, TooManyActiveItems
 from .catalogue import Catalogue
 from .validation import Resolver, SubmitChecker, check_notification, resolve_collection
 
@@ -204,6 +205,53 @@ class OrderingService:
         return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
                                  text, None)
 
+    # ------------------------------------------------------------ periodic tasks
+
+    async def expire_results(self, clean: Callable[[Order, Item], Awaitable[None]], limit: int = 500) -> int:
+        """Results completed more than ``item_availability_days`` ago: removed
+        by ``clean`` (the processor), and their items say since when they
+        are gone. At most ``limit`` per call; how many expired."""
+        now = self._clock.seconds()
+        due = await self._store.results_completed_before(now - self._config.orders.item_availability_days * DAY,
+                                                         limit)
+        by_order: dict[str, list[StoredResult]] = {}
+        for result in due:
+            by_order.setdefault(result.order_id, []).append(result)
+        expired: list[StoredResult] = []
+        text = f"Result expired on {_iso(now)}: no longer downloadable"
+        for order_id, results in by_order.items():
+            order = await self._store.get(order_id)
+            if order is None:
+                expired += results  # purged meanwhile
+                continue
+            wanted = {r.item_id for r in results}
+            changes = []
+            for item in order.items:
+                if item.spec.item_id in wanted and item.status.status in WITH_RESULT:
+                    await clean(order, item)
+                    changes.append(ItemChange(item.spec.item_id, StatusInfo(item.status.status, text, changed_at=now),
+                                              item.completed_at))
+            await self._store.set_items_status(order_id, changes, allowed=WITH_RESULT)
+            expired += results
+        await self._store.forget_results(expired)
+        if expired:
+            self.log.info("{count} results expired", count=len(expired))
+        return len(expired)
+
+    async def purge_final_orders(self, limit: int = 500) -> int:
+        """Orders final and unchanged for ``retention_days``: deleted (0 days:
+        never). At most ``limit`` per call; how many."""
+        days = self._config.orders.retention_days
+        if days <= 0:
+            return 0
+        purged = 0
+        for order_id in await self._store.final_before(self._clock.seconds() - days * DAY, limit):
+            if await self._store.purge(order_id, FINAL):
+                purged += 1
+        if purged:
+            self.log.info("{count} orders past their retention deleted", count=purged)
+        return purged
+
     # ------------------------------------------------------------ processing
 
     async def find(self, order_id: str) -> Order | None:
@@ -299,6 +347,10 @@ class OrderingService:
         if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
             return delivery.protocol
         return None
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def jobs_of(order_id: str, spec: OrderSpec, items: Sequence[Item]) -> list[Job]:

@@ -319,6 +319,18 @@ class Engine:
                 self._clock.seconds() - started)
         return None
 
+    async def clean(self, order: Order, item: Item) -> None:
+        """Remove an item's result (it has expired): its processor's clean_item."""
+        work = ItemWork(order_id=order.order_id, owner=order.owner, item=item.spec, attempt=0,
+                        directory=result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+        try:
+            processor = self._processor(item.spec.collection_id or "")
+        except UnknownProcessor as e:
+            self.log.warn("cannot clean item {item_id} of order {order_id}: {error}", item_id=item.spec.item_id,
+                          order_id=order.order_id, error=str(e))
+            return
+        await _settle(processor.clean_item(work))
+
     def _processor(self, collection_id: str) -> IItemProcessor:
         processor = self._processors.get(collection_id)
         if processor is None:

@@ -92,3 +92,15 @@ def job_stream(priority: str) -> str:
 def delayed_jobs() -> str:
     """Sorted set: jobs waiting for a retry, scored by when they are due."""
     return f"{PREFIX}jobs:delayed"
+
+
+def results_by_completion() -> str:
+    """Sorted set: every item with a result, as the JSON array [member, item
+    id] (member: the zero-padded order id), scored by its completion time; the
+    expiry task reads the oldest."""
+    return f"{PREFIX}results:completed"
+
+
+def leader() -> str:
+    """String with a TTL: which daemon runs the periodic tasks (its name)."""
+    return f"{PREFIX}leader"

@@ -54,7 +54,8 @@ _WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
 
 # Shared by the scripts that change an order. KEYS, as built by _order_keys():
 #   1 order hash, 2 items hash, 3 ready set, 4 owner's active-item counter,
-#   5 .. 4+N the owner's per-status indexes, 5+N .. 4+2N everybody's (N statuses,
+#   5 every order's results by completion time (for their expiry),
+#   6 .. 5+N the owner's per-status indexes, 6+N .. 5+2N everybody's (N statuses,
 #   in OrderStatus order), then every index scored but not chosen by status
 #   (all orders of the owner, of everybody, and the two orderReference indexes).
 _PRELUDE = (
@@ -63,7 +64,7 @@ _PRELUDE = (
     + "local FINAL = {%s}\n" % ", ".join(f"{s.value} = true" for s in _STATUSES if s.is_final)
     + "local WITH_RESULT = {%s}\n" % ", ".join(f"{s.value} = true" for s in _WITH_RESULT)
     + """
-local ORDER, ITEMS, READY, ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ORDER, ITEMS, READY, ACTIVE, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 -- The last index key; a script with a job to queue has the stream after it.
 local INDEX_END = #KEYS
 
@@ -85,12 +86,12 @@ end
 -- give it `score` everywhere.
 local function reindex(member, old, new, score)
   if old then
-    redis.call('ZREM', KEYS[4 + POS[old]], member)
-    redis.call('ZREM', KEYS[4 + N + POS[old]], member)
+    redis.call('ZREM', KEYS[5 + POS[old]], member)
+    redis.call('ZREM', KEYS[5 + N + POS[old]], member)
   end
-  redis.call('ZADD', KEYS[4 + POS[new]], score, member)
-  redis.call('ZADD', KEYS[4 + N + POS[new]], score, member)
-  for i = 5 + 2 * N, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+  redis.call('ZADD', KEYS[5 + POS[new]], score, member)
+  redis.call('ZADD', KEYS[5 + N + POS[new]], score, member)
+  for i = 6 + 2 * N, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
 end
 """
 )
@@ -182,15 +183,35 @@ for i, change in ipairs(changes) do
         if completed == '' then completed = at end
         redis.call('HSET', ITEMS, 'c/' .. item, completed)
         redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+        redis.call('ZADD', RESULTS, completed, cjson.encode({ARGV[1], item}))
       end
     else
       redis.call('HDEL', ITEMS, 'c/' .. item)
       redis.call('ZREM', READY, item)
+      redis.call('ZREM', RESULTS, cjson.encode({ARGV[1], item}))
     end
   end
 end
 reindex(ARGV[1], current, current, touch(at))
 return results
+"""
+
+# KEYS: as _order_keys. ARGV: member, the statuses it must be in ('|A|B|').
+# Removes the order, its items and every index entry of it. Returns 1 done, 0
+# refused (not in those statuses), -1 no such order.
+_PURGE = _PRELUDE + """
+local current = redis.call('HGET', ORDER, 'status')
+if not current then return -1 end
+if not in_set(ARGV[2], current) then return 0 end
+local fields = redis.call('HKEYS', ITEMS)
+for _, field in ipairs(fields) do
+  if string.sub(field, 1, 2) == 's/' then
+    redis.call('ZREM', RESULTS, cjson.encode({ARGV[1], string.sub(field, 3)}))
+  end
+end
+for i = 6, INDEX_END do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('DEL', ORDER, ITEMS, READY)
+return 1
 """
 
 # KEYS: order hash, ready set. Returns the ids completed since the previous
@@ -287,6 +308,14 @@ class ItemChange(NamedTuple):
     completed_at: float | None = None
 
 
+class StoredResult(NamedTuple):
+    """An item with a result, as the expiry index holds it."""
+
+    order_id: str
+    item_id: str
+    entry: str  # the index member, as the scripts wrote it
+
+
 class NoSuchOrder(KeyError):
     pass
 
@@ -345,6 +374,7 @@ def _order_keys(order_id: str, owner: str, reference: str | None) -> list[str]:
     """The KEYS of the order-changing scripts (see _PRELUDE)."""
     layout = [
         keys.order(order_id), keys.order_items(order_id), keys.order_ready(order_id), keys.active_items(owner),
+        keys.results_by_completion(),
         *(keys.orders_in_status(owner, s.value) for s in _STATUSES),
         *(keys.orders_in_status(None, s.value) for s in _STATUSES),
         keys.orders_updated(owner), keys.orders_updated(None),
@@ -516,6 +546,50 @@ class OrderStore:
         if ids is None:
             raise NoSuchOrder(order_id)
         return frozenset(ids)
+
+    async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
+        """Remove the order (and everything about it) if it is in one of
+        ``statuses``; False when it is not. Final orders only: an unfinished
+        one would leave its owner's count of active items wrong."""
+        if not all(s.is_final for s in statuses):
+            raise ValueError("only final orders are purged")
+        identity = await self._identity(order_id)
+        answer = int(await self._redis.conn.eval(
+            _PURGE, _order_keys(order_id, identity.owner, identity.reference), [_member(order_id),
+                                                                                _statuses(statuses)]))
+        if answer == -1:
+            raise NoSuchOrder(order_id)
+        if answer == 1:
+            self._orders.drop(order_id)
+            self._identities.pop(order_id, None)
+        return answer == 1
+
+    async def final_before(self, moment: float, limit: int) -> list[str]:
+        """Ids of orders in a final status whose last update is before ``moment``."""
+        found: list[str] = []
+        for status in _STATUSES:
+            if status.is_final and len(found) < limit:
+                members = await self._redis.conn.execute_command(
+                    "ZRANGEBYSCORE", keys.orders_in_status(None, status.value), "-inf", f"({_score(moment)}",
+                    "LIMIT", "0", str(limit - len(found)))
+                found += [_order_id(m) for m in members or ()]
+        return found
+
+    async def results_completed_before(self, moment: float, limit: int) -> list[StoredResult]:
+        """Results completed before ``moment``, oldest first."""
+        members = await self._redis.conn.execute_command(
+            "ZRANGEBYSCORE", keys.results_by_completion(), "-inf", f"({_score(moment)}", "LIMIT", "0", str(limit))
+        found = []
+        for member in members or ():
+            order_member, item_id = json.loads(member)
+            found.append(StoredResult(_order_id(order_member), item_id, member))
+        return found
+
+    async def forget_results(self, results: Sequence[StoredResult]) -> None:
+        """Take these results out of the expiry index (they have expired)."""
+        if results:
+            await self._redis.conn.execute_command("ZREM", keys.results_by_completion(),
+                                                   *(result.entry for result in results))
 
     # ------------------------------------------------------------------ reading
 

@@ -1,0 +1,1 @@
+"""Periodic tasks (LoopingCall), run by one daemon at a time."""

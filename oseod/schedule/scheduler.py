@@ -1,0 +1,76 @@
+"""The periodic tasks of the service, run by whichever daemon holds the
+leader lock (:mod:`oseod.store.leader`).
+
+One LoopingCall ticks every TICK seconds on the injected clock: it takes or
+renews the lock (for three ticks, so a daemon that dies is replaced within
+that) and, while it leads, runs each task whose interval has passed. Tasks
+are idempotent and bounded (a batch per run), so a takeover or a slow run
+does no harm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from ..store.leader import LeaderLock
+
+TICK = 10.0  # seconds
+
+
+@attrs.define
+class PeriodicTask:
+    name: str
+    interval: float  # seconds; 0 or less: never
+    run: Callable[[], Awaitable[object]]
+    last: float | None = None  # when this daemon last ran it
+
+
+class Scheduler:
+    log = Logger()
+
+    def __init__(self, lock: LeaderLock, clock: Any, tasks: Sequence[PeriodicTask], tick: float = TICK) -> None:
+        self._lock = lock
+        self._clock = clock
+        self.tasks = list(tasks)
+        self._tick = tick
+        self._loop: task.LoopingCall | None = None
+        self.leading = False
+
+    async def start(self) -> None:
+        self._loop = task.LoopingCall(lambda: defer.ensureDeferred(self.tick()))
+        self._loop.clock = self._clock
+        self._loop.start(self._tick, now=True).addErrback(lambda f: self.log.failure("the scheduler stopped", f))
+
+    async def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self.leading:
+            self.leading = False
+            await self._lock.release()
+
+    async def tick(self) -> None:
+        try:
+            leading = await self._lock.hold(3 * self._tick)
+        except Exception:
+            self.log.failure("cannot reach the leader lock; periodic tasks wait")
+            return
+        if leading != self.leading:
+            self.log.info("{this} periodic tasks now", this="this daemon runs the" if leading else "another daemon runs the")
+            self.leading = leading
+        if not leading:
+            return
+        now = self._clock.seconds()
+        for periodic in self.tasks:
+            if periodic.interval <= 0 or (periodic.last is not None and now - periodic.last < periodic.interval):
+                continue
+            periodic.last = now
+            try:
+                await periodic.run()
+            except Exception:
+                self.log.failure("periodic task {task} failed; it runs again in {interval} s", task=periodic.name,
+                                 interval=periodic.interval)
