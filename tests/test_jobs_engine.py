@@ -28,7 +28,8 @@ from tests.parts import RESULTS
 
 S = OrderStatus
 ALICE = Account("alice")
-COUNTED = CollectionConfig(id="urn:x:counted", processor="counting")
+COUNTED = CollectionConfig(id="urn:x:counted", processor="counting",
+                           order_types=("PRODUCT_ORDER", "MASSIVE_ORDER"))
 CONFIG = Config(orders=OrdersConfig(max_items_per_order=50, max_active_items_per_user=10_000),
                 processing=ProcessingConfig(workers=4, max_attempts=2, retry_delay=10.0),
                 collections=(DEMO_COLLECTION, COUNTED))
@@ -210,3 +211,22 @@ def test_path_names_are_single_safe_components() -> None:
         assert "/" not in name and "\0" not in name and name not in ("", ".", "..")
         assert not name.startswith(".")
     assert path_name("ok-1.2") == "ok-1.2"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_massive_order_queues_its_batches_one_after_the_other(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    config = attrs.evolve(CONFIG, orders=attrs.evolve(CONFIG.orders, max_items_per_order=4))
+    d = daemon(redis, config=config)
+    massive = attrs.evolve(spec(*(f"p{n}" for n in range(10))), reference="Massive order")
+    order = await d.service.submit(ALICE, massive, Notification())
+    assert [item.batch for item in order.items] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    jobs = JobStore(redis)
+    assert (await jobs.depth())["STANDARD"] == 1  # the first batch only: back-pressure
+    await d.engine.start()
+    await d.engine.drain()
+    assert await statuses(d, order.order_id) == (S.Completed, [S.Completed] * 10)
+    made = [item_id for _, item_id in CountingProcessor.made]
+    assert made == [f"i{n}" for n in range(10)] and set(CountingProcessor.made.values()) == {1}
+    assert await jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
+    await d.engine.stop()

@@ -354,16 +354,20 @@ def _iso(moment: float) -> str:
 
 
 def jobs_of(order_id: str, spec: OrderSpec, items: Sequence[Item]) -> list[Job]:
-    """The jobs that make an accepted order's items: one per batch. None for
-    subscriptions and tasking orders, whose items wait for a timeslot or a
-    tasking result."""
-    if spec.order_type in (OrderType.SUBSCRIPTION_ORDER, OrderType.TASKING_ORDER):
+    """The job that starts an accepted order: its first batch. The engine
+    queues each next batch as the one before it is done (a massive order's
+    thousands of items never flood the queue). None for subscriptions and
+    tasking orders, whose items wait for a timeslot or a tasking result."""
+    if spec.order_type in (OrderType.SUBSCRIPTION_ORDER, OrderType.TASKING_ORDER) or not items:
         return []
-    priority = (spec.priority or Priority.STANDARD).value
-    batches: dict[int, list[str]] = {}
-    for item in items:
-        batches.setdefault(item.batch, []).append(item.spec.item_id)
-    return [Job(order_id, tuple(ids), priority) for _, ids in sorted(batches.items())]
+    first = batch_job(order_id, spec, items, min(item.batch for item in items))
+    return [first] if first is not None else []
+
+
+def batch_job(order_id: str, spec: OrderSpec, items: Sequence[Item], batch: int) -> Job | None:
+    """The job for batch ``batch`` of the order (None: it has no such batch)."""
+    ids = tuple(item.spec.item_id for item in items if item.batch == batch)
+    return Job(order_id, ids, (spec.priority or Priority.STANDARD).value, batch=batch) if ids else None
 
 
 def derive_order_status(progress: OrderProgress, now: float) -> StatusInfo | None:

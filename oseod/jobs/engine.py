@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..config import CollectionConfig, Config
-from ..core.ordering import IDispatcher, OrderingService
+from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..model.orders import Item, Order
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
@@ -292,12 +292,20 @@ class Engine:
             delay = self._config.processing.retry_delay * 2 ** (job.attempt - 1)
             await self._ordering.start_items(order.order_id, list(failures), _clip(
                 f"Attempt {job.attempt} failed: {next(iter(failures.values()))}; trying again in {delay:g} s"))
-            again = Job(job.order_id, tuple(failures), job.priority, job.attempt + 1)
-            await self._jobs.retry(job, again, self._clock.seconds() + delay)
+            again = Job(job.order_id, tuple(failures), job.priority, job.attempt + 1, job.batch)
+            await self._jobs.retry(job, again, self._clock.seconds() + delay, then=self._next_batch(order, job))
             return
         if failures:
             await self._ordering.fail_items(order.order_id, failures)
-        await self._jobs.ack(job)
+        await self._jobs.ack(job, then=self._next_batch(order, job))
+
+    @staticmethod
+    def _next_batch(order: Order, job: Job) -> Job | None:
+        """The order's next batch, once the first attempt at this one is over
+        (retries of its failed items do not hold the next batch back)."""
+        if job.attempt != 1:
+            return None
+        return batch_job(order.order_id, order.spec, order.items, job.batch + 1)
 
     async def _make(self, order: Order, item: Item, attempt: int) -> str | None:
         """Run one item through its processor: None, or why it failed."""

@@ -29,17 +29,24 @@ from . import keys
 GROUP = "oseod-workers"
 PRIORITIES = ("FAST_TRACK", "STANDARD")  # the order streams are read in
 
-# KEYS: the stream. ARGV: entry id. Acknowledged and removed in one step.
+# KEYS: the stream, the stream of the job that follows. ARGV: group, entry
+# id, then the next job's field/value pairs (none: no next job). Acknowledged
+# and removed, and the next one queued, in one step.
 _ACK = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if #ARGV > 2 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) end
+return 1
 """
 
-# KEYS: the stream, the delayed set. ARGV: group, entry id, due time, the job
-# as JSON. The job leaves the stream and waits in the set.
+# KEYS: the stream, the delayed set, the stream of the job that follows.
+# ARGV: group, entry id, due time, the job as JSON, then the next job's
+# field/value pairs (none: no next job). The job leaves the stream and waits
+# in the set; the next one is queued.
 _RETRY = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+if #ARGV > 4 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, 5)) end
 return redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 """
 
@@ -52,7 +59,7 @@ for _, text in ipairs(due) do
   local stream = KEYS[3]
   if job.priority == 'FAST_TRACK' then stream = KEYS[2] end
   redis.call('XADD', stream, '*', 'order', job.order, 'items', cjson.encode(job.items), 'attempt', job.attempt,
-             'priority', job.priority)
+             'priority', job.priority, 'batch', job.batch or 0)
   redis.call('ZREM', KEYS[1], text)
 end
 return #due
@@ -67,24 +74,25 @@ class Job:
     item_ids: tuple[str, ...]
     priority: str = "STANDARD"
     attempt: int = 1
+    batch: int = 0  # which batch of the order (massive orders have several)
     entry_id: str = ""  # the stream entry, once read from the queue
 
     def to_json(self) -> str:
         return json.dumps({"order": self.order_id, "items": list(self.item_ids), "attempt": self.attempt,
-                           "priority": self.priority}, separators=(",", ":"))
+                           "priority": self.priority, "batch": self.batch}, separators=(",", ":"))
 
 
 def job_fields(job: Job) -> list[str]:
     """The stream entry of ``job`` as field/value pairs (for scripts that XADD it)."""
     return ["order", job.order_id, "items", json.dumps(list(job.item_ids)), "attempt", str(job.attempt),
-            "priority", job.priority]
+            "priority", job.priority, "batch", str(job.batch)]
 
 
 def _job(stream_priority: str, entry_id: str, flat: Sequence[str]) -> Job:
     fields = dict(zip(flat[0::2], flat[1::2]))
     return Job(order_id=fields["order"], item_ids=tuple(json.loads(fields["items"])),
                priority=fields.get("priority", stream_priority), attempt=int(fields.get("attempt", "1")),
-               entry_id=entry_id)
+               batch=int(fields.get("batch", "0")), entry_id=entry_id)
 
 
 class JobStore:
@@ -156,15 +164,20 @@ class JobStore:
                 await self._redis.conn.execute_command("XCLAIM", keys.job_stream(priority), GROUP, consumer, "0",
                                                        *ids, "JUSTID")
 
-    async def ack(self, job: Job) -> None:
-        """The job is done: it leaves the queue."""
-        await self._redis.conn.eval(_ACK, [keys.job_stream(job.priority)], [GROUP, job.entry_id])
+    async def ack(self, job: Job, then: Job | None = None) -> None:
+        """The job is done: it leaves the queue, and ``then`` (the order's
+        next batch) joins it, at the same time."""
+        streams = [keys.job_stream(job.priority), keys.job_stream(then.priority if then else job.priority)]
+        await self._redis.conn.eval(_ACK, streams, [GROUP, job.entry_id, *(job_fields(then) if then else [])])
 
-    async def retry(self, job: Job, again: Job, due: float) -> None:
+    async def retry(self, job: Job, again: Job, due: float, then: Job | None = None) -> None:
         """``job`` is done with, and ``again`` (its failed items, its next
-        attempt) waits until ``due`` (Unix time) before going back."""
-        await self._redis.conn.eval(_RETRY, [keys.job_stream(job.priority), keys.delayed_jobs()],
-                                    [GROUP, job.entry_id, repr(float(due)), again.to_json()])
+        attempt) waits until ``due`` (Unix time) before going back; ``then``
+        (the order's next batch) is queued, all at the same time."""
+        await self._redis.conn.eval(
+            _RETRY,
+            [keys.job_stream(job.priority), keys.delayed_jobs(), keys.job_stream(then.priority if then else job.priority)],
+            [GROUP, job.entry_id, repr(float(due)), again.to_json(), *(job_fields(then) if then else [])])
 
     async def promote(self, now: float, limit: int = 1000) -> int:
         """Put the jobs due by ``now`` back in their streams; how many."""
