@@ -34,10 +34,11 @@ from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..model.orders import Item, Order
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
+from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
 
-BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor}
+BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor}
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
 
@@ -267,7 +268,7 @@ class Engine:
         items = [item for item in items if started.get(item.spec.item_id)]  # not the final ones (cancelled, done)
         try:
             outcomes = await defer.gatherResults([self._slots.run(self._make, order, item, job.attempt)
-                                                  for item in items])
+                                                  for item in items], consumeErrors=True)
         except (defer.CancelledError, defer.FirstError) as e:
             if not _cancellation(e) or job.entry_id not in self._stopping:
                 raise  # the daemon stops: the job stays queued for the restart
