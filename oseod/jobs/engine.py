@@ -34,11 +34,13 @@ from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..model.orders import Item, Order
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
+from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
 
-BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor}
+BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
+                                            "archive": ArchiveProcessor}
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
 
