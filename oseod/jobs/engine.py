@@ -37,10 +37,11 @@ from ..store.jobs import PRIORITIES, Job, JobStore
 from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
+from .fetch import HttpProcessor
 from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
 
 BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
-                                            "archive": ArchiveProcessor}
+                                            "archive": ArchiveProcessor, "http": HttpProcessor}
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
 

@@ -1,0 +1,133 @@
+"""The ``http`` processor: the product is fetched from a URL (another
+archive's download service), streamed to disk with treq.
+
+    processor = "http"
+    processor_options = { url = "https://archive.example/products/{product_id}", timeout = 600,
+                          output = "{product_id}" }
+
+``url`` and ``output`` are templates with ``{product_id}``, ``{collection_id}``
+and ``{item_id}``; in the URL they are percent-encoded. The body is written to
+a temporary name and renamed once complete. Anything but a 200 fails the
+attempt with the status; so does a transfer that outlives ``timeout``
+seconds (connection and body alike).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import treq
+from twisted.internet import defer
+from zope.interface import implementer
+
+from .processors import IItemProcessor, ItemWork
+
+FIELDS = ("product_id", "collection_id", "item_id")
+DEFAULT_TIMEOUT = 600.0
+
+
+class FetchFailed(Exception):
+    pass
+
+
+class BadFetchConfig(ValueError):
+    pass
+
+
+def _check(template: str, where: str) -> None:
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is not None and field not in FIELDS:
+            raise BadFetchConfig(f"{where}: unknown field {{{field}}} (known: {', '.join(FIELDS)})")
+
+
+def _cancelled(error: BaseException) -> bool:
+    """A cancellation, also as treq reports one (a ResponseNeverReceived,
+    ResponseFailed... holding the CancelledError)."""
+    if isinstance(error, defer.CancelledError):
+        return True
+    return any(getattr(reason, "check", lambda *_: False)(defer.CancelledError)
+               for reason in getattr(error, "reasons", ()))
+
+
+@implementer(IItemProcessor)
+class HttpProcessor:
+    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
+        url = options.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadFetchConfig("processor_options.url must be an http:// or https:// URL template")
+        _check(url, "processor_options.url")
+        self._url = url
+        self._output = str(options.get("output", "{product_id}"))
+        _check(self._output, "processor_options.output")
+        self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+        self._reactor = reactor
+        self._clock = clock
+
+    @staticmethod
+    def _values(work: ItemWork) -> dict[str, str]:
+        return {"product_id": work.item.product_id or "", "collection_id": work.item.collection_id or "",
+                "item_id": work.item.item_id}
+
+    def url(self, work: ItemWork) -> str:
+        return self._url.format(**{k: quote(v, safe="") for k, v in self._values(work).items()})
+
+    def result_path(self, work: ItemWork) -> Path:
+        name = self._output.format(**self._values(work))
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:200].lstrip(".")
+        return work.directory / (safe or "result")
+
+    async def prepare_item(self, work: ItemWork) -> None:
+        url = self.url(work)
+        final = self.result_path(work)
+        partial = final.with_name(f".{final.name}.partial")
+        work.directory.mkdir(parents=True, exist_ok=True)
+        transfer = defer.ensureDeferred(self._fetch(url, partial))
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            transfer.cancel()
+
+        timer = self._clock.callLater(self._timeout, expire)
+        fetched = False
+        try:
+            await transfer
+            fetched = True
+        except FetchFailed:
+            raise
+        except Exception as e:
+            if timed_out:
+                raise FetchFailed(f"fetching {url} took longer than {self._timeout:g} s") from None
+            if _cancelled(e):
+                raise defer.CancelledError() from None  # the order was cancelled, or the daemon stops
+            raise FetchFailed(f"fetching {url} failed: {e}") from None  # refused, DNS, TLS...
+        finally:
+            if timer.active():
+                timer.cancel()
+            if not fetched:
+                partial.unlink(missing_ok=True)
+        os.replace(partial, final)
+
+    async def _fetch(self, url: str, partial: Path) -> None:
+        response = await treq.get(url, reactor=self._reactor, unbuffered=True)
+        if response.code != 200:
+            await response.text()
+            raise FetchFailed(f"{url} answered {response.code} {response.phrase.decode('latin-1', 'replace')}")
+        with open(partial, "wb") as sink:
+            def write(data: bytes) -> None:
+                sink.write(data)
+
+            await treq.collect(response, write)
+
+    def deliver_item(self, work: ItemWork) -> None:
+        pass
+
+    def clean_item(self, work: ItemWork) -> None:
+        path = self.result_path(work)
+        if path.exists():
+            path.unlink()
