@@ -198,6 +198,7 @@ class ProcessingConfig:
     lease_seconds: float = key(60.0, _float(0.1))
     expire_interval: float = key(600.0, _float(0.0))
     purge_interval: float = key(3600.0, _float(0.0))
+    terminate_interval: float = key(600.0, _float(0.0))
 
 
 @attrs.frozen

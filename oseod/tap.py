@@ -164,6 +164,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
         PeriodicTask("expire results", config.processing.expire_interval,
                      lambda: ordering.expire_results(engine.clean)),
         PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders),
+        PeriodicTask("end subscriptions", config.processing.terminate_interval, ordering.terminate_subscriptions),
     ])
 
     def result_url(protocol: str, order_id: str, item_id: str) -> str:

@@ -338,3 +338,39 @@ def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]
     assert 'oseod_jobs_waiting{priority="STANDARD"} 0' in metrics and "# TYPE oseod_jobs_running gauge" in metrics
     assert json.loads(daemon.get("/health")[2])["jobs"]["delayed"] == 0
     assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+@requires_schemas
+def test_a_subscription_through_timeslots_and_cancel(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from tests.test_http_ordering import cancel, describe, envelope, get_status, submit, token
+
+    data = tmp_path / "data"
+    daemon = _daemon(daemons, data)
+    assert daemon.ctl("user", "add", "hugo", "--password-stdin", stdin="hugo-password\n").returncode == 0
+
+    def call(payload: str) -> Any:
+        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("hugo", "hugo-password")),
+                                         {"Content-Type": "application/soap+xml"})
+        assert status == 200, body
+        return assert_valid(body)
+
+    order_id = call(submit("sub", order_type="SUBSCRIPTION_ORDER", reference="weekly")).findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+    slot = daemon.ctl("subscription", "timeslot", "urn:oseod:demo", "2026-11-25T12:00:00Z")
+    assert slot.returncode == 0 and "1 subscription(s) served" in slot.stdout, slot.stderr
+
+    def made() -> bool:
+        return len(list(call(describe(order_id)).iter(f"{{{OSEO}}}URL"))) == 1
+
+    wait_for(made, 30, "the timeslot's item to be made")
+    items = call(get_status(order_id)).findall(f".//{{{OSEO}}}orderItem")
+    assert [i.findtext(f"{{{OSEO}}}itemId") for i in items] == ["sub", "sub@2026-11-25T12:00:00Z"]
+    again = daemon.ctl("subscription", "timeslot", "urn:oseod:demo", "2026-11-25T12:00:00Z")
+    assert "0 subscription(s) served" in again.stdout
+    call(cancel(order_id))
+    assert call(get_status(order_id)).findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status") == "Cancelled"
+    after = daemon.ctl("subscription", "timeslot", "urn:oseod:demo", "2026-11-26T12:00:00Z")
+    assert "0 subscription(s) served" in after.stdout
+    bad = daemon.ctl("subscription", "timeslot", "urn:nope", "2026-11-26T12:00:00Z")
+    assert bad.returncode == 1 and "no collection" in bad.stderr
+    assert daemon.stop() in (0, -signal.SIGTERM)

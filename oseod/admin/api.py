@@ -209,6 +209,19 @@ class AdminApi:
 
         return await self._answer(request, "stats", action)
 
+    @app.route("/subscriptions/timeslot", methods=["POST"])
+    async def timeslot(self, request: IRequest) -> bytes:
+        """``{"collection": ID, "timestamp": ISO 8601, "force": false}``."""
+        async def action(body: dict[str, Any]) -> Any:
+            try:
+                served = await self._ordering.timeslot(_field(body, "collection", str), _field(body, "timestamp", str),
+                                                       _field(body, "force", bool, False))
+            except RequestRejected as e:
+                raise ApiError(404 if e.code == "UnsupportedCollection" else 400, e.text) from None
+            return {"orders": served}
+
+        return await self._answer(request, "subscription.timeslot", action)
+
     @app.route("/orders", methods=["GET"])
     async def list_orders(self, request: IRequest) -> bytes:
         """``?status=S`` (repeatable), ``?user=U``, ``?limit=N`` (at most 1000)."""

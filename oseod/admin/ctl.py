@@ -170,6 +170,14 @@ def _stats_command(client: AdminClient, args: argparse.Namespace) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def _subscription_command(client: AdminClient, args: argparse.Namespace) -> None:
+    served = client.call("POST", "/subscriptions/timeslot", {"collection": args.collection,
+                                                              "timestamp": args.timestamp, "force": args.force})
+    orders = served["orders"]
+    print(f"timeslot {args.timestamp} of {args.collection}: {len(orders)} subscription(s) served"
+          + (f" ({', '.join(orders)})" if orders else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oseoctl", description="Operate a running oseod daemon.")
     parser.add_argument("--data-dir", default=os.environ.get("OSEOD_DATA_DIR", DEFAULT_DATA_DIR),
@@ -209,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("id")
     reject.add_argument("--reason", required=True, help="why; the client reads it in the order's status")
 
+    subscription = topics.add_parser("subscription", help="subscriptions").add_subparsers(dest="action",
+                                                                                          required=True)
+    timeslot = subscription.add_parser("timeslot", help="a collection's new product: a batch for each "
+                                                        "active subscription on it")
+    timeslot.add_argument("collection")
+    timeslot.add_argument("timestamp", help="ISO 8601, e.g. 2026-11-25T12:00:00Z")
+    timeslot.add_argument("--force", action="store_true", help="even if this timeslot was served already")
+
     stats = topics.add_parser("stats", help="the job queue and what this daemon's engine made")
     stats.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -222,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             _user_command(client, args)
         elif args.topic == "order":
             _order_command(client, args)
+        elif args.topic == "subscription":
+            _subscription_command(client, args)
         elif args.topic == "stats":
             _stats_command(client, args)
     except CtlError as e:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
@@ -24,6 +25,7 @@ from ..model.errors import RequestRejected, invalid
 from ..model.orders import (
     DeliveryMethod,
     Item,
+    ItemSpec,
     Notification,
     Order,
     OrderStatus,
@@ -41,6 +43,7 @@ from .validation import Resolver, SubmitChecker, check_notification, resolve_col
 MAX_SEARCH_RESULTS = 1000
 MAX_STATUS_INFO = 4000  # additionalStatusInfo, by the XSD
 DAY = 86400.0
+SUBSCRIPTION_DAYS = 365  # how long a subscription stays active
 
 FINAL = frozenset(s for s in OrderStatus if s.is_final)
 UNFINISHED = frozenset(OrderStatus) - FINAL
@@ -102,8 +105,9 @@ class OrderingService:
                       notification=notification, items=items)
         limit = self._config.orders.max_active_items_per_user
         jobs = (lambda order_id: ()) if checked.manual else (lambda order_id: jobs_of(order_id, spec, items))
+        until = now + SUBSCRIPTION_DAYS * DAY if spec.order_type is OrderType.SUBSCRIPTION_ORDER else None
         try:
-            order = await self._store.create(order, max_active_items=limit, jobs=jobs)
+            order = await self._store.create(order, max_active_items=limit, jobs=jobs, subscribed_until=until)
         except TooManyActiveItems as e:
             raise invalid("orderItem", f"at most {limit} items may be unfinished per user: you have {e.active}, "
                                        f"this order would add {e.added}") from None
@@ -205,7 +209,68 @@ class OrderingService:
         return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
                                  text, None)
 
+    async def timeslot(self, collection_id: str, timestamp: str, force: bool = False) -> list[str]:
+        """A new product of ``collection_id`` is out, for ``timestamp`` (ISO
+        8601): every active subscription on it gets a batch of items for it
+        (once per timeslot; ``force``: again). The ids of those orders."""
+        try:
+            moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise invalid("timestamp", f"{_show(timestamp)} is not an ISO 8601 date and time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        slot = _iso(moment.timestamp())
+        if self._config.collection(collection_id) is None:
+            raise RequestRejected("UnsupportedCollection", "collectionId", f"there is no collection {_show(collection_id)}")
+        now = self._clock.seconds()
+        served = []
+        for order_id in await self._store.subscriptions(collection_id, now):
+            order = await self._store.get(order_id)
+            if order is None or order.status.status.is_final:
+                await self._store.unsubscribe(order_id, [collection_id])
+                continue
+            if order.status.status is OrderStatus.Submitted:
+                continue  # not approved (yet)
+            taken = {item.spec.item_id for item in order.items}
+            suffix = ""
+            if force:
+                n = 2
+                while any(f"{base.item_id}@{slot}{suffix}" in taken for base in _subscribed_items(order, collection_id)):
+                    suffix, n = f"#{n}", n + 1
+            batch = max(item.batch for item in order.items) + 1
+            info = StatusInfo(OrderStatus.Accepted, f"Timeslot {slot}: waiting for processing", changed_at=now)
+            items = [Item(spec=attrs.evolve(base, item_id=f"{base.item_id}@{slot}{suffix}", product_id=slot,
+                                            subscription=False, fragments=()),
+                          status=info, batch=batch)
+                     for base in _subscribed_items(order, collection_id)]
+            if not items:
+                continue
+            job = batch_job(order_id, order.spec, items, batch)
+            assert job is not None
+            if await self._store.add_items(order_id, items, job, marker=None if force else f"{collection_id}@{slot}"):
+                served.append(order_id)
+                self._dispatch(order)
+        self.log.info("timeslot {slot} of {collection}: {count} subscriptions served", slot=slot,
+                      collection=collection_id, count=len(served))
+        return served
+
     # ------------------------------------------------------------ periodic tasks
+
+    async def terminate_subscriptions(self) -> int:
+        """Subscriptions past their end: Terminated. How many."""
+        now = self._clock.seconds()
+        ended = 0
+        for collection in self._config.collections:
+            for order_id in await self._store.subscriptions_ended(collection.id, now):
+                order = await self._store.get(order_id)
+                if order is not None and not order.status.status.is_final:
+                    info = StatusInfo(OrderStatus.Terminated, f"Subscription ended on {_iso(now)}", changed_at=now)
+                    if await self._store.set_order_status(order_id, info, allowed=UNFINISHED):
+                        ended += 1
+                await self._store.unsubscribe(order_id, [collection.id])
+        if ended:
+            self.log.info("{count} subscriptions ended", count=ended)
+        return ended
 
     async def expire_results(self, clean: Callable[[Order, Item], Awaitable[None]], limit: int = 500) -> int:
         """Results completed more than ``item_availability_days`` ago: removed
@@ -322,6 +387,8 @@ class OrderingService:
             allowed=UNFINISHED)
         self.log.info("order {order_id} {status}: {info}", order_id=order.order_id, status=status.status.value,
                       info=status.additional_info)
+        if order.spec.order_type is OrderType.SUBSCRIPTION_ORDER:
+            await self._store.unsubscribe(order.order_id, _subscribed_collections(order))
         if self.dispatcher is not None:
             self.dispatcher.cancelled(order.order_id)
         return await self._existing(order.order_id)
@@ -347,6 +414,14 @@ class OrderingService:
         if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
             return delivery.protocol
         return None
+
+
+def _subscribed_items(order: Order, collection_id: str) -> list[ItemSpec]:
+    return [item for item in order.spec.items if item.subscription and item.collection_id == collection_id]
+
+
+def _subscribed_collections(order: Order) -> set[str]:
+    return {item.collection_id for item in order.spec.items if item.subscription and item.collection_id}
 
 
 def _iso(moment: float) -> str:

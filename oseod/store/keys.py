@@ -104,3 +104,8 @@ def results_by_completion() -> str:
 def leader() -> str:
     """String with a TTL: which daemon runs the periodic tasks (its name)."""
     return f"{PREFIX}leader"
+
+
+def subscriptions(collection_id: str) -> str:
+    """Sorted set: the subscription orders on a collection, scored by their end."""
+    return f"{PREFIX}subscriptions:{collection_id}"

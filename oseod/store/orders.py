@@ -101,7 +101,9 @@ end
 # unfinished items, the limit of unfinished items per owner ('' none), the
 # order-hash field/value pairs and the items-hash ones, each a JSON array (a
 # few arguments instead of hundreds: each one costs the client to encode),
-# then the jobs to queue ('' none, else a JSON array of field/value arrays).
+# then the jobs to queue ('' none, else a JSON array of field/value arrays),
+# then (optional) how many of the last KEYS are subscription indexes, and the
+# subscription's end time (their score).
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
@@ -124,7 +126,9 @@ redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
 if ARGV[7] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
 end
-for i = 5, #KEYS do redis.call('ZADD', KEYS[i], at, member) end
+local subscribed = tonumber(ARGV[8] or '0')
+for i = 5, #KEYS - subscribed do redis.call('ZADD', KEYS[i], at, member) end
+for i = #KEYS - subscribed + 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 return {1, ''}
 """
 
@@ -194,6 +198,37 @@ for i, change in ipairs(changes) do
 end
 reindex(ARGV[1], current, current, touch(at))
 return results
+"""
+
+# KEYS: as _order_keys, then the job stream. ARGV: member, time, a marker
+# field of the order ('' none: else the call does nothing when the order
+# has it already), the new items as a JSON array of [item id, ItemSpec data,
+# StatusInfo JSON], their batch, the job's field/value pairs as a JSON array.
+# Returns 1 added, 0 not (the order is final, or has the marker), -1 no such
+# order. Items added so are kept as x/ITEM fields: the spec is never rewritten.
+_ADD_ITEMS = _PRELUDE + """
+INDEX_END = #KEYS - 1
+local current = redis.call('HGET', ORDER, 'status')
+if not current then return -1 end
+if FINAL[current] then return 0 end
+if ARGV[3] ~= '' and redis.call('HEXISTS', ORDER, ARGV[3]) == 1 then return 0 end
+local items = cjson.decode(ARGV[4])
+for _, item in ipairs(items) do
+  if redis.call('HEXISTS', ITEMS, 's/' .. item[1]) == 1 then return redis.error_reply('ITEMEXISTS ' .. item[1]) end
+end
+for _, item in ipairs(items) do
+  local seq = redis.call('HINCRBY', ORDER, 'added_seq', 1)
+  local status = cjson.decode(item[3])['status']
+  redis.call('HSET', ITEMS, 'x/' .. item[1], cjson.encode({seq, item[2]}), 's/' .. item[1], item[3],
+             'b/' .. item[1], ARGV[5])
+  redis.call('HINCRBY', ORDER, 'n/' .. status, 1)
+  redis.call('HINCRBY', ORDER, 'items_total', 1)
+  if not FINAL[status] then redis.call('INCR', ACTIVE) end
+end
+if ARGV[3] ~= '' then redis.call('HSET', ORDER, ARGV[3], ARGV[2]) end
+redis.call('XADD', KEYS[#KEYS], '*', unpack(cjson.decode(ARGV[6])))
+reindex(ARGV[1], current, current, touch(ARGV[2]))
+return 1
 """
 
 # KEYS: as _order_keys. ARGV: member, the statuses it must be in ('|A|B|').
@@ -404,13 +439,15 @@ class OrderStore:
     # ------------------------------------------------------------------ writing
 
     async def create(self, order: Order, *, max_active_items: int | None = None,
-                     jobs: Callable[[str], Sequence[Job]] = lambda order_id: ()) -> Order:
+                     jobs: Callable[[str], Sequence[Job]] = lambda order_id: (),
+                     subscribed_until: float | None = None) -> Order:
         """Store ``order`` under a new id (its ``order_id`` is ignored) and
         return it with that id. With ``max_active_items``, refuse with
         TooManyActiveItems when the owner's unfinished items plus this order's
         would exceed it (checked and counted in the same atomic step).
         ``jobs(order_id)``: the jobs to queue with it, in the same step (all
-        of one priority)."""
+        of one priority). A subscription (``subscribed_until``, Unix time)
+        is entered in the index of each of its items' collections."""
         order_id = await self._ids.next()
         order = attrs.evolve(order, order_id=order_id,
                              spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
@@ -443,6 +480,8 @@ class OrderStore:
         added = sum(1 for item in order.items if not item.status.status.is_final)
         reference = order.spec.reference or None
         queued = list(jobs(order_id))
+        subscription_keys = [] if subscribed_until is None else [
+            keys.subscriptions(c) for c in sorted({i.spec.collection_id or "" for i in order.items})]
         answer = await self._redis.conn.eval(
             _CREATE,
             [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
@@ -450,10 +489,11 @@ class OrderStore:
              keys.orders_in_status(None, status.value),
              keys.orders_updated(order.owner), keys.orders_updated(None),
              *((keys.orders_with_reference(order.owner, reference), keys.orders_with_reference(None, reference))
-               if reference else ())],
+               if reference else ()), *subscription_keys],
             [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
              "" if max_active_items is None else str(max_active_items),
-             _json_array(fields), _json_array(item_fields), _jobs_argument(queued)],
+             _json_array(fields), _json_array(item_fields), _jobs_argument(queued), str(len(subscription_keys)),
+             _score(subscribed_until or 0.0)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
@@ -546,6 +586,43 @@ class OrderStore:
         if ids is None:
             raise NoSuchOrder(order_id)
         return frozenset(ids)
+
+    async def add_items(self, order_id: str, items: Sequence[Item], job: Job, *, marker: str | None = None) -> bool:
+        """Add ``items`` (all of one batch) to an unfinished order and queue
+        ``job`` for them, in one step; with ``marker``, only once per marker
+        (a subscription's timeslot). False when not added."""
+        identity = await self._identity(order_id)
+        payload = _json_array([[item.spec.item_id, codec.to_data(item.spec), codec.dumps(item.status)]
+                               for item in items])
+        try:
+            answer = int(await self._redis.conn.eval(
+                _ADD_ITEMS, _order_keys(order_id, identity.owner, identity.reference) + [_stream_of([job])],
+                [_member(order_id), _score(max(i.status.changed_at for i in items)),
+                 f"m/{marker}" if marker else "", payload, str(items[0].batch), _json_array(job_fields(job))]))
+        except txredisapi.ResponseError as e:
+            if "ITEMEXISTS " in str(e):
+                raise ValueError(f"order {order_id} has an item {str(e).split('ITEMEXISTS ', 1)[1]} already") from None
+            raise
+        if answer == -1:
+            raise NoSuchOrder(order_id)
+        return answer == 1
+
+    async def subscriptions(self, collection_id: str, active_at: float) -> list[str]:
+        """Ids of the subscriptions on ``collection_id`` whose end is after
+        ``active_at`` (those cancelled since may be among them)."""
+        members = await self._redis.conn.execute_command(
+            "ZRANGEBYSCORE", keys.subscriptions(collection_id), f"({_score(active_at)}", "+inf")
+        return [_order_id(m) for m in members or ()]
+
+    async def subscriptions_ended(self, collection_id: str, before: float) -> list[str]:
+        members = await self._redis.conn.execute_command(
+            "ZRANGEBYSCORE", keys.subscriptions(collection_id), "-inf", _score(before))
+        return [_order_id(m) for m in members or ()]
+
+    async def unsubscribe(self, order_id: str, collection_ids: Iterable[str]) -> None:
+        """Take the order out of these collections' subscription indexes."""
+        for collection_id in collection_ids:
+            await self._redis.conn.execute_command("ZREM", keys.subscriptions(collection_id), _member(order_id))
 
     async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
         """Remove the order (and everything about it) if it is in one of
@@ -701,7 +778,8 @@ class OrderStore:
                     notification=codec.loads(Notification, notification),
                     version=int(version),
                 )
-                order = attrs.evolve(order, items=_items(order.spec.items, _pairs(item_flat)))
+                fields = _pairs(item_flat)
+                order = attrs.evolve(order, items=_items((*order.spec.items, *_added_specs(fields)), fields))
                 self._orders.put(order)
             loaded.append(order)
         return loaded
@@ -780,6 +858,13 @@ def _json_array(values: Sequence[object]) -> str:
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[0::2], flat[1::2]))
+
+
+def _added_specs(item_fields: dict[str, str]) -> list[ItemSpec]:
+    """The items added after the order was made (a subscription's
+    timeslots), in the order they were added."""
+    added = [json.loads(value) for field, value in item_fields.items() if field.startswith("x/")]
+    return [codec.from_data(ItemSpec, spec) for _, spec in sorted(added, key=lambda pair: pair[0])]
 
 
 def _items(specs: Iterable[ItemSpec], item_fields: dict[str, str]) -> tuple[Item, ...]:
