@@ -374,3 +374,17 @@ def test_a_subscription_through_timeslots_and_cancel(tmp_path: Path, daemons: li
     bad = daemon.ctl("subscription", "timeslot", "urn:nope", "2026-11-26T12:00:00Z")
     assert bad.returncode == 1 and "no collection" in bad.stderr
     assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+def test_a_collection_whose_processor_cannot_be_built_stops_the_start(tmp_path: Path,
+                                                                     daemons: list[Daemon]) -> None:
+    config = tmp_path / "oseod.toml"
+    config.write_text('[[collection]]\nid = "urn:x:conv"\nprocessor = "command"\n'
+                      'processor_options = { argv = ["convert", "{password}"] }\n')
+    daemon = _daemon(daemons, tmp_path / "data", "--config", str(config), wait=False)
+    assert daemon.process is not None
+    assert daemon.process.wait(60) == 1
+    log = daemon.log()
+    assert ("oseod could not start: order processing: collection urn:x:conv: processor 'command': "
+            "processor_options.argv[1]: unknown field {password}") in log
+    assert "Traceback" not in log

@@ -57,6 +57,10 @@ def result_directory(results: Path, owner: str, order_id: str, item_id: str) -> 
     return results / path_name(owner) / path_name(order_id) / path_name(item_id)
 
 
+class ProcessorError(Exception):
+    """A collection's processor cannot be loaded or built."""
+
+
 @attrs.define
 class CollectionStats:
     """What this daemon's engine did for one collection since it started."""
@@ -98,6 +102,14 @@ class Engine:
     # ------------------------------------------------------------ life
 
     async def start(self) -> None:
+        # Every collection's processor is built now: a misnamed or
+        # misconfigured one stops the start, naming it, instead of failing
+        # the first order's every attempt.
+        for collection in self._config.collections:
+            try:
+                self._processor(collection.id)
+            except Exception as e:
+                raise ProcessorError(f"collection {collection.id}: processor {collection.processor!r}: {e}") from None
         await self._jobs.setup()
         self._started = True
         await self._recover()  # our own jobs still pending from before a crash come first
