@@ -160,6 +160,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     ordering = OrderingService(OrderStore(redis), config, reactor, catalogue=catalogue)
     engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
     ordering.dispatcher = engine
+    engine.attach_checks()
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
         PeriodicTask("expire results", config.processing.expire_interval,
                      lambda: ordering.expire_results(engine.clean)),

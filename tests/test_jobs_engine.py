@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 from zope.interface import implementer
@@ -19,7 +20,8 @@ from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OrdersConfig
 from oseod.core.ordering import OrderingService
 from oseod.jobs.dummy import content
 from oseod.jobs.engine import BUILTINS, Engine, path_name, result_directory
-from oseod.jobs.processors import IItemProcessor, ItemWork
+from oseod.jobs.processors import IItemProcessor, IOrderChecks, ItemWork
+from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority
 from oseod.store.connection import Redis
 from oseod.store.jobs import JobStore
@@ -230,3 +232,34 @@ async def test_a_massive_order_queues_its_batches_one_after_the_other(redis: Red
     assert made == [f"i{n}" for n in range(10)] and set(CountingProcessor.made.values()) == {1}
     assert await jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
     await d.engine.stop()
+
+
+@implementer(IItemProcessor, IOrderChecks)
+class PickyProcessor(CountingProcessor):
+    """Claims the "ZZ-" products and will not make the "bad" ones."""
+
+    def collection_of(self, identifier: str) -> str | None:
+        return COUNTED.id if identifier.startswith("ZZ-") else None
+
+    def check_item(self, item: ItemSpec) -> str | None:
+        return "this archive has no bad products" if (item.product_id or "").startswith("bad") else None
+
+
+@pytest_twisted.ensureDeferred
+async def test_processors_may_claim_identifiers_and_refuse_items_at_submit(redis: Redis) -> None:
+    config = attrs.evolve(CONFIG, collections=(DEMO_COLLECTION, attrs.evolve(COUNTED, processor="picky")))
+    clock = task.Clock()
+    service = OrderingService(OrderStore(redis), config, clock)
+    engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / uuid.uuid4().hex,
+                    consumer=uuid.uuid4().hex, builtins={**BUILTINS, "picky": PickyProcessor})
+    engine.attach_checks()
+    await engine.start()
+    claimed = await service.submit(ALICE, OrderSpec(OrderType.PRODUCT_ORDER, items=(
+        ItemSpec(item_id="i0", product_id="ZZ-1"),)), Notification())
+    assert claimed.items[0].spec.collection_id == COUNTED.id
+    with pytest.raises(RequestRejected) as refused:
+        await service.submit(ALICE, spec("good", "bad-1"), Notification())
+    assert (refused.value.code, refused.value.locator) == ("InvalidParameterValue", "orderItem")
+    assert refused.value.text == 'item "i1": this archive has no bad products'
+    await engine.drain()
+    await engine.stop()

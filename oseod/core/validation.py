@@ -40,13 +40,15 @@ _NOT_SUPPORTED = {
 }
 
 Resolver = Callable[[str], "str | None"]
+# Why a collection's processor cannot make an item (None: it can).
+ItemCheck = Callable[[CollectionConfig, ItemSpec], "str | None"]
 
 
 def resolve_collection(identifier: str, collections: Sequence[CollectionConfig]) -> str | None:
     """The collection of a product given without productId/collectionId: the
     one with the longest configured identifier prefix matching it, else the
     one whose id prefixes it, else the only collection there is. (A
-    processor hook will be asked first once processors exist.)"""
+    processor that provides IOrderChecks is asked first: see the engine.)"""
     prefixed = [(len(p), c.id) for c in collections for p in c.identifier_prefixes if identifier.startswith(p)]
     if prefixed:
         return max(prefixed)[1]
@@ -94,10 +96,12 @@ class CheckedOrder:
 
 
 class SubmitChecker:
-    def __init__(self, config: Config, catalogue: Catalogue, resolve: Resolver) -> None:
+    def __init__(self, config: Config, catalogue: Catalogue, resolve: Resolver,
+                 check_item: ItemCheck = lambda collection, item: None) -> None:
         self._config = config
         self._catalogue = catalogue
         self.resolve = resolve
+        self.check_item = check_item
 
     def check(self, account: Account, spec: OrderSpec) -> CheckedOrder:
         order_type = effective_type(spec)
@@ -125,6 +129,8 @@ class SubmitChecker:
             collection = self._item_collection(account, order_type, item)
             used.setdefault(collection.id, collection)
             self._check_options(collection, item.options)
+            if (refusal := self.check_item(collection, item)) is not None:
+                raise invalid("orderItem", f"item {_show(item.item_id)}: {refusal}")
             if item.payment_method is not None and item.payment_method not in collection.payment_methods:
                 raise invalid("paymentMethod", f"collection {_show(collection.id)} does not offer payment method "
                                                f"{_show(item.payment_method)} (offers: "

@@ -31,14 +31,15 @@ from zope.interface import implementer
 
 from ..config import CollectionConfig, Config
 from ..core.ordering import IDispatcher, OrderingService, batch_job
-from ..model.orders import Item, Order
+from ..core.validation import resolve_collection
+from ..model.orders import Item, ItemSpec, Order
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
 from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .fetch import HttpProcessor
-from .processors import IItemProcessor, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
+from .processors import IItemProcessor, IOrderChecks, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
 
 BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
                                             "archive": ArchiveProcessor, "http": HttpProcessor}
@@ -341,6 +342,34 @@ class Engine:
         finally:
             self.stats.setdefault(item.spec.collection_id or "", CollectionStats()).seconds += (
                 self._clock.seconds() - started)
+        return None
+
+    # ------------------------------------------------------------ Submit hooks
+
+    def attach_checks(self) -> None:
+        """Let the processors claim identifiers and refuse items at Submit
+        (those that provide IOrderChecks), before the configured rules."""
+        checker, collections = self._ordering.checker, self._config.collections
+        checker.resolve = lambda identifier: (self.collection_of(identifier)
+                                              or resolve_collection(identifier, collections))
+        checker.check_item = self.check_item
+
+    def collection_of(self, identifier: str) -> str | None:
+        """The first collection whose processor claims ``identifier`` (IOrderChecks)."""
+        for collection in self._config.collections:
+            processor = self._processors.get(collection.id)
+            if IOrderChecks.providedBy(processor):
+                found = processor.collection_of(identifier)
+                if found is not None:
+                    return str(found)
+        return None
+
+    def check_item(self, collection: CollectionConfig, item: ItemSpec) -> str | None:
+        """The collection's processor's objection to ``item`` (IOrderChecks)."""
+        processor = self._processors.get(collection.id)
+        if IOrderChecks.providedBy(processor):
+            refusal = processor.check_item(item)
+            return None if refusal is None else str(refusal)
         return None
 
     async def clean(self, order: Order, item: Item) -> None:

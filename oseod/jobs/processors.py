@@ -52,6 +52,19 @@ class IItemProcessor(Interface):
         """Remove what prepare_item left, once the result has expired."""
 
 
+class IOrderChecks(Interface):
+    """What a processor may also provide, asked at Submit (synchronously: a
+    Submit waits for nothing but Redis)."""
+
+    def collection_of(identifier: str) -> str | None:
+        """The collection of a product identifier given without one (None:
+        not this processor's); asked before the configured prefixes."""
+
+    def check_item(item: ItemSpec) -> str | None:
+        """Why this processor cannot make ``item`` (its options, its
+        identifier), refusing the Submit with InvalidParameterValue; None: fine."""
+
+
 ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
 
 
