@@ -19,6 +19,7 @@ from oseod.model.orders import (
     Priority,
     StatusNotification,
 )
+from oseod.oseo.common import integer
 from oseod.oseo.errors import ExceptionCode, OseoError
 from oseod.oseo.namespaces import OSEO, OSEO_ELEMENTS, SOAP11, WSSE
 from oseod.oseo.soap import Encoding, unwrap, wrap
@@ -351,6 +352,12 @@ def test_option_values_from_a_standard_namespace_are_refused(value: str) -> None
     assert "provider's own" in error.text
 
 
+@pytest.mark.parametrize(("text", "copies"), [("0" * 50_000 + "3", 3), ("+07", 7), ("2147483647", 2**31 - 1)])
+def test_integers_as_xs_int_spells_them(text: str, copies: int) -> None:
+    assert integer(etree.fromstring(f"<n>{text}</n>")) == copies
+    assert parse(replaced("<numberOfCopies>1</numberOfCopies>", f"<numberOfCopies>{text}</numberOfCopies>")).spec
+
+
 def test_option_values_may_use_undeclared_oseo_names() -> None:
     xml = replaced("<d:format> GeoTIFF </d:format>", '<o:Format xmlns:o="http://www.opengis.net/oseo/1.0">x</o:Format>')
     assert parse(xml).spec is not None
@@ -486,6 +493,8 @@ def test_empty_parameter_holder() -> None:
         ("<encoding>XMLEncoding</encoding>", "<encoding>JSON</encoding>", "encoding"),
         ("<numberOfCopies>1</numberOfCopies>", "<numberOfCopies>one</numberOfCopies>", "numberOfCopies"),
         ("<numberOfCopies>1</numberOfCopies>", "<numberOfCopies>99999999999</numberOfCopies>", "numberOfCopies"),
+        ("<numberOfCopies>1</numberOfCopies>", f"<numberOfCopies>{'9' * 50_000}</numberOfCopies>", "numberOfCopies"),
+        ("<numberOfCopies>1</numberOfCopies>", "<numberOfCopies>\u0663</numberOfCopies>", "numberOfCopies"),
         ("<timeStamp>2024-03-01T10:00:00Z</timeStamp>", "<timeStamp>2024-03-01</timeStamp>", "timeStamp"),
         ("<extension>item-ext</extension>", "<extension><x/></extension>", "extension"),
         ("<itemId>item-2</itemId>", "<itemId>item-1</itemId>", "itemId"),

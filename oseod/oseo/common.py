@@ -239,9 +239,11 @@ def integer(element: etree._Element) -> int:
     local = local_name(element)
     if not value:
         raise OseoError.missing(local, f"{local} is empty")
-    if not re.fullmatch(r"[+-]?\d+", value) or not -(2**31) <= int(value) < 2**31:
+    match = re.fullmatch(r"([+-]?)0*([0-9]{1,10})", value)  # xs:int allows any leading zeros
+    number = int(match.group(1) + match.group(2)) if match else None
+    if number is None or not -(2**31) <= number < 2**31:
         raise OseoError.invalid(local, f"invalid {local} {quote(value)}: expected an integer")
-    return int(value)
+    return number
 
 
 _TASKING_REQUEST_ID: Final = content("ID")
@@ -261,7 +263,8 @@ def tasking_request_id_of(element: etree._Element) -> str:
 _DATE_TIME = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)"
     r"(?:T(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)(?:\.(?P<fraction>\d+))?)?"
-    r"(?P<zone>Z|[+-]\d\d:\d\d)?"
+    r"(?P<zone>Z|[+-]\d\d:\d\d)?",
+    re.ASCII,  # xs:dateTime digits are 0-9, not any script's
 )
 
 
