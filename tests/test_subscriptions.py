@@ -4,12 +4,13 @@ forced), cancelled ones left out, Terminated at their end."""
 from __future__ import annotations
 
 import attrs
+import pytest
 import pytest_twisted
 
 from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OrdersConfig
 from oseod.core.ordering import SUBSCRIPTION_DAYS
 from oseod.model.errors import RequestRejected
-from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType
+from oseod.model.orders import ItemSpec, Notification, OptionValue, OrderSpec, OrderStatus, OrderType
 from oseod.store.connection import Redis
 from tests.test_jobs_engine import ALICE, daemon
 
@@ -82,3 +83,28 @@ async def test_subscriptions_end_after_a_year(redis: Redis) -> None:
     assert info.status is S.Terminated and info.additional_info == "Subscription ended on 2024-11-13T22:13:20Z"
     assert await d.service.timeslot(DEMO_COLLECTION.id, "2026-01-01T00:00:00Z") == []
     assert await d.service.terminate_subscriptions() == 0
+
+
+def dated(text: str) -> OrderSpec:
+    return attrs.evolve(subscription(DEMO_COLLECTION.id), options=(OptionValue("DateRange", text),))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_date_range_bounds_the_subscription(redis: Redis) -> None:
+    d = daemon(redis, config=CONFIG)
+    d.clock.advance(1_700_000_000.0)  # 2023-11-14
+    order = await d.service.submit(ALICE, dated("2024-01-01T00:00:00Z/2024-02-01T00:00:00Z"), Notification())
+    assert await d.service.timeslot(DEMO_COLLECTION.id, "2023-12-31T00:00:00Z") == []  # before it starts
+    assert await d.service.timeslot(DEMO_COLLECTION.id, "2024-01-15T00:00:00Z") == [order.order_id]
+    d.clock.advance(86400.0 * 79)  # 2024-02-01
+    assert await d.service.terminate_subscriptions() == 1
+    for bad, why in (("2024-01-01", "is not START/END"), ("2024-02-01T00:00:00Z/2024-01-01T00:00:00Z", "ends before"),
+                     ("soon/later", "is not START/END")):
+        with pytest.raises(RequestRejected) as refused:
+            await d.service.submit(ALICE, dated(bad), Notification())
+        assert refused.value.locator == "option" and why in refused.value.text
+    product = OrderSpec(OrderType.PRODUCT_ORDER, options=(OptionValue("DateRange", "2024-01-01/2024-02-01"),),
+                        items=(ItemSpec("p", product_id="x", collection_id=DEMO_COLLECTION.id),))
+    with pytest.raises(RequestRejected) as refused:
+        await d.service.submit(ALICE, product, Notification())
+    assert "is for subscriptions" in refused.value.text

@@ -38,7 +38,7 @@ from ..model.orders import (
 from ..store.jobs import Job
 from ..store.orders import ItemChange, OrderProgress, OrderStore, StoredResult, TooManyActiveItems
 from .catalogue import Catalogue
-from .validation import Resolver, SubmitChecker, check_notification, resolve_collection
+from .validation import Resolver, SubmitChecker, check_notification, resolve_collection, subscription_period
 
 MAX_SEARCH_RESULTS = 1000
 MAX_STATUS_INFO = 4000  # additionalStatusInfo, by the XSD
@@ -105,7 +105,10 @@ class OrderingService:
                       notification=notification, items=items)
         limit = self._config.orders.max_active_items_per_user
         jobs = (lambda order_id: ()) if checked.manual else (lambda order_id: jobs_of(order_id, spec, items))
-        until = now + SUBSCRIPTION_DAYS * DAY if spec.order_type is OrderType.SUBSCRIPTION_ORDER else None
+        period = subscription_period(spec)
+        until = None
+        if spec.order_type is OrderType.SUBSCRIPTION_ORDER:
+            until = period[1] if period is not None else now + SUBSCRIPTION_DAYS * DAY
         try:
             order = await self._store.create(order, max_active_items=limit, jobs=jobs, subscribed_until=until)
         except TooManyActiveItems as e:
@@ -231,6 +234,9 @@ class OrderingService:
                 continue
             if order.status.status is OrderStatus.Submitted:
                 continue  # not approved (yet)
+            period = subscription_period(order.spec)
+            if period is not None and not period[0] <= moment.timestamp() <= period[1]:
+                continue  # a timeslot outside the subscribed dates
             taken = {item.spec.item_id for item in order.items}
             suffix = ""
             if force:

@@ -9,6 +9,7 @@ items needs the store and is checked atomically there.)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 
 import attrs
 
@@ -93,6 +94,36 @@ class CheckedOrder:
     spec: OrderSpec
     collections: tuple[CollectionConfig, ...]
     manual: bool
+
+
+DATE_RANGE = "DateRange"
+
+
+def subscription_period(spec: OrderSpec) -> tuple[float, float] | None:
+    """A subscription's DateRange option ("START/END", ISO 8601 dates and
+    times, UTC unless they say otherwise) as Unix times; None without one.
+    RequestRejected when it is malformed, ends before it starts, or is given
+    to another order type."""
+    texts = [o.value for o in (*spec.options, *(o for i in spec.items for o in i.options)) if o.name == DATE_RANGE]
+    if not texts:
+        return None
+    if spec.order_type is not OrderType.SUBSCRIPTION_ORDER:
+        raise invalid("option", f"the {DATE_RANGE} option is for subscriptions")
+    if len(set(texts)) > 1:
+        raise invalid("option", f"the order gives {len(set(texts))} different {DATE_RANGE}s")
+    start_text, _, end_text = texts[0].partition("/")
+    try:
+        start, end = (_moment(t) for t in (start_text, end_text))
+    except ValueError:
+        raise invalid("option", f"{DATE_RANGE} {_show(texts[0])} is not START/END in ISO 8601") from None
+    if end <= start:
+        raise invalid("option", f"{DATE_RANGE} {_show(texts[0])} ends before it starts")
+    return start, end
+
+
+def _moment(text: str) -> float:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class SubmitChecker:
@@ -194,6 +225,8 @@ class SubmitChecker:
     def _check_options(collection: CollectionConfig, options: Sequence[OptionValue]) -> None:
         offered = {o.name: o for o in collection.option}
         for option in options:
+            if option.name == DATE_RANGE and DATE_RANGE not in offered:
+                continue  # a subscription's period: checked by subscription_period()
             config = offered.get(option.name)
             if config is None:
                 raise invalid("option", f"collection {_show(collection.id)} has no option {_show(option.name)} "
