@@ -20,7 +20,7 @@ from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OrdersConfig
 from oseod.core.ordering import OrderingService
 from oseod.jobs.dummy import content
 from oseod.jobs.engine import BUILTINS, Engine, path_name, result_directory
-from oseod.jobs.processors import IItemProcessor, IOrderChecks, ItemWork
+from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderChecks, ItemWork
 from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority
 from oseod.store.connection import Redis
@@ -262,4 +262,46 @@ async def test_processors_may_claim_identifiers_and_refuse_items_at_submit(redis
     assert (refused.value.code, refused.value.locator) == ("InvalidParameterValue", "orderItem")
     assert refused.value.text == 'item "i1": this archive has no bad products'
     await engine.drain()
+    await engine.stop()
+
+
+@implementer(IItemProcessor, IMassiveExpansion)
+class ExpandingProcessor(CountingProcessor):
+    """Expands a massive order's one item into the products of its options'
+    "count" (p1, p2, ...), a batch at a time."""
+
+    asked: list[int] = []
+
+    def batch_identifiers(self, item: ItemSpec, index: int, size: int) -> list[str]:
+        self.asked.append(index)
+        total = int(item.product_id or "0")
+        return [f"p{n}" for n in range(index * size + 1, min((index + 1) * size, total) + 1)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_massive_order_of_one_item_is_expanded_batch_by_batch(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    ExpandingProcessor.asked.clear()
+    expanding = CollectionConfig(id="urn:x:exp", processor="expanding", order_types=("MASSIVE_ORDER",))
+    config = attrs.evolve(CONFIG, orders=attrs.evolve(CONFIG.orders, max_items_per_order=4),
+                          collections=(expanding,))
+    clock = task.Clock()
+    service = OrderingService(OrderStore(redis), config, clock)
+    engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / uuid.uuid4().hex,
+                    consumer=uuid.uuid4().hex, builtins={**BUILTINS, "expanding": ExpandingProcessor})
+    service.dispatcher = engine
+    massive = OrderSpec(OrderType.PRODUCT_ORDER, reference="Massive order",
+                        items=(ItemSpec("all", product_id="9", collection_id=expanding.id),))
+    order = await service.submit(ALICE, massive, Notification())
+    await engine.start()
+    await engine.drain()
+    stored = await service.get(ALICE, order.order_id)
+    assert [(i.spec.item_id, i.spec.product_id, i.batch, i.status.status) for i in stored.items] == [
+        ("all", "9", 0, S.Completed),
+        *((f"all-{n}", f"p{n}", (n - 1) // 4 + 1, S.Completed) for n in range(1, 10))]
+    assert stored.items[0].status.additional_info == "Expanded into 9 items in 3 batches"
+    assert stored.status.status is S.Completed
+    assert ExpandingProcessor.asked == [0, 1, 2, 3]  # one batch at a time, then the end
+    assert sorted(item for _, item in CountingProcessor.made) == sorted(f"all-{n}" for n in range(1, 10))
+    assert await JobStore(redis).depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
     await engine.stop()

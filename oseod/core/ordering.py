@@ -260,6 +260,11 @@ class OrderingService:
                       collection=collection_id, count=len(served))
         return served
 
+    async def add_batch(self, order_id: str, items: Sequence[Item], job: Job, marker: str) -> bool:
+        """Add a batch of items to an unfinished order, with its job, once per
+        ``marker`` (the engine expanding a massive order)."""
+        return await self._store.add_items(order_id, items, job, marker=marker)
+
     # ------------------------------------------------------------ periodic tasks
 
     async def terminate_subscriptions(self) -> int:

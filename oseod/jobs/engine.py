@@ -32,14 +32,22 @@ from zope.interface import implementer
 from ..config import CollectionConfig, Config
 from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..core.validation import resolve_collection
-from ..model.orders import Item, ItemSpec, Order
+from ..model.orders import Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
 from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .fetch import HttpProcessor
-from .processors import IItemProcessor, IOrderChecks, ItemWork, ProcessorFactory, UnknownProcessor, load_processor
+from .processors import (
+    IItemProcessor,
+    IMassiveExpansion,
+    IOrderChecks,
+    ItemWork,
+    ProcessorFactory,
+    UnknownProcessor,
+    load_processor,
+)
 
 BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
                                             "archive": ArchiveProcessor, "http": HttpProcessor}
@@ -277,6 +285,15 @@ class Engine:
         if order is None:  # purged meanwhile
             await self._jobs.ack(job)
             return
+        template = self._expansion_template(order)
+        if template is not None and job.batch == 0:
+            # The order's one item describes what to expand: it is not made
+            # itself; its first batch is made from it.
+            started = await self._ordering.start_items(order.order_id, [template.item_id], "Expanding into batches")
+            if started.get(template.item_id):
+                await self._expand(order, template, 0)
+            await self._jobs.ack(job)
+            return
         wanted = set(job.item_ids)
         items = [item for item in order.items if item.spec.item_id in wanted]
         info = "In production" if job.attempt == 1 else f"In production (attempt {job.attempt})"
@@ -310,19 +327,56 @@ class Engine:
             await self._ordering.start_items(order.order_id, list(failures), _clip(
                 f"Attempt {job.attempt} failed: {next(iter(failures.values()))}; trying again in {delay:g} s"))
             again = Job(job.order_id, tuple(failures), job.priority, job.attempt + 1, job.batch)
-            await self._jobs.retry(job, again, self._clock.seconds() + delay, then=self._next_batch(order, job))
+            await self._jobs.retry(job, again, self._clock.seconds() + delay, then=await self._next_batch(order, job))
             return
         if failures:
             await self._ordering.fail_items(order.order_id, failures)
-        await self._jobs.ack(job, then=self._next_batch(order, job))
+        await self._jobs.ack(job, then=await self._next_batch(order, job))
 
-    @staticmethod
-    def _next_batch(order: Order, job: Job) -> Job | None:
+    async def _next_batch(self, order: Order, job: Job) -> Job | None:
         """The order's next batch, once the first attempt at this one is over
-        (retries of its failed items do not hold the next batch back)."""
+        (retries of its failed items do not hold the next batch back). An
+        expanded massive order's is made now (and queued with its items)."""
         if job.attempt != 1:
             return None
+        template = self._expansion_template(order)
+        if template is not None:
+            await self._expand(order, template, job.batch)
+            return None
         return batch_job(order.order_id, order.spec, order.items, job.batch + 1)
+
+    def _expansion_template(self, order: Order) -> ItemSpec | None:
+        """A massive order's one item, when its processor expands it."""
+        if order.spec.order_type is not OrderType.MASSIVE_ORDER or len(order.spec.items) != 1:
+            return None
+        template = order.spec.items[0]
+        try:
+            processor = self._processor(template.collection_id or "")
+        except Exception:
+            return None
+        return template if IMassiveExpansion.providedBy(processor) else None
+
+    async def _expand(self, order: Order, template: ItemSpec, index: int) -> None:
+        """Batch ``index + 1`` of the order, from expansion ``index``; or, once
+        the expansion is over, the template item completed."""
+        expansion = IMassiveExpansion(self._processor(template.collection_id or ""))
+        size = self._config.orders.max_items_per_order
+        identifiers = list(await _settle(expansion.batch_identifiers(template, index, size)))[:size]
+        if not identifiers:
+            made = len(order.items) - 1
+            await self._ordering.complete_items(order.order_id, [template.item_id],
+                                                f"Expanded into {made} items in {index} batches")
+            return
+        now = self._clock.seconds()
+        info = StatusInfo(OrderStatus.Accepted, f"Batch {index + 1}: waiting for processing", changed_at=now)
+        items = [Item(spec=attrs.evolve(template, item_id=f"{template.item_id}-{index * size + n + 1}",
+                                        product_id=identifier, fragments=()),
+                      status=info, batch=index + 1)
+                 for n, identifier in enumerate(identifiers)]
+        job = Job(order.order_id, tuple(i.spec.item_id for i in items), (order.spec.priority or Priority.STANDARD).value,
+                  batch=index + 1)
+        await self._ordering.add_batch(order.order_id, items, job, marker=f"expand-{index}")
+        self.wake()
 
     async def _make(self, order: Order, item: Item, attempt: int) -> str | None:
         """Run one item through its processor: None, or why it failed."""

@@ -65,6 +65,16 @@ class IOrderChecks(Interface):
         identifier), refusing the Submit with InvalidParameterValue; None: fine."""
 
 
+class IMassiveExpansion(Interface):
+    """What a processor may also provide to expand a massive order given as
+    one orderItem (a collection and, in its options, what to take from it)
+    into batches of products, one batch at a time as the ones before finish."""
+
+    def batch_identifiers(item: ItemSpec, index: int, size: int) -> Any:
+        """The product identifiers of batch ``index`` (from 0) of at most
+        ``size``; none when the expansion is over. May return a Deferred."""
+
+
 ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
 
 
