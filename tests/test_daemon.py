@@ -246,9 +246,10 @@ def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path:
 
     config = tmp_path / "oseod.toml"
     config.write_text('[[collection]]\nid = "urn:oseod:demo"\nprocessor = "dummy"\n'
-                      'processor_options = { size = 64, delay = 1.5 }\n'
+                      'processor_options = { size = 64, delay = 0.5 }\n'
                       'order_types = ["PRODUCT_ORDER"]\nonline_data_access = ["ftp", "http"]\n'
-                      '[[collection.option]]\nname = "format"\nchoices = ["GeoTIFF", "NetCDF"]\n')
+                      '[[collection.option]]\nname = "format"\nchoices = ["GeoTIFF", "NetCDF"]\n'
+                      '[processing]\nworkers = 4\n')
     data = tmp_path / "data"
     daemon = _daemon(daemons, data, "--config", str(config))
     assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
@@ -260,19 +261,55 @@ def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path:
         return assert_valid(body)
 
     def status_of(order_id: str) -> str | None:
-        return call(get_status(order_id)).findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")
+        return call(get_status(order_id, "brief")).findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")
 
-    orders = [call(submit(f"k{n}a", f"k{n}b", reference=f"kill-{n}")).findtext(f"{{{OSEO}}}orderId")
-              for n in range(6)]
+    orders = [call(submit(f"k{n}a", f"k{n}b", f"k{n}c", reference=f"kill-{n}")).findtext(f"{{{OSEO}}}orderId")
+              for n in range(24)]
     assert all(orders)
-    wait_for(lambda: all(status_of(o) == "InProduction" for o in orders[:2]), 30, "processing to start")
-    daemon.kill_group()  # mid-processing: items started, none finished
+    for kill in range(2):  # twice, each time with items in production and others still queued
+        wait_for(lambda: any(status_of(o) == "InProduction" for o in orders), 30, "processing to run")
+        assert not all(status_of(o) == "Completed" for o in orders)
+        daemon.kill_group()
+        daemon = _daemon(daemons, data, "--config", str(config))
 
-    daemon = _daemon(daemons, data, "--config", str(config))
-    wait_for(lambda: all(status_of(o) == "Completed" for o in orders), 60, "every order to complete")
+    wait_for(lambda: all(status_of(o) == "Completed" for o in orders), 120, "every order to complete")
     # Each item's result is there once, whatever ran twice.
     results = sorted(p.relative_to(data / "results") for p in (data / "results").rglob("*") if p.is_file())
-    assert len(results) == 12 and not any(p.name.startswith(".") for p in results)
+    assert len(results) == 72 and not any(p.name.startswith(".") for p in results)
+    assert daemon.stop() in (0, -signal.SIGTERM)
+
+
+def test_an_always_failing_processor_fails_the_order_after_its_attempts(tmp_path: Path,
+                                                                        daemons: list[Daemon]) -> None:
+    from tests.test_http_ordering import envelope, get_status, submit, token
+
+    config = tmp_path / "oseod.toml"
+    config.write_text('[[collection]]\nid = "urn:oseod:demo"\nprocessor = "dummy"\n'
+                      'processor_options = { fail_rate = 1.0 }\norder_types = ["PRODUCT_ORDER"]\n'
+                      '[[collection.option]]\nname = "format"\nchoices = ["GeoTIFF"]\n'
+                      '[processing]\nmax_attempts = 3\nretry_delay = 0.2\n')
+    daemon = _daemon(daemons, tmp_path / "data", "--config", str(config))
+    assert daemon.ctl("user", "add", "ivan", "--password-stdin", stdin="ivan-password\n").returncode == 0
+
+    def call(payload: str) -> Any:
+        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("ivan", "ivan-password")),
+                                         {"Content-Type": "application/soap+xml"})
+        assert status == 200, body
+        return assert_valid(body)
+
+    order_id = call(submit("f1", reference="doomed")).findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+
+    def failed() -> str | None:
+        info = call(get_status(order_id)).find(f".//{{{OSEO}}}orderStatusInfo")
+        assert info is not None
+        if info.findtext(f"{{{OSEO}}}status") != "Failed":
+            return None
+        return info.findtext(f"{{{OSEO}}}additionalStatusInfo") or "-"
+
+    assert "failed on purpose" in wait_for(failed, 60, "the order to fail")
+    stats = json.loads(daemon.ctl("stats", "--json").stdout)["collections"]["urn:oseod:demo"]
+    assert (stats["retried"], stats["failed"], stats["completed"]) == (2, 1, 0)
     assert daemon.stop() in (0, -signal.SIGTERM)
 
 
