@@ -305,3 +305,34 @@ async def test_a_massive_order_of_one_item_is_expanded_batch_by_batch(redis: Red
     assert sorted(item for _, item in CountingProcessor.made) == sorted(f"all-{n}" for n in range(1, 10))
     assert await JobStore(redis).depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
     await engine.stop()
+
+
+class FlakyJobStore(JobStore):
+    """A queue whose retry promotion fails once, as when Redis is away."""
+
+    failures = 1
+
+    async def promote(self, now: float, limit: int = 1000) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis went away")
+        return await super().promote(now, limit)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_timer_step_that_fails_runs_again_at_the_next_tick(redis: Redis) -> None:
+    d = daemon(redis)
+    jobs = FlakyJobStore(redis)
+    d.engine._jobs = jobs  # noqa: SLF001
+    await jobs.setup()
+    order = await d.service.submit(ALICE, spec("x"), Notification())
+    [job] = await jobs.claim("someone-else", 1)  # its first attempt failed elsewhere: a retry is due now
+    await jobs.retry(job, attrs.evolve(job, attempt=2, entry_id=""), due=d.clock.seconds())
+    await d.engine.start()
+    d.clock.advance(1.0)  # the promotion fails ...
+    await d.engine.drain()
+    assert jobs.failures == 0 and (await jobs.depth())["delayed"] == 1
+    d.clock.advance(1.0)  # ... and runs again: the retry goes back to the queue and is made
+    await d.engine.drain()
+    assert await statuses(d, order.order_id) == (S.Completed, [S.Completed])
+    await d.engine.stop()

@@ -188,13 +188,17 @@ class Engine:
             await defer.DeferredList(waiting)
 
     def _tracked(self, step: Callable[[], Coroutine[Any, Any, None]]) -> defer.Deferred[None]:
-        """Run a timer's step; drain() waits for it too."""
+        """Run a timer's step; drain() waits for it too. A failure (Redis
+        away for a moment) is logged and the timer goes on: a LoopingCall
+        whose step fails stops for good."""
         running: defer.Deferred[None] = defer.ensureDeferred(step())
         self._upkeep.add(running)
 
-        def done(result: object) -> object:
+        def done(result: object) -> None:
             self._upkeep.discard(running)
-            return result
+            if isinstance(result, Failure):
+                self.log.failure("processing timer {step} failed; it runs again at its next tick", result,
+                                 step=getattr(step, "__name__", "?"))
 
         running.addBoth(done)
         return running
