@@ -30,6 +30,17 @@ def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
         daemon.cleanup()
 
 
+def oseo_call(daemon: Daemon, user: str, payload: str, *, digest: bool = False) -> Any:
+    """POST ``payload`` to the daemon's /oseo as ``user`` (password USER-password),
+    in a SOAP 1.2 envelope; the answer must be a 200, schema-valid."""
+    from tests.test_http_ordering import envelope, token
+
+    status, _, body = daemon.request("POST", "/oseo", envelope(payload, token(user, f"{user}-password", digest=digest)),
+                                     {"Content-Type": "application/soap+xml"})
+    assert status == 200, body
+    return assert_valid(body)
+
+
 def _daemon(daemons: list[Daemon], data_dir: Path, *extra: str, wait: bool = True) -> Daemon:
     daemon = Daemon(data_dir, *extra)
     daemons.append(daemon)
@@ -211,7 +222,7 @@ def test_oversized_and_hostile_requests(tmp_path: Path, daemons: list[Daemon]) -
 
 @requires_schemas
 def test_demo_collection_is_orderable_end_to_end(tmp_path: Path, daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import describe, envelope, get_status, submit, token
+    from tests.test_http_ordering import describe, get_status, submit
 
     data = tmp_path / "data"
     daemon = _daemon(daemons, data)
@@ -219,11 +230,7 @@ def test_demo_collection_is_orderable_end_to_end(tmp_path: Path, daemons: list[D
     assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
 
     def call(payload: str, digest: bool) -> Any:
-        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("erin", "erin-password",
-                                                                                   digest=digest)),
-                                         {"Content-Type": "application/soap+xml"})
-        assert status == 200, body
-        return assert_valid(body)
+        return oseo_call(daemon, "erin", payload, digest=digest)
 
     ack = call(submit("e1", "e2", reference="daemon"), digest=True)
     order_id = ack.findtext(f"{{{OSEO}}}orderId")
@@ -242,7 +249,7 @@ def test_demo_collection_is_orderable_end_to_end(tmp_path: Path, daemons: list[D
 @requires_schemas
 def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path: Path,
                                                                        daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import envelope, get_status, submit, token
+    from tests.test_http_ordering import get_status, submit
 
     config = tmp_path / "oseod.toml"
     config.write_text('[[collection]]\nid = "urn:oseod:demo"\nprocessor = "dummy"\n'
@@ -255,10 +262,7 @@ def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path:
     assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
 
     def call(payload: str) -> Any:
-        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("erin", "erin-password")),
-                                         {"Content-Type": "application/soap+xml"})
-        assert status == 200, body
-        return assert_valid(body)
+        return oseo_call(daemon, "erin", payload)
 
     def status_of(order_id: str) -> str | None:
         return call(get_status(order_id, "brief")).findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")
@@ -281,7 +285,7 @@ def test_orders_survive_sigkill_of_the_whole_service_during_processing(tmp_path:
 
 def test_an_always_failing_processor_fails_the_order_after_its_attempts(tmp_path: Path,
                                                                         daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import envelope, get_status, submit, token
+    from tests.test_http_ordering import get_status, submit
 
     config = tmp_path / "oseod.toml"
     config.write_text('[[collection]]\nid = "urn:oseod:demo"\nprocessor = "dummy"\n'
@@ -292,10 +296,7 @@ def test_an_always_failing_processor_fails_the_order_after_its_attempts(tmp_path
     assert daemon.ctl("user", "add", "ivan", "--password-stdin", stdin="ivan-password\n").returncode == 0
 
     def call(payload: str) -> Any:
-        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("ivan", "ivan-password")),
-                                         {"Content-Type": "application/soap+xml"})
-        assert status == 200, body
-        return assert_valid(body)
+        return oseo_call(daemon, "ivan", payload)
 
     order_id = call(submit("f1", reference="doomed")).findtext(f"{{{OSEO}}}orderId")
     assert order_id
@@ -315,7 +316,7 @@ def test_an_always_failing_processor_fails_the_order_after_its_attempts(tmp_path
 
 @requires_schemas
 def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import envelope, get_status, submit, token
+    from tests.test_http_ordering import get_status, submit
 
     config = tmp_path / "oseod.toml"
     config.write_text('[orders]\nmoderation = "manual"\n')
@@ -324,10 +325,7 @@ def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]
     assert daemon.ctl("user", "add", "gina", "--password-stdin", stdin="gina-password\n").returncode == 0
 
     def call(payload: str) -> Any:
-        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("gina", "gina-password")),
-                                         {"Content-Type": "application/soap+xml"})
-        assert status == 200, body
-        return assert_valid(body)
+        return oseo_call(daemon, "gina", payload)
 
     def status_of(order_id: str) -> tuple[str | None, str | None]:
         info = call(get_status(order_id)).find(f".//{{{OSEO}}}orderStatusInfo")
@@ -379,17 +377,14 @@ def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]
 
 @requires_schemas
 def test_a_subscription_through_timeslots_and_cancel(tmp_path: Path, daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import cancel, describe, envelope, get_status, submit, token
+    from tests.test_http_ordering import cancel, describe, get_status, submit
 
     data = tmp_path / "data"
     daemon = _daemon(daemons, data)
     assert daemon.ctl("user", "add", "hugo", "--password-stdin", stdin="hugo-password\n").returncode == 0
 
     def call(payload: str) -> Any:
-        status, _, body = daemon.request("POST", "/oseo", envelope(payload, token("hugo", "hugo-password")),
-                                         {"Content-Type": "application/soap+xml"})
-        assert status == 200, body
-        return assert_valid(body)
+        return oseo_call(daemon, "hugo", payload)
 
     order_id = call(submit("sub", order_type="SUBSCRIPTION_ORDER", reference="weekly")).findtext(f"{{{OSEO}}}orderId")
     assert order_id

@@ -12,7 +12,8 @@ import pytest
 import pytest_twisted
 
 from oseod.config import CollectionConfig, ProcessingConfig
-from oseod.jobs.archive import ArchiveProcessor, BadArchiveConfig
+from oseod.jobs.archive import ArchiveProcessor
+from oseod.jobs.processors import ProcessorConfigError
 from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.test_jobs_engine import ALICE, CONFIG, Daemon, daemon, spec
@@ -61,6 +62,6 @@ async def test_products_are_linked_from_the_archive(redis: Redis, tmp_path: Path
     ({"root": "/a", "pattern": "{owner}/*"}, "unknown field {owner}"),
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(BadArchiveConfig) as error:
+    with pytest.raises(ProcessorConfigError) as error:
         ArchiveProcessor(options, None, None)
     assert message in str(error.value)

@@ -11,7 +11,8 @@ import pytest
 import pytest_twisted
 
 from oseod.config import CollectionConfig, ProcessingConfig
-from oseod.jobs.command import BadCommandConfig, CommandProcessor
+from oseod.jobs.command import CommandProcessor
+from oseod.jobs.processors import ProcessorConfigError
 from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.polling import eventually
@@ -104,6 +105,6 @@ async def _in_production(d: Daemon, order_id: str) -> bool:
     ({"argv": ["echo"], "output": "{secret}"}, "unknown field {secret}"),
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(BadCommandConfig) as error:
+    with pytest.raises(ProcessorConfigError) as error:
         CommandProcessor(options, None, None)
     assert message in str(error.value)

@@ -14,7 +14,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from oseod.config import CollectionConfig, ProcessingConfig
-from oseod.jobs.fetch import BadFetchConfig, HttpProcessor
+from oseod.jobs.fetch import HttpProcessor
+from oseod.jobs.processors import ProcessorConfigError
 from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.polling import eventually
@@ -102,6 +103,6 @@ async def test_a_transfer_past_its_timeout_fails(redis: Redis, server: tuple[str
     ({"url": "http://x/{owner}"}, "unknown field {owner}"),
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(BadFetchConfig) as error:
+    with pytest.raises(ProcessorConfigError) as error:
         HttpProcessor(options, None, None)
     assert message in str(error.value)

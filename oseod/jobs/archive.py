@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from twisted.internet import threads
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork
+from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template
 
 FIELDS = ("product_id", "collection_id", "item_id")
 
@@ -35,22 +34,15 @@ class ArchiveMiss(Exception):
     pass
 
 
-class BadArchiveConfig(ValueError):
-    pass
-
-
 @implementer(IItemProcessor)
 class ArchiveProcessor:
     def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
         root, pattern = options.get("root"), options.get("pattern", "{product_id}*")
         if not isinstance(root, str) or not root:
-            raise BadArchiveConfig("processor_options.root must name the archive directory")
+            raise ProcessorConfigError("processor_options.root must name the archive directory")
         if not isinstance(pattern, str) or not pattern or pattern.startswith("/"):
-            raise BadArchiveConfig("processor_options.pattern must be a glob relative to root")
-        for _, field, _, _ in string.Formatter().parse(pattern):
-            if field is not None and field not in FIELDS:
-                raise BadArchiveConfig(f"processor_options.pattern: unknown field {{{field}}} "
-                                       f"(known: {', '.join(FIELDS)})")
+            raise ProcessorConfigError("processor_options.pattern must be a glob relative to root")
+        check_template(pattern, FIELDS, "processor_options.pattern")
         self._root = Path(root).resolve()
         self._pattern = pattern
         self._reactor = reactor

@@ -19,7 +19,6 @@ end of its standard error becomes the item's additionalStatusInfo.
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork
+from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template, file_name
 
 STDERR_KEPT = 2000  # characters of standard error kept for the item's info
 DEFAULT_TIMEOUT = 3600.0
@@ -37,16 +36,6 @@ FIELDS = ("order_id", "item_id", "product_id", "collection_id", "owner", "direct
 
 class CommandFailed(Exception):
     pass
-
-
-class BadCommandConfig(ValueError):
-    pass
-
-
-def _check_template(text: str, where: str) -> None:
-    for _, field, _, _ in string.Formatter().parse(text):
-        if field is not None and field not in FIELDS:
-            raise BadCommandConfig(f"{where}: unknown field {{{field}}} (known: {', '.join(FIELDS)})")
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -69,12 +58,12 @@ class CommandProcessor:
         argv = options.get("argv")
         if not isinstance(argv, Sequence) or isinstance(argv, str) or not argv or not all(
                 isinstance(a, str) for a in argv):
-            raise BadCommandConfig("processor_options.argv must be a non-empty list of strings")
+            raise ProcessorConfigError("processor_options.argv must be a non-empty list of strings")
         for n, arg in enumerate(argv):
-            _check_template(arg, f"processor_options.argv[{n}]")
+            check_template(arg, FIELDS, f"processor_options.argv[{n}]")
         self._argv: list[str] = list(argv)
         self._output = str(options.get("output", "{product_id}"))
-        _check_template(self._output, "processor_options.output")
+        check_template(self._output, FIELDS, "processor_options.output")
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
@@ -86,9 +75,7 @@ class CommandProcessor:
                 "output": str(output)}
 
     def result_path(self, work: ItemWork) -> Path:
-        name = self._output.format(**self._values(work, Path()))
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:200].lstrip(".")
-        return work.directory / (safe or "result")
+        return work.directory / file_name(self._output.format(**self._values(work, Path())))
 
     async def prepare_item(self, work: ItemWork) -> None:
         final = self.result_path(work)

@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet import task, threads
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork
+from .processors import IItemProcessor, ItemWork, file_name
 
 
 class DummyFailure(Exception):
@@ -28,9 +28,7 @@ def content(item_id: str, size: int) -> bytes:
 
 
 def result_name(work: ItemWork) -> str:
-    identifier = work.item.product_id or work.item.collection_id or work.item.item_id
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in identifier)[:120]
-    return f"{safe or 'item'}.dat"
+    return f"{file_name(work.item.product_id or work.item.collection_id or work.item.item_id, 'item')}.dat"
 
 
 @implementer(IItemProcessor)

@@ -15,7 +15,6 @@ seconds (connection and body alike).
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import treq
 from twisted.internet import defer
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork
+from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template, file_name
 
 FIELDS = ("product_id", "collection_id", "item_id")
 DEFAULT_TIMEOUT = 600.0
@@ -33,16 +32,6 @@ DEFAULT_TIMEOUT = 600.0
 
 class FetchFailed(Exception):
     pass
-
-
-class BadFetchConfig(ValueError):
-    pass
-
-
-def _check(template: str, where: str) -> None:
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is not None and field not in FIELDS:
-            raise BadFetchConfig(f"{where}: unknown field {{{field}}} (known: {', '.join(FIELDS)})")
 
 
 def _cancelled(error: BaseException) -> bool:
@@ -59,11 +48,11 @@ class HttpProcessor:
     def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise BadFetchConfig("processor_options.url must be an http:// or https:// URL template")
-        _check(url, "processor_options.url")
+            raise ProcessorConfigError("processor_options.url must be an http:// or https:// URL template")
+        check_template(url, FIELDS, "processor_options.url")
         self._url = url
         self._output = str(options.get("output", "{product_id}"))
-        _check(self._output, "processor_options.output")
+        check_template(self._output, FIELDS, "processor_options.output")
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
@@ -77,9 +66,7 @@ class HttpProcessor:
         return self._url.format(**{k: quote(v, safe="") for k, v in self._values(work).items()})
 
     def result_path(self, work: ItemWork) -> Path:
-        name = self._output.format(**self._values(work))
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:200].lstrip(".")
-        return work.directory / (safe or "result")
+        return work.directory / file_name(self._output.format(**self._values(work)))
 
     async def prepare_item(self, work: ItemWork) -> None:
         url = self.url(work)

@@ -14,7 +14,8 @@ additionalStatusInfo once the attempts are used up.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import string
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,28 @@ ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
 
 class UnknownProcessor(Exception):
     pass
+
+
+class ProcessorConfigError(ValueError):
+    """A collection's processor_options are wrong; the message says which."""
+
+
+def check_template(template: str, fields: Sequence[str], where: str) -> None:
+    """``template`` (str.format syntax) uses only ``fields``."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ProcessorConfigError(f"{where}: {e}") from None
+    for _, field, _, _ in parsed:
+        if field is not None and field not in fields:
+            raise ProcessorConfigError(f"{where}: unknown field {{{field}}} (known: {', '.join(fields)})")
+
+
+def file_name(text: str, default: str = "result") -> str:
+    """``text`` as a plain file name: letters, digits, "._-" (others become
+    "_"), never hidden, at most 200 characters."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:200].lstrip(".")
+    return safe or default
 
 
 def load_processor(name: str, builtins: Mapping[str, ProcessorFactory]) -> ProcessorFactory:
