@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 from twisted.application.service import IService
@@ -21,10 +22,12 @@ from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, load_config
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
+from .core.deliverables import Deliverables
 from .core.ordering import OrderingService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .http.capabilities import CapabilitiesPresenter
+from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
 from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
@@ -168,21 +171,27 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
         PeriodicTask("end subscriptions", config.processing.terminate_interval, ordering.terminate_subscriptions),
     ])
 
-    def result_url(protocol: str, order_id: str, item_id: str) -> str:
-        # Downloads are served by the delivery issue's FTP and HTTP trees;
+    deliverables = Deliverables(ordering, results)
+
+    def result_url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
+        # FTP serves each user's tree from its root, HTTP under /results;
         # protocols without a listener of their own point at HTTP.
         scheme = protocol if protocol in ("http", "ftp") else "http"
-        return f"{listener_url(scheme)}/{order_id}/{item_id}/"
+        where = "" if scheme == "ftp" else "/results"
+        path = "/".join(quote(part, safe="") for part in (order_id, item_id))
+        return f"{listener_url(scheme)}{where}/{path}/" + (quote(file, safe="") if file else "")
 
     capabilities = CapabilitiesPresenter(config, catalogue)
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
                                 options=OptionsPresenter(catalogue, ordering.checker.resolve),
-                                result_urls=result_url, reactor=reactor)
+                                result_urls=result_url, deliverables=deliverables, reactor=reactor)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
     admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
                      clock=reactor)
-    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine)
+    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
+    frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
+                            downloads=downloads)
     return Parts(portal, users, ordering, engine, scheduler, metrics, frontend)

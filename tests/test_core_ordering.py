@@ -39,7 +39,8 @@ from oseod.model.orders import (
     StatusNotification,
 )
 from oseod.store.connection import Redis
-from oseod.jobs.engine import BUILTINS, Engine, result_directory
+from oseod.core.deliverables import result_directory
+from oseod.jobs.engine import BUILTINS, Engine
 from oseod.jobs.processors import IItemProcessor, ItemWork
 from oseod.store.jobs import JobStore
 from oseod.store.orders import OrderProgress, OrderStore

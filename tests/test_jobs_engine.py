@@ -19,7 +19,8 @@ from oseod.auth.account import Account
 from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OrdersConfig, ProcessingConfig
 from oseod.core.ordering import OrderingService
 from oseod.jobs.dummy import content
-from oseod.jobs.engine import BUILTINS, Engine, path_name, result_directory
+from oseod.core.deliverables import path_name, result_directory
+from oseod.jobs.engine import BUILTINS, Engine
 from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderChecks, ItemWork
 from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority

@@ -223,7 +223,8 @@ async def test_product_order_lifecycle_with_password_text(server: Any) -> None:
     access = await call("DescribeResultAccess", orderId=order_id, subFunction="allReady")
     assert access.status == "success"
     urls = {url.itemId: url.itemAddress.ResourceAddress.URL for url in access.URLs}
-    assert urls == {item: f"ftp://127.0.0.1:2121/{order_id}/{item}/" for item in ("z1", "z2")}, urls
+    # one result file per item: the URL names it
+    assert urls == {item: f"ftp://127.0.0.1:2121/{order_id}/{item}/{item}-product.dat" for item in ("z1", "z2")}, urls
     assert all(isinstance(url.expirationDate, datetime) and url.expirationDate.tzinfo for url in access.URLs)
 
 

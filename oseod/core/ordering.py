@@ -265,6 +265,25 @@ class OrderingService:
         ``marker`` (the engine expanding a massive order)."""
         return await self._store.add_items(order_id, items, job, marker=marker)
 
+    async def record_download(self, order_id: str, item_id: str, name: str, files: Sequence[str]) -> bool:
+        """A file of the item was downloaded completely (``files``: all of
+        the item's). Once every one has been, the item is Downloaded (and the
+        order, once all its items are). Whether the item is Downloaded now."""
+        now = self._clock.seconds()
+        done = await self._store.record_download(order_id, item_id, name, now)
+        self.log.info("{file} of item {item_id}, order {order_id}, downloaded", file=name, item_id=item_id,
+                      order_id=order_id)
+        if not set(files) <= done:
+            return False
+        info = StatusInfo(OrderStatus.Downloaded, "Downloaded", changed_at=now)
+        order = await self._store.get(order_id)
+        completed_at = next((i.completed_at for i in order.items if i.spec.item_id == item_id), None) if order else None
+        moved = await self._store.set_items_status(order_id, [ItemChange(item_id, info, completed_at)],
+                                                   allowed={OrderStatus.Completed, OrderStatus.Downloaded})
+        if any(moved):
+            await self._derive(order_id)
+        return True
+
     # ------------------------------------------------------------ periodic tasks
 
     async def terminate_subscriptions(self) -> int:
@@ -463,6 +482,11 @@ def derive_order_status(progress: OrderProgress, now: float) -> StatusInfo | Non
     Every item final: Completed when all completed, Failed when none did,
     else Completed saying how many failed. Otherwise, once any item has
     started or ended: InProduction, with the progress so far."""
+    if (progress.status.status is OrderStatus.Completed and progress.total
+            and progress.count(OrderStatus.Downloaded) == progress.total):
+        # The one move out of a final status: every result has been fetched.
+        text = "The item was downloaded" if progress.total == 1 else f"All {progress.total} items were downloaded"
+        return StatusInfo(OrderStatus.Downloaded, text, changed_at=now)
     if (progress.status.status.is_final or progress.order_type is OrderType.SUBSCRIPTION_ORDER
             or not progress.total):
         return None

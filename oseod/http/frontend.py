@@ -17,6 +17,7 @@ from .. import __version__
 from ..metrics import RequestMetrics, Sample
 from ..store.connection import Redis
 from .errors import allow_header, error_answer
+from .downloads import Downloads
 from .oseo import OseoEndpoint
 
 
@@ -41,8 +42,9 @@ class HttpFrontend:
     app = Klein()
 
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
-                 processing: ProcessingView) -> None:
+                 processing: ProcessingView, downloads: Downloads) -> None:
         self._oseo = oseo
+        self._downloads = downloads
         self._admin = admin
         self._processing = processing
         self._redis = redis
@@ -59,6 +61,14 @@ class HttpFrontend:
     @app.route("/oseo", methods=["GET", "HEAD"])
     async def oseo_get(self, request: IRequest) -> bytes:
         return await self._oseo.get(request)
+
+    @app.route("/results/<order_id>/<item_id>/", methods=["GET", "HEAD"])
+    async def results(self, request: IRequest, order_id: str, item_id: str) -> bytes:
+        return await self._downloads.listing(request, order_id, item_id)
+
+    @app.route("/results/<order_id>/<item_id>/<name>", methods=["GET", "HEAD"])
+    async def result_file(self, request: IRequest, order_id: str, item_id: str, name: str) -> IResource | bytes:
+        return await self._downloads.file(request, order_id, item_id, name)
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:

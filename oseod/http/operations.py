@@ -32,6 +32,7 @@ from ..oseo.results import (
 from ..oseo.security import parse_addressing
 from ..oseo.status import GetStatusRequest, parse_get_status
 from ..oseo.submit import SubmitRequest, parse_submit, render_submit_ack
+from ..core.deliverables import Deliverables
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
 from .status import StatusPresenter
@@ -84,8 +85,9 @@ def _epoch(moment: datetime | None) -> float | None:
 
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
-                 options: OptionsPresenter, result_urls: Callable[[str, str, str], str], reactor: Any,
-                 status: StatusPresenter | None = None) -> None:
+                 options: OptionsPresenter, result_urls: Callable[[str, str, str, str | None], str],
+                 deliverables: Deliverables, reactor: Any, status: StatusPresenter | None = None) -> None:
+        self._deliverables = deliverables
         self._reactor = reactor
         self._ordering = ordering
         self._capabilities = capabilities
@@ -152,12 +154,14 @@ class OseoOperations:
 
     async def describe_result_access(self, call: OseoCall, request: DescribeResultAccessRequest) -> bytes:
         ready = await self._ordering.ready_items(call.user, request.order_id, request.next_ready)
-        urls = [
-            ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id,
-                    url=self._result_urls(protocol, request.order_id, item.spec.item_id),
-                    expiration=datetime.fromtimestamp(expires, timezone.utc))
-            for item, protocol, expires in ready
-        ]
+        urls = []
+        for item, protocol, expires in ready:
+            # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
+            files = await self._deliverables.files(call.user, request.order_id, item.spec.item_id)
+            only = files[0].name if len(files) == 1 else None
+            urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id,
+                                url=self._result_urls(protocol, request.order_id, item.spec.item_id, only),
+                                expiration=datetime.fromtimestamp(expires, timezone.utc)))
         return _answer(call, render_describe_result_access_response(urls))
 
     async def cancel(self, call: OseoCall, request: CancelRequest) -> bytes:

@@ -18,7 +18,6 @@ item.
 from __future__ import annotations
 
 import inspect
-import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..config import CollectionConfig, Config
+from ..core.deliverables import result_directory
 from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..core.validation import resolve_collection
 from ..model.orders import Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
@@ -53,17 +53,6 @@ BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": 
                                             "archive": ArchiveProcessor, "http": HttpProcessor}
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
-
-
-def path_name(text: str) -> str:
-    """``text`` as one safe path component: percent-encoded, never "." or ".."."""
-    name = urllib.parse.quote(text, safe="")
-    return name.replace(".", "%2E", 1) if name.startswith(".") else name or "%00"
-
-
-def result_directory(results: Path, owner: str, order_id: str, item_id: str) -> Path:
-    """Where an item's results go: the owner's delivery area, one directory per item."""
-    return results / path_name(owner) / path_name(order_id) / path_name(item_id)
 
 
 class ProcessorError(Exception):

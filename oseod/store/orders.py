@@ -624,6 +624,16 @@ class OrderStore:
         for collection_id in collection_ids:
             await self._redis.conn.execute_command("ZREM", keys.subscriptions(collection_id), _member(order_id))
 
+    async def record_download(self, order_id: str, item_id: str, name: str, at: float) -> set[str]:
+        """Count a complete download of file ``name`` of the item, at ``at``;
+        the names of the item's files downloaded completely so far."""
+        prefix = f"d/{json.dumps(item_id)}/"
+        items_key = keys.order_items(order_id)
+        await self._redis.conn.hincrby(items_key, prefix + name, 1)
+        await self._redis.conn.hset(items_key, f"dl/{item_id}", _score(at))
+        fields = await self._redis.conn.hkeys(items_key)
+        return {f[len(prefix):] for f in fields if f.startswith(prefix)}
+
     async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
         """Remove the order (and everything about it) if it is in one of
         ``statuses``; False when it is not. Final orders only: an unfinished

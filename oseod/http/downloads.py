@@ -1,0 +1,113 @@
+"""HTTP downloads of results: ``/results/<order>/<item>/`` (a listing) and
+``/results/<order>/<item>/<file>``, for the order's owner, with HTTP Basic
+through the one Portal. twisted.web's static.File streams the file with a
+producer and answers HEAD and Range requests (206). A GET that sent a whole
+file counts as a complete download (a Range, even a resumed one, does not)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import quote
+
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from twisted.web.static import File
+
+from ..auth.account import Account
+from ..core.deliverables import Deliverables, NotDeliverable
+from ..metrics import RequestMetrics
+from ..model.errors import RequestRejected
+from .credentials import BadCredentials, basic_account
+from .errors import error_answer
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class Downloads:
+    log = Logger()
+
+    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any) -> None:
+        self._portal = portal
+        self._deliverables = deliverables
+        self._metrics = metrics
+        self._clock = clock
+
+    async def listing(self, request: IRequest, order_id: str, item_id: str) -> bytes:
+        started = self._clock.seconds()
+        try:
+            account = await self._account(request)
+            files = await self._files(account, order_id, item_id)
+        except Refused as e:
+            return self._refuse(request, e, started)
+        rows = "".join(f'<li><a href="{quote(f.name)}">{html.escape(f.name)}</a> ({f.size} bytes)</li>' for f in files)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self._metrics.record("http", "results", "ok", self._clock.seconds() - started, account.name)
+        title = html.escape(f"Order {order_id}, item {item_id}")
+        page = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
+                f"<ul>{rows}</ul></body></html>\n")
+        return page.encode()
+
+    async def file(self, request: IRequest, order_id: str, item_id: str, name: str) -> IResource | bytes:
+        started = self._clock.seconds()
+        try:
+            account = await self._account(request)
+            try:
+                found = await self._deliverables.file(account, order_id, item_id, name)
+            except (RequestRejected, NotDeliverable) as e:
+                raise _refusal(e) from None
+        except Refused as e:
+            return self._refuse(request, e, started)
+
+        def finished(_: object) -> None:
+            whole = request.method == b"GET" and request.code == 200  # type: ignore[attr-defined]
+            self._metrics.record("http", "download", "ok" if whole else "partial", self._clock.seconds() - started,
+                                 account.name)
+            if whole:
+                self._deliverables_downloaded(account, order_id, item_id, name)
+
+        def lost(_: object) -> None:
+            self._metrics.record("http", "download", "aborted", self._clock.seconds() - started, account.name)
+
+        request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
+        resource = File(str(found.path), defaultType="application/octet-stream")
+        resource.isLeaf = True
+        return resource
+
+    def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str, name: str) -> None:
+        d = defer.ensureDeferred(self._deliverables.downloaded(account, order_id, item_id, name))
+        d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
+
+    async def _account(self, request: IRequest) -> Account:
+        try:
+            account = await basic_account(self._portal, request)
+        except BadCredentials as e:
+            raise Refused(401, str(e)) from None
+        if account is None:
+            raise Refused(401, "credentials required (HTTP Basic, your oseod user)")
+        return account
+
+    async def _files(self, account: Account, order_id: str, item_id: str) -> Any:
+        try:
+            return await self._deliverables.files(account, order_id, item_id)
+        except (RequestRejected, NotDeliverable) as e:
+            raise _refusal(e) from None
+
+    def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
+        if refused.status == 401:
+            request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+        self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None)
+        return error_answer(request, refused.status, str(refused))
+
+
+def _refusal(error: Exception) -> Refused:
+    if isinstance(error, RequestRejected) and error.code == "AuthorizationFailed":
+        return Refused(403, "not one of your orders")
+    return Refused(404, str(error) if isinstance(error, NotDeliverable) else "no such order")
