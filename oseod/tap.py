@@ -26,6 +26,7 @@ from .core.deliverables import Deliverables
 from .core.ordering import OrderingService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
+from .ftp.results import ResultsTree
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
@@ -151,7 +152,6 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     takes back its own unfinished jobs)."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
-    install_ftp_avatars(realm)
     passwords = UserStoreChecker(users, reactor, config.auth.password_cache_seconds)
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
     # DigestChecker stays registered with digests off, to say so to the client.
@@ -172,6 +172,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     ])
 
     deliverables = Deliverables(ordering, results)
+    install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables))
 
     def result_url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
         # FTP serves each user's tree from its root, HTTP under /results;

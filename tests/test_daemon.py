@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ftplib
 import json
 import signal
@@ -420,3 +421,49 @@ def test_a_collection_whose_processor_cannot_be_built_stops_the_start(tmp_path: 
     assert ("oseod could not start: order processing: collection urn:x:conv: processor 'command': "
             "processor_options.argv[1]: unknown field {password}") in log
     assert "Traceback" not in log
+
+
+@requires_schemas
+def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from urllib.parse import unquote
+
+    from oseod.jobs.dummy import content
+    from tests.test_http_ordering import describe, get_status, submit
+
+    daemon = _daemon(daemons, tmp_path / "data")
+    for user in ("jane", "kurt"):
+        assert daemon.ctl("user", "add", user, "--password-stdin", stdin=f"{user}-password\n").returncode == 0
+    order_id = oseo_call(daemon, "jane", submit("j1", "j2")).findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+
+    def urls() -> list[str]:
+        return [u.text or "" for u in oseo_call(daemon, "jane", describe(order_id)).iter(f"{{{OSEO}}}URL")]
+
+    found = wait_for(lambda: len(urls()) == 2 and urls(), 30, "the results")
+    ftp_url = urlsplit(daemon.endpoints["ftp"])
+    with ftplib.FTP() as client:
+        client.connect(ftp_url.hostname or "127.0.0.1", ftp_url.port or 21, timeout=30)
+        client.login("kurt", "kurt-password")
+        assert client.nlst() == []  # another user's orders are invisible
+        with pytest.raises(ftplib.error_perm):
+            client.cwd(f"/{order_id}")
+    with ftplib.FTP() as client:
+        client.connect(ftp_url.hostname or "127.0.0.1", ftp_url.port or 21, timeout=30)
+        client.login("jane", "jane-password")
+        assert client.nlst() == [order_id]
+        assert sorted(client.nlst(f"/{order_id}")) == ["j1", "j2"]
+        with pytest.raises(ftplib.error_perm):
+            client.storbinary(f"STOR /{order_id}/j1/upload.dat", io.BytesIO(b"no"))
+        for url in found:
+            path = unquote(urlsplit(url).path)
+            chunks: list[bytes] = []
+            client.retrbinary(f"RETR {path}", chunks.append)
+            item = path.split("/")[2]
+            assert b"".join(chunks) == content(item, 1024)
+
+    def downloaded() -> bool:
+        info = oseo_call(daemon, "jane", get_status(order_id)).find(f".//{{{OSEO}}}orderStatusInfo")
+        return info is not None and info.findtext(f"{{{OSEO}}}status") == "Downloaded"
+
+    wait_for(downloaded, 30, "the order to be Downloaded")
+    assert daemon.stop() in (0, -signal.SIGTERM)

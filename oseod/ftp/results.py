@@ -1,0 +1,108 @@
+"""The FTP tree of one account's results: ``/<orderId>/<itemId>/<file>``,
+built from the store at every look (no per-user directories to create), with
+only the items that have a result now (the same rule as DescribeResultAccess
+and HTTP downloads). A RETR that sent the whole file is a complete download."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from twisted.internet import defer, interfaces
+from twisted.logger import Logger
+from twisted.protocols import basic, ftp
+from zope.interface import implementer
+
+from ..auth.account import Account
+from ..core.deliverables import Deliverables, NotDeliverable
+from ..core.ordering import OrderingService
+from ..model.errors import RequestRejected
+from .tree import ROOT, IDeliverableTree, Node
+
+CHUNK = 256 * 1024  # the stock 16 KiB reads cap a transfer far below the disk and the network
+
+
+class _ChunkedSender(basic.FileSender):
+    CHUNK_SIZE = CHUNK
+
+
+@implementer(ftp.IReadFile)
+class _Reader:
+    """Sends one file; tells ``finished`` when all of it went."""
+
+    def __init__(self, path: str, size: int, finished: Any) -> None:
+        self._path = path
+        self._size = size
+        self._finished = finished
+
+    def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
+        source: BinaryIO = open(self._path, "rb")  # noqa: SIM115 - closed when the transfer ends
+        sending = _ChunkedSender().beginFileTransfer(source, consumer)
+
+        def done(last: object) -> None:
+            complete = source.tell() >= self._size
+            source.close()
+            if complete:
+                self._finished()
+
+        def failed(reason: Any) -> Any:
+            source.close()
+            return reason
+
+        sending.addCallbacks(done, failed)
+        return sending
+
+
+@implementer(IDeliverableTree)
+class ResultsTree:
+    log = Logger()
+
+    def __init__(self, account: Account, ordering: OrderingService, deliverables: Deliverables) -> None:
+        self._account = account
+        self._ordering = ordering
+        self._deliverables = deliverables
+
+    async def stat(self, path: Sequence[str]) -> Node | None:
+        if not path:
+            return ROOT
+        try:
+            if len(path) == 1:
+                ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+                return Node(path[0], True) if ready else None
+            if len(path) == 2:
+                await self._deliverables.files(self._account, path[0], path[1])
+                return Node(path[1], True)
+            if len(path) == 3:
+                found = await self._deliverables.file(self._account, *path)
+                return Node(found.name, False, found.size, found.modified)
+        except (RequestRejected, NotDeliverable):
+            return None
+        return None
+
+    async def children(self, path: Sequence[str]) -> Sequence[Node]:
+        if not path:
+            found = []
+            for order in await self._ordering.search(self._account):
+                if await self._ordering.ready_items(self._account, order.order_id, next_ready=False):
+                    found.append(Node(order.order_id, True))
+            return found
+        if len(path) == 1:
+            ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+            return [Node(r.item.spec.item_id, True) for r in ready]
+        files = await self._deliverables.files(self._account, path[0], path[1])
+        return [Node(f.name, False, f.size, f.modified) for f in files]
+
+    async def open(self, path: Sequence[str]) -> ftp.IReadFile:
+        if len(path) != 3:
+            raise ftp.FileNotFoundError("/" + "/".join(path))
+        try:
+            found = await self._deliverables.file(self._account, *path)
+        except (RequestRejected, NotDeliverable):
+            raise ftp.FileNotFoundError("/" + "/".join(path)) from None
+        order_id, item_id, name = path
+
+        def finished() -> None:
+            d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))
+            d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
+
+        return _Reader(str(found.path), found.size, finished)
