@@ -456,10 +456,15 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
             client.storbinary(f"STOR /{order_id}/j1/upload.dat", io.BytesIO(b"no"))
         for url in found:
             path = unquote(urlsplit(url).path)
+            item = path.split("/")[2]
+            resumed: list[bytes] = []  # REST: the rest of an interrupted download
+            client.retrbinary(f"RETR {path}", resumed.append, rest=1000)
+            assert b"".join(resumed) == content(item, 1024)[1000:]
             chunks: list[bytes] = []
             client.retrbinary(f"RETR {path}", chunks.append)
-            item = path.split("/")[2]
             assert b"".join(chunks) == content(item, 1024)
+        with pytest.raises(ftplib.error_perm):
+            client.sendcmd("REST soon")
 
     def downloaded() -> bool:
         info = oseo_call(daemon, "jane", get_status(order_id)).find(f".//{{{OSEO}}}orderStatusInfo")

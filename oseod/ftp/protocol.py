@@ -155,6 +155,17 @@ class OseodFTP(ftp.FTP):
         # Not in the stock server (it answers 502); it is a write like STOR.
         return fail(ftp.PermissionDeniedError(path))
 
+    def ftp_REST(self, value: str) -> Any:
+        # Gap: the stock server has no REST, so an interrupted download of a
+        # big file started over from its first byte.
+        if not value.isdigit():
+            return fail(ftp.CmdArgSyntaxError(f"REST takes a byte offset, not {value!r}"))
+        shell = self.shell
+        if not isinstance(shell, ReadOnlyShell):
+            return fail(ftp.BadCmdSequenceError("log in first"))
+        shell.restart_offset = int(value)
+        return (ftp.REQ_FILE_ACTN_PENDING_FURTHER_INFO,)
+
     def ftp_PASV(self) -> Any:
         return self._await_data_connection(ftp.FTP.ftp_PASV(self))
 

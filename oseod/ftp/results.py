@@ -34,9 +34,15 @@ class _Reader:
         self._path = path
         self._size = size
         self._finished = finished
+        self._offset = 0
+
+    def start_at(self, offset: int) -> None:
+        """Send from byte ``offset`` on (REST: a resumed download)."""
+        self._offset = offset
 
     def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
         source: BinaryIO = open(self._path, "rb")  # noqa: SIM115 - closed when the transfer ends
+        source.seek(self._offset)
         sending = _ChunkedSender().beginFileTransfer(source, consumer)
 
         def done(last: object) -> None:

@@ -61,6 +61,8 @@ class ReadOnlyShell:
     def __init__(self, account: Account, tree: IDeliverableTree | None = None) -> None:
         self.account = account
         self._tree: IDeliverableTree = tree if tree is not None else EmptyTree()
+        # Set by REST for the next RETR (the stock protocol has no REST).
+        self.restart_offset = 0
 
     # -- writes: all refused ------------------------------------------------
 
@@ -118,10 +120,17 @@ class ReadOnlyShell:
         return [(child.name, self._facts(child, keys)) for child in nodes]
 
     async def _open(self, path: Sequence[str]) -> ftp.IReadFile:
+        offset, self.restart_offset = self.restart_offset, 0
         names, node = await self._node(path)
         if node.directory:
             raise ftp.IsADirectoryError(_shown(path))
-        return await self._tree.open(names)
+        reader = await self._tree.open(names)
+        if offset:
+            start = getattr(reader, "start_at", None)
+            if start is None:
+                raise ftp.CmdNotImplementedForArgError("REST on this file")
+            start(offset)
+        return reader
 
     def _facts(self, node: Node, keys: Sequence[str]) -> Facts:
         """The values the protocol asks for, in its order (see
