@@ -172,7 +172,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     ])
 
     deliverables = Deliverables(ordering, results)
-    install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables))
+    install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables, metrics, reactor))
 
     def result_url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
         # FTP serves each user's tree from its root, HTTP under /results;

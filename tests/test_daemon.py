@@ -471,4 +471,9 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
         return info is not None and info.findtext(f"{{{OSEO}}}status") == "Downloaded"
 
     wait_for(downloaded, 30, "the order to be Downloaded")
+    shown = json.loads(daemon.ctl("order", "show", order_id).stdout)
+    assert [(i["status"], i["downloads"]) for i in shown["items"]] == [("Downloaded", 2), ("Downloaded", 2)]
+    assert all(i["last_downloaded_at"] for i in shown["items"])
+    metrics = daemon.get("/metrics")[2].decode()
+    assert 'oseod_requests_total{transport="ftp",operation="download",outcome="ok"} 4' in metrics
     assert daemon.stop() in (0, -signal.SIGTERM)

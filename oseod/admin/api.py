@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from klein import Klein
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -62,6 +63,7 @@ class ProcessingReport(Protocol):
 
 class AdminApi:
     app = Klein()
+    log = Logger()
 
     def __init__(self, *, token: Callable[[], str], accounts: AccountService, ordering: OrderingService,
                  processing: ProcessingReport, metrics: RequestMetrics, clock: Any) -> None:
@@ -93,6 +95,10 @@ class AdminApi:
             if e.status == 401:
                 request.setHeader(b"www-authenticate", b'Bearer realm="oseod-admin"')
             outcome, payload = str(e.status), {"error": str(e)}
+        except Exception:
+            self.log.failure("internal error in admin {operation}", operation=operation)
+            request.setResponseCode(500)
+            outcome, payload = "500", {"error": "internal error; the daemon's log has the details"}
         self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None)
         return json.dumps(payload).encode() + b"\n"
 
@@ -245,9 +251,14 @@ class AdminApi:
     async def show_order(self, request: IRequest, order_id: str) -> bytes:
         async def action(body: dict[str, Any]) -> Any:
             try:
-                return _order_json(await self._ordering.order(order_id), items=True)
+                shown = _order_json(await self._ordering.order(order_id), items=True)
             except RequestRejected as e:
                 raise _rejected(e) from None
+            downloads = await self._ordering.downloads(order_id)
+            for item in shown["items"]:
+                count, last = downloads.get(item["id"], (0, 0.0))
+                item["downloads"], item["last_downloaded_at"] = count, last or None
+            return shown
 
         return await self._answer(request, "order.show", action)
 

@@ -187,6 +187,10 @@ class OrderingService:
         """Any order, for operators; RequestRejected when there is none."""
         return await self._existing(order_id)
 
+    async def downloads(self, order_id: str) -> dict[str, tuple[int, float]]:
+        """Per item of the order: complete downloads and when the last one ended."""
+        return await self._store.downloads(order_id)
+
     async def approve(self, order_id: str) -> Order:
         """Accept an order waiting in Submitted (manual moderation) and start it."""
         order = await self._existing(order_id)

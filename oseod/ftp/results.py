@@ -16,6 +16,7 @@ from zope.interface import implementer
 from ..auth.account import Account
 from ..core.deliverables import Deliverables, NotDeliverable
 from ..core.ordering import OrderingService
+from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from .tree import ROOT, IDeliverableTree, Node
 
@@ -28,7 +29,7 @@ class _ChunkedSender(basic.FileSender):
 
 @implementer(ftp.IReadFile)
 class _Reader:
-    """Sends one file; tells ``finished`` when all of it went."""
+    """Sends one file; tells ``finished`` whether all of it went."""
 
     def __init__(self, path: str, size: int, finished: Any) -> None:
         self._path = path
@@ -48,11 +49,11 @@ class _Reader:
         def done(last: object) -> None:
             complete = source.tell() >= self._size
             source.close()
-            if complete:
-                self._finished()
+            self._finished(complete)
 
         def failed(reason: Any) -> Any:
             source.close()
+            self._finished(False)
             return reason
 
         sending.addCallbacks(done, failed)
@@ -63,10 +64,13 @@ class _Reader:
 class ResultsTree:
     log = Logger()
 
-    def __init__(self, account: Account, ordering: OrderingService, deliverables: Deliverables) -> None:
+    def __init__(self, account: Account, ordering: OrderingService, deliverables: Deliverables,
+                 metrics: RequestMetrics, clock: Any) -> None:
         self._account = account
         self._ordering = ordering
         self._deliverables = deliverables
+        self._metrics = metrics
+        self._clock = clock
 
     async def stat(self, path: Sequence[str]) -> Node | None:
         if not path:
@@ -106,9 +110,13 @@ class ResultsTree:
         except (RequestRejected, NotDeliverable):
             raise ftp.FileNotFoundError("/" + "/".join(path)) from None
         order_id, item_id, name = path
+        started = self._clock.seconds()
 
-        def finished() -> None:
-            d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))
-            d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
+        def finished(complete: bool) -> None:
+            self._metrics.record("ftp", "download", "ok" if complete else "aborted", self._clock.seconds() - started,
+                                 self._account.name)
+            if complete:
+                d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))
+                d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
 
         return _Reader(str(found.path), found.size, finished)

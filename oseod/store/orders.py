@@ -634,6 +634,16 @@ class OrderStore:
         fields = await self._redis.conn.hkeys(items_key)
         return {f[len(prefix):] for f in fields if f.startswith(prefix)}
 
+    async def downloads(self, order_id: str) -> dict[str, tuple[int, float]]:
+        """Per item: complete downloads so far (all files) and the last one's time."""
+        fields: dict[str, str] = await self._redis.conn.hgetall(keys.order_items(order_id))
+        counts: dict[str, int] = {}
+        for field, value in fields.items():
+            if field.startswith("d/"):
+                item_id, _ = json.JSONDecoder().raw_decode(field[2:])
+                counts[item_id] = counts.get(item_id, 0) + int(value)
+        return {item_id: (count, float(fields.get(f"dl/{item_id}", "0"))) for item_id, count in counts.items()}
+
     async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
         """Remove the order (and everything about it) if it is in one of
         ``statuses``; False when it is not. Final orders only: an unfinished
