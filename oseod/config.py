@@ -85,6 +85,26 @@ def _nonempty_str(value: object, key: str) -> str:
     return text
 
 
+def _port_range(value: object, key: str) -> str:
+    """"" (any free port) or "FIRST-LAST", both TCP ports."""
+    text = _str(value, key).strip()
+    if not text:
+        return ""
+    first, sep, last = text.partition("-")
+    if not sep or not first.strip().isdigit() or not last.strip().isdigit() or not (
+            1024 <= int(first) <= int(last) <= 65535):
+        raise ConfigError(key, f'must be "FIRST-LAST" with 1024 <= FIRST <= LAST <= 65535, or "" (got {text!r})')
+    return f"{int(first)}-{int(last)}"
+
+
+def port_range(text: str) -> range | None:
+    """A checked "FIRST-LAST" as a range (None: any port)."""
+    if not text:
+        return None
+    first, _, last = text.partition("-")
+    return range(int(first), int(last) + 1)
+
+
 def _choice(*allowed: str) -> Check:
     def check(value: object, key: str) -> str:
         if value not in allowed:
@@ -137,6 +157,9 @@ class ServerConfig:
     # from each request's Host header.
     public_url: str = key("", _str)
     max_request_bytes: int = key(10 * 1024 * 1024, _int(1024))
+    ftp_passive_ports: str = key("", _port_range)
+    ftp_max_connections: int = key(200, _int(1))
+    ftp_idle_timeout: int = key(600, _int(10))
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ from .auth.checkers import UserStoreChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, port_range
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -122,7 +122,10 @@ def makeService(options: Options) -> IService:
     listeners["http"] = Listener("http", config.server.http,
                                  OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
     if config.server.ftp:
-        listeners["ftp"] = Listener("ftp", config.server.ftp, make_ftp_factory(parts.portal), reactor)
+        ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
+                                       max_connections=config.server.ftp_max_connections,
+                                       idle_timeout=config.server.ftp_idle_timeout)
+        listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_factory, reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),

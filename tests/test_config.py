@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oseod.config import DEMO_COLLECTION_ID, Config, ConfigError, load_config, parse_config
+from oseod.config import port_range, DEMO_COLLECTION_ID, Config, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,6 +78,9 @@ def test_overrides_win() -> None:
         ({"collection": [{"id": "a", "scene_selection": [{"name": "cloud", "choices": []}]}]},
          "collection[0].scene_selection[0].choices", "at least one"),
         ({"collection": []}, "collection", "one or more"),
+        ({"server": {"ftp_passive_ports": "60000"}}, "server.ftp_passive_ports", "FIRST-LAST"),
+        ({"server": {"ftp_passive_ports": "60010-60000"}}, "server.ftp_passive_ports", "FIRST <= LAST"),
+        ({"server": {"ftp_passive_ports": "80-90"}}, "server.ftp_passive_ports", "1024"),
     ],
 )
 def test_bad_values_name_the_key(document: dict[str, object], key: str, fragment: str) -> None:
@@ -123,3 +126,9 @@ def test_twistd_stops_with_one_line_naming_the_key(tmp_path: Path, toml: str, ar
     assert len(lines) == 1, lines
     assert expected in lines[0] and lines[0].startswith("oseod: configuration error")
     assert not (tmp_path / "data").exists()
+
+
+def test_ftp_passive_ports() -> None:
+    assert port_range(parse_config({"server": {"ftp_passive_ports": " 60000 - 60002"}}).server.ftp_passive_ports) == (
+        range(60000, 60003))
+    assert port_range(parse_config({}).server.ftp_passive_ports) is None

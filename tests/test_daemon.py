@@ -430,7 +430,9 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
     from oseod.jobs.dummy import content
     from tests.test_http_ordering import describe, get_status, submit
 
-    daemon = _daemon(daemons, tmp_path / "data")
+    config = tmp_path / "oseod.toml"
+    config.write_text('[server]\nftp_passive_ports = "61000-61200"\n')
+    daemon = _daemon(daemons, tmp_path / "data", "--config", str(config))
     for user in ("jane", "kurt"):
         assert daemon.ctl("user", "add", user, "--password-stdin", stdin=f"{user}-password\n").returncode == 0
     order_id = oseo_call(daemon, "jane", submit("j1", "j2")).findtext(f"{{{OSEO}}}orderId")
@@ -450,7 +452,12 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
     with ftplib.FTP() as client:
         client.connect(ftp_url.hostname or "127.0.0.1", ftp_url.port or 21, timeout=30)
         client.login("jane", "jane-password")
-        assert client.nlst() == [order_id]
+        data, _ = client.ntransfercmd("NLST")
+        with data:
+            assert 61000 <= data.getpeername()[1] <= 61200  # the configured passive range (a firewall's)
+            listed = data.makefile("rb").read()
+        client.voidresp()
+        assert listed.split() == [order_id.encode()]
         assert sorted(client.nlst(f"/{order_id}")) == ["j1", "j2"]
         with pytest.raises(ftplib.error_perm):
             client.storbinary(f"STOR /{order_id}/j1/upload.dat", io.BytesIO(b"no"))
