@@ -97,6 +97,16 @@ def _port_range(value: object, key: str) -> str:
     return f"{int(first)}-{int(last)}"
 
 
+def _ipv4_or_empty(value: object, key: str) -> str:
+    text = _str(value, key).strip()
+    if text:
+        try:
+            ipaddress.IPv4Address(text)
+        except ValueError:
+            raise ConfigError(key, f"must be an IPv4 address, or \"\" (got {text!r})") from None
+    return text
+
+
 def port_range(text: str) -> range | None:
     """A checked "FIRST-LAST" as a range (None: any port)."""
     if not text:
@@ -160,6 +170,7 @@ class ServerConfig:
     ftp_passive_ports: str = key("", _port_range)
     ftp_max_connections: int = key(200, _int(1))
     ftp_idle_timeout: int = key(600, _int(10))
+    ftp_public_host: str = key("", _ipv4_or_empty)
 
 
 @attrs.frozen

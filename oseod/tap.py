@@ -124,7 +124,8 @@ def makeService(options: Options) -> IService:
     if config.server.ftp:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
-                                       idle_timeout=config.server.ftp_idle_timeout)
+                                       idle_timeout=config.server.ftp_idle_timeout,
+                                       public_host=config.server.ftp_public_host)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_factory, reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)

@@ -81,6 +81,7 @@ def test_overrides_win() -> None:
         ({"server": {"ftp_passive_ports": "60000"}}, "server.ftp_passive_ports", "FIRST-LAST"),
         ({"server": {"ftp_passive_ports": "60010-60000"}}, "server.ftp_passive_ports", "FIRST <= LAST"),
         ({"server": {"ftp_passive_ports": "80-90"}}, "server.ftp_passive_ports", "1024"),
+        ({"server": {"ftp_public_host": "ftp.example.org"}}, "server.ftp_public_host", "IPv4 address"),
     ],
 )
 def test_bad_values_name_the_key(document: dict[str, object], key: str, fragment: str) -> None:

@@ -203,7 +203,8 @@ def test_factory_settings() -> None:
     assert factory.portal is portal and factory.protocol is OseodFTP
     assert "Twisted" not in factory.welcomeMessage
     for bad in [dict(banner="two\r\nlines"), dict(max_connections=0), dict(idle_timeout=0),
-                dict(passive_ports=range(0)), dict(passive_ports=range(65000, 70000))]:  # fmt: skip
+                dict(passive_ports=range(0)), dict(passive_ports=range(65000, 70000)),
+                dict(public_host="ftp.example.org"), dict(public_host="300.1.1.1")]:  # fmt: skip
         with pytest.raises(ValueError):
             make_ftp_factory(portal, **bad)  # type: ignore[arg-type]
 
@@ -482,6 +483,25 @@ async def test_passive_port_is_bound_to_the_control_address(start_ftp: StartServ
                 return host, client.voidresp()
 
     assert await in_thread(talk) == ("127.0.0.1", "226 Transfer Complete.")
+
+
+@pytest_twisted.ensureDeferred
+async def test_pasv_announces_the_public_host_behind_nat(start_ftp: StartServer) -> None:
+    server = start_ftp(public_host="203.0.113.7")
+
+    def talk() -> tuple[str, int]:
+        with server.client("alice", "alicepw") as client:
+            host, port = ftplib.parse227(client.sendcmd("PASV"))
+            # The data port still listens on the control interface (the NAT forwards to it).
+            with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT) as data:
+                client.putcmd("NLST")
+                assert client.getresp().startswith("125")
+                assert _closed_by_server(data)
+                client.voidresp()
+            return host, port
+
+    host, port = await in_thread(talk)
+    assert host == "203.0.113.7" and port > 0
 
 
 @pytest_twisted.ensureDeferred

@@ -32,6 +32,9 @@ class OseodFTPFactory(ftp.FTPFactory):
     allowAnonymous = False
     welcomeMessage = DEFAULT_BANNER
     noisy = False  # the Listener logs where it listens
+    # The IPv4 address PASV announces instead of the control connection's
+    # local one (behind NAT); "" keeps the local one.
+    public_host = ""
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
@@ -44,6 +47,7 @@ def make_ftp_factory(
     max_connections: int = 200,
     idle_timeout: int = 600,
     banner: str = DEFAULT_BANNER,
+    public_host: str = "",
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -52,6 +56,7 @@ def make_ftp_factory(
     PASV/EPSV ports are taken from (for a firewall; default: any free port).
     Past ``max_connections`` control connections a client gets 421;
     ``idle_timeout`` seconds without a command closes a session.
+    ``public_host`` (IPv4) is the address PASV announces, behind NAT.
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -68,6 +73,10 @@ def make_ftp_factory(
     # Twisted's class default is None, which mypy takes for the attribute's type.
     factory.connectionLimit = max_connections  # type: ignore[assignment]
     factory.timeOut = idle_timeout
+    if public_host:
+        if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
+            raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")
+        factory.public_host = public_host
     if passive_ports is not None:
         factory.passivePortRange = passive_ports
     return factory

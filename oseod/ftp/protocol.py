@@ -169,6 +169,15 @@ class OseodFTP(ftp.FTP):
     def ftp_PASV(self) -> Any:
         return self._await_data_connection(ftp.FTP.ftp_PASV(self))
 
+    def reply(self, key: str, *args: Any) -> None:
+        # Behind NAT, PASV must announce the public address (the data port is
+        # still bound to the control interface; the NAT forwards to it).
+        public = getattr(self.factory, "public_host", "")
+        if key == ftp.ENTERING_PASV_MODE and public and args:
+            port = str(args[0]).split(",")[4:]
+            args = (",".join([*public.split("."), *port]),)
+        ftp.FTP.reply(self, key, *args)
+
     def ftp_EPSV(self, protocol: str = "") -> Any:
         return self._await_data_connection(ftp.FTP.ftp_EPSV(self, protocol))
 
