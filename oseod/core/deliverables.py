@@ -16,6 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 import attrs
+from twisted.logger import Logger
 
 from ..auth.account import Account
 from .ordering import OrderingService
@@ -68,6 +69,16 @@ class Deliverables:
         item has been, the item is Downloaded. Whether it is now."""
         files = [f.name for f in await self.files(account, order_id, item_id)]
         return await self._ordering.record_download(order_id, item_id, name, files)
+
+
+def log_transfer(log: Logger, transport: str, user: str, client: str | None, order_id: str, item_id: str, name: str,
+                 sent: int, size: int, complete: bool) -> None:
+    """One structured event per download, complete or not: what proftpd's
+    transfer log held, at the moment the transfer ends."""
+    log.info("{line}", line=f"{transport} download {'complete' if complete else 'aborted'}: {user} "
+                            f"{order_id}/{item_id}/{name} {sent}/{size} bytes" + (f" to {client}" if client else ""),
+             transport=transport, user=user, client=client, order_id=order_id, item_id=item_id, file=name,
+             bytes_sent=sent, size=size, complete=complete)
 
 
 def _listing(directory: Path) -> list[Deliverable]:

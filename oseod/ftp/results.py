@@ -14,7 +14,7 @@ from twisted.protocols import basic, ftp
 from zope.interface import implementer
 
 from ..auth.account import Account
-from ..core.deliverables import Deliverables, NotDeliverable
+from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..core.ordering import OrderingService
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
@@ -47,13 +47,15 @@ class _Reader:
         sending = _ChunkedSender().beginFileTransfer(source, consumer)
 
         def done(last: object) -> None:
+            sent = source.tell() - self._offset
             complete = source.tell() >= self._size
             source.close()
-            self._finished(complete)
+            self._finished(complete, sent)
 
         def failed(reason: Any) -> Any:
+            sent = max(source.tell() - self._offset, 0)
             source.close()
-            self._finished(False)
+            self._finished(False, sent)
             return reason
 
         sending.addCallbacks(done, failed)
@@ -112,9 +114,11 @@ class ResultsTree:
         order_id, item_id, name = path
         started = self._clock.seconds()
 
-        def finished(complete: bool) -> None:
+        def finished(complete: bool, sent: int) -> None:
             self._metrics.record("ftp", "download", "ok" if complete else "aborted", self._clock.seconds() - started,
                                  self._account.name)
+            log_transfer(self.log, "ftp", self._account.name, None, order_id, item_id, name, sent, found.size,
+                         complete)
             if complete:
                 d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))
                 d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))

@@ -18,7 +18,7 @@ from twisted.web.resource import IResource
 from twisted.web.static import File
 
 from ..auth.account import Account
-from ..core.deliverables import Deliverables, NotDeliverable
+from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from .credentials import BadCredentials, basic_account
@@ -66,15 +66,22 @@ class Downloads:
         except Refused as e:
             return self._refuse(request, e, started)
 
+        client = getattr(request.getClientAddress(), "host", None)
+
         def finished(_: object) -> None:
             whole = request.method == b"GET" and request.code == 200  # type: ignore[attr-defined]
             self._metrics.record("http", "download", "ok" if whole else "partial", self._clock.seconds() - started,
                                  account.name)
+            if request.method == b"GET":
+                log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
+                             getattr(request, "sentLength", 0), found.size, whole)
             if whole:
                 self._deliverables_downloaded(account, order_id, item_id, name)
 
         def lost(_: object) -> None:
             self._metrics.record("http", "download", "aborted", self._clock.seconds() - started, account.name)
+            log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
+                         getattr(request, "sentLength", 0), found.size, False)
 
         request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
         resource = File(str(found.path), defaultType="application/octet-stream")
