@@ -171,6 +171,7 @@ class ServerConfig:
     ftp_max_connections: int = key(200, _int(1))
     ftp_idle_timeout: int = key(600, _int(10))
     ftp_public_host: str = key("", _ipv4_or_empty)
+    ftp_max_sessions_per_user: int = key(10, _int(0))
 
 
 @attrs.frozen

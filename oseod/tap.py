@@ -125,7 +125,8 @@ def makeService(options: Options) -> IService:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
                                        idle_timeout=config.server.ftp_idle_timeout,
-                                       public_host=config.server.ftp_public_host)
+                                       public_host=config.server.ftp_public_host,
+                                       max_sessions_per_user=config.server.ftp_max_sessions_per_user)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_factory, reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)

@@ -38,6 +38,7 @@ from oseod.ftp.shell import ReadOnlyShell
 from oseod.ftp.tree import EmptyTree, IDeliverableTree, Node
 from oseod.store.connection import Redis
 from oseod.store.users import UserRecord, UserStore
+from tests.polling import wait_for
 
 PASSWORDS = {"alice": "alicepw", "bob": "pässwörd"}
 CLIENT_TIMEOUT = 20.0  # only bounds a hung test; nothing asserts on time
@@ -272,6 +273,31 @@ async def test_login_check_failure_closes_with_421(start_ftp: StartServer) -> No
                 client.login("alice", "alicepw")
             with pytest.raises((EOFError, OSError)):
                 client.voidcmd("NOOP")
+
+    await in_thread(talk)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_per_user_are_limited(start_ftp: StartServer) -> None:
+    server = start_ftp(max_sessions_per_user=1)
+
+    def talk() -> None:
+        with server.client("alice", "alicepw") as first:
+            with server.client() as second:
+                with pytest.raises(ftplib.error_temp, match="^421"):
+                    second.login("alice", "alicepw")
+            first.voidcmd("NOOP")  # the first session goes on
+            first.quit()
+
+        def login_again() -> bool:  # once the server has seen the first session end
+            try:
+                with server.client("alice", "alicepw") as again:
+                    again.voidcmd("NOOP")
+                return True
+            except ftplib.error_temp:
+                return False
+
+        wait_for(login_again, CLIENT_TIMEOUT, "alice's first session to end")
 
     await in_thread(talk)
 

@@ -35,9 +35,11 @@ class OseodFTPFactory(ftp.FTPFactory):
     # The IPv4 address PASV announces instead of the control connection's
     # local one (behind NAT); "" keeps the local one.
     public_host = ""
+    max_sessions_per_user = 0  # 0: no limit
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
+        self.sessions_per_user: dict[str, int] = {}
 
 
 def make_ftp_factory(
@@ -48,6 +50,7 @@ def make_ftp_factory(
     idle_timeout: int = 600,
     banner: str = DEFAULT_BANNER,
     public_host: str = "",
+    max_sessions_per_user: int = 0,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -57,6 +60,7 @@ def make_ftp_factory(
     Past ``max_connections`` control connections a client gets 421;
     ``idle_timeout`` seconds without a command closes a session.
     ``public_host`` (IPv4) is the address PASV announces, behind NAT.
+    One account may hold ``max_sessions_per_user`` sessions at once (0: any).
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -73,6 +77,9 @@ def make_ftp_factory(
     # Twisted's class default is None, which mypy takes for the attribute's type.
     factory.connectionLimit = max_connections  # type: ignore[assignment]
     factory.timeOut = idle_timeout
+    if max_sessions_per_user < 0:
+        raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
+    factory.max_sessions_per_user = max_sessions_per_user
     if public_host:
         if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
             raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")

@@ -84,8 +84,35 @@ class OseodFTP(ftp.FTP):
 
     def _logged_in(self, reply: object) -> object:
         if isinstance(self.shell, ReadOnlyShell):
-            self.log.info("FTP login {user} from {peer}", user=self.shell.account.name, peer=self._peer())
+            name = self.shell.account.name
+            sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
+            limit = getattr(self.factory, "max_sessions_per_user", 0)
+            if limit and sessions.get(name, 0) >= limit:
+                # Logged in, but one session too many: say so and hang up.
+                self.log.info("FTP login {user} from {peer} refused: {limit} sessions already", user=name,
+                              peer=self._peer(), limit=limit)
+                self.shell = None
+                self.disconnected = True
+                assert self.transport is not None
+                self.transport.loseConnection()
+                return (ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX,)
+            sessions[name] = sessions.get(name, 0) + 1
+            self._counted = name
+            self.log.info("FTP login {user} from {peer}", user=name, peer=self._peer())
         return reply
+
+    _counted: str | None = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._counted is not None:
+            sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
+            left = sessions.get(self._counted, 1) - 1
+            if left > 0:
+                sessions[self._counted] = left
+            else:
+                sessions.pop(self._counted, None)
+            self._counted = None
+        ftp.FTP.connectionLost(self, reason)
 
     def _login_broken(self, failure: Failure) -> Failure | tuple[str]:
         # A refused login is already an FTPCmdError (530). Anything else means
