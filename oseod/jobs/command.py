@@ -27,7 +27,7 @@ from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template, file_name
+from .processors import IItemProcessor, ItemWork, ProcessorConfigError, ResultFile, check_template
 
 STDERR_KEPT = 2000  # characters of standard error kept for the item's info
 DEFAULT_TIMEOUT = 3600.0
@@ -62,8 +62,7 @@ class CommandProcessor:
         for n, arg in enumerate(argv):
             check_template(arg, FIELDS, f"processor_options.argv[{n}]")
         self._argv: list[str] = list(argv)
-        self._output = str(options.get("output", "{product_id}"))
-        check_template(self._output, FIELDS, "processor_options.output")
+        self._result = ResultFile(options, FIELDS)
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
@@ -74,13 +73,9 @@ class CommandProcessor:
                 "collection_id": item.collection_id or "", "owner": work.owner, "directory": str(work.directory),
                 "output": str(output)}
 
-    def result_path(self, work: ItemWork) -> Path:
-        return work.directory / file_name(self._output.format(**self._values(work, Path())))
-
     async def prepare_item(self, work: ItemWork) -> None:
-        final = self.result_path(work)
-        partial = final.with_name(f".{final.name}.partial")
-        work.directory.mkdir(parents=True, exist_ok=True)
+        final = self._result.path(work, self._values(work, Path()))
+        partial = self._result.partial(final)
         values = self._values(work, partial)
         argv = [arg.format(**values) for arg in self._argv]
         collect = _Collect()
@@ -112,9 +107,7 @@ class CommandProcessor:
         pass
 
     def clean_item(self, work: ItemWork) -> None:
-        path = self.result_path(work)
-        if path.exists():
-            path.unlink()
+        self._result.remove(work, self._values(work, Path()))
 
 
 def _kill(process: Any) -> None:

@@ -24,7 +24,7 @@ import treq
 from twisted.internet import defer
 from zope.interface import implementer
 
-from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template, file_name
+from .processors import IItemProcessor, ItemWork, ProcessorConfigError, ResultFile, check_template
 
 FIELDS = ("product_id", "collection_id", "item_id")
 DEFAULT_TIMEOUT = 600.0
@@ -51,8 +51,7 @@ class HttpProcessor:
             raise ProcessorConfigError("processor_options.url must be an http:// or https:// URL template")
         check_template(url, FIELDS, "processor_options.url")
         self._url = url
-        self._output = str(options.get("output", "{product_id}"))
-        check_template(self._output, FIELDS, "processor_options.output")
+        self._result = ResultFile(options, FIELDS)
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
@@ -65,14 +64,10 @@ class HttpProcessor:
     def url(self, work: ItemWork) -> str:
         return self._url.format(**{k: quote(v, safe="") for k, v in self._values(work).items()})
 
-    def result_path(self, work: ItemWork) -> Path:
-        return work.directory / file_name(self._output.format(**self._values(work)))
-
     async def prepare_item(self, work: ItemWork) -> None:
         url = self.url(work)
-        final = self.result_path(work)
-        partial = final.with_name(f".{final.name}.partial")
-        work.directory.mkdir(parents=True, exist_ok=True)
+        final = self._result.path(work, self._values(work))
+        partial = self._result.partial(final)
         transfer = defer.ensureDeferred(self._fetch(url, partial))
         timed_out: list[bool] = []
 
@@ -115,6 +110,4 @@ class HttpProcessor:
         pass
 
     def clean_item(self, work: ItemWork) -> None:
-        path = self.result_path(work)
-        if path.exists():
-            path.unlink()
+        self._result.remove(work, self._values(work))

@@ -76,6 +76,29 @@ class IMassiveExpansion(Interface):
         ``size``; none when the expansion is over. May return a Deferred."""
 
 
+class ResultFile:
+    """The one result file of processors that name it with an ``output``
+    option (a template of their fields): where it goes, the temporary name it
+    is made under (renamed once complete, so a result is never half there and
+    a second run replaces it), and its removal."""
+
+    def __init__(self, options: Mapping[str, Any], fields: Sequence[str]) -> None:
+        self._template = str(options.get("output", "{product_id}"))
+        check_template(self._template, fields, "processor_options.output")
+
+    def path(self, work: ItemWork, values: Mapping[str, str]) -> Path:
+        return work.directory / file_name(self._template.format(**values))
+
+    @staticmethod
+    def partial(final: Path) -> Path:
+        """The name ``final`` is made under; creates its directory."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{final.name}.partial")
+
+    def remove(self, work: ItemWork, values: Mapping[str, str]) -> None:
+        self.path(work, values).unlink(missing_ok=True)
+
+
 ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
 
 
