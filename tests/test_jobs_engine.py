@@ -25,7 +25,7 @@ from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderCheck
 from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority
 from oseod.store.connection import Redis
-from oseod.store.jobs import JobStore
+from oseod.store.jobs import Job, JobStore
 from oseod.store.orders import OrderStore
 from tests.parts import RESULTS
 
@@ -74,9 +74,18 @@ def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = N
     results = RESULTS / uuid.uuid4().hex
     engine = Engine(service, JobStore(redis), config, reactor, clock, results=results,
                     consumer=consumer or uuid.uuid4().hex, lease_seconds=lease,
-                    builtins={**BUILTINS, "counting": CountingProcessor})
+                    builtins={**BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor,
+                              "expanding": ExpandingProcessor})
     service.dispatcher = engine
+    engine.attach_checks()
     return Daemon(service, engine, clock, results)
+
+
+async def died_holding(redis: Redis, consumer: str) -> list[Job]:
+    """The jobs a daemon named ``consumer`` claimed just before it died."""
+    jobs = JobStore(redis)
+    await jobs.setup()
+    return await jobs.claim(consumer, 10)
 
 
 def spec(*products: str, collection: str = COUNTED.id, priority: Priority | None = None) -> OrderSpec:
@@ -107,9 +116,8 @@ async def test_a_restarted_daemon_takes_back_its_own_jobs(redis: Redis) -> None:
     CountingProcessor.made.clear()
     before = daemon(redis, "host-a")
     order = await before.service.submit(ALICE, spec("a"), Notification())
+    [claimed] = await died_holding(redis, "host-a")
     jobs = JobStore(redis)
-    await jobs.setup()
-    [claimed] = await jobs.claim("host-a", 10)  # claimed, then the process died before finishing it
     assert claimed.order_id == order.order_id
     after = daemon(redis, "host-a", lease=3600.0)  # nobody else would take it for an hour
     await after.engine.start()
@@ -124,9 +132,7 @@ async def test_another_daemon_takes_over_jobs_left_unrenewed(redis: Redis) -> No
     CountingProcessor.made.clear()
     first = daemon(redis, "host-a")
     order = await first.service.submit(ALICE, spec("a", "b"), Notification())
-    jobs = JobStore(redis)
-    await jobs.setup()
-    assert len(await jobs.claim("host-a", 10)) == 1  # host-a dies holding it
+    assert len(await died_holding(redis, "host-a")) == 1
     second = daemon(redis, "host-b", lease=0.0)  # (a lease of 0: host-a's has run out)
     await second.engine.start()
     second.clock.advance(1.0)  # the takeover timer
@@ -141,9 +147,7 @@ async def test_a_job_redone_after_a_crash_does_not_redo_finished_items(redis: Re
     CountingProcessor.made.clear()
     d = daemon(redis, "host-a")
     order = await d.service.submit(ALICE, spec("a", "b"), Notification())
-    jobs = JobStore(redis)
-    await jobs.setup()
-    await jobs.claim("host-a", 10)
+    await died_holding(redis, "host-a")
     # The crash came after item i0's outcome was stored, before the job's end.
     await d.service.start_items(order.order_id, ["i0", "i1"])
     await d.service.complete_items(order.order_id, ["i0"])
@@ -249,11 +253,8 @@ class PickyProcessor(CountingProcessor):
 @pytest_twisted.ensureDeferred
 async def test_processors_may_claim_identifiers_and_refuse_items_at_submit(redis: Redis) -> None:
     config = attrs.evolve(CONFIG, collections=(DEMO_COLLECTION, attrs.evolve(COUNTED, processor="picky")))
-    clock = task.Clock()
-    service = OrderingService(OrderStore(redis), config, clock)
-    engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / uuid.uuid4().hex,
-                    consumer=uuid.uuid4().hex, builtins={**BUILTINS, "picky": PickyProcessor})
-    engine.attach_checks()
+    d = daemon(redis, config=config)
+    service, engine = d.service, d.engine
     await engine.start()
     claimed = await service.submit(ALICE, OrderSpec(OrderType.PRODUCT_ORDER, items=(
         ItemSpec(item_id="i0", product_id="ZZ-1"),)), Notification())
@@ -286,11 +287,8 @@ async def test_a_massive_order_of_one_item_is_expanded_batch_by_batch(redis: Red
     expanding = CollectionConfig(id="urn:x:exp", processor="expanding", order_types=("MASSIVE_ORDER",))
     config = attrs.evolve(CONFIG, orders=attrs.evolve(CONFIG.orders, max_items_per_order=4),
                           collections=(expanding,))
-    clock = task.Clock()
-    service = OrderingService(OrderStore(redis), config, clock)
-    engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / uuid.uuid4().hex,
-                    consumer=uuid.uuid4().hex, builtins={**BUILTINS, "expanding": ExpandingProcessor})
-    service.dispatcher = engine
+    d = daemon(redis, config=config)
+    service, engine = d.service, d.engine
     massive = OrderSpec(OrderType.PRODUCT_ORDER, reference="Massive order",
                         items=(ItemSpec("all", product_id="9", collection_id=expanding.id),))
     order = await service.submit(ALICE, massive, Notification())
