@@ -56,7 +56,11 @@ class Deliverables:
         ready = await self._ordering.ready_items(account, order_id, next_ready=False)
         if item_id not in {r.item.spec.item_id for r in ready}:
             raise NotDeliverable(f"item {item_id!r} of order {order_id} has no result to download")
-        return _listing(result_directory(self._results, account.name, order_id, item_id))
+        return self.listing(account.name, order_id, item_id)
+
+    def listing(self, owner: str, order_id: str, item_id: str) -> list[Deliverable]:
+        """The files of an item the caller already knows to be ready."""
+        return _listing(result_directory(self._results, owner, order_id, item_id))
 
     async def file(self, account: Account, order_id: str, item_id: str, name: str) -> Deliverable:
         for found in await self.files(account, order_id, item_id):

@@ -145,13 +145,15 @@ class OrderingService:
         if next_ready:
             fresh = await self._store.next_ready(order_id)
             order = await self.get(account, order_id)  # with the items just counted
+        return [r for r in self.ready_in(order) if fresh is None or r.item.spec.item_id in fresh]
+
+    def ready_in(self, order: Order) -> list[ReadyItem]:
+        """The order's results available online now (no I/O: ``order`` as read)."""
         now = self._clock.seconds()
         keep = self._config.orders.item_availability_days * DAY
         ready = []
         for item in order.items:
             if item.status.status not in WITH_RESULT or item.completed_at is None:
-                continue
-            if fresh is not None and item.spec.item_id not in fresh:
                 continue
             protocol = self._access_protocol(order, item)
             expires = item.completed_at + keep

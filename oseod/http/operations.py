@@ -157,7 +157,7 @@ class OseoOperations:
         urls = []
         for item, protocol, expires in ready:
             # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
-            files = await self._deliverables.files(call.user, request.order_id, item.spec.item_id)
+            files = self._deliverables.listing(call.user.name, request.order_id, item.spec.item_id)
             only = files[0].name if len(files) == 1 else None
             urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id,
                                 url=self._result_urls(protocol, request.order_id, item.spec.item_id, only),
