@@ -1,31 +1,105 @@
 from __future__ import annotations
 
+import io
 import json
+from typing import Any
 
 import pytest
-from twisted.logger import Logger, LogLevel
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import Logger, LogLevel, formatEventAsClassicLogText
+from twisted.python.failure import Failure
 
 from oseod import logs
 
 
-def test_json_lines_keep_fields_and_drop_chatter(capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def _running_reactor() -> MemoryReactorClock:
+    reactor = MemoryReactorClock()
+    reactor.running = True
+    return reactor
+
+
+def test_json_lines_keep_fields_and_drop_chatter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OSEOD_LOG_LEVEL", "info")
-    observer = logs.json_stdout()
+    out, reactor = io.StringIO(), _running_reactor()
+    observer = logs.json_observer(out, reactor)
     log = Logger(namespace="oseod.test", observer=observer)
     log.info("{operation} {outcome}", operation="GetCapabilities", outcome="ok")
     log.debug("not shown at info level")
     # what twisted.protocols.ftp emits through the legacy log.msg(..., debug=True)
     observer({"log_namespace": "log_legacy", "log_level": LogLevel.info, "debug": True,
               "log_text": "DTPFactory.setTimeout set to 10 seconds", "log_format": "{log_text}", "log_time": 0.0})
-    lines = capsys.readouterr().out.splitlines()
+    reactor.advance(0)
+    lines = out.getvalue().splitlines()
     assert len(lines) == 1
     event = json.loads(lines[0])
     assert (event["operation"], event["outcome"], event["log_namespace"]) == ("GetCapabilities", "ok", "oseod.test")
 
 
-def test_level_from_environment(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_level_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OSEOD_LOG_LEVEL", "debug")
-    log = Logger(namespace="oseod.test", observer=logs.text_stdout())
-    log.debug("detail {n}", n=42)
-    assert "detail 42" in capsys.readouterr().out
+    out, reactor = io.StringIO(), _running_reactor()
+    Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor)).debug("detail {n}", n=42)
+    reactor.advance(0)
+    assert "detail 42" in out.getvalue()
+
+
+def test_lines_of_one_reactor_turn_are_written_together() -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    log = Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor))
+    log.info("first")
+    log.info("second")
+    assert out.getvalue() == ""  # not before the turn ends
+    reactor.advance(0)
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == ["first", "second"]
+    log.info("third")
+    reactor.advance(0)
+    assert out.getvalue().splitlines()[-1].endswith("] third")
+    assert not reactor.getDelayedCalls()
+
+
+def test_a_warning_is_written_at_once_after_what_waited() -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    log = Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor))
+    log.info("before")
+    log.warn("trouble {what}", what="ahead")
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == ["before", "trouble ahead"]
+    assert "[oseod.test#warn]" in out.getvalue()
+    assert not reactor.getDelayedCalls()  # nothing left to flush
+
+
+def test_shutdown_and_a_stopped_reactor_flush() -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    log = Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor))
+    log.info("last words")
+    assert out.getvalue() == ""
+    for call, args, kwargs in reactor.triggers["after"]["shutdown"]:
+        call(*args, **kwargs)
+    assert out.getvalue().endswith("] last words\n")
+    reactor.running = False
+    log.info("after the end")
+    assert out.getvalue().endswith("] after the end\n")
+
+
+def _events() -> list[dict[str, Any]]:
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        failure = Failure()
+    base = {"log_time": 1764091234.75, "log_namespace": "oseod.x", "log_level": LogLevel.info}
+    return [
+        {**base, "log_format": "order {order_id} submitted by {user}: {count} items", "order_id": "42",
+         "user": "alice", "count": 10},
+        {**base, "log_format": "two\nlines {x!r} {y.real}", "x": "a", "y": 3},
+        {**base, "log_format": "called {f()}", "f": lambda: 5},
+        {**base, "log_format": "missing {nothing}"},
+        {**base, "log_format": "boom {n}", "n": 1, "log_failure": failure, "log_level": LogLevel.critical},
+        {**base, "log_format": "{log_text}", "log_text": "legacy", "log_system": "-"},
+        {"log_format": "no time nor level"},
+        {**base, "log_format": ""},
+        {**base},
+    ]
+
+
+@pytest.mark.parametrize("event", _events(), ids=lambda e: str(e.get("log_format"))[:12])
+def test_classic_text_reads_as_twisted_writes_it(event: dict[str, Any]) -> None:
+    assert logs.ClassicText()(event) == formatEventAsClassicLogText(event)
