@@ -37,7 +37,7 @@ from .http.site import OseodSite
 from .jobs.engine import Engine
 from .listener import Listener
 from .metrics import RequestMetrics
-from .service import DaemonService
+from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
 from .schedule.scheduler import PeriodicTask, Scheduler
@@ -132,6 +132,7 @@ def makeService(options: Options) -> IService:
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),
               data_dir.remove_endpoints)
+    root.step("heap", settle_heap)
     return root
 
 
