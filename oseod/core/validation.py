@@ -121,6 +121,10 @@ def subscription_period(spec: OrderSpec) -> tuple[float, float] | None:
     return start, end
 
 
+def _item_name(item_id: str) -> str:
+    return f"item {_show(item_id)}"
+
+
 def _moment(text: str) -> float:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
@@ -184,35 +188,35 @@ class SubmitChecker:
         )
 
     def _item_collection(self, account: Account, order_type: OrderType, item: ItemSpec) -> CollectionConfig:
-        where = f"item {_show(item.item_id)}"
         if order_type in (OrderType.PRODUCT_ORDER, OrderType.MASSIVE_ORDER):
             if item.subscription or item.tasking_request_id is not None:
-                raise invalid("orderItem", f"{where}: the items of a {order_type.wire} are identified by productId")
+                raise invalid("orderItem", f"{_item_name(item.item_id)}: the items of a {order_type.wire} are "
+                                           f"identified by productId")
             if not item.product_id:
-                raise missing("productId", f"{where} has no productId/identifier")
+                raise missing("productId", f"{_item_name(item.item_id)} has no productId/identifier")
             identifier = item.product_id
         elif order_type is OrderType.SUBSCRIPTION_ORDER:
             if not item.subscription or item.product_id is not None:
-                raise invalid("orderItem", f"{where}: the items of a SUBSCRIPTION_ORDER are identified by "
-                                           f"subscriptionId")
+                raise invalid("orderItem", f"{_item_name(item.item_id)}: the items of a SUBSCRIPTION_ORDER are "
+                                           f"identified by subscriptionId")
             if not item.collection_id:
-                raise missing("collectionId", f"{where} has no subscriptionId/collectionId")
+                raise missing("collectionId", f"{_item_name(item.item_id)} has no subscriptionId/collectionId")
             identifier = item.collection_id
         else:
             if not item.tasking_request_id or item.subscription or item.product_id is not None:
-                raise missing("taskingRequestId", f"{where}: the items of a TASKING_ORDER are identified by "
-                                                  f"taskingRequestId")
+                raise missing("taskingRequestId", f"{_item_name(item.item_id)}: the items of a TASKING_ORDER are "
+                                                  f"identified by taskingRequestId")
             identifier = item.tasking_request_id
         collection_id = item.collection_id or self.resolve(identifier)
         if collection_id is None:
             raise RequestRejected("UnsupportedCollection", "collectionId",
-                                  f"{where}: cannot tell the collection of {_show(identifier)}; "
+                                  f"{_item_name(item.item_id)}: cannot tell the collection of {_show(identifier)}; "
                                   f"give productId/collectionId")
         collection = self._config.collection(collection_id)
         if collection is None or not self._catalogue.may_see(account, collection):
             # Unknown and not-for-you read the same: a client learns nothing of hidden collections.
             raise RequestRejected("UnsupportedCollection", "collectionId",
-                                  f"{where}: no collection {_show(collection_id)} is offered to you")
+                                  f"{_item_name(item.item_id)}: no collection {_show(collection_id)} is offered to you")
         if not collection.supports(order_type.value):
             what = ("massive orders (PRODUCT_ORDER with orderReference "
                     f"\"{MASSIVE_ORDER_REFERENCE}\")" if order_type is OrderType.MASSIVE_ORDER
@@ -223,6 +227,8 @@ class SubmitChecker:
 
     @staticmethod
     def _check_options(collection: CollectionConfig, options: Sequence[OptionValue]) -> None:
+        if not options:
+            return
         offered = {o.name: o for o in collection.option}
         for option in options:
             if option.name == DATE_RANGE and DATE_RANGE not in offered:

@@ -108,13 +108,17 @@ class Children:
         skip = len(_OSEO_PREFIX)
         # Element-only content: text between the elements is not ignored but
         # refused (a kept fragment holding it would be echoed as invalid XML).
-        _no_text(parent, parent.text)
+        text = parent.text
+        if text and not text.isspace():
+            _no_text(parent, text)
         for child in parent:
             tag = child.tag
-            if isinstance(tag, str):
+            if tag.__class__ is str:  # not a comment or processing instruction
                 items.append(child)
                 names.append(tag[skip:] if tag.startswith(_OSEO_PREFIX) else None)
-            _no_text(parent, child.tail)
+            text = child.tail
+            if text and not text.isspace():
+                _no_text(parent, text)
         self._items = items
         self._names = names
         self._index = 0
@@ -131,6 +135,12 @@ class Children:
         if self._position() is not None:
             return OseoError.invalid(local, f"element {local} is repeated or out of place in {where}")
         return OseoError.invalid(local, f"unexpected element {quote(str(element.tag))} in {where}")
+
+    @property
+    def next_name(self) -> str | None:
+        """The local name of the next OSEO element; None at the end or
+        before an element of another namespace."""
+        return self._names[self._index] if self._index < len(self._names) else None
 
     def optional(self, local: str) -> etree._Element | None:
         index = self._index

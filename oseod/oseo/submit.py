@@ -235,10 +235,24 @@ def _extension(element: etree._Element) -> Fragment:
 # ----------------------------------------------------------------------- items
 
 
-def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
-    children = Children(element, _ITEM)
+@attrs.frozen
+class _ItemExtras:
+    """What an orderItem may hold between its itemId and its identity."""
+
+    options_id: str | None = None
+    remark: str | None = None
+    options: tuple[OptionValue, ...] = ()
+    delivery: DeliveryChoice | None = None
+    payment_method: str | None = None
+    fragments: tuple[Fragment, ...] = ()
+
+
+_NO_EXTRAS: Final = _ItemExtras()
+_ITEM_IDENTITIES: Final = ("productId", "taskingRequestId", "subscriptionId")
+
+
+def _item_extras(children: Children) -> _ItemExtras:
     fragments: list[Fragment] = []
-    item_id = string(children.required("itemId"), 80, required=True)
     options_id = _optional_string(children, "productOrderOptionsId", 40, 1)
     remark = None
     if (remark_el := children.optional("orderItemRemark")) is not None:
@@ -259,7 +273,15 @@ def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
         payment_method, kept = _payment(payment)
         fragments.append(kept)
     fragments.extend(_extension(extension) for extension in children.repeated("extension"))
-    identity = children.choice("productId", "taskingRequestId", "subscriptionId")
+    return _ItemExtras(options_id, remark, tuple(options), delivery, payment_method, tuple(fragments))
+
+
+def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
+    children = Children(element, _ITEM)
+    item_id = string(children.required("itemId"), 80, required=True)
+    # Most items hold nothing but their id and identity.
+    extras = _NO_EXTRAS if children.next_name in _ITEM_IDENTITIES else _item_extras(children)
+    identity = children.choice(*_ITEM_IDENTITIES)
     children.finish()
 
     kind = local_name(identity)
@@ -288,12 +310,12 @@ def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
         collection_id=collection_id,
         tasking_request_id=tasking_id,
         subscription=kind == "subscriptionId",
-        product_order_options_id=options_id,
-        remark=remark,
-        options=tuple(options),
-        delivery=delivery,
-        payment_method=payment_method,
-        fragments=tuple(fragments),
+        product_order_options_id=extras.options_id,
+        remark=extras.remark,
+        options=extras.options,
+        delivery=extras.delivery,
+        payment_method=extras.payment_method,
+        fragments=extras.fragments,
     )
 
 
