@@ -227,7 +227,9 @@ class OrdersConfig:
 
 @attrs.frozen
 class ProcessingConfig:
-    workers: int = key(8, _int(1, 1024))
+    # 0: this daemon takes orders and leaves their processing to the other
+    # daemons on the same Redis (a front daemon).
+    workers: int = key(8, _int(0, 1024))
     max_attempts: int = key(3, _int(1))
     retry_delay: float = key(30.0, _float(0.0))
     lease_seconds: float = key(60.0, _float(0.1))

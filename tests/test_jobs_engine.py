@@ -159,6 +159,28 @@ async def test_a_job_redone_after_a_crash_does_not_redo_finished_items(redis: Re
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_front_daemon_without_workers_takes_orders_that_others_make(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    front = daemon(redis, "front", lease=0.0, config=attrs.evolve(CONFIG, processing=ProcessingConfig(workers=0)))
+    await front.engine.start()
+    order = await front.service.submit(ALICE, spec("a", "b"), Notification())
+    # Left by a worker that died holding it: even then the front takes nothing.
+    await died_holding(redis, "front")
+    front.clock.advance(60.0)
+    await front.engine.drain()
+    assert await statuses(front, order.order_id) == (S.Accepted, [S.Accepted, S.Accepted])
+    assert not CountingProcessor.made and front.engine.running == 0
+    await front.engine.stop()
+    worker = daemon(redis, "worker", lease=0.0)
+    await worker.engine.start()
+    worker.clock.advance(1.0)  # the takeover timer
+    await worker.engine.drain()
+    assert await statuses(worker, order.order_id) == (S.Completed, [S.Completed, S.Completed])
+    assert CountingProcessor.made == {(order.order_id, "i0"): 1, (order.order_id, "i1"): 1}
+    await worker.engine.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_two_daemons_share_a_load_and_make_each_item_once(redis: Redis) -> None:
     CountingProcessor.made.clear()
     one, two = daemon(redis, "one"), daemon(redis, "two")

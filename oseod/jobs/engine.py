@@ -86,8 +86,9 @@ class Engine:
         self._lease = config.processing.lease_seconds if lease_seconds is None else lease_seconds
         self._builtins = builtins
         self._processors: dict[str, IItemProcessor] = {}
-        # [processing] workers bounds the items made at once (a job may hold many).
-        self._slots = defer.DeferredSemaphore(config.processing.workers)
+        # [processing] workers bounds the items made at once (a job may hold
+        # many); with none, this engine claims nothing (a front daemon).
+        self._slots = defer.DeferredSemaphore(max(config.processing.workers, 1))
         self._running: dict[str, tuple[Job, defer.Deferred[None]]] = {}
         self._loops: list[task.LoopingCall] = []
         self._polling: defer.Deferred[None] | None = None
@@ -110,7 +111,8 @@ class Engine:
                 raise ProcessorError(f"collection {collection.id}: processor {collection.processor!r}: {e}") from None
         await self._jobs.setup()
         self._started = True
-        await self._recover()  # our own jobs still pending from before a crash come first
+        if self._config.processing.workers:
+            await self._recover()  # our own jobs still pending from before a crash come first
         for seconds, step in ((POLL_SECONDS, self._poll_timer), (PROMOTE_SECONDS, self._promote),
                               (max(self._lease / 3, 0.01), self._renew), (max(self._lease / 2, 0.01), self._reclaim)):
             loop = task.LoopingCall(self._tracked, step)
