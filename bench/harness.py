@@ -70,11 +70,9 @@ class Server:
     daemon's embedded redis-server) can be stopped as a group, and so that a Ctrl-C
     in the terminal reaches this script first, which then stops them in order."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path,
-                 other_logs: tuple[Path, ...] = ()) -> None:
+    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path) -> None:
         self.name = name
         self.log = log  # its stdout and stderr
-        self.logs = (*other_logs, log)
         self._log_file: IO[bytes] = open(log, "ab")
         self.process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -83,16 +81,13 @@ class Server:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
-        tails = []
-        for log in self.logs:
-            try:
-                text = log.read_text(errors="replace").splitlines()
-            except FileNotFoundError:
-                text = ["(not written)"]
-            except OSError as e:
-                text = [f"(cannot read: {e})"]
-            tails.append(f"--- last lines of {log}\n" + ("\n".join(text[-lines:]) or "(empty)"))
-        return "\n".join(tails)
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            text = ["(not written)"]
+        except OSError as e:
+            text = [f"(cannot read: {e})"]
+        return f"--- last lines of {self.log}\n" + ("\n".join(text[-lines:]) or "(empty)")
 
     def stop(self) -> None:
         group = self.process.pid  # session leader: its pid is the process group id
@@ -163,13 +158,13 @@ def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, twistd_option
     data = tmp / "data"
     data.mkdir()
     endpoints = data / "endpoints.json"
-    argv = [str(twistd), "-n", "--pidfile=", f"--logfile={tmp / 'oseod.log'}", *twistd_options, "oseod",
+    # Logged as `make run` and etc/oseod.service do (the deployment's observer
+    # on stdout), so the figures include what logging costs there. stderr
+    # shares the file: an option error or a crash shows up in it too.
+    argv = [str(twistd), "-n", "--pidfile=", "--logger", "oseod.logs.text_stdout", *twistd_options, "oseod",
             "--data-dir", str(data),
             "--http", "tcp:0:interface=127.0.0.1", "--ftp", "tcp:0:interface=127.0.0.1", *oseod_options]
-    # stdout/stderr get their own file: twistd writes oseod.log through its own
-    # handle, and two writers on one file would overwrite each other. An option
-    # error or a crash before the log opens shows up in oseod.out.
-    server = Server("oseod daemon", argv, tmp / "oseod.out", cwd=tmp, other_logs=(tmp / "oseod.log",))
+    server = Server("oseod daemon", argv, tmp / "oseod.log", cwd=tmp)
     started.append(server)
 
     def read() -> str | None:
