@@ -152,6 +152,11 @@ def _table(value: object, key: str) -> dict[str, object]:
     return value
 
 
+def _str_table(value: object, key: str) -> dict[str, str]:
+    table = _table(value, key)
+    return {name: _nonempty_str(v, f"{key}.{name}") for name, v in table.items()}
+
+
 def key(default: T, check: Check, *, required: bool = False) -> T:
     """An attrs field that the loader fills from TOML through ``check``."""
     return attrs.field(default=default, metadata={"check": check, "required": required})
@@ -190,6 +195,36 @@ class AuthConfig:
     # A UsernameToken's Created may be this many seconds old, and this far ahead
     # of the server's clock (skew); its Nonce is remembered for twice as long.
     token_max_age_seconds: int = key(300, _int(1, 3600))
+    # Where user names and passwords are checked, in this order: the first
+    # that accepts wins. "redis": the accounts oseoctl manages; "file":
+    # password_file; "ldap": the [ldap] directory.
+    checkers: tuple[str, ...] = key(("redis",), _list(_choice("redis", "file", "ldap")))
+    # htpasswd-style NAME:HASH[:GROUP] lines (bcrypt or oseod scrypt hashes).
+    password_file: str = key("", _str)
+
+
+@attrs.frozen
+class LdapConfig:
+    # ldap://HOST[:PORT] or ldaps://HOST[:PORT] (certificate and host name verified).
+    url: str = key("", _str)
+    # PEM file of the CAs that sign the directory's certificate; "": the system's.
+    ca_file: str = key("", _str)
+    # Either bind as the user at once, the name put in place of {user}...
+    user_dn_template: str = key("", _str)
+    # ...or search for user_attribute=NAME under user_base, then bind as the entry found.
+    user_base: str = key("", _str)
+    user_attribute: str = key("uid", _nonempty_str)
+    # Who searches ("": anonymously).
+    service_dn: str = key("", _str)
+    service_password: str = key("", _str)
+    # Groups (groupOfNames, groupOfUniqueNames) listing the user as member,
+    # under this; mapped by [ldap.groups] (group DN = oseod group, the first
+    # that matches wins), admins are the members of admin_groups.
+    group_base: str = key("", _str)
+    groups: Mapping[str, str] = key(attrs.Factory(dict), _str_table)
+    admin_groups: tuple[str, ...] = key((), _list(_nonempty_str))
+    email_attribute: str = key("mail", _nonempty_str)
+    timeout: float = key(10.0, _float(0.1))
 
 
 @attrs.frozen
@@ -315,6 +350,7 @@ DEMO_COLLECTION = CollectionConfig(
 class Config:
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
+    ldap: LdapConfig = LdapConfig()
     service: ServiceIdentificationConfig = ServiceIdentificationConfig()
     provider: ProviderConfig = ProviderConfig()
     orders: OrdersConfig = OrdersConfig()
@@ -334,6 +370,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "auth": AuthConfig,
+    "ldap": LdapConfig,
     "service": ServiceIdentificationConfig,
     "provider": ProviderConfig,
     "orders": OrdersConfig,
@@ -399,7 +436,21 @@ def parse_config(document: Mapping[str, object]) -> Config:
             kwargs[name] = _section(_SECTIONS[name], value, name)
         else:
             raise ConfigError(name, "unknown section or key")
-    return Config(**kwargs)  # type: ignore[arg-type]
+    config = Config(**kwargs)  # type: ignore[arg-type]
+    _check_auth(config)
+    return config
+
+
+def _check_auth(config: Config) -> None:
+    if "file" in config.auth.checkers and not config.auth.password_file:
+        raise ConfigError("auth.password_file", 'is required when auth.checkers names "file"')
+    if "ldap" in config.auth.checkers:
+        ldap = config.ldap
+        if not ldap.url:
+            raise ConfigError("ldap.url", 'is required when auth.checkers names "ldap"')
+        if bool(ldap.user_dn_template) == bool(ldap.user_base):
+            raise ConfigError("ldap.user_base", "set either ldap.user_dn_template (bind as the user) or "
+                                                "ldap.user_base (search, then bind), not both")
 
 
 def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = ()) -> Config:

@@ -10,12 +10,15 @@ from urllib.parse import quote
 
 import attrs
 from twisted.application.service import IService
+from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
 from twisted.internet import endpoints
 from twisted.python import usage
 
 from .admin.api import AdminApi
-from .auth.checkers import UserStoreChecker
+from .auth.checkers import PasswordChain, UserStoreChecker
+from .auth.htpasswd import PasswordFileChecker
+from .auth.ldap import LdapChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
@@ -116,6 +119,7 @@ def makeService(options: Options) -> IService:
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
                         consumer=f"{socket.gethostname()}:{data_dir.path}")
+    root.step("password checkers", parts.passwords.start)
     root.step("order processing", parts.engine.start, parts.engine.stop)
     root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
 
@@ -142,6 +146,7 @@ class Parts:
 
     portal: Portal
     users: UserStore
+    passwords: PasswordChain
     ordering: OrderingService
     engine: Engine
     scheduler: Scheduler
@@ -158,7 +163,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     takes back its own unfinished jobs)."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
-    passwords = UserStoreChecker(users, reactor, config.auth.password_cache_seconds)
+    passwords = PasswordChain(password_sources(config, users, reactor))
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
     # DigestChecker stays registered with digests off, to say so to the client.
     portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
@@ -201,4 +206,21 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads)
-    return Parts(portal, users, ordering, engine, scheduler, metrics, frontend)
+    return Parts(portal, users, passwords, ordering, engine, scheduler, metrics, frontend)
+
+
+def password_sources(config: Config, users: UserStore, reactor: Any) -> list[tuple[str, ICredentialsChecker]]:
+    """The [auth] checkers, in their order."""
+    cache = config.auth.password_cache_seconds
+    sources: list[tuple[str, ICredentialsChecker]] = []
+    for position, name in enumerate(config.auth.checkers, 1):
+        checker: ICredentialsChecker
+        if name == "redis":
+            # Its decoy check for unknown names is for the last source only.
+            checker = UserStoreChecker(users, reactor, cache, decoy=position == len(config.auth.checkers))
+        elif name == "file":
+            checker = PasswordFileChecker(config.auth.password_file, reactor, cache)
+        else:
+            checker = LdapChecker(config.ldap, reactor, cache)
+        sources.append((name, checker))
+    return sources

@@ -31,6 +31,7 @@ def make_parts(config: Config, redis: Redis, *, admin_token: Callable[[], str] =
 
 
 async def started(parts: Parts) -> Parts:
+    parts.passwords.start()
     await parts.engine.start()
     return parts
 

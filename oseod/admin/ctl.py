@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
 
+from ..auth.passwords import hash_password
+
 DEFAULT_DATA_DIR = "var/oseod"
 TIMEOUT = 60.0
 
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     passwd = user.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    hashing = user.add_parser("hash", help="print the hash of a password, for a line NAME:HASH[:GROUP] of "
+                                           "[auth] password_file (needs no running daemon)")
+    hashing.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     change = user.add_parser("set", help="change a user's group, admin flag or e-mail")
     change.add_argument("name")
     change.add_argument("--group")
@@ -233,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = build_parser().parse_args(argv)
     try:
+        if args.topic == "user" and args.action == "hash":
+            print(hash_password(_read_password(args.password_stdin)))
+            sys.exit(0)
         client = AdminClient(Path(args.data_dir))
         if args.topic == "user":
             _user_command(client, args)

@@ -1,11 +1,14 @@
-"""Credential checkers for the one Portal. The first: accounts in Redis."""
+"""Credential checkers for the one Portal: accounts in Redis, and the chain
+that asks each configured password source in turn (see also
+:mod:`oseod.auth.ldap` and :mod:`oseod.auth.htpasswd`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -19,6 +22,7 @@ from .account import KnownUser, account_of
 from .passwords import hash_password, verify_password
 
 CACHE_LIMIT = 10_000
+V = TypeVar("V")
 
 
 def credential_bytes(value: str | bytes) -> bytes:
@@ -28,33 +32,31 @@ def credential_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
-class _SuccessCache:
-    """Recently verified (user, password) pairs, so scrypt runs once per client
-    and not once per request. Entries are keyed by a keyed BLAKE2b digest of
-    the credentials (the key lives only in this process, so the digests are
-    useless elsewhere) and remember the stored hash they were verified
-    against, so a password change invalidates them at once."""
+class SuccessCache(Generic[V]):
+    """Recently verified (user, password) pairs, so that a slow check (scrypt,
+    bcrypt, a directory's bind) runs once per client and not once per
+    request. Entries are keyed by a keyed BLAKE2b digest of the credentials
+    (the key lives only in this process, so the digests are useless
+    elsewhere) and keep what the check found: the stored hash it was made
+    against, so that a password change invalidates the entry at once, or the
+    account it vouched for."""
 
     def __init__(self, ttl: float, clock: Any) -> None:
         self._ttl = ttl
         self._clock = clock
         self._key = os.urandom(32)
-        self._entries: dict[bytes, tuple[float, str]] = {}
+        self._entries: dict[bytes, tuple[float, V]] = {}
 
     def _digest(self, name: bytes, password: bytes) -> bytes:
         return hashlib.blake2b(name + b"\0" + password, key=self._key, digest_size=32).digest()
 
-    def hit(self, name: bytes, password: bytes, stored_hash: str) -> bool:
+    def get(self, name: bytes, password: bytes) -> V | None:
         if self._ttl <= 0:
-            return False
+            return None
         entry = self._entries.get(self._digest(name, password))
-        return (
-            entry is not None
-            and entry[0] > self._clock.seconds()
-            and hmac.compare_digest(entry[1], stored_hash)
-        )
+        return entry[1] if entry is not None and entry[0] > self._clock.seconds() else None
 
-    def remember(self, name: bytes, password: bytes, stored_hash: str) -> None:
+    def remember(self, name: bytes, password: bytes, value: V) -> None:
         if self._ttl <= 0:
             return
         now = self._clock.seconds()
@@ -62,7 +64,26 @@ class _SuccessCache:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= CACHE_LIMIT:
                 self._entries.clear()
-        self._entries[self._digest(name, password)] = (now + self._ttl, stored_hash)
+        self._entries[self._digest(name, password)] = (now + self._ttl, value)
+
+
+def login_name(credentials: IUsernamePassword) -> tuple[str, bytes, bytes]:
+    """The user name as text, and the name and password as the bytes to
+    check; UnauthorizedLogin for a name that is not UTF-8 or an empty name
+    or password (an empty password would be an anonymous bind to LDAP)."""
+    name_bytes = credential_bytes(credentials.username)
+    password = credential_bytes(credentials.password)
+    try:
+        name = name_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnauthorizedLogin("bad user name") from None
+    if not name or not password:
+        raise UnauthorizedLogin("empty user name or password")
+    return name, name_bytes, password
+
+
+class UnknownUser(UnauthorizedLogin):
+    """This checker has no such user: the next checker of a chain may."""
 
 
 @implementer(ICredentialsChecker)
@@ -72,31 +93,32 @@ class UserStoreChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, users: UserStore, reactor: Any, cache_seconds: float = 60.0, clock: Any = None) -> None:
+    def __init__(self, users: UserStore, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+                 decoy: bool = True) -> None:
         self._users = users
         self._reactor = reactor
-        self._cache = _SuccessCache(cache_seconds, clock if clock is not None else reactor)
+        self._cache: SuccessCache[str] = SuccessCache(cache_seconds, clock if clock is not None else reactor)
         #: scrypt verifications run so far (the cache's effect shows here).
         self.verifications = 0
         # Verifying against this for unknown users keeps a login for a missing
         # account as slow as one with a wrong password: no user enumeration.
-        self._decoy = hash_password(os.urandom(16).hex())
+        # Without (``decoy=False``, when other checkers follow in a chain and
+        # answer for the names unknown here), an unknown name is UnknownUser
+        # at once.
+        self._decoy = hash_password(os.urandom(16).hex()) if decoy else None
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[KnownUser]:  # type: ignore[override]
         return defer.Deferred.fromCoroutine(self._check(credentials))
 
     async def _check(self, credentials: IUsernamePassword) -> KnownUser:
-        name_bytes = credential_bytes(credentials.username)
-        password = credential_bytes(credentials.password)
-        try:
-            name = name_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UnauthorizedLogin("bad user name") from None
-        if not name or not password:
-            raise UnauthorizedLogin("empty user name or password")
+        name, name_bytes, password = login_name(credentials)
         record = await self._users.get(name)
+        if record is None and self._decoy is None:
+            raise UnknownUser("wrong user name or password")
         stored = record.password_hash if record is not None else self._decoy
-        if record is not None and self._cache.hit(name_bytes, password, stored):
+        assert stored is not None
+        if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
+                and hmac.compare_digest(cached, stored):
             return KnownUser(account_of(record))
         self.verifications += 1
         matched = await threads.deferToThreadPool(
@@ -107,3 +129,50 @@ class UserStoreChecker:
             raise UnauthorizedLogin("wrong user name or password")
         self._cache.remember(name_bytes, password, stored)
         return KnownUser(account_of(record))
+
+
+@implementer(ICredentialsChecker)
+class PasswordChain:
+    """User names and passwords checked by several sources in turn ([auth]
+    checkers: Redis, a password file, a directory): the first that accepts
+    wins. A source that does not know the name, or refuses the password,
+    passes to the next; one that cannot answer (a directory down) is logged
+    and passed over too, so that local accounts still work."""
+
+    credentialInterfaces = (IUsernamePassword,)
+    log = Logger()
+
+    def __init__(self, checkers: Sequence[tuple[str, ICredentialsChecker]]) -> None:
+        self._checkers = tuple(checkers)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._checkers)
+
+    def start(self) -> None:
+        """Make each source ready (read a password file, a CA file); the
+        first that cannot be stops the start, named."""
+        for name, checker in self._checkers:
+            start = getattr(checker, "start", None)
+            if start is not None:
+                try:
+                    start()
+                except ValueError as e:
+                    raise ValueError(f"{name} checker: {e}") from None
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[Any]:  # type: ignore[override]
+        return defer.Deferred.fromCoroutine(self._check(credentials))
+
+    async def _check(self, credentials: IUsernamePassword) -> Any:
+        refusal: UnauthorizedLogin = UnauthorizedLogin("wrong user name or password")
+        for name, checker in self._checkers:
+            try:
+                return await checker.requestAvatarId(credentials)
+            except UnknownUser:
+                continue
+            except UnauthorizedLogin as e:
+                refusal = e
+            except Exception as e:
+                self.log.warn("password check by {checker} failed: {error}", checker=name, error=str(e) or repr(e))
+                refusal = UnauthorizedLogin("the password cannot be checked now; try again later")
+        raise refusal
