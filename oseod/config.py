@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, TypeVar
 
 import attrs
@@ -107,6 +108,24 @@ def _ipv4_or_empty(value: object, key: str) -> str:
     return text
 
 
+def _public_url(*schemes: str) -> Check:
+    def check(value: object, key: str) -> str:
+        text = _str(value, key).strip()
+        if text:
+            parts = urlsplit(text)
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                raise ConfigError(key, f"has a bad port (got {text!r})") from None
+            if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
+                raise ConfigError(key, f"must be an absolute {' or '.join(schemes)} URL (got {text!r})")
+            if "ftp" in schemes and parts.path.strip("/"):
+                raise ConfigError(key, f"must name the server only, ftp://HOST[:PORT] (got {text!r})")
+        return text.rstrip("/")
+
+    return check
+
+
 def port_range(text: str) -> range | None:
     """A checked "FIRST-LAST" as a range (None: any port)."""
     if not text:
@@ -169,8 +188,12 @@ class ServerConfig:
     ftp: str = key("tcp:2121:interface=127.0.0.1", _str)  # empty: no FTP listener
     redis: str = key("", _str)  # empty: the daemon runs its own redis-server
     # The URL clients use to reach /oseo, when a proxy sits in front; empty: taken
-    # from each request's Host header.
-    public_url: str = key("", _str)
+    # from each request's Host header. Result URLs over HTTP (/results/...) are
+    # made beside it.
+    public_url: str = key("", _public_url("http", "https"))
+    # ftp://HOST[:PORT] clients reach the FTP listener at (a DNS name, NAT), for
+    # the result URLs; empty: the listener's own address.
+    public_ftp_url: str = key("", _public_url("ftp"))
     max_request_bytes: int = key(10 * 1024 * 1024, _int(1024))
     ftp_passive_ports: str = key("", _port_range)
     ftp_max_connections: int = key(200, _int(1))

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import attrs
 from twisted.application.service import IService
@@ -22,7 +22,7 @@ from .auth.ldap import LdapChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
-from .config import Config, ConfigError, load_config, port_range
+from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -185,13 +185,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     deliverables = Deliverables(ordering, results)
     install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables, metrics, reactor))
 
-    def result_url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
-        # FTP serves each user's tree from its root, HTTP under /results;
-        # protocols without a listener of their own point at HTTP.
-        scheme = protocol if protocol in ("http", "ftp") else "http"
-        where = "" if scheme == "ftp" else "/results"
-        path = "/".join(quote(part, safe="") for part in (order_id, item_id))
-        return f"{listener_url(scheme)}{where}/{path}/" + (quote(file, safe="") if file else "")
+    result_url = result_urls(config.server, listener_url)
 
     capabilities = CapabilitiesPresenter(config, catalogue)
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
@@ -207,6 +201,29 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads)
     return Parts(portal, users, passwords, ordering, engine, scheduler, metrics, frontend)
+
+
+def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[
+        [str, str, str, str | None], str]:
+    """Where clients download an item's results: ``url(protocol, order_id,
+    item_id, file)``, the item's directory when ``file`` is None. FTP serves
+    each user's tree from its root, HTTP under /results beside /oseo;
+    protocols without a listener of their own point at HTTP. The public
+    names of [server] come first, the listeners' own addresses otherwise."""
+    public = {"ftp": server.public_ftp_url}
+    if server.public_url:
+        parts = urlsplit(server.public_url)
+        prefix = parts.path[:-len("/oseo")] if parts.path.endswith("/oseo") else ""
+        public["http"] = f"{parts.scheme}://{parts.netloc}{prefix}"
+
+    def url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
+        scheme = protocol if protocol in ("http", "ftp") else "http"
+        base = public.get(scheme) or listener_url(scheme)
+        where = "" if scheme == "ftp" else "/results"
+        path = "/".join(quote(part, safe="") for part in (order_id, item_id))
+        return f"{base}{where}/{path}/" + (quote(file, safe="") if file else "")
+
+    return url
 
 
 def password_sources(config: Config, users: UserStore, reactor: Any) -> list[tuple[str, ICredentialsChecker]]:

@@ -133,3 +133,22 @@ def test_ftp_passive_ports() -> None:
     assert port_range(parse_config({"server": {"ftp_passive_ports": " 60000 - 60002"}}).server.ftp_passive_ports) == (
         range(60000, 60003))
     assert port_range(parse_config({}).server.ftp_passive_ports) is None
+
+
+def test_public_names_of_result_urls() -> None:
+    from oseod.tap import result_urls
+
+    listeners = {"http": "http://127.0.0.1:8080", "ftp": "ftp://127.0.0.1:2121"}
+    own = result_urls(load_config(None).server, listeners.__getitem__)
+    assert own("ftp", "12", "a b", "f.tif") == "ftp://127.0.0.1:2121/12/a%20b/f.tif"
+    assert own("http", "12", "i", None) == "http://127.0.0.1:8080/results/12/i/"
+    server = parse_config({"server": {"public_url": "https://eo.example.org/svc/oseo",
+                                      "public_ftp_url": "ftp://ftp.example.org/"}}).server
+    public = result_urls(server, listeners.__getitem__)
+    assert public("ftp", "12", "i", "f") == "ftp://ftp.example.org/12/i/f"
+    assert public("https", "12", "i", "f") == "https://eo.example.org/svc/results/12/i/f"
+    for bad in ("ftp://ftp.example.org/pub", "http://x", "ftp://", "ftp://h:99999"):
+        with pytest.raises(ConfigError, match="server.public_ftp_url"):
+            parse_config({"server": {"public_ftp_url": bad}})
+    with pytest.raises(ConfigError, match="server.public_url"):
+        parse_config({"server": {"public_url": "eo.example.org/oseo"}})
