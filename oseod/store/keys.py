@@ -101,6 +101,32 @@ def results_by_completion() -> str:
     return f"{PREFIX}results:completed"
 
 
+# --- the outbox (oseod.store.outbox) -----------------------------------------------
+
+
+def outbox_queue(channel: str, name: str) -> str:
+    """List: messages waiting to go out on ``channel`` for ``name`` (an order
+    id: one queue per order, so that its messages leave in order), oldest first."""
+    return f"{PREFIX}outbox:{channel}:{name}"
+
+
+def outbox_due() -> str:
+    """Sorted set: the queues with a message to send, members
+    ``CHANNEL:NAME``, scored by when their first message is due (or when the
+    daemon sending it may be presumed dead)."""
+    return f"{PREFIX}outbox:due"
+
+
+def outbox_failures() -> str:
+    """List: the last messages given up on (JSON), newest first, bounded."""
+    return f"{PREFIX}outbox:failures"
+
+
+def outbox_counters() -> str:
+    """Hash: messages sent, retried and given up on, per channel."""
+    return f"{PREFIX}outbox:counters"
+
+
 def leader() -> str:
     """String with a TTL: which daemon runs the periodic tasks (its name)."""
     return f"{PREFIX}leader"

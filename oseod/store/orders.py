@@ -41,6 +41,7 @@ from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .jobs import Job, job_fields
+from .outbox import CALLBACK
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
@@ -132,13 +133,20 @@ for i = #KEYS - subscribed + 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[9], me
 return {1, ''}
 """
 
+# KEYS: as _order_keys, then the job stream when jobs are queued, then the
+# order's call-back queue and the outbox's due set (oseod.store.outbox).
 # ARGV: member, status, StatusInfo JSON, time, allowed current statuses
 # ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep),
 # jobs to queue with the change ('' none: else a JSON array of field/value
-# arrays, and the last KEY is their stream).
+# arrays), the order id.
+# A change of the order's status that its statusNotification asks to hear
+# of (All: every one; Final: a final one) is queued for the call-back in the
+# same step, so that no crash can lose it.
 # Returns 1 done, 0 refused (status or version), -1 no such order.
 _SET_ORDER_STATUS = _PRELUDE + """
-if ARGV[8] ~= '' then INDEX_END = #KEYS - 1 end
+local CALLBACKS, DUE = KEYS[#KEYS - 1], KEYS[#KEYS]
+INDEX_END = #KEYS - 2
+if ARGV[8] ~= '' then INDEX_END = #KEYS - 3 end
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
@@ -146,9 +154,17 @@ if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return
 redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
 if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
 if ARGV[8] ~= '' then
-  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS], '*', unpack(job)) end
+  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 2], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
+if current ~= ARGV[2] then
+  local mode = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')['mode']
+  if mode == 'All' or (mode == 'Final' and FINAL[ARGV[2]]) then
+    local seq = redis.call('HINCRBY', ORDER, 'callback_seq', 1)
+    redis.call('RPUSH', CALLBACKS, cjson.encode({seq = seq, status = ARGV[2], info = ARGV[3]}))
+    redis.call('ZADD', DUE, 'NX', ARGV[4], 'callback:' .. ARGV[9])
+  end
+end
 return 1
 """
 
@@ -742,10 +758,11 @@ class OrderStore:
         identity = await self._identity(order_id)
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
-            _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else []),
+            _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else [])
+            + [keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
-             _jobs_argument(jobs)],
+             _jobs_argument(jobs), order_id],
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)

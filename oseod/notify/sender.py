@@ -1,0 +1,166 @@
+"""The outbox's sender: takes due messages from Redis and hands each to its
+channel (a status call-back, ...), with retries and backoff.
+
+Every daemon on the Redis sends; a queue is claimed by one at a time (see
+:mod:`oseod.store.outbox`). A message that fails is tried again after
+``retry_delay`` seconds, doubled each attempt, up to ``max_attempts``; then
+it is given up and recorded. Deliveries to one destination (a client's
+host) are limited to a few at once; a message whose destination is busy is
+put back for a moment without counting an attempt, so that one slow or dead
+client never takes the places of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface
+
+from ..metrics import Sample
+from ..store.outbox import OutboxMessage, OutboxStore
+
+POLL_SECONDS = 1.0
+BUSY_RETRY_SECONDS = 0.5
+
+
+class IOutboxChannel(Interface):
+    """How one kind of message goes out."""
+
+    def destination(message: OutboxMessage) -> str:
+        """Who receives it (a host name): deliveries to one destination are
+        limited together."""
+
+    async def deliver(message: OutboxMessage) -> None:  # type: ignore[misc]
+        """Send ``message``; raise (with a one-line reason) when it did not
+        arrive, it is then tried again."""
+
+
+class OutboxSender:
+    log = Logger()
+
+    def __init__(self, store: OutboxStore, channels: Mapping[str, Any], clock: Any, *, max_attempts: int,
+                 retry_delay: float, timeout: float, concurrency: int = 32, per_destination: int = 4) -> None:
+        self._store = store
+        self._channels = dict(channels)
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        # A claimed message is ours until the lease ends: long enough for a
+        # delivery that runs into its timeout, with room to spare.
+        self._lease = max(60.0, 4 * timeout)
+        self._concurrency = concurrency
+        self._per_destination = per_destination
+        self._busy: dict[str, int] = {}
+        self._running: set[defer.Deferred[None]] = set()
+        self._loop: task.LoopingCall | None = None
+        self._polling: defer.Deferred[None] | None = None
+        self._again = False
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> None:
+        self._loop = task.LoopingCall(self.wake)
+        self._loop.clock = self._clock
+        self._loop.start(POLL_SECONDS, now=True)
+
+    async def stop(self) -> None:
+        """Stop taking messages; those being sent are left to finish (or,
+        if the process ends first, to be sent again by whoever comes next)."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    async def drain(self) -> None:
+        """Wait for what has been taken to be delivered or put back (tests)."""
+        while self._running or self._polling is not None:
+            waiting = list(self._running) + ([self._polling] if self._polling is not None else [])
+            await defer.DeferredList(waiting)
+
+    def wake(self) -> None:
+        """Look for due messages now."""
+        if self._polling is not None:
+            self._again = True
+            return
+        self._polling = defer.ensureDeferred(self._poll())
+
+        def done(result: object) -> None:
+            self._polling = None
+            if isinstance(result, Failure):
+                self.log.failure("taking messages from the outbox failed; trying again shortly", result)
+            elif self._again:
+                self._again = False
+                self.wake()
+
+        self._polling.addBoth(done)
+
+    # ------------------------------------------------------------ sending
+
+    async def _poll(self) -> None:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return
+        for message in await self._store.claim(self._clock.seconds(), self._lease, free):
+            sending = defer.ensureDeferred(self._send(message))
+            self._running.add(sending)
+            sending.addBoth(self._finished, sending)
+
+    def _finished(self, result: object, sending: defer.Deferred[None]) -> None:
+        self._running.discard(sending)
+        if isinstance(result, Failure):
+            self.log.failure("outbox bookkeeping failed; the message will be sent again", result)
+        else:
+            self.wake()  # a place is free, and the queue may hold more
+
+    async def _send(self, message: OutboxMessage) -> None:
+        channel = self._channels.get(message.channel)
+        if channel is None:
+            await self._store.give_up(message, self._clock.seconds(), f"no channel {message.channel!r}")
+            return
+        destination = str(channel.destination(message))
+        if self._busy.get(destination, 0) >= self._per_destination:
+            await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
+            return
+        self._busy[destination] = self._busy.get(destination, 0) + 1
+        try:
+            await channel.deliver(message)
+        except Exception as e:
+            error = str(e) or type(e).__name__
+        else:
+            error = ""
+        finally:
+            self._busy[destination] -= 1
+            if not self._busy[destination]:
+                del self._busy[destination]
+        now = self._clock.seconds()
+        if not error:
+            await self._store.done(message, now)
+            return
+        attempts = message.attempts + 1
+        if attempts >= self._max_attempts:
+            await self._store.give_up(message, now, error)
+            self.log.warn("gave up on {channel} message {seq} of {name} after {attempts} attempts: {error}",
+                          channel=message.channel, seq=message.seq, name=message.name, attempts=attempts, error=error)
+            return
+        delay = self._retry_delay * 2 ** (attempts - 1)
+        await self._store.retry(message, now + delay, error)
+        self.log.info("{channel} message {seq} of {name} not delivered ({error}); attempt {next} in {delay:g} s",
+                      channel=message.channel, seq=message.seq, name=message.name, error=error, next=attempts + 1,
+                      delay=delay)
+
+    # ------------------------------------------------------------ visibility
+
+    async def samples(self) -> list[Sample]:
+        pending = await self._store.pending()
+        counters = await self._store.counters()
+        found = [Sample("oseod_outbox_queues", "Queues with messages to send (one per order and channel).",
+                        float(pending.get(channel, 0)), (("channel", channel),)) for channel in sorted(self._channels)]
+        for channel in sorted(self._channels):
+            for outcome, text in (("sent", "Messages delivered."), ("retried", "Failed attempts tried again."),
+                                  ("failed", "Messages given up on after the last attempt.")):
+                found.append(Sample(f"oseod_outbox_{outcome}_total", text, float(counters.get(f"{channel}:{outcome}", 0)),
+                                    (("channel", channel),), "counter"))
+        return found

@@ -1,0 +1,200 @@
+"""The outbox: messages the server sends on its own (status call-backs, and
+what later channels add), durable in Redis.
+
+Layout (names in :mod:`oseod.store.keys`): one list per (channel, name), e.g.
+``outbox:callback:ORDER``, holding that order's messages oldest first, so
+they leave in the order their changes happened; and one sorted set of the
+queues that have something to send, scored by when their first message is
+due. A message is written by the same Lua script as the change that causes
+it (see ``_SET_ORDER_STATUS`` in :mod:`oseod.store.orders`): a crash at any
+moment loses none.
+
+Sending is at least once. A daemon claims a due queue by moving its score a
+lease ahead (one atomic step, so two daemons never take the same queue);
+when the first message is delivered it is removed and the queue is due
+again at once if more wait. A daemon that dies holding a queue delays it by
+the lease; the next daemon sends its first message again. Messages carry a
+sequence number that the sender turns into a stable ``wsa:MessageID``, so a
+repeated message reads the same and the client can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from . import keys
+
+CALLBACK = "callback"
+FAILURES_KEPT = 1000
+
+# KEYS: due set. ARGV: now, lease end, how many. Returns CHANNEL:NAME members
+# now due, their scores moved to the lease end (claimed).
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+return due
+"""
+
+# KEYS: queue, due set, counters. ARGV: member, seq sent, now, channel.
+# Removes the first message if it is still the one sent (a queue taken over
+# after a lease ran out may have been served meanwhile); the queue is due
+# again now when more wait. Returns 1 removed, 0 not.
+_DONE = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+local removed = 0
+if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
+  redis.call('LPOP', KEYS[1])
+  redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':sent', 1)
+  removed = 1
+end
+if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+else redis.call('ZREM', KEYS[2], ARGV[1]) end
+return removed
+"""
+
+# KEYS: queue, due set, counters. ARGV: member, seq, when due again, channel,
+# error. Counts a failed attempt on the first message (if still it) and
+# schedules the queue. Returns the attempts made so far.
+_RETRY = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then redis.call('ZREM', KEYS[2], ARGV[1]) return 0 end
+local message = cjson.decode(head)
+if tostring(message['seq']) ~= ARGV[2] then redis.call('ZADD', KEYS[2], 0, ARGV[1]) return 0 end
+message['attempts'] = (message['attempts'] or 0) + 1
+message['error'] = ARGV[5]
+redis.call('LSET', KEYS[1], 0, cjson.encode(message))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':retried', 1)
+return message['attempts']
+"""
+
+# KEYS: queue, due set, counters, failures list, then the hash that records
+# the failure of its subject ('' none: no such key is passed). ARGV: member,
+# seq, now, channel, failure JSON, kept failures. Gives up on the first
+# message (if still it). Returns 1 given up, 0 not.
+_GIVE_UP = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+local dropped = 0
+if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
+  redis.call('LPOP', KEYS[1])
+  redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':failed', 1)
+  redis.call('LPUSH', KEYS[4], ARGV[5])
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
+  if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
+    redis.call('HSET', KEYS[5], ARGV[4] .. '_failure', ARGV[5])
+  end
+  dropped = 1
+end
+if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+else redis.call('ZREM', KEYS[2], ARGV[1]) end
+return dropped
+"""
+
+
+@attrs.frozen
+class OutboxMessage:
+    """The first message of a queue, as claimed."""
+
+    channel: str
+    name: str  # the queue's subject: an order id for call-backs
+    seq: int
+    data: dict[str, Any]  # what the writer put in it (status, StatusInfo JSON, ...)
+    attempts: int = 0
+    error: str = ""
+
+    @property
+    def member(self) -> str:
+        return f"{self.channel}:{self.name}"
+
+
+@attrs.frozen
+class Failure:
+    channel: str
+    name: str
+    seq: int
+    at: float
+    attempts: int
+    error: str
+
+
+class OutboxStore:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def claim(self, now: float, lease: float, limit: int) -> list[OutboxMessage]:
+        """The first message of up to ``limit`` due queues, each now held by
+        the caller for ``lease`` seconds."""
+        members = await self._redis.conn.eval(_CLAIM, [keys.outbox_due()], [repr(now), repr(now + lease), str(limit)])
+        claimed = []
+        for member in members or ():
+            channel, _, name = str(member).partition(":")
+            head = await self._redis.conn.lindex(keys.outbox_queue(channel, name), 0)
+            if head is None:
+                # Served by another daemon after our lease on it had run out.
+                await self._redis.conn.eval(_DONE, [keys.outbox_queue(channel, name), keys.outbox_due(),
+                                                    keys.outbox_counters()], [member, "", repr(now), channel])
+                continue
+            data = json.loads(head)
+            claimed.append(OutboxMessage(channel, name, int(data.pop("seq")), data, int(data.pop("attempts", 0)),
+                                         str(data.pop("error", ""))))
+        return claimed
+
+    async def done(self, message: OutboxMessage, now: float) -> bool:
+        """``message`` was delivered."""
+        return int(await self._redis.conn.eval(
+            _DONE, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters()],
+            [message.member, str(message.seq), repr(now), message.channel])) == 1
+
+    async def postpone(self, message: OutboxMessage, when: float) -> None:
+        """Not tried now (its destination is busy): due again at ``when``,
+        no attempt counted."""
+        await self._redis.conn.zadd(keys.outbox_due(), repr(when), message.member)
+
+    async def retry(self, message: OutboxMessage, when: float, error: str) -> int:
+        """A failed attempt: ``message`` is tried again at ``when``. The
+        attempts made so far."""
+        return int(await self._redis.conn.eval(
+            _RETRY, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters()],
+            [message.member, str(message.seq), repr(when), message.channel, error[:1000]]))
+
+    async def give_up(self, message: OutboxMessage, now: float, error: str) -> bool:
+        """No more attempts for ``message``: recorded as failed (on its order,
+        for call-backs) and the queue moves on."""
+        failure = json.dumps({"channel": message.channel, "name": message.name, "seq": message.seq, "at": now,
+                              "attempts": message.attempts + 1, "error": error[:1000]})
+        subject = [keys.order(message.name)] if message.channel == CALLBACK else []
+        return int(await self._redis.conn.eval(
+            _GIVE_UP, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters(),
+                       keys.outbox_failures(), *subject],
+            [message.member, str(message.seq), repr(now), message.channel, failure, str(FAILURES_KEPT)])) == 1
+
+    async def failure_of_order(self, order_id: str) -> Failure | None:
+        """The last call-back of the order given up on, if any."""
+        text = await self._redis.conn.hget(keys.order(order_id), f"{CALLBACK}_failure")
+        return _failure(text) if text else None
+
+    async def failures(self, limit: int = 20) -> list[Failure]:
+        """The messages given up on last, newest first."""
+        return [_failure(t) for t in await self._redis.conn.lrange(keys.outbox_failures(), 0, limit - 1) or ()]
+
+    async def pending(self) -> dict[str, int]:
+        """Queues with something to send, per channel (for /metrics)."""
+        counts: dict[str, int] = {}
+        for member in await self._redis.conn.zrange(keys.outbox_due(), 0, -1) or ():
+            channel = str(member).partition(":")[0]
+            counts[channel] = counts.get(channel, 0) + 1
+        return counts
+
+    async def counters(self) -> dict[str, int]:
+        """Messages sent, retried and failed, keyed ``CHANNEL:sent`` etc."""
+        found = await self._redis.conn.hgetall(keys.outbox_counters()) or {}
+        return {str(k): int(v) for k, v in found.items()}
+
+
+def _failure(text: str) -> Failure:
+    data = json.loads(text)
+    return Failure(data["channel"], data["name"], int(data["seq"]), float(data["at"]), int(data["attempts"]),
+                   data["error"])
