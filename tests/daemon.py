@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.polling import wait_for
 
@@ -102,6 +104,13 @@ class Daemon:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
+
+    def ftp(self) -> ftplib.FTP:
+        """An ftplib client connected to the daemon's FTP listener (the caller logs in and closes it)."""
+        where = urlsplit(self.endpoints["ftp"])
+        client = ftplib.FTP()
+        client.connect(where.hostname or "127.0.0.1", where.port or 21, timeout=30)
+        return client
 
     def ctl(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(BIN / "oseoctl"), "--data-dir", str(self.data_dir), *args], input=stdin,

@@ -4,12 +4,10 @@ order in the config and in a running daemon."""
 
 from __future__ import annotations
 
-import ftplib
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import bcrypt
 import pytest
@@ -134,9 +132,7 @@ def test_a_daemon_with_a_password_file_and_a_broken_one(tmp_path: Path) -> None:
     config.write_text(f'[auth]\ncheckers = ["file", "redis"]\npassword_file = "{passwd}"\n')
     daemon = Daemon(tmp_path / "data", "--config", str(config)).start()
     try:
-        ftp = urlsplit(daemon.endpoints["ftp"])
-        with ftplib.FTP() as client:
-            client.connect(ftp.hostname or "", ftp.port or 0, timeout=30)
+        with daemon.ftp() as client:
             client.login("fileuser", "file-pw")
             assert client.nlst() == []
         status, _, _ = daemon.get("/results/1/1/", {"Authorization": "Basic ZmlsZXVzZXI6bm9wZQ=="})  # wrong password

@@ -8,7 +8,6 @@ import ftplib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 import pytest
@@ -195,13 +194,10 @@ admin_groups = ["{ADMINS}"]
 """)
     daemon = Daemon(tmp_path / "data", "--config", str(config)).start()
     try:
-        ftp = urlsplit(daemon.endpoints["ftp"])
-        with ftplib.FTP() as client:
-            client.connect(ftp.hostname or "", ftp.port or 0, timeout=30)
+        with daemon.ftp() as client:
             client.login("carol", "carol-pw")
             assert client.nlst() == []
-        with ftplib.FTP() as client:
-            client.connect(ftp.hostname or "", ftp.port or 0, timeout=30)
+        with daemon.ftp() as client:
             with pytest.raises(ftplib.error_perm, match="530"):
                 client.login("carol", "alice-pw")
         # SOAP: users log in with password USER-password in oseo_call; a

@@ -92,13 +92,10 @@ def test_demo_daemon_end_to_end(tmp_path: Path, daemons: list[Daemon]) -> None:
     assert listed.returncode == 0 and "alice" in listed.stdout and "eo" in listed.stdout
 
     # The same account logs in to FTP; anonymous does not.
-    ftp_url = urlsplit(endpoints["ftp"])
-    with ftplib.FTP() as client:
-        client.connect(ftp_url.hostname or "", ftp_url.port or 0, timeout=30)
+    with daemon.ftp() as client:
         client.login("alice", "alice-password")
         assert client.nlst() == []
-    with ftplib.FTP() as client:
-        client.connect(ftp_url.hostname or "", ftp_url.port or 0, timeout=30)
+    with daemon.ftp() as client:
         with pytest.raises(ftplib.error_perm, match="530"):
             client.login()
 
@@ -442,15 +439,12 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
         return [u.text or "" for u in oseo_call(daemon, "jane", describe(order_id)).iter(f"{{{OSEO}}}URL")]
 
     found = wait_for(lambda: len(urls()) == 2 and urls(), 30, "the results")
-    ftp_url = urlsplit(daemon.endpoints["ftp"])
-    with ftplib.FTP() as client:
-        client.connect(ftp_url.hostname or "127.0.0.1", ftp_url.port or 21, timeout=30)
+    with daemon.ftp() as client:
         client.login("kurt", "kurt-password")
         assert client.nlst() == []  # another user's orders are invisible
         with pytest.raises(ftplib.error_perm):
             client.cwd(f"/{order_id}")
-    with ftplib.FTP() as client:
-        client.connect(ftp_url.hostname or "127.0.0.1", ftp_url.port or 21, timeout=30)
+    with daemon.ftp() as client:
         client.login("jane", "jane-password")
         data, _ = client.ntransfercmd("NLST")
         with data:

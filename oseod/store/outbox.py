@@ -38,6 +38,12 @@ for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
 return due
 """
 
+# The end of a message: the queue is due again now if more wait, else no more.
+_NEXT_OR_DONE = """
+if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+else redis.call('ZREM', KEYS[2], ARGV[1]) end
+"""
+
 # KEYS: queue, due set, counters. ARGV: member, seq sent, now, channel.
 # Removes the first message if it is still the one sent (a queue taken over
 # after a lease ran out may have been served meanwhile); the queue is due
@@ -50,9 +56,7 @@ if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
   redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':sent', 1)
   removed = 1
 end
-if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-else redis.call('ZREM', KEYS[2], ARGV[1]) end
-return removed
+""" + _NEXT_OR_DONE + """return removed
 """
 
 # KEYS: queue, due set, counters. ARGV: member, seq, when due again, channel,
@@ -88,9 +92,7 @@ if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
   end
   dropped = 1
 end
-if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-else redis.call('ZREM', KEYS[2], ARGV[1]) end
-return dropped
+""" + _NEXT_OR_DONE + """return dropped
 """
 
 
