@@ -19,6 +19,7 @@ import attrs
 
 ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
 ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
+PUSH_PROTOCOLS = ("ftp",)
 PACKAGING_FORMATS = ("zip", "tar", "tgz", "bzip2")
 DEMO_COLLECTION_ID = "urn:oseod:demo"
 # Option names become SWE field names in GetOptions: XML NCNames.
@@ -305,6 +306,17 @@ class NotificationsConfig:
 
 
 @attrs.frozen
+class DeliveryConfig:
+    # Pushes to the client's own server (onlineDataDelivery): seconds to wait
+    # for the connection, and for any sign of life once connected (a reply,
+    # or room to send more of a file).
+    connect_timeout: float = key(30.0, _float(0.1))
+    idle_timeout: float = key(120.0, _float(0.1))
+    # Sessions this daemon opens at once to one server (host, port, user).
+    max_sessions_per_server: int = key(2, _int(1, 64))
+
+
+@attrs.frozen
 class QuotationConfig:
     mode: str = key("synchronous", _choice("synchronous", "monitoring", "asynchronous", "off"))
     validity_hours: int = key(72, _int(1))
@@ -337,6 +349,8 @@ class CollectionConfig:
     processor: str = key("dummy", _nonempty_str)
     order_types: tuple[str, ...] = key(("PRODUCT_ORDER",), _list(_choice(*ORDER_TYPES)))
     online_data_access: tuple[str, ...] = key(("ftp", "http"), _list(_choice(*ONLINE_PROTOCOLS)))
+    # Pushes to the client's own server; ftp is the one protocol oseod pushes over.
+    online_data_delivery: tuple[str, ...] = key(("ftp",), _list(_choice(*PUSH_PROTOCOLS)))
     processor_options: Mapping[str, object] = key(attrs.Factory(dict), _table)
     price_per_item: float = key(0.0, _float(0.0))
     currency: str = key("EUR", _nonempty_str)
@@ -379,6 +393,7 @@ class Config:
     orders: OrdersConfig = OrdersConfig()
     processing: ProcessingConfig = ProcessingConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     quotation: QuotationConfig = QuotationConfig()
     email: EmailConfig = EmailConfig()
     collections: tuple[CollectionConfig, ...] = (DEMO_COLLECTION,)
@@ -399,6 +414,7 @@ _SECTIONS: dict[str, type] = {
     "orders": OrdersConfig,
     "processing": ProcessingConfig,
     "notifications": NotificationsConfig,
+    "delivery": DeliveryConfig,
     "quotation": QuotationConfig,
     "email": EmailConfig,
 }

@@ -28,6 +28,7 @@ from ..model.orders import (
     StatusNotification,
 )
 from .catalogue import Catalogue
+from .destinations import BadDestination, delivery_address, ftp_destination, literal_refusal
 
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 MAX_REFERENCE = 30
@@ -241,20 +242,42 @@ class SubmitChecker:
                 raise invalid("option", f"{_show(option.value)} is not a value of option {_show(option.name)} "
                                         f"(choices: {_choices(config.choices)})")
 
-    @staticmethod
-    def _check_delivery(collection: CollectionConfig, delivery: DeliveryChoice, spec: OrderSpec) -> None:
+    def _check_delivery(self, collection: CollectionConfig, delivery: DeliveryChoice, spec: OrderSpec) -> None:
         if delivery.method is DeliveryMethod.ONLINE_DATA_ACCESS:
             if delivery.protocol not in collection.online_data_access:
                 raise invalid("deliveryOptions",
                               f"collection {_show(collection.id)} does not offer onlineDataAccess over "
                               f"{_show(delivery.protocol)} (offers: {_choices(collection.online_data_access)})")
         elif delivery.method is DeliveryMethod.ONLINE_DATA_DELIVERY:
+            if delivery.protocol not in collection.online_data_delivery:
+                raise invalid("deliveryOptions",
+                              f"collection {_show(collection.id)} does not offer onlineDataDelivery over "
+                              f"{_show(delivery.protocol)} (offers: {_choices(collection.online_data_delivery)})")
             if not spec.online_addresses:
                 raise missing("onlineAddress", "onlineDataDelivery needs at least one "
                                                "deliveryInformation/onlineAddress to deliver to")
+            self._check_destination(spec, delivery.protocol or "")
         else:
             raise invalid("deliveryOptions", f"mediaDelivery is not offered by collection {_show(collection.id)} "
                                              f"(use onlineDataAccess over {_choices(collection.online_data_access)})")
+
+    def _check_destination(self, spec: OrderSpec, protocol: str) -> None:
+        """The onlineAddress a push over ``protocol`` goes to: there is one,
+        it makes sense, and it is not one of the provider's own hosts (as far
+        as can be told without DNS: the pusher checks the resolved address)."""
+        address = delivery_address(spec, protocol)
+        if address is None:
+            given = _choices(sorted({a.protocol for a in spec.online_addresses}))
+            raise invalid("onlineAddress", f"onlineDataDelivery over {_show(protocol)} needs a "
+                                           f"deliveryInformation/onlineAddress of protocol {_show(protocol)} "
+                                           f"(given: {given})")
+        try:
+            destination = ftp_destination(address)
+        except BadDestination as e:
+            raise invalid("onlineAddress", f"deliveryInformation/onlineAddress: {e}") from None
+        refusal = literal_refusal(destination.host, self._config.notifications.allowed_networks)
+        if refusal is not None:
+            raise invalid("onlineAddress", f"deliveryInformation/onlineAddress: {refusal}")
 
 
 def _show(value: object) -> str:

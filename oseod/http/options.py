@@ -64,7 +64,7 @@ class OptionsPresenter:
                 description=f"{wire} options for {name}"[:255],
                 options=options,
                 online_access_protocols=collection.online_data_access,
-                online_delivery_protocols=(),
+                online_delivery_protocols=collection.online_data_delivery,
                 media=(),
                 identifier=identifier,
                 payment_methods=collection.payment_methods,

@@ -3,8 +3,10 @@
 It claims jobs (:mod:`oseod.store.jobs`) up to ``[processing] workers`` at
 a time, runs each item of a job through its collection's processor, stores
 the outcome through the ordering core, and only then acknowledges the job.
-A failed item is tried again after ``retry_delay`` seconds, doubled at each
-attempt, until ``max_attempts``; then it fails with the last error as its
+An item whose delivery is onlineDataDelivery is then pushed to the client's
+server (:mod:`oseod.jobs.push`); a failed push is a failed attempt. A failed
+item is tried again after ``retry_delay`` seconds, doubled at each attempt,
+until ``max_attempts``; then it fails with the last error as its
 additionalStatusInfo.
 
 Durability: a job is acknowledged after its outcome is stored, so a crash at
@@ -29,10 +31,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..config import CollectionConfig, Config
-from ..core.deliverables import result_directory
+from ..core.deliverables import Deliverables, result_directory
+from ..core.destinations import delivery_address
 from ..core.ordering import IDispatcher, OrderingService, batch_job
 from ..core.validation import resolve_collection
-from ..model.orders import Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
+from ..model.orders import DeliveryMethod, Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
 from .archive import ArchiveProcessor
@@ -48,6 +51,7 @@ from .processors import (
     UnknownProcessor,
     load_processor,
 )
+from .push import IPusher, PushFailed, default_pushers
 
 BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
                                             "archive": ArchiveProcessor, "http": HttpProcessor}
@@ -66,7 +70,15 @@ class CollectionStats:
     completed: int = 0
     failed: int = 0  # for good, attempts used up
     retried: int = 0  # attempts that failed and will be tried again
-    seconds: float = 0.0  # spent making items (prepare + deliver)
+    seconds: float = 0.0  # spent making items (prepare + deliver + push)
+
+
+@attrs.frozen
+class Made:
+    """One attempt at an item: why it failed, or what to say of its result."""
+
+    failure: str | None = None
+    info: str = "Completed"
 
 
 @implementer(IDispatcher)
@@ -75,7 +87,8 @@ class Engine:
 
     def __init__(self, ordering: OrderingService, jobs: JobStore, config: Config, reactor: Any, clock: Any, *,
                  results: Path, consumer: str, lease_seconds: float | None = None,
-                 builtins: Mapping[str, ProcessorFactory] = BUILTINS) -> None:
+                 builtins: Mapping[str, ProcessorFactory] = BUILTINS,
+                 pushers: Mapping[str, IPusher] | None = None) -> None:
         self._ordering = ordering
         self._jobs = jobs
         self._config = config
@@ -86,6 +99,9 @@ class Engine:
         self._lease = config.processing.lease_seconds if lease_seconds is None else lease_seconds
         self._builtins = builtins
         self._processors: dict[str, IItemProcessor] = {}
+        # onlineDataDelivery, by protocol: results pushed to the client's server.
+        self._pushers = default_pushers(config, reactor, clock) if pushers is None else pushers
+        self._deliverables = Deliverables(ordering, results)
         # [processing] workers bounds the items made at once (a job may hold
         # many); with none, this engine claims nothing (a front daemon).
         self._slots = defer.DeferredSemaphore(max(config.processing.workers, 1))
@@ -305,7 +321,7 @@ class Engine:
                           order_id=job.order_id)
             await self._jobs.ack(job)
             return
-        failures = {item.spec.item_id: reason for item, reason in zip(items, outcomes) if reason is not None}
+        failures = {item.spec.item_id: made.failure for item, made in zip(items, outcomes) if made.failure is not None}
         final = bool(failures) and job.attempt >= self._config.processing.max_attempts
         for item in items:
             stats = self.stats.setdefault(item.spec.collection_id or "", CollectionStats())
@@ -315,8 +331,12 @@ class Engine:
                 stats.failed += 1
             else:
                 stats.retried += 1
-        await self._ordering.complete_items(order.order_id,
-                                            [item.spec.item_id for item in items if item.spec.item_id not in failures])
+        completed: dict[str, list[str]] = {}  # by what to say of them (pushed ones say where to)
+        for item, made in zip(items, outcomes):
+            if made.failure is None:
+                completed.setdefault(made.info, []).append(item.spec.item_id)
+        for info, item_ids in completed.items():
+            await self._ordering.complete_items(order.order_id, item_ids, info)
         if failures and job.attempt < self._config.processing.max_attempts:
             delay = self._config.processing.retry_delay * 2 ** (job.attempt - 1)
             await self._ordering.start_items(order.order_id, list(failures), _clip(
@@ -373,8 +393,9 @@ class Engine:
         await self._ordering.add_batch(order.order_id, items, job, marker=f"expand-{index}")
         self.wake()
 
-    async def _make(self, order: Order, item: Item, attempt: int) -> str | None:
-        """Run one item through its processor: None, or why it failed."""
+    async def _make(self, order: Order, item: Item, attempt: int) -> Made:
+        """Run one item through its processor, then push its result when
+        its delivery asks for that."""
         work = ItemWork(order_id=order.order_id, owner=order.owner, item=item.spec, attempt=attempt,
                         directory=result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
         started = self._clock.seconds()
@@ -382,16 +403,35 @@ class Engine:
             processor = self._processor(item.spec.collection_id or "")
             await _settle(processor.prepare_item(work))
             await _settle(processor.deliver_item(work))
+            info = await self._push(order, item)
         except defer.CancelledError:
             raise
         except Exception as e:
             self.log.info("item {item_id} of order {order_id}, attempt {attempt}: {error}", item_id=item.spec.item_id,
                           order_id=order.order_id, attempt=attempt, error=str(e) or type(e).__name__)
-            return str(e) or type(e).__name__
+            return Made(failure=str(e) or type(e).__name__)
         finally:
             self.stats.setdefault(item.spec.collection_id or "", CollectionStats()).seconds += (
                 self._clock.seconds() - started)
-        return None
+        return Made() if info is None else Made(info=info)
+
+    async def _push(self, order: Order, item: Item) -> str | None:
+        """onlineDataDelivery: the item's result files sent to the client's
+        server (the order's first onlineAddress of the protocol); what to say
+        of it. None for any other delivery: the result stays here, to be
+        downloaded. A pushed result stays on disk until it expires, but is
+        not offered for download (the client asked for it elsewhere)."""
+        delivery = item.spec.delivery or order.spec.delivery
+        if delivery is None or delivery.method is not DeliveryMethod.ONLINE_DATA_DELIVERY:
+            return None
+        protocol = delivery.protocol or ""
+        pusher = self._pushers.get(protocol)
+        address = delivery_address(order.spec, protocol)
+        if pusher is None or address is None:  # Submit refuses these: a configuration changed since
+            raise PushFailed(f"cannot push over {protocol!r}: " + ("no onlineAddress of that protocol"
+                                                                   if pusher is not None else "not offered"))
+        files = self._deliverables.listing(order.owner, order.order_id, item.spec.item_id)
+        return str(await _settle(pusher.push(address, files)))
 
     # ------------------------------------------------------------ Submit hooks
 
