@@ -13,7 +13,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from oseod.auth.account import Account
-from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, OptionConfig, OrdersConfig
+from oseod.config import DEMO_COLLECTION, CollectionConfig, Config, NotificationsConfig, OptionConfig, OrdersConfig
 from oseod.core.ordering import (
     DAY,
     IDispatcher,
@@ -629,13 +629,14 @@ async def test_ready_items(redis: Redis) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_ready_items_follow_the_delivery_choice(redis: Redis) -> None:
-    world = build(redis)
+    # The pushed item's server: a closed loopback port, refused at once (no DNS, no wait).
+    world = build(redis, attrs.evolve(CONFIG, notifications=NotificationsConfig(allowed_networks=("127.0.0.0/8",))))
     service = world.service
     http = DeliveryChoice(DeliveryMethod.ONLINE_DATA_ACCESS, "http")
     push = DeliveryChoice(DeliveryMethod.ONLINE_DATA_DELIVERY, "ftp")
     spec = order_spec(product("a", "b", delivery=None) + (ItemSpec("pushed", product_id="c", collection_id=DEMO,
                                                                    delivery=push),),
-                      delivery=http, online_addresses=(OnlineAddress("ftp", "client.example.org"),))
+                      delivery=http, online_addresses=(OnlineAddress("ftp", "127.0.0.1:1"),))
     order = await service.submit(ALICE, spec, NONE)
     await world.process()
     ready = await service.ready_items(ALICE, order.order_id, False)
