@@ -76,7 +76,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/capabilities.py $(BENCH_ARGS)
 
-# About 1.5 minutes: it also stores 10^5 orders for the search measurement.
+# About 3 minutes: a worker daemon makes the Submit load's orders, and 10^5
+# orders are stored for the search measurement.
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
 

@@ -1,5 +1,6 @@
 """
-Shared pieces of the benchmark scripts (bench/capabilities.py, bench/ordering.py).
+Shared pieces of the benchmark scripts (bench/capabilities.py, bench/ordering.py,
+bench/engine.py).
 
 Servers as subprocesses in their own sessions (stopped as a group, also on
 errors and Ctrl-C), a bare Klein echo server and the oseod daemon started on
@@ -150,13 +151,17 @@ def start_echo(tmp: Path, started: list[Server]) -> tuple[Server, str]:
     return server, wait_for("its URL file", server, read)
 
 
-def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, twistd_options: Sequence[str] = (),
-                oseod_options: Sequence[str] = ()) -> tuple[Server, str]:
-    """The daemon on TMP/data with an embedded Redis, HTTP and FTP on free
-    loopback ports; ``twistd_options`` go before the ``oseod`` subcommand (e.g.
-    ``--profile``), ``oseod_options`` after it (e.g. ``--config FILE``)."""
-    data = tmp / "data"
-    data.mkdir()
+def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, subdir: str = "",
+                twistd_options: Sequence[str] = (), oseod_options: Sequence[str] = ()) -> tuple[Server, str]:
+    """The daemon on TMP/data with an embedded Redis (unless ``oseod_options``
+    name a ``--redis``), HTTP and FTP on free loopback ports, its log in
+    TMP/oseod.log; with ``subdir``, TMP/SUBDIR/data and TMP/SUBDIR/oseod.log,
+    so that several daemons can run side by side. ``twistd_options`` go before
+    the ``oseod`` subcommand (e.g. ``--profile``), ``oseod_options`` after it
+    (e.g. ``--config FILE``)."""
+    home = tmp / subdir
+    data = home / "data"
+    data.mkdir(parents=True)
     endpoints = data / "endpoints.json"
     # Logged as `make run` and etc/oseod.service do (the deployment's observer
     # on stdout), so the figures include what logging costs there. stderr
@@ -164,7 +169,7 @@ def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, twistd_option
     argv = [str(twistd), "-n", "--pidfile=", "--logger", "oseod.logs.text_stdout", *twistd_options, "oseod",
             "--data-dir", str(data),
             "--http", "tcp:0:interface=127.0.0.1", "--ftp", "tcp:0:interface=127.0.0.1", *oseod_options]
-    server = Server("oseod daemon", argv, tmp / "oseod.log", cwd=tmp)
+    server = Server(f"oseod daemon ({subdir})" if subdir else "oseod daemon", argv, home / "oseod.log", cwd=home)
     started.append(server)
 
     def read() -> str | None:
