@@ -311,11 +311,18 @@ async def test_notification_addresses_are_accepted_and_kept(server: Any) -> None
     srv = await server()
     header = token("alice", "alice-password") + (
         f'<wsa:MessageID xmlns:wsa="{WSA}">urn:uuid:1234</wsa:MessageID>'
-        f'<wsa:ReplyTo xmlns:wsa="{WSA}"><wsa:Address>http://127.0.0.1:9/callback</wsa:Address></wsa:ReplyTo>')
+        f'<wsa:ReplyTo xmlns:wsa="{WSA}"><wsa:Address>http://client.example.org/cb</wsa:Address></wsa:ReplyTo>')
     code, ack, _ = await srv.post(envelope(submit("n1", notification="Final"), header))
     order = await srv.parts.ordering.get(Account(name="alice"), order_id_of(ack))
-    assert (order.notification.reply_to, order.notification.message_id) == ("http://127.0.0.1:9/callback",
+    assert (order.notification.reply_to, order.notification.message_id) == ("http://client.example.org/cb",
                                                                            "urn:uuid:1234")
+    # The provider's own network is not a call-back target (unless [notifications] allowed_networks says so).
+    for address in ("http://127.0.0.1:9/cb", "https://localhost/cb", "http://10.1.2.3/cb", "http://[::1]/cb",
+                    "http://169.254.169.254/latest/meta-data", "ftp://client.example.org/cb"):
+        refused = token("alice", "alice-password") + header[header.index("<wsa:MessageID"):].replace(
+            "http://client.example.org/cb", address)
+        code, fault, _ = await srv.post(envelope(submit("n2", notification="All"), refused))
+        assert code == 400 and code_of(fault) == ("InvalidNotificationValue", "ws-address"), address
 
 
 REQUEST_SAMPLES = sorted(

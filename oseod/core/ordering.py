@@ -87,7 +87,7 @@ class OrderingService:
     # ------------------------------------------------------------ client operations
 
     async def submit(self, account: Account, spec: OrderSpec, notification: Notification) -> Order:
-        check_notification(notification)
+        check_notification(notification, self._config.notifications.allowed_networks)
         checked = self.checker.check(account, spec)
         spec = checked.spec
         now = self._clock.seconds()
@@ -166,7 +166,7 @@ class OrderingService:
         subscription: unsubscribe). A Cancel that asks for notifications
         takes over the order's call-backs; one with None leaves them be."""
         order = await self.get(account, order_id)
-        check_notification(notification)
+        check_notification(notification, self._config.notifications.allowed_networks)
         if order.spec.order_type is OrderType.SUBSCRIPTION_ORDER:
             text = "Unsubscribed at the user's request"
         else:

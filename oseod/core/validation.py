@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -60,17 +61,28 @@ def resolve_collection(identifier: str, collections: Sequence[CollectionConfig])
     return collections[0].id if len(collections) == 1 else None
 
 
-def check_notification(notification: Notification) -> None:
-    """statusNotification All or Final needs somewhere to send the call-backs."""
+def check_notification(notification: Notification, allowed_networks: Sequence[str] = ()) -> None:
+    """statusNotification All or Final needs somewhere to send the call-backs:
+    an http(s) wsa:ReplyTo the server may reach (not the provider's own
+    network, unless ``allowed_networks`` covers it) and a wsa:MessageID."""
     if notification.mode is StatusNotification.NONE:
         return
     reply_to = notification.reply_to or ""
-    if not reply_to.startswith(("http://", "https://")) or reply_to == ANONYMOUS:
+    parts = urlsplit(reply_to)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host or reply_to == ANONYMOUS:
         raise RequestRejected(
             "InvalidNotificationValue", "ws-address",
             f"statusNotification {notification.mode.value} needs a wsa:ReplyTo address (http or https) "
             f"to send the notifications to; got {_show(notification.reply_to)}",
         )  # fmt: skip
+    if (refusal := literal_refusal(host, allowed_networks)) is not None:
+        raise RequestRejected("InvalidNotificationValue", "ws-address",
+                              f"wsa:ReplyTo {_show(reply_to)}: {refusal}")
     if not notification.message_id:
         raise RequestRejected(
             "InvalidNotificationValue", "ws-address",
