@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .notify.addresses import mail_address
+from .notify.mailevents import MAIL_EVENTS
+
 ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
 ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
 PUSH_PROTOCOLS = ("ftp",)
@@ -153,6 +156,18 @@ def _list(item: Check, *, unique: bool = True) -> Check:
         if unique and len(set(items)) != len(items):
             raise ConfigError(key, "must not repeat a value")
         return items
+
+    return check
+
+
+def _mail_address(display_name: bool = False) -> Check:
+    def check(value: object, key: str) -> str:
+        text = _str(value, key).strip()
+        try:
+            mail_address(text, display_name=display_name)
+        except ValueError as e:
+            raise ConfigError(key, str(e)) from None
+        return text
 
     return check
 
@@ -324,11 +339,26 @@ class QuotationConfig:
 
 @attrs.frozen
 class EmailConfig:
-    smtp_host: str = key("", _str)
+    smtp_host: str = key("", _str)  # empty: no e-mail at all
     smtp_port: int = key(25, _int(1, 65535))
+    # "optional": STARTTLS when the server offers it, except that a username
+    # makes it required (a password never crosses in clear because someone
+    # struck STARTTLS from the server's answer); "required"; "off": never.
+    # Under TLS the server's certificate and name are always verified.
     starttls: str = key("optional", _choice("optional", "required", "off"))
-    sender: str = key("oseod@localhost", _nonempty_str)
-    admins: tuple[str, ...] = key((), _list(_nonempty_str))
+    # SMTP AUTH (PLAIN or LOGIN) as this user when set, with the password in
+    # password_file (read at each mail; not readable by others).
+    username: str = key("", _str)
+    password_file: str = key("", _str)
+    # PEM file of the CAs that sign the server's certificate; "": the system's.
+    ca_file: str = key("", _str)
+    # Seconds to wait for the connection and for each of the server's replies.
+    timeout: float = key(30.0, _float(0.1))
+    sender: str = key("oseod@localhost", _mail_address(display_name=True))
+    admins: tuple[str, ...] = key((), _list(_mail_address()))
+    # A file NAME.txt here replaces the built-in template NAME.txt
+    # (oseod/notify/templates/); "": the built-in texts.
+    templates_dir: str = key("", _str)
 
 
 @attrs.frozen
@@ -365,6 +395,8 @@ class CollectionConfig:
     payment_methods: tuple[str, ...] = key((), _list(_nonempty_str))
     # Scene-selection parameters offered in GetOptions (same form as option).
     scene_selection: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
+    # The e-mails sent about this collection's orders (oseod/notify/mailevents.py).
+    email_events: tuple[str, ...] = key(MAIL_EVENTS, _list(_choice(*MAIL_EVENTS)))
 
     def supports(self, order_type: str) -> bool:
         return order_type in self.order_types
@@ -477,6 +509,7 @@ def parse_config(document: Mapping[str, object]) -> Config:
             raise ConfigError(name, "unknown section or key")
     config = Config(**kwargs)  # type: ignore[arg-type]
     _check_auth(config)
+    _check_email(config)
     return config
 
 
@@ -490,6 +523,13 @@ def _check_auth(config: Config) -> None:
         if bool(ldap.user_dn_template) == bool(ldap.user_base):
             raise ConfigError("ldap.user_base", "set either ldap.user_dn_template (bind as the user) or "
                                                 "ldap.user_base (search, then bind), not both")
+
+
+def _check_email(config: Config) -> None:
+    if config.email.username and not config.email.password_file:
+        raise ConfigError("email.password_file", "is required when email.username is set")
+    if config.email.password_file and not config.email.username:
+        raise ConfigError("email.username", "is required when email.password_file is set")
 
 
 def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = ()) -> Config:
