@@ -23,27 +23,38 @@ from twisted.logger import (
     ILogObserver,
     LogEvent,
     LogLevel,
-    LogLevelFilterPredicate,
+    ILogFilterPredicate,
+    PredicateResult,
     formatEventAsClassicLogText,
     eventAsJSON,
     formatTime,
 )
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 from .ftp.noise import ftp_chatter
 
 
-def _level() -> LogLevelFilterPredicate:
+def _floor() -> LogLevel:
     name = os.environ.get("OSEOD_LOG_LEVEL", "info").lower()
     try:
-        level = LogLevel.levelWithName(name)
+        return LogLevel.levelWithName(name)
     except Exception:
-        level = LogLevel.info
-    return LogLevelFilterPredicate(defaultLogLevel=level)
+        return LogLevel.info
 
 
 def filtered(observer: ILogObserver) -> ILogObserver:
-    return FilteringLogObserver(observer, [ftp_chatter, _level()])
+    floor = _floor()
+
+    # One predicate for both rules: it runs for every event the daemon logs,
+    # each request's among them.
+    @provider(ILogFilterPredicate)
+    def wanted(event: LogEvent) -> object:
+        level = event.get("log_level")
+        if level is not None and level < floor:
+            return PredicateResult.no
+        return ftp_chatter(event)
+
+    return FilteringLogObserver(observer, [wanted])
 
 
 class ClassicText:

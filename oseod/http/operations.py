@@ -50,8 +50,14 @@ class OseoCall:
 
     message: soap.Message
     account: Account | None
-    endpoint_url: str
+    # Where the client reached /oseo, worked out only for the operations that
+    # say it (GetCapabilities): it reads the request's host and transport.
+    endpoint: Callable[[], str]
     body_size: int = 0
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.endpoint()
 
     @property
     def user(self) -> Account:

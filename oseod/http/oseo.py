@@ -77,7 +77,7 @@ class OseoEndpoint:
             encoding = message.encoding
             operation = self._operation(message.payload)
             account = await self._account(request, operation, message)
-            call = OseoCall(message, account, self.endpoint_url(request), len(body))
+            call = OseoCall(message, account, lambda: self.endpoint_url(request), len(body))
             body = await self._operations.run(operation, call)
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)

@@ -103,8 +103,8 @@ end
 # order-hash field/value pairs and the items-hash ones, each a JSON array (a
 # few arguments instead of hundreds: each one costs the client to encode),
 # then the jobs to queue ('' none, else a JSON array of field/value arrays),
-# then (optional) how many of the last KEYS are subscription indexes, and the
-# subscription's end time (their score).
+# then how many of the last KEYS are subscription indexes, the subscription's
+# end time (their score), and the spec JSON.
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
@@ -120,6 +120,7 @@ local function hset_all(key, pairs)
   end
 end
 hset_all(ORDER, cjson.decode(ARGV[5]))
+redis.call('HSET', ORDER, 'spec', ARGV[10])
 local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
@@ -127,7 +128,7 @@ redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
 if ARGV[7] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
 end
-local subscribed = tonumber(ARGV[8] or '0')
+local subscribed = tonumber(ARGV[8])
 for i = 5, #KEYS - subscribed do redis.call('ZADD', KEYS[i], at, member) end
 for i = #KEYS - subscribed + 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 return {1, ''}
@@ -473,7 +474,6 @@ class OrderStore:
             "order_type", order.spec.order_type.value,
             "reference", order.spec.reference or "",
             "created_at", _score(order.created_at),
-            "spec", codec.dumps(order.spec),
             "notification", codec.dumps(order.notification),
             "status", status.value,
             "status_info", codec.dumps(order.status),
@@ -509,7 +509,8 @@ class OrderStore:
             [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
              "" if max_active_items is None else str(max_active_items),
              _json_array(fields), _json_array(item_fields), _jobs_argument(queued), str(len(subscription_keys)),
-             _score(subscribed_until or 0.0)],
+             # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
+             _score(subscribed_until or 0.0), codec.dumps(order.spec)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
