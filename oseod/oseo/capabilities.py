@@ -18,13 +18,15 @@ from lxml import etree
 from oseod.oseo.errors import ExceptionCode, OseoError, quote
 from oseod.oseo.kvp import fold_keys, split_list
 from oseod.oseo.namespaces import OSEO, OWS, XLINK, qname
+from oseod.oseo.wsn import render_notifications
 
 VERSION = "1.0.0"
 SERVICE = "OS"
 
 # The sections of an OSEO Capabilities document (OWS 2.0 CapabilitiesBaseType
 # plus oseo.xsd's Contents and Notifications), and the OWS "All". oseod renders
-# no Languages or Notifications, but asking for them is not an error.
+# no Languages (and Notifications only for a WS-Notification producer), but
+# asking for them is not an error.
 SECTIONS = frozenset(
     {"ServiceIdentification", "ServiceProvider", "OperationsMetadata", "Languages", "Contents", "Notifications", "All"}
 )
@@ -112,6 +114,9 @@ class ServiceCapabilities:
     max_products: int
     cancel_asynchronous: bool
     update_sequence: str | None = None
+    # Where clients send wsnt:Subscribe, when oseod is a WS-Notification
+    # producer; None renders no Notifications section.
+    notification_producer: str | None = None
 
 
 @attrs.frozen
@@ -416,4 +421,6 @@ def render_capabilities(caps: ServiceCapabilities, sections: frozenset[str] | No
         _operations_metadata(root, caps)
     if "Contents" in wanted:
         _contents(root, caps)
+    if "Notifications" in wanted and caps.notification_producer is not None:
+        root.append(render_notifications(caps.notification_producer))
     return root

@@ -393,15 +393,20 @@ _PREFIX: Final = re.compile(r"(?<![\w.-])([^\W\d][\w.-]*):")
 
 
 def fragment(element: etree._Element) -> Fragment:
+    """An OSEO element of a request kept verbatim (see :func:`verbatim`). An
+    attribute on one of its OSEO elements is InvalidParameterValue."""
+    _check_attributes(element)
+    return verbatim(element)
+
+
+def verbatim(element: etree._Element) -> Fragment:
     """``element`` kept verbatim, with the namespace declarations it needs so
     it stands on its own: those its names use, the default one, and those
     whose prefix its text or attribute values may mention (xsi:type="x:T"),
     less the envelope's own.
 
     Declarations it does not refer to are left out: a request that declares
-    many namespaces must not repeat them all in each fragment it holds.
-    An attribute on one of its OSEO elements is InvalidParameterValue."""
-    _check_attributes(element)
+    many namespaces must not repeat them all in each fragment it holds."""
     name = local_name(element)
     in_scope = element.nsmap
     if len(in_scope) == 1:  # its own namespace (OSEO), which it needs

@@ -19,6 +19,12 @@ WSU: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity
 XLINK: Final = "http://www.w3.org/1999/xlink"
 SWE: Final = "http://www.opengis.net/swe/2.0"
 SWES: Final = "http://www.opengis.net/swes/2.0"
+# WS-BaseNotification 1.3 and WS-Topics 1.3 (the WS-Notification channel).
+WSNT: Final = "http://docs.oasis-open.org/wsn/b-2"
+WSTOP: Final = "http://docs.oasis-open.org/wsn/t-1"
+# oseod's own names, where a standard leaves the content to the implementation
+# (the reference parameter naming a WS-Notification subscription).
+OSEOD: Final = "urn:oseod:ns"
 # The namespace of xml:lang; it is predeclared, so it never appears in NSMAP.
 XML: Final = "http://www.w3.org/XML/1998/namespace"
 
@@ -45,8 +51,8 @@ STANDARD: Final[frozenset[str]] = frozenset({
     OWS, SOAP12, SOAP11, WSA, XLINK, SWE, SWES, XML,
     "http://www.opengis.net/ows/1.1",
     "http://www.opengis.net/gml/3.2",
-    "http://docs.oasis-open.org/wsn/b-2",
-    "http://docs.oasis-open.org/wsn/t-1",
+    WSNT,
+    WSTOP,
     "http://docs.oasis-open.org/wsrf/bf-2",
     "http://schemas.xmlsoap.org/wsdl/",
     "http://www.isotc211.org/2005/gco",

@@ -19,6 +19,8 @@ from typing import Final
 import attrs
 from lxml import etree
 
+from oseod.model.orders import Fragment
+from oseod.oseo.common import verbatim
 from oseod.oseo.errors import ExceptionCode, OseoError, quote
 from oseod.oseo.namespaces import WSA, WSSE, WSU, qname
 
@@ -184,3 +186,19 @@ def parse_addressing(headers: Sequence[etree._Element]) -> Addressing:
     if reply_to in (ANONYMOUS, NONE_ADDRESS):
         reply_to = None
     return Addressing(reply_to=reply_to, **values)
+
+
+_REFERENCE_PARAMETERS: Final = qname(WSA, "ReferenceParameters")
+
+
+def parse_reply_to_parameters(headers: Sequence[etree._Element]) -> tuple[Fragment, ...]:
+    """The reference parameters of the wsa:ReplyTo, kept verbatim: a message
+    sent to that address must carry each back as a header block
+    (WS-Addressing 1.0 SOAP Binding §2.3); none without a ReplyTo."""
+    for header in headers:
+        if header.tag == _REPLY_TO:
+            parameters = header.find(_REFERENCE_PARAMETERS)
+            if parameters is None:
+                return ()
+            return tuple(verbatim(child) for child in parameters if isinstance(child.tag, str))
+    return ()

@@ -193,6 +193,12 @@ def _item_fields(parent: etree._Element, spec: ItemSpec) -> None:
     if not append_fragments(parent, fragments, "payment") and spec.payment_method:
         sub(sub(parent, "payment"), "paymentMethod", spec.payment_method)
     append_fragments(parent, fragments, "extension")
+    append_item_identity(parent, spec)
+
+
+def append_item_identity(parent: etree._Element, spec: ItemSpec) -> None:
+    """The productId, taskingRequestId or subscriptionId of an item (order
+    items, and the items of a quotation)."""
     if spec.tasking_request_id is not None:
         sub(sub(parent, "taskingRequestId"), "ID", spec.tasking_request_id)
     elif spec.subscription and spec.collection_id:
