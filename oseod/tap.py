@@ -40,6 +40,8 @@ from .http.site import OseodSite
 from .jobs.engine import Engine
 from .listener import Listener
 from .metrics import RequestMetrics
+from .notify.callbacks import StatusCallbacks
+from .notify.sender import OutboxSender
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
@@ -48,6 +50,7 @@ from .store.jobs import JobStore
 from .store.leader import LeaderLock
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
+from .store.outbox import CALLBACK, OutboxStore
 from .store.users import UserStore
 
 
@@ -122,6 +125,7 @@ def makeService(options: Options) -> IService:
     root.step("password checkers", parts.passwords.start)
     root.step("order processing", parts.engine.start, parts.engine.stop)
     root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
+    root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
     listeners["http"] = Listener("http", config.server.http,
                                  OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
@@ -150,6 +154,7 @@ class Parts:
     ordering: OrderingService
     engine: Engine
     scheduler: Scheduler
+    outbox: OutboxSender
     metrics: RequestMetrics
     frontend: HttpFrontend
 
@@ -198,9 +203,14 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
                      clock=reactor)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
+    outbox = OutboxSender(OutboxStore(redis), {
+        CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
+                                  allowed_networks=config.notifications.allowed_networks),
+    }, reactor, max_attempts=config.notifications.max_attempts, retry_delay=config.notifications.retry_delay,
+        timeout=config.notifications.timeout)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
-                            downloads=downloads)
-    return Parts(portal, users, passwords, ordering, engine, scheduler, metrics, frontend)
+                            downloads=downloads, sources=(outbox,))
+    return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, metrics, frontend)
 
 
 def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[

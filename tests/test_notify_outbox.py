@@ -138,7 +138,7 @@ async def test_given_up_messages_are_recorded_on_the_order_and_the_queue_moves_o
         await send_all(out)
         clock.advance(1.0)
     assert channel.delivered == [(order_id, 2, "Completed")]
-    failure = await outbox.failure_of_order(order_id)
+    failure = await store.callback_failure(order_id)
     assert failure is not None and (failure.seq, failure.attempts, failure.error) == (1, 2, "connection refused")
     assert [f.name for f in await outbox.failures()][0] == order_id
 

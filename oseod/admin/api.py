@@ -258,6 +258,9 @@ class AdminApi:
             for item in shown["items"]:
                 count, last = downloads.get(item["id"], (0, 0.0))
                 item["downloads"], item["last_downloaded_at"] = count, last or None
+            failure = await self._ordering.callback_failure(order_id)
+            shown["callback_failure"] = None if failure is None else {
+                "at": failure.at, "attempts": failure.attempts, "error": failure.error, "message": failure.seq}
             return shown
 
         return await self._answer(request, "order.show", action)

@@ -37,6 +37,7 @@ from ..model.orders import (
 )
 from ..store.jobs import Job
 from ..store.orders import ItemChange, OrderProgress, OrderStore, StoredResult, TooManyActiveItems
+from ..store.outbox import Failure
 from .catalogue import Catalogue
 from .validation import Resolver, SubmitChecker, check_notification, resolve_collection, subscription_period
 
@@ -192,6 +193,10 @@ class OrderingService:
     async def downloads(self, order_id: str) -> dict[str, tuple[int, float]]:
         """Per item of the order: complete downloads and when the last one ended."""
         return await self._store.downloads(order_id)
+
+    async def callback_failure(self, order_id: str) -> Failure | None:
+        """The last status call-back of the order given up on, if any."""
+        return await self._store.callback_failure(order_id)
 
     async def approve(self, order_id: str) -> Order:
         """Accept an order waiting in Submitted (manual moderation) and start it."""

@@ -38,15 +38,22 @@ class ProcessingView(Protocol):
     async def samples(self) -> list[Sample]: ...
 
 
+class SampleSource(Protocol):
+    """Anything else with series for /metrics (the outbox...)."""
+
+    async def samples(self) -> list[Sample]: ...
+
+
 class HttpFrontend:
     app = Klein()
 
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
-                 processing: ProcessingView, downloads: Downloads) -> None:
+                 processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = ()) -> None:
         self._oseo = oseo
         self._downloads = downloads
         self._admin = admin
         self._processing = processing
+        self._sources = sources
         self._redis = redis
         self._metrics = metrics
         self._started = time.time()
@@ -94,6 +101,7 @@ class HttpFrontend:
             Sample("oseod_redis_up", "1 when Redis answered a PING for this scrape.", 1.0 if redis_ok else 0.0),
             Sample("oseod_start_time_seconds", "When the daemon started, Unix time.", self._started),
             *(await self._processing.samples() if redis_ok else []),
+            *[sample for source in (self._sources if redis_ok else ()) for sample in await source.samples()],
         ]).encode()
 
     @app.route("/admin/api/", branch=True)

@@ -27,6 +27,11 @@ POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5
 
 
+class Undeliverable(Exception):
+    """This message can never be delivered (its order is gone, its target
+    is refused): given up on at once, without retries."""
+
+
 class IOutboxChannel(Interface):
     """How one kind of message goes out."""
 
@@ -125,10 +130,11 @@ class OutboxSender:
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
         self._busy[destination] = self._busy.get(destination, 0) + 1
+        final = False
         try:
             await channel.deliver(message)
         except Exception as e:
-            error = str(e) or type(e).__name__
+            error, final = str(e) or type(e).__name__, isinstance(e, Undeliverable)
         else:
             error = ""
         finally:
@@ -140,7 +146,7 @@ class OutboxSender:
             await self._store.done(message, now)
             return
         attempts = message.attempts + 1
-        if attempts >= self._max_attempts:
+        if final or attempts >= self._max_attempts:
             await self._store.give_up(message, now, error)
             self.log.warn("gave up on {channel} message {seq} of {name} after {attempts} attempts: {error}",
                           channel=message.channel, seq=message.seq, name=message.name, attempts=attempts, error=error)

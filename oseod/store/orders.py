@@ -41,7 +41,7 @@ from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .jobs import Job, job_fields
-from .outbox import CALLBACK
+from .outbox import CALLBACK, Failure, failure_from_json
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
@@ -159,10 +159,12 @@ if ARGV[8] ~= '' then
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 if current ~= ARGV[2] then
-  local mode = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')['mode']
+  local notification = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')
+  local mode = notification['mode']
   if mode == 'All' or (mode == 'Final' and FINAL[ARGV[2]]) then
     local seq = redis.call('HINCRBY', ORDER, 'callback_seq', 1)
-    redis.call('RPUSH', CALLBACKS, cjson.encode({seq = seq, status = ARGV[2], info = ARGV[3]}))
+    redis.call('RPUSH', CALLBACKS, cjson.encode({seq = seq, status = ARGV[2], info = ARGV[3],
+                                                 to = notification['reply_to'] or ''}))
     redis.call('ZADD', DUE, 'NX', ARGV[4], 'callback:' .. ARGV[9])
   end
 end
@@ -537,6 +539,11 @@ class OrderStore:
         item's current status is one of those; False when refused."""
         (done,) = await self.set_items_status(order_id, [ItemChange(item_id, status, completed_at)], allowed=allowed)
         return done
+
+    async def callback_failure(self, order_id: str) -> Failure | None:
+        """The last status call-back of the order that the outbox gave up on."""
+        text = await self._redis.conn.hget(keys.order(order_id), f"{CALLBACK}_failure")
+        return failure_from_json(text) if text else None
 
     async def set_items_status(self, order_id: str, changes: Sequence[ItemChange], *,
                                allowed: Collection[OrderStatus] | None = None) -> list[bool]:

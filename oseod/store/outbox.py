@@ -173,14 +173,9 @@ class OutboxStore:
                        keys.outbox_failures(), *subject],
             [message.member, str(message.seq), repr(now), message.channel, failure, str(FAILURES_KEPT)])) == 1
 
-    async def failure_of_order(self, order_id: str) -> Failure | None:
-        """The last call-back of the order given up on, if any."""
-        text = await self._redis.conn.hget(keys.order(order_id), f"{CALLBACK}_failure")
-        return _failure(text) if text else None
-
     async def failures(self, limit: int = 20) -> list[Failure]:
         """The messages given up on last, newest first."""
-        return [_failure(t) for t in await self._redis.conn.lrange(keys.outbox_failures(), 0, limit - 1) or ()]
+        return [failure_from_json(t) for t in await self._redis.conn.lrange(keys.outbox_failures(), 0, limit - 1) or ()]
 
     async def pending(self) -> dict[str, int]:
         """Queues with something to send, per channel (for /metrics)."""
@@ -196,7 +191,7 @@ class OutboxStore:
         return {str(k): int(v) for k, v in found.items()}
 
 
-def _failure(text: str) -> Failure:
+def failure_from_json(text: str) -> Failure:
     data = json.loads(text)
     return Failure(data["channel"], data["name"], int(data["seq"]), float(data["at"]), int(data["attempts"]),
                    data["error"])
