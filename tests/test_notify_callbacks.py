@@ -53,6 +53,9 @@ def read(body: bytes) -> tuple[str, str, str, str]:
 @pytest_twisted.ensureDeferred
 async def test_an_all_order_reports_each_change_to_its_reply_to(server: Any) -> None:
     srv = await server(Config(notifications=LOOPBACK))
+    code, capabilities = await srv.call(f'<GetCapabilities xmlns="{OSEO}" service="OS"/>')
+    submit_caps = capabilities.find(f".//{{{OSEO}}}SubmitCapabilities")
+    assert code == 200 and submit_caps is not None and submit_caps.get("asynchronous") == "true"
     srv.parts.outbox.start()
     try:
         with receiver() as client:

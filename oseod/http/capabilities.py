@@ -76,7 +76,7 @@ class CapabilitiesPresenter:
                 monitoring="GetQuotation" in operations and mode == "monitoring",
                 off_line=False,
             ),
-            submit_asynchronous=False,
+            submit_asynchronous=True,  # statusNotification All/Final: call-backs from the outbox
             max_products=config.orders.max_items_per_order,
             cancel_asynchronous=False,
         )
