@@ -215,3 +215,12 @@ async def test_a_slow_destination_does_not_hold_up_the_others(redis: Redis) -> N
         clock.advance(0.5)
     assert sorted(o for o, _, _ in slow.delivered) == sorted(o for o in orders if int(o) % 2)
     assert all(m.attempts == 0 for m in slow.attempts)
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_queued_by_name_leave_in_order(redis: Redis) -> None:
+    clock, channel, outbox = task.Clock(), Recorder(), OutboxStore(redis)
+    clock.advance(1000)
+    assert [await outbox.enqueue(CALLBACK, "q1", {"status": s}, clock.seconds()) for s in ("a", "b")] == [1, 2]
+    await send_all(sender(redis, channel, clock))
+    assert channel.delivered == [("q1", 1, "a"), ("q1", 2, "b")]

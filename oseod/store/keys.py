@@ -122,6 +122,11 @@ def outbox_failures() -> str:
     return f"{PREFIX}outbox:failures"
 
 
+def outbox_sequences() -> str:
+    """Hash: per queue filled by name (not by an order's change), the number of its last message."""
+    return f"{PREFIX}outbox:seqs"
+
+
 def outbox_counters() -> str:
     """Hash: messages sent, retried and given up on, per channel."""
     return f"{PREFIX}outbox:counters"

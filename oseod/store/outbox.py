@@ -30,6 +30,18 @@ from . import keys
 CALLBACK = "callback"
 FAILURES_KEPT = 1000
 
+# KEYS: queue, due set, the hash numbering such queues' messages. ARGV:
+# member, now, the message JSON without its seq, the queue's field in that hash. Appends the message,
+# numbered, and makes the queue due (unless it already is). Returns the seq.
+_ENQUEUE = """
+local seq = redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+local message = cjson.decode(ARGV[3])
+message['seq'] = seq
+redis.call('RPUSH', KEYS[1], cjson.encode(message))
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+return seq
+"""
+
 # KEYS: due set. ARGV: now, lease end, how many. Returns CHANNEL:NAME members
 # now due, their scores moved to the lease end (claimed).
 _CLAIM = """
@@ -125,6 +137,15 @@ class Failure:
 class OutboxStore:
     def __init__(self, redis: Any) -> None:
         self._redis = redis
+
+    async def enqueue(self, channel: str, name: str, data: dict[str, Any], now: float) -> int:
+        """Queue a message that no order change causes (a quotation, a
+        notification to a subscriber...) after the others of its queue;
+        its number in the queue. Messages caused by an order's change are
+        queued by the script that makes the change, not here."""
+        return int(await self._redis.conn.eval(
+            _ENQUEUE, [keys.outbox_queue(channel, name), keys.outbox_due(), keys.outbox_sequences()],
+            [f"{channel}:{name}", repr(now), json.dumps(data), f"{channel}:{name}"]))
 
     async def claim(self, now: float, lease: float, limit: int) -> list[OutboxMessage]:
         """The first message of up to ``limit`` due queues, each now held by
