@@ -5,6 +5,7 @@
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
+#   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP and HTTP vs. vsftpd and nginx
 #   make clean                                    remove the venv and build/test debris
 #
 # Every target works from a clean checkout: it creates .venv with $(PYTHON) and
@@ -26,10 +27,10 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv run test bench bench-ordering bench-engine clean
+.PHONY: help venv run test bench bench-ordering bench-engine bench-downloads clean
 
 help:
-	@sed -n '3,7p' Makefile
+	@sed -n '3,8p' Makefile
 
 venv: $(STAMP)
 
@@ -83,6 +84,11 @@ bench-ordering: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py $(BENCH_ARGS)
+
+# About a minute; needs vsftpd, nginx and curl (Debian: apt-get install vsftpd
+# nginx-light curl) and says so when one is missing.
+bench-downloads: $(STAMP)
+	$(BIN)/python bench/downloads.py $(BENCH_ARGS)
 
 # var/ (the demo data dir of a plain `twistd -n oseod`) and bench/results/ are
 # data, not debris: remove them by hand if you mean to.

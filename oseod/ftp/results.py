@@ -6,11 +6,11 @@ and HTTP downloads). A RETR that sent the whole file is a complete download."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 from twisted.internet import defer, interfaces
 from twisted.logger import Logger
-from twisted.protocols import basic, ftp
+from twisted.protocols import ftp
 from zope.interface import implementer
 
 from ..auth.account import Account
@@ -18,13 +18,8 @@ from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..core.ordering import OrderingService
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
+from ..transfer import FileTransfer
 from .tree import ROOT, IDeliverableTree, Node
-
-CHUNK = 256 * 1024  # the stock 16 KiB reads cap a transfer far below the disk and the network
-
-
-class _ChunkedSender(basic.FileSender):
-    CHUNK_SIZE = CHUNK
 
 
 @implementer(ftp.IReadFile)
@@ -42,24 +37,25 @@ class _Reader:
         self._offset = offset
 
     def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
-        source: BinaryIO = open(self._path, "rb")  # noqa: SIM115 - closed when the transfer ends
-        source.seek(self._offset)
-        sending = _ChunkedSender().beginFileTransfer(source, consumer)
+        source = open(self._path, "rb")  # noqa: SIM115 - closed when the transfer ends
+        transfer = FileTransfer(source, self._offset, max(self._size - self._offset, 0))
+        # In binary mode the consumer is the data connection itself, whose
+        # socket can take the bytes straight from the file; in ASCII mode it
+        # is a wrapper that rewrites line ends, so they must pass through it.
+        binary = isinstance(consumer, ftp.DTP)
+        connection = consumer if binary else getattr(consumer, "cons", None)
+        sending = transfer.send(consumer, getattr(connection, "transport", None), bypass=binary)
 
-        def done(last: object) -> None:
-            sent = source.tell() - self._offset
-            complete = source.tell() >= self._size
+        def done(sent: int) -> None:
             source.close()
-            self._finished(complete, sent)
+            self._finished(self._offset + sent >= self._size, sent)
 
         def failed(reason: Any) -> Any:
-            sent = max(source.tell() - self._offset, 0)
             source.close()
-            self._finished(False, sent)
+            self._finished(False, transfer.sent)
             return reason
 
-        sending.addCallbacks(done, failed)
-        return sending
+        return sending.addCallbacks(done, failed)
 
 
 @implementer(IDeliverableTree)

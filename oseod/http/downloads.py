@@ -1,8 +1,9 @@
 """HTTP downloads of results: ``/results/<order>/<item>/`` (a listing) and
 ``/results/<order>/<item>/<file>``, for the order's owner, with HTTP Basic
-through the one Portal. twisted.web's static.File streams the file with a
-producer and answers HEAD and Range requests (206). A GET that sent a whole
-file counts as a complete download (a Range, even a resumed one, does not)."""
+through the one Portal. The file is answered by :class:`.files.SentFile`
+(HEAD, Range requests and 206; the body with ``os.sendfile`` on plain TCP).
+A GET that sent a whole file counts as a complete download (a Range, even a
+resumed one, does not)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.static import File
 
 from ..auth.account import Account
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
@@ -23,6 +23,7 @@ from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from .credentials import BadCredentials, basic_account
 from .errors import error_answer
+from .files import SentFile
 
 
 class Refused(Exception):
@@ -84,9 +85,7 @@ class Downloads:
                          getattr(request, "sentLength", 0), found.size, False)
 
         request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
-        resource = File(str(found.path), defaultType="application/octet-stream")
-        resource.isLeaf = True
-        return resource
+        return SentFile(str(found.path), defaultType="application/octet-stream")
 
     def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str, name: str) -> None:
         d = defer.ensureDeferred(self._deliverables.downloaded(account, order_id, item_id, name))

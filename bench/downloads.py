@@ -1,0 +1,475 @@
+"""
+Download throughput of a 1 GiB result over loopback: oseod's FTP server as a
+ratio to vsftpd, and oseod's HTTP downloads as a ratio to nginx, all measured
+in the same run with the same client (curl) on the same file.
+
+1. A 1 GiB file is written once into the run's temporary directory: real
+   blocks, not a sparse file (a hole is read without touching the page cache,
+   which no real product does). It is read once before anything is measured,
+   so every server reads it from a warm page cache.
+2. oseod (``twistd -n oseod``, throwaway data dir, embedded Redis, loopback
+   ports) gets a collection whose built-in ``archive`` processor links that
+   file into an item's results; a user made with ``oseoctl user add`` submits
+   a one-item order over SOAP and the script waits until the result can be
+   downloaded: ``ftp://HOST:PORT/<order>/<item>/<file>`` and
+   ``http://HOST:PORT/results/<order>/<item>/<file>`` (HTTP Basic).
+3. vsftpd (anonymous, read only, ``anon_root`` the file's directory) and
+   nginx (``sendfile on``, the same directory as its root) start on free
+   loopback ports with configuration files of their own in the temporary
+   directory.
+4. Each of the four targets is downloaded once uncounted, then ``--rounds``
+   times, interleaved (oseod FTP, vsftpd, oseod HTTP, nginx; every other round
+   in the reverse order), by ``curl -o /dev/null``; every download must bring
+   the whole file. The median of curl's ``speed_download`` is each target's
+   figure; oseod FTP / vsftpd and oseod HTTP / nginx are the ratios (target
+   >= 0.9).
+
+Needs vsftpd, nginx and curl (Debian: ``apt-get install vsftpd nginx-light
+curl``); exits with status 2 saying so when one is missing. Run it with
+``make bench-downloads`` (or ``.venv/bin/python bench/downloads.py --help``).
+Every server started here is stopped on exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import pwd
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import HERE, BenchError, Server, machine_info, rounded, signals_raise, start_oseod, stop_all, wait_for
+from ordering import add_user, envelope, post
+
+COLLECTION = "urn:oseod:bench-downloads"
+PRODUCT = "product-1GiB"
+FILE_NAME = f"{PRODUCT}.bin"
+ITEM = "item-1"
+USER = "bench-downloads"
+PASSWORD = "bench-downloads-password"
+TARGET = 0.9
+MIB = 1024 * 1024
+INSTALL = "apt-get install vsftpd nginx-light curl"
+CURL_TIMEOUT = 600  # seconds for one download: only bounds a hung server
+
+
+@dataclass
+class Download:
+    target: str
+    round: int  # 0: the uncounted warm-up
+    bytes_per_second: float
+    size: int
+    seconds: float
+    server_cpu_seconds: float  # the server's processes (tree_cpu)
+
+
+@dataclass
+class Row:
+    target: str
+    url: str
+    median_mb_per_s: float
+    runs_mb_per_s: list[float]
+    cpu_seconds_per_gib: float
+
+
+# --- the file ----------------------------------------------------------------------
+
+
+def write_product(path: Path, size: int) -> None:
+    """``size`` bytes of real blocks: one random MiB repeated (nothing here
+    compresses, and random data keeps any future gzip from flattering one side)."""
+    block = os.urandom(MIB)
+    with open(path, "wb") as out:
+        left = size
+        while left > 0:
+            left -= out.write(block[:min(left, MIB)])
+        out.flush()
+        os.fsync(out.fileno())  # no write-back of a GiB of dirty pages during the measurements
+
+
+def read_once(path: Path) -> float:
+    """Read the whole file (into the page cache); seconds it took."""
+    started = time.monotonic()
+    with open(path, "rb", buffering=0) as source:
+        while source.read(8 * MIB):
+            pass
+    return time.monotonic() - started
+
+
+# --- CPU -------------------------------------------------------------------------------
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, list[str]]:
+    """Every process's /proc/PID/stat fields after the command name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                pass  # gone meanwhile
+    return found
+
+
+def _tree(root: int, processes: dict[int, list[str]]) -> list[int]:
+    members, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        members.append(pid)
+        todo += [p for p, fields in processes.items() if int(fields[1]) == pid]
+    return [p for p in members if p in processes]
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of a server: its process and every
+    descendant, alive (utime, stime) or already reaped (cutime, cstime):
+    vsftpd's per-session processes, nginx's worker, oseod's embedded
+    redis-server."""
+    processes = _processes()
+    return sum(sum(int(f) for f in processes[pid][11:15]) for pid in _tree(root, processes)) / TICK
+
+
+def tree_size(root: int) -> int:
+    return len(_tree(root, _processes()))
+
+
+def settled_cpu(server: Server, idle_size: int) -> float:
+    """tree_cpu once the server is back to its idle processes (vsftpd's
+    session processes end, and are reaped, just after the client's QUIT)."""
+    deadline = time.monotonic() + 5
+    while tree_size(server.process.pid) > idle_size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return tree_cpu(server.process.pid)
+
+
+# --- the servers ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listening(port: int) -> bool | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return None
+
+
+def _has_user(name: str) -> bool:
+    try:
+        return Path(pwd.getpwnam(name).pw_dir).is_dir()
+    except KeyError:
+        return False
+
+
+# Runs a program under a "child subreaper" (Linux prctl): a process whose
+# parent has gone is handed to this wrapper rather than to init, and reaped
+# here, so its CPU time ends up in the wrapper's cutime/cstime. vsftpd's
+# session process does not always outlive the process it forks for the
+# transfer, and without this that one's CPU would not be counted anywhere.
+# SIGTERM is passed on; the wrapper ends with the program.
+SUBREAPER = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER): " + os.strerror(ctypes.get_errno()))
+child = os.fork()
+if child == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(child, signal.SIGTERM))
+while True:
+    pid, status = os.waitpid(-1, 0)
+    if pid == child:
+        sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server]) -> tuple[Server, int]:
+    """Anonymous, read only, in the foreground, on a free loopback port; passive
+    data ports are taken on the control connection's address (loopback)."""
+    port = free_port()
+    empty = tmp / "vsftpd-empty"  # where its unprivileged helper is chrooted
+    empty.mkdir(mode=0o755)
+    # Anonymous sessions run as the "ftp" user the Debian package creates
+    # (vsftpd changes to its home first). Without root, or without that user,
+    # vsftpd runs as whoever started it: no chroot, no user change, loopback
+    # only and for this run only.
+    as_ftp = os.geteuid() == 0 and _has_user("ftp")
+    lines = {
+        "listen": "YES", "listen_ipv6": "NO", "listen_address": "127.0.0.1", "listen_port": str(port),
+        "background": "NO", "anonymous_enable": "YES", "no_anon_password": "YES", "anon_root": str(root),
+        "local_enable": "NO", "write_enable": "NO", "pasv_enable": "YES", "port_enable": "NO",
+        "use_sendfile": "YES", "xferlog_enable": "NO", "seccomp_sandbox": "NO",  # seccomp fails in containers
+        "secure_chroot_dir": str(empty), "max_clients": "16", "idle_session_timeout": "600",
+        "data_connection_timeout": "600",
+    }
+    if as_ftp:
+        lines["ftp_username"] = "ftp"
+    else:
+        lines["run_as_launching_user"] = "YES"
+    config = tmp / "vsftpd.conf"
+    config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+    server = Server("vsftpd", [sys.executable, "-c", SUBREAPER, vsftpd, str(config)], tmp / "vsftpd.log", cwd=tmp)
+    started.append(server)
+    wait_for(f"vsftpd listening on 127.0.0.1:{port}", server, lambda: listening(port))
+    return server, port
+
+
+def start_nginx(nginx: str, tmp: Path, root: Path, started: list[Server]) -> tuple[Server, int]:
+    """One worker, ``sendfile on`` (with ``tcp_nopush``, as a tuned static
+    server has it), no access log, everything it writes inside ``tmp``."""
+    port = free_port()
+    state = tmp / "nginx"
+    state.mkdir()
+    temp_paths = "".join(f"    {kind}_temp_path {state / kind};\n"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    config = tmp / "nginx.conf"
+    config.write_text(
+        "daemon off;\n"
+        "worker_processes 1;\n"
+        f"pid {state / 'nginx.pid'};\n"
+        f"error_log {state / 'error.log'};\n"
+        "events { worker_connections 64; }\n"
+        "http {\n"
+        "    access_log off;\n"
+        "    sendfile on;\n"
+        "    tcp_nopush on;\n"
+        "    default_type application/octet-stream;\n"
+        f"{temp_paths}"
+        f"    server {{ listen 127.0.0.1:{port}; root {root}; }}\n"
+        "}\n")
+    server = Server("nginx", [nginx, "-c", str(config), "-p", str(state)], tmp / "nginx.log", cwd=tmp)
+    started.append(server)
+    wait_for(f"nginx listening on 127.0.0.1:{port}", server, lambda: listening(port))
+    return server, port
+
+
+# --- the order -------------------------------------------------------------------------
+
+
+def write_config(path: Path, archive: Path) -> None:
+    path.write_text(
+        "[auth]\n"
+        "# One scrypt check for the whole run, as for any client that comes back\n"
+        "# (vsftpd's anonymous login checks nothing).\n"
+        "password_cache_seconds = 3600\n\n"
+        "[[collection]]\n"
+        f'id = "{COLLECTION}"\n'
+        'title = "1 GiB products for bench/downloads.py"\n'
+        'processor = "archive"\n'
+        'order_types = ["PRODUCT_ORDER"]\n'
+        f'processor_options = {{ root = "{archive}", pattern = "{{product_id}}.bin" }}\n')
+
+
+def submit_payload() -> str:
+    return (f'<oseo:Submit service="OS" version="1.0.0"><oseo:orderSpecification>'
+            f"<oseo:orderType>PRODUCT_ORDER</oseo:orderType>"
+            f"<oseo:orderItem><oseo:itemId>{ITEM}</oseo:itemId><oseo:productId>"
+            f"<oseo:identifier>{PRODUCT}</oseo:identifier><oseo:collectionId>{COLLECTION}</oseo:collectionId>"
+            f"</oseo:productId></oseo:orderItem></oseo:orderSpecification>"
+            f"<oseo:statusNotification>None</oseo:statusNotification></oseo:Submit>")
+
+
+def order_result(daemon: Server, http_url: str) -> str:
+    """Submit the one-item order and wait until its result downloads; its path."""
+    status, answer = post(f"{http_url}/oseo", envelope(USER, PASSWORD, submit_payload()))
+    found = answer.split(b"orderId>")
+    if status != 200 or len(found) < 2:
+        raise BenchError(f"Submit answered {status}: {answer[:600]!r}")
+    path = f"/{found[1].split(b'<')[0].decode()}/{ITEM}/{FILE_NAME}"
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    def ready() -> bool | None:
+        request = urllib.request.Request(f"{http_url}/results{path}", method="HEAD",
+                                         headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return True
+        except urllib.error.HTTPError:
+            return None  # 404 until the archive processor has linked the file
+        except OSError as e:
+            raise BenchError(f"HEAD {http_url}/results{path}: {e}") from None
+
+    wait_for("the order's result (archive processor)", daemon, ready)
+    return path
+
+
+# --- downloads -------------------------------------------------------------------------
+
+
+def curl(curl_path: str, url: str, user: str | None) -> tuple[int, float, float, str]:
+    """One whole download to /dev/null: bytes, curl's average speed (bytes/s),
+    seconds, and the last response code (226 for FTP, 200 for HTTP)."""
+    argv = [curl_path, "--silent", "--show-error", "--noproxy", "*", "--max-time", str(CURL_TIMEOUT),
+            "--output", "/dev/null", "--write-out", "%{size_download} %{speed_download} %{time_total} "
+            "%{response_code}"]
+    if user:
+        argv += ["--user", user]
+    try:
+        done = subprocess.run(argv + [url], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=CURL_TIMEOUT + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"curl {url}: no end after {CURL_TIMEOUT + 30} s") from None
+    if done.returncode != 0:
+        raise BenchError(f"curl {url} failed ({done.returncode}): {done.stderr.strip()}")
+    size, speed, seconds, code = done.stdout.split()
+    return int(size), float(speed), float(seconds), code
+
+
+def median_row(target: str, url: str, downloads: list[Download], size: int) -> Row:
+    runs = [d.bytes_per_second / 1e6 for d in downloads if d.target == target and d.round > 0]
+    cpu = [d.server_cpu_seconds for d in downloads if d.target == target and d.round > 0]
+    return Row(target, url, statistics.median(runs), [round(r, 1) for r in runs],
+               statistics.median(cpu) * (1024**3 / size))
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="oseod FTP and HTTP download throughput of a 1 GiB file vs. vsftpd and nginx.")
+    parser.add_argument("--size-mib", type=int, default=1024, help="the file's size in MiB (default 1024)")
+    parser.add_argument("--rounds", type=int, default=7, help="counted downloads per target (default 7)")
+    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
+                        help="twistd of the venv oseod is installed in (default: next to this python)")
+    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
+                        help="where the JSON record goes (default: bench/results)")
+    args = parser.parse_args()
+    size = max(1, args.size_mib) * MIB
+    rounds = min(max(args.rounds, 1), 20)
+
+    programs = {name: shutil.which(name) or shutil.which(f"/usr/sbin/{name}") for name in ("vsftpd", "nginx", "curl")}
+    missing = [name for name, path in programs.items() if path is None]
+    if missing:
+        print(f"bench: {', '.join(missing)} not found; install with: {INSTALL}", file=sys.stderr)
+        return 2
+    if not args.twistd.exists():
+        parser.error(f"{args.twistd} not found: run `make bench-downloads`, or pass --twistd")
+    vsftpd, nginx, curl_path = (str(programs[n]) for n in ("vsftpd", "nginx", "curl"))
+
+    info = machine_info()
+    tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-downloads-"))
+    tmp.chmod(0o755)  # started by root, nginx's workers run as nobody
+    archive = tmp / "archive"
+    archive.mkdir(mode=0o755)
+    servers: list[Server] = []
+    downloads: list[Download] = []
+    try:
+        with signals_raise():
+            product = archive / FILE_NAME
+            print(f"writing {size // MIB} MiB to {product} ...", flush=True)
+            write_product(product, size)
+            product.chmod(0o644)
+            print(f"reading it once (page cache): {read_once(product):.1f} s", flush=True)
+
+            config = tmp / "oseod.toml"
+            write_config(config, archive)
+            print(f"starting oseod ({args.twistd}) ...", flush=True)
+            daemon, http_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
+            data = tmp / "data"
+            add_user(Path(sys.executable).parent / "oseoctl", data, USER, PASSWORD + "\n")
+            path = order_result(daemon, http_url)
+            delivered = data / "results" / USER / path.lstrip("/")
+            linked = delivered.exists() and delivered.stat().st_ino == product.stat().st_ino
+            ftp_url = json.loads((data / "endpoints.json").read_text())["ftp"]
+            print(f"vsftpd and nginx on the same directory ({'hard link: one inode' if linked else 'a copy'}) ...",
+                  flush=True)
+            ftp_server, vsftpd_port = start_vsftpd(vsftpd, tmp, archive, servers)
+            http_server, nginx_port = start_nginx(nginx, tmp, archive, servers)
+            targets = {
+                "oseod FTP": (f"{ftp_url}{path}", f"{USER}:{PASSWORD}"),
+                "vsftpd": (f"ftp://127.0.0.1:{vsftpd_port}/{FILE_NAME}", None),
+                "oseod HTTP": (f"{http_url}/results{path}", f"{USER}:{PASSWORD}"),
+                "nginx": (f"http://127.0.0.1:{nginx_port}/{FILE_NAME}", None),
+            }
+            serving = {"oseod FTP": daemon, "vsftpd": ftp_server, "oseod HTTP": daemon, "nginx": http_server}
+            idle = {server.name: tree_size(server.process.pid) for server in serving.values()}
+            order = list(targets)
+            for n in range(rounds + 1):
+                for target in (order if n % 2 == 0 else order[::-1]):
+                    url, user = targets[target]
+                    server = serving[target]
+                    before = settled_cpu(server, idle[server.name])
+                    got, speed, seconds, code = curl(curl_path, url, user)
+                    spent = settled_cpu(server, idle[server.name]) - before
+                    if got != size or code not in ("200", "226"):
+                        culprit = daemon if target.startswith("oseod") else None
+                        raise BenchError(f"{target}: {url} brought {got} of {size} bytes (code {code})"
+                                         + (f"\n{culprit.log_tail()}" if culprit else ""))
+                    downloads.append(Download(target, n, speed, got, seconds, spent))
+                    print(f"{'warm-up' if n == 0 else f'round {n}'}: {target:<10} {speed / 1e6:8.0f} MB/s"
+                          f"  ({seconds:.2f} s)", flush=True)
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping servers", file=sys.stderr)
+        return 130
+    finally:
+        stop_all(servers)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = {t: median_row(t, targets[t][0], downloads, size) for t in targets}
+    ratios = {
+        "oseod FTP / vsftpd": _ratio(rows["oseod FTP"].median_mb_per_s, rows["vsftpd"].median_mb_per_s),
+        "oseod HTTP / nginx": _ratio(rows["oseod HTTP"].median_mb_per_s, rows["nginx"].median_mb_per_s),
+    }
+    cpu_ratios = {
+        "CPU/GiB oseod FTP / vsftpd": _ratio(rows["oseod FTP"].cpu_seconds_per_gib, rows["vsftpd"].cpu_seconds_per_gib),
+        "CPU/GiB oseod HTTP / nginx": _ratio(rows["oseod HTTP"].cpu_seconds_per_gib, rows["nginx"].cpu_seconds_per_gib),
+    }
+    verdicts = {name: "PASS" if value is not None and value >= TARGET else "MISS" for name, value in ratios.items()}
+    print()
+    print(f"machine: nproc {info['nproc']} ({info['cpus']} CPUs), {info['system']}, {info['python']}, "
+          f"Twisted {info['twisted']}, oseod {info['oseod']}")
+    print(f"file:    {size // MIB} MiB, page cache warm; curl to /dev/null over 127.0.0.1; median of {rounds} "
+          f"after one uncounted download each; client and servers share this machine")
+    print()
+    print(f"{'target':<12} {'MB/s':>8}   {'runs':<28} {'server CPU s/GiB':>16}")
+    for row in rows.values():
+        runs = " ".join(f"{r:.0f}" for r in row.runs_mb_per_s)
+        print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<28} {row.cpu_seconds_per_gib:>16.2f}")
+    print()
+    for name, value in ratios.items():
+        print(f"{name:<28} {_shown(value)}   (target >= {TARGET}: {verdicts[name]})")
+    for name, value in cpu_ratios.items():
+        print(f"{name:<28} {_shown(value)}   (for information)")
+
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    record = args.results_dir / f"downloads-{stamp}.json"
+    record.write_text(json.dumps({
+        "when": stamp, "machine": info, "size": size, "rounds": rounds, "hard_linked": linked,
+        "rows": [rounded(asdict(r)) for r in rows.values()],
+        "downloads": [rounded(asdict(d)) for d in downloads],
+        "ratios": rounded(ratios), "target": TARGET, "verdicts": verdicts, "cpu_ratios": rounded(cpu_ratios),
+    }, indent=2) + "\n")
+    print(f"\nsaved {record}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
