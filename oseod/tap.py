@@ -41,6 +41,8 @@ from .jobs.engine import Engine
 from .listener import Listener
 from .metrics import RequestMetrics
 from .notify.callbacks import StatusCallbacks
+from .notify.mail import SmtpMailSender
+from .notify.mails import MailChannel
 from .notify.sender import OutboxSender
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
@@ -50,7 +52,7 @@ from .store.jobs import JobStore
 from .store.leader import LeaderLock
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
-from .store.outbox import CALLBACK, OutboxStore
+from .store.outbox import CALLBACK, MAIL, OutboxStore
 from .store.users import UserStore
 
 
@@ -125,6 +127,8 @@ def makeService(options: Options) -> IService:
     root.step("password checkers", parts.passwords.start)
     root.step("order processing", parts.engine.start, parts.engine.stop)
     root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
+    if parts.mail is not None:
+        root.step("e-mail", parts.mail.start)
     root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
     listeners["http"] = Listener("http", config.server.http,
@@ -155,6 +159,7 @@ class Parts:
     engine: Engine
     scheduler: Scheduler
     outbox: OutboxSender
+    mail: MailSetup | None
     metrics: RequestMetrics
     frontend: HttpFrontend
 
@@ -176,7 +181,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     metrics = RequestMetrics()
 
     catalogue = Catalogue(config)
-    ordering = OrderingService(OrderStore(redis), config, reactor, catalogue=catalogue)
+    ordering = OrderingService(OrderStore(redis, mail=bool(config.email.smtp_host)), config, reactor,
+                               catalogue=catalogue)
     engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
     ordering.dispatcher = engine
     engine.attach_checks()
@@ -203,14 +209,33 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
                      clock=reactor)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
-    outbox = OutboxSender(OutboxStore(redis), {
+    channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),
-    }, reactor, max_attempts=config.notifications.max_attempts, retry_delay=config.notifications.retry_delay,
-        timeout=config.notifications.timeout)
+    }
+    mail: MailSetup | None = None
+    if config.email.smtp_host:
+        mailer = SmtpMailSender(config.email, reactor)
+        channel = MailChannel(config, ordering, users, mailer, result_url=result_url,
+                              console_base=http_base(config.server, listener_url))
+        mail = MailSetup(mailer, channel)
+        channels[MAIL] = channel
+    outbox = OutboxSender(OutboxStore(redis), channels, reactor, max_attempts=config.notifications.max_attempts,
+                          retry_delay=config.notifications.retry_delay, timeout=config.notifications.timeout)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,))
-    return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, metrics, frontend)
+    return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend)
+
+
+def http_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[[], str]:
+    """Where clients reach the HTTP side: beside [server] public_url (its
+    /oseo taken off), else the listener's own address."""
+    if server.public_url:
+        parts = urlsplit(server.public_url)
+        prefix = parts.path[:-len("/oseo")] if parts.path.endswith("/oseo") else ""
+        public = f"{parts.scheme}://{parts.netloc}{prefix}"
+        return lambda: public
+    return lambda: listener_url("http")
 
 
 def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[
@@ -220,20 +245,27 @@ def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Cal
     each user's tree from its root, HTTP under /results beside /oseo;
     protocols without a listener of their own point at HTTP. The public
     names of [server] come first, the listeners' own addresses otherwise."""
-    public = {"ftp": server.public_ftp_url}
-    if server.public_url:
-        parts = urlsplit(server.public_url)
-        prefix = parts.path[:-len("/oseo")] if parts.path.endswith("/oseo") else ""
-        public["http"] = f"{parts.scheme}://{parts.netloc}{prefix}"
+    bases = {"ftp": (lambda: server.public_ftp_url or listener_url("ftp")), "http": http_base(server, listener_url)}
 
     def url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
         scheme = protocol if protocol in ("http", "ftp") else "http"
-        base = public.get(scheme) or listener_url(scheme)
         where = "" if scheme == "ftp" else "/results"
         path = "/".join(quote(part, safe="") for part in (order_id, item_id))
-        return f"{base}{where}/{path}/" + (quote(file, safe="") if file else "")
+        return f"{bases[scheme]()}{where}/{path}/" + (quote(file, safe="") if file else "")
 
     return url
+
+
+@attrs.frozen
+class MailSetup:
+    """E-mail, when [email] smtp_host is set: what its start step checks."""
+
+    mailer: SmtpMailSender
+    channel: MailChannel
+
+    def start(self) -> None:
+        self.mailer.start()
+        self.channel.start()
 
 
 def password_sources(config: Config, users: UserStore, reactor: Any) -> list[tuple[str, ICredentialsChecker]]:

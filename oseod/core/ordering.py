@@ -71,6 +71,11 @@ class ReadyItem(NamedTuple):
     expires_at: float
 
 
+# How a rejected order's status text begins (the e-mail channel tells a
+# rejection from a cancel by it).
+REJECTED = "Rejected by an operator"
+
+
 class OrderingService:
     log = Logger()
 
@@ -219,7 +224,7 @@ class OrderingService:
         order = await self._existing(order_id)
         if order.status.status is not OrderStatus.Submitted:
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
-        text = _clip(f"Rejected by an operator: {reason}" if reason else "Rejected by an operator")
+        text = _clip(f"{REJECTED}: {reason}" if reason else REJECTED)
         return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
                                  text, None)
 

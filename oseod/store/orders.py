@@ -41,7 +41,7 @@ from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .jobs import Job, job_fields
-from .outbox import CALLBACK, Failure, failure_from_json
+from .outbox import CALLBACK, MAIL, Failure, failure_from_json
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
@@ -103,8 +103,11 @@ end
 # order-hash field/value pairs and the items-hash ones, each a JSON array (a
 # few arguments instead of hundreds: each one costs the client to encode),
 # then the jobs to queue ('' none, else a JSON array of field/value arrays),
-# then how many of the last KEYS are subscription indexes, the subscription's
-# end time (their score), and the spec JSON.
+# then how many of the KEYS before the last two are subscription indexes, the
+# subscription's end time (their score), the spec JSON, and, when e-mail is
+# on, the order id and its StatusInfo JSON (else ''): the new order is then
+# queued for the e-mail channel, whose last two KEYS are its queue and the
+# outbox's due set.
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
@@ -128,26 +131,34 @@ redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
 if ARGV[7] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
 end
+local last = #KEYS - 2  -- then the mail queue and the outbox's due set
 local subscribed = tonumber(ARGV[8])
-for i = 5, #KEYS - subscribed do redis.call('ZADD', KEYS[i], at, member) end
-for i = #KEYS - subscribed + 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[9], member) end
+for i = 5, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
+for i = last - subscribed + 1, last do redis.call('ZADD', KEYS[i], ARGV[9], member) end
+if ARGV[11] ~= '' then
+  local status = cjson.decode(ARGV[12])
+  redis.call('RPUSH', KEYS[#KEYS - 1], cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = '',
+                                                      status = status['status'], info = ARGV[12]}))
+  redis.call('ZADD', KEYS[#KEYS], 'NX', at, 'mail:' .. ARGV[11])
+end
 return {1, ''}
 """
 
 # KEYS: as _order_keys, then the job stream when jobs are queued, then the
-# order's call-back queue and the outbox's due set (oseod.store.outbox).
+# order's e-mail and call-back queues and the outbox's due set (oseod.store.outbox).
 # ARGV: member, status, StatusInfo JSON, time, allowed current statuses
 # ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep),
 # jobs to queue with the change ('' none: else a JSON array of field/value
-# arrays), the order id.
+# arrays), the order id, '1' when e-mail is on (else '').
 # A change of the order's status that its statusNotification asks to hear
 # of (All: every one; Final: a final one) is queued for the call-back in the
-# same step, so that no crash can lose it.
+# same step, so that no crash can lose it; with e-mail on, every change is
+# queued for the e-mail channel too, which decides who hears of it.
 # Returns 1 done, 0 refused (status or version), -1 no such order.
 _SET_ORDER_STATUS = _PRELUDE + """
-local CALLBACKS, DUE = KEYS[#KEYS - 1], KEYS[#KEYS]
-INDEX_END = #KEYS - 2
-if ARGV[8] ~= '' then INDEX_END = #KEYS - 3 end
+local MAILS, CALLBACKS, DUE = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+INDEX_END = #KEYS - 3
+if ARGV[8] ~= '' then INDEX_END = #KEYS - 4 end
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
@@ -155,7 +166,7 @@ if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return
 redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
 if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
 if ARGV[8] ~= '' then
-  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 2], '*', unpack(job)) end
+  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 3], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 if current ~= ARGV[2] then
@@ -166,6 +177,11 @@ if current ~= ARGV[2] then
     redis.call('RPUSH', CALLBACKS, cjson.encode({seq = seq, status = ARGV[2], info = ARGV[3],
                                                  to = notification['reply_to'] or ''}))
     redis.call('ZADD', DUE, 'NX', ARGV[4], 'callback:' .. ARGV[9])
+  end
+  if ARGV[10] ~= '' then
+    redis.call('RPUSH', MAILS, cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = current,
+                                             status = ARGV[2], info = ARGV[3]}))
+    redis.call('ZADD', DUE, 'NX', ARGV[4], 'mail:' .. ARGV[9])
   end
 end
 return 1
@@ -449,8 +465,11 @@ class _Identity:
 class OrderStore:
     """Orders, their items and the indexes over them. Only the ordering core writes."""
 
-    def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS) -> None:
+    def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False) -> None:
+        """``mail``: e-mail is on, so every new order and change of status
+        is queued for the e-mail channel with it."""
         self._redis = redis
+        self._mail = mail
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
         self._ids = _OrderIds(redis)
@@ -507,12 +526,13 @@ class OrderStore:
              keys.orders_in_status(None, status.value),
              keys.orders_updated(order.owner), keys.orders_updated(None),
              *((keys.orders_with_reference(order.owner, reference), keys.orders_with_reference(None, reference))
-               if reference else ()), *subscription_keys],
+               if reference else ()), *subscription_keys, keys.outbox_queue(MAIL, order_id), keys.outbox_due()],
             [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
              "" if max_active_items is None else str(max_active_items),
              _json_array(fields), _json_array(item_fields), _jobs_argument(queued), str(len(subscription_keys)),
              # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
-             _score(subscribed_until or 0.0), codec.dumps(order.spec)],
+             _score(subscribed_until or 0.0), codec.dumps(order.spec),
+             order_id if self._mail else "", codec.dumps(order.status) if self._mail else ""],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
@@ -767,10 +787,10 @@ class OrderStore:
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
             _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else [])
-            + [keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
+            + [keys.outbox_queue(MAIL, order_id), keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
-             _jobs_argument(jobs), order_id],
+             _jobs_argument(jobs), order_id, "1" if self._mail else ""],
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)

@@ -28,6 +28,7 @@ import attrs
 from . import keys
 
 CALLBACK = "callback"
+MAIL = "mail"
 FAILURES_KEPT = 1000
 
 # KEYS: queue, due set, the hash numbering such queues' messages. ARGV:
