@@ -478,6 +478,6 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
     metrics = daemon.get("/metrics")[2].decode()
     assert 'oseod_requests_total{transport="ftp",operation="download",outcome="ok"} 4' in metrics
     # the transfer log: one line per download, the resumed one counting the bytes it sent
-    assert f"ftp download complete: jane {order_id}/j1/j1-product.dat 24/1024 bytes" in daemon.log()
-    assert f"ftp download complete: jane {order_id}/j1/j1-product.dat 1024/1024 bytes" in daemon.log()
+    assert f"ftp download complete: jane {order_id}/j1/j1-product.dat 24/1024 bytes to 127.0.0.1" in daemon.log()
+    assert f"ftp download complete: jane {order_id}/j1/j1-product.dat 1024/1024 bytes to 127.0.0.1" in daemon.log()
     assert daemon.stop() in (0, -signal.SIGTERM)

@@ -98,6 +98,7 @@ class OseodFTP(ftp.FTP):
                 return (ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX,)
             sessions[name] = sessions.get(name, 0) + 1
             self._counted = name
+            self.shell.client = self._peer()
             self.log.info("FTP login {user} from {peer}", user=name, peer=self._peer())
         return reply
 

@@ -100,7 +100,7 @@ class ResultsTree:
         files = await self._deliverables.files(self._account, path[0], path[1])
         return [Node(f.name, False, f.size, f.modified) for f in files]
 
-    async def open(self, path: Sequence[str]) -> ftp.IReadFile:
+    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
         if len(path) != 3:
             raise ftp.FileNotFoundError("/" + "/".join(path))
         try:
@@ -113,7 +113,7 @@ class ResultsTree:
         def finished(complete: bool, sent: int) -> None:
             self._metrics.record("ftp", "download", "ok" if complete else "aborted", self._clock.seconds() - started,
                                  self._account.name)
-            log_transfer(self.log, "ftp", self._account.name, None, order_id, item_id, name, sent, found.size,
+            log_transfer(self.log, "ftp", self._account.name, client, order_id, item_id, name, sent, found.size,
                          complete)
             if complete:
                 d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))

@@ -63,6 +63,8 @@ class ReadOnlyShell:
         self._tree: IDeliverableTree = tree if tree is not None else EmptyTree()
         # Set by REST for the next RETR (the stock protocol has no REST).
         self.restart_offset = 0
+        # The session's peer address, set by the protocol at login.
+        self.client: str | None = None
 
     # -- writes: all refused ------------------------------------------------
 
@@ -124,7 +126,7 @@ class ReadOnlyShell:
         names, node = await self._node(path)
         if node.directory:
             raise ftp.IsADirectoryError(_shown(path))
-        reader = await self._tree.open(names)
+        reader = await self._tree.open(names, self.client)
         if offset:
             start = getattr(reader, "start_at", None)
             if start is None:

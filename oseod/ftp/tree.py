@@ -45,9 +45,9 @@ class IDeliverableTree(Interface):
         """The nodes in the directory at ``path`` (which :meth:`stat` said
         is a directory)."""
 
-    def open(path: Sequence[str]) -> Awaitable[ftp.IReadFile]:
+    def open(path: Sequence[str], client: str | None = None) -> Awaitable[ftp.IReadFile]:
         """The file at ``path`` (which :meth:`stat` said is a file), ready to
-        send. Raises :class:`twisted.protocols.ftp.FileNotFoundError` when
+        send to ``client`` (its address, for the transfer log). Raises :class:`twisted.protocols.ftp.FileNotFoundError` when
         it has gone in the meantime."""
 
 
@@ -62,5 +62,5 @@ class EmptyTree:
     async def children(self, path: Sequence[str]) -> Sequence[Node]:
         return []
 
-    async def open(self, path: Sequence[str]) -> ftp.IReadFile:
+    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
         raise ftp.FileNotFoundError("/" + "/".join(path))
