@@ -113,6 +113,20 @@ def transfers(monkeypatch: pytest.MonkeyPatch) -> list[FileTransfer]:
 
 
 @pytest.fixture
+def failures() -> Iterator[list[dict[str, Any]]]:
+    """Every event logged with a failure (a traceback in the log)."""
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "log_failure" in event or event.get("isError"):
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+@pytest.fixture
 def transfer_log() -> Iterator[list[dict[str, Any]]]:
     """The transfer-log events (one per download, complete or not)."""
     events: list[dict[str, Any]] = []
@@ -214,7 +228,8 @@ def read_some(sock: socket.socket, at_least: int) -> bytes:
 
 @pytest_twisted.ensureDeferred
 async def test_cut_off_downloads_are_not_complete(big: Big, transfers: list[FileTransfer],
-                                                  transfer_log: list[dict[str, Any]]) -> None:
+                                                  transfer_log: list[dict[str, Any]],
+                                                  failures: list[dict[str, Any]]) -> None:
     def ftp_cut() -> str:
         with big.ftp() as client:
             client.voidcmd("TYPE I")
@@ -245,9 +260,50 @@ async def test_cut_off_downloads_are_not_complete(big: Big, transfers: list[File
     assert await item_status(big) is OrderStatus.Completed  # not Downloaded
     metrics = big.srv.parts.metrics
     assert (metrics.count("ftp", "download", "aborted"), metrics.count("http", "download", "aborted")) == (1, 1)
+    assert failures == []  # a client going away is in the transfer log, not a traceback
     # Both servers still answer in full afterwards.
     assert await in_thread(lambda: ftp_get(big)) == (SIZE, sha(WHOLE), "226")
     assert await in_thread(lambda: http_get(big.http)) == (200, sha(WHOLE), SIZE)
+
+
+@pytest_twisted.ensureDeferred
+async def test_ascii_mode_sends_crlf_line_ends(server: Any) -> None:  # noqa: F811 - the fixture imported above
+    srv = await server(Config())
+    code, ack = await srv.call(submit("text"))
+    order_id = order_id_of(ack)
+    await srv.parts.engine.drain()
+    port = reactor.listenTCP(0, make_ftp_factory(srv.parts.portal), interface="127.0.0.1")
+    path = f"/{order_id}/text/text-product.dat"
+    expected = content("text", 1024)
+
+    def lines() -> tuple[bytes, str]:
+        raw = bytearray()
+        with ftplib.FTP(timeout=TIMEOUT) as client:
+            client.connect("127.0.0.1", port.getHost().port)  # type: ignore[attr-defined]
+            client.login("alice", "alice-password")
+            client.voidcmd("TYPE A")
+            with client.transfercmd(f"RETR {path}") as data:
+                while chunk := data.recv(65536):
+                    raw.extend(chunk)
+            return bytes(raw), client.voidresp()[:3]
+
+    try:
+        raw, reply = await in_thread(lines)
+    finally:
+        await maybeDeferred(port.stopListening)
+    assert reply == "226"
+    assert raw == expected.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_ascii_lines_keep_a_crlf_split_across_writes() -> None:
+    from oseod.ftp.protocol import AsciiLines
+
+    written: list[bytes] = []
+    lines = AsciiLines(attrs.make_class("Sink", {})())
+    lines.cons.write = written.append  # type: ignore[attr-defined]
+    for chunk in (b"a\r", b"\nb\n", b"", b"c\r\n\n", b"\r"):
+        lines.write(chunk)
+    assert b"".join(written) == b"a\r\nb\r\nc\r\n\r\n\r"
 
 
 # -- through the classic producer -------------------------------------------------------

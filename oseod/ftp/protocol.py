@@ -10,16 +10,18 @@ Passive mode only; each override is short and says which gap it closes.
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import Any
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IConsumer
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .shell import ReadOnlyShell
 
@@ -67,6 +69,38 @@ class _ControlPeerOnly(ServerFactory):
         return self._dtp.buildProtocol(addr)
 
 
+@implementer(IConsumer)
+class AsciiLines:
+    """TYPE A: the file's line ends sent as CRLF. (The stock wrapper mixes
+    bytes and text and fails on the first write.) A CRLF already there is
+    kept, also when its CR ends one write and its LF starts the next."""
+
+    def __init__(self, cons: Any) -> None:
+        self.cons = cons
+        self._after_cr = False
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.cons.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self.cons.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        converted = _BARE_LF.sub(b"\r\n", data)
+        if self._after_cr and data.startswith(b"\n"):
+            converted = converted[1:]  # its CR went out at the end of the previous write
+        self._after_cr = data.endswith(b"\r")
+        self.cons.write(converted)
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+# What a client closing the data connection mid-transfer looks like: the
+# transfer log says so already, it is no error of the server's.
+_CLIENT_GONE = (error.ConnectionLost, error.ConnectionDone)
+
+
 class OseodFTP(ftp.FTP):
     """One FTP session. The avatar is a :class:`ReadOnlyShell`. There is no
     anonymous login: "anonymous" is checked like any other user name."""
@@ -81,6 +115,45 @@ class OseodFTP(ftp.FTP):
         self._user = self._user.encode("latin-1")
         d: Deferred[Any] = ftp.FTP.ftp_PASS(self, password.encode("latin-1"))
         return d.addCallbacks(self._logged_in, self._login_broken)
+
+    def ftp_RETR(self, path: str) -> Deferred[Any]:
+        # The stock RETR logs every client that aborts a download as an
+        # unhandled error with a traceback, and its TYPE A sending is broken.
+        if self.dtpInstance is None:
+            raise ftp.BadCmdSequenceError("PASV required before RETR")
+        try:
+            segments = ftp.toSegments(self.workingDirectory, path)
+        except ftp.InvalidPath:
+            return fail(ftp.FileNotFoundError(path))
+        self.setTimeout(None)  # the data connection has its own; back after the transfer
+        dtp = self.dtpInstance
+        consumer = dtp if self.binary else AsciiLines(dtp)
+
+        def opened(file: Any) -> Deferred[Any]:
+            self.reply(ftp.DATA_CNX_ALREADY_OPEN_START_XFR if dtp.isConnected else ftp.FILE_STATUS_OK_OPEN_DATA_CNX)
+            sending: Deferred[Any] = file.send(consumer)
+            return sending.addCallbacks(lambda _: (ftp.TXFR_COMPLETE_OK,), broken)
+
+        def broken(failure: Failure) -> Any:
+            if failure.check(ftp.FTPCmdError):
+                return failure
+            if not failure.check(*_CLIENT_GONE):
+                self.log.failure("sending {path} to {peer} failed", failure, path=path, peer=self._peer())
+            return (ftp.CNX_CLOSED_TXFR_ABORTED,)
+
+        def not_opened(failure: Failure) -> Any:
+            if failure.check(ftp.FTPCmdError):
+                return (failure.value.errorCode, "/".join(segments))
+            self.log.failure("opening {path} failed", failure, path=path)
+            return (ftp.FILE_NOT_FOUND, "/".join(segments))
+
+        def timeout_again(result: object) -> object:
+            self.setTimeout(self.factory.timeOut)
+            return result
+
+        assert self.shell is not None
+        opening: Deferred[Any] = self.shell.openForReading(segments)
+        return opening.addCallbacks(opened, not_opened).addBoth(timeout_again)
 
     def _logged_in(self, reply: object) -> object:
         if isinstance(self.shell, ReadOnlyShell):

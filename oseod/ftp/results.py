@@ -41,7 +41,8 @@ class _Reader:
         transfer = FileTransfer(source, self._offset, max(self._size - self._offset, 0))
         # In binary mode the consumer is the data connection itself, whose
         # socket can take the bytes straight from the file; in ASCII mode it
-        # is a wrapper that rewrites line ends, so they must pass through it.
+        # is a wrapper that rewrites line ends (its ``cons`` the connection),
+        # so they must pass through it.
         binary = isinstance(consumer, ftp.DTP)
         connection = consumer if binary else getattr(consumer, "cons", None)
         sending = transfer.send(consumer, getattr(connection, "transport", None), bypass=binary)
