@@ -179,7 +179,7 @@ class OrderingService:
             done = sum(1 for i in order.items if i.status.status in WITH_RESULT)
             text = "Cancelled at the user's request" + (f"; {done} of {len(order.items)} items had completed"
                                                          if done else "")
-        keep = None if notification.mode is StatusNotification.NONE else notification
+        keep = None if notification.mode is StatusNotification.NONE else attrs.evolve(notification, cancel=True)
         return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
                                  "Cancelled at the user's request", keep)
 

@@ -151,6 +151,9 @@ class Notification:
     reply_to: str | None = None
     message_id: str | None = None
     soap_version: str | None = None  # "1.1" or "1.2"
+    # Whose answer the call-backs are: a Cancel that asked for notification
+    # takes them over, and they become CancelResponses relating to it.
+    cancel: bool = False
 
 
 @attrs.frozen
