@@ -192,6 +192,28 @@ def _str_table(value: object, key: str) -> dict[str, str]:
     return {name: _nonempty_str(v, f"{key}.{name}") for name, v in table.items()}
 
 
+def _currency(value: object, key: str) -> str:
+    """An ISO 4217 code or a special one such as QUOTA: 1 to 10 characters
+    (the OSEO CurrencyType)."""
+    text = _nonempty_str(value, key).strip()
+    if len(text) > 10:
+        raise ConfigError(key, f"must be at most 10 characters, e.g. \"EUR\" or \"QUOTA\" (got {_describe(value)})")
+    return text
+
+
+def _price_table(value: object, key: str) -> dict[str, float]:
+    """GetQuotation prices per option choice: "NAME=CHOICE" = amount (the
+    names and choices are checked against the collection's options)."""
+    table = _table(value, key)
+    prices: dict[str, float] = {}
+    for name, price in table.items():
+        option, sep, choice = name.partition("=")
+        if not sep or not option.strip() or not choice.strip():
+            raise ConfigError(f"{key}.{name}", 'must be "OPTION=CHOICE", e.g. "format=NetCDF" = 2.5')
+        prices[f"{option.strip()}={choice.strip()}"] = _float(0.0)(price, f"{key}.{name}")
+    return prices
+
+
 def key(default: T, check: Check, *, required: bool = False) -> T:
     """An attrs field that the loader fills from TOML through ``check``."""
     return attrs.field(default=default, metadata={"check": check, "required": required})
@@ -382,8 +404,12 @@ class CollectionConfig:
     # Pushes to the client's own server; ftp is the one protocol oseod pushes over.
     online_data_delivery: tuple[str, ...] = key(("ftp",), _list(_choice(*PUSH_PROTOCOLS)))
     processor_options: Mapping[str, object] = key(attrs.Factory(dict), _table)
+    # GetQuotation: an item costs price_per_item plus, for each option it is
+    # made with, prices["NAME=CHOICE"] (a processor providing IQuotes may
+    # price items itself). "QUOTA" is a currency too.
     price_per_item: float = key(0.0, _float(0.0))
-    currency: str = key("EUR", _nonempty_str)
+    currency: str = key("EUR", _currency)
+    prices: Mapping[str, float] = key(attrs.Factory(dict), _price_table)
     packaging: tuple[str, ...] = key((), _list(_choice(*PACKAGING_FORMATS)))
     # Groups allowed to see and order this collection; empty: everybody.
     groups: tuple[str, ...] = key((), _list(_nonempty_str))
@@ -480,6 +506,7 @@ def _collections(value: object) -> tuple[CollectionConfig, ...]:
             raise ConfigError(f"collection[{i}].online_data_access", "must offer at least one protocol")
         _check_options(collection.option, f"collection[{i}].option")
         _check_options(collection.scene_selection, f"collection[{i}].scene_selection")
+        _check_prices(collection, f"collection[{i}].prices")
     return collections
 
 
@@ -495,6 +522,18 @@ def _check_options(options: tuple[OptionConfig, ...], where: str) -> None:
             raise ConfigError(f"{here}.choices", "must list at least one choice")
         if option.default and option.default not in option.choices:
             raise ConfigError(f"{here}.default", f'"{option.default}" is not one of the choices')
+
+
+def _check_prices(collection: CollectionConfig, where: str) -> None:
+    choices = {o.name: o.choices for o in collection.option}
+    for name in collection.prices:
+        option, _, choice = name.partition("=")
+        if option not in choices:
+            raise ConfigError(f"{where}.{name}", f'the collection has no option "{option}" '
+                                                 f"(options: {', '.join(choices) or 'none'})")
+        if choice not in choices[option]:
+            raise ConfigError(f"{where}.{name}", f'"{choice}" is not a choice of option "{option}" '
+                                                 f"(choices: {', '.join(choices[option])})")
 
 
 def parse_config(document: Mapping[str, object]) -> Config:

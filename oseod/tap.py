@@ -27,6 +27,7 @@ from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
 from .core.ordering import OrderingService
+from .core.quotations import QuotationService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.results import ResultsTree
@@ -38,9 +39,11 @@ from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
 from .jobs.engine import Engine
+from .jobs.processors import processor_quote
 from .listener import Listener
 from .metrics import RequestMetrics
 from .notify.callbacks import StatusCallbacks
+from .notify.quotations import QuotationCallbacks
 from .notify.mail import SmtpMailSender
 from .notify.mails import MailChannel
 from .notify.sender import OutboxSender
@@ -53,6 +56,7 @@ from .store.leader import LeaderLock
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.outbox import CALLBACK, MAIL, OutboxStore
+from .store.quotations import QUOTATION, QuotationStore
 from .store.users import UserStore
 
 
@@ -198,10 +202,14 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
 
     result_url = result_urls(config.server, listener_url)
 
+    # Items are priced by their collection's processor when it provides IQuotes.
+    quotations = QuotationService(QuotationStore(redis), ordering, config, reactor, quote_item=lambda c, item: (
+        processor_quote(engine._processor(c.id), c.id, item)))  # noqa: SLF001 - the engine's processors
     capabilities = CapabilitiesPresenter(config, catalogue)
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
                                 options=OptionsPresenter(catalogue, ordering.checker.resolve),
-                                result_urls=result_url, deliverables=deliverables, reactor=reactor)
+                                result_urls=result_url, deliverables=deliverables, reactor=reactor,
+                                quotations=quotations)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)
@@ -212,6 +220,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),
+        QUOTATION: QuotationCallbacks(reactor, reactor, timeout=config.notifications.timeout,
+                                      allowed_networks=config.notifications.allowed_networks),
     }
     mail: MailSetup | None = None
     if config.email.smtp_host:

@@ -1,7 +1,8 @@
 """A client's call-back service on loopback, for the call-back tests: a plain
-HTTP server in a thread that keeps every request and answers with a
-SubmitResponseAck (or, while ``refusing``, HTTP 503). Header names are kept
-in lower case."""
+HTTP server in a thread that keeps every request and answers with the ack of
+what it received (a SubmitResponse: SubmitResponseAck; a GetQuotationResponse:
+GetQuotationResponseAck...), or, while ``refusing``, HTTP 503. Header names
+are kept in lower case."""
 
 from __future__ import annotations
 
@@ -10,10 +11,27 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lxml import etree
+
 ACK = (b'<?xml version="1.0" encoding="UTF-8"?>'
        b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
        b'<oseo:SubmitResponseAck xmlns:oseo="http://www.opengis.net/oseo/1.0" service="OS" version="1.0.0">'
        b"<oseo:status>success</oseo:status></oseo:SubmitResponseAck></s:Body></s:Envelope>")
+def ack_for(body: bytes) -> bytes:
+    """The SOAP 1.2 acknowledgement of the call-back ``body``: the
+    ``…Ack`` of the element in its SOAP Body (SubmitResponseAck when it
+    cannot tell)."""
+    name = "SubmitResponse"
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        root = None
+    if root is not None:
+        payload = next((e for child in root if etree.QName(child).localname == "Body"
+                        for e in child if isinstance(e.tag, str)), None)
+        if payload is not None:
+            name = etree.QName(payload).localname
+    return ACK.replace(b"SubmitResponseAck", f"{name}Ack".encode())
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -43,7 +61,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             refusing = self.server.refusing
             if not refusing:
                 self.server.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        answer = b"busy" if refusing else ACK
+        answer = b"busy" if refusing else ack_for(body)
         self.send_response(503 if refusing else 200)
         self.send_header("Content-Type", "text/plain" if refusing else "application/soap+xml; charset=utf-8")
         self.send_header("Content-Length", str(len(answer)))

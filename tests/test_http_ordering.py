@@ -276,7 +276,8 @@ RESTRICTED = {
         (submit("o1", order_type="TASKING_ORDER"), "FutureProductNotSupported", "orderType", 400),
         (f'<GetOptions xmlns="{OSEO}" {BASE}><taskingRequestId><ID>urn:t</ID></taskingRequestId></GetOptions>',
          "OperationNotSupported", "taskingRequestId", 400),
-        (f'<GetQuotation xmlns="{OSEO}" {BASE}/>', "OperationNotSupported", "GetQuotation", 400),
+        (f'<GetQuotation xmlns="{OSEO}" {BASE}><quotationId>urn:q:none</quotationId></GetQuotation>',
+         "InvalidParameterValue", "quotationId", 400),
         (f'<GetCapabilities xmlns="{OSEO}" service="OS"><AcceptVersions xmlns="{OWS}"><Version>2.0.0</Version>'
          "</AcceptVersions></GetCapabilities>", "VersionNegotiationFailed", "AcceptVersions", 400),
         (submit("o1", reference="r" * 31, collection="urn:x:products"), "InvalidParameterValue", "orderReference", 400),

@@ -67,6 +67,14 @@ def check_notification(notification: Notification, allowed_networks: Sequence[st
     network, unless ``allowed_networks`` covers it) and a wsa:MessageID."""
     if notification.mode is StatusNotification.NONE:
         return
+    check_reply_to(notification, allowed_networks, f"statusNotification {notification.mode.value}")
+
+
+def check_reply_to(notification: Notification, allowed_networks: Sequence[str], wanted_by: str) -> None:
+    """What ``wanted_by`` (a statusNotification All, an asynchronous
+    GetQuotation) needs to be answered by call-back: an http(s) wsa:ReplyTo
+    the server may reach and a wsa:MessageID; else InvalidNotificationValue
+    (locator ws-address)."""
     reply_to = notification.reply_to or ""
     parts = urlsplit(reply_to)
     try:
@@ -77,7 +85,7 @@ def check_notification(notification: Notification, allowed_networks: Sequence[st
     if parts.scheme not in ("http", "https") or not host or reply_to == ANONYMOUS:
         raise RequestRejected(
             "InvalidNotificationValue", "ws-address",
-            f"statusNotification {notification.mode.value} needs a wsa:ReplyTo address (http or https) "
+            f"{wanted_by} needs a wsa:ReplyTo address (http or https) "
             f"to send the notifications to; got {_show(notification.reply_to)}",
         )  # fmt: skip
     if (refusal := literal_refusal(host, allowed_networks)) is not None:
@@ -86,8 +94,7 @@ def check_notification(notification: Notification, allowed_networks: Sequence[st
     if not notification.message_id:
         raise RequestRejected(
             "InvalidNotificationValue", "ws-address",
-            f"statusNotification {notification.mode.value} needs a wsa:MessageID for the notifications "
-            f"to relate to",
+            f"{wanted_by} needs a wsa:MessageID for the notifications to relate to",
         )  # fmt: skip
 
 

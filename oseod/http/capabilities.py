@@ -69,7 +69,7 @@ class CapabilitiesPresenter:
             subscription_orders=any(c.subscription_orders for c in collections),
             programming_orders=any(c.programming_orders for c in collections),
             quotation=oseo_capabilities.QuotationCapabilities(
-                # Only what this daemon answers today: GetQuotation is not served yet.
+                # The one mode [quotation] names, when GetQuotation is served (not "off").
                 supported="GetQuotation" in operations and mode != "off",
                 synchronous="GetQuotation" in operations and mode == "synchronous",
                 asynchronous="GetQuotation" in operations and mode == "asynchronous",
@@ -79,6 +79,8 @@ class CapabilitiesPresenter:
             submit_asynchronous=True,  # statusNotification All/Final: call-backs from the outbox
             max_products=config.orders.max_items_per_order,
             cancel_asynchronous=False,
+            # wsnt:Subscribe and Unsubscribe are served on the OSEO endpoint.
+            notification_producer=endpoint_url,
         )
 
 

@@ -16,6 +16,7 @@ from twisted.internet import threads
 
 from ..auth.account import Account
 from ..core.ordering import OrderingService
+from ..core.quotations import QuotationService
 from ..model.errors import RequestRejected
 from ..model.orders import Notification, StatusNotification
 from ..oseo import soap
@@ -23,6 +24,7 @@ from ..oseo.cancel import CancelRequest, parse_cancel, render_cancel_ack
 from ..oseo.capabilities import GetCapabilitiesRequest, negotiate, parse_get_capabilities
 from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.options import GetOptionsRequest, parse_get_options, render_get_options_response
+from ..oseo.quotation import GetQuotationRequest, parse_get_quotation, render_get_quotation_ack
 from ..oseo.results import (
     DescribeResultAccessRequest,
     ItemURL,
@@ -78,7 +80,7 @@ def _answer(call: OseoCall, payload: etree._Element) -> bytes:
     return soap.wrap(call.message.encoding, payload)
 
 
-def _notification(call: OseoCall, mode: StatusNotification) -> Notification:
+def _notification(call: OseoCall, mode: StatusNotification = StatusNotification.NONE) -> Notification:
     addressing = parse_addressing(call.message.headers)
     soap_version = {soap.Encoding.SOAP12: "1.2", soap.Encoding.SOAP11: "1.1"}.get(call.message.encoding)
     return Notification(mode=mode, reply_to=addressing.reply_to, message_id=addressing.message_id,
@@ -92,7 +94,8 @@ def _epoch(moment: datetime | None) -> float | None:
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
                  options: OptionsPresenter, result_urls: Callable[[str, str, str, str | None], str],
-                 deliverables: Deliverables, reactor: Any, status: StatusPresenter | None = None) -> None:
+                 deliverables: Deliverables, reactor: Any, status: StatusPresenter | None = None,
+                 quotations: QuotationService | None = None) -> None:
         self._deliverables = deliverables
         self._reactor = reactor
         self._ordering = ordering
@@ -100,6 +103,8 @@ class OseoOperations:
         self._options = options
         self._status = status or StatusPresenter()
         self._result_urls = result_urls
+        # None, or [quotation] mode "off": no GetQuotation, no Submit by quotationId.
+        self._quotations = quotations if quotations is not None and quotations.mode != "off" else None
         # Per operation: how its request is parsed (pure), then handled.
         self.handlers: dict[str, tuple[Callable[[etree._Element], Any], Handler]] = {
             "GetCapabilities": (parse_get_capabilities, self.get_capabilities),
@@ -109,6 +114,8 @@ class OseoOperations:
             "DescribeResultAccess": (parse_describe_result_access, self.describe_result_access),
             "Cancel": (parse_cancel, self.cancel),
         }
+        if self._quotations is not None:
+            self.handlers["GetQuotation"] = (parse_get_quotation, self.get_quotation)
 
     @property
     def served(self) -> tuple[str, ...]:
@@ -140,12 +147,34 @@ class OseoOperations:
         return _answer(call, render_get_options_response(option_sets))
 
     async def submit(self, call: OseoCall, request: SubmitRequest) -> bytes:
-        if request.spec is None:
+        notification = _notification(call, request.status_notification)
+        if request.spec is not None:
+            order = await self._ordering.submit(call.user, request.spec, notification)
+        elif self._quotations is not None and request.quotation_id is not None:
+            order = await self._quotations.order(call.user, request.quotation_id, notification)
+        else:
             raise OseoError(ExceptionCode.InvalidParameterValue, "quotationId",
                             "ordering by quotationId is not supported: send an orderSpecification")
-        order = await self._ordering.submit(call.user, request.spec,
-                                            _notification(call, request.status_notification))
         return _answer(call, render_submit_ack(order.order_id, order.spec.reference))
+
+    async def get_quotation(self, call: OseoCall, request: GetQuotationRequest) -> bytes:
+        """[quotation] mode: synchronous, the Ack carries the quotation;
+        monitoring, its quotationId (a GetQuotation with it answers the
+        quotation); asynchronous, its quotationId, the quotation following
+        as a GetQuotationResponse call-back to wsa:ReplyTo."""
+        quotations = self._quotations
+        assert quotations is not None  # the handler is only registered then
+        if request.quotation_id is not None:
+            found = await quotations.find(call.user, request.quotation_id)
+            return _answer(call, render_get_quotation_ack(quotation=found))
+        assert request.spec is not None
+        if quotations.mode == "asynchronous":
+            quotation = await quotations.quote(call.user, request.spec, reply=_notification(call))
+            return _answer(call, render_get_quotation_ack(quotation_id=quotation.quotation_id))
+        quotation = await quotations.quote(call.user, request.spec)
+        if quotations.mode == "monitoring":
+            return _answer(call, render_get_quotation_ack(quotation_id=quotation.quotation_id))
+        return _answer(call, render_get_quotation_ack(quotation=quotation))
 
     async def get_status(self, call: OseoCall, request: GetStatusRequest) -> bytes:
         if request.order_id is not None:

@@ -14,6 +14,7 @@ additionalStatusInfo once the attempts are used up.
 from __future__ import annotations
 
 import importlib
+import inspect
 import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,6 +65,18 @@ class IOrderChecks(Interface):
     def check_item(item: ItemSpec) -> str | None:
         """Why this processor cannot make ``item`` (its options, its
         identifier), refusing the Submit with InvalidParameterValue; None: fine."""
+
+
+class IQuotes(Interface):
+    """What a processor may also provide to price its collection's items
+    for GetQuotation, instead of the configured table ([[collection]]
+    price_per_item and prices)."""
+
+    def quote_item(collection: str, item: ItemSpec) -> Any:
+        """The price of ``item`` of the collection ``collection`` (its id),
+        in the collection's currency: an int, float, Decimal or numeric
+        string, at least 0; None: the configured table prices it. May return
+        a Deferred (or be a coroutine function); must not block the reactor."""
 
 
 class IMassiveExpansion(Interface):
@@ -126,6 +139,16 @@ def file_name(text: str, default: str = "result") -> str:
     "_"), never hidden, at most 200 characters."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:200].lstrip(".")
     return safe or default
+
+
+async def processor_quote(processor: object, collection_id: str, item: ItemSpec) -> Any:
+    """``processor``'s price for ``item`` when it provides IQuotes, else None."""
+    if not IQuotes.providedBy(processor):
+        return None
+    result = processor.quote_item(collection_id, item)  # type: ignore[attr-defined]
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def load_processor(name: str, builtins: Mapping[str, ProcessorFactory]) -> ProcessorFactory:

@@ -9,21 +9,20 @@ carries the quotation) or by notification (the Ack carries a quotationId; a
 GetQuotationResponse call-back carries the quotation later).
 
 oseod prices every item itself, so a quotation has one group of items, priced
-by one provider. Amounts are decimals (xs:double on the wire): a sum of
-prices must not pick up binary rounding errors on its way to the client.
+by one provider. The values (Quotation, ItemPrice, Provider) live in
+``oseod.model.quotations``, shared with the core; they are named here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from decimal import Decimal
+from typing import Final
 
 import attrs
 from lxml import etree
 
 from oseod.model.orders import OrderSpec
+from oseod.model.quotations import QUOTA, ItemPrice, Provider, Quotation, amount
 from oseod.oseo.common import (
     RESPONSE_NSMAP,
     SERVICE,
@@ -40,97 +39,15 @@ from oseod.oseo.errors import xml_safe
 from oseod.oseo.status import append_item_identity
 from oseod.oseo.submit import parse_order_specification
 
-# The special currency of providers that count in quota, not money
-# (GetQuotationAck.xml; CurrencyType allows any code of up to 10 characters).
-QUOTA: Final = "QUOTA"
-
-
-def amount(value: object) -> Decimal:
-    """A finite decimal amount from an int, float, string or Decimal (a float
-    is read from its shortest repr, so 0.1 is 0.1)."""
-    try:
-        number = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return number
-
-
-def _optional_amount(value: object) -> Decimal | None:
-    return None if value is None else amount(value)
+# The values are named here too: this module is where the vocabulary's users look.
+__all__ = ["QUOTA", "GetQuotationRequest", "ItemPrice", "Provider", "Quotation", "amount", "format_amount",
+           "parse_get_quotation", "render_get_quotation_ack", "render_get_quotation_response"]
 
 
 def format_amount(value: Decimal) -> str:
     """An xs:double lexical form without an exponent: "15", "0.1", "1200"."""
     text = format(value.normalize(), "f")
     return "0" if text == "-0" else text
-
-
-def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: Decimal | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must not be negative: {value}")
-
-
-def _at_most(limit: int, minimum: int = 0) -> Callable[[object, attrs.Attribute[Any], str | None], None]:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-        if value is not None and not minimum <= len(value) <= limit:
-            raise ValueError(f"{attribute.name} must be {minimum} to {limit} characters long: {value!r}")
-    return check
-
-
-@attrs.frozen
-class Provider:
-    """Who quotes (OrderItemGroupPrice/provider)."""
-
-    service_name: str = attrs.field(validator=_at_most(40))
-    organization: str = attrs.field(validator=_at_most(40))
-
-
-@attrs.frozen
-class ItemPrice:
-    """The price of one item of the quoted order; None when only the total
-    means something (free items, quota)."""
-
-    item_id: str
-    price: Decimal | None = attrs.field(default=None, converter=_optional_amount, validator=_not_negative)
-    information: str | None = attrs.field(default=None, validator=_at_most(255))
-
-
-def _priced_items(instance: Quotation, attribute: attrs.Attribute[tuple[ItemPrice, ...]],
-                  value: tuple[ItemPrice, ...]) -> None:
-    ordered = [item.item_id for item in instance.spec.items]
-    priced = [item.item_id for item in value]
-    if sorted(priced) != sorted(ordered):
-        raise ValueError(f"item_prices must price each item of the order once: {priced} for {ordered}")
-
-
-@attrs.frozen
-class Quotation:
-    """What an order would cost. ``order_price`` is the price of the whole
-    order when it is not the sum of the items' (a discount, a flat fee);
-    ``balance`` is what the client has left, for quota; the ``spec`` is kept
-    so that a Submit by quotationId orders what was quoted."""
-
-    quotation_id: str = attrs.field(validator=attrs.validators.min_len(1))
-    spec: OrderSpec
-    currency: str = attrs.field(validator=_at_most(10, 1))
-    provider: Provider
-    item_prices: tuple[ItemPrice, ...] = attrs.field(converter=tuple, validator=_priced_items)
-    valid_until: datetime | None = None
-    balance: Decimal | None = attrs.field(default=None, converter=_optional_amount)
-    contract_information: str | None = attrs.field(default=None, validator=_at_most(1024))
-    order_price: Decimal | None = attrs.field(default=None, converter=_optional_amount, validator=_not_negative)
-
-    @property
-    def total(self) -> Decimal:
-        """The price of the whole order."""
-        if self.order_price is not None:
-            return self.order_price
-        return sum((item.price for item in self.item_prices if item.price is not None), Decimal(0))
-
-    def price_of(self, item_id: str) -> ItemPrice:
-        return next(item for item in self.item_prices if item.item_id == item_id)
 
 
 # --------------------------------------------------------------------- parsing

@@ -132,6 +132,15 @@ def outbox_counters() -> str:
     return f"{PREFIX}outbox:counters"
 
 
+# --- quotations (oseod.store.quotations) -----------------------------------------------
+
+
+def quotation(quotation_id: str) -> str:
+    """Hash with a TTL (the quotation's validity): one quotation, fields
+    ``owner`` and ``data`` (its JSON). Deleted when a Submit orders it."""
+    return f"{PREFIX}quotation:{quotation_id}"
+
+
 def leader() -> str:
     """String with a TTL: which daemon runs the periodic tasks (its name)."""
     return f"{PREFIX}leader"

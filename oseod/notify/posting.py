@@ -1,0 +1,114 @@
+"""A call-back on its way: POSTed to the client's service, its answer read
+and judged. Shared by the outbox channels that call clients back (status
+call-backs, quotations).
+
+The target was checked when the client gave it; its host name is checked
+again, resolved, right before each attempt, so that a name pointing into the
+provider's own network (now, or after a change of its DNS) is refused
+(Undeliverable: no retries). No redirects are followed: they would take the
+request where nobody looked. Only an answer that acknowledges the call-back
+(the matching ``…Ack``) counts as delivered; anything else (no answer, a
+Fault, an error status, a timeout, an answer too long) is a ConnectionError,
+a failed attempt.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import treq
+from twisted.internet import defer, threads
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
+
+from ..core.destinations import network_refusal
+from ..oseo.acks import parse_ack
+from ..oseo.callbacks import Callback
+from .sender import Undeliverable
+
+# A client's answer is an acknowledgement of a few hundred bytes; more than
+# this is not read.
+MAX_ANSWER_BYTES = 256 * 1024
+
+
+class _TooLong(Exception):
+    pass
+
+
+class CallbackPoster:
+    def __init__(self, reactor: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+        self._reactor = reactor
+        self._timeout = timeout
+        self._allowed = allowed_networks
+
+    async def post(self, callback: Callback) -> None:
+        """Deliver ``callback``; raise (a one-line reason) when it was not acknowledged."""
+        address = callback.address
+        await self._check_host(address)
+        try:
+            response: IResponse = await treq.post(
+                address, data=callback.body, headers=Headers({k: [v] for k, v in callback.headers.items()}),
+                timeout=self._timeout, reactor=self._reactor, persistent=False, allow_redirects=False)
+        except defer.CancelledError:
+            raise ConnectionError(f"no answer from {address} within {self._timeout:g} s") from None
+        except Exception as e:
+            raise ConnectionError(f"{address}: {reason(e)}") from None
+        body = await self._read(response)
+        if not 200 <= response.code < 300:
+            raise ConnectionError(f"{address} answered HTTP {response.code}: "
+                                  f"{parse_ack(callback.kind, body, callback.message_id)}")
+        outcome = parse_ack(callback.kind, body, callback.message_id)
+        if not outcome.acknowledged:
+            raise ConnectionError(f"{address}: {outcome}")
+
+    async def _check_host(self, address: str) -> None:
+        host = urlsplit(address).hostname or ""
+        try:
+            found = await _resolve(self._reactor, host)
+        except OSError as e:
+            raise ConnectionError(f"cannot resolve {host}: {e.strerror or e}") from None
+        for ip in found:
+            refusal = network_refusal(ip, self._allowed)
+            if refusal is not None:
+                raise Undeliverable(f"wsa:ReplyTo {address}: {refusal}")
+
+    async def _read(self, response: IResponse) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+
+        def collect(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
+            if size > MAX_ANSWER_BYTES:
+                raise _TooLong()
+            parts.append(data)
+
+        try:
+            await treq.collect(response, collect)
+        except _TooLong:
+            raise ConnectionError(f"the answer is longer than {MAX_ANSWER_BYTES} bytes") from None
+        except Exception as e:
+            raise ConnectionError(f"the answer broke off: {reason(e)}") from None
+        return b"".join(parts)
+
+
+def host_of(address: object) -> str:
+    """The host a call-back to ``address`` goes to (the outbox limits
+    deliveries per host)."""
+    return urlsplit(str(address or "")).hostname or "?"
+
+
+async def _resolve(reactor: Any, host: str) -> list[str]:
+    infos = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None,
+                                            0, socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def reason(error: BaseException) -> str:
+    """A one-line account of a failed request."""
+    reasons = getattr(error, "reasons", None)  # twisted.web's ResponseFailed and friends
+    if reasons:
+        return "; ".join(str(r.value) or type(r.value).__name__ for r in reasons)
+    return str(error) or type(error).__name__
