@@ -561,7 +561,7 @@ async def test_cancel_product_order(redis: Redis) -> None:
     assert cancelled.status == StatusInfo(S.Cancelled, "Cancelled at the user's request; 1 of 3 items had completed",
                                           changed_at=START + 30)
     assert [i.status.status for i in cancelled.items] == [S.Completed, S.Cancelled, S.Cancelled]
-    assert cancelled.notification == callback
+    assert cancelled.notification == attrs.evolve(callback, cancel=True)  # its call-backs answer the Cancel now
     assert await world.store.count_active_items("alice") == 0
     # The engine learns the item was cancelled when it tries to finish it.
     assert not await service.complete_item(oid, "item1")
