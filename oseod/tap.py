@@ -26,6 +26,7 @@ from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
+from .core.notifications import NotificationSubscriptions
 from .core.ordering import OrderingService
 from .core.quotations import QuotationService
 from .datadir import DataDir
@@ -38,6 +39,7 @@ from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
+from .http.wsn import WsnOperations
 from .jobs.engine import Engine
 from .jobs.processors import processor_quote
 from .listener import Listener
@@ -46,6 +48,7 @@ from .notify.callbacks import StatusCallbacks
 from .notify.quotations import QuotationCallbacks
 from .notify.mail import SmtpMailSender
 from .notify.mails import MailChannel
+from .notify.wsn import Notifications
 from .notify.sender import OutboxSender
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
@@ -56,6 +59,7 @@ from .store.leader import LeaderLock
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.outbox import CALLBACK, MAIL, OutboxStore
+from .store.wsn import WSN, SubscriptionStore
 from .store.quotations import QUOTATION, QuotationStore
 from .store.users import UserStore
 
@@ -230,6 +234,13 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                               console_base=http_base(config.server, listener_url))
         mail = MailSetup(mailer, channel)
         channels[MAIL] = channel
+    subscriptions = SubscriptionStore(redis)
+    operations.handlers.update(WsnOperations(NotificationSubscriptions(
+        subscriptions, reactor, config.notifications.allowed_networks)).handlers())
+    http_side = http_base(config.server, listener_url)
+    channels[WSN] = Notifications(subscriptions, reactor, timeout=config.notifications.timeout,
+                                  allowed_networks=config.notifications.allowed_networks,
+                                  producer=lambda: config.server.public_url or f"{http_side()}/oseo")
     outbox = OutboxSender(OutboxStore(redis), channels, reactor, max_attempts=config.notifications.max_attempts,
                           retry_delay=config.notifications.retry_delay, timeout=config.notifications.timeout)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,

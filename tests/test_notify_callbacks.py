@@ -15,7 +15,7 @@ import pytest_twisted
 from lxml import etree
 from twisted.internet import reactor, task
 
-from oseod.config import Config, NotificationsConfig
+from oseod.config import DEMO_COLLECTION, Config, NotificationsConfig
 from oseod.model.orders import Notification, OrderStatus, StatusInfo, StatusNotification
 from oseod.notify.callbacks import StatusCallbacks, message_id
 from oseod.notify.sender import OutboxSender
@@ -28,6 +28,7 @@ from tests.daemon import Daemon
 from tests.oseo_schema import assert_valid, requires_schemas
 from tests.polling import eventually, wait_for
 from tests.test_http_ordering import WSA, envelope, order_id_of, server, submit, token  # noqa: F401 - fixture
+from tests.test_http_ordering import cancel as cancel_request
 from tests.test_store_orders import make_order
 
 S = OrderStatus
@@ -165,3 +166,31 @@ def test_messages_pending_at_a_sigkill_are_delivered_after_the_restart(tmp_path:
         finally:
             again.stop(signal.SIGTERM)
             again.cleanup()
+
+
+@requires_schemas
+@pytest_twisted.ensureDeferred
+async def test_a_cancel_that_asks_for_notification_gets_a_cancel_response(server: Any) -> None:
+    moderated = attrs.evolve(DEMO_COLLECTION, id="urn:x:moderated", moderation="manual", order_types=("PRODUCT_ORDER",))
+    srv = await server(Config(notifications=LOOPBACK, collections=(DEMO_COLLECTION, moderated)))
+    srv.parts.outbox.start()
+    try:
+        with receiver() as client:
+            code, ack = await srv.call(submit("c1", collection="urn:x:moderated"))
+            order_id = order_id_of(ack)
+            cancel = cancel_request(order_id).replace("<statusNotification>None", "<statusNotification>Final")
+            code, answer, _ = await srv.post(envelope(cancel, token("alice", "alice-password")
+                                                      + addressing(client.url, "urn:uuid:the-cancel")))
+            assert code == 200, etree.tostring(answer)
+
+            async def arrived() -> bool:
+                return bool(client.bodies())
+
+            await eventually(arrived, 30, "the CancelResponse")
+            payload = assert_valid(client.bodies()[0])
+            assert payload.tag == f"{{{OSEO}}}CancelResponse"
+            root = etree.fromstring(client.bodies()[0])
+            assert root.findtext(f".//{{{WSA}}}RelatesTo") == "urn:uuid:the-cancel"
+            assert payload.findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status") == "Cancelled"
+    finally:
+        await srv.parts.outbox.stop()

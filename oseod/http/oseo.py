@@ -18,11 +18,12 @@ from ..metrics import RequestMetrics
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
-from ..oseo.namespaces import OSEO
+from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
+from .wsn import WSN_OPERATIONS
 
 
 
@@ -108,6 +109,8 @@ class OseoEndpoint:
 
     def _operation(self, payload: etree._Element) -> str:
         name = etree.QName(payload)
+        if name.namespace == WSNT and name.localname in WSN_OPERATIONS and name.localname in self._operations.handlers:
+            return name.localname  # WS-Notification, served on the same endpoint
         if name.namespace != OSEO or name.localname not in OSEO_OPERATIONS:
             raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
                             f'"{name.text}" is not an OSEO 1.0 request')

@@ -1,5 +1,7 @@
 """The status call-back channel of the outbox: a SubmitResponse POSTed to
-the order's ``wsa:ReplyTo`` for each change the outbox queued.
+the order's ``wsa:ReplyTo`` for each change the outbox queued (a
+CancelResponse to the Cancel's, once a Cancel that asked for notification
+has taken the order's call-backs over).
 
 The message holds the order's status as it changed (the queue keeps every
 change, in order); the rest of the monitor specification (the items) is the
@@ -26,7 +28,7 @@ from ..core.ordering import OrderingService
 from ..model import codec
 from ..model.errors import RequestRejected
 from ..model.orders import StatusInfo
-from ..oseo.callbacks import CallbackTarget, submit_response_callback
+from ..oseo.callbacks import CallbackTarget, cancel_response_callback, submit_response_callback
 from ..store.outbox import OutboxMessage
 from .posting import CallbackPoster, host_of
 from .sender import IOutboxChannel, Undeliverable
@@ -56,7 +58,8 @@ class StatusCallbacks:
         if target is None:
             raise Undeliverable(f"order {message.name} asks for no call-backs")
         status = codec.loads(StatusInfo, str(message.data["info"]))
-        callback = submit_response_callback(attrs.evolve(order, status=status), target,
-                                            message_id(order.order_id, order.created_at, message.seq),
-                                            time_stamp=status.changed_at or None)
+        respond = cancel_response_callback if order.notification.cancel else submit_response_callback
+        callback = respond(attrs.evolve(order, status=status), target,
+                           message_id(order.order_id, order.created_at, message.seq),
+                           time_stamp=status.changed_at or None)
         await self._poster.post(callback)

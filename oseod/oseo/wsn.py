@@ -101,10 +101,15 @@ class OrderEvent:
     @classmethod
     def of_order(cls, order: Order) -> OrderEvent | None:
         """The event of ``order``'s current status; None while it is not final."""
-        event = _EVENTS.get(order.status.status)
+        return cls.of_status(order.order_id, order.status)
+
+    @classmethod
+    def of_status(cls, order_id: str, status: StatusInfo) -> OrderEvent | None:
+        """The event of an order reaching ``status``; None if it is not final."""
+        event = _EVENTS.get(status.status)
         if event is None:
             return None
-        return cls(event[0], event[1], order.order_id, order.status)
+        return cls(event[0], event[1], order_id, status)
 
 
 @attrs.frozen

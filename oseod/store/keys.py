@@ -101,6 +101,19 @@ def results_by_completion() -> str:
     return f"{PREFIX}results:completed"
 
 
+# --- WS-Notification subscriptions (oseod.store.wsn) --------------------------------
+
+
+def wsn_subscription(subscription_id: str) -> str:
+    """Hash: one WS-Notification subscription (owner, consumer, topics, end)."""
+    return f"{PREFIX}wsn:sub:{subscription_id}"
+
+
+def wsn_subscriptions(owner: str) -> str:
+    """Sorted set: the ids of ``owner``'s WS-Notification subscriptions, scored by their end (inf: none)."""
+    return f"{PREFIX}wsn:u:{owner}"
+
+
 # --- the outbox (oseod.store.outbox) -----------------------------------------------
 
 

@@ -42,6 +42,7 @@ from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, Order
 from . import keys
 from .jobs import Job, job_fields
 from .outbox import CALLBACK, MAIL, Failure, failure_from_json
+from .wsn import NOTIFY_HOOK, WSN
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
@@ -145,20 +146,25 @@ return {1, ''}
 """
 
 # KEYS: as _order_keys, then the job stream when jobs are queued, then the
-# order's e-mail and call-back queues and the outbox's due set (oseod.store.outbox).
+# owner's WS-Notification subscriptions and the outbox's sequence hash
+# (oseod.store.wsn), the order's e-mail and call-back queues and the outbox's
+# due set (oseod.store.outbox).
 # ARGV: member, status, StatusInfo JSON, time, allowed current statuses
 # ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep),
 # jobs to queue with the change ('' none: else a JSON array of field/value
-# arrays), the order id, '1' when e-mail is on (else '').
+# arrays), the order id, '1' when e-mail is on (else ''), the name of the
+# WS-Notification queues less the subscription id.
 # A change of the order's status that its statusNotification asks to hear
 # of (All: every one; Final: a final one) is queued for the call-back in the
 # same step, so that no crash can lose it; with e-mail on, every change is
-# queued for the e-mail channel too, which decides who hears of it.
+# queued for the e-mail channel too, which decides who hears of it; a final
+# status is queued for each of the owner's live WS-Notification subscriptions.
 # Returns 1 done, 0 refused (status or version), -1 no such order.
-_SET_ORDER_STATUS = _PRELUDE + """
-local MAILS, CALLBACKS, DUE = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
-INDEX_END = #KEYS - 3
-if ARGV[8] ~= '' then INDEX_END = #KEYS - 4 end
+_SET_ORDER_STATUS = _PRELUDE + NOTIFY_HOOK + """
+local SUBS, SEQS, MAILS, CALLBACKS, DUE = KEYS[#KEYS - 4], KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1],
+                                         KEYS[#KEYS]
+INDEX_END = #KEYS - 5
+if ARGV[8] ~= '' then INDEX_END = #KEYS - 6 end
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
@@ -166,7 +172,7 @@ if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return
 redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
 if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
 if ARGV[8] ~= '' then
-  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 3], '*', unpack(job)) end
+  for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 5], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 if current ~= ARGV[2] then
@@ -183,6 +189,7 @@ if current ~= ARGV[2] then
                                              status = ARGV[2], info = ARGV[3]}))
     redis.call('ZADD', DUE, 'NX', ARGV[4], 'mail:' .. ARGV[9])
   end
+  if FINAL[ARGV[2]] then notify_subscribers(SUBS, SEQS, DUE, ARGV[11], ARGV[9], ARGV[2], ARGV[3], ARGV[4]) end
 end
 return 1
 """
@@ -787,10 +794,11 @@ class OrderStore:
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
             _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else [])
-            + [keys.outbox_queue(MAIL, order_id), keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
+            + [keys.wsn_subscriptions(identity.owner), keys.outbox_sequences(), keys.outbox_queue(MAIL, order_id),
+               keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
-             _jobs_argument(jobs), order_id, "1" if self._mail else ""],
+             _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, "")],
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)
