@@ -260,18 +260,19 @@ def http_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Calla
 
 
 def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[
-        [str, str, str, str | None], str]:
+        [str, str, str | None, str | None], str]:
     """Where clients download an item's results: ``url(protocol, order_id,
-    item_id, file)``, the item's directory when ``file`` is None. FTP serves
+    item_id, file)``, the item's directory when ``file`` is None; with
+    ``item_id`` None, the order's package ``file``. FTP serves
     each user's tree from its root, HTTP under /results beside /oseo;
     protocols without a listener of their own point at HTTP. The public
     names of [server] come first, the listeners' own addresses otherwise."""
     bases = {"ftp": (lambda: server.public_ftp_url or listener_url("ftp")), "http": http_base(server, listener_url)}
 
-    def url(protocol: str, order_id: str, item_id: str, file: str | None) -> str:
+    def url(protocol: str, order_id: str, item_id: str | None, file: str | None) -> str:
         scheme = protocol if protocol in ("http", "ftp") else "http"
         where = "" if scheme == "ftp" else "/results"
-        path = "/".join(quote(part, safe="") for part in (order_id, item_id))
+        path = "/".join(quote(part, safe="") for part in (order_id, item_id) if part is not None)
         return f"{bases[scheme]()}{where}/{path}/" + (quote(file, safe="") if file else "")
 
     return url

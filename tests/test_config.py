@@ -142,6 +142,8 @@ def test_public_names_of_result_urls() -> None:
     own = result_urls(load_config(None).server, listeners.__getitem__)
     assert own("ftp", "12", "a b", "f.tif") == "ftp://127.0.0.1:2121/12/a%20b/f.tif"
     assert own("http", "12", "i", None) == "http://127.0.0.1:8080/results/12/i/"
+    assert own("http", "12", None, "12-0.tar.gz") == "http://127.0.0.1:8080/results/12/12-0.tar.gz"  # a package
+    assert own("ftp", "12", None, "12-0.zip") == "ftp://127.0.0.1:2121/12/12-0.zip"
     server = parse_config({"server": {"public_url": "https://eo.example.org/svc/oseo",
                                       "public_ftp_url": "ftp://ftp.example.org/"}}).server
     public = result_urls(server, listeners.__getitem__)

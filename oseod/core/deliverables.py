@@ -7,19 +7,27 @@ result that has not expired are offered (the ordering core decides, as for
 DescribeResultAccess); hidden files (a processor's ``.partial`` work) and
 anything but plain files are never offered. A complete download of every
 file of an item makes the item Downloaded.
+
+An order with packaging also offers its packages (:mod:`.packages`), kept in
+``RESULTS/<user>/<order>/.packages/`` (no item's directory starts with a
+dot): transports name one by ``item_id`` None and the package's name, and a
+complete download of a package makes every item in it Downloaded.
 """
 
 from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 from twisted.logger import Logger
 
 from ..auth.account import Account
-from .ordering import OrderingService
+from .ordering import OrderingService, ReadyItem
+
+PACKAGES = ".packages"  # the order's packages, beside its items' directories
 
 
 def path_name(text: str) -> str:
@@ -31,6 +39,11 @@ def path_name(text: str) -> str:
 def result_directory(results: Path, owner: str, order_id: str, item_id: str) -> Path:
     """Where an item's results go: the owner's delivery area, one directory per item."""
     return results / path_name(owner) / path_name(order_id) / path_name(item_id)
+
+
+def package_path(results: Path, owner: str, order_id: str, name: str) -> Path:
+    """Where the order's package ``name`` is built."""
+    return results / path_name(owner) / path_name(order_id) / PACKAGES / name
 
 
 @attrs.frozen
@@ -60,32 +73,65 @@ class Deliverables:
 
     def listing(self, owner: str, order_id: str, item_id: str) -> list[Deliverable]:
         """The files of an item the caller already knows to be ready."""
-        return _listing(result_directory(self._results, owner, order_id, item_id))
+        return files_in(result_directory(self._results, owner, order_id, item_id))
 
-    async def file(self, account: Account, order_id: str, item_id: str, name: str) -> Deliverable:
+    def packages_in(self, owner: str, order_id: str, ready: Sequence[ReadyItem]) -> list[Deliverable]:
+        """The packages holding the ``ready`` items of the order (as the
+        core listed them), those on disk."""
+        found = (self._package(owner, order_id, name) for name in sorted({r.package for r in ready if r.package}))
+        return [package for package in found if package is not None]
+
+    async def file(self, account: Account, order_id: str, item_id: str | None, name: str) -> Deliverable:
+        """File ``name`` of the item, or with ``item_id`` None the order's
+        package ``name``; RequestRejected or NotDeliverable as :meth:`files`."""
+        if item_id is None:
+            ready = await self._ordering.ready_items(account, order_id, next_ready=False)
+            package = self._package(account.name, order_id, name) if any(r.package == name for r in ready) else None
+            if package is None:
+                raise NotDeliverable(f"no package {name!r} of order {order_id}")
+            return package
         for found in await self.files(account, order_id, item_id):
             if found.name == name:
                 return found
         raise NotDeliverable(f"no file {name!r} in item {item_id!r} of order {order_id}")
 
-    async def downloaded(self, account: Account, order_id: str, item_id: str, name: str) -> bool:
+    async def downloaded(self, account: Account, order_id: str, item_id: str | None, name: str) -> bool:
         """Record a complete download of one file; once every file of the
-        item has been, the item is Downloaded. Whether it is now."""
+        item has been, the item is Downloaded. Whether it is now. With
+        ``item_id`` None, of the order's package ``name``: every item it
+        holds is Downloaded."""
+        if item_id is None:
+            ready = await self._ordering.ready_items(account, order_id, next_ready=False)
+            held = [r.item.spec.item_id for r in ready if r.package == name]
+            if held:
+                await self._ordering.record_package_download(order_id, held, name)
+            return bool(held)
         files = [f.name for f in await self.files(account, order_id, item_id)]
         return await self._ordering.record_download(order_id, item_id, name, files)
 
+    def _package(self, owner: str, order_id: str, name: str) -> Deliverable | None:
+        path = package_path(self._results, owner, order_id, name)
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        return Deliverable(name, path, status.st_size, status.st_mtime)
 
-def log_transfer(log: Logger, transport: str, user: str, client: str | None, order_id: str, item_id: str, name: str,
-                 sent: int, size: int, complete: bool) -> None:
+
+def log_transfer(log: Logger, transport: str, user: str, client: str | None, order_id: str, item_id: str | None,
+                 name: str, sent: int, size: int, complete: bool) -> None:
     """One structured event per download, complete or not: what proftpd's
-    transfer log held, at the moment the transfer ends."""
+    transfer log held, at the moment the transfer ends. ``item_id`` None:
+    the order's package ``name``."""
+    path = f"{order_id}/{name}" if item_id is None else f"{order_id}/{item_id}/{name}"
     log.info("{line}", line=f"{transport} download {'complete' if complete else 'aborted'}: {user} "
-                            f"{order_id}/{item_id}/{name} {sent}/{size} bytes" + (f" to {client}" if client else ""),
+                            f"{path} {sent}/{size} bytes" + (f" to {client}" if client else ""),
              transport=transport, user=user, client=client, order_id=order_id, item_id=item_id, file=name,
              bytes_sent=sent, size=size, complete=complete)
 
 
-def _listing(directory: Path) -> list[Deliverable]:
+def files_in(directory: Path) -> list[Deliverable]:
+    """The plain, non-hidden files of ``directory``, by name (none when it is missing)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:

@@ -39,6 +39,7 @@ from ..store.jobs import Job
 from ..store.orders import ItemChange, OrderProgress, OrderStore, StoredResult, TooManyActiveItems
 from ..store.outbox import Failure
 from .catalogue import Catalogue
+from .packages import package_name, packaged
 from .validation import Resolver, SubmitChecker, check_notification, resolve_collection, subscription_period
 
 MAX_SEARCH_RESULTS = 1000
@@ -69,6 +70,7 @@ class ReadyItem(NamedTuple):
     item: Item
     protocol: str  # the onlineDataAccess protocol to fetch it with
     expires_at: float
+    package: str | None = None  # with packaging: the name of the package that holds it
 
 
 # How a rejected order's status text begins (the e-mail channel tells a
@@ -154,18 +156,28 @@ class OrderingService:
         return [r for r in self.ready_in(order) if fresh is None or r.item.spec.item_id in fresh]
 
     def ready_in(self, order: Order) -> list[ReadyItem]:
-        """The order's results available online now (no I/O: ``order`` as read)."""
+        """The order's results available online now (no I/O: ``order`` as read).
+
+        With packaging, each one is in its batch's package, which the
+        engine built before completing them; the package is offered until
+        the first of its items expires (their results are removed with it)."""
         now = self._clock.seconds()
         keep = self._config.orders.item_availability_days * DAY
         ready = []
         for item in order.items:
             if item.status.status not in WITH_RESULT or item.completed_at is None:
                 continue
-            protocol = self._access_protocol(order, item)
-            expires = item.completed_at + keep
-            if protocol is not None and expires > now:
-                ready.append(ReadyItem(item, protocol, expires))
-        return ready
+            protocol = self.access_protocol(order, item)
+            if protocol is not None:
+                ready.append(ReadyItem(item, protocol, item.completed_at + keep))
+        packaging = order.spec.packaging
+        if packaging is not None and packaged(packaging):
+            ends: dict[int, float] = {}
+            for r in ready:
+                ends[r.item.batch] = min(ends.get(r.item.batch, r.expires_at), r.expires_at)
+            ready = [r._replace(package=package_name(order.order_id, r.item.batch, packaging),
+                                expires_at=ends[r.item.batch]) for r in ready]
+        return [r for r in ready if r.expires_at > now]
 
     async def cancel(self, account: Account, order_id: str, notification: Notification) -> Order:
         """Cancel an order of the caller: its unfinished items, then it (for a
@@ -299,6 +311,24 @@ class OrderingService:
         if any(moved):
             await self._derive(order_id)
         return True
+
+    async def record_package_download(self, order_id: str, item_ids: Sequence[str], name: str) -> None:
+        """The order's package ``name``, holding ``item_ids``, was downloaded
+        completely: each of those items is Downloaded (and the order, once
+        all its items are)."""
+        now = self._clock.seconds()
+        await self._store.record_downloads(order_id, item_ids, name, now)
+        self.log.info("package {file} of order {order_id} downloaded ({count} items)", file=name,
+                      order_id=order_id, count=len(item_ids))
+        order = await self._store.get(order_id)
+        if order is None:
+            return
+        held = set(item_ids)
+        info = StatusInfo(OrderStatus.Downloaded, "Downloaded", changed_at=now)
+        changes = [ItemChange(i.spec.item_id, info, i.completed_at) for i in order.items if i.spec.item_id in held]
+        moved = await self._store.set_items_status(order_id, changes, allowed=WITH_RESULT)
+        if any(moved):
+            await self._derive(order_id)
 
     # ------------------------------------------------------------ periodic tasks
 
@@ -449,7 +479,7 @@ class OrderingService:
         if self.dispatcher is not None:
             self.dispatcher.accepted(order)
 
-    def _access_protocol(self, order: Order, item: Item) -> str | None:
+    def access_protocol(self, order: Order, item: Item) -> str | None:
         """How the item's result is fetched, when the server keeps it
         (onlineDataAccess). No deliveryOptions at all means onlineDataAccess
         over the collection's first protocol."""

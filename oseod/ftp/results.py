@@ -1,7 +1,9 @@
 """The FTP tree of one account's results: ``/<orderId>/<itemId>/<file>``,
 built from the store at every look (no per-user directories to create), with
 only the items that have a result now (the same rule as DescribeResultAccess
-and HTTP downloads). A RETR that sent the whole file is a complete download."""
+and HTTP downloads), and beside them an order's packages
+(``/<orderId>/<package>``, with packaging). A RETR that sent the whole file
+is a complete download."""
 
 from __future__ import annotations
 
@@ -79,6 +81,11 @@ class ResultsTree:
                 ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
                 return Node(path[0], True) if ready else None
             if len(path) == 2:
+                try:  # the order's package of that name (which wins over an item so named)
+                    package = await self._deliverables.file(self._account, path[0], None, path[1])
+                    return Node(package.name, False, package.size, package.modified)
+                except NotDeliverable:
+                    pass
                 await self._deliverables.files(self._account, path[0], path[1])
                 return Node(path[1], True)
             if len(path) == 3:
@@ -97,18 +104,22 @@ class ResultsTree:
             return found
         if len(path) == 1:
             ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
-            return [Node(r.item.spec.item_id, True) for r in ready]
+            packages = self._deliverables.packages_in(self._account.name, path[0], ready)
+            taken = {p.name for p in packages}
+            return ([Node(r.item.spec.item_id, True) for r in ready if r.item.spec.item_id not in taken]
+                    + [Node(p.name, False, p.size, p.modified) for p in packages])
         files = await self._deliverables.files(self._account, path[0], path[1])
         return [Node(f.name, False, f.size, f.modified) for f in files]
 
     async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
-        if len(path) != 3:
+        if len(path) not in (2, 3):
             raise ftp.FileNotFoundError("/" + "/".join(path))
+        # /<order>/<package> or /<order>/<item>/<file>
+        order_id, item_id, name = (path[0], None, path[1]) if len(path) == 2 else path
         try:
-            found = await self._deliverables.file(self._account, *path)
+            found = await self._deliverables.file(self._account, order_id, item_id, name)
         except (RequestRejected, NotDeliverable):
             raise ftp.FileNotFoundError("/" + "/".join(path)) from None
-        order_id, item_id, name = path
         started = self._clock.seconds()
 
         def finished(complete: bool, sent: int) -> None:

@@ -1,5 +1,6 @@
-"""HTTP downloads of results: ``/results/<order>/<item>/`` (a listing) and
-``/results/<order>/<item>/<file>``, for the order's owner, with HTTP Basic
+"""HTTP downloads of results: ``/results/<order>/<item>/`` (a listing),
+``/results/<order>/<item>/<file>`` and, with packaging,
+``/results/<order>/<package>``, for the order's owner, with HTTP Basic
 through the one Portal. The file is answered by :class:`.files.SentFile`
 (HEAD, Range requests and 206; the body with ``os.sendfile`` on plain TCP).
 A GET that sent a whole file counts as a complete download (a Range, even a
@@ -56,7 +57,9 @@ class Downloads:
                 f"<ul>{rows}</ul></body></html>\n")
         return page.encode()
 
-    async def file(self, request: IRequest, order_id: str, item_id: str, name: str) -> IResource | bytes:
+    async def file(self, request: IRequest, order_id: str, item_id: str | None, name: str) -> IResource | bytes:
+        """File ``name`` of the item; with ``item_id`` None, the order's
+        package ``name`` (``/results/<order>/<package>``)."""
         started = self._clock.seconds()
         try:
             account = await self._account(request)
@@ -87,7 +90,7 @@ class Downloads:
         request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
         return SentFile(str(found.path), defaultType="application/octet-stream")
 
-    def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str, name: str) -> None:
+    def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str | None, name: str) -> None:
         d = defer.ensureDeferred(self._deliverables.downloaded(account, order_id, item_id, name))
         d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
 

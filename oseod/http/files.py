@@ -18,6 +18,10 @@ from ..transfer import FileTransfer, TransferStopped, sendfile_socket
 
 class SentFile(File):
     isLeaf = True
+    # A download is sent as it is on disk: a .tar.gz or .tar.bz2 package (or
+    # result) is a gzip or bzip2 file, not a Content-Encoding that clients
+    # would undo before saving it.
+    contentEncodings: dict[str, str] = {}
 
     def makeProducer(self, request: Any, fileForReading: Any) -> Any:
         # The stock method parses Range and sets the status and headers.

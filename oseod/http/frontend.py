@@ -6,6 +6,7 @@ import json
 import os
 import time
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -14,6 +15,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .. import __version__
+from ..core.packages import is_package_name
 from ..metrics import RequestMetrics, Sample
 from ..store.connection import Redis
 from .errors import allow_header, error_answer
@@ -72,6 +74,14 @@ class HttpFrontend:
     @app.route("/results/<order_id>/<item_id>/", methods=["GET", "HEAD"])
     async def results(self, request: IRequest, order_id: str, item_id: str) -> bytes:
         return await self._downloads.listing(request, order_id, item_id)
+
+    @app.route("/results/<order_id>/<name>", methods=["GET", "HEAD"])
+    async def result_package(self, request: IRequest, order_id: str, name: str) -> IResource | bytes:
+        if not is_package_name(order_id, name):  # an item's directory without its slash
+            request.setResponseCode(308)
+            request.setHeader(b"location", quote(name, safe="").encode() + b"/")
+            return b""
+        return await self._downloads.file(request, order_id, None, name)
 
     @app.route("/results/<order_id>/<item_id>/<name>", methods=["GET", "HEAD"])
     async def result_file(self, request: IRequest, order_id: str, item_id: str, name: str) -> IResource | bytes:

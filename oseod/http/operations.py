@@ -93,7 +93,7 @@ def _epoch(moment: datetime | None) -> float | None:
 
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
-                 options: OptionsPresenter, result_urls: Callable[[str, str, str, str | None], str],
+                 options: OptionsPresenter, result_urls: Callable[[str, str, str | None, str | None], str],
                  deliverables: Deliverables, reactor: Any, status: StatusPresenter | None = None,
                  quotations: QuotationService | None = None) -> None:
         self._deliverables = deliverables
@@ -190,12 +190,16 @@ class OseoOperations:
     async def describe_result_access(self, call: OseoCall, request: DescribeResultAccessRequest) -> bytes:
         ready = await self._ordering.ready_items(call.user, request.order_id, request.next_ready)
         urls = []
-        for item, protocol, expires in ready:
-            # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
-            files = self._deliverables.listing(call.user.name, request.order_id, item.spec.item_id)
-            only = files[0].name if len(files) == 1 else None
-            urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id,
-                                url=self._result_urls(protocol, request.order_id, item.spec.item_id, only),
+        for item, protocol, expires, package in ready:
+            if package is not None:
+                # Packaging: each item's address is its batch's package.
+                url = self._result_urls(protocol, request.order_id, None, package)
+            else:
+                # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
+                files = self._deliverables.listing(call.user.name, request.order_id, item.spec.item_id)
+                only = files[0].name if len(files) == 1 else None
+                url = self._result_urls(protocol, request.order_id, item.spec.item_id, only)
+            urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id, url=url,
                                 expiration=datetime.fromtimestamp(expires, timezone.utc)))
         return _answer(call, render_describe_result_access_response(urls))
 

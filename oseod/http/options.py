@@ -57,11 +57,14 @@ class OptionsPresenter:
         options = _descriptions(collection.option, "Processing Option")
         scenes = _descriptions(collection.scene_selection, "Scene Selection")
         name = collection.title or collection.id
+        # OSEO 1.0's orderOptions has no element for packaging: the choices
+        # a Submit may make are said in the description.
+        packaging = f"; packaging: {', '.join(collection.packaging)}" if collection.packaging else ""
         return [
             OrderOptionSet(
                 product_order_options_id=wire,
                 order_type=wire,
-                description=f"{wire} options for {name}"[:255],
+                description=f"{wire} options for {name}"[:255 - len(packaging)] + packaging,
                 options=options,
                 online_access_protocols=collection.online_data_access,
                 online_delivery_protocols=collection.online_data_delivery,

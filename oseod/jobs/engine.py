@@ -4,7 +4,11 @@ It claims jobs (:mod:`oseod.store.jobs`) up to ``[processing] workers`` at
 a time, runs each item of a job through its collection's processor, stores
 the outcome through the ordering core, and only then acknowledges the job.
 An item whose delivery is onlineDataDelivery is then pushed to the client's
-server (:mod:`oseod.jobs.push`); a failed push is a failed attempt. A failed
+server (:mod:`oseod.jobs.push`); a failed push is a failed attempt. With
+packaging, the items offered for download wait, made, until every item of
+their batch is final; then the batch's package is built
+(:mod:`oseod.jobs.packaging`) and only then are they completed, together,
+so that whoever sees them Completed finds their package. A failed
 item is tried again after ``retry_delay`` seconds, doubled at each attempt,
 until ``max_attempts``; then it fails with the last error as its
 additionalStatusInfo.
@@ -20,7 +24,7 @@ item.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +35,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..config import CollectionConfig, Config
-from ..core.deliverables import Deliverables, result_directory
+from ..core.deliverables import Deliverables, package_path, path_name, result_directory
 from ..core.destinations import delivery_address
 from ..core.ordering import IDispatcher, OrderingService, batch_job
+from ..core.packages import package_name, packaged
 from ..core.validation import resolve_collection
 from ..model.orders import DeliveryMethod, Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
 from ..metrics import Sample
@@ -42,6 +47,7 @@ from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .fetch import HttpProcessor
+from .packaging import Member, Packer
 from .processors import (
     IItemProcessor,
     IMassiveExpansion,
@@ -57,6 +63,7 @@ BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": 
                                             "archive": ArchiveProcessor, "http": HttpProcessor}
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
+WAITING_FOR_PACKAGE = "Made; waiting for the other items of its batch, to be packaged with them"
 
 
 class ProcessorError(Exception):
@@ -102,6 +109,7 @@ class Engine:
         # onlineDataDelivery, by protocol: results pushed to the client's server.
         self._pushers = default_pushers(config, reactor, clock) if pushers is None else pushers
         self._deliverables = Deliverables(ordering, results)
+        self._packer = Packer(reactor)
         # [processing] workers bounds the items made at once (a job may hold
         # many); with none, this engine claims nothing (a front daemon).
         self._slots = defer.DeferredSemaphore(max(config.processing.workers, 1))
@@ -335,9 +343,12 @@ class Engine:
         for item, made in zip(items, outcomes):
             if made.failure is None:
                 completed.setdefault(made.info, []).append(item.spec.item_id)
+        retrying = bool(failures) and job.attempt < self._config.processing.max_attempts
+        if packaged(order.spec.packaging):
+            completed = await self._package(order, job, completed, batch_done=not retrying)
         for info, item_ids in completed.items():
             await self._ordering.complete_items(order.order_id, item_ids, info)
-        if failures and job.attempt < self._config.processing.max_attempts:
+        if retrying:
             delay = self._config.processing.retry_delay * 2 ** (job.attempt - 1)
             await self._ordering.start_items(order.order_id, list(failures), _clip(
                 f"Attempt {job.attempt} failed: {next(iter(failures.values()))}; trying again in {delay:g} s"))
@@ -347,6 +358,49 @@ class Engine:
         if failures:
             await self._ordering.fail_items(order.order_id, failures)
         await self._jobs.ack(job, then=await self._next_batch(order, job))
+
+    async def _package(self, order: Order, job: Job, completed: Mapping[str, list[str]],
+                       batch_done: bool) -> dict[str, list[str]]:
+        """Packaging: of the items just made (``completed``, by what to say
+        of them), those that are not offered for download (pushed) are
+        completed now; the others wait InProduction while failed items of
+        their batch are tried again. Once the batch is done (no retry), its
+        package is built from them and the items made before that waited,
+        and they all complete with it. What to complete now."""
+        by_id = {item.spec.item_id: item for item in order.items}
+        offered = {i for ids in completed.values() for i in ids if self._ordering.access_protocol(order, by_id[i])}
+        now = {info: kept for info, ids in completed.items() if (kept := [i for i in ids if i not in offered])}
+        if not batch_done:
+            if offered:
+                await self._ordering.start_items(order.order_id, [i for i in by_id if i in offered],
+                                                 WAITING_FOR_PACKAGE)
+            return now
+        # Made by earlier attempts, waiting: the batch's unfinished items
+        # outside this job (a batch has one job at a time; a retry holds the
+        # items that failed, and every other item is final or waiting).
+        in_job = set(job.item_ids)
+        packed = [item for item in order.items if item.spec.item_id in offered or (
+            item.batch == job.batch and item.spec.item_id not in in_job
+            and item.status.status is OrderStatus.InProduction)]
+        if packed:
+            name = await self._pack(order, job.batch, packed)
+            now[f"Completed; in package {name}"] = [item.spec.item_id for item in packed]
+        return now
+
+    async def _pack(self, order: Order, batch: int, items: Sequence[Item]) -> str:
+        """Build the package of ``items``, batch ``batch`` of the order; its name."""
+        packaging = order.spec.packaging
+        assert packaging is not None
+        name = package_name(order.order_id, batch, packaging)
+        package = await self._packer.pack(
+            package_path(self._results, order.owner, order.order_id, name), packaging,
+            [Member(path_name(item.spec.item_id),
+                    result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+             for item in items])
+        self.log.info("batch {batch} of order {order_id} packaged: {name}, {items} items, {files} files, {size} bytes",
+                      batch=batch, order_id=order.order_id, name=name, items=len(items), files=package.files,
+                      size=package.size)
+        return name
 
     async def _next_batch(self, order: Order, job: Job) -> Job | None:
         """The order's next batch, once the first attempt at this one is over
@@ -379,8 +433,12 @@ class Engine:
         identifiers = list(await _settle(expansion.batch_identifiers(template, index, size)))[:size]
         if not identifiers:
             made = len(order.items) - 1
-            await self._ordering.complete_items(order.order_id, [template.item_id],
-                                                f"Expanded into {made} items in {index} batches")
+            text = f"Expanded into {made} items in {index} batches"
+            first = next(item for item in order.items if item.spec.item_id == template.item_id)
+            if packaged(order.spec.packaging) and self._ordering.access_protocol(order, first):
+                # Completed, it is offered like any item: in a package (of no file).
+                text += f"; in package {await self._pack(order, first.batch, [first])}"
+            await self._ordering.complete_items(order.order_id, [template.item_id], text)
             return
         now = self._clock.seconds()
         info = StatusInfo(OrderStatus.Accepted, f"Batch {index + 1}: waiting for processing", changed_at=now)
@@ -462,9 +520,13 @@ class Engine:
         return None
 
     async def clean(self, order: Order, item: Item) -> None:
-        """Remove an item's result (it has expired): its processor's clean_item."""
+        """Remove an item's result (it has expired): its processor's
+        clean_item, and its batch's package with packaging."""
         work = ItemWork(order_id=order.order_id, owner=order.owner, item=item.spec, attempt=0,
                         directory=result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+        if order.spec.packaging is not None and packaged(order.spec.packaging):
+            name = package_name(order.order_id, item.batch, order.spec.packaging)
+            await self._packer.remove(package_path(self._results, order.owner, order.order_id, name))
         try:
             processor = self._processor(item.spec.collection_id or "")
         except UnknownProcessor as e:

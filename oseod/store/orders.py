@@ -685,6 +685,15 @@ class OrderStore:
         fields = await self._redis.conn.hkeys(items_key)
         return {f[len(prefix):] for f in fields if f.startswith(prefix)}
 
+    async def record_downloads(self, order_id: str, item_ids: Sequence[str], name: str, at: float) -> None:
+        """Count a complete download of ``name`` for each of the items, at
+        ``at``: a package holding them all."""
+        items_key = keys.order_items(order_id)
+        for item_id in item_ids:
+            await self._redis.conn.hincrby(items_key, f"d/{json.dumps(item_id)}/{name}", 1)
+        if item_ids:
+            await self._redis.conn.hmset(items_key, {f"dl/{item_id}": _score(at) for item_id in item_ids})
+
     async def downloads(self, order_id: str) -> dict[str, tuple[int, float]]:
         """Per item: complete downloads so far (all files) and the last one's time."""
         fields: dict[str, str] = await self._redis.conn.hgetall(keys.order_items(order_id))
