@@ -63,7 +63,7 @@ def mail_events(old: str, new: StatusInfo) -> list[MailEvent]:
 @implementer(IOutboxChannel)
 class MailChannel:
     def __init__(self, config: Config, ordering: OrderingService, users: UserStore, mailer: IMailSender, *,
-                 result_url: Callable[[str, str, str, str | None], str], console_base: Callable[[], str]) -> None:
+                 result_url: Callable[[str, str, str | None, str | None], str], console_base: Callable[[], str]) -> None:
         self._config = config
         self._ordering = ordering
         self._users = users
@@ -108,7 +108,10 @@ class MailChannel:
                                      "console_url": console_url(self._console_base(), order.order_id)}
         if event is MailEvent.ORDER_READY:
             ready = self._ordering.ready_in(order)
-            values["urls"] = [self._result_url(r.protocol, order.order_id, r.item.spec.item_id, None) for r in ready]
+            # With packaging, the batches' packages (once each); else each item's place.
+            values["urls"] = list(dict.fromkeys(
+                self._result_url(r.protocol, order.order_id, None, r.package) if r.package is not None
+                else self._result_url(r.protocol, order.order_id, r.item.spec.item_id, None) for r in ready))
             values["expires"] = _iso(min((r.expires_at for r in ready), default=0.0))
         if self._templates is None:
             raise ConnectionError("the e-mail channel was not started")
