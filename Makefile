@@ -6,6 +6,7 @@
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP and HTTP vs. vsftpd and nginx
+#   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
 #   make clean                                    remove the venv and build/test debris
 #
 # Every target works from a clean checkout: it creates .venv with $(PYTHON) and
@@ -27,10 +28,10 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv run test bench bench-ordering bench-engine bench-downloads clean
+.PHONY: help venv run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '3,10p' Makefile
 
 venv: $(STAMP)
 
@@ -89,6 +90,11 @@ bench-engine: $(STAMP)
 # nginx-light curl) and says so when one is missing.
 bench-downloads: $(STAMP)
 	$(BIN)/python bench/downloads.py $(BENCH_ARGS)
+
+# About 2 minutes: 2,000 orders' call-backs to a receiver on loopback, its own
+# ceiling, then Submit with statusNotification None and All on a front daemon.
+bench-callbacks: $(STAMP)
+	$(BIN)/python bench/callbacks.py $(BENCH_ARGS)
 
 # var/ (the demo data dir of a plain `twistd -n oseod`) and bench/results/ are
 # data, not debris: remove them by hand if you mean to.

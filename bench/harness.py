@@ -49,6 +49,7 @@ class Target:
     body: bytes = b""
     content_type: str = ""
     expect: bytes = b""  # a fragment the answer must contain
+    headers: tuple[tuple[str, str], ...] = ()  # more request headers (wrk only), e.g. ("Connection", "close")
 
 
 @dataclass
@@ -222,8 +223,12 @@ class Wrk:
                 raise BenchError("request body cannot be quoted for Lua")
             script.write_text(f'wrk.method = "{target.method}"\n'
                               f"wrk.body = [==[{body}]==]\n"
-                              f'wrk.headers["Content-Type"] = "{target.content_type}"\n')
+                              f'wrk.headers["Content-Type"] = {_lua_string(target.content_type)}\n'
+                              + "".join(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}\n"
+                                        for name, value in target.headers))
             argv += ["-s", str(script)]
+        elif target.headers:
+            argv += [a for name, value in target.headers for a in ("-H", f"{name}: {value}")]
         out = run_bounded(argv + [target.url], duration).stdout
         return Result(
             key=target.key,
@@ -234,6 +239,11 @@ class Wrk:
             requests=int(_search(r"^\s+(\d+) requests in", out)),
             errors=_wrk_errors(out),
         )
+
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal of ``text`` (a Content-Type may hold quotes: action="...")."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _search(pattern: str, text: str) -> str:
@@ -266,6 +276,8 @@ class PythonLoad:
                             f"{connections} keep-alive connections; install wrk for exact ceilings")
 
     def run(self, target: Target, duration: float, tmp: Path) -> Result:
+        if target.headers:
+            raise BenchError(f"{target.label}: bench/loadgen.py sends no extra headers; install wrk")
         argv = [sys.executable, str(HERE / "loadgen.py"), target.url, "--method", target.method,
                 "--connections", str(self.connections), "--duration", str(duration)]
         if target.body:
