@@ -236,7 +236,7 @@ class Engine:
 
     def wake(self) -> None:
         """Look for jobs now (a Submit here queued one, a worker is free)."""
-        if not self._started:
+        if not self._started or not self._config.processing.workers:
             return
         if self._polling is not None:
             self._again = True
