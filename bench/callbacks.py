@@ -118,12 +118,15 @@ def notify_all(payload: str) -> str:
     return payload.replace(none, "<oseo:statusNotification>All</oseo:statusNotification>")
 
 
-def write_daemon_config(path: Path, workers: int | None) -> None:
+def write_daemon_config(path: Path, workers: int | None, send: bool = True) -> None:
     """bench/ordering.py's (demo collection, max_active_items_per_user lifted),
-    call-backs to loopback allowed."""
+    call-backs to loopback allowed; ``send`` False: the daemon queues its
+    call-backs and leaves the sending to another daemon."""
     write_config(path, workers)
     with path.open("a") as f:
         f.write('\n[notifications]\nallowed_networks = ["127.0.0.0/8"]\n')
+        if not send:
+            f.write("send = false\n")
 
 
 # --- the receiver ----------------------------------------------------------------------
@@ -197,10 +200,10 @@ class Run:
     def announce(self, target: Target) -> None:
         print(f"{target.label}: warm-up {self.warmup:.0f} s, then {self.duration:.0f} s of load ...", flush=True)
 
-    def daemon(self, subdir: str, workers: int | None) -> tuple[Server, str, Any, int]:
+    def daemon(self, subdir: str, workers: int | None, send: bool = True) -> tuple[Server, str, Any, int]:
         """A daemon on TMP/SUBDIR with its user; (server, /oseo URL, redis-py client, redis-server pid)."""
         config = self.tmp / f"{subdir}.toml"
-        write_daemon_config(config, workers)
+        write_daemon_config(config, workers, send)
         server, url = start_oseod(self.twistd, self.tmp, self.servers, subdir=subdir,
                                   oseod_options=["--config", str(config)])
         data = self.tmp / subdir / "data"
@@ -271,17 +274,21 @@ def callbacks_part(run: Run) -> None:
 
     orders = run.args.orders
     print("call-backs: starting oseod (processing, call-backs to loopback allowed) ...", flush=True)
-    daemon, endpoint, redis, redis_pid = run.daemon("callbacks", None)
+    backlog = run.args.backlog
+    daemon, endpoint, redis, redis_pid = run.daemon("callbacks", None, send=not backlog)
     receiver: Receiver = run.receiver
+    sender: Server | None = None
     try:
         # One order first: the whole path works, and the daemon's first
         # call-back (imports, the first connection) is not in the figures.
         submit_once(endpoint, order_body(run, 0, WARMUP_PATH))
-        if wait_for_arrivals(receiver, WARMUP_PATH, 2, daemon, 30) < 2:
+        if backlog:
+            pass  # its call-backs wait in the outbox with the others' (sent first, to their own path)
+        elif wait_for_arrivals(receiver, WARMUP_PATH, 2, daemon, 30) < 2:
             raise BenchError(f"the first order's two call-backs did not arrive within 30 s "
                              f"(receiver: {receiver.count(WARMUP_PATH)})")
         statuses = [r[3] for r in receiver.records(WARMUP_PATH)]
-        if statuses != STATUSES:
+        if not backlog and statuses != STATUSES:
             raise BenchError(f"the first order's call-backs said {statuses}, expected {STATUSES}")
     except BenchError as e:
         raise fail(e, daemon, receiver.server) from None
@@ -311,9 +318,18 @@ def callbacks_part(run: Run) -> None:
         while True:
             now = time.monotonic()
             if processed_seen is None and int(redis.get(keys.active_items(USER)) or 0) == 0:
+                if backlog:
+                    # Every call-back is queued now: a daemon that only sends
+                    # (no processing, no Submits) drains the outbox.
+                    print("call-backs: every order final, their call-backs queued; starting a daemon "
+                          "that sends them ...", flush=True)
+                    sender = start_sender(run)
+                    cpu = CpuMeter({"daemon": daemon.process.pid, "redis": redis_pid,
+                                    "receiver": receiver.server.process.pid, "sender": sender.process.pid})
+                    now = time.monotonic()
                 processed_seen, cpu_processed, stats_processed = now, cpu.read(), stats.read()
                 if run.args.py_spy is not None and run.args.py_spy_at == "processed":
-                    spy = start_py_spy(run, daemon)
+                    spy = start_py_spy(run, sender or daemon)
             count = receiver.count(CALLBACKS_PATH)["messages"]
             if count != last_count:
                 last_count, last_change = count, now
@@ -371,8 +387,24 @@ def callbacks_part(run: Run) -> None:
                    receiver.server)
     run.callbacks["sample_body_bytes"] = len(body)
     run.callbacks["sample_content_type"] = content_type
-    print("call-backs: stopping that daemon ...", flush=True)
+    print("call-backs: stopping those daemons ...", flush=True)
+    if sender is not None:
+        sender.stop()
     daemon.stop()
+
+
+def start_sender(run: Run) -> Server:
+    """A daemon on the call-back daemon's Redis that processes nothing and
+    only sends the outbox's messages."""
+    config = run.tmp / "sender.toml"
+    write_daemon_config(config, workers=0)
+    if run.args.per_destination:
+        with config.open("a") as f:
+            f.write(f"per_destination = {run.args.per_destination}\nconcurrency = {4 * run.args.per_destination}\n")
+    socket_path = run.tmp / "callbacks" / "data" / "redis.sock"
+    server, _ = start_oseod(run.twistd, run.tmp, run.servers, subdir="sender",
+                            oseod_options=["--config", str(config), "--redis", f"unix://{socket_path}"])
+    return server
 
 
 def analyse(records: list[tuple[float, str, str, str]], ids: list[str], began: float, submitted: float,
@@ -728,6 +760,14 @@ def main() -> int:
                     "statusNotification All (ratio to None).")
     parser.add_argument("--orders", type=int, default=2000, help="one-item orders for the call-back rate "
                                                                  "(100 to 100000; two call-backs each)")
+    parser.add_argument("--backlog", action=argparse.BooleanOptionalAction, default=True,
+                        help="(default) the daemon that processes the orders queues their call-backs and a "
+                             "second daemon, started once every order is final, sends them: the outbox's own "
+                             "rate; --no-backlog: one daemon processes and sends at once (the rate is then "
+                             "the engine's)")
+    parser.add_argument("--per-destination", type=int, default=0,
+                        help="the sending daemon's [notifications] per_destination (concurrency: 4 times it); "
+                             "0: the defaults")
     parser.add_argument("--submitters", type=int, default=8, help="connections submitting them (1 to 64)")
     parser.add_argument("--rounds", type=int, default=2, help="Submit None/All pairs, alternating (1 to 10)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per row (max 60)")

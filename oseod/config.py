@@ -340,6 +340,12 @@ class NotificationsConfig:
     max_attempts: int = key(8, _int(1))
     retry_delay: float = key(5.0, _float(0.0))
     timeout: float = key(30.0, _float(0.1))
+    # false: this daemon queues what is to be sent (in Redis, with the
+    # changes) and leaves the sending to the other daemons on the same Redis.
+    send: bool = key(True, _bool)
+    # Messages being sent at once, and of those to one destination (a host).
+    concurrency: int = key(128, _int(1, 10_000))
+    per_destination: int = key(32, _int(1, 10_000))
 
 
 @attrs.frozen

@@ -137,7 +137,8 @@ def makeService(options: Options) -> IService:
     root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
     if parts.mail is not None:
         root.step("e-mail", parts.mail.start)
-    root.step("outbox", parts.outbox.start, parts.outbox.stop)
+    if config.notifications.send:
+        root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
     listeners["http"] = Listener("http", config.server.http,
                                  OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
@@ -242,7 +243,9 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                                   allowed_networks=config.notifications.allowed_networks,
                                   producer=lambda: config.server.public_url or f"{http_side()}/oseo")
     outbox = OutboxSender(OutboxStore(redis), channels, reactor, max_attempts=config.notifications.max_attempts,
-                          retry_delay=config.notifications.retry_delay, timeout=config.notifications.timeout)
+                          retry_delay=config.notifications.retry_delay, timeout=config.notifications.timeout,
+                          concurrency=config.notifications.concurrency,
+                          per_destination=config.notifications.per_destination)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,))
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend)

@@ -224,3 +224,18 @@ async def test_messages_queued_by_name_leave_in_order(redis: Redis) -> None:
     assert [await outbox.enqueue(CALLBACK, "q1", {"status": s}, clock.seconds()) for s in ("a", "b")] == [1, 2]
     await send_all(sender(redis, channel, clock))
     assert channel.delivered == [("q1", 1, "a"), ("q1", 2, "b")]
+
+
+def test_a_daemon_that_does_not_send_leaves_the_outbox_to_the_others(tmp_path: Any) -> None:
+    from oseod.tap import Options, makeService
+
+    def steps(send: str) -> list[str]:
+        config = tmp_path / f"send-{send}.toml"
+        config.write_text(f"[notifications]\nsend = {send}\n")
+        options = Options()
+        options.parseOptions(["--config", str(config), "--data-dir", str(tmp_path / "data"),
+                              "--http", "tcp:0:interface=127.0.0.1", "--ftp", ""])
+        return [step.name for step in makeService(options)._steps]  # type: ignore[attr-defined]
+
+    assert "outbox" in steps("true")
+    assert "outbox" not in steps("false")

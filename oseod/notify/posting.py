@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import treq
 from twisted.internet import defer, threads
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
@@ -37,11 +38,32 @@ class _TooLong(Exception):
     pass
 
 
+# A host name's resolved addresses are checked again after this long.
+RESOLVED_SECONDS = 60.0
+# Idle connections kept per client host: call-backs to one client come in
+# bursts (every change of every order of theirs), a new TCP (and TLS)
+# connection each would cost more than the call-back.
+KEPT_PER_HOST = 16
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    noisy = False  # one "Starting factory" log line per connection otherwise
+
+
 class CallbackPoster:
     def __init__(self, reactor: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
         self._reactor = reactor
         self._timeout = timeout
         self._allowed = allowed_networks
+        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = KEPT_PER_HOST
+        self._pool.cachedConnectionTimeout = 30
+        self._pool._factory = _QuietClientFactory  # noqa: SLF001 - the pool's documented-by-use hook
+        self._resolved: dict[str, tuple[float, list[str]]] = {}
+
+    async def close(self) -> None:
+        """Close the connections kept open (at shutdown)."""
+        await self._pool.closeCachedConnections()
 
     async def post(self, callback: Callback) -> None:
         """Deliver ``callback``; raise (a one-line reason) when it was not acknowledged."""
@@ -50,7 +72,7 @@ class CallbackPoster:
         try:
             response: IResponse = await treq.post(
                 address, data=callback.body, headers=Headers({k: [v] for k, v in callback.headers.items()}),
-                timeout=self._timeout, reactor=self._reactor, persistent=False, allow_redirects=False)
+                timeout=self._timeout, reactor=self._reactor, pool=self._pool, allow_redirects=False)
         except defer.CancelledError:
             raise ConnectionError(f"no answer from {address} within {self._timeout:g} s") from None
         except Exception as e:
@@ -65,10 +87,18 @@ class CallbackPoster:
 
     async def _check_host(self, address: str) -> None:
         host = urlsplit(address).hostname or ""
-        try:
-            found = await _resolve(self._reactor, host)
-        except OSError as e:
-            raise ConnectionError(f"cannot resolve {host}: {e.strerror or e}") from None
+        now = self._reactor.seconds()
+        known = self._resolved.get(host)
+        if known is not None and known[0] > now:
+            found = known[1]
+        else:
+            try:
+                found = await _resolve(self._reactor, host)
+            except OSError as e:
+                raise ConnectionError(f"cannot resolve {host}: {e.strerror or e}") from None
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[host] = (now + RESOLVED_SECONDS, found)
         for ip in found:
             refusal = network_refusal(ip, self._allowed)
             if refusal is not None:

@@ -35,6 +35,9 @@ class QuotationCallbacks:
         self._clock = clock
         self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
 
+    async def close(self) -> None:
+        await self._poster.close()
+
     def destination(self, message: OutboxMessage) -> str:
         return host_of(message.data.get("to"))
 

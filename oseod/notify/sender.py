@@ -48,7 +48,7 @@ class OutboxSender:
     log = Logger()
 
     def __init__(self, store: OutboxStore, channels: Mapping[str, Any], clock: Any, *, max_attempts: int,
-                 retry_delay: float, timeout: float, concurrency: int = 32, per_destination: int = 4) -> None:
+                 retry_delay: float, timeout: float, concurrency: int = 128, per_destination: int = 32) -> None:
         self._store = store
         self._channels = dict(channels)
         self._clock = clock
@@ -59,7 +59,8 @@ class OutboxSender:
         self._lease = max(60.0, 4 * timeout)
         self._concurrency = concurrency
         self._per_destination = per_destination
-        self._busy: dict[str, int] = {}
+        self._busy: dict[str, int] = {}  # per destination: deliveries running or waiting
+        self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._running: set[defer.Deferred[None]] = set()
         self._loop: task.LoopingCall | None = None
         self._polling: defer.Deferred[None] | None = None
@@ -78,6 +79,10 @@ class OutboxSender:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        for channel in self._channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                await close()
 
     async def drain(self) -> None:
         """Wait for what has been taken to be delivered or put back (tests)."""
@@ -126,13 +131,21 @@ class OutboxSender:
             await self._store.give_up(message, self._clock.seconds(), f"no channel {message.channel!r}")
             return
         destination = str(channel.destination(message))
-        if self._busy.get(destination, 0) >= self._per_destination:
+        # Up to per_destination deliveries run, as many more wait their turn
+        # here (holding their lease); beyond that a message goes back to the
+        # queue for a moment, without spending an attempt.
+        if self._busy.get(destination, 0) >= 2 * self._per_destination:
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
         self._busy[destination] = self._busy.get(destination, 0) + 1
+        slots = self._slots.setdefault(destination, defer.DeferredSemaphore(self._per_destination))
         final = False
         try:
-            await channel.deliver(message)
+            await slots.acquire()
+            try:
+                await channel.deliver(message)
+            finally:
+                slots.release()
         except Exception as e:
             error, final = str(e) or type(e).__name__, isinstance(e, Undeliverable)
         else:
@@ -141,6 +154,7 @@ class OutboxSender:
             self._busy[destination] -= 1
             if not self._busy[destination]:
                 del self._busy[destination]
+                del self._slots[destination]
         now = self._clock.seconds()
         if not error:
             await self._store.done(message, now)

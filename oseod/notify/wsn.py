@@ -35,6 +35,9 @@ class Notifications:
         self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._producer = producer  # () -> the endpoint's URL, where subscriptions are managed
 
+    async def close(self) -> None:
+        await self._poster.close()
+
     def destination(self, message: OutboxMessage) -> str:
         # Known only once the subscription is read: one place per subscription.
         return f"wsn:{message.name}"

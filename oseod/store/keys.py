@@ -120,7 +120,13 @@ def wsn_subscriptions(owner: str) -> str:
 def outbox_queue(channel: str, name: str) -> str:
     """List: messages waiting to go out on ``channel`` for ``name`` (an order
     id: one queue per order, so that its messages leave in order), oldest first."""
-    return f"{PREFIX}outbox:{channel}:{name}"
+    return f"{outbox_queue_prefix()}{channel}:{name}"
+
+
+def outbox_queue_prefix() -> str:
+    """What every outbox queue's name starts with (the scripts that serve
+    several queues at once build their names from it)."""
+    return f"{PREFIX}outbox:"
 
 
 def outbox_due() -> str:

@@ -43,12 +43,18 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 return seq
 """
 
-# KEYS: due set. ARGV: now, lease end, how many. Returns CHANNEL:NAME members
-# now due, their scores moved to the lease end (claimed).
+# KEYS: due set. ARGV: now, lease end, how many, the prefix of the queues'
+# names. Returns, per queue now due, its CHANNEL:NAME member and its first
+# message (false when it is empty), its score moved to the lease end (claimed).
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
-return due
+local out = {}
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+  out[#out + 1] = member
+  out[#out + 1] = redis.call('LINDEX', ARGV[4] .. member, 0)
+end
+return out
 """
 
 # The end of a message: the queue is due again now if more wait, else no more.
@@ -151,12 +157,13 @@ class OutboxStore:
     async def claim(self, now: float, lease: float, limit: int) -> list[OutboxMessage]:
         """The first message of up to ``limit`` due queues, each now held by
         the caller for ``lease`` seconds."""
-        members = await self._redis.conn.eval(_CLAIM, [keys.outbox_due()], [repr(now), repr(now + lease), str(limit)])
+        found = await self._redis.conn.eval(_CLAIM, [keys.outbox_due()],
+                                            [repr(now), repr(now + lease), str(limit), keys.outbox_queue_prefix()])
         claimed = []
-        for member in members or ():
+        found = list(found or ())
+        for member, head in zip(found[0::2], found[1::2]):
             channel, _, name = str(member).partition(":")
-            head = await self._redis.conn.lindex(keys.outbox_queue(channel, name), 0)
-            if head is None:
+            if not head:
                 # Served by another daemon after our lease on it had run out.
                 await self._redis.conn.eval(_DONE, [keys.outbox_queue(channel, name), keys.outbox_due(),
                                                     keys.outbox_counters()], [member, "", repr(now), channel])
