@@ -25,6 +25,7 @@ from ..store.outbox import OutboxMessage, OutboxStore
 
 POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5
+SATURATED_POLL_SECONDS = 0.05
 
 
 class Undeliverable(Exception):
@@ -65,6 +66,8 @@ class OutboxSender:
         self._loop: task.LoopingCall | None = None
         self._polling: defer.Deferred[None] | None = None
         self._again = False
+        self._saturated = False  # the last poll claimed more for a destination than it may take
+        self._soon: Any = None
 
     # ------------------------------------------------------------ life
 
@@ -79,6 +82,8 @@ class OutboxSender:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
         for channel in self._channels.values():
             close = getattr(channel, "close", None)
             if close is not None:
@@ -111,6 +116,11 @@ class OutboxSender:
 
     async def _poll(self) -> None:
         free = self._concurrency - len(self._running)
+        if self._saturated:
+            # Last time more was claimed than a destination could take: take a
+            # few, not every free place (which would go straight back).
+            free = min(free, self._per_destination)
+        self._saturated = False
         if free <= 0:
             return
         for message in await self._store.claim(self._clock.seconds(), self._lease, free):
@@ -122,8 +132,14 @@ class OutboxSender:
         self._running.discard(sending)
         if isinstance(result, Failure):
             self.log.failure("outbox bookkeeping failed; the message will be sent again", result)
-        else:
+        elif not self._saturated:
             self.wake()  # a place is free, and the queue may hold more
+        elif self._soon is None or not self._soon.active():
+            # A destination is full: what was claimed for it went back. Looking
+            # again at once, at every end of a delivery, would claim and put
+            # back the same messages over and over; a moment later, its
+            # waiting ones have started and there is room again.
+            self._soon = self._clock.callLater(SATURATED_POLL_SECONDS, self.wake)
 
     async def _send(self, message: OutboxMessage) -> None:
         channel = self._channels.get(message.channel)
@@ -135,6 +151,7 @@ class OutboxSender:
         # here (holding their lease); beyond that a message goes back to the
         # queue for a moment, without spending an attempt.
         if self._busy.get(destination, 0) >= 2 * self._per_destination:
+            self._saturated = True
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
         self._busy[destination] = self._busy.get(destination, 0) + 1
