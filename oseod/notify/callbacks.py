@@ -30,7 +30,7 @@ from ..model.errors import RequestRejected
 from ..model.orders import StatusInfo
 from ..oseo.callbacks import CallbackTarget, cancel_response_callback, submit_response_callback
 from ..store.outbox import OutboxMessage
-from .posting import CallbackPoster, host_of
+from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
 
@@ -40,17 +40,11 @@ def message_id(order_id: str, created_at: float, seq: int) -> str:
 
 
 @implementer(IOutboxChannel)
-class StatusCallbacks:
+class StatusCallbacks(PostingChannel):
     def __init__(self, ordering: OrderingService, reactor: Any, *, timeout: float,
                  allowed_networks: tuple[str, ...] = ()) -> None:
+        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._ordering = ordering
-        self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
-
-    async def close(self) -> None:
-        await self._poster.close()
-
-    def destination(self, message: OutboxMessage) -> str:
-        return host_of(message.data.get("to"))
 
     async def deliver(self, message: OutboxMessage) -> None:
         try:

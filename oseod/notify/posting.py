@@ -27,6 +27,7 @@ from twisted.web.iweb import IResponse
 from ..core.destinations import network_refusal
 from ..oseo.acks import parse_ack
 from ..oseo.callbacks import Callback
+from ..store.outbox import OutboxMessage
 from .sender import Undeliverable
 
 # A client's answer is an acknowledgement of a few hundred bytes; more than
@@ -122,6 +123,21 @@ class CallbackPoster:
         except Exception as e:
             raise ConnectionError(f"the answer broke off: {reason(e)}") from None
         return b"".join(parts)
+
+
+class PostingChannel:
+    """What the outbox channels that call clients back share: their poster,
+    closed at shutdown, and the host of the message's ``to`` as its
+    destination (deliveries to one host are limited together)."""
+
+    def __init__(self, reactor: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+        self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
+
+    async def close(self) -> None:
+        await self._poster.close()
+
+    def destination(self, message: OutboxMessage) -> str:
+        return host_of(message.data.get("to"))
 
 
 def host_of(address: object) -> str:

@@ -20,7 +20,7 @@ from zope.interface import implementer
 from ..oseo.callbacks import CallbackTarget, encoding_of, get_quotation_response_callback
 from ..store.outbox import OutboxMessage
 from ..store.quotations import quotation_message
-from .posting import CallbackPoster, host_of
+from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
 
@@ -30,16 +30,10 @@ def message_id(quotation_id: str, seq: int) -> str:
 
 
 @implementer(IOutboxChannel)
-class QuotationCallbacks:
+class QuotationCallbacks(PostingChannel):
     def __init__(self, reactor: Any, clock: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._clock = clock
-        self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
-
-    async def close(self) -> None:
-        await self._poster.close()
-
-    def destination(self, message: OutboxMessage) -> str:
-        return host_of(message.data.get("to"))
 
     async def deliver(self, message: OutboxMessage) -> None:
         try:

@@ -23,20 +23,17 @@ from ..oseo.callbacks import CallbackTarget, encoding_of, notify_callback
 from ..oseo.wsn import EndpointReference, OrderEvent, SubscriptionReference
 from ..store.outbox import OutboxMessage
 from ..store.wsn import SubscriptionStore
-from .posting import CallbackPoster
+from .posting import PostingChannel
 from .sender import IOutboxChannel
 
 
 @implementer(IOutboxChannel)
-class Notifications:
+class Notifications(PostingChannel):
     def __init__(self, subscriptions: SubscriptionStore, reactor: Any, *, timeout: float,
                  allowed_networks: tuple[str, ...], producer: Any) -> None:
+        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._subscriptions = subscriptions
-        self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._producer = producer  # () -> the endpoint's URL, where subscriptions are managed
-
-    async def close(self) -> None:
-        await self._poster.close()
 
     def destination(self, message: OutboxMessage) -> str:
         # Known only once the subscription is read: one place per subscription.
