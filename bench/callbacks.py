@@ -75,6 +75,7 @@ from ordering import (
     connect_redis,
     envelope,
     measure_load,
+    print_loads,
     submit_once,
     submit_payload,
     verdict,
@@ -720,18 +721,7 @@ def report(run: Run, ratios: dict[str, float | None]) -> None:
                   f"{_calls(c['redis_calls_per_callback_after_processing'])}")
         print(f"  Redis commands per order, whole run: {_calls(c['redis_calls_per_order_whole_run'])}")
     if run.loads:
-        print()
-        width = max(48, *(len(row.result.label) for row in run.loads.values()))
-        print(f"{'target':<{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  server CPU ms/req")
-        for row in run.loads.values():
-            r = row.result
-            print(f"{r.label:<{width}} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}  "
-                  f"{_cpu(row.cpu_ms_per_request)}" + (f"  ({r.note})" if r.note else ""))
-        print("  server CPU: the receiver's; for oseod, the front daemon's + its redis-server's; k: of which in "
-              "the kernel")
-        for row in run.loads.values():
-            if row.redis_calls_per_request:
-                print(f"  Redis commands per request, {row.result.label}: {_calls(row.redis_calls_per_request)}")
+        print_loads(run.loads, "the receiver's; for oseod, the front daemon's + its redis-server's")
     print()
     print(f"{'figure':<50} {'value':>8}  target")
     verdicts = verdicts_of(ratios)

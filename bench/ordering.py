@@ -633,6 +633,22 @@ def _cpu(row: dict[str, float]) -> str:
 def _calls(calls: dict[str, float], top: int = 8) -> str:
     return ", ".join(f"{name} {n:g}" for name, n in list(calls.items())[:top]) or "none"
 
+def print_loads(loads: dict[str, LoadRow], servers: str) -> None:
+    """The table of the loads measured, with each one's server CPU and Redis
+    commands per request; ``servers``: whose CPU the column shows."""
+    print()
+    width = max(48, *(len(row.result.label) for row in loads.values()))
+    print(f"{'target':<{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  server CPU ms/req")
+    for row in loads.values():
+        r = row.result
+        print(f"{r.label:<{width}} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}  "
+              f"{_cpu(row.cpu_ms_per_request)}" + (f"  ({r.note})" if r.note else ""))
+    print(f"  server CPU: {servers}; k: of which in the kernel")
+    for row in loads.values():
+        if row.redis_calls_per_request:
+            print(f"  Redis commands per request, {row.result.label}: {_calls(row.redis_calls_per_request)}")
+
+
 
 def report(run: Run, ratios: dict[str, float | None]) -> None:
     info = run.info
@@ -644,18 +660,7 @@ def report(run: Run, ratios: dict[str, float | None]) -> None:
           f"every absolute rate; each ratio pairs neighbouring runs)")
     print(f"mode:    {mode_text(run)}")
     if run.loads:
-        print()
-        width = max(48, *(len(row.result.label) for row in run.loads.values()))
-        print(f"{'target':<{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  server CPU ms/req")
-        for row in run.loads.values():
-            r = row.result
-            print(f"{r.label:<{width}} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}  "
-                  f"{_cpu(row.cpu_ms_per_request)}" + (f"  ({r.note})" if r.note else ""))
-        print("  server CPU: the echo server's; for oseod, the measured daemon's + its redis-server's; k: of which "
-              "in the kernel")
-        for row in run.loads.values():
-            if row.redis_calls_per_request:
-                print(f"  Redis commands per request, {row.result.label}: {_calls(row.redis_calls_per_request)}")
+        print_loads(run.loads, "the echo server's; for oseod, the measured daemon's + its redis-server's")
     if run.searches:
         print()
         print(f"GetStatus search, lastUpdate (recent) + orderStatus Completed, brief, {SEARCH_MATCHES} matches; "
