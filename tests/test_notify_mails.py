@@ -78,3 +78,32 @@ async def _exercise(srv: Any, smtp: SmtpServer) -> None:
     assert rejected and "no such product" in rejected[0]
     ready = [body for subject, (to, body) in by_subject.items() if demo in subject and f"/{demo}/d1/" in body]
     assert ready, mails()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_subscriptions_batch_ready_is_mailed_with_its_urls(server: Any) -> None:
+    smtp = await SmtpServer().start()
+    try:
+        config = Config(email=EmailConfig(smtp_host="127.0.0.1", smtp_port=smtp.port, starttls="off",
+                                          sender="oseod@provider.example"))
+        srv = await server(config)
+        await srv.accounts.change("alice", email="alice@client.example")
+        srv.parts.mail.start()
+        srv.parts.outbox.start()
+        try:
+            code, ack = await srv.call(submit("s1", order_type="SUBSCRIPTION_ORDER"))
+            order_id = order_id_of(ack)
+            assert await srv.parts.ordering.timeslot("urn:oseod:demo", "2026-11-25T12:00:00Z") == [order_id]
+            await srv.parts.engine.drain()
+
+            async def arrived() -> bool:
+                return any("batch" in r.parsed()["Subject"] for r in smtp.received)
+
+            await eventually(arrived, 30, "the batch_ready mail")
+            mail = next(r for r in smtp.received if "batch" in r.parsed()["Subject"])
+            assert mail.recipients == ["alice@client.example"] or tuple(mail.recipients) == ("alice@client.example",)
+            assert f"/{order_id}/" in mail.parsed().get_content()
+        finally:
+            await srv.parts.outbox.stop()
+    finally:
+        await smtp.stop()

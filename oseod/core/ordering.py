@@ -21,6 +21,7 @@ from zope.interface import Interface
 
 from ..auth.account import Account
 from ..config import Config
+from ..model import codec
 from ..model.errors import RequestRejected, invalid
 from ..model.orders import (
     DeliveryMethod,
@@ -421,6 +422,16 @@ class OrderingService:
 
     async def complete_items(self, order_id: str, item_ids: Sequence[str], info: str = "Completed") -> dict[str, bool]:
         return await self._items_change(order_id, {i: info for i in item_ids}, OrderStatus.Completed, UNFINISHED)
+
+    async def batch_ready(self, order_id: str, batch: int) -> None:
+        """A batch of a subscription or massive order was made: its owner
+        hears of it (by e-mail, when on), unless the order is over (then the
+        order's own mail says it all)."""
+        order = await self._store.get(order_id)
+        if order is None or order.status.status.is_final:
+            return
+        await self._store.queue_mail(order_id, {"event": "batch_ready", "batch": batch,
+                                                "info": codec.dumps(order.status)}, self._clock.seconds())
 
     async def fail_items(self, order_id: str, reasons: Mapping[str, str]) -> dict[str, bool]:
         """``reasons``: per item id, why it failed."""

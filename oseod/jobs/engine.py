@@ -357,6 +357,8 @@ class Engine:
             return
         if failures:
             await self._ordering.fail_items(order.order_id, failures)
+        if order.spec.order_type in (OrderType.SUBSCRIPTION_ORDER, OrderType.MASSIVE_ORDER):
+            await self._ordering.batch_ready(order.order_id, job.batch)
         await self._jobs.ack(job, then=await self._next_batch(order, job))
 
     async def _package(self, order: Order, job: Job, completed: Mapping[str, list[str]],

@@ -82,7 +82,9 @@ class MailChannel:
 
     async def deliver(self, message: OutboxMessage) -> None:
         change = codec.loads(StatusInfo, str(message.data["info"]))
-        events = mail_events(str(message.data.get("old", "")), change)
+        batch = message.data.get("batch")
+        events = ([MailEvent.BATCH_READY] if message.data.get("event") == "batch_ready"
+                  else mail_events(str(message.data.get("old", "")), change))
         if not events:
             return
         try:
@@ -94,20 +96,22 @@ class MailChannel:
         for event in events:
             recipients = mail_recipients(event, owner, self._config, collections)
             if recipients:
-                await self._send(event, order, change, recipients, message.seq)
+                await self._send(event, order, change, recipients, message.seq, batch)
 
     async def _owner(self, name: str) -> Account:
         record = await self._users.get(name)
         # A directory's user with no local account: no address to write to.
         return account_of(record) if record is not None else Account(name=name)
 
-    async def _send(self, event: MailEvent, order: Order, change: StatusInfo, recipients: list[str], seq: int) -> None:
+    async def _send(self, event: MailEvent, order: Order, change: StatusInfo, recipients: list[str], seq: int,
+                    batch: object = None) -> None:
         values: dict[str, object] = {**order_values(order, service=self._config.service.title),
                                      "status": change.status.value, "status_info": change.additional_info or "",
                                      "reason": change.additional_info or "", "item_count": str(len(order.items)),
                                      "console_url": console_url(self._console_base(), order.order_id)}
-        if event is MailEvent.ORDER_READY:
-            ready = self._ordering.ready_in(order)
+        if event in (MailEvent.ORDER_READY, MailEvent.BATCH_READY):
+            ready = [r for r in self._ordering.ready_in(order) if batch is None or r.item.batch == batch]
+            values["batch"] = "" if batch is None else str(batch)
             # With packaging, the batches' packages (once each); else each item's place.
             values["urls"] = list(dict.fromkeys(
                 self._result_url(r.protocol, order.order_id, None, r.package) if r.package is not None

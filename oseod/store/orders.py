@@ -301,6 +301,18 @@ redis.call('HSET', KEYS[1], 'ready_cursor', last)
 return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, last)
 """
 
+# KEYS: order hash, its e-mail queue, the outbox's due set. ARGV: the order
+# id, the time, the message JSON (without its number). Queues a message for
+# the e-mail channel after those of the order's changes (the same numbering).
+_QUEUE_MAIL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local message = cjson.decode(ARGV[3])
+message['seq'] = redis.call('HINCRBY', KEYS[1], 'mail_seq', 1)
+redis.call('RPUSH', KEYS[2], cjson.encode(message))
+redis.call('ZADD', KEYS[3], 'NX', ARGV[2], 'mail:' .. ARGV[1])
+return 1
+"""
+
 # KEYS: (order hash, items hash) per order. ARGV: per order, the version the
 # caller already holds ('' none). One consistent snapshot; per order:
 # {} no such order; {version} unchanged; else {version, owner, status_info,
@@ -566,6 +578,14 @@ class OrderStore:
         item's current status is one of those; False when refused."""
         (done,) = await self.set_items_status(order_id, [ItemChange(item_id, status, completed_at)], allowed=allowed)
         return done
+
+    async def queue_mail(self, order_id: str, data: Mapping[str, object], at: float) -> None:
+        """With e-mail on, queue ``data`` for the e-mail channel behind the
+        order's other mails (an event no status change tells, such as a
+        batch being ready)."""
+        if self._mail and ORDER_ID.match(order_id):
+            await self._redis.conn.eval(_QUEUE_MAIL, [keys.order(order_id), keys.outbox_queue(MAIL, order_id),
+                                                      keys.outbox_due()], [order_id, _score(at), json.dumps(data)])
 
     async def callback_failure(self, order_id: str) -> Failure | None:
         """The last status call-back of the order that the outbox gave up on."""
