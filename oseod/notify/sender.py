@@ -25,7 +25,6 @@ from ..store.outbox import OutboxMessage, OutboxStore
 
 POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5
-SATURATED_POLL_SECONDS = 0.05
 
 
 class Undeliverable(Exception):
@@ -66,8 +65,7 @@ class OutboxSender:
         self._loop: task.LoopingCall | None = None
         self._polling: defer.Deferred[None] | None = None
         self._again = False
-        self._saturated = False  # the last poll claimed more for a destination than it may take
-        self._soon: Any = None
+        self._full: set[str] = set()  # destinations that had more claimed than they may take
 
     # ------------------------------------------------------------ life
 
@@ -82,8 +80,6 @@ class OutboxSender:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        if self._soon is not None and self._soon.active():
-            self._soon.cancel()
         for channel in self._channels.values():
             close = getattr(channel, "close", None)
             if close is not None:
@@ -115,12 +111,9 @@ class OutboxSender:
     # ------------------------------------------------------------ sending
 
     async def _poll(self) -> None:
-        free = self._concurrency - len(self._running)
-        if self._saturated:
-            # Last time more was claimed than a destination could take: take a
-            # few, not every free place (which would go straight back).
-            free = min(free, self._per_destination)
-        self._saturated = False
+        # A few at a time, not every free place: all of them might be for one
+        # destination, and what it cannot take goes straight back.
+        free = min(self._concurrency - len(self._running), self._per_destination)
         if free <= 0:
             return
         for message in await self._store.claim(self._clock.seconds(), self._lease, free):
@@ -132,14 +125,12 @@ class OutboxSender:
         self._running.discard(sending)
         if isinstance(result, Failure):
             self.log.failure("outbox bookkeeping failed; the message will be sent again", result)
-        elif not self._saturated:
+        elif not self._full:
             self.wake()  # a place is free, and the queue may hold more
-        elif self._soon is None or not self._soon.active():
-            # A destination is full: what was claimed for it went back. Looking
-            # again at once, at every end of a delivery, would claim and put
-            # back the same messages over and over; a moment later, its
-            # waiting ones have started and there is room again.
-            self._soon = self._clock.callLater(SATURATED_POLL_SECONDS, self.wake)
+        # Else a destination is full: looking again at every end of a
+        # delivery would claim and put back its messages over and over. The
+        # timer looks for the others' messages; the full one wakes the sender
+        # when it has room again (in _send).
 
     async def _send(self, message: OutboxMessage) -> None:
         channel = self._channels.get(message.channel)
@@ -151,7 +142,7 @@ class OutboxSender:
         # here (holding their lease); beyond that a message goes back to the
         # queue for a moment, without spending an attempt.
         if self._busy.get(destination, 0) >= 2 * self._per_destination:
-            self._saturated = True
+            self._full.add(destination)
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
         self._busy[destination] = self._busy.get(destination, 0) + 1
@@ -172,6 +163,10 @@ class OutboxSender:
             if not self._busy[destination]:
                 del self._busy[destination]
                 del self._slots[destination]
+            if destination in self._full and self._busy.get(destination, 0) <= self._per_destination:
+                # Its waiting ones have all started: room for another batch.
+                self._full.discard(destination)
+                self.wake()
         now = self._clock.seconds()
         if not error:
             await self._store.done(message, now)
