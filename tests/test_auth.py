@@ -102,3 +102,35 @@ async def test_realm_builds_registered_avatars(redis: Redis) -> None:
     logout()
     with pytest.raises(NotImplementedError):
         await realm.requestAvatar("bob", None, Interface)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_chain_of_one_answers_like_a_chain() -> None:
+    from twisted.cred.credentials import UsernamePassword
+    from twisted.cred.error import UnauthorizedLogin
+    from twisted.internet import defer
+    from zope.interface import implementer
+    from twisted.cred.checkers import ICredentialsChecker
+
+    from oseod.auth.checkers import PasswordChain, UnknownUser
+
+    @implementer(ICredentialsChecker)
+    class Answers:
+        credentialInterfaces = ()
+
+        def __init__(self, outcome: object) -> None:
+            self.outcome = outcome
+
+        def requestAvatarId(self, credentials: object) -> defer.Deferred[object]:
+            return defer.fail(self.outcome) if isinstance(self.outcome, Exception) else defer.succeed(self.outcome)
+
+    credentials = UsernamePassword(b"alice", b"pw")
+    for chain in (lambda o: PasswordChain([("one", Answers(o))]),
+                  lambda o: PasswordChain([("one", Answers(o)), ("two", Answers(UnknownUser("x")))])):
+        assert await chain("alice").requestAvatarId(credentials) == "alice"
+        with pytest.raises(UnauthorizedLogin, match="wrong user name or password"):
+            await chain(UnknownUser("not here")).requestAvatarId(credentials)
+        with pytest.raises(UnauthorizedLogin, match="bad password"):
+            await chain(UnauthorizedLogin("bad password")).requestAvatarId(credentials)
+        with pytest.raises(UnauthorizedLogin, match="cannot be checked now"):
+            await chain(ConnectionError("directory down")).requestAvatarId(credentials)

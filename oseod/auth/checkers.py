@@ -15,6 +15,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..store.users import UserStore
@@ -161,7 +162,26 @@ class PasswordChain:
                     raise ValueError(f"{name} checker: {e}") from None
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[Any]:  # type: ignore[override]
+        if len(self._checkers) == 1:
+            # One source (the usual case): its answer, without a chain's turn
+            # (this runs for every request that logs in).
+            name, checker = self._checkers[0]
+            checking: defer.Deferred[Any] = checker.requestAvatarId(credentials)
+            return checking.addErrback(self._one_failed, name)
         return defer.Deferred.fromCoroutine(self._check(credentials))
+
+    def _one_failed(self, failure: Failure, name: str) -> Any:
+        if failure.check(UnauthorizedLogin):
+            if failure.check(UnknownUser):
+                raise UnauthorizedLogin("wrong user name or password")
+            return failure
+        raise self._unavailable(name, failure.value)
+
+    def _unavailable(self, name: str, error: BaseException | None) -> UnauthorizedLogin:
+        """A source that could not answer (a directory down): logged; the
+        refusal to give the client."""
+        self.log.warn("password check by {checker} failed: {error}", checker=name, error=str(error) or repr(error))
+        return UnauthorizedLogin("the password cannot be checked now; try again later")
 
     async def _check(self, credentials: IUsernamePassword) -> Any:
         refusal: UnauthorizedLogin = UnauthorizedLogin("wrong user name or password")
@@ -173,6 +193,5 @@ class PasswordChain:
             except UnauthorizedLogin as e:
                 refusal = e
             except Exception as e:
-                self.log.warn("password check by {checker} failed: {error}", checker=name, error=str(e) or repr(e))
-                refusal = UnauthorizedLogin("the password cannot be checked now; try again later")
+                refusal = self._unavailable(name, e)
         raise refusal
