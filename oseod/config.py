@@ -344,7 +344,7 @@ class NotificationsConfig:
     # changes) and leaves the sending to the other daemons on the same Redis.
     send: bool = key(True, _bool)
     # Messages being sent at once, and of those to one destination (a host).
-    concurrency: int = key(128, _int(1, 10_000))
+    concurrency: int = key(256, _int(1, 10_000))
     per_destination: int = key(32, _int(1, 10_000))
 
 

@@ -195,7 +195,7 @@ async def test_a_slow_destination_does_not_hold_up_the_others(redis: Redis) -> N
 
     slow.hold = defer.Deferred()
     out = OutboxSender(OutboxStore(redis), {CALLBACK: ByOrder()}, clock, max_attempts=3, retry_delay=5.0,
-                       timeout=10.0, concurrency=8, per_destination=2)
+                       timeout=10.0, concurrency=16, per_destination=2)
     orders = [await order_with(store, StatusNotification.FINAL) for _ in range(12)]
     for order_id in orders:
         await walk(store, order_id, S.Completed)

@@ -5,9 +5,9 @@ Every daemon on the Redis sends; a queue is claimed by one at a time (see
 :mod:`oseod.store.outbox`). A message that fails is tried again after
 ``retry_delay`` seconds, doubled each attempt, up to ``max_attempts``; then
 it is given up and recorded. Deliveries to one destination (a client's
-host) are limited to a few at once; a message whose destination is busy is
-put back for a moment without counting an attempt, so that one slow or dead
-client never takes the places of the others.
+host) are limited (``per_destination`` at once, three times as many waiting
+their turn); beyond that a message is put back for a moment without counting
+an attempt, so that one slow or dead client never takes all the places.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from ..store.outbox import OutboxMessage, OutboxStore
 
 POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5
+# A destination may have this many times per_destination deliveries running
+# or waiting their turn here; then what is claimed for it goes back.
+WAITING_SHARE = 4
 
 
 class Undeliverable(Exception):
@@ -48,7 +51,7 @@ class OutboxSender:
     log = Logger()
 
     def __init__(self, store: OutboxStore, channels: Mapping[str, Any], clock: Any, *, max_attempts: int,
-                 retry_delay: float, timeout: float, concurrency: int = 128, per_destination: int = 32) -> None:
+                 retry_delay: float, timeout: float, concurrency: int = 256, per_destination: int = 32) -> None:
         self._store = store
         self._channels = dict(channels)
         self._clock = clock
@@ -138,10 +141,12 @@ class OutboxSender:
             await self._store.give_up(message, self._clock.seconds(), f"no channel {message.channel!r}")
             return
         destination = str(channel.destination(message))
-        # Up to per_destination deliveries run, as many more wait their turn
-        # here (holding their lease); beyond that a message goes back to the
-        # queue for a moment, without spending an attempt.
-        if self._busy.get(destination, 0) >= 2 * self._per_destination:
+        # Up to per_destination deliveries run, three times as many wait their
+        # turn here (holding their lease: a claim is not wasted on a busy
+        # host); beyond that a message goes back to the queue for a moment,
+        # without spending an attempt. With the default concurrency, one
+        # destination, however slow or dead, holds at most half the places.
+        if self._busy.get(destination, 0) >= WAITING_SHARE * self._per_destination:
             self._full.add(destination)
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
@@ -163,7 +168,7 @@ class OutboxSender:
             if not self._busy[destination]:
                 del self._busy[destination]
                 del self._slots[destination]
-            if destination in self._full and self._busy.get(destination, 0) <= self._per_destination:
+            if destination in self._full and self._busy.get(destination, 0) <= (WAITING_SHARE - 1) * self._per_destination:
                 # Its waiting ones have all started: room for another batch.
                 self._full.discard(destination)
                 self.wake()
