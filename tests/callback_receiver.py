@@ -7,6 +7,7 @@ are kept in lower case."""
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,15 +38,18 @@ def ack_for(body: bytes) -> bytes:
 class Receiver(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.refusing = False
         self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/callbacks"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/callbacks"
 
     def bodies(self) -> list[bytes]:
         with self.lock:
@@ -73,8 +77,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on loopback; with ``tls``, an https one."""
+    server = Receiver(tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

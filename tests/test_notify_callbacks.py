@@ -194,3 +194,35 @@ async def test_a_cancel_that_asks_for_notification_gets_a_cancel_response(server
             assert payload.findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status") == "Cancelled"
     finally:
         await srv.parts.outbox.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_targets_must_show_a_certificate_the_server_trusts(redis: Redis, tmp_path: Path) -> None:
+    import ssl
+
+    from tests.smtp_server import make_tls
+
+    pems = make_tls(tmp_path / "tls")  # a CA of the test's own: trusted by nobody else
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pems.cert), str(pems.key))
+    store, clock = OrderStore(redis), task.Clock()
+    clock.advance(1000)
+    from oseod.core.ordering import OrderingService
+
+    channel = StatusCallbacks(OrderingService(store, Config(), clock), reactor, timeout=10.0,
+                              allowed_networks=("127.0.0.0/8",))
+    out = OutboxSender(OutboxStore(redis), {CALLBACK: channel}, clock, max_attempts=5, retry_delay=10.0,
+                       timeout=10.0)
+    with receiver(context) as client:
+        order = attrs.evolve(make_order(), notification=Notification(StatusNotification.FINAL, client.url,
+                                                                     "urn:uuid:tls", "1.2"))
+        order_id = (await store.create(order)).order_id
+        await store.set_order_status(order_id, StatusInfo(S.Completed, changed_at=clock.seconds()))
+        out.wake()
+        await out.drain()
+        await out.stop()
+        assert client.bodies() == []  # refused before a byte of the message went out
+        counters = await OutboxStore(redis).counters()
+        assert counters.get(f"{CALLBACK}:retried") == 1 and not counters.get(f"{CALLBACK}:sent")
+        [pending] = await OutboxStore(redis).claim(clock.seconds() + 60, 60.0, 10)
+        assert "certificate" in pending.error.lower() or "verify" in pending.error.lower(), pending.error
