@@ -151,6 +151,8 @@ class OutboxSender:
             await self._store.postpone(message, self._clock.seconds() + BUSY_RETRY_SECONDS)
             return
         self._busy[destination] = self._busy.get(destination, 0) + 1
+        if self._busy[destination] >= WAITING_SHARE * self._per_destination:
+            self._full.add(destination)  # no more for it until it has room again
         slots = self._slots.setdefault(destination, defer.DeferredSemaphore(self._per_destination))
         final = False
         try:
