@@ -50,6 +50,7 @@ from typing import Any
 
 from engine import submit_payload as small_payload
 from harness import (
+    BenchRun,
     HERE,
     BenchError,
     PythonLoad,
@@ -59,7 +60,7 @@ from harness import (
     check_answer,
     machine_info,
     rounded,
-    signals_raise,
+    reported,
     start_oseod,
     stop_all,
     wait_for,
@@ -170,15 +171,9 @@ def start_receiver(tmp: Path, started: list[Server]) -> Receiver:
 
 
 @dataclass
-class Run:
-    args: argparse.Namespace
-    load: Wrk | PythonLoad
-    tmp: Path
-    info: dict[str, str]
-    loadavg: tuple[float, ...]
-    duration: float
-    warmup: float
-    started_at: float = field(default_factory=time.monotonic)
+class Run(BenchRun):
+    """What the parts of one run share."""
+
     servers: list[Server] = field(default_factory=list)
     receiver: Any = None
     password: str = ""
@@ -800,19 +795,13 @@ def main() -> int:
               duration=min(max(args.duration, 1.0), 60.0), warmup=min(max(args.warmup, 0.0), 10.0))
     run.password = hashlib.sha256(os.urandom(16)).hexdigest()[:24]
     try:
-        with signals_raise():
+        with reported():
             run.receiver = start_receiver(run.tmp, run.servers)
             if "callbacks" in parts:
                 callbacks_part(run)
                 ceiling_part(run)
             if "submit" in parts:
                 submit_part(run)
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping servers", file=sys.stderr)
-        return 130
     finally:
         for redis in run.redis_clients:
             redis.close()

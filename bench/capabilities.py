@@ -44,7 +44,7 @@ from harness import (
     check_answer,
     machine_info,
     rounded,
-    signals_raise,
+    reported,
     start_echo,
     start_oseod,
     stop_all,
@@ -113,7 +113,7 @@ def main() -> int:
     servers: list[Server] = []
     results: list[Result] = []
     try:
-        with signals_raise():
+        with reported():
             echo, echo_url = start_echo(tmp, servers)
             targets = [
                 Target("echo GET", "echo GET /echo", f"{echo_url}/echo", expect=b"echo"),
@@ -144,12 +144,6 @@ def main() -> int:
                 if warmup:
                     load.run(target, warmup, tmp)
                 results.append(load.run(target, duration, tmp))
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping servers", file=sys.stderr)
-        return 130
     finally:
         stop_all(servers)
         shutil.rmtree(tmp, ignore_errors=True)

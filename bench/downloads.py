@@ -49,7 +49,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import HERE, BenchError, Server, machine_info, rounded, signals_raise, start_oseod, stop_all, wait_for
+from harness import HERE, BenchError, Server, machine_info, rounded, reported, start_oseod, stop_all, wait_for
 from ordering import add_user, envelope, post
 
 COLLECTION = "urn:oseod:bench-downloads"
@@ -378,7 +378,7 @@ def main() -> int:
     servers: list[Server] = []
     downloads: list[Download] = []
     try:
-        with signals_raise():
+        with reported():
             product = archive / FILE_NAME
             print(f"writing {size // MIB} MiB to {product} ...", flush=True)
             write_product(product, size)
@@ -422,12 +422,6 @@ def main() -> int:
                     downloads.append(Download(target, n, speed, got, seconds, spent))
                     print(f"{'warm-up' if n == 0 else f'round {n}'}: {target:<10} {speed / 1e6:8.0f} MB/s"
                           f"  ({seconds:.2f} s)", flush=True)
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping servers", file=sys.stderr)
-        return 130
     finally:
         stop_all(servers)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,7 @@ Not a package: the scripts run from bench/ and import it as ``harness``.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import os
@@ -26,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -329,6 +330,20 @@ def rounded(record: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
 
 
+@dataclass
+class BenchRun:
+    """What every part of one run of a bench shares; each bench adds its own."""
+
+    args: argparse.Namespace
+    load: Wrk | PythonLoad
+    tmp: Path
+    info: dict[str, str]
+    loadavg: tuple[float, ...]
+    duration: float
+    warmup: float
+    started_at: float = field(default_factory=time.monotonic)
+
+
 @contextmanager
 def signals_raise() -> Iterator[None]:
     """SIGTERM/SIGHUP end the run like Ctrl-C does, so the cleanup below runs."""
@@ -342,6 +357,28 @@ def signals_raise() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """The body of a bench's main: SIGTERM/SIGHUP end it as Ctrl-C does; a
+    BenchError or an interruption is said in one line and ends the process
+    (status 2, or 130), after the caller's cleanup (its ``finally``) ran::
+
+        try:
+            with reported():
+                ...
+        finally:
+            stop_all(servers)
+    """
+    try:
+        with signals_raise():
+            yield
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping servers", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def stop_all(servers: list[Server]) -> None:

@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import (
+    BenchRun,
     HERE,
     BenchError,
     PythonLoad,
@@ -65,7 +66,7 @@ from harness import (
     check_answer,
     machine_info,
     rounded,
-    signals_raise,
+    reported,
     start_echo,
     start_oseod,
     stop_all,
@@ -700,17 +701,9 @@ def report(run: Run, ratios: dict[str, float | None]) -> None:
 
 
 @dataclass
-class Run:
+class Run(BenchRun):
     """What the parts of one run share."""
 
-    args: argparse.Namespace
-    load: Wrk | PythonLoad
-    tmp: Path
-    info: dict[str, str]
-    loadavg: tuple[float, ...]
-    duration: float
-    warmup: float
-    started_at: float = field(default_factory=time.monotonic)
     loads: dict[str, LoadRow] = field(default_factory=dict)
     searches: list[SearchRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -1023,7 +1016,7 @@ def main() -> int:
     servers = run.servers
     profile_file = tmp / "oseod.prof"
     try:
-        with signals_raise():
+        with reported():
             echo, run.echo_url = start_echo(tmp, servers)
             run.config = tmp / "oseod.toml"
             # A front daemon processes nothing: its Submit rate is that of the
@@ -1046,12 +1039,6 @@ def main() -> int:
             for name, part in (("submit", submit_part), ("status", status_part), ("search", search_part)):
                 if name in parts:
                     part(run)
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; stopping servers", file=sys.stderr)
-        return 130
     finally:
         if run.redis is not None:
             run.redis.close()
