@@ -25,20 +25,15 @@ SIGTERM or SIGINT stops it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from twisted.internet import endpoints, reactor
-from twisted.internet.interfaces import IListeningPort
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
+
+from echo_server import serve
 
 ACK = (b'<?xml version="1.0" encoding="UTF-8"?>'
        b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
@@ -106,37 +101,8 @@ class Receiver(Resource):
         return b'{"error": "not found"}'
 
 
-class QuietSite(Site):
-    """A Site without an access log."""
-
-    def log(self, request: object) -> None:
-        pass
-
-
-def _listening(port: IListeningPort, port_file: Path | None) -> None:
-    url = f"http://127.0.0.1:{port.getHost().port}"  # type: ignore[attr-defined]
-    if port_file is not None:
-        partial = port_file.with_name(port_file.name + ".partial")
-        partial.write_text(url + "\n")
-        os.replace(partial, port_file)  # readers never see half a URL
-    print(f"listening {url}", flush=True)
-
-
-def _failed(failure: Failure) -> None:
-    print(f"callback_receiver: cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-    reactor.stop()  # type: ignore[attr-defined]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[1].strip())
-    parser.add_argument("--listen", default="tcp:0:interface=127.0.0.1:backlog=1024",
-                        help="Twisted server endpoint (default: a free loopback port)")
-    parser.add_argument("--port-file", type=Path, help="write the URL here once listening")
-    args = parser.parse_args()
-    endpoint = endpoints.serverFromString(reactor, args.listen)
-    d = endpoint.listen(QuietSite(Receiver()))
-    d.addCallbacks(_listening, _failed, callbackArgs=(args.port_file,))
-    reactor.run()  # type: ignore[attr-defined]
+    serve(Receiver(), (__doc__ or "").split("\n\n")[1].strip(), "callback_receiver")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from klein import Klein
 from twisted.internet import endpoints, reactor
@@ -66,21 +67,28 @@ def _listening(port: IListeningPort, port_file: Path | None) -> None:
     print(f"listening {url}", flush=True)
 
 
-def _failed(failure: Failure) -> None:
-    print(f"echo_server: cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+def _failed(failure: Failure, name: str) -> None:
+    print(f"{name}: cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
     reactor.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
+def serve(resource: Any, description: str, name: str) -> None:
+    """Take --listen and --port-file from the command line, serve ``resource``
+    there (no access log) and run the reactor until a signal stops it: the
+    main of each of the bench's loopback servers."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--listen", default="tcp:0:interface=127.0.0.1:backlog=1024",
                         help="Twisted server endpoint (default: a free loopback port)")
     parser.add_argument("--port-file", type=Path, help="write the URL here once listening")
     args = parser.parse_args()
     endpoint = endpoints.serverFromString(reactor, args.listen)
-    d = endpoint.listen(QuietSite(app.resource()))
-    d.addCallbacks(_listening, _failed, callbackArgs=(args.port_file,))
+    d = endpoint.listen(QuietSite(resource))
+    d.addCallbacks(_listening, _failed, callbackArgs=(args.port_file,), errbackArgs=(name,))
     reactor.run()
+
+
+def main() -> None:
+    serve(app.resource(), __doc__.split("\n\n")[0].strip(), "echo_server")
 
 
 if __name__ == "__main__":
