@@ -19,7 +19,6 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, task, threads
 from twisted.internet.address import IPv4Address
-from twisted.logger import globalLogPublisher
 
 from oseod.config import DEMO_COLLECTION, PACKAGING_FORMATS, Config
 from oseod.core.packages import SUFFIXES, is_package_name
@@ -27,6 +26,7 @@ from oseod.ftp.factory import make_ftp_factory
 from oseod.jobs.dummy import content
 from oseod.model.orders import OrderStatus
 from oseod.oseo.namespaces import OSEO
+from tests.events import captured, transfer_event
 from tests.polling import eventually
 from tests.test_http_downloads import fetch
 from tests.test_http_ordering import BASE, code_of, describe, order_id_of, server, submit  # noqa: F401 - a fixture
@@ -141,19 +141,10 @@ async def test_a_package_over_ftp_and_http(server: Any, ftp_client: Any, packagi
     assert headers.getRawHeaders("content-encoding") in (None, [""])
     code, _, body = await fetch(url, Range="bytes=0-9")
     assert (code, body) == (206, by_ftp[:10])
-    transfers: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "bytes_sent" in event:
-            transfers.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with captured(transfer_event) as transfers:
         code, _, by_http = await fetch(url)
         assert (code, by_http) == (200, by_ftp)
         await eventually(lambda: downloads_are(S.Downloaded, 2), what="the HTTP download to be counted")
-    finally:
-        globalLogPublisher.removeObserver(observe)
     [logged] = [e for e in transfers if e["transport"] == "http" and e["order_id"] == order_id]
     assert (logged["item_id"], logged["file"], logged["bytes_sent"], logged["complete"]) == (None, name, len(by_ftp),
                                                                                              True)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest_twisted
 import treq
-from twisted.logger import globalLogPublisher
 
 from oseod.jobs.dummy import content
 from oseod.model.orders import OrderStatus
+from tests.events import captured, transfer_event
 from tests.polling import eventually
 from tests.test_http_ordering import order_id_of, server, submit  # noqa: F401 - server is a fixture
 
@@ -44,19 +44,10 @@ async def test_results_download_over_http(server: Any) -> None:
     status = await srv.parts.ordering.find(order_id)
     assert status is not None and [i.status.status for i in status.items] == [S.Completed, S.Completed]
 
-    transfers: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "bytes_sent" in event:
-            transfers.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with captured(transfer_event) as transfers:
         for item, name in files.items():
             code, _, body = await fetch(f"{base}/{item}/{name}")
             assert (code, body) == (200, content(item, 1024))
-    finally:
-        globalLogPublisher.removeObserver(observe)
     assert [(e["transport"], e["user"], e["file"], e["bytes_sent"], e["complete"], e["client"]) for e in transfers] == [
         ("http", "alice", name, 1024, True, "127.0.0.1") for name in files.values()]
 

@@ -30,7 +30,6 @@ from twisted.internet import protocol, reactor, threads
 from twisted.internet import ssl as twisted_ssl
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.logger import globalLogPublisher
 
 from oseod.config import DEMO_COLLECTION, Config
 from oseod.ftp.factory import make_ftp_factory
@@ -38,6 +37,7 @@ from oseod.http.site import OseodSite
 from oseod.jobs.dummy import content
 from oseod.model.orders import OrderStatus
 from oseod.transfer import FileShrunk, FileTransfer
+from tests.events import captured, transfer_event
 from tests.polling import eventually
 from tests.test_http_ordering import order_id_of, server, submit  # noqa: F401 - server is a fixture
 
@@ -115,29 +115,15 @@ def transfers(monkeypatch: pytest.MonkeyPatch) -> list[FileTransfer]:
 @pytest.fixture
 def failures() -> Iterator[list[dict[str, Any]]]:
     """Every event logged with a failure (a traceback in the log)."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "log_failure" in event or event.get("isError"):
-            events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield events
-    globalLogPublisher.removeObserver(observe)
+    with captured(lambda event: "log_failure" in event or bool(event.get("isError"))) as events:
+        yield events
 
 
 @pytest.fixture
 def transfer_log() -> Iterator[list[dict[str, Any]]]:
     """The transfer-log events (one per download, complete or not)."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "bytes_sent" in event:
-            events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield events
-    globalLogPublisher.removeObserver(observe)
+    with captured(transfer_event) as events:
+        yield events
 
 
 async def logged(events: list[dict[str, Any]], count: int) -> list[tuple[str, int, bool]]:
