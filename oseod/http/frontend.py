@@ -1,4 +1,5 @@
-"""The HTTP endpoint's routes: OSEO, health, metrics, and the admin API."""
+"""The HTTP endpoint's routes: OSEO, health, metrics, the admin API and the
+operator console."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ class HttpFrontend:
     app = Klein()
 
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
-                 processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = ()) -> None:
+                 processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
+                 console: Any = None) -> None:
         self._oseo = oseo
+        self._console = console
         self._downloads = downloads
         self._admin = admin
         self._processing = processing
@@ -117,6 +120,18 @@ class HttpFrontend:
     @app.route("/admin/api/", branch=True)
     def admin(self, request: IRequest) -> IResource:
         return self._admin.resource()  # type: ignore[no-any-return]
+
+    @app.route("/console", methods=["GET", "HEAD"])
+    def console_root(self, request: IRequest) -> bytes:
+        request.setResponseCode(301)
+        request.setHeader(b"location", b"/console/")
+        return b""
+
+    @app.route("/console/", branch=True)
+    def console(self, request: IRequest) -> IResource:
+        if self._console is None:
+            raise NotFound()
+        return self._console.resource()  # type: ignore[no-any-return]
 
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:

@@ -168,3 +168,20 @@ def leader() -> str:
 def subscriptions(collection_id: str) -> str:
     """Sorted set: the subscription orders on a collection, scored by their end."""
     return f"{PREFIX}subscriptions:{collection_id}"
+
+
+# --- console (oseod.store.sessions) ------------------------------------------------
+# Secrets and client-chosen strings never appear in these names: a session is
+# named by the SHA-256 of its token, a throttled user name or address by its own.
+
+
+def console_session(token_digest: str) -> str:
+    """Hash with a TTL (a little over the idle timeout): one operator's console
+    session (user, CSRF token, last activity, pending flash messages)."""
+    return f"{PREFIX}console:session:{token_digest}"
+
+
+def console_failures(scope: str, subject_digest: str) -> str:
+    """String counter with a TTL (the throttling window): failed console
+    logins for one user name (``scope`` "user") or client address ("addr")."""
+    return f"{PREFIX}console:failures:{scope}:{subject_digest}"

@@ -1,0 +1,174 @@
+"""Who is at the console: logins through the one Portal, server-side
+sessions with an idle timeout, the session cookie and the CSRF token."""
+
+from __future__ import annotations
+
+import hmac
+import math
+from typing import Any
+
+import attrs
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from ..admin.actions import Actor, OperatorActions
+from ..auth.account import Account, IAccount
+from ..store.sessions import SessionRecord, SessionStore
+from .throttle import LoginThrottle
+
+COOKIE = b"oseod_console"
+COOKIE_PATH = b"/console/"
+MAX_NAME = 256  # a longer user name is no user's: refused without asking the Portal
+MAX_PASSWORD = 1024
+
+
+@attrs.frozen
+class SessionLimits:
+    idle_seconds: float = 30 * 60  # no request for this long ends a session
+    max_seconds: float = 12 * 3600  # and no session lasts longer than this
+
+
+@attrs.frozen
+class Refused:
+    """A login refused: the HTTP status and the sentence the page shows."""
+
+    status: int
+    message: str
+
+
+def _cookie(request: IRequest, value: bytes, extra: bytes = b"") -> None:
+    secure = b"; Secure" if request.isSecure() else b""
+    request.responseHeaders.addRawHeader(
+        b"set-cookie", COOKIE + b"=" + value + b"; Path=" + COOKIE_PATH + b"; HttpOnly; SameSite=Strict" + secure + extra)
+
+
+def client_address(request: IRequest) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "") or "local")
+
+
+def actor(request: IRequest, user: str) -> Actor:
+    return Actor(name=user, via="console", address=client_address(request))
+
+
+class Gate:
+    log = Logger()
+
+    def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, throttle: LoginThrottle,
+                 clock: Any, limits: SessionLimits = SessionLimits()) -> None:
+        self._portal = portal
+        self._store = store
+        self._actions = actions
+        self._throttle = throttle
+        self._clock = clock
+        self.limits = limits
+
+    async def audit(self, who: Actor, action: str, target: str = "", detail: str = "") -> None:
+        """Record a console event; a failure to record is logged, not shown
+        to the visitor (the event itself has happened)."""
+        try:
+            await self._actions.record(who, action, target, detail)
+        except Exception:
+            self.log.failure("could not record console event {action}", action=action)
+
+    # --- sessions ---------------------------------------------------------------
+
+    @staticmethod
+    def token_of(request: IRequest) -> str | None:
+        raw = request.getCookie(COOKIE)
+        if not raw or len(raw) > 128:
+            return None
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+
+    async def session(self, request: IRequest, *, touch: bool = True) -> SessionRecord | None:
+        """The request's live session, None when it has none or it ran out
+        (then it is ended). ``touch``: count this request as activity."""
+        token = self.token_of(request)
+        if token is None:
+            return None
+        record = await self._store.get(token)
+        if record is None:
+            return None
+        now = self._clock.seconds()
+        if now - record.seen_at > self.limits.idle_seconds or now - record.created_at > self.limits.max_seconds:
+            await self._store.delete(record)
+            await self.audit(actor(request, record.user), "console.timeout", record.user)
+            return None
+        if touch and not await self._store.touch(record, now=now, idle_seconds=self.limits.idle_seconds):
+            return None
+        return record
+
+    async def still_open(self, record: SessionRecord) -> bool:
+        """For a long-lived response (the event stream): has the session
+        neither ended nor idled out? Does not count as activity."""
+        found = await self._store.get_by_digest(record.token_digest)
+        if found is None:
+            return False
+        now = self._clock.seconds()
+        return (now - found.seen_at <= self.limits.idle_seconds
+                and now - found.created_at <= self.limits.max_seconds)
+
+    @staticmethod
+    def csrf_ok(record: SessionRecord, given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), record.csrf.encode())
+
+    @staticmethod
+    def set_cookie(request: IRequest, token: str) -> None:
+        """A session cookie (no Max-Age: it goes with the browser; the server
+        ends the session sooner when idle)."""
+        _cookie(request, token.encode("ascii"))
+
+    @staticmethod
+    def clear_cookie(request: IRequest) -> None:
+        _cookie(request, b"", b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+
+    async def flash(self, record: SessionRecord, kind: str, text: str) -> None:
+        await self._store.flash(record, kind, text)
+
+    async def flashes(self, record: SessionRecord) -> tuple[tuple[str, str], ...]:
+        return tuple(await self._store.take_flashes(record))
+
+    # --- logging in and out ----------------------------------------------------------
+
+    async def login(self, request: IRequest, user: str, password: str) -> str | Refused:
+        """A new session's token for ``user``, or why not."""
+        address = client_address(request)
+        who = Actor(name=user[:MAX_NAME], via="console", address=address)
+        wait = await self._throttle.locked(user[:MAX_NAME], address)
+        if wait is not None:
+            await self.audit(who, "console.login-locked", who.name, "refused while locked out")
+            minutes = max(1, math.ceil(wait / 60))
+            return Refused(429, f"too many failed logins, try again in {minutes} minute{'s' if minutes > 1 else ''}")
+        try:
+            if not user or not password or len(user) > MAX_NAME or len(password) > MAX_PASSWORD:
+                raise UnauthorizedLogin()
+            _, account, _ = await self._portal.login(UsernamePassword(user.encode(), password.encode()), None,
+                                                     IAccount)
+        except UnauthorizedLogin:
+            locked = await self._throttle.failed(who.name, address)
+            await self.audit(who, "console.login-failed", who.name)
+            if locked:
+                await self.audit(who, "console.lockout", who.name, "too many failed logins")
+            return Refused(401, "wrong user name or password")
+        except Exception:
+            self.log.failure("console login of {user} could not be checked", user=who.name)
+            return Refused(503, "the password could not be checked now; the daemon's log says why")
+        assert isinstance(account, Account)
+        if not account.admin:
+            await self.audit(who, "console.login-refused", who.name, "not an operator")
+            return Refused(403, "this account is not an operator")
+        await self._throttle.succeeded(who.name)
+        token, _ = await self._store.create(account.name, now=self._clock.seconds(),
+                                            idle_seconds=self.limits.idle_seconds, address=address)
+        await self.audit(actor(request, account.name), "console.login", account.name)
+        return token
+
+    async def logout(self, request: IRequest, record: SessionRecord) -> None:
+        await self._store.delete(record)
+        await self.audit(actor(request, record.user), "console.logout", record.user)

@@ -1,0 +1,160 @@
+"""The operator console's server-side sessions and login-failure counters.
+
+A session lives in one Redis hash named by the SHA-256 of its token: the
+token itself (the cookie's value) is never stored, so a copy of the database
+opens no session. Idle timeouts are decided by the caller's clock (the
+``seen`` field); the key's TTL only sweeps away sessions nobody ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from . import keys
+
+# A session key outlives its idle timeout by this much at most before Redis drops it.
+SWEEP_MARGIN = 60
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@attrs.frozen
+class SessionRecord:
+    token_digest: str
+    user: str
+    csrf: str = attrs.field(repr=False)
+    created_at: float
+    seen_at: float
+    address: str = ""
+
+
+# Creates the hash only when absent (a token is 256 random bits, but one check costs nothing).
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# ARGV: the new last-activity time, the TTL. Touches only a session that still exists.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Appends one flash message (JSON) to the session's list, if the session exists.
+_FLASH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local kept = redis.call('HGET', KEYS[1], 'flash')
+local list = kept and cjson.decode(kept) or {}
+table.insert(list, cjson.decode(ARGV[1]))
+redis.call('HSET', KEYS[1], 'flash', cjson.encode(list))
+return 1
+"""
+
+# Counts one failure; the window starts with the first.
+_FAIL = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+# Reads and forgets the flash messages.
+_TAKE = """
+local kept = redis.call('HGET', KEYS[1], 'flash')
+if kept then redis.call('HDEL', KEYS[1], 'flash') end
+return kept
+"""
+
+# The count and the milliseconds left in its window.
+_COUNT = """
+local n = redis.call('GET', KEYS[1])
+if not n then return {0, 0} end
+return {tonumber(n), redis.call('PTTL', KEYS[1])}
+"""
+
+
+class SessionStore:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    @property
+    def _conn(self) -> Any:
+        return self._redis.conn
+
+    async def create(self, user: str, *, now: float, idle_seconds: float, address: str = "") -> tuple[str, SessionRecord]:
+        """A new session for ``user``: its token (for the cookie, never kept) and record."""
+        while True:
+            token = secrets.token_urlsafe(32)
+            record = SessionRecord(token_digest=_digest(token), user=user, csrf=secrets.token_urlsafe(32),
+                                   created_at=now, seen_at=now, address=address)
+            created = await self._conn.eval(_CREATE, [keys.console_session(record.token_digest)], [
+                str(int(idle_seconds) + SWEEP_MARGIN),
+                "user", user, "csrf", record.csrf, "created", repr(now), "seen", repr(now), "address", address,
+            ])
+            if str(created) == "1":
+                return token, record
+
+    async def get(self, token: str) -> SessionRecord | None:
+        """The session of a cookie's token, None when there is none."""
+        return await self.get_by_digest(_digest(token))
+
+    async def get_by_digest(self, digest: str) -> SessionRecord | None:
+        fields = await self._conn.hgetall(keys.console_session(digest))
+        if not fields or "user" not in fields or "csrf" not in fields:
+            return None
+        try:
+            return SessionRecord(token_digest=digest, user=fields["user"], csrf=fields["csrf"],
+                                 created_at=float(fields.get("created", "0")), seen_at=float(fields.get("seen", "0")),
+                                 address=fields.get("address", ""))
+        except ValueError:
+            return None
+
+    async def touch(self, record: SessionRecord, *, now: float, idle_seconds: float) -> bool:
+        """Note activity now; False when the session has gone meanwhile."""
+        touched = await self._conn.eval(_TOUCH, [keys.console_session(record.token_digest)],
+                                        [repr(now), str(int(idle_seconds) + SWEEP_MARGIN)])
+        return str(touched) == "1"
+
+    async def delete(self, record: SessionRecord) -> None:
+        await self._conn.delete(keys.console_session(record.token_digest))
+
+    async def flash(self, record: SessionRecord, kind: str, text: str) -> None:
+        """Keep a message for the session's next page."""
+        await self._conn.eval(_FLASH, [keys.console_session(record.token_digest)], [json.dumps([kind, text])])
+
+    async def take_flashes(self, record: SessionRecord) -> Sequence[tuple[str, str]]:
+        """The kept messages, oldest first, forgotten as they are read."""
+        kept = await self._conn.eval(_TAKE, [keys.console_session(record.token_digest)], [])
+        if not kept:
+            return ()
+        try:
+            return tuple((str(kind), str(text)) for kind, text in json.loads(kept))
+        except (ValueError, TypeError):
+            return ()
+
+    async def count_failure(self, scope: str, subject: str, window_seconds: int) -> int:
+        """One more failed login of ``subject`` (a user name or an address) in
+        the current window: how many so far."""
+        count = await self._conn.eval(_FAIL, [keys.console_failures(scope, _digest(subject))], [str(window_seconds)])
+        return int(count)
+
+    async def failures(self, scope: str, subject: str) -> tuple[int, float]:
+        """Failed logins of ``subject`` in the current window, and the seconds
+        until the window ends (0 when there is none)."""
+        count, ttl = await self._conn.eval(_COUNT, [keys.console_failures(scope, _digest(subject))], [])
+        return int(count), max(int(ttl), 0) / 1000.0
+
+    async def clear_failures(self, scope: str, subject: str) -> None:
+        await self._conn.delete(keys.console_failures(scope, _digest(subject)))
