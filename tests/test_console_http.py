@@ -13,13 +13,15 @@ import pytest
 import pytest_twisted
 import treq
 from lxml import etree
+from twisted.cred.portal import Portal
 from twisted.internet import reactor
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
-from oseod.config import Config
+from oseod.auth.checkers import PasswordChain, UserStoreChecker
+from oseod.auth.realm import AccountRealm
 from oseod.console.app import Console, safe_back
 from oseod.console.charts import Bucket, Series, hourly_bars
 from oseod.console.gate import SessionLimits
@@ -28,8 +30,8 @@ from oseod.http.site import OseodSite
 from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.sessions import SessionStore
+from oseod.store.users import UserStore
 from tests.console_fakes import HOSTILE, CannedActions
-from tests.parts import make_parts
 from tests.polling import eventually
 
 ADMIN, ADMIN_PASSWORD = "root", "root-password-1"
@@ -42,12 +44,14 @@ PAGES = ["/console/", "/console/orders", "/console/orders?status=Submitted&statu
 class Site:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.parts = make_parts(Config(), redis)
-        self.accounts = AccountService(self.parts.users, reactor)
+        # The daemon's own portal, as oseod.tap builds it for the Redis checker.
+        users = UserStore(redis, clock=reactor)
+        portal = Portal(AccountRealm(users), [PasswordChain([("redis", UserStoreChecker(users, reactor))])])
+        self.accounts = AccountService(users, reactor)
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.actions = CannedActions()
-        self.console = Console(portal=self.parts.portal, actions=self.actions, store=SessionStore(redis),
+        self.console = Console(portal=portal, actions=self.actions, store=SessionStore(redis),
                                clock=self.clock, limits=SessionLimits(idle_seconds=600, max_seconds=3600),
                                live_interval=3.0)
         root = Resource()
