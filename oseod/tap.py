@@ -15,6 +15,7 @@ from twisted.cred.portal import Portal
 from twisted.internet import endpoints
 from twisted.python import usage
 
+from .admin.actions import OperatorActions
 from .admin.api import AdminApi
 from .auth.checkers import PasswordChain, UserStoreChecker
 from .auth.htpasswd import PasswordFileChecker
@@ -23,6 +24,7 @@ from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
+from .console.app import Console
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -55,12 +57,15 @@ from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
 from .schedule.scheduler import PeriodicTask, Scheduler
 from .store.jobs import JobStore
-from .store.leader import LeaderLock
+from .store.audit import AuditStore
+from .store.leader import LeaderLock, TaskRuns
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.outbox import CALLBACK, MAIL, OutboxStore
 from .store.wsn import WSN, SubscriptionStore
 from .store.quotations import QUOTATION, QuotationStore
+from .store.sessions import SessionStore
+from .store.stats import StatsStore
 from .store.users import UserStore
 
 
@@ -171,6 +176,7 @@ class Parts:
     mail: MailSetup | None
     metrics: RequestMetrics
     frontend: HttpFrontend
+    actions: OperatorActions
 
 
 def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
@@ -182,7 +188,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     takes back its own unfinished jobs)."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
-    passwords = PasswordChain(password_sources(config, users, reactor))
+    sources = password_sources(config, users, reactor)
+    passwords = PasswordChain(sources)
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
     # DigestChecker stays registered with digests off, to say so to the client.
     portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
@@ -190,17 +197,18 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     metrics = RequestMetrics()
 
     catalogue = Catalogue(config)
-    ordering = OrderingService(OrderStore(redis, mail=bool(config.email.smtp_host)), config, reactor,
-                               catalogue=catalogue)
+    orders = OrderStore(redis, mail=bool(config.email.smtp_host))
+    ordering = OrderingService(orders, config, reactor, catalogue=catalogue)
     engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
     ordering.dispatcher = engine
     engine.attach_checks()
+    task_runs = TaskRuns(redis)
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
         PeriodicTask("expire results", config.processing.expire_interval,
                      lambda: ordering.expire_results(engine.clean)),
         PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders),
         PeriodicTask("end subscriptions", config.processing.terminate_interval, ordering.terminate_subscriptions),
-    ])
+    ], runs=task_runs)
 
     deliverables = Deliverables(ordering, results)
     install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables, metrics, reactor))
@@ -219,8 +227,14 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                         clock=reactor, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
-    admin = AdminApi(token=admin_token, accounts=accounts, ordering=ordering, processing=engine, metrics=metrics,
-                     clock=reactor)
+    outbox_store = OutboxStore(redis)
+    password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)
+    actions = OperatorActions(config=config, clock=reactor, ordering=ordering, orders=orders, accounts=accounts,
+                              audit=AuditStore(redis), stats=StatsStore(redis), outbox=outbox_store,
+                              leader=scheduler.leader, task_runs=task_runs,
+                              task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
+                              file_accounts=password_file.accounts if password_file is not None else None)
+    admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
@@ -242,13 +256,16 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     channels[WSN] = Notifications(subscriptions, reactor, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks,
                                   producer=lambda: config.server.public_url or f"{http_side()}/oseo")
-    outbox = OutboxSender(OutboxStore(redis), channels, reactor, max_attempts=config.notifications.max_attempts,
+    outbox = OutboxSender(outbox_store, channels, reactor, max_attempts=config.notifications.max_attempts,
                           retry_delay=config.notifications.retry_delay, timeout=config.notifications.timeout,
                           concurrency=config.notifications.concurrency,
                           per_destination=config.notifications.per_destination)
+    # The operator console (/console/): admins through the same portal, sessions in Redis.
+    console = Console(portal=portal, actions=actions, store=SessionStore(redis), clock=reactor)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
-                            downloads=downloads, sources=(outbox,))
-    return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend)
+                            downloads=downloads, sources=(outbox,), console=console)
+    return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,
+                 actions=actions)
 
 
 def http_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[[], str]:
@@ -303,8 +320,8 @@ def password_sources(config: Config, users: UserStore, reactor: Any) -> list[tup
             # Its decoy check for unknown names is for the last source only.
             checker = UserStoreChecker(users, reactor, cache, decoy=position == len(config.auth.checkers))
         elif name == "file":
-            checker = PasswordFileChecker(config.auth.password_file, reactor, cache)
+            checker = PasswordFileChecker(config.auth.password_file, reactor, cache, logins=users)
         else:
-            checker = LdapChecker(config.ldap, reactor, cache)
+            checker = LdapChecker(config.ldap, reactor, cache, logins=users)
         sources.append((name, checker))
     return sources

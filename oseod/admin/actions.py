@@ -10,12 +10,29 @@ one-line reason that the transports show as it is.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
+from twisted.logger import Logger
 
-from ..model.orders import Order, OrderStatus
+from ..auth.htpasswd import FileAccount
+from ..config import Config
+from ..core.accounts import AccountService, password_warnings
+from ..core.ordering import OrderingService
+from ..core.validation import subscription_period
+from ..model.errors import RequestRejected
+from ..model.orders import Order, OrderStatus, OrderType
+from ..store.audit import AuditStore
+from ..store.connection import Redis
+from ..store.leader import LeaderLock, TaskRunRecord, TaskRuns
+from ..store.orders import BadCursor, OrderStore
+from ..store.outbox import ORDER_CHANNELS, OutboxStore
+from ..store.stats import StatsStore
+from ..store.users import Login, NoSuchUser, UserExists, UserRecord
+
+T = TypeVar("T")
 
 
 class Refusal(enum.Enum):
@@ -71,6 +88,9 @@ class OrderQuery:
 class OrderPage:
     orders: tuple[Order, ...]
     next: str | None  # the cursor of the next page; None: this is the last
+    # The search examined as many index entries as it may (SEARCH_BUDGET)
+    # before filling the page: more orders may match after ``next``.
+    truncated: bool = False
 
 
 @attrs.frozen
@@ -113,6 +133,8 @@ class OrderDetail:
     outbox: tuple[OutboxEvent, ...]
     downloads: tuple[DownloadRecord, ...]
     callback_failure: Mapping[str, Any] | None
+    # Per item id: complete downloads of its files so far and when the last ended.
+    item_downloads: Mapping[str, tuple[int, float]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -196,76 +218,389 @@ class SubscriptionView:
     last_timeslot: str | None  # the last served, ISO 8601
 
 
+class JobReport(Protocol):
+    """The processing engine, as operators see it."""
+
+    async def report(self) -> dict[str, Any]: ...
+
+
+MAX_PAGE = 1000  # orders per page of a search
+MAX_BULK = 1000  # orders per approve_many
+MAX_SUBSCRIPTIONS = 2000  # listed by subscriptions()
+RECENT_ORDERS = 10
+MASK = "••••"
+# Configuration keys whose values are secrets. Names such as password_file
+# (a path) or password_cache_seconds are not.
+_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|apikey|api_key|credentials?|private_key)$", re.I)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*(?P<tail>@)")
+
+
 class OperatorActions:
     """See the module's docstring. Built once in ``oseod.tap`` and handed to
     the admin API and the console."""
 
+    log = Logger()
+
+    def __init__(self, *, config: Config, clock: Any, ordering: OrderingService, orders: OrderStore,
+                 accounts: AccountService, audit: AuditStore, stats: StatsStore, outbox: OutboxStore,
+                 leader: LeaderLock, task_runs: TaskRuns, task_names: Sequence[str], processing: JobReport,
+                 redis: Redis, file_accounts: Callable[[], Sequence[FileAccount]] | None = None) -> None:
+        self._config = config
+        self._clock = clock
+        self._ordering = ordering
+        self._orders = orders
+        self._accounts = accounts
+        self._audit = audit
+        self._stats = stats
+        self._outbox = outbox
+        self._leader = leader
+        self._task_runs = task_runs
+        self._task_names = tuple(task_names)
+        self._processing = processing
+        self._redis = redis
+        self._file_accounts = file_accounts
+
+    # ------------------------------------------------------------ overview
+
     async def overview(self) -> Overview:
-        raise NotImplementedError
+        redis = await self._redis_health()
+        if not redis.up:
+            return Overview(orders_by_status={}, items_by_status={}, jobs={}, items_per_minute=0.0,
+                            downloads_last_hour=0, outbox_pending={}, outbox_given_up=0, leader=None, task_runs=(),
+                            redis=redis, hours=(), recent_orders=())
+        now = self._clock.seconds()
+        minutes = await self._stats.minutes(now, 60)
+        counters = await self._outbox.counters()
+        runs = await self._task_runs.last()
+        recent = await self._orders.find(limit=RECENT_ORDERS, budget=RECENT_ORDERS)
+        return Overview(
+            orders_by_status=await self._stats.orders_by_status(),
+            items_by_status=await self._stats.items_by_status(),
+            jobs=await self._processing.report(),
+            items_per_minute=sum(m.completed for m in minutes[-10:]) / 10.0,
+            downloads_last_hour=sum(m.downloads for m in minutes),
+            outbox_pending=await self._outbox.pending(),
+            outbox_given_up=sum(n for k, n in counters.items() if k.endswith(":failed")),
+            leader=await self._leader.current(),
+            task_runs=tuple(_task_run(name, runs.get(name)) for name in self._task_names),
+            redis=redis,
+            hours=tuple(HourBucket(b.start, b.completed, b.failed, b.downloads)
+                        for b in await self._stats.hours(now, 24)),
+            recent_orders=tuple(await self._orders.get_many(recent.order_ids)),
+        )
+
+    async def job_report(self) -> Mapping[str, Any]:
+        """The job queue and what this daemon's engine made (``oseoctl stats``)."""
+        return await self._processing.report()
+
+    async def _redis_health(self) -> RedisHealth:
+        address = self._redis.address.describe()
+        started = self._clock.seconds()
+        try:
+            await self._redis.conn.ping()
+            latency = (self._clock.seconds() - started) * 1000.0
+            info = _info_fields(str(await self._redis.conn.execute_command("INFO")))
+        except Exception as e:
+            self.log.warn("Redis health check failed: {error}", error=str(e) or repr(e))
+            return RedisHealth(False, None, None, "", address)
+        used = info.get("used_memory", "")
+        return RedisHealth(True, latency, int(used) if used.isdigit() else None, info.get("redis_version", ""),
+                           address)
+
+    # ------------------------------------------------------------ orders
 
     async def search_orders(self, query: OrderQuery) -> OrderPage:
-        raise NotImplementedError
+        if not 1 <= query.limit <= MAX_PAGE:
+            raise ActionRefused(Refusal.INVALID, f"limit must be from 1 to {MAX_PAGE}")
+        if query.order_type is not None and query.order_type not in {t.value for t in OrderType}:
+            raise ActionRefused(Refusal.INVALID, f"order type must be one of {', '.join(t.value for t in OrderType)}")
+        if (query.updated_from is not None and query.updated_to is not None
+                and query.updated_from > query.updated_to):
+            raise ActionRefused(Refusal.INVALID, "the date range ends before it starts")
+        try:
+            found = await self._orders.find(
+                owner=query.user or None, statuses=query.statuses, reference=query.reference or None,
+                collection=query.collection or None, order_type=query.order_type or None,
+                updated_from=query.updated_from, updated_to=query.updated_to, oldest_first=query.oldest_first,
+                after=query.after, limit=query.limit)
+        except BadCursor as e:
+            raise ActionRefused(Refusal.INVALID, str(e)) from None
+        orders = await self._orders.get_many(found.order_ids)
+        return OrderPage(tuple(orders), found.next, found.truncated)
 
     async def order_detail(self, order_id: str) -> OrderDetail:
-        raise NotImplementedError
+        order = await self._orders.get(order_id)
+        if order is None:
+            raise ActionRefused(Refusal.NOT_FOUND, f"there is no order {_shown(order_id)}")
+        history = tuple(HistoryEntry(h.at, h.status, h.info, h.by) for h in await self._orders.history(order_id))
+        events = [OutboxEvent(e.at, channel, e.seq, e.outcome, e.detail)
+                  for channel in ORDER_CHANNELS for e in await self._outbox.log(channel, order_id)]
+        downloads = tuple(DownloadRecord(t.at, t.item_id, t.file, t.user, t.via, t.address, t.bytes, t.complete)
+                          for t in await self._orders.transfers(order_id))
+        failure = await self._orders.callback_failure(order_id)
+        return OrderDetail(order, history, tuple(sorted(events, key=lambda e: e.at)), downloads,
+                           None if failure is None else attrs.asdict(failure), await self._orders.downloads(order_id))
 
     async def moderation_queue(self, limit: int = 100, after: str | None = None) -> OrderPage:
         """Orders waiting in Submitted, oldest first."""
-        raise NotImplementedError
+        return await self.search_orders(OrderQuery(statuses=frozenset({OrderStatus.Submitted}), oldest_first=True,
+                                                   after=after, limit=limit))
 
     async def approve(self, actor: Actor, order_id: str) -> Order:
-        raise NotImplementedError
+        order = await self._order_action(self._ordering.approve(order_id, by=actor.name))
+        await self.record(actor, "order.approve", order_id)
+        return order
 
     async def approve_many(self, actor: Actor, order_ids: Sequence[str]) -> Mapping[str, str | None]:
         """Per order id: None when approved, else the refusal's reason."""
-        raise NotImplementedError
+        if len(order_ids) > MAX_BULK:
+            raise ActionRefused(Refusal.INVALID, f"at most {MAX_BULK} orders at once")
+        outcome: dict[str, str | None] = {}
+        for order_id in order_ids:
+            try:
+                await self.approve(actor, order_id)
+                outcome[order_id] = None
+            except ActionRefused as e:
+                outcome[order_id] = e.message
+        return outcome
 
     async def reject(self, actor: Actor, order_id: str, reason: str) -> Order:
-        raise NotImplementedError
+        reason = reason.strip()
+        if not reason:
+            raise ActionRefused(Refusal.INVALID, "give a reason: the client reads it in the order's status")
+        order = await self._order_action(self._ordering.reject(order_id, reason, by=actor.name))
+        await self.record(actor, "order.reject", order_id, reason)
+        return order
 
     async def cancel(self, actor: Actor, order_id: str, reason: str = "") -> Order:
-        raise NotImplementedError
+        order = await self._order_action(self._ordering.operator_cancel(order_id, reason.strip(), by=actor.name))
+        await self.record(actor, "order.cancel", order_id, reason.strip())
+        return order
 
     async def retry_failed(self, actor: Actor, order_id: str) -> tuple[str, ...]:
         """Put the order's failed items back in the queue: their ids."""
-        raise NotImplementedError
+        items = await self._order_action(self._ordering.retry_failed(order_id, by=actor.name))
+        await self.record(actor, "order.retry", order_id, f"{len(items)} failed items queued again")
+        return tuple(items)
+
+    @staticmethod
+    async def _order_action(action: Awaitable[T]) -> T:
+        try:
+            return await action
+        except RequestRejected as e:
+            kind = Refusal.NOT_FOUND if e.code == "InvalidOrderIdentifier" else Refusal.CONFLICT
+            raise ActionRefused(kind, e.text) from None
+
+    # ------------------------------------------------------------ users
 
     async def users(self) -> tuple[UserView, ...]:
-        raise NotImplementedError
+        logins = await self._accounts.logins()
+        views = [_redis_user(record, logins.get(record.name)) for record in await self._accounts.list()]
+        views += [_file_user(account, logins.get(account.name)) for account in self._file_users()]
+        views += [_ldap_user(name, login) for name, login in sorted(logins.items()) if login.source == "ldap"]
+        return tuple(sorted(views, key=lambda v: (v.name, v.source)))
 
     async def user(self, name: str) -> UserView:
-        raise NotImplementedError
+        record = await self._accounts.get(name)
+        logins = await self._accounts.logins()
+        if record is not None:
+            return _redis_user(record, logins.get(name))
+        for account in self._file_users():
+            if account.name == name:
+                return _file_user(account, logins.get(name))
+        login = logins.get(name)
+        if login is not None and login.source == "ldap":
+            return _ldap_user(name, login)
+        raise ActionRefused(Refusal.NOT_FOUND, f"no user {name[:80]}")
 
     async def add_user(self, actor: Actor, name: str, password: str, *, group: str = "default",
                        admin: bool = False, email: str = "") -> tuple[UserView, tuple[str, ...]]:
         """The new user and the password's warnings."""
-        raise NotImplementedError
+        try:
+            record = await self._accounts.add(name, password, group=group, admin=admin, email=email)
+        except UserExists:
+            raise ActionRefused(Refusal.CONFLICT, f"user {name} already exists") from None
+        except ValueError as e:
+            raise ActionRefused(Refusal.INVALID, str(e)) from None
+        await self.record(actor, "user.add", name, _changes(group=group, admin=admin, email=email))
+        return _redis_user(record, None), tuple(password_warnings(password))
 
     async def set_user(self, actor: Actor, name: str, *, group: str | None = None, admin: bool | None = None,
                        email: str | None = None, disabled: bool | None = None) -> UserView:
-        raise NotImplementedError
+        await self._editable(name)
+        try:
+            record = await self._accounts.change(name, group=group, admin=admin, email=email, disabled=disabled)
+        except NoSuchUser:
+            raise ActionRefused(Refusal.NOT_FOUND, f"no user {name[:80]}") from None
+        except ValueError as e:
+            raise ActionRefused(Refusal.INVALID, str(e)) from None
+        action = "user.set"
+        if disabled is not None and group is None and admin is None and email is None:
+            action = "user.disable" if disabled else "user.enable"
+        await self.record(actor, action, name, _changes(group=group, admin=admin, email=email, disabled=disabled))
+        logins = await self._accounts.logins()
+        return _redis_user(record, logins.get(name))
 
     async def set_password(self, actor: Actor, name: str, password: str) -> tuple[str, ...]:
         """The password's warnings."""
-        raise NotImplementedError
+        await self._editable(name)
+        try:
+            await self._accounts.set_password(name, password)
+        except NoSuchUser:
+            raise ActionRefused(Refusal.NOT_FOUND, f"no user {name[:80]}") from None
+        except ValueError as e:
+            raise ActionRefused(Refusal.INVALID, str(e)) from None
+        await self.record(actor, "user.password", name)
+        return tuple(password_warnings(password))
 
     async def delete_user(self, actor: Actor, name: str) -> None:
-        raise NotImplementedError
+        await self._editable(name)
+        try:
+            await self._accounts.remove(name)
+        except NoSuchUser:
+            raise ActionRefused(Refusal.NOT_FOUND, f"no user {name[:80]}") from None
+        await self.record(actor, "user.delete", name)
+
+    async def _editable(self, name: str) -> None:
+        """Refuse, saying why, to change a user that is not a Redis account."""
+        if await self._accounts.get(name) is not None:
+            return
+        try:
+            found = await self.user(name)
+        except ActionRefused:
+            return  # the action says there is no such user
+        where = "the password file" if found.source == "file" else "the LDAP directory"
+        raise ActionRefused(Refusal.CONFLICT, f"user {name} comes from {where}: change it there")
+
+    def _file_users(self) -> Sequence[FileAccount]:
+        if self._file_accounts is None:
+            return ()
+        try:
+            return self._file_accounts()
+        except Exception as e:
+            self.log.warn("cannot list the password file's accounts: {error}", error=str(e) or repr(e))
+            return ()
+
+    # ------------------------------------------------------------ audit
 
     async def audit(self, limit: int = 100, before: str | None = None) -> tuple[AuditEntry, ...]:
         """Newest first; ``before``: an entry id, for the next page."""
-        raise NotImplementedError
+        if not 1 <= limit <= MAX_PAGE:
+            raise ActionRefused(Refusal.INVALID, f"limit must be from 1 to {MAX_PAGE}")
+        try:
+            records = await self._audit.page(limit, before or None)
+        except ValueError as e:
+            raise ActionRefused(Refusal.INVALID, str(e)) from None
+        return tuple(AuditEntry(r.id, r.at, r.actor, r.via, r.address, r.action, r.target, r.detail)
+                     for r in records)
 
     async def record(self, actor: Actor, action: str, target: str = "", detail: str = "") -> None:
         """Record something done outside these actions (a console login...)."""
-        raise NotImplementedError
+        await self._audit.append(self._clock.seconds(), actor.name, actor.via, actor.address, action, target, detail)
+        self.log.info("operator {actor} ({via} from {address}): {action} {target}", actor=actor.name, via=actor.via,
+                      address=actor.address or "-", action=action, target=target, detail=detail)
+
+    # ------------------------------------------------------------ configuration, subscriptions
 
     def configuration(self) -> Mapping[str, Any]:
         """The running configuration, section by section, secrets masked."""
-        raise NotImplementedError
+        shown = attrs.asdict(self._config, recurse=True, retain_collection_types=False)
+        masked = _masked(shown)
+        assert isinstance(masked, dict)
+        return masked
 
     async def subscriptions(self) -> tuple[SubscriptionView, ...]:
-        raise NotImplementedError
+        views: list[SubscriptionView] = []
+        after: str | None = None
+        while len(views) < MAX_SUBSCRIPTIONS:
+            found = await self._orders.find(order_type=OrderType.SUBSCRIPTION_ORDER.value,
+                                            statuses=frozenset(s for s in OrderStatus if not s.is_final),
+                                            after=after, limit=min(200, MAX_SUBSCRIPTIONS - len(views)))
+            views += [_subscription(order) for order in await self._orders.get_many(found.order_ids)]
+            if found.next is None:
+                break
+            after = found.next
+        return tuple(views)
 
     async def timeslot(self, actor: Actor, collection_id: str, timestamp: str, force: bool = False) -> tuple[str, ...]:
-        raise NotImplementedError
+        try:
+            served = await self._ordering.timeslot(collection_id, timestamp, force)
+        except RequestRejected as e:
+            kind = Refusal.NOT_FOUND if e.code == "UnsupportedCollection" else Refusal.INVALID
+            raise ActionRefused(kind, e.text) from None
+        await self.record(actor, "subscription.timeslot", collection_id,
+                          f"{timestamp}{' (forced)' if force else ''}: {len(served)} subscriptions served")
+        return tuple(served)
+
+
+def _task_run(name: str, run: TaskRunRecord | None) -> TaskRun:
+    if run is None:
+        return TaskRun(name, None, None, "never")
+    return TaskRun(name, run.at, run.seconds, "ok" if run.ok else "failed")
+
+
+def _info_fields(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("#"):
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _redis_user(record: UserRecord, login: Login | None) -> UserView:
+    return UserView(name=record.name, source="redis", group=record.group, admin=record.admin, email=record.email,
+                    disabled=record.disabled, created_at=record.created_at or None,
+                    last_login=login.at if login is not None else None, editable=True)
+
+
+def _file_user(account: FileAccount, login: Login | None) -> UserView:
+    return UserView(name=account.name, source="file", group=account.group, admin=False, email="", disabled=False,
+                    created_at=None, last_login=login.at if login is not None else None, editable=False)
+
+
+def _ldap_user(name: str, login: Login) -> UserView:
+    return UserView(name=name, source="ldap", group=login.group, admin=login.admin, email=login.email,
+                    disabled=False, created_at=None, last_login=login.at, editable=False)
+
+
+def _changes(**values: object) -> str:
+    """What an action set, for the audit log: ``group=ops admin=yes``."""
+    shown = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        shown.append(f"{name}={text}")
+    return " ".join(shown)
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    """``value`` (plain data from the configuration) with its secrets masked."""
+    if isinstance(value, Mapping):
+        return {str(k): _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, key) for v in value]
+    if _SECRET_KEY.search(key) and value not in ("", None):
+        return MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), value)
+    return value
+
+
+def _subscription(order: Order) -> SubscriptionView:
+    try:
+        period = subscription_period(order.spec)
+    except RequestRejected:
+        period = None
+    collections = sorted({i.collection_id for i in order.spec.items if i.subscription and i.collection_id})
+    last_batch = max((item.batch for item in order.items), default=0)
+    last_slot = next((item.spec.product_id for item in order.items if item.batch == last_batch), None)
+    return SubscriptionView(order=order, collections=tuple(collections),
+                            starts_at=period[0] if period else None, ends_at=period[1] if period else None,
+                            batches=len({item.batch for item in order.items if item.batch > 0}),
+                            last_timeslot=last_slot if last_batch > 0 else None)
+
+
+def _shown(value: str) -> str:
+    return f'"{value[:80]}"' + ("..." if len(value) > 80 else "")

@@ -1,28 +1,49 @@
-"""The admin JSON API under ``/admin/api/``: what ``oseoctl`` (and later the
-console) drive. Authenticated by the bearer token in ``DATA_DIR/admin.token``."""
+"""The admin JSON API under ``/admin/api/``: what ``oseoctl`` drives.
+Authenticated by the bearer token in ``DATA_DIR/admin.token``.
+
+Handlers only translate JSON and query strings into calls of
+:class:`~oseod.admin.actions.OperatorActions` and their results back into
+JSON; a refusal (:class:`~oseod.admin.actions.ActionRefused`) is answered
+404, 409 or 400 with its one-line reason. The ``X-Oseod-Actor`` header
+(oseoctl sends the local user's name) says who is acting, for the audit log.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable
-from typing import Any, Protocol
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
 
+import attrs
 from klein import Klein
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from ..core.accounts import AccountService, password_warnings
-from ..core.ordering import MAX_SEARCH_RESULTS, OrderingService
 from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
-from ..model.errors import RequestRejected
 from ..model.orders import Order, OrderStatus, StatusInfo
-from ..store.users import NoSuchUser, UserExists, UserRecord
+from .actions import (
+    MAX_PAGE,
+    ActionRefused,
+    Actor,
+    AuditEntry,
+    OperatorActions,
+    OrderPage,
+    OrderQuery,
+    Refusal,
+    UserView,
+)
 
 MAX_BODY = 64 * 1024
+ACTOR_HEADER = b"x-oseod-actor"
+TOKEN_ACTOR = "admin-token"  # who acts when the caller does not say
+_ACTOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_REFUSAL_STATUS = {Refusal.NOT_FOUND: 404, Refusal.CONFLICT: 409, Refusal.INVALID: 400}
 
 
 class ApiError(Exception):
@@ -42,42 +63,39 @@ def _order_json(order: Order, items: bool) -> dict[str, Any]:
         "items_total": len(order.items),
     }
     if items:
-        answer["items"] = [{"id": i.spec.item_id, "product": i.spec.product_id,
-                            "collection": i.spec.collection_id, **_status_json(i.status)} for i in order.items]
+        answer["items"] = [{"id": i.spec.item_id, "product": i.spec.product_id, "collection": i.spec.collection_id,
+                            "batch": i.batch, **_status_json(i.status)} for i in order.items]
     return answer
 
 
-def _rejected(e: RequestRejected) -> ApiError:
-    """The core's refusal, as the admin API says it."""
-    return ApiError(404 if e.code == "InvalidOrderIdentifier" else 409, e.text)
+def _page_json(page: OrderPage) -> dict[str, Any]:
+    return {"orders": [_order_json(o, items=False) for o in page.orders], "next": page.next,
+            "truncated": page.truncated}
 
 
-def _user_json(record: UserRecord) -> dict[str, Any]:
-    return {"name": record.name, "group": record.group, "admin": record.admin, "email": record.email,
-            "created_at": record.created_at}
+def _user_json(user: UserView) -> dict[str, Any]:
+    return attrs.asdict(user)
 
 
-class ProcessingReport(Protocol):
-    async def report(self) -> dict[str, Any]: ...
+def _audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return attrs.asdict(entry)
 
 
 class AdminApi:
     app = Klein()
     log = Logger()
 
-    def __init__(self, *, token: Callable[[], str], accounts: AccountService, ordering: OrderingService,
-                 processing: ProcessingReport, metrics: RequestMetrics, clock: Any) -> None:
-        self._processing = processing
+    def __init__(self, *, token: Callable[[], str], actions: OperatorActions, metrics: RequestMetrics,
+                 clock: Any) -> None:
         self._token = token
-        self._accounts = accounts
-        self._ordering = ordering
+        self._actions = actions
         self._metrics = metrics
         self._clock = clock
 
     def resource(self) -> IResource:
         return self.app.resource()
 
-    async def _answer(self, request: IRequest, operation: str, action: Callable[[dict[str, Any]], Any],
+    async def _answer(self, request: IRequest, operation: str, action: Callable[[dict[str, Any], Actor], Any],
                       status: int = 200) -> bytes:
         """Authorise, decode the JSON body, run ``action``, encode its result;
         every failure becomes a JSON error with a one-line reason."""
@@ -86,10 +104,13 @@ class AdminApi:
         request.setHeader(b"cache-control", b"no-store")
         try:
             self._authorise(request)
-            result = await action(self._body(request))
+            result = await action(self._body(request), _actor(request))
             request.setResponseCode(status)
             outcome = "ok"
             payload: Any = result
+        except ActionRefused as e:
+            request.setResponseCode(_REFUSAL_STATUS[e.kind])
+            outcome, payload = str(_REFUSAL_STATUS[e.kind]), {"error": e.message}
         except ApiError as e:
             request.setResponseCode(e.status)
             if e.status == 401:
@@ -125,168 +146,213 @@ class AdminApi:
             raise ApiError(400, "request body must be a JSON object")
         return body
 
+    # ------------------------------------------------------------ users
+
     @app.route("/users", methods=["GET"])
     async def list_users(self, request: IRequest) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            return {"users": [_user_json(r) for r in await self._accounts.list()]}
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return {"users": [_user_json(u) for u in await self._actions.users()]}
 
         return await self._answer(request, "user.list", action)
 
     @app.route("/users", methods=["POST"])
     async def add_user(self, request: IRequest) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            name = _field(body, "name", str)
-            try:
-                record = await self._accounts.add(
-                    name,
-                    _field(body, "password", str),
-                    group=_field(body, "group", str, "default"),
-                    admin=_field(body, "admin", bool, False),
-                    email=_field(body, "email", str, ""),
-                )
-            except UserExists:
-                raise ApiError(409, f"user {name} already exists") from None
-            except ValueError as e:
-                raise ApiError(400, str(e)) from None
-            return {**_user_json(record), "warnings": password_warnings(body["password"])}
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            user, warnings = await self._actions.add_user(
+                actor, _field(body, "name", str), _field(body, "password", str),
+                group=_field(body, "group", str, "default"), admin=_field(body, "admin", bool, False),
+                email=_field(body, "email", str, ""))
+            return {**_user_json(user), "warnings": list(warnings)}
 
         return await self._answer(request, "user.add", action, status=201)
 
     @app.route("/users/<name>", methods=["GET"])
     async def show_user(self, request: IRequest, name: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            record = await self._accounts.get(name)
-            if record is None:
-                raise ApiError(404, f"no user {name}")
-            return _user_json(record)
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return _user_json(await self._actions.user(name))
 
         return await self._answer(request, "user.show", action)
 
     @app.route("/users/<name>", methods=["PATCH"])
     async def change_user(self, request: IRequest, name: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            unknown = set(body) - {"group", "admin", "email"}
+        """``{"group": G, "admin": bool, "email": E, "disabled": bool}``, any of them."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            unknown = set(body) - {"group", "admin", "email", "disabled"}
             if unknown:
                 raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
-            try:
-                record = await self._accounts.change(
-                    name,
-                    group=_field(body, "group", str, None),
-                    admin=_field(body, "admin", bool, None),
-                    email=_field(body, "email", str, None),
-                )
-            except NoSuchUser:
-                raise ApiError(404, f"no user {name}") from None
-            except ValueError as e:
-                raise ApiError(400, str(e)) from None
-            return _user_json(record)
+            return _user_json(await self._actions.set_user(
+                actor, name, group=_field(body, "group", str, None), admin=_field(body, "admin", bool, None),
+                email=_field(body, "email", str, None), disabled=_field(body, "disabled", bool, None)))
 
         return await self._answer(request, "user.change", action)
 
     @app.route("/users/<name>/password", methods=["PUT"])
     async def set_password(self, request: IRequest, name: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            password = _field(body, "password", str)
-            try:
-                await self._accounts.set_password(name, password)
-            except NoSuchUser:
-                raise ApiError(404, f"no user {name}") from None
-            except ValueError as e:
-                raise ApiError(400, str(e)) from None
-            return {"name": name, "password": "changed", "warnings": password_warnings(password)}
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            warnings = await self._actions.set_password(actor, name, _field(body, "password", str))
+            return {"name": name, "password": "changed", "warnings": list(warnings)}
 
         return await self._answer(request, "user.passwd", action)
 
     @app.route("/users/<name>", methods=["DELETE"])
     async def delete_user(self, request: IRequest, name: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            try:
-                await self._accounts.remove(name)
-            except NoSuchUser:
-                raise ApiError(404, f"no user {name}") from None
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            await self._actions.delete_user(actor, name)
             return {"name": name, "deleted": True}
 
         return await self._answer(request, "user.del", action)
 
+    # ------------------------------------------------------------ the service
+
     @app.route("/stats", methods=["GET"])
     async def stats(self, request: IRequest) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            return {"jobs": await self._processing.report()}
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return {"jobs": await self._actions.job_report()}
 
         return await self._answer(request, "stats", action)
+
+    @app.route("/overview", methods=["GET"])
+    async def overview(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            overview = await self._actions.overview()
+            shown = attrs.asdict(overview, recurse=True, filter=lambda a, v: a.name != "recent_orders")
+            shown["recent_orders"] = [_order_json(o, items=False) for o in overview.recent_orders]
+            return shown
+
+        return await self._answer(request, "overview", action)
+
+    @app.route("/audit", methods=["GET"])
+    async def audit(self, request: IRequest) -> bytes:
+        """``?limit=N`` (default 100), ``?before=ID`` (the next page)."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            args = _args(request)
+            entries = await self._actions.audit(_limit(args, 100), _last(args, "before"))
+            return {"entries": [_audit_json(e) for e in entries], "next": entries[-1].id if entries else None}
+
+        return await self._answer(request, "audit", action)
+
+    @app.route("/config", methods=["GET"])
+    async def configuration(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return self._actions.configuration()
+
+        return await self._answer(request, "config", action)
+
+    # ------------------------------------------------------------ subscriptions
+
+    @app.route("/subscriptions", methods=["GET"])
+    async def list_subscriptions(self, request: IRequest) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return {"subscriptions": [
+                {**_order_json(s.order, items=False), "collections": list(s.collections), "starts_at": s.starts_at,
+                 "ends_at": s.ends_at, "batches": s.batches, "last_timeslot": s.last_timeslot}
+                for s in await self._actions.subscriptions()]}
+
+        return await self._answer(request, "subscription.list", action)
 
     @app.route("/subscriptions/timeslot", methods=["POST"])
     async def timeslot(self, request: IRequest) -> bytes:
         """``{"collection": ID, "timestamp": ISO 8601, "force": false}``."""
-        async def action(body: dict[str, Any]) -> Any:
-            try:
-                served = await self._ordering.timeslot(_field(body, "collection", str), _field(body, "timestamp", str),
-                                                       _field(body, "force", bool, False))
-            except RequestRejected as e:
-                raise ApiError(404 if e.code == "UnsupportedCollection" else 400, e.text) from None
-            return {"orders": served}
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            served = await self._actions.timeslot(actor, _field(body, "collection", str),
+                                                  _field(body, "timestamp", str), _field(body, "force", bool, False))
+            return {"orders": list(served)}
 
         return await self._answer(request, "subscription.timeslot", action)
 
+    # ------------------------------------------------------------ orders
+
     @app.route("/orders", methods=["GET"])
     async def list_orders(self, request: IRequest) -> bytes:
-        """``?status=S`` (repeatable), ``?user=U``, ``?limit=N`` (at most 1000)."""
-        async def action(body: dict[str, Any]) -> Any:
-            args = {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs]
-                    for k, vs in (request.args or {}).items()}
+        """``?status=S`` (repeatable), ``?user=U``, ``?collection=C``,
+        ``?type=T`` (MASSIVE_ORDER too), ``?reference=R``, ``?from=`` and
+        ``?to=`` (last update, Unix seconds or ISO 8601), ``?oldest_first=1``,
+        ``?after=CURSOR`` (the ``next`` of the page before), ``?limit=N``
+        (at most 1000)."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            args = _args(request)
             try:
                 statuses = frozenset(OrderStatus(s) for s in args.get("status", []))
             except ValueError:
                 raise ApiError(400, f"status must be one of {', '.join(s.value for s in OrderStatus)}") from None
-            limit_text = (args.get("limit") or ["100"])[-1]
-            if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_SEARCH_RESULTS:
-                raise ApiError(400, f"limit must be a number from 1 to {MAX_SEARCH_RESULTS}")
-            user = (args.get("user") or [None])[-1]
-            orders = await self._ordering.orders(user, statuses, int(limit_text))
-            return {"orders": [_order_json(o, items=False) for o in orders]}
+            query = OrderQuery(
+                statuses=statuses, user=_last(args, "user"), collection=_last(args, "collection"),
+                order_type=_last(args, "type"), reference=_last(args, "reference"),
+                updated_from=_moment(args, "from"), updated_to=_moment(args, "to"),
+                oldest_first=_last(args, "oldest_first") in ("1", "true", "yes"), after=_last(args, "after"),
+                limit=_limit(args, 100))
+            return _page_json(await self._actions.search_orders(query))
 
         return await self._answer(request, "order.list", action)
 
+    @app.route("/moderation", methods=["GET"])
+    async def moderation(self, request: IRequest) -> bytes:
+        """Orders waiting for approval, oldest first: ``?limit=N``, ``?after=CURSOR``."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            args = _args(request)
+            return _page_json(await self._actions.moderation_queue(_limit(args, 100), _last(args, "after")))
+
+        return await self._answer(request, "order.moderation", action)
+
     @app.route("/orders/<order_id>", methods=["GET"])
     async def show_order(self, request: IRequest, order_id: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            try:
-                shown = _order_json(await self._ordering.order(order_id), items=True)
-            except RequestRejected as e:
-                raise _rejected(e) from None
-            downloads = await self._ordering.downloads(order_id)
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            detail = await self._actions.order_detail(order_id)
+            shown = _order_json(detail.order, items=True)
             for item in shown["items"]:
-                count, last = downloads.get(item["id"], (0, 0.0))
+                count, last = detail.item_downloads.get(item["id"], (0, 0.0))
                 item["downloads"], item["last_downloaded_at"] = count, last or None
-            failure = await self._ordering.callback_failure(order_id)
+            failure = detail.callback_failure
             shown["callback_failure"] = None if failure is None else {
-                "at": failure.at, "attempts": failure.attempts, "error": failure.error, "message": failure.seq}
+                "at": failure["at"], "attempts": failure["attempts"], "error": failure["error"],
+                "message": failure["seq"]}
+            shown["history"] = [attrs.asdict(h) for h in detail.history]
+            shown["outbox"] = [attrs.asdict(e) for e in detail.outbox]
+            shown["transfers"] = [attrs.asdict(d) for d in detail.downloads]
             return shown
 
         return await self._answer(request, "order.show", action)
 
     @app.route("/orders/<order_id>/approve", methods=["POST"])
     async def approve_order(self, request: IRequest, order_id: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            try:
-                return _order_json(await self._ordering.approve(order_id), items=False)
-            except RequestRejected as e:
-                raise _rejected(e) from None
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return _order_json(await self._actions.approve(actor, order_id), items=False)
 
         return await self._answer(request, "order.approve", action)
 
+    @app.route("/orders/approve", methods=["POST"])
+    async def approve_orders(self, request: IRequest) -> bytes:
+        """``{"orders": [ID, ...]}``: per id, null when approved, else why not."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            ids = _field(body, "orders", list)
+            if not all(isinstance(i, str) for i in ids):
+                raise ApiError(400, "field 'orders' must be a list of order ids")
+            return {"orders": dict(await self._actions.approve_many(actor, ids))}
+
+        return await self._answer(request, "order.approve_many", action)
+
     @app.route("/orders/<order_id>/reject", methods=["POST"])
     async def reject_order(self, request: IRequest, order_id: str) -> bytes:
-        async def action(body: dict[str, Any]) -> Any:
-            reason = _field(body, "reason", str).strip()
-            if not reason:
-                raise ApiError(400, "give a reason: the client reads it in the order's status")
-            try:
-                return _order_json(await self._ordering.reject(order_id, reason), items=False)
-            except RequestRejected as e:
-                raise _rejected(e) from None
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return _order_json(await self._actions.reject(actor, order_id, _field(body, "reason", str)), items=False)
 
         return await self._answer(request, "order.reject", action)
+
+    @app.route("/orders/<order_id>/cancel", methods=["POST"])
+    async def cancel_order(self, request: IRequest, order_id: str) -> bytes:
+        """``{"reason": TEXT}`` (optional: the client reads it in the order's status)."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return _order_json(await self._actions.cancel(actor, order_id, _field(body, "reason", str, "")),
+                               items=False)
+
+        return await self._answer(request, "order.cancel", action)
+
+    @app.route("/orders/<order_id>/retry", methods=["POST"])
+    async def retry_order(self, request: IRequest, order_id: str) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return {"id": order_id, "items": list(await self._actions.retry_failed(actor, order_id))}
+
+        return await self._answer(request, "order.retry", action)
 
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -296,6 +362,14 @@ class AdminApi:
     def not_allowed(self, request: IRequest, failure: Any) -> bytes:
         allow_header(request, failure)
         return error_answer(request, 405, "method not allowed", as_json=True)
+
+
+def _actor(request: IRequest) -> Actor:
+    """Who acts: the name oseoctl says (the token's holder when it says
+    none, or something that is no user name), from the client's address."""
+    said = (request.getHeader(ACTOR_HEADER) or b"").decode("utf-8", "replace").strip()
+    address = getattr(request.getClientAddress(), "host", "") or ""
+    return Actor(name=said if _ACTOR_NAME.match(said) else TOKEN_ACTOR, via="api", address=str(address))
 
 
 _MISSING = object()
@@ -310,3 +384,37 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = _MISSING)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ApiError(400, f"field {name!r} must be a {kind.__name__}")
     return value
+
+
+def _args(request: IRequest) -> Mapping[str, list[str]]:
+    return {k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in (request.args or {}).items()}
+
+
+def _last(args: Mapping[str, list[str]], name: str) -> str | None:
+    values = args.get(name)
+    return values[-1] if values and values[-1] else None
+
+
+def _limit(args: Mapping[str, list[str]], default: int) -> int:
+    text = _last(args, "limit") or str(default)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise ApiError(400, f"limit must be a number from 1 to {MAX_PAGE}")
+    return int(text)
+
+
+def _moment(args: Mapping[str, list[str]], name: str) -> float | None:
+    """A time given as Unix seconds or ISO 8601 (UTC unless it says otherwise)."""
+    text = _last(args, name)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be Unix seconds or an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -18,8 +18,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..store.users import UserStore
-from .account import KnownUser, account_of
+from ..store.users import UserRecord, UserStore
+from .account import Account, KnownUser, account_of
 from .passwords import hash_password, verify_password
 
 CACHE_LIMIT = 10_000
@@ -87,6 +87,30 @@ class UnknownUser(UnauthorizedLogin):
     """This checker has no such user: the next checker of a chain may."""
 
 
+class LoginRecorder(Protocol):
+    """Where a checker writes the logins it checked for real (the user
+    store; operators see them as each user's last login)."""
+
+    async def record_login(self, name: str, source: str, at: float, *, group: str = "", admin: bool = False,
+                           email: str = "") -> None: ...
+
+
+async def record_login(logins: LoginRecorder | None, name: str, source: str, at: float, log: Logger,
+                       account: Account | None = None) -> None:
+    """Record a login (with the ``account`` a source without records of
+    ours vouched for); a failure to do so never fails the login itself."""
+    if logins is None:
+        return
+    try:
+        if account is None:
+            await logins.record_login(name, source, at)
+        else:
+            await logins.record_login(name, source, at, group=account.group, admin=account.admin,
+                                      email=account.email)
+    except Exception as e:
+        log.warn("cannot record the login of {user}: {error}", user=name, error=str(e) or repr(e))
+
+
 @implementer(ICredentialsChecker)
 class UserStoreChecker:
     """Checks user name and password against the scrypt hashes in Redis."""
@@ -98,7 +122,8 @@ class UserStoreChecker:
                  decoy: bool = True) -> None:
         self._users = users
         self._reactor = reactor
-        self._cache: SuccessCache[str] = SuccessCache(cache_seconds, clock if clock is not None else reactor)
+        self._clock = clock if clock is not None else reactor
+        self._cache: SuccessCache[str] = SuccessCache(cache_seconds, self._clock)
         #: scrypt verifications run so far (the cache's effect shows here).
         self.verifications = 0
         # Verifying against this for unknown users keeps a login for a missing
@@ -120,7 +145,7 @@ class UserStoreChecker:
         assert stored is not None
         if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
                 and hmac.compare_digest(cached, stored):
-            return KnownUser(account_of(record))
+            return self._enabled(record)
         self.verifications += 1
         matched = await threads.deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), verify_password, password, stored
@@ -129,6 +154,16 @@ class UserStoreChecker:
             self.log.info("login refused for {user}", user=name)
             raise UnauthorizedLogin("wrong user name or password")
         self._cache.remember(name_bytes, password, stored)
+        known = self._enabled(record)
+        await record_login(self._users, name, "redis", self._clock.seconds(), self.log)
+        return known
+
+    def _enabled(self, record: UserRecord) -> KnownUser:
+        # After the password check, so that a wrong password to a disabled
+        # account reads as any wrong password.
+        if record.disabled:
+            self.log.info("login refused for {user}: the account is disabled", user=record.name)
+            raise UnauthorizedLogin("the account is disabled")
         return KnownUser(account_of(record))
 
 

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from .account import Account, KnownUser
-from .checkers import SuccessCache, UnknownUser, login_name
+from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
 from .passwords import verify_password
 
 _BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
@@ -87,10 +87,13 @@ class PasswordFileChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, path: str, reactor: Any, cache_seconds: float = 60.0, clock: Any = None) -> None:
+    def __init__(self, path: str, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+                 logins: LoginRecorder | None = None) -> None:
         self._path = path
         self._reactor = reactor
-        self._cache: SuccessCache[str] = SuccessCache(cache_seconds, clock if clock is not None else reactor)
+        self._clock = clock if clock is not None else reactor
+        self._logins = logins
+        self._cache: SuccessCache[str] = SuccessCache(cache_seconds, self._clock)
         self._accounts: dict[str, FileAccount] = {}
         self._seen: tuple[int, int] | None = None
         self._complaint: str | None = None
@@ -141,4 +144,10 @@ class PasswordFileChecker:
                 self.log.info("login refused for {user} (password file)", user=name)
                 raise UnauthorizedLogin("wrong user name or password")
             self._cache.remember(name_bytes, password, account.hash)
+            await record_login(self._logins, name, "file", self._clock.seconds(), self.log)
         return KnownUser(Account(name=name, group=account.group))
+
+    def accounts(self) -> list[FileAccount]:
+        """The accounts of the file (read again if it changed), by name."""
+        self._refresh()
+        return sorted(self._accounts.values(), key=lambda a: a.name)

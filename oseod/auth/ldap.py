@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from ..config import LdapConfig
 from .account import Account, KnownUser
-from .checkers import SuccessCache, UnknownUser, login_name
+from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
 
 with warnings.catch_warnings():
     # ldaptor 21.2 still uses pyparsing's camelCase names and imports crypt.
@@ -92,8 +92,10 @@ class LdapChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, settings: LdapConfig, reactor: Any, cache_seconds: float = 60.0, clock: Any = None) -> None:
+    def __init__(self, settings: LdapConfig, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+                 logins: LoginRecorder | None = None) -> None:
         self._settings = settings
+        self._logins = logins
         self._reactor = reactor
         self._clock = clock if clock is not None else reactor
         self._cache: SuccessCache[Account] = SuccessCache(cache_seconds, self._clock)
@@ -151,6 +153,7 @@ class LdapChecker:
         except defer.TimeoutError:
             raise ConnectionError(f"no answer from {self._settings.url} within {self._settings.timeout:g} s") from None
         self._cache.remember(name_bytes, password, account)
+        await record_login(self._logins, name, "ldap", self._clock.seconds(), self.log, account)
         return KnownUser(account)
 
     async def _ask_directory(self, name: str, password: bytes) -> Account:

@@ -248,6 +248,8 @@ class DigestChecker:
         # digest and make the real request fail as a replay.
         await self._rules.claim_nonce(name, credentials.nonce)
         assert record is not None  # password is None without one
+        if record.disabled:  # as the password checker (oseod.auth.checkers) refuses it
+            raise _refuse("the account is disabled", name)
         return KnownUser(account_of(record))
 
 

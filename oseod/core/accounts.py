@@ -9,7 +9,7 @@ from twisted.internet import threads
 
 from ..auth.passwords import hash_password
 from ..auth.secrets import SecretBox
-from ..store.users import UserRecord, UserStore, check_group_name, check_user_name
+from ..store.users import Login, UserRecord, UserStore, check_group_name, check_user_name
 
 RECOMMENDED_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -78,16 +78,21 @@ class AccountService:
                                  digest_secret=self._digest_secret(name, password_hash, password))
 
     async def change(self, name: str, *, group: str | None = None, admin: bool | None = None,
-                     email: str | None = None) -> UserRecord:
+                     email: str | None = None, disabled: bool | None = None) -> UserRecord:
         if email is not None:
             check_email(email)
-        await self._users.update(name, group=group, admin=admin, email=email)
+        await self._users.update(name, group=group, admin=admin, email=email, disabled=disabled)
         record = await self._users.get(name)
         assert record is not None
         return record
 
     async def remove(self, name: str) -> None:
         await self._users.delete(name)
+        await self._users.forget_login(name)
+
+    async def logins(self) -> dict[str, Login]:
+        """The last real login of each user who has logged in (any source)."""
+        return await self._users.logins()
 
     async def get(self, name: str) -> UserRecord | None:
         return await self._users.get(name)

@@ -25,6 +25,7 @@ import attrs
 from twisted.logger import Logger
 
 from ..auth.account import Account
+from ..store.orders import Transfer
 from .ordering import OrderingService, ReadyItem
 
 PACKAGES = ".packages"  # the order's packages, beside its items' directories
@@ -108,6 +109,14 @@ class Deliverables:
             return bool(held)
         files = [f.name for f in await self.files(account, order_id, item_id)]
         return await self._ordering.record_download(order_id, item_id, name, files)
+
+    async def transferred(self, account: Account, order_id: str, item_id: str | None, name: str, *, via: str,
+                          address: str | None, sent: int, complete: bool, at: float) -> None:
+        """One transfer ended, complete or not: logged with the order, for
+        operators (who, when, how much, from where)."""
+        await self._ordering.record_transfer(Transfer(
+            at=at, item_id=item_id or "", file=name, user=account.name, via=via, address=address or "", bytes=sent,
+            complete=complete), order_id)
 
     def _package(self, owner: str, order_id: str, name: str) -> Deliverable | None:
         path = package_path(self._results, owner, order_id, name)

@@ -37,7 +37,15 @@ from ..model.orders import (
     StatusNotification,
 )
 from ..store.jobs import Job
-from ..store.orders import ItemChange, OrderProgress, OrderStore, StoredResult, TooManyActiveItems
+from ..store.orders import (
+    HistoryLine,
+    ItemChange,
+    OrderProgress,
+    OrderStore,
+    StoredResult,
+    TooManyActiveItems,
+    Transfer,
+)
 from ..store.outbox import Failure
 from .catalogue import Catalogue
 from .packages import package_name, packaged
@@ -216,30 +224,108 @@ class OrderingService:
         """The last status call-back of the order given up on, if any."""
         return await self._store.callback_failure(order_id)
 
-    async def approve(self, order_id: str) -> Order:
-        """Accept an order waiting in Submitted (manual moderation) and start it."""
+    async def approve(self, order_id: str, by: str = "") -> Order:
+        """Accept an order waiting in Submitted (manual moderation) and start
+        it; ``by``: the operator (the order's history names them)."""
         order = await self._existing(order_id)
         now = self._clock.seconds()
         info = StatusInfo(OrderStatus.Accepted, _accepted_text(order.spec.order_type), changed_at=now)
         if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted},
-                                                  jobs=jobs_of(order_id, order.spec, order.items)):
+                                                  jobs=jobs_of(order_id, order.spec, order.items), by=by):
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
         waiting = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
         await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in order.items],
                                            allowed={OrderStatus.Submitted})
         order = await self._existing(order_id)
-        self.log.info("order {order_id} approved", order_id=order_id)
+        self.log.info("order {order_id} approved", order_id=order_id, by=by)
         self._dispatch(order)
         return order
 
-    async def reject(self, order_id: str, reason: str) -> Order:
+    async def reject(self, order_id: str, reason: str, by: str = "") -> Order:
         """Refuse an order waiting in Submitted; it ends Cancelled with ``reason``."""
         order = await self._existing(order_id)
         if order.status.status is not OrderStatus.Submitted:
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
         text = _clip(f"{REJECTED}: {reason}" if reason else REJECTED)
         return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
-                                 text, None)
+                                 text, None, by=by, allowed={OrderStatus.Submitted})
+
+    async def operator_cancel(self, order_id: str, reason: str = "", by: str = "") -> Order:
+        """Cancel any unfinished order, whoever owns it, as its owner's Cancel
+        does (its jobs stop; call-backs and e-mails go as the order asks);
+        ``reason`` is told to the client in the order's status."""
+        order = await self._existing(order_id)
+        if order.status.status.is_final:
+            raise invalid("orderId", f"order {order_id} is already {order.status.status.value}")
+        if order.spec.order_type is OrderType.SUBSCRIPTION_ORDER:
+            text = "Unsubscribed by an operator"
+        else:
+            done = sum(1 for i in order.items if i.status.status in WITH_RESULT)
+            text = "Cancelled by an operator" + (f"; {done} of {len(order.items)} items had completed" if done else "")
+        text = _clip(f"{text}: {reason}" if reason else text)
+        return await self._close(order, StatusInfo(OrderStatus.Cancelled, text, changed_at=self._clock.seconds()),
+                                 "Cancelled by an operator", None, by=by)
+
+    async def retry_failed(self, order_id: str, by: str = "") -> list[str]:
+        """Put the order's failed items back in the queue: the ids of those
+        items. Their attempts count again from one (from two in batches
+        before the order's last, see below).
+
+        Only while none of its items is in work (a final order, or a
+        subscription between timeslots): the jobs of a running order chain
+        its batches, which a retried batch must not run twice. A final
+        order becomes unfinished again (InProduction, or Accepted when no
+        item has a result), and its status follows its items from then on."""
+        order = await self._existing(order_id)
+        failed = [item for item in order.items if item.status.status is OrderStatus.Failed]
+        if not failed:
+            raise invalid("orderId", f"order {order_id} has no failed item to retry")
+        if order.status.status in (OrderStatus.Cancelled, OrderStatus.Terminated, OrderStatus.Submitted):
+            raise invalid("orderId", f"order {order_id} is {order.status.status.value}: its items are not retried")
+        busy = sum(1 for item in order.items if not item.status.status.is_final)
+        if busy and order.spec.order_type is not OrderType.SUBSCRIPTION_ORDER:
+            raise invalid("orderId", f"order {order_id} has {busy} items still in work; retry its failed items "
+                                     f"once they are done")
+        if busy:
+            raise invalid("orderId", f"subscription {order_id} has {busy} items in work; retry its failed items "
+                                     f"once they are done")
+        now = self._clock.seconds()
+        if order.status.status.is_final:
+            with_result = any(item.status.status in WITH_RESULT for item in order.items)
+            text = f"{len(failed)} failed items queued again by an operator"
+            info = StatusInfo(OrderStatus.InProduction if with_result else OrderStatus.Accepted, _clip(text),
+                              changed_at=now)
+            if not await self._store.set_order_status(order_id, info, allowed={order.status.status}, by=by):
+                raise invalid("orderId", f"order {order_id} changed meanwhile; try again")
+        waiting = StatusInfo(OrderStatus.Accepted, "Queued again by an operator", changed_at=now)
+        jobs = []
+        last = max(item.batch for item in order.items)
+        for batch in sorted({item.batch for item in failed}):
+            job = batch_job(order_id, order.spec, [item for item in failed if item.batch == batch], batch)
+            if job is not None:
+                # The engine queues the next batch after a batch's first
+                # attempt: only the last batch may be a first attempt again,
+                # the others count as a second (their next batch is done).
+                jobs.append(job if batch == last else attrs.evolve(job, attempt=2))
+        moved = await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in failed],
+                                                   allowed={OrderStatus.Failed}, jobs=jobs)
+        if not all(moved):
+            raise invalid("orderId", f"the failed items of order {order_id} changed meanwhile; try again")
+        self.log.info("order {order_id}: {count} failed items queued again", order_id=order_id, count=len(failed),
+                      by=by)
+        self._dispatch(await self._existing(order_id))
+        return [item.spec.item_id for item in failed]
+
+    async def record_transfer(self, transfer: Transfer, order_id: str) -> None:
+        """One transfer of the order's results ended (complete or not): logged
+        with the order, for operators."""
+        await self._store.record_transfer(order_id, transfer)
+
+    async def history(self, order_id: str) -> list[HistoryLine]:
+        return await self._store.history(order_id)
+
+    async def transfers(self, order_id: str) -> list[Transfer]:
+        return await self._store.transfers(order_id)
 
     async def timeslot(self, collection_id: str, timestamp: str, force: bool = False) -> list[str]:
         """A new product of ``collection_id`` is out, for ``timestamp`` (ISO
@@ -462,10 +548,12 @@ class OrderingService:
                           status=progress.status.status.value, info=progress.status.additional_info)
 
     async def _close(self, order: Order, status: StatusInfo, item_text: str,
-                     notification: Notification | None) -> Order:
-        """End an unfinished order in ``status`` and its unfinished items with it."""
-        if not await self._store.set_order_status(order.order_id, status, allowed=UNFINISHED,
-                                                  notification=notification):
+                     notification: Notification | None, *, by: str = "",
+                     allowed: Collection[OrderStatus] = UNFINISHED) -> Order:
+        """End an unfinished order in ``status`` (if still in one of
+        ``allowed``) and its unfinished items with it."""
+        if not await self._store.set_order_status(order.order_id, status, allowed=allowed,
+                                                  notification=notification, by=by):
             current = await self._existing(order.order_id)
             raise invalid("orderId", f"order {order.order_id} is already {current.status.status.value}")
         item_status = StatusInfo(status.status, item_text, changed_at=status.changed_at)

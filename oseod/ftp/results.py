@@ -127,6 +127,10 @@ class ResultsTree:
                                  self._account.name)
             log_transfer(self.log, "ftp", self._account.name, client, order_id, item_id, name, sent, found.size,
                          complete)
+            logged = defer.ensureDeferred(self._deliverables.transferred(
+                self._account, order_id, item_id, name, via="ftp", address=client, sent=sent, complete=complete,
+                at=self._clock.seconds()))
+            logged.addErrback(lambda f: self.log.failure("logging the transfer of {file} failed", f, file=name))
             if complete:
                 d = defer.ensureDeferred(self._deliverables.downloaded(self._account, order_id, item_id, name))
                 d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))

@@ -79,6 +79,7 @@ class Downloads:
             if request.method == b"GET":
                 log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
                              getattr(request, "sentLength", 0), found.size, whole)
+                self._transferred(account, order_id, item_id, name, client, getattr(request, "sentLength", 0), whole)
             if whole:
                 self._deliverables_downloaded(account, order_id, item_id, name)
 
@@ -86,9 +87,17 @@ class Downloads:
             self._metrics.record("http", "download", "aborted", self._clock.seconds() - started, account.name)
             log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
                          getattr(request, "sentLength", 0), found.size, False)
+            self._transferred(account, order_id, item_id, name, client, getattr(request, "sentLength", 0), False)
 
         request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
         return SentFile(str(found.path), defaultType="application/octet-stream")
+
+    def _transferred(self, account: Account, order_id: str, item_id: str | None, name: str, client: str | None,
+                     sent: int, complete: bool) -> None:
+        d = defer.ensureDeferred(self._deliverables.transferred(account, order_id, item_id, name, via="http",
+                                                                address=client, sent=sent, complete=complete,
+                                                                at=self._clock.seconds()))
+        d.addErrback(lambda f: self.log.failure("logging the transfer of {file} failed", f, file=name))
 
     def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str | None, name: str) -> None:
         d = defer.ensureDeferred(self._deliverables.downloaded(account, order_id, item_id, name))

@@ -17,7 +17,7 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ..store.leader import LeaderLock
+from ..store.leader import LeaderLock, TaskRunRecord, TaskRuns
 
 TICK = 10.0  # seconds
 
@@ -33,8 +33,11 @@ class PeriodicTask:
 class Scheduler:
     log = Logger()
 
-    def __init__(self, lock: LeaderLock, clock: Any, tasks: Sequence[PeriodicTask], tick: float = TICK) -> None:
+    def __init__(self, lock: LeaderLock, clock: Any, tasks: Sequence[PeriodicTask], tick: float = TICK, *,
+                 runs: TaskRuns | None = None) -> None:
+        """``runs``: where each run is recorded (operators see the last)."""
         self._lock = lock
+        self._runs = runs
         self._clock = clock
         self.tasks = list(tasks)
         self._tick = tick
@@ -69,8 +72,23 @@ class Scheduler:
             if periodic.interval <= 0 or (periodic.last is not None and now - periodic.last < periodic.interval):
                 continue
             periodic.last = now
+            ok = True
             try:
                 await periodic.run()
             except Exception:
+                ok = False
                 self.log.failure("periodic task {task} failed; it runs again in {interval} s", task=periodic.name,
                                  interval=periodic.interval)
+            await self._record(TaskRunRecord(periodic.name, now, self._clock.seconds() - now, ok))
+
+    async def _record(self, run: TaskRunRecord) -> None:
+        if self._runs is None:
+            return
+        try:
+            await self._runs.record(run)
+        except Exception:
+            self.log.failure("cannot record the run of periodic task {task}", task=run.name)
+
+    @property
+    def leader(self) -> LeaderLock:
+        return self._lock

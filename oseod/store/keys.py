@@ -185,3 +185,67 @@ def console_failures(scope: str, subject_digest: str) -> str:
     """String counter with a TTL (the throttling window): failed console
     logins for one user name (``scope`` "user") or client address ("addr")."""
     return f"{PREFIX}console:failures:{scope}:{subject_digest}"
+
+
+# --- what operators see (oseod.store.orders, .audit, .stats, .users, .outbox, .leader) ---
+# Written by the same scripts as the changes they describe; read by
+# oseod.admin.actions. Logs are capped lists; counters of time are buckets
+# with a TTL, so nothing here grows without bound.
+
+
+def orders_in_collection(collection_id: str) -> str:
+    """Sorted set: everybody's orders with an item of this collection, scored by last update."""
+    return f"{PREFIX}orders:coll:{collection_id}"
+
+
+def orders_of_type(order_type: str) -> str:
+    """Sorted set: everybody's orders of this type (MASSIVE_ORDER apart from
+    PRODUCT_ORDER), scored by last update."""
+    return f"{PREFIX}orders:type:{order_type}"
+
+
+def order_history(order_id: str) -> str:
+    """List: the order's changes of status (JSON: at, status, info, by), oldest first, capped."""
+    return f"{PREFIX}order:{order_id}:history"
+
+
+def order_downloads(order_id: str) -> str:
+    """List: every transfer of the order's results, complete or not (JSON), oldest first, capped."""
+    return f"{PREFIX}order:{order_id}:downloads"
+
+
+def outbox_log(channel: str, name: str) -> str:
+    """List: what became of the messages of one outbox queue (sent, retry,
+    given up; JSON), oldest first, capped; deleted with its order."""
+    return f"{PREFIX}outboxlog:{channel}:{name}"
+
+
+def items_by_status() -> str:
+    """Hash: how many items of all stored orders are in each status."""
+    return f"{PREFIX}stats:items"
+
+
+def hour_bucket(hour: int) -> str:
+    """Hash with a TTL: items completed, failed and downloads in the hour
+    starting at Unix time ``hour``."""
+    return f"{PREFIX}stats:hour:{hour}"
+
+
+def minute_bucket(minute: int) -> str:
+    """Hash with a TTL: the same per minute starting at Unix time ``minute``."""
+    return f"{PREFIX}stats:minute:{minute}"
+
+
+def audit_log() -> str:
+    """Stream: every operator action (who, via, address, action, target, detail), capped."""
+    return f"{PREFIX}audit"
+
+
+def logins() -> str:
+    """Hash: per user name, the last real password check that let it in (JSON: source, at)."""
+    return f"{PREFIX}logins"
+
+
+def task_runs() -> str:
+    """Hash: per periodic task, its last run (JSON: at, seconds, ok)."""
+    return f"{PREFIX}schedule:runs"

@@ -6,7 +6,10 @@ never concurrently for long: every periodic task is idempotent."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import attrs
 
 from . import keys
 
@@ -39,3 +42,35 @@ class LeaderLock:
 
     async def release(self) -> None:
         await self._redis.conn.eval(_RELEASE, [keys.leader()], [self.holder])
+
+    async def current(self) -> str | None:
+        """The daemon that leads now (None: none)."""
+        holder = await self._redis.conn.get(keys.leader())
+        return None if holder is None else str(holder)
+
+
+@attrs.frozen
+class TaskRunRecord:
+    name: str
+    at: float  # when it started
+    seconds: float
+    ok: bool
+
+
+class TaskRuns:
+    """The last run of each periodic task, whichever daemon ran it."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def record(self, run: TaskRunRecord) -> None:
+        await self._redis.conn.hset(keys.task_runs(), run.name,
+                                    json.dumps({"at": run.at, "seconds": run.seconds, "ok": run.ok}))
+
+    async def last(self) -> dict[str, TaskRunRecord]:
+        found = await self._redis.conn.hgetall(keys.task_runs()) or {}
+        runs = {}
+        for name, text in found.items():
+            data = json.loads(text)
+            runs[str(name)] = TaskRunRecord(str(name), float(data["at"]), float(data["seconds"]), bool(data["ok"]))
+        return runs

@@ -41,7 +41,8 @@ from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .jobs import Job, job_fields
-from .outbox import CALLBACK, MAIL, Failure, failure_from_json
+from .outbox import CALLBACK, MAIL, ORDER_CHANNELS, Failure, failure_from_json
+from .stats import BUCKET_HOOK, DOWNLOADS, bucket_keys
 from .wsn import NOTIFY_HOOK, WSN
 
 ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
@@ -53,20 +54,29 @@ CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
 _WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
+HISTORY_KEPT = 200  # status changes kept per order (a subscription changes little; items do not write here)
+DOWNLOADS_KEPT = 500  # transfers kept per order
 
 # Shared by the scripts that change an order. KEYS, as built by _order_keys():
 #   1 order hash, 2 items hash, 3 ready set, 4 owner's active-item counter,
 #   5 every order's results by completion time (for their expiry),
-#   6 .. 5+N the owner's per-status indexes, 6+N .. 5+2N everybody's (N statuses,
-#   in OrderStatus order), then every index scored but not chosen by status
-#   (all orders of the owner, of everybody, and the two orderReference indexes).
+#   6 the items-per-status counters, 7 the order's history, 8 and 9 the hour
+#   and minute buckets of the change's time (oseod.store.stats),
+#   F+1 .. F+N the owner's per-status indexes, F+N+1 .. F+2N everybody's (N
+#   statuses, in OrderStatus order; F the 9 keys before), then every index
+#   scored but not chosen by status (all orders of the owner, of everybody,
+#   the two orderReference indexes, the order type's and the collections').
 _PRELUDE = (
     "local N = %d\n" % len(_STATUSES)
     + "local POS = {%s}\n" % ", ".join(f"{s.value} = {i + 1}" for i, s in enumerate(_STATUSES))
     + "local FINAL = {%s}\n" % ", ".join(f"{s.value} = true" for s in _STATUSES if s.is_final)
     + "local WITH_RESULT = {%s}\n" % ", ".join(f"{s.value} = true" for s in _WITH_RESULT)
+    + "local HISTORY_KEPT = %d\n" % HISTORY_KEPT
+    + BUCKET_HOOK
     + """
 local ORDER, ITEMS, READY, ACTIVE, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local ITEM_STATS, HISTORY, HOUR, MINUTE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local F = 9
 -- The last index key; a script with a job to queue has the stream after it.
 local INDEX_END = #KEYS
 
@@ -88,18 +98,25 @@ end
 -- give it `score` everywhere.
 local function reindex(member, old, new, score)
   if old then
-    redis.call('ZREM', KEYS[5 + POS[old]], member)
-    redis.call('ZREM', KEYS[5 + N + POS[old]], member)
+    redis.call('ZREM', KEYS[F + POS[old]], member)
+    redis.call('ZREM', KEYS[F + N + POS[old]], member)
   end
-  redis.call('ZADD', KEYS[5 + POS[new]], score, member)
-  redis.call('ZADD', KEYS[5 + N + POS[new]], score, member)
-  for i = 6 + 2 * N, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+  redis.call('ZADD', KEYS[F + POS[new]], score, member)
+  redis.call('ZADD', KEYS[F + N + POS[new]], score, member)
+  for i = F + 2 * N + 1, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+end
+
+-- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
+local function remember(entry)
+  redis.call('RPUSH', HISTORY, entry)
+  redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
 end
 """
 )
 
 # KEYS: order hash, items hash, owner's active-item counter, the job stream,
-# then the indexes the new order goes into. ARGV: member, time, number of new
+# the items-per-status counters, the order's history, then the indexes the
+# new order goes into. ARGV: member, time, number of new
 # unfinished items, the limit of unfinished items per owner ('' none), the
 # order-hash field/value pairs and the items-hash ones, each a JSON array (a
 # few arguments instead of hundreds: each one costs the client to encode),
@@ -108,7 +125,8 @@ end
 # subscription's end time (their score), the spec JSON, and, when e-mail is
 # on, the order id and its StatusInfo JSON (else ''): the new order is then
 # queued for the e-mail channel, whose last two KEYS are its queue and the
-# outbox's due set.
+# outbox's due set; then the first history entry (JSON) and the items per
+# status (a JSON object).
 # Returns {1, ''} or, over the limit, {0, items unfinished now}.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
@@ -134,7 +152,9 @@ if ARGV[7] ~= '' then
 end
 local last = #KEYS - 2  -- then the mail queue and the outbox's due set
 local subscribed = tonumber(ARGV[8])
-for i = 5, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
+for i = 7, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
+redis.call('RPUSH', KEYS[6], ARGV[13])
+for status, n in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[5], status, n) end
 for i = last - subscribed + 1, last do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 if ARGV[11] ~= '' then
   local status = cjson.decode(ARGV[12])
@@ -153,7 +173,9 @@ return {1, ''}
 # ('|A|B|', '' any), expected version ('' any), notification JSON ('' keep),
 # jobs to queue with the change ('' none: else a JSON array of field/value
 # arrays), the order id, '1' when e-mail is on (else ''), the name of the
-# WS-Notification queues less the subscription id.
+# WS-Notification queues less the subscription id, the history entry (JSON)
+# and who made the change ('' the service: then a change that keeps the
+# status, such as a new count of items done, is not history).
 # A change of the order's status that its statusNotification asks to hear
 # of (All: every one; Final: a final one) is queued for the call-back in the
 # same step, so that no crash can lose it; with e-mail on, every change is
@@ -175,6 +197,7 @@ if ARGV[8] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 5], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
+if current ~= ARGV[2] or ARGV[13] ~= '' then remember(ARGV[12]) end
 if current ~= ARGV[2] then
   local notification = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')
   local mode = notification['mode']
@@ -194,12 +217,16 @@ end
 return 1
 """
 
+# KEYS: as _order_keys, then the job stream when jobs are queued.
 # ARGV: member, time, allowed current statuses ('|A|B|', '' any), then the
 # changes as a JSON array of [item id, status, StatusInfo JSON, completion
-# time ('' the time)], applied in order. Returns -1 when there is no such
+# time ('' the time)], applied in order, then the jobs to queue ('' none: else
+# a JSON array of field/value arrays; then every item must be in an allowed
+# status, or nothing is done). Returns -1 when there is no such
 # order, else per change 1 done or 0 refused (status). An unknown item fails
 # the whole call (error NOITEM), before anything is changed.
 _SET_ITEMS_STATUS = _PRELUDE + """
+if ARGV[5] ~= '' then INDEX_END = #KEYS - 1 end
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 local at, allowed = ARGV[2], ARGV[3]
@@ -208,6 +235,15 @@ for _, change in ipairs(changes) do
   if redis.call('HEXISTS', ITEMS, 's/' .. change[1]) == 0 then return redis.error_reply('NOITEM ' .. change[1]) end
 end
 local results = {}
+if ARGV[5] ~= '' then
+  for i, change in ipairs(changes) do
+    if not in_set(allowed, cjson.decode(redis.call('HGET', ITEMS, 's/' .. change[1]))['status']) then
+      for j = 1, #changes do results[j] = 0 end
+      return results
+    end
+  end
+  for _, job in ipairs(cjson.decode(ARGV[5])) do redis.call('XADD', KEYS[#KEYS], '*', unpack(job)) end
+end
 for i, change in ipairs(changes) do
   local item, new, info, completed = change[1], change[2], change[3], change[4]
   -- an earlier change of the same call may have moved the item already
@@ -219,8 +255,15 @@ for i, change in ipairs(changes) do
     redis.call('HSET', ITEMS, 's/' .. item, info)
     redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
     redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
+    if old ~= new then
+      redis.call('HINCRBY', ITEM_STATS, old, -1)
+      redis.call('HINCRBY', ITEM_STATS, new, 1)
+    end
     if new == 'Failed' then
       redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', cjson.decode(info)['additional_info'] or '')
+      if old ~= 'Failed' then count_event(HOUR, MINUTE, 'failed', 1) end
+    elseif new == 'Completed' and not WITH_RESULT[old] then
+      count_event(HOUR, MINUTE, 'completed', 1)
     end
     if FINAL[old] and not FINAL[new] then redis.call('INCR', ACTIVE)
     elseif FINAL[new] and not FINAL[old] then redis.call('DECR', ACTIVE) end
@@ -264,6 +307,7 @@ for _, item in ipairs(items) do
   redis.call('HSET', ITEMS, 'x/' .. item[1], cjson.encode({seq, item[2]}), 's/' .. item[1], item[3],
              'b/' .. item[1], ARGV[5])
   redis.call('HINCRBY', ORDER, 'n/' .. status, 1)
+  redis.call('HINCRBY', ITEM_STATS, status, 1)
   redis.call('HINCRBY', ORDER, 'items_total', 1)
   if not FINAL[status] then redis.call('INCR', ACTIVE) end
 end
@@ -273,21 +317,29 @@ reindex(ARGV[1], current, current, touch(ARGV[2]))
 return 1
 """
 
-# KEYS: as _order_keys. ARGV: member, the statuses it must be in ('|A|B|').
-# Removes the order, its items and every index entry of it. Returns 1 done, 0
-# refused (not in those statuses), -1 no such order.
+# KEYS: as _order_keys, then the order's logs (downloads, outbox queues).
+# ARGV: member, the statuses it must be in ('|A|B|'), how many logs.
+# Removes the order, its items, its history and logs, every index entry of
+# it, and its items from the counters. Returns 1 done, 0 refused (not in
+# those statuses), -1 no such order.
 _PURGE = _PRELUDE + """
+INDEX_END = #KEYS - tonumber(ARGV[3])
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[2], current) then return 0 end
+for status, _ in pairs(POS) do
+  local n = tonumber(redis.call('HGET', ORDER, 'n/' .. status) or '0')
+  if n ~= 0 then redis.call('HINCRBY', ITEM_STATS, status, -n) end
+end
+for i = INDEX_END + 1, #KEYS do redis.call('DEL', KEYS[i]) end
 local fields = redis.call('HKEYS', ITEMS)
 for _, field in ipairs(fields) do
   if string.sub(field, 1, 2) == 's/' then
     redis.call('ZREM', RESULTS, cjson.encode({ARGV[1], string.sub(field, 3)}))
   end
 end
-for i = 6, INDEX_END do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('DEL', ORDER, ITEMS, READY)
+for i = F + 1, INDEX_END do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('DEL', ORDER, ITEMS, READY, HISTORY)
 return 1
 """
 
@@ -312,6 +364,17 @@ redis.call('RPUSH', KEYS[2], cjson.encode(message))
 redis.call('ZADD', KEYS[3], 'NX', ARGV[2], 'mail:' .. ARGV[1])
 return 1
 """
+
+# KEYS: order hash, its downloads log, the hour and minute buckets. ARGV:
+# the log entry (JSON), '1' when the transfer was complete. Logs the
+# transfer, and counts a complete one. Returns 0 when there is no such order.
+_RECORD_TRANSFER = BUCKET_HOOK + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -%d, -1)
+if ARGV[2] == '1' then count_event(KEYS[3], KEYS[4], '%s', 1) end
+return 1
+""" % (DOWNLOADS_KEPT, DOWNLOADS)
 
 # KEYS: (order hash, items hash) per order. ARGV: per order, the version the
 # caller already holds ('' none). One consistent snapshot; per order:
@@ -339,54 +402,132 @@ end
 return out
 """
 
-# KEYS: the indexes of one criterion, then (optionally) those of another.
-# ARGV: how many keys the first criterion has, max score, min score, limit.
+# KEYS: the indexes of each criterion, one criterion after another. ARGV: a
+# JSON array of how many keys each criterion has, max score, min score,
+# limit, '1' for oldest first ('' newest), the cursor's score and member ('':
+# from the start; the page begins after it), the budget (the most index
+# entries to examine; 0: no bound).
 # An order matches when it is in one index of each criterion. The criterion
-# with fewer orders in the time range is read, the other one only tested
-# (ZSCORE), so the work is bounded by the smaller side, not by all orders.
-# Returns the members, newest update first (ties: highest id first).
-_SEARCH = """
-local na, max, min, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-local read, test = {}, {}
-for i = 1, #KEYS do
-  if i <= na then read[#read + 1] = KEYS[i] else test[#test + 1] = KEYS[i] end
+# with the fewest orders in the time range is read, the others only tested
+# (ZSCORE), so the work is bounded by the smallest side, not by all orders;
+# and by the budget, shared by the keys read, so that an unlucky search
+# (few matches among many candidates) ends. Each key is read until it gives
+# ``limit`` matches, ends, or has used its share. Where a key stopped early,
+# what lies past it is unknown: the page ends there (the frontier) and the
+# next page starts after it.
+# Returns {members in page order, next cursor score, next cursor member
+# ('' both: no more), 1 when the budget cut the page short}. Ties in score go
+# by member, the same way as the score.
+_FIND = """
+local sizes = cjson.decode(ARGV[1])
+local max, min, limit, asc = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
+local cs, cm, budget = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local ncs = nil
+if cs ~= '' then
+  ncs = tonumber(cs)
+  if asc then
+    if min == '-inf' or ncs > tonumber(min) then min = cs end
+  elseif max == '+inf' or ncs < tonumber(max) then
+    max = cs
+  end
 end
-local function count(ks)
-  local n = 0
-  for _, k in ipairs(ks) do n = n + redis.call('ZCOUNT', k, min, max) end
-  return n
+local criteria, k = {}, 1
+for i, n in ipairs(sizes) do
+  local ks = {}
+  for j = 1, n do ks[j] = KEYS[k] k = k + 1 end
+  criteria[i] = ks
 end
-if #test > 0 and count(test) < count(read) then read, test = test, read end
+local best = 1
+if #criteria > 1 then
+  local fewest = nil
+  for i, ks in ipairs(criteria) do
+    local n = 0
+    for _, key in ipairs(ks) do n = n + redis.call('ZCOUNT', key, min, max) end
+    if fewest == nil or n < fewest then best, fewest = i, n end
+    if n == 0 then return {{}, '', '', 0} end
+  end
+end
+local read, tests = criteria[best], {}
+for i, ks in ipairs(criteria) do if i ~= best then tests[#tests + 1] = ks end end
+local function matches(member)
+  for _, ks in ipairs(tests) do
+    local found = false
+    for _, key in ipairs(ks) do
+      if redis.call('ZSCORE', key, member) then found = true break end
+    end
+    if not found then return false end
+  end
+  return true
+end
+-- Whether entry a comes before entry b in the page's order.
+local function before(a, b)
+  if a[1] ~= b[1] then
+    if asc then return a[1] < b[1] else return a[1] > b[1] end
+  end
+  if asc then return a[2] < b[2] else return a[2] > b[2] end
+end
+local cursor = nil
+if ncs then cursor = {ncs, cm} end
+local share = 0
+if budget > 0 then share = math.max(1, math.floor(budget / #read)) end
 local page = limit
-if #test > 0 then page = math.max(limit, 256) end
-local found = {}
-for _, k in ipairs(read) do
-  local offset, taken = 0, 0
+if #tests > 0 then page = math.max(limit, 256) end
+local found, frontier, cut = {}, nil, false
+for _, key in ipairs(read) do
+  local offset, taken, examined, last, done = 0, 0, 0, nil, false
   while taken < limit do
-    local rows = redis.call('ZREVRANGEBYSCORE', k, max, min, 'WITHSCORES', 'LIMIT', offset, page)
+    local want = page
+    if share > 0 then want = math.min(page, share - examined) end
+    if want <= 0 then cut = true break end
+    local rows
+    if asc then rows = redis.call('ZRANGEBYSCORE', key, min, max, 'WITHSCORES', 'LIMIT', offset, want)
+    else rows = redis.call('ZREVRANGEBYSCORE', key, max, min, 'WITHSCORES', 'LIMIT', offset, want) end
     for i = 1, #rows, 2 do
-      local ok = #test == 0
-      for _, t in ipairs(test) do
-        if redis.call('ZSCORE', t, rows[i]) then ok = true break end
-      end
-      if ok then
-        found[#found + 1] = {tonumber(rows[i + 1]), rows[i]}
+      local entry = {tonumber(rows[i + 1]), rows[i], rows[i + 1]}
+      examined = examined + 1
+      last = entry
+      if (cursor == nil or before(cursor, entry)) and matches(rows[i]) then
+        found[#found + 1] = entry
         taken = taken + 1
         if taken == limit then break end
       end
     end
-    if #rows < 2 * page then break end
-    offset = offset + page
+    if taken < limit and #rows < 2 * want then done = true break end
+    offset = offset + want
   end
+  if not done and last ~= nil and (frontier == nil or before(last, frontier)) then frontier = last end
 end
-table.sort(found, function(a, b)
-  if a[1] ~= b[1] then return a[1] > b[1] end
-  return a[2] > b[2]
-end)
-local members = {}
-for i = 1, math.min(limit, #found) do members[i] = found[i][2] end
-return members
+table.sort(found, before)
+local members, n, final = {}, 0, nil
+for _, entry in ipairs(found) do
+  if frontier ~= nil and before(frontier, entry) then break end
+  n = n + 1
+  members[n] = entry[2]
+  final = entry
+  if n == limit then break end
+end
+if n == limit and (#found > limit or frontier ~= nil) then return {members, final[3], final[2], 0} end
+if n < limit and cut and frontier ~= nil then return {members, frontier[3], frontier[2], 1} end
+return {members, '', '', 0}
 """
+
+# Examined at most per search of every user's orders (operators' lists):
+# bounds the time of a search whose criteria match few of many orders.
+SEARCH_BUDGET = 20_000
+
+
+@attrs.frozen
+class FoundOrders:
+    """A page of a search: the ids, the cursor of the next page (None: no
+    more), and whether the budget ended the page (more may match beyond)."""
+
+    order_ids: tuple[str, ...]
+    next: str | None
+    truncated: bool = False
+
+
+class BadCursor(ValueError):
+    pass
 
 
 class ItemChange(NamedTuple):
@@ -403,6 +544,30 @@ class StoredResult(NamedTuple):
     order_id: str
     item_id: str
     entry: str  # the index member, as the scripts wrote it
+
+
+@attrs.frozen
+class Transfer:
+    """One transfer of a result file (or package) to a client, as logged."""
+
+    at: float
+    item_id: str  # "" for the order's package
+    file: str
+    user: str
+    via: str  # "ftp" or "http"
+    address: str
+    bytes: int
+    complete: bool
+
+
+@attrs.frozen
+class HistoryLine:
+    """One change of an order's status, as logged."""
+
+    at: float
+    status: str
+    info: str
+    by: str = ""
 
 
 class NoSuchOrder(KeyError):
@@ -443,6 +608,30 @@ class Conflict(Exception):
     """A compare-and-set lost too many races in a row."""
 
 
+def collections_of(order: Order) -> set[str]:
+    """The collections of the order's items (its entries in the collection indexes)."""
+    return {item.spec.collection_id for item in order.items if item.spec.collection_id}
+
+
+def _history_entry(status: StatusInfo, by: str) -> str:
+    return json.dumps({"at": status.changed_at, "status": status.status.value, "info": status.additional_info or "",
+                       "by": by}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _cursor(text: str | None) -> tuple[str, str]:
+    """A page's cursor (made by OrderStore.find) as the script's score and member."""
+    if not text:
+        return "", ""
+    score, _, member = text.partition("~")
+    try:
+        float(score)
+    except ValueError:
+        raise BadCursor(f"not a cursor: {text[:40]!r}") from None
+    if len(member) != _MEMBER_WIDTH or not member.isdigit():
+        raise BadCursor(f"not a cursor: {text[:40]!r}")
+    return score, member
+
+
 def _member(order_id: str) -> str:
     return order_id.zfill(_MEMBER_WIDTH)
 
@@ -459,18 +648,33 @@ def _statuses(allowed: Iterable[OrderStatus] | None) -> str:
     return "" if allowed is None else "|" + "|".join(s.value for s in allowed) + "|"
 
 
-def _order_keys(order_id: str, owner: str, reference: str | None) -> list[str]:
-    """The KEYS of the order-changing scripts (see _PRELUDE)."""
+def _order_keys(order_id: str, identity: _Identity, at: float) -> list[str]:
+    """The KEYS of the order-changing scripts (see _PRELUDE), for a change at ``at``."""
+    owner, reference = identity.owner, identity.reference
     layout = [
         keys.order(order_id), keys.order_items(order_id), keys.order_ready(order_id), keys.active_items(owner),
-        keys.results_by_completion(),
+        keys.results_by_completion(), keys.items_by_status(), keys.order_history(order_id), *bucket_keys(at),
         *(keys.orders_in_status(owner, s.value) for s in _STATUSES),
         *(keys.orders_in_status(None, s.value) for s in _STATUSES),
-        keys.orders_updated(owner), keys.orders_updated(None),
+        *_scored_indexes(identity),
     ]  # fmt: skip
-    if reference:
-        layout += [keys.orders_with_reference(owner, reference), keys.orders_with_reference(None, reference)]
     return layout
+
+
+def _scored_indexes(identity: _Identity) -> list[str]:
+    """The indexes an order is in whatever its status."""
+    owner, reference = identity.owner, identity.reference
+    found = [keys.orders_updated(owner), keys.orders_updated(None)]
+    if reference:
+        found += [keys.orders_with_reference(owner, reference), keys.orders_with_reference(None, reference)]
+    if identity.order_type:
+        found.append(keys.orders_of_type(identity.order_type))
+    found += [keys.orders_in_collection(c) for c in identity.collections]
+    return found
+
+
+def _collections_field(collections: Iterable[str]) -> str:
+    return json.dumps(sorted(collections), separators=(",", ":"))
 
 
 @attrs.frozen
@@ -479,6 +683,8 @@ class _Identity:
 
     owner: str
     reference: str | None
+    order_type: str = ""
+    collections: tuple[str, ...] = ()
 
 
 class OrderStore:
@@ -520,9 +726,11 @@ class OrderStore:
             "completion_seq", "0",
             "ready_cursor", "0",
             "items_total", str(len(order.items)),
+            "collections", _collections_field(collections_of(order)),
         ]  # fmt: skip
-        for item_status, count in collections.Counter(i.status.status for i in order.items).items():
-            fields += [f"n/{item_status.value}", str(count)]
+        counts = collections.Counter(i.status.status.value for i in order.items)
+        for item_status, count in counts.items():
+            fields += [f"n/{item_status}", str(count)]
         item_fields: list[str] = []
         encoded: dict[StatusInfo, str] = {}  # the items of a new order mostly share one status
         for item in order.items:
@@ -535,38 +743,40 @@ class OrderStore:
                 item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
         added = sum(1 for item in order.items if not item.status.status.is_final)
         reference = order.spec.reference or None
+        identity = _Identity(order.owner, reference, order.spec.order_type.value, tuple(sorted(collections_of(order))))
         queued = list(jobs(order_id))
         subscription_keys = [] if subscribed_until is None else [
             keys.subscriptions(c) for c in sorted({i.spec.collection_id or "" for i in order.items})]
         answer = await self._redis.conn.eval(
             _CREATE,
             [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
-             _stream_of(queued), keys.orders_in_status(order.owner, status.value),
-             keys.orders_in_status(None, status.value),
-             keys.orders_updated(order.owner), keys.orders_updated(None),
-             *((keys.orders_with_reference(order.owner, reference), keys.orders_with_reference(None, reference))
-               if reference else ()), *subscription_keys, keys.outbox_queue(MAIL, order_id), keys.outbox_due()],
+             _stream_of(queued), keys.items_by_status(), keys.order_history(order_id),
+             keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+             *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id), keys.outbox_due()],
             [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
              "" if max_active_items is None else str(max_active_items),
              _json_array(fields), _json_array(item_fields), _jobs_argument(queued), str(len(subscription_keys)),
              # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
              _score(subscribed_until or 0.0), codec.dumps(order.spec),
-             order_id if self._mail else "", codec.dumps(order.status) if self._mail else ""],
+             order_id if self._mail else "", codec.dumps(order.status) if self._mail else "",
+             _history_entry(order.status, ""), json.dumps(counts)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
-        self._remember(order_id, _Identity(order.owner, reference))
+        self._remember(order_id, identity)
         items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
         return attrs.evolve(order, items=items, version=1)
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
-                               notification: Notification | None = None, jobs: Sequence[Job] = ()) -> bool:
+                               notification: Notification | None = None, jobs: Sequence[Job] = (),
+                               by: str = "") -> bool:
         """Set the order's status, at ``status.changed_at``. With ``allowed``,
         only if its current status is one of those; False when refused. A
         ``notification`` replaces the stored one, and ``jobs`` (of one
-        priority) are queued, in the same step."""
-        return await self._set_order_status(order_id, status, allowed, None, notification, jobs)
+        priority) are queued, in the same step. ``by``: the operator who
+        asked for the change (the order's history says so)."""
+        return await self._set_order_status(order_id, status, allowed, None, notification, jobs, by)
 
     async def set_item_status(self, order_id: str, item_id: str, status: StatusInfo,
                               completed_at: float | None = None, *,
@@ -593,10 +803,14 @@ class OrderStore:
         return failure_from_json(text) if text else None
 
     async def set_items_status(self, order_id: str, changes: Sequence[ItemChange], *,
-                               allowed: Collection[OrderStatus] | None = None) -> list[bool]:
+                               allowed: Collection[OrderStatus] | None = None,
+                               jobs: Sequence[Job] = ()) -> list[bool]:
         """:meth:`set_item_status` for several items of one order in one
         atomic step (a batch finishing, a cancel); the order counts as
-        updated at the latest of their times. Which changes were made."""
+        updated at the latest of their times. ``jobs`` (of one priority)
+        are queued in the same step, unless a change was refused (items put
+        back in the queue never get a job for items that did not move).
+        Which changes were made."""
         if not changes:
             return []
         identity = await self._identity(order_id)
@@ -606,10 +820,11 @@ class OrderStore:
             for change in changes
         ])
         try:
+            at = max(c.status.changed_at for c in changes)
             answer = await self._redis.conn.eval(
                 _SET_ITEMS_STATUS,
-                _order_keys(order_id, identity.owner, identity.reference),
-                [_member(order_id), _score(max(c.status.changed_at for c in changes)), _statuses(allowed), payload],
+                _order_keys(order_id, identity, at) + ([_stream_of(jobs)] if jobs else []),
+                [_member(order_id), _score(at), _statuses(allowed), payload, _jobs_argument(jobs)],
             )
         except txredisapi.ResponseError as e:
             message = str(e)
@@ -667,7 +882,8 @@ class OrderStore:
                                for item in items])
         try:
             answer = int(await self._redis.conn.eval(
-                _ADD_ITEMS, _order_keys(order_id, identity.owner, identity.reference) + [_stream_of([job])],
+                _ADD_ITEMS, _order_keys(order_id, identity, max(i.status.changed_at for i in items))
+                + [_stream_of([job])],
                 [_member(order_id), _score(max(i.status.changed_at for i in items)),
                  f"m/{marker}" if marker else "", payload, str(items[0].batch), _json_array(job_fields(job))]))
         except txredisapi.ResponseError as e:
@@ -724,6 +940,28 @@ class OrderStore:
                 counts[item_id] = counts.get(item_id, 0) + int(value)
         return {item_id: (count, float(fields.get(f"dl/{item_id}", "0"))) for item_id, count in counts.items()}
 
+    async def record_transfer(self, order_id: str, transfer: Transfer) -> None:
+        """Log one transfer of the order's results, complete or not (a
+        complete one counts in the downloads of its hour and minute)."""
+        if ORDER_ID.match(order_id):
+            await self._redis.conn.eval(
+                _RECORD_TRANSFER, [keys.order(order_id), keys.order_downloads(order_id), *bucket_keys(transfer.at)],
+                [json.dumps(attrs.asdict(transfer), ensure_ascii=False), "1" if transfer.complete else ""])
+
+    async def transfers(self, order_id: str) -> list[Transfer]:
+        """The transfers of the order's results, oldest first (the last DOWNLOADS_KEPT)."""
+        if not ORDER_ID.match(order_id):
+            return []
+        found = await self._redis.conn.lrange(keys.order_downloads(order_id), 0, -1) or ()
+        return [Transfer(**json.loads(text)) for text in found]
+
+    async def history(self, order_id: str) -> list[HistoryLine]:
+        """The order's changes of status, oldest first (the last HISTORY_KEPT)."""
+        if not ORDER_ID.match(order_id):
+            return []
+        found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
+        return [HistoryLine(**json.loads(text)) for text in found]
+
     async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
         """Remove the order (and everything about it) if it is in one of
         ``statuses``; False when it is not. Final orders only: an unfinished
@@ -731,9 +969,10 @@ class OrderStore:
         if not all(s.is_final for s in statuses):
             raise ValueError("only final orders are purged")
         identity = await self._identity(order_id)
+        logs = [keys.order_downloads(order_id), *(keys.outbox_log(channel, order_id) for channel in ORDER_CHANNELS)]
         answer = int(await self._redis.conn.eval(
-            _PURGE, _order_keys(order_id, identity.owner, identity.reference), [_member(order_id),
-                                                                                _statuses(statuses)]))
+            _PURGE, _order_keys(order_id, identity, 0.0) + logs,
+            [_member(order_id), _statuses(statuses), str(len(logs))]))
         if answer == -1:
             raise NoSuchOrder(order_id)
         if answer == 1:
@@ -797,37 +1036,58 @@ class OrderStore:
                          statuses: Collection[OrderStatus], reference: str | None, limit: int) -> list[str]:
         if limit <= 0:
             return []
-        by_status = [keys.orders_in_status(owner, s.value) for s in _STATUSES if s in statuses]
+        found = await self.find(owner=owner, statuses=statuses, reference=reference, updated_from=last_update,
+                                updated_to=last_update_end, limit=limit, budget=0)
+        return list(found.order_ids)
+
+    async def find(self, *, owner: str | None = None, statuses: Collection[OrderStatus] = (),
+                   reference: str | None = None, collection: str | None = None, order_type: str | None = None,
+                   updated_from: float | None = None, updated_to: float | None = None, oldest_first: bool = False,
+                   after: str | None = None, limit: int = 50, budget: int = SEARCH_BUDGET) -> FoundOrders:
+        """A page of the orders matching every criterion given (of
+        ``owner``, None: everybody; in one of ``statuses``; with
+        orderReference ``reference``; with an item of ``collection``; of
+        ``order_type``; last updated within [updated_from, updated_to]),
+        newest update first (``oldest_first``: the other way), after the
+        cursor ``after`` of the page before (BadCursor when it is not one).
+        Reads indexes only, examining at most ``budget`` entries (0: no bound)."""
+        criteria: list[list[str]] = []
+        if statuses:
+            criteria.append([keys.orders_in_status(owner, s.value) for s in _STATUSES if s in statuses])
         if reference:
-            read, test = [keys.orders_with_reference(owner, reference)], by_status
-        elif by_status:
-            read, test = by_status, []
-        else:
-            read, test = [keys.orders_updated(owner)], []
-        members = await self._redis.conn.eval(
-            _SEARCH,
-            read + test,
-            [str(len(read)),
-             "+inf" if last_update_end is None else _score(last_update_end),
-             "-inf" if last_update is None else _score(last_update),
-             str(limit)],
-        )
-        return [_order_id(m) for m in members]
+            criteria.append([keys.orders_with_reference(owner, reference)])
+        if collection:
+            criteria.append([keys.orders_in_collection(collection)])
+        if order_type:
+            criteria.append([keys.orders_of_type(order_type)])
+        if not criteria or (owner is not None and not (statuses or reference)):
+            criteria.insert(0, [keys.orders_updated(owner)])
+        cursor_score, cursor_member = _cursor(after)
+        if limit <= 0:
+            return FoundOrders((), None)
+        members, next_score, next_member, cut = await self._redis.conn.eval(
+            _FIND, [k for criterion in criteria for k in criterion],
+            [json.dumps([len(c) for c in criteria]),
+             "+inf" if updated_to is None else _score(updated_to), "-inf" if updated_from is None else _score(updated_from),
+             str(limit), "1" if oldest_first else "", cursor_score, cursor_member, str(budget)])
+        return FoundOrders(tuple(_order_id(m) for m in members or ()),
+                           f"{next_score}~{next_member}" if next_member else None, bool(int(cut)))
 
     # ------------------------------------------------------------------ internals
 
     async def _set_order_status(self, order_id: str, status: StatusInfo, allowed: Collection[OrderStatus] | None,
                                 version: str | None, notification: Notification | None,
-                                jobs: Sequence[Job] = ()) -> bool:
+                                jobs: Sequence[Job] = (), by: str = "") -> bool:
         identity = await self._identity(order_id)
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
-            _order_keys(order_id, identity.owner, identity.reference) + ([_stream_of(jobs)] if jobs else [])
+            _order_keys(order_id, identity, status.changed_at) + ([_stream_of(jobs)] if jobs else [])
             + [keys.wsn_subscriptions(identity.owner), keys.outbox_sequences(), keys.outbox_queue(MAIL, order_id),
                keys.outbox_queue(CALLBACK, order_id), keys.outbox_due()],
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
-             _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, "")],
+             _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, ""),
+             _history_entry(status, by), by],
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)
@@ -838,10 +1098,15 @@ class OrderStore:
         if identity is None:
             if not ORDER_ID.match(order_id):
                 raise NoSuchOrder(order_id)
-            owner, reference = await self._redis.conn.hmget(keys.order(order_id), ["owner", "reference"])
+            owner, reference, order_type, collections = await self._redis.conn.hmget(
+                keys.order(order_id), ["owner", "reference", "order_type", "collections"])
             if owner is None:
                 raise NoSuchOrder(order_id)
-            identity = _Identity(owner, reference or None)
+            if collections is None:
+                # An order stored before the collection indexes: its spec says (once: identities are kept).
+                spec = codec.loads(OrderSpec, await self._redis.conn.hget(keys.order(order_id), "spec"))
+                collections = _collections_field({i.collection_id for i in spec.items if i.collection_id})
+            identity = _Identity(owner, reference or None, order_type or "", tuple(json.loads(collections)))
             self._remember(order_id, identity)
         return identity
 

@@ -29,7 +29,20 @@ from . import keys
 
 CALLBACK = "callback"
 MAIL = "mail"
+# The channels whose queues are named by an order id: their logs belong to the order.
+ORDER_CHANNELS = (CALLBACK, MAIL)
 FAILURES_KEPT = 1000
+LOG_KEPT = 100  # entries of a queue's log (oseod.store.keys.outbox_log)
+LOG_SECONDS = 30 * 86400  # a log not written for this long goes (an order's goes with the order)
+
+# Appends ARGV[LOG] to the queue's log, KEYS[LOG_KEY], capped.
+_LOG = """
+local function log(key, entry)
+  redis.call('RPUSH', key, entry)
+  redis.call('LTRIM', key, -%d, -1)
+  redis.call('EXPIRE', key, %d)
+end
+""" % (LOG_KEPT, LOG_SECONDS)
 
 # KEYS: queue, due set, the hash numbering such queues' messages. ARGV:
 # member, now, the message JSON without its seq, the queue's field in that hash. Appends the message,
@@ -63,25 +76,27 @@ if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARG
 else redis.call('ZREM', KEYS[2], ARGV[1]) end
 """
 
-# KEYS: queue, due set, counters. ARGV: member, seq sent, now, channel.
-# Removes the first message if it is still the one sent (a queue taken over
-# after a lease ran out may have been served meanwhile); the queue is due
-# again now when more wait. Returns 1 removed, 0 not.
-_DONE = """
+# KEYS: queue, due set, counters, the queue's log. ARGV: member, seq sent,
+# now, channel, the log entry. Removes the first message if it is still the
+# one sent (a queue taken over after a lease ran out may have been served
+# meanwhile); the queue is due again now when more wait. Returns 1 removed, 0 not.
+_DONE = _LOG + """
 local head = redis.call('LINDEX', KEYS[1], 0)
 local removed = 0
 if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
   redis.call('LPOP', KEYS[1])
   redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':sent', 1)
+  log(KEYS[4], ARGV[5])
   removed = 1
 end
 """ + _NEXT_OR_DONE + """return removed
 """
 
-# KEYS: queue, due set, counters. ARGV: member, seq, when due again, channel,
-# error. Counts a failed attempt on the first message (if still it) and
-# schedules the queue. Returns the attempts made so far.
-_RETRY = """
+# KEYS: queue, due set, counters, the queue's log. ARGV: member, seq, when
+# due again, channel, error, the log entry. Counts a failed attempt on the
+# first message (if still it) and schedules the queue. Returns the attempts
+# made so far.
+_RETRY = _LOG + """
 local head = redis.call('LINDEX', KEYS[1], 0)
 if not head then redis.call('ZREM', KEYS[2], ARGV[1]) return 0 end
 local message = cjson.decode(head)
@@ -91,14 +106,16 @@ message['error'] = ARGV[5]
 redis.call('LSET', KEYS[1], 0, cjson.encode(message))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':retried', 1)
+log(KEYS[4], ARGV[6])
 return message['attempts']
 """
 
-# KEYS: queue, due set, counters, failures list, then the hash that records
-# the failure of its subject ('' none: no such key is passed). ARGV: member,
-# seq, now, channel, failure JSON, kept failures. Gives up on the first
-# message (if still it). Returns 1 given up, 0 not.
-_GIVE_UP = """
+# KEYS: queue, due set, counters, failures list, the queue's log, then the
+# hash that records the failure of its subject (none: no such key is
+# passed). ARGV: member, seq, now, channel, failure JSON, kept failures, the
+# log entry. Gives up on the first message (if still it). Returns 1 given
+# up, 0 not.
+_GIVE_UP = _LOG + """
 local head = redis.call('LINDEX', KEYS[1], 0)
 local dropped = 0
 if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
@@ -106,8 +123,9 @@ if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
   redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':failed', 1)
   redis.call('LPUSH', KEYS[4], ARGV[5])
   redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-  if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
-    redis.call('HSET', KEYS[5], ARGV[4] .. '_failure', ARGV[5])
+  log(KEYS[5], ARGV[7])
+  if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('HSET', KEYS[6], ARGV[4] .. '_failure', ARGV[5])
   end
   dropped = 1
 end
@@ -166,7 +184,8 @@ class OutboxStore:
             if not head:
                 # Served by another daemon after our lease on it had run out.
                 await self._redis.conn.eval(_DONE, [keys.outbox_queue(channel, name), keys.outbox_due(),
-                                                    keys.outbox_counters()], [member, "", repr(now), channel])
+                                                    keys.outbox_counters(), keys.outbox_log(channel, name)],
+                                            [member, "", repr(now), channel, ""])
                 continue
             data = json.loads(head)
             claimed.append(OutboxMessage(channel, name, int(data.pop("seq")), data, int(data.pop("attempts", 0)),
@@ -176,20 +195,24 @@ class OutboxStore:
     async def done(self, message: OutboxMessage, now: float) -> bool:
         """``message`` was delivered."""
         return int(await self._redis.conn.eval(
-            _DONE, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters()],
-            [message.member, str(message.seq), repr(now), message.channel])) == 1
+            _DONE, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters(),
+                    keys.outbox_log(message.channel, message.name)],
+            [message.member, str(message.seq), repr(now), message.channel, _log_entry(now, message.seq, SENT)])) == 1
 
     async def postpone(self, message: OutboxMessage, when: float) -> None:
         """Not tried now (its destination is busy): due again at ``when``,
         no attempt counted."""
         await self._redis.conn.zadd(keys.outbox_due(), repr(when), message.member)
 
-    async def retry(self, message: OutboxMessage, when: float, error: str) -> int:
-        """A failed attempt: ``message`` is tried again at ``when``. The
-        attempts made so far."""
+    async def retry(self, message: OutboxMessage, when: float, error: str, now: float | None = None) -> int:
+        """A failed attempt (at ``now``, default ``when``): ``message`` is
+        tried again at ``when``. The attempts made so far."""
+        at = when if now is None else now
         return int(await self._redis.conn.eval(
-            _RETRY, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters()],
-            [message.member, str(message.seq), repr(when), message.channel, error[:1000]]))
+            _RETRY, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters(),
+                     keys.outbox_log(message.channel, message.name)],
+            [message.member, str(message.seq), repr(when), message.channel, error[:1000],
+             _log_entry(at, message.seq, RETRY, error)]))
 
     async def give_up(self, message: OutboxMessage, now: float, error: str) -> bool:
         """No more attempts for ``message``: recorded as failed (on its order,
@@ -199,8 +222,9 @@ class OutboxStore:
         subject = [keys.order(message.name)] if message.channel == CALLBACK else []
         return int(await self._redis.conn.eval(
             _GIVE_UP, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters(),
-                       keys.outbox_failures(), *subject],
-            [message.member, str(message.seq), repr(now), message.channel, failure, str(FAILURES_KEPT)])) == 1
+                       keys.outbox_failures(), keys.outbox_log(message.channel, message.name), *subject],
+            [message.member, str(message.seq), repr(now), message.channel, failure, str(FAILURES_KEPT),
+             _log_entry(now, message.seq, GIVEN_UP, error)])) == 1
 
     async def failures(self, limit: int = 20) -> list[Failure]:
         """The messages given up on last, newest first."""
@@ -214,10 +238,35 @@ class OutboxStore:
             counts[channel] = counts.get(channel, 0) + 1
         return counts
 
+    async def log(self, channel: str, name: str) -> list[LogEntry]:
+        """What became of the messages of the queue (``channel``, ``name``), oldest first."""
+        entries = []
+        for text in await self._redis.conn.lrange(keys.outbox_log(channel, name), 0, -1) or ():
+            data = json.loads(text)
+            entries.append(LogEntry(float(data["at"]), int(data["seq"]), str(data["outcome"]), str(data["detail"])))
+        return entries
+
     async def counters(self) -> dict[str, int]:
         """Messages sent, retried and failed, keyed ``CHANNEL:sent`` etc."""
         found = await self._redis.conn.hgetall(keys.outbox_counters()) or {}
         return {str(k): int(v) for k, v in found.items()}
+
+
+@attrs.frozen
+class LogEntry:
+    """What became of one message of a queue."""
+
+    at: float
+    seq: int
+    outcome: str  # SENT, RETRY or GIVEN_UP
+    detail: str = ""  # the error, for the last two
+
+
+SENT, RETRY, GIVEN_UP = "sent", "retry", "given up"
+
+
+def _log_entry(at: float, seq: int, outcome: str, detail: str = "") -> str:
+    return json.dumps({"at": at, "seq": seq, "outcome": outcome, "detail": detail[:500]}, ensure_ascii=False)
 
 
 def failure_from_json(text: str) -> Failure:

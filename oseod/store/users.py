@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -73,6 +74,8 @@ class UserRecord:
     email: str = ""
     created_at: float = 0.0
     digest_secret: str = attrs.field(default="", repr=False)
+    # Refused at every login (every checker that reads Redis accounts) until enabled again.
+    disabled: bool = False
 
     def to_fields(self) -> list[str]:
         fields = [
@@ -84,6 +87,8 @@ class UserRecord:
         ]  # fmt: skip
         if self.digest_secret:
             fields += ["digest_secret", self.digest_secret]
+        if self.disabled:
+            fields += ["disabled", "1"]
         return fields
 
     @classmethod
@@ -96,6 +101,7 @@ class UserRecord:
             email=fields.get("email", ""),
             created_at=float(fields.get("created_at", "0") or 0),
             digest_secret=fields.get("digest_secret", ""),
+            disabled=fields.get("disabled") == "1",
         )
 
 
@@ -168,7 +174,8 @@ class UserStore:
             raise NoSuchUser(name)
 
     async def update(self, name: str, *, password_hash: str | None = None, digest_secret: str | None = None,
-                     group: str | None = None, admin: bool | None = None, email: str | None = None) -> None:
+                     group: str | None = None, admin: bool | None = None, email: str | None = None,
+                     disabled: bool | None = None) -> None:
         """Change the given fields at once. A new ``password_hash`` always
         replaces the digest secret: by ``digest_secret`` when given, else by
         none, so an old password never survives a change as a secret."""
@@ -188,9 +195,42 @@ class UserStore:
             fields += ["admin", "1" if admin else "0"]
         if email is not None:
             fields += ["email", email]
+        if disabled is not None:
+            fields += ["disabled", "1" if disabled else "0"]
         if not fields:
             return
         self._forget(name)
         updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], [str(len(deleted)), *deleted, *fields])
         if str(updated) != "1":
             raise NoSuchUser(name)
+
+    async def record_login(self, name: str, source: str, at: float, *, group: str = "", admin: bool = False,
+                           email: str = "") -> None:
+        """A password check by ``source`` ("redis", "file", "ldap") let
+        ``name`` in at ``at``, with what the source said of the account
+        (a directory's group...). Called on real checks only, not on answers
+        from a checker's cache: a client polling every second costs nothing."""
+        await self._redis.conn.hset(keys.logins(), name, json.dumps(
+            {"source": source, "at": at, "group": group, "admin": admin, "email": email}))
+
+    async def logins(self) -> dict[str, Login]:
+        """The last real login of every user who has logged in, by name."""
+        found = await self._redis.conn.hgetall(keys.logins()) or {}
+        logins = {}
+        for name, text in found.items():
+            data = json.loads(text)
+            logins[str(name)] = Login(str(data["source"]), float(data["at"]), str(data.get("group", "")),
+                                      bool(data.get("admin", False)), str(data.get("email", "")))
+        return logins
+
+    async def forget_login(self, name: str) -> None:
+        await self._redis.conn.hdel(keys.logins(), name)
+
+
+@attrs.frozen
+class Login:
+    source: str
+    at: float
+    group: str = ""
+    admin: bool = False
+    email: str = ""
