@@ -504,7 +504,7 @@ class OperatorActions:
 
     def configuration(self) -> Mapping[str, Any]:
         """The running configuration, section by section, secrets masked."""
-        shown = attrs.asdict(self._config, recurse=True, retain_collection_types=False)
+        shown = attrs.asdict(self._config, recurse=True)
         masked = _masked(shown)
         assert isinstance(masked, dict)
         return masked
@@ -516,7 +516,12 @@ class OperatorActions:
             found = await self._orders.find(order_type=OrderType.SUBSCRIPTION_ORDER.value,
                                             statuses=frozenset(s for s in OrderStatus if not s.is_final),
                                             after=after, limit=min(200, MAX_SUBSCRIPTIONS - len(views)))
-            views += [_subscription(order) for order in await self._orders.get_many(found.order_ids)]
+            for order in await self._orders.get_many(found.order_ids):
+                view = _subscription(order)
+                if view.ends_at is None:  # no DateRange: the end the service gave it
+                    view = attrs.evolve(view, ends_at=await self._orders.subscribed_until(order.order_id,
+                                                                                        view.collections))
+                views.append(view)
             if found.next is None:
                 break
             after = found.next

@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -53,7 +54,7 @@ class AdminClient:
         request = urllib.request.Request(
             f"{self.url}/admin/api{path}", data=data, method=method,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                     "Accept": "application/json"},
+                     "Accept": "application/json", "X-Oseod-Actor": _local_user()},
         )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
@@ -67,6 +68,14 @@ class AdminClient:
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise CtlError(f"oseod is not running (nothing answers at {self.url}: {reason})", 3) from None
+
+
+def _local_user() -> str:
+    """Who runs oseoctl, for the daemon's audit log ("" when unknown)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -83,12 +92,24 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _print_users(users: list[dict[str, Any]]) -> None:
-    rows = [("NAME", "GROUP", "ADMIN", "EMAIL")]
-    rows += [(u["name"], u["group"], "yes" if u["admin"] else "no", u["email"] or "-") for u in users]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows in columns; the last column is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        print(("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]).rstrip())
+
+
+def _when(moment: float | None) -> str:
+    if not moment:
+        return "-"
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _print_users(users: list[dict[str, Any]]) -> None:
+    rows = [("NAME", "SOURCE", "GROUP", "ADMIN", "DISABLED", "LAST LOGIN", "EMAIL")]
+    rows += [(u["name"], u.get("source", "redis"), u["group"] or "-", "yes" if u["admin"] else "no",
+              "yes" if u.get("disabled") else "no", _when(u.get("last_login")), u["email"] or "-") for u in users]
+    _table(rows)
 
 
 def _warn(answer: dict[str, Any]) -> None:
@@ -119,34 +140,51 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
         _warn(client.call("PUT", f"/users/{name}/password", {"password": _read_password(args.password_stdin)}))
         print(f"changed the password of {args.name}")
     elif args.action == "set":
-        changes = {k: v for k, v in (("group", args.group), ("admin", args.admin), ("email", args.email))
-                   if v is not None}
+        changes = {k: v for k, v in (("group", args.group), ("admin", args.admin), ("email", args.email),
+                                     ("disabled", args.disabled)) if v is not None}
         if not changes:
-            raise CtlError("nothing to change: give --group, --admin/--no-admin or --email", 2)
+            raise CtlError("nothing to change: give --group, --admin/--no-admin, --email or --disable/--enable", 2)
         user = client.call("PATCH", f"/users/{name}", changes)
         print(f"user {user['name']}: group {user['group']}, admin {'yes' if user['admin'] else 'no'}, "
-              f"email {user['email'] or '-'}")
+              f"email {user['email'] or '-'}{', disabled' if user.get('disabled') else ''}")
 
 
 def _print_orders(orders: list[dict[str, Any]]) -> None:
-    rows = [("ID", "USER", "TYPE", "STATUS", "ITEMS", "REFERENCE", "INFO")]
-    rows += [(o["id"], o["owner"], o["type"], o["status"], str(o["items_total"]), o["reference"] or "-",
-              o["info"] or "") for o in orders]
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[6])
+    rows = [("ID", "USER", "TYPE", "STATUS", "ITEMS", "UPDATED", "REFERENCE", "INFO")]
+    rows += [(o["id"], o["owner"], o["type"], o["status"], str(o["items_total"]), _when(o["changed_at"]),
+              o["reference"] or "-", o["info"] or "") for o in orders]
+    _table(rows)
+
+
+def _print_page(page: dict[str, Any], as_json: bool, again: str) -> None:
+    """The orders of a page (JSON: the list); on stderr, how to get the next."""
+    if as_json:
+        print(json.dumps(page["orders"], indent=2))
+    else:
+        _print_orders(page["orders"])
+    if page.get("truncated"):
+        print("oseoctl: the search stopped after examining its maximum of candidates; more may match",
+              file=sys.stderr)
+    if page.get("next"):
+        print(f"oseoctl: more with {again} --after {page['next']}", file=sys.stderr)
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
 
 
 def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
     order_id = quote(getattr(args, "id", "") or "", safe="")
     if args.action == "list":
-        query = [("status", s) for s in args.status or ()] + ([("user", args.user)] if args.user else [])
+        query = [("status", s) for s in args.status or ()]
+        query += [(name, value) for name, value in (
+            ("user", args.user), ("collection", args.collection), ("type", args.type),
+            ("reference", args.reference), ("from", getattr(args, "from")), ("to", args.to),
+            ("after", args.after)) if value]
+        if args.oldest_first:
+            query.append(("oldest_first", "1"))
         query.append(("limit", str(args.limit)))
-        orders = client.call("GET", "/orders?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query))["orders"]
-        if args.json:
-            print(json.dumps(orders, indent=2))
-        else:
-            _print_orders(orders)
+        _print_page(client.call("GET", "/orders?" + _query(query)), args.json, "oseoctl order list ...")
     elif args.action == "show":
         print(json.dumps(client.call("GET", f"/orders/{order_id}"), indent=2))
     elif args.action == "approve":
@@ -155,6 +193,29 @@ def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
     elif args.action == "reject":
         order = client.call("POST", f"/orders/{order_id}/reject", {"reason": args.reason})
         print(f"rejected order {order['id']}: {order['info']}")
+    elif args.action == "cancel":
+        order = client.call("POST", f"/orders/{order_id}/cancel", {"reason": args.reason or ""})
+        print(f"cancelled order {order['id']}: {order['info']}")
+    elif args.action == "retry":
+        retried = client.call("POST", f"/orders/{order_id}/retry", {})
+        print(f"order {retried['id']}: {len(retried['items'])} failed item(s) queued again")
+
+
+def _moderation_command(client: AdminClient, args: argparse.Namespace) -> None:
+    query = [("limit", str(args.limit))] + ([("after", args.after)] if args.after else [])
+    _print_page(client.call("GET", "/moderation?" + _query(query)), args.json, "oseoctl moderation")
+
+
+def _audit_command(client: AdminClient, args: argparse.Namespace) -> None:
+    query = [("limit", str(args.limit))] + ([("before", args.before)] if args.before else [])
+    answer = client.call("GET", "/audit?" + _query(query))
+    if args.json:
+        print(json.dumps(answer["entries"], indent=2))
+        return
+    rows = [("WHEN", "WHO", "VIA", "ADDRESS", "ACTION", "TARGET", "DETAIL")]
+    rows += [(_when(e["at"]), e["actor"], e["via"], e["address"] or "-", e["action"], e["target"] or "-",
+              e["detail"]) for e in answer["entries"]]
+    _table(rows)
 
 
 def _stats_command(client: AdminClient, args: argparse.Namespace) -> None:
@@ -173,6 +234,16 @@ def _stats_command(client: AdminClient, args: argparse.Namespace) -> None:
 
 
 def _subscription_command(client: AdminClient, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        found = client.call("GET", "/subscriptions")["subscriptions"]
+        if args.json:
+            print(json.dumps(found, indent=2))
+            return
+        rows = [("ID", "USER", "STATUS", "COLLECTIONS", "BATCHES", "LAST TIMESLOT", "ENDS")]
+        rows += [(s["id"], s["owner"], s["status"], ",".join(s["collections"]) or "-", str(s["batches"]),
+                  s["last_timeslot"] or "-", _when(s["ends_at"])) for s in found]
+        _table(rows)
+        return
     served = client.call("POST", "/subscriptions/timeslot", {"collection": args.collection,
                                                               "timestamp": args.timestamp, "force": args.force})
     orders = served["orders"]
@@ -203,17 +274,29 @@ def build_parser() -> argparse.ArgumentParser:
     hashing = user.add_parser("hash", help="print the hash of a password, for a line NAME:HASH[:GROUP] of "
                                            "[auth] password_file (needs no running daemon)")
     hashing.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    change = user.add_parser("set", help="change a user's group, admin flag or e-mail")
+    change = user.add_parser("set", help="change a user's group, admin flag or e-mail; disable or enable it")
     change.add_argument("name")
     change.add_argument("--group")
     change.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None)
     change.add_argument("--email")
+    change.add_argument("--disable", dest="disabled", action="store_const", const=True, default=None,
+                        help="refuse the user's logins (SOAP, FTP, HTTP) until enabled")
+    change.add_argument("--enable", dest="disabled", action="store_const", const=False,
+                        help="let a disabled user log in again")
 
     order = topics.add_parser("order", help="list, inspect and moderate orders").add_subparsers(dest="action",
                                                                                                required=True)
     orders = order.add_parser("list", help="list orders, last updated first")
-    orders.add_argument("--status", action="append", help="only orders in this status (repeatable)")
+    orders.add_argument("--status", action="append", help="only orders in this status (repeatable: any of them)")
     orders.add_argument("--user", help="only this user's orders")
+    orders.add_argument("--collection", help="only orders with an item of this collection")
+    orders.add_argument("--type", help="only orders of this type: PRODUCT_ORDER, SUBSCRIPTION_ORDER, "
+                                       "TASKING_ORDER or MASSIVE_ORDER")
+    orders.add_argument("--reference", help="only orders with this orderReference")
+    orders.add_argument("--from", help="last updated at or after this (ISO 8601 or Unix seconds)")
+    orders.add_argument("--to", help="last updated at or before this (ISO 8601 or Unix seconds)")
+    orders.add_argument("--oldest-first", action="store_true", help="least recently updated first")
+    orders.add_argument("--after", help="the next page: the cursor the previous page printed")
     orders.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
     orders.add_argument("--json", action="store_true", help="print JSON")
     order.add_parser("show", help="show one order and its items").add_argument("id")
@@ -221,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     reject = order.add_parser("reject", help="refuse an order waiting for approval")
     reject.add_argument("id")
     reject.add_argument("--reason", required=True, help="why; the client reads it in the order's status")
+    cancel = order.add_parser("cancel", help="cancel an unfinished order (any user's)")
+    cancel.add_argument("id")
+    cancel.add_argument("--reason", help="why; the client reads it in the order's status")
+    order.add_parser("retry", help="put an order's failed items back in the queue").add_argument("id")
+
+    moderation = topics.add_parser("moderation", help="orders waiting for approval, oldest first")
+    moderation.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
+    moderation.add_argument("--after", help="the next page: the cursor the previous page printed")
+    moderation.add_argument("--json", action="store_true", help="print JSON")
+
+    audit = topics.add_parser("audit", help="what operators did, newest first")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
+    audit.add_argument("--before", help="entries older than this entry id (the next page)")
+    audit.add_argument("--json", action="store_true", help="print JSON")
 
     subscription = topics.add_parser("subscription", help="subscriptions").add_subparsers(dest="action",
                                                                                           required=True)
@@ -229,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     timeslot.add_argument("collection")
     timeslot.add_argument("timestamp", help="ISO 8601, e.g. 2026-11-25T12:00:00Z")
     timeslot.add_argument("--force", action="store_true", help="even if this timeslot was served already")
+    subscriptions = subscription.add_parser("list", help="the active subscriptions")
+    subscriptions.add_argument("--json", action="store_true", help="print JSON")
 
     stats = topics.add_parser("stats", help="the job queue and what this daemon's engine made")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -250,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             _subscription_command(client, args)
         elif args.topic == "stats":
             _stats_command(client, args)
+        elif args.topic == "moderation":
+            _moderation_command(client, args)
+        elif args.topic == "audit":
+            _audit_command(client, args)
     except CtlError as e:
         print(f"oseoctl: {e}", file=sys.stderr)
         sys.exit(e.status)

@@ -906,6 +906,17 @@ class OrderStore:
             "ZRANGEBYSCORE", keys.subscriptions(collection_id), "-inf", _score(before))
         return [_order_id(m) for m in members or ()]
 
+    async def subscribed_until(self, order_id: str, collection_ids: Iterable[str]) -> float | None:
+        """When the subscription ends (its score in the collections'
+        subscription indexes; None: in none of them)."""
+        ends = []
+        for collection_id in collection_ids:
+            score = await self._redis.conn.execute_command("ZSCORE", keys.subscriptions(collection_id),
+                                                           _member(order_id))
+            if score is not None:
+                ends.append(float(score))
+        return min(ends) if ends else None
+
     async def unsubscribe(self, order_id: str, collection_ids: Iterable[str]) -> None:
         """Take the order out of these collections' subscription indexes."""
         for collection_id in collection_ids:
