@@ -31,6 +31,7 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -99,11 +100,16 @@ class Console:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
     def text(self) -> str:
-        return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        try:
+            return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return str(self.driver.find_element(By.TAG_NAME, "body").text)
 
     def wait_text(self, wanted: str, timeout: float = 20) -> None:
-        WebDriverWait(self.driver, timeout).until(lambda d: wanted in d.find_element(By.TAG_NAME, "body").text,
-                                                  f"{wanted!r} never showed")
+        # The page may be replaced while it is read (a form's answer arriving): read it again.
+        WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+            lambda d: wanted in d.find_element(By.TAG_NAME, "body").text,
+            f"{wanted!r} never showed; the page says:\n{self.text()}")
 
     def login(self, user: str, password: str) -> None:
         self.driver.delete_all_cookies()

@@ -387,3 +387,50 @@ async def test_the_overview_embeds_its_charts(site: Site) -> None:
     assert len(charts) == 2
     for chart in charts:
         assert etree.fromstring(chart.encode()).get("role") == "img"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis) -> None:
+    """The console as oseod.tap wires it, behind the HTTP frontend: the
+    bare /console redirects, every page renders over a real order."""
+    from oseod.config import parse_config
+    from oseod.auth.account import Account
+    from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderType
+    from tests.parts import make_parts, started
+
+    parts = await started(make_parts(parse_config({"orders": {"moderation": "manual"}}), redis))
+    await AccountService(parts.users, reactor).add(ADMIN, ADMIN_PASSWORD, admin=True)
+    await AccountService(parts.users, reactor).add("alice", "alice-password-1")
+    order = await parts.ordering.submit(Account("alice"), OrderSpec(
+        order_type=OrderType.PRODUCT_ORDER, reference=HOSTILE[:30],
+        items=(ItemSpec(item_id="i1", product_id="p1", collection_id="urn:oseod:demo"),)), Notification())
+    port: Any = reactor.listenTCP(0, OseodSite(parts.frontend.resource(), 1 << 20), interface="127.0.0.1")
+    base = f"http://127.0.0.1:{port.getHost().port}"
+
+    async def fetch(method: str, path: str, cookie: str = "", data: Any = None) -> tuple[int, Any, str]:
+        response = await treq.request(method, base + path, data=data, allow_redirects=False, persistent=False,
+                                      headers={"Cookie": f"oseod_console={cookie}"} if cookie else {})
+        body = (await response.content()).decode("utf-8")
+        assert response.code < 500 and "internal error" not in body, (path, body)
+        return response.code, response.headers, body
+
+    try:
+        code, headers, _ = await fetch("GET", "/console")
+        assert code == 301 and headers.getRawHeaders("location") == ["/console/"]
+        _, _, body = await fetch("GET", "/console/")
+        assert_login_page(body)
+        code, headers, _ = await fetch("POST", "/console/login", data={"user": ADMIN, "password": ADMIN_PASSWORD})
+        assert code == 303
+        cookie = cookie_of(headers)
+        for page in ("/console/", "/console/orders", f"/console/orders/{order.order_id}", "/console/moderation",
+                     "/console/users", f"/console/users/{ADMIN}", "/console/config", "/console/subscriptions",
+                     "/console/audit", "/console/orders?reference=%3Cscript%3E&status=Submitted"):
+            code, _, body = await fetch("GET", page, cookie)
+            assert code == 200 and HOSTILE[:30] not in body, page
+        _, _, body = await fetch("GET", "/console/moderation", cookie)
+        assert f"/console/orders/{order.order_id}/approve" in body and "&lt;script&gt;" in body
+        _, _, body = await fetch("GET", "/console/audit", cookie)
+        assert "console.login" in body
+    finally:
+        await port.stopListening()
+        await parts.engine.stop()

@@ -115,3 +115,13 @@ def test_bad_nested_data_is_refused() -> None:
 def test_unencodable_value() -> None:
     with pytest.raises(TypeError):
         codec.dumps({"a": 1})
+
+
+@pytest.mark.parametrize("moment", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_are_refused_not_stored_as_null(moment: float) -> None:
+    with pytest.raises(ValueError, match="not a finite number"):
+        codec.dumps(StatusInfo(OrderStatus.Failed, changed_at=moment))
+
+
+def test_non_ascii_text_is_written_as_it_is() -> None:
+    assert codec.dumps(ItemSpec(item_id="α→β")) == '{"item_id":"α→β","subscription":false}'

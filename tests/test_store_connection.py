@@ -106,3 +106,59 @@ async def test_wrong_redis_fails_fast_and_clearly(password_redis: int, url: str,
         await address.check()
     assert fragment in str(caught.value)
     assert address.describe() in str(caught.value)
+
+
+# --- scripts: written straight to a free connection (connection.Scripting) ----------------
+
+_COUNT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_script_runs_again_after_redis_forgot_it(redis: Redis) -> None:
+    assert int(await redis.conn.eval(_COUNT, ["n"], ["2"])) == 2
+    assert int(await redis.conn.eval(_COUNT, ["n"], [3])) == 5  # sent by its SHA-1 now
+    await redis.conn.execute_command("SCRIPT", "FLUSH")
+    assert int(await redis.conn.eval(_COUNT, ["n"], ["1"])) == 6
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_script_error_is_raised_and_the_connection_goes_on(redis: Redis) -> None:
+    await redis.conn.set("text", "not a number")
+    for _ in range(2):  # once sent whole, once by SHA-1
+        with pytest.raises(Exception, match="not an integer"):
+            await redis.conn.eval(_COUNT, ["text"], ["1"])
+    assert int(await redis.conn.eval(_COUNT, ["n"], ["1"])) == 1
+    assert await redis.conn.get("text") == "not a number"
+
+
+@pytest_twisted.ensureDeferred
+async def test_arguments_are_encoded_as_txredisapi_does(redis: Redis) -> None:
+    echo = "return ARGV"
+    assert await redis.conn.eval(echo, [], ["é", b"raw", 7, 1.5]) == ["é", "raw", "7", "1.500000"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_script_lands_inside_a_transaction(redis: Redis) -> None:
+    # Every connection of the pool is lent out for a transaction: the
+    # script must wait for one to come back, not join a transaction (whose
+    # EXEC would then answer for it). (txredisapi's discard() hands its
+    # connection back before sending DISCARD; oseod only commits.)
+    transactions = [await redis.conn.multi() for _ in range(8)]
+    for transaction in transactions:
+        await transaction.set("in-transaction", "1")
+    ran = redis.conn.eval(_COUNT, ["n"], ["1"])
+    assert not ran.called
+    for transaction in transactions:
+        assert await transaction.commit() == ["OK"]
+    assert int(await ran) == 1
+    assert int(await redis.conn.get("n")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lost_connection_fails_the_scripts_waiting_on_it(redis: Redis) -> None:
+    blocked = redis.conn.eval("local t = redis.call('TIME') while true do "
+                              "if redis.call('TIME')[1] - t[1] >= 1 then return 1 end end", [], [])
+    for connection in list(redis.conn._factory.pool):  # noqa: SLF001
+        connection.transport.abortConnection()
+    with pytest.raises(Exception, match="Lost connection"):
+        await blocked

@@ -529,10 +529,12 @@ def _query_args(request: IRequest) -> list[tuple[str, str]]:
 
 
 def _collections(actions: OperatorActions) -> tuple[str, ...]:
-    """The configured collections' ids, for the timeslot form's choices."""
+    """The configured collections' ids, for the timeslot form's choices (a
+    convenience: without them the form still takes any id)."""
     try:
         config = actions.configuration()
-    except NotImplementedError:
+    except Exception:
+        Console.log.failure("no collections for the timeslot form")
         return ()
     found = config.get("collection") or config.get("collections") or ()
     return tuple(str(c.get("id")) for c in found if isinstance(c, dict) and c.get("id"))

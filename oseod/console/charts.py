@@ -62,8 +62,8 @@ def hourly_bars(title: str, series: Sequence[Series], buckets: Sequence[Bucket],
              f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f"<title>{escape(label)}</title>"]
     base_y = MARGIN_TOP + plot_h
-    # The y axis: gridlines and labels at 0, half and the top.
-    for fraction in (0.0, 0.5, 1.0):
+    # The y axis: gridlines and labels at 0, half (when a whole number) and the top.
+    for fraction in ((0.0, 0.5, 1.0) if top % 2 == 0 else (0.0, 1.0)):
         y = base_y - fraction * plot_h
         value = top * fraction
         text = f"{value:g}"

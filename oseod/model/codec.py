@@ -12,12 +12,13 @@ with a migration.
 from __future__ import annotations
 
 import enum
-import json
+import math
 import types
 import typing
 from typing import Any, TypeVar
 
 import attrs
+import orjson
 
 T = TypeVar("T")
 
@@ -42,11 +43,22 @@ def from_data(cls: type[T], data: Any) -> T:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(to_data(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return json_text(to_data(value))
 
 
-def loads(cls: type[T], text: str) -> T:
-    return from_data(cls, json.loads(text))
+def loads(cls: type[T], text: str | bytes) -> T:
+    return from_data(cls, orjson.loads(text))
+
+
+def json_text(data: Any) -> str:
+    """Plain data as compact JSON, non-ASCII characters as they are.
+
+    orjson, not the standard library: a Submit encodes its order's spec,
+    statuses and jobs, and the stdlib encoder was a twentieth of the
+    request's CPU; orjson does the same in a tenth of the time. It writes
+    NaN and infinities as null where the stdlib can refuse them, so the
+    model's float fields refuse them when encoded (_finite)."""
+    return orjson.dumps(data).decode()
 
 
 # ------------------------------------------------------------------ encoding
@@ -79,13 +91,21 @@ def _value_encoder(tp: Any) -> Encoder | None:
         return encoder
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_value
-    if tp in (str, int, float, bool):
+    if tp is float:
+        return _finite
+    if tp in (str, int, bool):
         return None
     raise TypeError(f"cannot encode {tp!r} values")
 
 
 def _enum_value(value: enum.Enum) -> Any:
     return value.value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value} cannot be stored: not a finite number")
+    return value
 
 
 def _record_encoder(cls: type) -> Encoder:

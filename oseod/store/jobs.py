@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import txredisapi
 
+from ..model import codec
 from . import keys
 
 GROUP = "oseod-workers"
@@ -84,7 +85,7 @@ class Job:
 
 def job_fields(job: Job) -> list[str]:
     """The stream entry of ``job`` as field/value pairs (for scripts that XADD it)."""
-    return ["order", job.order_id, "items", json.dumps(list(job.item_ids)), "attempt", str(job.attempt),
+    return ["order", job.order_id, "items", codec.json_text(job.item_ids), "attempt", str(job.attempt),
             "priority", job.priority, "batch", str(job.batch)]
 
 

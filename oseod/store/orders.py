@@ -1231,7 +1231,7 @@ def _jobs_argument(jobs: Sequence[Job]) -> str:
 
 
 def _json_array(values: Sequence[object]) -> str:
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return codec.json_text(values)
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
