@@ -434,3 +434,29 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
     finally:
         await port.stopListening()
         await parts.engine.stop()
+
+
+def test_the_cookie_is_secure_when_the_request_came_over_tls() -> None:
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from oseod.console.gate import Gate
+
+    for secure in (True, False):
+        request = DummyRequest([b""])
+        request.isSecure = lambda: secure  # type: ignore[method-assign]
+        Gate.set_cookie(request, "token")
+        [line] = request.responseHeaders.getRawHeaders(b"set-cookie")
+        assert line.endswith(b"; Secure") is secure, line
+
+
+@pytest_twisted.ensureDeferred
+async def test_odd_paths_and_cookies_get_a_4xx(site: Site) -> None:
+    cookie = await site.login()
+    for path in ("/console/orders/%ff%fe", "/console/orders/" + "9" * 300, "/console/orders/%00", "/console/nope/x",
+                 "/console/users/" + "u" * 300):
+        code, _, body = await site.request("GET", path, cookie)
+        assert 400 <= code < 500, (path, code)
+    _, _, body = await site.request("GET", "/console/", "x" * 5000)
+    assert_login_page(body)
+    code, _, _ = await site.request("DELETE", "/console/users", cookie)
+    assert code == 405
