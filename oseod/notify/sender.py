@@ -185,7 +185,7 @@ class OutboxSender:
                           channel=message.channel, seq=message.seq, name=message.name, attempts=attempts, error=error)
             return
         delay = self._retry_delay * 2 ** (attempts - 1)
-        await self._store.retry(message, now + delay, error)
+        await self._store.retry(message, now + delay, error, now=now)
         self.log.info("{channel} message {seq} of {name} not delivered ({error}); attempt {next} in {delay:g} s",
                       channel=message.channel, seq=message.seq, name=message.name, error=error, next=attempts + 1,
                       delay=delay)

@@ -204,15 +204,14 @@ class OutboxStore:
         no attempt counted."""
         await self._redis.conn.zadd(keys.outbox_due(), repr(when), message.member)
 
-    async def retry(self, message: OutboxMessage, when: float, error: str, now: float | None = None) -> int:
-        """A failed attempt (at ``now``, default ``when``): ``message`` is
-        tried again at ``when``. The attempts made so far."""
-        at = when if now is None else now
+    async def retry(self, message: OutboxMessage, when: float, error: str, *, now: float) -> int:
+        """A failed attempt (at ``now``): ``message`` is tried again at
+        ``when``. The attempts made so far."""
         return int(await self._redis.conn.eval(
             _RETRY, [keys.outbox_queue(message.channel, message.name), keys.outbox_due(), keys.outbox_counters(),
                      keys.outbox_log(message.channel, message.name)],
             [message.member, str(message.seq), repr(when), message.channel, error[:1000],
-             _log_entry(at, message.seq, RETRY, error)]))
+             _log_entry(now, message.seq, RETRY, error)]))
 
     async def give_up(self, message: OutboxMessage, now: float, error: str) -> bool:
         """No more attempts for ``message``: recorded as failed (on its order,
