@@ -614,8 +614,8 @@ def collections_of(order: Order) -> set[str]:
 
 
 def _history_entry(status: StatusInfo, by: str) -> str:
-    return json.dumps({"at": status.changed_at, "status": status.status.value, "info": status.additional_info or "",
-                       "by": by}, ensure_ascii=False, separators=(",", ":"))
+    return codec.json_text({"at": status.changed_at, "status": status.status.value,
+                            "info": status.additional_info or "", "by": by})
 
 
 def _cursor(text: str | None) -> tuple[str, str]:
@@ -674,7 +674,7 @@ def _scored_indexes(identity: _Identity) -> list[str]:
 
 
 def _collections_field(collections: Iterable[str]) -> str:
-    return json.dumps(sorted(collections), separators=(",", ":"))
+    return codec.json_text(sorted(collections))
 
 
 @attrs.frozen
@@ -759,7 +759,7 @@ class OrderStore:
              # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
              _score(subscribed_until or 0.0), codec.dumps(order.spec),
              order_id if self._mail else "", codec.dumps(order.status) if self._mail else "",
-             _history_entry(order.status, ""), json.dumps(counts)],
+             _history_entry(order.status, ""), codec.json_text(counts)],
         )
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
@@ -1078,7 +1078,7 @@ class OrderStore:
             return FoundOrders((), None)
         members, next_score, next_member, cut = await self._redis.conn.eval(
             _FIND, [k for criterion in criteria for k in criterion],
-            [json.dumps([len(c) for c in criteria]),
+            [codec.json_text([len(c) for c in criteria]),
              "+inf" if updated_to is None else _score(updated_to), "-inf" if updated_from is None else _score(updated_from),
              str(limit), "1" if oldest_first else "", cursor_score, cursor_member, str(budget)])
         return FoundOrders(tuple(_order_id(m) for m in members or ()),
