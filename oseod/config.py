@@ -335,6 +335,22 @@ class ProcessingConfig:
 
 
 @attrs.frozen
+class ConsoleConfig:
+    # A console session ends after this long without a request, and in any
+    # case this long after its login.
+    idle_minutes: float = key(30.0, _float(1.0))
+    max_hours: float = key(12.0, _float(0.1))
+    # Failed logins within window_minutes that lock a user name, and a client
+    # address, out of the console until the window ends (even with the right
+    # password).
+    max_failures_per_user: int = key(5, _int(1))
+    max_failures_per_address: int = key(20, _int(1))
+    window_minutes: float = key(15.0, _float(1.0))
+    # How often the overview's live counters are sent, in seconds.
+    live_interval: float = key(3.0, _float(0.5))
+
+
+@attrs.frozen
 class NotificationsConfig:
     allowed_networks: tuple[str, ...] = key((), _list(_network))
     max_attempts: int = key(8, _int(1))
@@ -460,6 +476,7 @@ class Config:
     delivery: DeliveryConfig = DeliveryConfig()
     quotation: QuotationConfig = QuotationConfig()
     email: EmailConfig = EmailConfig()
+    console: ConsoleConfig = ConsoleConfig()
     collections: tuple[CollectionConfig, ...] = (DEMO_COLLECTION,)
 
     def collection(self, collection_id: str) -> CollectionConfig | None:
@@ -481,6 +498,7 @@ _SECTIONS: dict[str, type] = {
     "delivery": DeliveryConfig,
     "quotation": QuotationConfig,
     "email": EmailConfig,
+    "console": ConsoleConfig,
 }
 
 

@@ -25,6 +25,8 @@ from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .console.app import Console
+from .console.gate import SessionLimits
+from .console.throttle import ThrottleLimits
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -261,7 +263,13 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                           concurrency=config.notifications.concurrency,
                           per_destination=config.notifications.per_destination)
     # The operator console (/console/): admins through the same portal, sessions in Redis.
-    console = Console(portal=portal, actions=actions, store=SessionStore(redis), clock=reactor)
+    console = Console(portal=portal, actions=actions, store=SessionStore(redis), clock=reactor,
+                      limits=SessionLimits(idle_seconds=config.console.idle_minutes * 60,
+                                           max_seconds=config.console.max_hours * 3600),
+                      throttle=ThrottleLimits(per_user=config.console.max_failures_per_user,
+                                              per_address=config.console.max_failures_per_address,
+                                              window_seconds=round(config.console.window_minutes * 60)),
+                      live_interval=config.console.live_interval)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,

@@ -61,6 +61,7 @@ class CannedActions(OperatorActions):
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.audit_log: list[tuple[Actor, str, str, str]] = []
+        self.revoked: set[str] = set()  # names no longer operators (is_operator)
 
     async def overview(self) -> Overview:
         hours = tuple(HourBucket(NOW - 3600 * (23 - n), n % 5, n % 2, n) for n in range(24))
@@ -107,6 +108,9 @@ class CannedActions(OperatorActions):
         if name == "ldapuser":
             return UserView("ldapuser", "ldap", "default", False, "", False, None, None, False)
         return UserView(name, "redis", HOSTILE, True, HOSTILE, True, NOW, None, True)
+
+    async def is_operator(self, name: str) -> bool:
+        return name not in self.revoked
 
     async def audit(self, limit: int = 100, before: str | None = None) -> tuple[AuditEntry, ...]:
         return tuple(AuditEntry(str(n), NOW - n, HOSTILE, "console", "127.0.0.1", "order.approve", HOSTILE, HOSTILE)

@@ -82,6 +82,8 @@ def test_overrides_win() -> None:
         ({"server": {"ftp_passive_ports": "60010-60000"}}, "server.ftp_passive_ports", "FIRST <= LAST"),
         ({"server": {"ftp_passive_ports": "80-90"}}, "server.ftp_passive_ports", "1024"),
         ({"server": {"ftp_public_host": "ftp.example.org"}}, "server.ftp_public_host", "IPv4 address"),
+        ({"console": {"idle_minutes": 0}}, "console.idle_minutes", "at least 1"),
+        ({"console": {"max_failures_per_user": 0}}, "console.max_failures_per_user", "at least 1"),
     ],
 )
 def test_bad_values_name_the_key(document: dict[str, object], key: str, fragment: str) -> None:

@@ -361,6 +361,15 @@ async def test_the_event_stream_sends_the_overview_every_few_seconds_and_stops(s
     assert events.data.endswith(b"event: end\ndata: {}\n\n")
     assert not site.clock.getDelayedCalls()
 
+    # So does the user's losing the admin flag while watching.
+    cookie = await site.login()
+    response, events = await _stream(site, cookie)
+    await eventually(lambda: count(1), 10, "the first event")
+    site.actions.revoked.add(ADMIN)
+    site.clock.advance(3)
+    await eventually(ended, 10, "the stream of a demoted operator to end")
+    assert events.data.endswith(b"event: end\ndata: {}\n\n")
+
 
 def test_charts_are_well_formed_accessible_svg() -> None:
     svg = hourly_bars("Items <per> hour", (Series("completed", "#1a7f37"), Series("failed", "#cf222e")),
@@ -398,7 +407,11 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
     from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderType
     from tests.parts import make_parts, started
 
-    parts = await started(make_parts(parse_config({"orders": {"moderation": "manual"}}), redis))
+    parts = await started(make_parts(parse_config({"orders": {"moderation": "manual"},
+                                                   "console": {"idle_minutes": 5, "max_failures_per_user": 3}}),
+                                     redis))
+    gate = parts.frontend._console.gate  # noqa: SLF001 - the [console] settings reach it
+    assert gate.limits.idle_seconds == 300 and gate._throttle.limits.per_user == 3  # noqa: SLF001
     await AccountService(parts.users, reactor).add(ADMIN, ADMIN_PASSWORD, admin=True)
     await AccountService(parts.users, reactor).add("alice", "alice-password-1")
     order = await parts.ordering.submit(Account("alice"), OrderSpec(
@@ -431,6 +444,14 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
         assert f"/console/orders/{order.order_id}/approve" in body and "&lt;script&gt;" in body
         _, _, body = await fetch("GET", "/console/audit", cookie)
         assert "console.login" in body
+        # Demoted while logged in (by oseoctl, another operator...): out at the next page.
+        await AccountService(parts.users, reactor).change(ADMIN, admin=False)
+        _, _, body = await fetch("GET", "/console/orders", cookie)
+        assert_login_page(body)
+        await AccountService(parts.users, reactor).change(ADMIN, admin=True)
+        _, _, body = await fetch("GET", "/console/orders", cookie)
+        assert_login_page(body)  # the session ended for good
+        assert [e.action for e in await parts.actions.audit(limit=5)][:1] == ["console.revoked"]
     finally:
         await port.stopListening()
         await parts.engine.stop()

@@ -402,16 +402,27 @@ class OperatorActions:
 
     async def user(self, name: str) -> UserView:
         record = await self._accounts.get(name)
-        logins = await self._accounts.logins()
+        login = await self._accounts.login(name)
         if record is not None:
-            return _redis_user(record, logins.get(name))
+            return _redis_user(record, login)
         for account in self._file_users():
             if account.name == name:
-                return _file_user(account, logins.get(name))
-        login = logins.get(name)
+                return _file_user(account, login)
         if login is not None and login.source == "ldap":
             return _ldap_user(name, login)
         raise ActionRefused(Refusal.NOT_FOUND, f"no user {name[:80]}")
+
+    async def is_operator(self, name: str) -> bool:
+        """Whether ``name`` is still an operator, for a console session
+        opened earlier: a Redis user must still exist, be an admin and not
+        be disabled. A directory (LDAP) operator is taken at their login's word
+        until the session ends: asking the directory on every page would
+        cost a bind per page. (The password file makes no operators.)"""
+        record = await self._accounts.get(name)
+        if record is not None:
+            return record.admin and not record.disabled
+        login = await self._accounts.login(name)
+        return login is not None and login.source == "ldap" and login.admin
 
     async def add_user(self, actor: Actor, name: str, password: str, *, group: str = "default",
                        admin: bool = False, email: str = "") -> tuple[UserView, tuple[str, ...]]:

@@ -100,19 +100,26 @@ class Gate:
             await self._store.delete(record)
             await self.audit(actor(request, record.user), "console.timeout", record.user)
             return None
+        if not await self._actions.is_operator(record.user):
+            # Demoted, disabled or deleted since logging in: out at once.
+            await self._store.delete(record)
+            await self.audit(actor(request, record.user), "console.revoked", record.user, "no longer an operator")
+            return None
         if touch and not await self._store.touch(record, now=now, idle_seconds=self.limits.idle_seconds):
             return None
         return record
 
     async def still_open(self, record: SessionRecord) -> bool:
         """For a long-lived response (the event stream): has the session
-        neither ended nor idled out? Does not count as activity."""
+        neither ended nor idled out, and is its user still an operator?
+        Does not count as activity."""
         found = await self._store.get_by_digest(record.token_digest)
         if found is None:
             return False
         now = self._clock.seconds()
         return (now - found.seen_at <= self.limits.idle_seconds
-                and now - found.created_at <= self.limits.max_seconds)
+                and now - found.created_at <= self.limits.max_seconds
+                and await self._actions.is_operator(found.user))
 
     @staticmethod
     def csrf_ok(record: SessionRecord, given: str) -> bool:

@@ -94,6 +94,10 @@ class AccountService:
         """The last real login of each user who has logged in (any source)."""
         return await self._users.logins()
 
+    async def login(self, name: str) -> Login | None:
+        """The last real login of ``name``, if any."""
+        return await self._users.login(name)
+
     async def get(self, name: str) -> UserRecord | None:
         return await self._users.get(name)
 

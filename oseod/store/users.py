@@ -216,15 +216,21 @@ class UserStore:
     async def logins(self) -> dict[str, Login]:
         """The last real login of every user who has logged in, by name."""
         found = await self._redis.conn.hgetall(keys.logins()) or {}
-        logins = {}
-        for name, text in found.items():
-            data = json.loads(text)
-            logins[str(name)] = Login(str(data["source"]), float(data["at"]), str(data.get("group", "")),
-                                      bool(data.get("admin", False)), str(data.get("email", "")))
-        return logins
+        return {str(name): _login(text) for name, text in found.items()}
+
+    async def login(self, name: str) -> Login | None:
+        """The last real login of ``name``, if any."""
+        text = await self._redis.conn.hget(keys.logins(), name)
+        return _login(text) if text else None
 
     async def forget_login(self, name: str) -> None:
         await self._redis.conn.hdel(keys.logins(), name)
+
+
+def _login(text: str) -> Login:
+    data = json.loads(text)
+    return Login(str(data["source"]), float(data["at"]), str(data.get("group", "")), bool(data.get("admin", False)),
+                 str(data.get("email", "")))
 
 
 @attrs.frozen
