@@ -235,6 +235,11 @@ async def test_retry_failed_items_requeues_them_and_reopens_the_order(redis: Red
     assert again.status.status is S.InProduction and "2 failed items queued again" in (again.status.additional_info or "")
     assert [i.status.status for i in again.items] == [S.Completed, S.Accepted, S.Accepted]
     assert (await jobs.depth())["STANDARD"] == waiting_before + 1
+    queued = await jobs.claim("test", 10)
+    [requeued] = [job for job in queued if job.item_ids == ("item1", "item2")]
+    # A first attempt again, which must not queue the order's next batch a second time.
+    assert (requeued.attempt, requeued.chained) == (1, False)
+    assert all(job.chained for job in queued if job is not requeued)
     assert await world.orders.count_active_items("alice") == 2
     detail = await world.actions.order_detail(oid)
     assert (detail.history[-1].status, detail.history[-1].by) == ("InProduction", "olga")

@@ -74,7 +74,7 @@ def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = N
     results = RESULTS / uuid.uuid4().hex
     engine = Engine(service, JobStore(redis), config, reactor, clock, results=results,
                     consumer=consumer or uuid.uuid4().hex, lease_seconds=lease,
-                    builtins={**BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor,
+                    builtins={**BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor, "flaky": FlakyProcessor,
                               "expanding": ExpandingProcessor})
     service.dispatcher = engine
     engine.attach_checks()
@@ -258,6 +258,50 @@ async def test_a_massive_order_queues_its_batches_one_after_the_other(redis: Red
     made = [item_id for _, item_id in CountingProcessor.made]
     assert made == [f"i{n}" for n in range(10)] and set(CountingProcessor.made.values()) == {1}
     assert await jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
+    await d.engine.stop()
+
+
+@implementer(IItemProcessor)
+class FlakyProcessor(CountingProcessor):
+    """Fails each item of ``failing`` as many times as it says."""
+
+    failing: Counter[str] = Counter()
+
+    def prepare_item(self, work: ItemWork) -> None:
+        super().prepare_item(work)
+        if self.failing[work.item.item_id] > 0:
+            self.failing[work.item.item_id] -= 1
+            raise RuntimeError("the archive is away")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_retried_batch_gets_every_attempt_and_does_not_queue_the_next_again(redis: Redis) -> None:
+    CountingProcessor.made.clear()
+    FlakyProcessor.failing = Counter({"i1": 3, "i9": 2})  # attempts used up at first; i1 fails once more
+    config = attrs.evolve(CONFIG, orders=attrs.evolve(CONFIG.orders, max_items_per_order=4),
+                          collections=(DEMO_COLLECTION, attrs.evolve(COUNTED, processor="flaky")))
+    assert config.processing.max_attempts == 2
+    d = daemon(redis, config=config)
+
+    async def run() -> None:
+        for _ in range(3):
+            await d.engine.drain()
+            d.clock.advance(config.processing.retry_delay)  # the retries fall due
+        await d.engine.drain()
+
+    order = await d.service.submit(ALICE, attrs.evolve(spec(*(f"p{n}" for n in range(10))),
+                                                      reference="Massive order"), Notification())
+    await d.engine.start()
+    await run()
+    assert [n for n, s in enumerate((await statuses(d, order.order_id))[1]) if s is S.Failed] == [1, 9]
+    # An operator's retry (oseoctl order retry) makes the failed items of
+    # batches 0 and 2 again, with every attempt (i1 needs both), and nothing else.
+    assert await d.service.retry_failed(order.order_id) == ["i1", "i9"]
+    await run()
+    assert await statuses(d, order.order_id) == (S.Completed, [S.Completed] * 10)
+    assert {key[1]: n for key, n in CountingProcessor.made.items() if n != 1} == {"i1": 4, "i9": 3}
+    assert sum(CountingProcessor.made.values()) == 15
+    assert await JobStore(redis).depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
     await d.engine.stop()
 
 

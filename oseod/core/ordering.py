@@ -268,8 +268,7 @@ class OrderingService:
 
     async def retry_failed(self, order_id: str, by: str = "") -> list[str]:
         """Put the order's failed items back in the queue: the ids of those
-        items. Their attempts count again from one (from two in batches
-        before the order's last, see below).
+        items. Their attempts count again from one.
 
         Only while none of its items is in work (a final order, or a
         subscription between timeslots): the jobs of a running order chain
@@ -299,14 +298,10 @@ class OrderingService:
                 raise invalid("orderId", f"order {order_id} changed meanwhile; try again")
         waiting = StatusInfo(OrderStatus.Accepted, "Queued again by an operator", changed_at=now)
         jobs = []
-        last = max(item.batch for item in order.items)
         for batch in sorted({item.batch for item in failed}):
             job = batch_job(order_id, order.spec, [item for item in failed if item.batch == batch], batch)
             if job is not None:
-                # The engine queues the next batch after a batch's first
-                # attempt: only the last batch may be a first attempt again,
-                # the others count as a second (their next batch is done).
-                jobs.append(job if batch == last else attrs.evolve(job, attempt=2))
+                jobs.append(attrs.evolve(job, chained=False))  # the batches after it are done
         moved = await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in failed],
                                                    allowed={OrderStatus.Failed}, jobs=jobs)
         if not all(moved):

@@ -408,7 +408,7 @@ class Engine:
         """The order's next batch, once the first attempt at this one is over
         (retries of its failed items do not hold the next batch back). An
         expanded massive order's is made now (and queued with its items)."""
-        if job.attempt != 1:
+        if job.attempt != 1 or not job.chained:
             return None
         template = self._expansion_template(order)
         if template is not None:

@@ -77,6 +77,11 @@ class Job:
     attempt: int = 1
     batch: int = 0  # which batch of the order (massive orders have several)
     entry_id: str = ""  # the stream entry, once read from the queue
+    # Whether its first attempt queues the order's next batch: not when an
+    # operator queues failed items again (their next batch is done). Only
+    # first attempts read it, so a delayed retry (oseod.store.jobs._PROMOTE)
+    # does not carry it.
+    chained: bool = True
 
     def to_json(self) -> str:
         return json.dumps({"order": self.order_id, "items": list(self.item_ids), "attempt": self.attempt,
@@ -85,15 +90,16 @@ class Job:
 
 def job_fields(job: Job) -> list[str]:
     """The stream entry of ``job`` as field/value pairs (for scripts that XADD it)."""
-    return ["order", job.order_id, "items", codec.json_text(job.item_ids), "attempt", str(job.attempt),
-            "priority", job.priority, "batch", str(job.batch)]
+    fields = ["order", job.order_id, "items", codec.json_text(job.item_ids), "attempt", str(job.attempt),
+              "priority", job.priority, "batch", str(job.batch)]
+    return fields if job.chained else [*fields, "chained", "0"]
 
 
 def _job(stream_priority: str, entry_id: str, flat: Sequence[str]) -> Job:
     fields = dict(zip(flat[0::2], flat[1::2]))
     return Job(order_id=fields["order"], item_ids=tuple(json.loads(fields["items"])),
                priority=fields.get("priority", stream_priority), attempt=int(fields.get("attempt", "1")),
-               batch=int(fields.get("batch", "0")), entry_id=entry_id)
+               batch=int(fields.get("batch", "0")), entry_id=entry_id, chained=fields.get("chained") != "0")
 
 
 class JobStore:
