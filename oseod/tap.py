@@ -57,7 +57,7 @@ from .notify.sender import OutboxSender
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
-from .schedule.scheduler import PeriodicTask, Scheduler
+from .schedule.scheduler import TICK, PeriodicTask, Scheduler
 from .store.jobs import JobStore
 from .store.audit import AuditStore
 from .store.leader import LeaderLock, TaskRuns
@@ -210,6 +210,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                      lambda: ordering.expire_results(engine.clean)),
         PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders),
         PeriodicTask("end subscriptions", config.processing.terminate_interval, ordering.terminate_subscriptions),
+        PeriodicTask("index older orders", TICK, ordering.index_older_orders),
     ], runs=task_runs)
 
     deliverables = Deliverables(ordering, results)

@@ -461,6 +461,16 @@ class OrderingService:
             self.log.info("{count} results expired", count=len(expired))
         return len(expired)
 
+    async def index_older_orders(self) -> int:
+        """A periodic task: bring orders stored by an earlier version into
+        the operators' indexes and counters, a slice per run (nothing left
+        to do costs one GET). How many were indexed."""
+        finished, indexed = await self._store.index_older_orders()
+        if indexed or not finished:
+            self.log.info("{count} orders stored by an earlier version indexed for the console{more}",
+                          count=indexed, more="" if finished else "; more at the next run")
+        return indexed
+
     async def purge_final_orders(self, limit: int = 500) -> int:
         """Orders final and unchanged for ``retention_days``: deleted (0 days:
         never). At most ``limit`` per call; how many."""

@@ -20,8 +20,15 @@ def users() -> str:
 
 
 def schema_version() -> str:
-    """String: the layout version of the data, for future migrations."""
+    """String: the layout version of the data (oseod.store.orders.LAYOUT_VERSION),
+    set once every stored order is in that layout."""
     return f"{PREFIX}schema"
+
+
+def index_cursor() -> str:
+    """String: the next order id to bring into the current layout
+    (OrderStore.index_older_orders), while that is under way."""
+    return f"{PREFIX}schema:cursor"
 
 
 def nonce(value: str) -> str:

@@ -54,6 +54,9 @@ CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
 _WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
+# The layout this code writes (keys.schema_version once every order is in it):
+# 2 added the collection and type indexes and the items-per-status counters.
+LAYOUT_VERSION = "2"
 HISTORY_KEPT = 200  # status changes kept per order (a subscription changes little; items do not write here)
 DOWNLOADS_KEPT = 500  # transfers kept per order
 
@@ -104,6 +107,13 @@ local function reindex(member, old, new, score)
   redis.call('ZADD', KEYS[F + POS[new]], score, member)
   redis.call('ZADD', KEYS[F + N + POS[new]], score, member)
   for i = F + 2 * N + 1, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+end
+
+-- Whether the order's items are in the items-per-status counters: orders
+-- stored before them are not, until OrderStore.index_older_orders adds them
+-- (with the 'collections' field it writes, as create does).
+local function counted()
+  return redis.call('HEXISTS', ORDER, 'collections') == 1
 end
 
 -- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
@@ -255,7 +265,7 @@ for i, change in ipairs(changes) do
     redis.call('HSET', ITEMS, 's/' .. item, info)
     redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
     redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
-    if old ~= new then
+    if old ~= new and counted() then
       redis.call('HINCRBY', ITEM_STATS, old, -1)
       redis.call('HINCRBY', ITEM_STATS, new, 1)
     end
@@ -307,7 +317,7 @@ for _, item in ipairs(items) do
   redis.call('HSET', ITEMS, 'x/' .. item[1], cjson.encode({seq, item[2]}), 's/' .. item[1], item[3],
              'b/' .. item[1], ARGV[5])
   redis.call('HINCRBY', ORDER, 'n/' .. status, 1)
-  redis.call('HINCRBY', ITEM_STATS, status, 1)
+  if counted() then redis.call('HINCRBY', ITEM_STATS, status, 1) end
   redis.call('HINCRBY', ORDER, 'items_total', 1)
   if not FINAL[status] then redis.call('INCR', ACTIVE) end
 end
@@ -329,7 +339,7 @@ if not current then return -1 end
 if not in_set(ARGV[2], current) then return 0 end
 for status, _ in pairs(POS) do
   local n = tonumber(redis.call('HGET', ORDER, 'n/' .. status) or '0')
-  if n ~= 0 then redis.call('HINCRBY', ITEM_STATS, status, -n) end
+  if n ~= 0 and counted() then redis.call('HINCRBY', ITEM_STATS, status, -n) end
 end
 for i = INDEX_END + 1, #KEYS do redis.call('DEL', KEYS[i]) end
 local fields = redis.call('HKEYS', ITEMS)
@@ -342,6 +352,58 @@ for i = F + 1, INDEX_END do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('DEL', ORDER, ITEMS, READY, HISTORY)
 return 1
 """
+
+# Orders stored before the collection and type indexes and the
+# items-per-status counters (layout 1) are added to them here, a range of
+# order ids per call, in id order: the cursor survives restarts and a change
+# of leader, and ids never move (whereas an order's place in the indexes
+# does). An order already there (it has 'collections') is left alone.
+# KEYS: the items-per-status counters, the layout version, the cursor (the
+# next order id), everybody's orders by last update, the order id sequence.
+# ARGV: the key prefixes of an order hash, a type index and a collection
+# index, how many ids to look at, the version this makes, the statuses (JSON
+# array). Returns {1 when every order is indexed, orders indexed now}.
+_INDEX_OLDER = """
+if redis.call('GET', KEYS[2]) == ARGV[5] then return {1, 0} end
+local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+local first = tonumber(redis.call('GET', KEYS[3]) or '1')
+local stop = math.min(last, first + tonumber(ARGV[4]) - 1)
+local statuses = cjson.decode(ARGV[6])
+local done = 0
+for n = first, stop do
+  local order_id = string.format('%%d', n)
+  local order = ARGV[1] .. order_id
+  if redis.call('HEXISTS', order, 'spec') == 1 and redis.call('HEXISTS', order, 'collections') == 0 then
+    local member = string.rep('0', %d - #order_id) .. order_id
+    local score = redis.call('ZSCORE', KEYS[4], member)
+    local seen, names = {}, {}
+    for _, item in ipairs(cjson.decode(redis.call('HGET', order, 'spec'))['items'] or {}) do
+      local c = item['collection_id']
+      if c and not seen[c] then seen[c] = true names[#names + 1] = c end
+    end
+    table.sort(names)
+    if score then
+      redis.call('ZADD', ARGV[2] .. redis.call('HGET', order, 'order_type'), score, member)
+      for _, c in ipairs(names) do redis.call('ZADD', ARGV[3] .. c, score, member) end
+    end
+    for _, status in ipairs(statuses) do
+      local count = tonumber(redis.call('HGET', order, 'n/' .. status) or '0')
+      if count ~= 0 then redis.call('HINCRBY', KEYS[1], status, count) end
+    end
+    local encoded = '[]'
+    if #names > 0 then encoded = cjson.encode(names) end
+    redis.call('HSET', order, 'collections', encoded)
+    done = done + 1
+  end
+end
+if stop >= last then
+  redis.call('SET', KEYS[2], ARGV[5])
+  redis.call('DEL', KEYS[3])
+  return {1, done}
+end
+redis.call('SET', KEYS[3], tostring(stop + 1))
+return {0, done}
+""" % _MEMBER_WIDTH
 
 # KEYS: order hash, ready set. Returns the ids completed since the previous
 # call and moves the cursor past them; false when there is no such order.
@@ -972,6 +1034,25 @@ class OrderStore:
             return []
         found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
         return [HistoryLine(**json.loads(text)) for text in found]
+
+    async def index_older_orders(self, ids: int = 500, calls: int = 20) -> tuple[bool, int]:
+        """Add orders stored by a version before the collection and type
+        indexes and the item counters to them, ``ids`` order ids per script
+        (a few milliseconds of Redis), at most ``calls`` scripts. Whether
+        every order is indexed now (then this is one GET), and how many were
+        indexed by this call."""
+        indexed = 0
+        for _ in range(calls):
+            finished, count = await self._redis.conn.eval(
+                _INDEX_OLDER,
+                [keys.items_by_status(), keys.schema_version(), keys.index_cursor(), keys.orders_updated(None),
+                 keys.order_sequence()],
+                [keys.order(""), keys.orders_of_type(""), keys.orders_in_collection(""), str(ids), LAYOUT_VERSION,
+                 codec.json_text([s.value for s in _STATUSES])])
+            indexed += int(count)
+            if str(finished) == "1":
+                return True, indexed
+        return False, indexed
 
     async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
         """Remove the order (and everything about it) if it is in one of
