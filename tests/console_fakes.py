@@ -11,8 +11,6 @@ from oseod.admin.actions import (
     ActionRefused,
     Actor,
     AuditEntry,
-    DownloadRecord,
-    HistoryEntry,
     HourBucket,
     OperatorActions,
     OrderDetail,
@@ -38,6 +36,7 @@ from oseod.model.orders import (
     OrderType,
     StatusInfo,
 )
+from oseod.store.orders import HistoryLine, Transfer
 
 HOSTILE = '<script>alert("x")</script>&\'"'
 NOW = 1_700_000_000.0
@@ -80,9 +79,9 @@ class CannedActions(OperatorActions):
     async def order_detail(self, order_id: str) -> OrderDetail:
         if order_id != "1":
             raise ActionRefused(Refusal.NOT_FOUND, f"no order {order_id}")
-        return OrderDetail(order(), (HistoryEntry(NOW, "Submitted", HOSTILE, HOSTILE),),
+        return OrderDetail(order(), (HistoryLine(NOW, "Submitted", HOSTILE, HOSTILE),),
                            (OutboxEvent(NOW, "mail", 1, "sent", HOSTILE),),
-                           (DownloadRecord(NOW, "i0", HOSTILE, HOSTILE, "ftp", "127.0.0.1", 1024, True),),
+                           (Transfer(NOW, "i0", HOSTILE, HOSTILE, "ftp", "127.0.0.1", 1024, True),),
                            {"error": HOSTILE})
 
     async def moderation_queue(self, limit: int = 100, after: str | None = None) -> OrderPage:

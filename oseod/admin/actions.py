@@ -27,7 +27,7 @@ from ..model.orders import Order, OrderStatus, OrderType
 from ..store.audit import AuditStore
 from ..store.connection import Redis
 from ..store.leader import LeaderLock, TaskRunRecord, TaskRuns
-from ..store.orders import BadCursor, OrderStore
+from ..store.orders import BadCursor, HistoryLine, OrderStore, Transfer
 from ..store.outbox import ORDER_CHANNELS, OutboxStore
 from ..store.stats import StatsStore
 from ..store.users import Login, NoSuchUser, UserExists, UserRecord
@@ -94,16 +94,6 @@ class OrderPage:
 
 
 @attrs.frozen
-class HistoryEntry:
-    """One change of an order's status, oldest first in a timeline."""
-
-    at: float
-    status: str
-    info: str
-    by: str = ""  # the operator who caused it ("" the service itself)
-
-
-@attrs.frozen
 class OutboxEvent:
     """One attempt to deliver an order's call-back or e-mail."""
 
@@ -115,23 +105,11 @@ class OutboxEvent:
 
 
 @attrs.frozen
-class DownloadRecord:
-    at: float
-    item_id: str  # "" for the order's package
-    file: str
-    user: str
-    via: str  # "ftp" or "http"
-    address: str
-    bytes: int
-    complete: bool
-
-
-@attrs.frozen
 class OrderDetail:
     order: Order
-    history: tuple[HistoryEntry, ...]
+    history: tuple[HistoryLine, ...]  # oldest first
     outbox: tuple[OutboxEvent, ...]
-    downloads: tuple[DownloadRecord, ...]
+    downloads: tuple[Transfer, ...]
     callback_failure: Mapping[str, Any] | None
     # Per item id: complete downloads of its files so far and when the last ended.
     item_downloads: Mapping[str, tuple[int, float]] = attrs.field(factory=dict)
@@ -332,11 +310,10 @@ class OperatorActions:
         order = await self._orders.get(order_id)
         if order is None:
             raise ActionRefused(Refusal.NOT_FOUND, f"there is no order {_shown(order_id)}")
-        history = tuple(HistoryEntry(h.at, h.status, h.info, h.by) for h in await self._orders.history(order_id))
+        history = tuple(await self._orders.history(order_id))
         events = [OutboxEvent(e.at, channel, e.seq, e.outcome, e.detail)
                   for channel in ORDER_CHANNELS for e in await self._outbox.log(channel, order_id)]
-        downloads = tuple(DownloadRecord(t.at, t.item_id, t.file, t.user, t.via, t.address, t.bytes, t.complete)
-                          for t in await self._orders.transfers(order_id))
+        downloads = tuple(await self._orders.transfers(order_id))
         failure = await self._orders.callback_failure(order_id)
         return OrderDetail(order, history, tuple(sorted(events, key=lambda e: e.at)), downloads,
                            None if failure is None else attrs.asdict(failure), await self._orders.downloads(order_id))
