@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .notify.addresses import mail_address
-from .notify.mailevents import MAIL_EVENTS
+from .model.addresses import mail_address
+from .model.mailevents import MAIL_EVENTS
 
 ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
 ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
@@ -443,7 +443,7 @@ class CollectionConfig:
     payment_methods: tuple[str, ...] = key((), _list(_nonempty_str))
     # Scene-selection parameters offered in GetOptions (same form as option).
     scene_selection: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
-    # The e-mails sent about this collection's orders (oseod/notify/mailevents.py).
+    # The e-mails sent about this collection's orders (oseod/model/mailevents.py).
     email_events: tuple[str, ...] = key(MAIL_EVENTS, _list(_choice(*MAIL_EVENTS)))
 
     def supports(self, order_type: str) -> bool:

@@ -19,7 +19,7 @@ from oseod.auth.account import Account
 from oseod.config import CollectionConfig, Config, ConfigError, EmailConfig, parse_config
 from oseod.model.orders import ItemSpec, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from oseod.notify.mail import IMailSender, MailConfigError, MailError, MailMessage, SmtpMailSender
-from oseod.notify.mailevents import MAIL_EVENTS, MailEvent
+from oseod.model.mailevents import MAIL_EVENTS, MailEvent
 from oseod.notify.mailtext import (PLACEHOLDERS, MailTemplateError, MailTemplates, MailText, console_url,
                                    order_values)
 from oseod.notify.recipients import mail_recipients

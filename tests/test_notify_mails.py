@@ -11,7 +11,7 @@ import pytest_twisted
 
 from oseod.config import DEMO_COLLECTION, Config, EmailConfig, OrdersConfig
 from oseod.model.orders import StatusInfo
-from oseod.notify.mailevents import MailEvent
+from oseod.model.mailevents import MailEvent
 from oseod.notify.mails import mail_events
 from oseod.model.orders import OrderStatus as S
 from tests.polling import eventually

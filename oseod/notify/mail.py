@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from ..config import EmailConfig
-from .addresses import mail_address, smtp_address
+from ..model.addresses import mail_address, smtp_address
 from .mailtext import MailText
 
 log = Logger()

@@ -26,13 +26,13 @@ from ..auth.account import Account, account_of
 from ..config import Config
 from ..core.ordering import REJECTED, OrderingService
 from ..model import codec
+from ..model.addresses import mail_address
 from ..model.errors import RequestRejected
+from ..model.mailevents import MailEvent
 from ..model.orders import Order, OrderStatus, StatusInfo
 from ..store.outbox import OutboxMessage
 from ..store.users import UserStore
-from .addresses import mail_address
 from .mail import IMailSender, MailError, MailMessage
-from .mailevents import MailEvent
 from .mailtext import MailTemplates, console_url, order_values
 from .recipients import mail_recipients
 from .sender import IOutboxChannel, Undeliverable

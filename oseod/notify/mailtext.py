@@ -32,8 +32,8 @@ from urllib.parse import quote
 import attrs
 from twisted.logger import Logger
 
+from ..model.mailevents import MailEvent
 from ..model.orders import Order
-from .mailevents import MailEvent
 
 log = Logger()
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from ..auth.account import Account
 from ..config import Config
-from .addresses import is_mail_address, mail_address
-from .mailevents import MailEvent
+from ..model.addresses import is_mail_address, mail_address
+from ..model.mailevents import MailEvent
 
 
 def mail_enabled(event: MailEvent, config: Config, collection_ids: Iterable[str]) -> bool:
