@@ -112,8 +112,10 @@ end
 -- Whether the order's items are in the items-per-status counters: orders
 -- stored before them are not, until OrderStore.index_older_orders adds them
 -- (with the 'collections' field it writes, as create does).
+local is_counted = nil
 local function counted()
-  return redis.call('HEXISTS', ORDER, 'collections') == 1
+  if is_counted == nil then is_counted = redis.call('HEXISTS', ORDER, 'collections') == 1 end
+  return is_counted
 end
 
 -- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
