@@ -589,3 +589,54 @@ def test_submit_ack() -> None:
     bare = render_submit_ack("42", None)
     assert_valid(bare)
     assert [etree.QName(c).localname for c in bare] == ["status", "orderId"]
+
+
+_ITEM = ('<orderItem xmlns="http://www.opengis.net/oseo/1.0" xmlns:x="urn:x">{}</orderItem>')
+_ID = "<itemId> i1 </itemId>"
+_PRODUCT = "<productId><identifier>p1</identifier><collectionId>c1</collectionId></productId>"
+
+
+_PLAIN = [
+    _ID + _PRODUCT,
+    _ID + "<productId><identifier>p1</identifier></productId>",
+    f"\n  {_ID}\n  {_PRODUCT}\n",
+    _ID + "<productId>\n<identifier> p1 </identifier>\n<collectionId> c1 </collectionId>\n</productId>",
+    f"<itemId>{'i' * 80}</itemId>" + _PRODUCT,
+    _ID + f"<productId><identifier>p</identifier><collectionId>{'c' * 255}</collectionId></productId>",
+]
+# What only the general path reads, or refuses (saying why).
+_OTHER = [
+    f"<itemId>{'i' * 81}</itemId>" + _PRODUCT,
+    _ID + f"<productId><identifier>p</identifier><collectionId>{'c' * 256}</collectionId></productId>",
+    "<itemId> </itemId>" + _PRODUCT,
+    _ID + "<productId><identifier></identifier></productId>",
+    _ID + "<productId><identifier>p</identifier><collectionId/></productId>",
+    _ID + "<productId><collectionId>c1</collectionId><identifier>p</identifier></productId>",
+    _ID + "<productId><identifier>p</identifier><collectionId>c</collectionId><identifier>q</identifier></productId>",
+    _ID + "<productId><identifier>p<x:b/></identifier></productId>",
+    _ID + "<productId>text<identifier>p</identifier></productId>",
+    _ID + "<productId><identifier>p</identifier>tail</productId>",
+    _ID + "<productId><identifier>p</identifier><x:identifier>q</x:identifier></productId>",
+    _PRODUCT + _ID,
+    "text" + _ID + _PRODUCT,
+    _ID + _PRODUCT + "tail",
+    _ID + "<orderItemRemark>r</orderItemRemark>" + _PRODUCT,
+    _ID + "<subscriptionId><collectionId>c1</collectionId></subscriptionId>",
+    _ID + _PRODUCT + _PRODUCT,
+    _ID,
+]
+
+
+@pytest.mark.parametrize(("content", "plain"), [(c, True) for c in _PLAIN] + [(c, False) for c in _OTHER])
+def test_the_plain_item_path_reads_exactly_what_the_general_one_does(content: str, plain: bool) -> None:
+    from oseod.oseo import submit
+
+    element = etree.fromstring(_ITEM.format(content))
+    fast = submit._plain_product_item(element)  # noqa: SLF001
+    try:
+        general: ItemSpec | OseoError = submit._item(element, OrderType.PRODUCT_ORDER)  # noqa: SLF001
+    except OseoError as e:
+        general = e
+    assert (fast is not None) == plain
+    if plain:
+        assert fast == general

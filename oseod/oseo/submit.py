@@ -276,6 +276,57 @@ def _item_extras(children: Children) -> _ItemExtras:
     return _ItemExtras(options_id, remark, tuple(options), delivery, payment_method, tuple(fragments))
 
 
+_ITEM_ID_TAG: Final = oseo("itemId")
+_PRODUCT_ID_TAG: Final = oseo("productId")
+_IDENTIFIER_TAG: Final = oseo("identifier")
+_COLLECTION_ID_TAG: Final = oseo("collectionId")
+
+
+def _blank(text: str | None) -> bool:
+    return not text or text.isspace()
+
+
+def _leaf_text(element: etree._Element) -> str:
+    """The text of an element without children, stripped; "" when it has
+    children (which only the general path may report)."""
+    if len(element):
+        return ""
+    text = element.text
+    return text.strip() if text else ""
+
+
+def _plain_product_item(element: etree._Element) -> ItemSpec | None:
+    """The commonest item, read in one pass: an itemId and a productId of an
+    identifier and an optional collectionId, nothing else, all within their
+    limits. None for any other item, which _item then reads (and refuses,
+    saying why): this path only ever accepts what _item accepts, the same
+    way. A Submit of many items spends most of its parsing here."""
+    if len(element) != 2 or not _blank(element.text):
+        return None
+    item_id_element, identity = element
+    if (item_id_element.tag != _ITEM_ID_TAG or identity.tag != _PRODUCT_ID_TAG
+            or not _blank(item_id_element.tail) or not _blank(identity.tail) or not _blank(identity.text)):
+        return None
+    parts = len(identity)
+    if parts == 1:
+        (identifier,) = identity
+        collection = None
+    elif parts == 2:
+        identifier, collection = identity
+        if collection.tag != _COLLECTION_ID_TAG or not _blank(collection.tail):
+            return None
+    else:
+        return None
+    if identifier.tag != _IDENTIFIER_TAG or not _blank(identifier.tail):
+        return None
+    item_id = _leaf_text(item_id_element)
+    product_id = _leaf_text(identifier)
+    collection_id = _leaf_text(collection) if collection is not None else None
+    if not item_id or len(item_id) > 80 or not product_id or collection_id == "" or len(collection_id or "") > 255:
+        return None
+    return ItemSpec(item_id=item_id, product_id=product_id, collection_id=collection_id)
+
+
 def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
     children = Children(element, _ITEM)
     item_id = string(children.required("itemId"), 80, required=True)
@@ -356,7 +407,10 @@ def parse_order_specification(element: etree._Element) -> OrderSpec:
     item_elements = [children.required("orderItem"), *children.repeated("orderItem")]
     children.finish()
 
-    items = tuple(_item(item, order_type) for item in item_elements)
+    if _ITEM_IDENTIFIER[order_type] == "productId":
+        items = tuple(_plain_product_item(item) or _item(item, order_type) for item in item_elements)
+    else:
+        items = tuple(_item(item, order_type) for item in item_elements)
     seen: set[str] = set()
     for item in items:
         if item.item_id in seen:
