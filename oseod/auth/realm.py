@@ -42,13 +42,18 @@ class AccountRealm:
         return account_of(record)
 
     def requestAvatar(self, avatarId: Any, mind: object, *interfaces: InterfaceClass) -> defer.Deferred[Any]:
+        if isinstance(avatarId, KnownUser):  # the checker read the account: nothing to wait for
+            try:
+                return defer.succeed(self._for(avatarId.account, interfaces))
+            except Exception:
+                return defer.fail()
         return defer.Deferred.fromCoroutine(self._avatar(avatarId, interfaces))
 
     async def _avatar(self, avatar_id: Any, interfaces: tuple[InterfaceClass, ...]) -> tuple[Any, Any, Callable[[], None]]:
-        if isinstance(avatar_id, KnownUser):
-            account = avatar_id.account
-        else:
-            account = await self.account(avatar_id.decode("utf-8") if isinstance(avatar_id, bytes) else str(avatar_id))
+        account = await self.account(avatar_id.decode("utf-8") if isinstance(avatar_id, bytes) else str(avatar_id))
+        return self._for(account, interfaces)
+
+    def _for(self, account: Account, interfaces: tuple[InterfaceClass, ...]) -> tuple[Any, Any, Callable[[], None]]:
         for interface in interfaces:
             if interface is IAccount:
                 return IAccount, account, _no_logout

@@ -138,6 +138,15 @@ class UserStore:
         if str(created) != "1":
             raise UserExists(record.name)
 
+    def held(self, name: str) -> UserRecord | None:
+        """The record of ``name`` as ``get`` would answer it without asking
+        Redis (read within RECORD_FRESH_SECONDS); None when it would have
+        to ask, or there is no such user."""
+        if self._clock is None:
+            return None
+        kept = self._fresh.get(name)
+        return kept[1] if kept is not None and kept[0] > self._clock.seconds() else None
+
     async def get(self, name: str) -> UserRecord | None:
         if not USER_NAME.match(name):
             return None
