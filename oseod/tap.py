@@ -270,7 +270,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                       throttle=ThrottleLimits(per_user=config.console.max_failures_per_user,
                                               per_address=config.console.max_failures_per_address,
                                               window_seconds=round(config.console.window_minutes * 60)),
-                      live_interval=config.console.live_interval)
+                      live_interval=config.console.live_interval, public=http_side)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,

@@ -53,7 +53,7 @@ class Site:
         self.actions = CannedActions()
         self.console = Console(portal=portal, actions=self.actions, store=SessionStore(redis),
                                clock=self.clock, limits=SessionLimits(idle_seconds=600, max_seconds=3600),
-                               live_interval=3.0)
+                               live_interval=3.0, public=lambda: "https://ops.example.org/oseo")
         root = Resource()
         root.putChild(b"console", self.console.resource())
         self.port: Any = reactor.listenTCP(0, OseodSite(root, 1 << 20), interface="127.0.0.1")
@@ -225,7 +225,9 @@ async def test_a_forged_post_is_refused_and_changes_nothing(site: Site) -> None:
     assert site.actions.calls == []
     assert "console.csrf-refused" in [a[1] for a in site.actions.audit_log]
 
-    code, headers, _ = await site.request("POST", "/console/orders/1/approve", cookie, data={"csrf": csrf})
+    # From the public address, through a reverse proxy that sends its own Host: ours.
+    code, headers, _ = await site.request("POST", "/console/orders/1/approve", cookie, data={"csrf": csrf},
+                                          headers={"Origin": "https://ops.example.org"})
     assert code == 303 and headers.getRawHeaders("location") == ["/console/orders/1"]
     [(name, (who, order_id))] = site.actions.calls
     assert (name, order_id, who.name, who.via, who.address) == ("approve", "1", ADMIN, "console", "127.0.0.1")

@@ -64,8 +64,11 @@ class Console:
 
     def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: Any,
                  limits: SessionLimits = SessionLimits(), throttle: ThrottleLimits = ThrottleLimits(),
-                 live_interval: float = 3.0) -> None:
+                 live_interval: float = 3.0, public: Callable[[], str] | None = None) -> None:
+        """``public``: where clients reach the HTTP side ([server] public_url's
+        address), for the Origin check."""
         self._actions = actions
+        self._public = public
         self._clock = clock
         self._interval = live_interval
         self.gate = Gate(portal=portal, store=store, actions=actions, throttle=LoginThrottle(store, throttle),
@@ -78,6 +81,17 @@ class Console:
 
     def resource(self) -> IResource:
         return self.app.resource()
+
+    def _same_origin(self, request: IRequest) -> bool:
+        """Whether a browser's POST came from a page of ours: its Origin (when
+        the browser sends one) names the host the request was sent to, or the
+        public address (a reverse proxy may pass on its own Host instead)."""
+        origin = request.getHeader(b"origin")
+        if origin is None or origin == b"null":
+            return True
+        netloc = urlsplit(origin.decode("latin-1")).netloc
+        return netloc.encode() == request.getHeader(b"host") or (
+            self._public is not None and netloc == urlsplit(self._public()).netloc)
 
     # --- the frame every page shares -------------------------------------------------
 
@@ -108,8 +122,6 @@ class Console:
         except ActionRefused as e:
             return await self._problem(request, record, active, 404 if e.kind is Refusal.NOT_FOUND else 409,
                                        e.message)
-        except NotImplementedError:
-            return await self._problem(request, record, active, 501, "this view is not available in this version yet")
         except Exception:
             self.log.failure("console page {uri} failed", uri=request.uri)
             return await self._problem(request, record, active, 500,
@@ -129,9 +141,7 @@ class Console:
         """A change: session, CSRF token, form, one action, a flash message
         saying what happened, and a 303 back."""
         _secure(request)
-        origin = request.getHeader(b"origin")
-        host = request.getHeader(b"host")
-        if origin is not None and origin != b"null" and urlsplit(origin.decode("latin-1")).netloc.encode() != host:
+        if not self._same_origin(request):
             return self._login_page(request, 403, "this form came from another site; nothing was changed")
         record = await self.gate.session(request)
         if record is None:
@@ -154,8 +164,6 @@ class Console:
             await self.gate.flash(record, "error", str(e))
         except ActionRefused as e:
             await self.gate.flash(record, "error", e.message)
-        except NotImplementedError:
-            await self.gate.flash(record, "error", "this action is not available in this version yet")
         except Exception:
             self.log.failure("console action {uri} failed", uri=request.uri)
             await self.gate.flash(record, "error", "internal error; the daemon's log has the details")
@@ -179,9 +187,7 @@ class Console:
     @app.route("/login", methods=["POST"])
     async def login(self, request: IRequest) -> bytes:
         _secure(request)
-        origin = request.getHeader(b"origin")
-        if origin is not None and origin != b"null" and \
-                urlsplit(origin.decode("latin-1")).netloc.encode() != request.getHeader(b"host"):
+        if not self._same_origin(request):
             return self._login_page(request, 403, "this login form came from another site")
         try:
             form = Form(request, {"user", "password", "next"})
