@@ -124,6 +124,11 @@ async def test_failed_attempts_back_off_and_the_order_waits_its_turn(redis: Redi
     assert channel.attempts[2].attempts == 2  # the same message, the same seq, a third time
     counters = await OutboxStore(redis).counters()
     assert counters[f"{CALLBACK}:sent"] >= 2 and counters[f"{CALLBACK}:retried"] >= 2
+    # The order's log (the console's): each failure when it happened, then the sends.
+    log = await OutboxStore(redis).log(CALLBACK, order_id)
+    assert [(e.at, e.seq, e.outcome, e.detail) for e in log] == [
+        (1000.0, 1, "retry", "refused"), (1005.1, 1, "retry", "503 Service Unavailable"),
+        (1015.2, 1, "sent", ""), (1015.2, 2, "sent", "")]
 
 
 @pytest_twisted.ensureDeferred
