@@ -61,8 +61,10 @@ class CannedActions(OperatorActions):
         self.calls: list[tuple[str, Any]] = []
         self.audit_log: list[tuple[Actor, str, str, str]] = []
         self.revoked: set[str] = set()  # names no longer operators (is_operator)
+        self.overviews = 0  # overview() calls
 
     async def overview(self) -> Overview:
+        self.overviews += 1
         hours = tuple(HourBucket(NOW - 3600 * (23 - n), n % 5, n % 2, n) for n in range(24))
         return Overview(
             orders_by_status={"Submitted": 2, "Completed": 5}, items_by_status={"Completed": 9, "Failed": 1},

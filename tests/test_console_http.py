@@ -373,6 +373,28 @@ async def test_the_event_stream_sends_the_overview_every_few_seconds_and_stops(s
     assert events.data.endswith(b"event: end\ndata: {}\n\n")
 
 
+@pytest_twisted.ensureDeferred
+async def test_open_consoles_share_one_overview_per_tick(site: Site) -> None:
+    cookie = await site.login()
+    streams = [(await _stream(site, cookie))[1] for _ in range(3)]
+
+    async def events(n: int) -> bool:
+        return all(s.data.count(b"event: overview\n") >= n for s in streams)
+
+    await eventually(lambda: events(1), 10, "the first events")
+    assert site.actions.overviews == 1
+    site.clock.advance(3)
+    await eventually(lambda: events(2), 10, "the second events")
+    assert site.actions.overviews == 2
+    for stream in streams:
+        stream.transport.stopProducing()  # type: ignore[union-attr]
+
+    async def stopped() -> bool:
+        return not site.clock.getDelayedCalls()
+
+    await eventually(stopped, 10, "the event loops to stop")
+
+
 def test_charts_are_well_formed_accessible_svg() -> None:
     svg = hourly_bars("Items <per> hour", (Series("completed", "#1a7f37"), Series("failed", "#cf222e")),
                       [Bucket(1_700_000_000 + 3600 * n, (n, n % 3)) for n in range(24)])

@@ -23,7 +23,7 @@ from ..model.orders import OrderStatus
 from ..store.sessions import SessionRecord, SessionStore
 from .forms import Form, FormError
 from .gate import Gate, Refused, SessionLimits, actor
-from .live import EventStream
+from .live import EventStream, Recent
 from .pages import ORDER_TYPES, STATUSES, Pages, charts, overview_values
 from .throttle import LoginThrottle, ThrottleLimits
 
@@ -74,6 +74,7 @@ class Console:
         self.gate = Gate(portal=portal, store=store, actions=actions, throttle=LoginThrottle(store, throttle),
                          clock=clock, limits=limits)
         self.pages = Pages()
+        self._live_overview = Recent(self._overview_event, clock, live_interval / 2)
         files = importlib.resources.files("oseod.console") / "static"
         self._static = {name: (files / name).read_bytes() for name in STATIC}
         self._versions = {name: hashlib.sha256(body).hexdigest()[:12] for name, body in self._static.items()}
@@ -240,9 +241,12 @@ class Console:
         async def produce() -> str | None:
             if not await self.gate.still_open(record):
                 return None
-            return self.pages.live_event(await self._actions.overview())
+            return await self._live_overview.get()
 
         return EventStream("overview", produce, self._clock, self._interval)
+
+    async def _overview_event(self) -> str:
+        return self.pages.live_event(await self._actions.overview())
 
     # --- overview ------------------------------------------------------------------
 

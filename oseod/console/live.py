@@ -23,6 +23,27 @@ def event(name: str, data: str) -> bytes:
     return f"event: {name}\n{lines}\n".encode()
 
 
+class Recent:
+    """The value of ``compute`` as last computed, while it is younger than
+    ``max_age`` seconds on ``clock``: every open console's stream asks for
+    the overview each tick, and a dozen Redis commands once per tick are
+    enough for all of them."""
+
+    def __init__(self, compute: Callable[[], Awaitable[str]], clock: Any, max_age: float) -> None:
+        self._compute = compute
+        self._clock = clock
+        self._max_age = max_age
+        self._value: tuple[float, str] | None = None
+
+    async def get(self) -> str:
+        now = self._clock.seconds()
+        if self._value is not None and now - self._value[0] < self._max_age:
+            return self._value[1]
+        value = await self._compute()
+        self._value = (now, value)
+        return value
+
+
 class EventStream(Resource):
     """``text/event-stream`` driven by a LoopingCall on ``clock``: the first
     event at once, then one every ``interval`` seconds. The loop stops when
