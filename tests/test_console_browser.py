@@ -31,7 +31,11 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -111,12 +115,28 @@ class Console:
             lambda d: wanted in d.find_element(By.TAG_NAME, "body").text,
             f"{wanted!r} never showed; the page says:\n{self.text()}")
 
+    def click(self, selector: str, timeout: float = 20) -> None:
+        """Find the element and click it; again when the page was replaced
+        between the two (a navigation ending, a live update)."""
+        def clicked(driver: Any) -> bool:
+            try:
+                driver.find_element(By.CSS_SELECTOR, selector).click()
+                return True
+            except (StaleElementReferenceException, NoSuchElementException):
+                return False
+            except WebDriverException as e:
+                if "does not belong to the document" in str(e):
+                    return False
+                raise
+
+        WebDriverWait(self.driver, timeout).until(clicked, f"could not click {selector!r}:\n{self.text()}")
+
     def login(self, user: str, password: str) -> None:
         self.driver.delete_all_cookies()
         self.open("/console/login")
         self.driver.find_element(By.ID, "user").send_keys(user)
         self.driver.find_element(By.ID, "password").send_keys(password)
-        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.click("form button[type=submit]")
 
     def submit_order(self, reference: str) -> str:
         ack = oseo_call(self.daemon, CLIENT, submit(f"{reference}-item", reference=reference))
@@ -198,7 +218,7 @@ def test_find_an_order_by_reference(console: Console) -> None:
     order_id = console.submit_order("find-me-42")
     console.open("/console/orders")
     console.driver.find_element(By.ID, "f-reference").send_keys("find-me-42")
-    console.driver.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+    console.click("form.search button[type=submit]")
     console.wait_text(order_id)
     rows = console.driver.find_elements(By.CSS_SELECTOR, "table.orders tbody tr")
     assert len(rows) == 1 and "find-me-42" in rows[0].text
@@ -216,7 +236,7 @@ def test_a_user_added_in_the_console_logs_in_over_ftp(console: Console) -> None:
     find(By.ID, "new-password").send_keys("ftpbob-password-1")
     find(By.ID, "new-password2").send_keys("ftpbob-password-1")
     find(By.ID, "new-email").send_keys("bob@example.org")
-    find(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
+    console.click("form.stacked button[type=submit]")
     console.wait_text("user ftpbob added")
     console.shot("09-users")
     client = console.daemon.ftp()
@@ -274,7 +294,7 @@ def test_lock_out_after_repeated_failed_logins(console: Console) -> None:
 def test_logout(console: Console) -> None:
     console.login(ROOT, ROOT_PASSWORD)
     console.wait_text("Recently updated orders")
-    console.driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    console.click("form.logout button")
     console.wait_text("you have logged out")
     console.open("/console/")
     assert "Operator login" in console.text()

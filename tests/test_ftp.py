@@ -7,10 +7,12 @@ from __future__ import annotations
 import ftplib
 import io
 import os
+import random
 import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -553,11 +555,24 @@ async def test_data_connection_only_from_the_control_peer(start_ftp: StartServer
     assert await in_thread(talk) == "226 Transfer Complete."
 
 
+def _unassigned_port() -> int:
+    """A free port below the kernel's ephemeral range: one that was free a
+    moment ago, and that no client socket is handed meanwhile (the clients'
+    control connections would otherwise get it, once released)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(10_000, low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
+
+
 @pytest_twisted.ensureDeferred
 async def test_passive_port_range_and_exhaustion(start_ftp: StartServer) -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = _unassigned_port()
     server = start_ftp(passive_ports=range(free, free + 1))
     first = await in_thread(lambda: server.client("alice", "alicepw"))
     second = await in_thread(lambda: server.client("bob", PASSWORDS["bob"]))
