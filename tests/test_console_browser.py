@@ -34,6 +34,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
+    TimeoutException,
     WebDriverException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -89,6 +90,22 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
+def _replaced(error: WebDriverException) -> bool:
+    """Whether ``error`` says the page was replaced under the driver."""
+    return isinstance(error, (StaleElementReferenceException, NoSuchElementException)) or \
+        "does not belong to the document" in str(error)
+
+
+def _body_text(driver: Any) -> str | None:
+    """The page's text; None while the page is being replaced."""
+    try:
+        return str(driver.find_element(By.TAG_NAME, "body").text)
+    except WebDriverException as e:
+        if _replaced(e):
+            return None
+        raise
+
+
 class Console:
     """The browser pointed at the daemon's console, with a camera."""
 
@@ -104,16 +121,16 @@ class Console:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
     def text(self) -> str:
-        try:
-            return str(self.driver.find_element(By.TAG_NAME, "body").text)
-        except (StaleElementReferenceException, NoSuchElementException):
-            return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        # The page may be between two documents (a form's answer arriving): read it again.
+        found: list[str] = WebDriverWait(self.driver, 20).until(
+            lambda d: [text] if (text := _body_text(d)) is not None else False)
+        return found[0]
 
     def wait_text(self, wanted: str, timeout: float = 20) -> None:
-        # The page may be replaced while it is read (a form's answer arriving): read it again.
-        WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
-            lambda d: wanted in d.find_element(By.TAG_NAME, "body").text,
-            f"{wanted!r} never showed; the page says:\n{self.text()}")
+        try:
+            WebDriverWait(self.driver, timeout).until(lambda d: wanted in (_body_text(d) or ""))
+        except TimeoutException:
+            raise AssertionError(f"{wanted!r} never showed; the page says:\n{self.text()}") from None
 
     def click(self, selector: str, timeout: float = 20) -> None:
         """Find the element and click it; again when the page was replaced
@@ -122,14 +139,15 @@ class Console:
             try:
                 driver.find_element(By.CSS_SELECTOR, selector).click()
                 return True
-            except (StaleElementReferenceException, NoSuchElementException):
-                return False
             except WebDriverException as e:
-                if "does not belong to the document" in str(e):
+                if _replaced(e):
                     return False
                 raise
 
-        WebDriverWait(self.driver, timeout).until(clicked, f"could not click {selector!r}:\n{self.text()}")
+        try:
+            WebDriverWait(self.driver, timeout).until(clicked)
+        except TimeoutException:
+            raise AssertionError(f"could not click {selector!r}; the page says:\n{self.text()}") from None
 
     def login(self, user: str, password: str) -> None:
         self.driver.delete_all_cookies()
