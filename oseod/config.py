@@ -238,6 +238,22 @@ class ServerConfig:
     ftp_idle_timeout: int = key(600, _int(10))
     ftp_public_host: str = key("", _ipv4_or_empty)
     ftp_max_sessions_per_user: int = key(10, _int(0))
+    # An FTP connection that has not logged in within this many seconds is closed.
+    ftp_login_timeout: int = key(30, _int(1))
+    # Where the operators' side (the console, /admin/api/, /metrics) listens, a
+    # Twisted endpoint string; empty: on the main HTTP listener, beside /oseo.
+    admin: str = key("", _str)
+    # Only from these CIDRs (a reverse proxy) are X-Forwarded-For and Forwarded
+    # believed: the client address of lock-outs, audit, transfer logs and limits.
+    trusted_proxies: tuple[str, ...] = key((), _list(_network))
+    # Connections one client address may hold open at once, on HTTP and on FTP.
+    max_connections_per_address: int = key(64, _int(1))
+    # Connections of all clients together; 0: derived from the process's file
+    # limit, with room left for Redis, result files and data connections.
+    max_connections: int = key(0, _int(0))
+    # A whole HTTP request, head and body, must arrive within this many seconds
+    # (a deadline, not an idle timeout that each trickled byte would reset).
+    request_timeout: float = key(30.0, _float(1.0))
 
 
 @attrs.frozen
@@ -262,6 +278,13 @@ class AuthConfig:
     checkers: tuple[str, ...] = key(("redis",), _list(_choice("redis", "file", "ldap")))
     # htpasswd-style NAME:HASH[:GROUP] lines (bcrypt or oseod scrypt hashes).
     password_file: str = key("", _str)
+    # Failed logins within lockout_minutes that lock a user name, and a client
+    # address, out of every way in (SOAP, HTTP, FTP, SFTP, the console) until
+    # the window ends, even with the right password. Counted in Redis, so the
+    # daemons sharing it count together.
+    max_failures_per_user: int = key(5, _int(1))
+    max_failures_per_address: int = key(20, _int(1))
+    lockout_minutes: float = key(15.0, _float(1.0))
 
 
 @attrs.frozen

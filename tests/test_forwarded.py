@@ -1,0 +1,62 @@
+"""The client address behind trusted proxies, and only behind them."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.web.test.requesthelper import DummyRequest
+from twisted.internet.address import IPv4Address
+
+from oseod.forwarded import ClientAddresses, forwarded_for, ip_of, x_forwarded_for
+
+
+def test_untrusted_peer_is_the_client_whatever_it_claims() -> None:
+    addresses = ClientAddresses(["10.0.0.0/8"])
+    assert addresses.resolve("192.0.2.7", x_forwarded=["198.51.100.1"]) == "192.0.2.7"
+    assert addresses.resolve("192.0.2.7", forwarded=["for=198.51.100.1"]) == "192.0.2.7"
+
+
+def test_no_trusted_proxies_believes_no_header() -> None:
+    assert ClientAddresses().resolve("127.0.0.1", x_forwarded=["198.51.100.1"]) == "127.0.0.1"
+
+
+def test_trusted_proxy_names_the_client() -> None:
+    addresses = ClientAddresses(["127.0.0.1/32"])
+    assert addresses.resolve("127.0.0.1", x_forwarded=["198.51.100.1"]) == "198.51.100.1"
+
+
+def test_chain_is_read_from_the_right_up_to_the_first_untrusted_hop() -> None:
+    addresses = ClientAddresses(["10.0.0.0/8"])
+    # The left entries were written by the client itself: not believed.
+    header = ["6.6.6.6, 198.51.100.1", "10.1.1.1"]
+    assert addresses.resolve("10.0.0.1", x_forwarded=header) == "198.51.100.1"
+
+
+def test_garbage_entry_stops_at_the_last_believed_hop() -> None:
+    addresses = ClientAddresses(["10.0.0.0/8"])
+    assert addresses.resolve("10.0.0.1", x_forwarded=["unknown"]) == "10.0.0.1"
+    assert addresses.resolve("10.0.0.1", x_forwarded=["198.51.100.1, _hidden"]) == "10.0.0.1"
+
+
+def test_forwarded_header_wins_and_its_nodes_are_parsed() -> None:
+    addresses = ClientAddresses(["10.0.0.0/8"])
+    value = 'for="[2001:db8::1]:4711";proto=https, for=10.0.0.2:80'
+    assert forwarded_for([value]) == ["2001:db8::1", "10.0.0.2"]
+    assert addresses.resolve("10.0.0.1", forwarded=[value], x_forwarded=["198.51.100.9"]) == "2001:db8::1"
+
+
+def test_ipv4_mapped_peer_is_its_ipv4_address() -> None:
+    assert str(ip_of("::ffff:127.0.0.1")) == "127.0.0.1"
+    assert ClientAddresses(["127.0.0.0/8"]).resolve("::ffff:127.0.0.1", x_forwarded=["192.0.2.1"]) == "192.0.2.1"
+    assert ip_of("not an address") is None
+
+
+def test_x_forwarded_for_splits_every_value() -> None:
+    assert x_forwarded_for(["a, b", " c ,", ""]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("trusted, expected", [((), "127.0.0.1"), (("127.0.0.1/32",), "192.0.2.5")])
+def test_of_reads_a_twisted_request(trusted: tuple[str, ...], expected: str) -> None:
+    request = DummyRequest([b""])
+    request.client = IPv4Address("TCP", "127.0.0.1", 5555)
+    request.requestHeaders.addRawHeader(b"X-Forwarded-For", b"192.0.2.5")
+    assert ClientAddresses(trusted).of(request) == expected
