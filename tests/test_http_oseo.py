@@ -136,6 +136,75 @@ async def test_kvp_and_sections(make_server: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("query", "code", "locator", "says"),
+    [
+        # A misspelt operation is unknown; one that exists needs POST; each text says which.
+        ("service=OS&request=GetCapabilitiez", "OperationNotSupported", "GetCapabilitiez",
+         'unknown operation "GetCapabilitiez"; did you mean "GetCapabilities"?'),
+        ("service=OS&request=getcapabilities", "OperationNotSupported", "getcapabilities",
+         'did you mean "GetCapabilities"?'),
+        ("service=OS&request=Frobnicate", "OperationNotSupported", "Frobnicate",
+         'unknown operation "Frobnicate"; this server offers GetCapabilities, GetOptions'),
+        ("service=OS&request=GetStatus", "OperationNotSupported", "GetStatus",
+         'operation "GetStatus" is not available with HTTP GET: POST it'),
+        ("SERVICE=OS&REQUEST=Submit", "OperationNotSupported", "Submit", "not available with HTTP GET"),
+        ("service=OS", "MissingParameterValue", "request", "missing request"),
+        ("service=OS&request=", "MissingParameterValue", "request", "missing request"),
+        ("service=WMS&request=GetCapabilitiez", "InvalidParameterValue", "service", 'invalid service "WMS"'),
+        ("request=GetCapabilities", "MissingParameterValue", "service", "missing service"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_kvp_errors_say_what_is_wrong(make_server: Any, query: str, code: str, locator: str,
+                                            says: str) -> None:
+    server = make_server()
+    await server.start()
+    status, headers, answer = await server.get("/oseo?" + query)
+    assert status == 400
+    assert headers.getRawHeaders("content-type")[0].startswith("application/xml")
+    report = exception(answer)  # schema-valid ows:ExceptionReport
+    assert (report.get("exceptionCode"), report.get("locator")) == (code, locator)
+    assert says in report.findtext(f"{{{OWS}}}ExceptionText")
+
+
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+
+
+def wsdl_addresses(document: bytes) -> dict[str, str]:
+    root = etree.fromstring(document)
+    assert root.tag == f"{{{WSDL_NS}}}definitions"
+    return {port.get("name"): port[0].get("location")
+            for port in root.iterfind(f"{{{WSDL_NS}}}service/{{{WSDL_NS}}}port")}
+
+
+@pytest_twisted.ensureDeferred
+async def test_wsdl_names_the_public_address(make_server: Any) -> None:
+    server = make_server()
+    await server.start()
+    for query in ("wsdl", "WSDL", "wsdl=", "service=OS&wsdl"):
+        status, headers, answer = await server.get("/oseo?" + query)
+        assert status == 200, query
+        assert headers.getRawHeaders("content-type") == ["text/xml; charset=utf-8"]
+        assert set(wsdl_addresses(answer).values()) == {server.base + "/oseo"}
+    # Built from the Host the client used, as GetCapabilities' URLs are...
+    _, _, answer = await server.get("/oseo?wsdl", Host=["oseo.example.org:8443"])
+    assert set(wsdl_addresses(answer).values()) == {"http://oseo.example.org:8443/oseo"}
+    root = etree.fromstring(answer)
+    imports = {i.get("namespace"): i.get("schemaLocation")
+               for i in root.iter("{http://www.w3.org/2001/XMLSchema}import")}
+    assert imports[OSEO] == "http://schemas.opengis.net/oseo/1.0/oseo.xsd"
+    assert imports[OWS] == "http://schemas.opengis.net/ows/2.0/owsAll.xsd"
+
+    # ...unless [server] public_url says where clients reach it.
+    public = make_server(parse_config({"server": {"public_url": "https://eo.example.org/ordering/oseo"}}))
+    await public.start()
+    _, _, answer = await public.get("/oseo?wsdl", Host=["10.0.0.7:8080"])
+    assert wsdl_addresses(answer) == {"OSEO_V100_Soap12Port": "https://eo.example.org/ordering/oseo",
+                                      "OSEO_V100_Port": "https://eo.example.org/ordering/oseo"}
+    assert public.metrics.count("http", "WSDL", "ok") == 1
+
+
+@pytest.mark.parametrize(
     ("body", "content_type", "code", "status", "fault_ns"),
     [
         (b"<not xml", SOAP12_CT, "NoApplicableCode", 400, SOAP12),

@@ -28,17 +28,18 @@ from oseod.auth.secrets import SecretBox
 from oseod.config import Config, parse_config
 from oseod.core.accounts import AccountService
 from oseod.http.site import OseodSite
-from oseod.oseo.namespaces import OSEO, OWS, SOAP11, WSSE
+from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSSE
 from oseod.store.connection import Redis
 from tests.oseo_schema import assert_valid, requires_schemas
 
 pytest.importorskip("zeep", reason="zeep (the test extra) is not installed: no real SOAP client to test with")
 
-from zeep import Plugin, xsd
+from zeep import Client, Plugin, xsd
 from zeep.exceptions import Fault
 from zeep.wsse.username import UsernameToken
 
-from tests.zeep_offline import OSEO_BINDING, OfflineError, OfflineTransport, oseo_client, oseo_wsdl
+from tests.zeep_offline import (OSEO_BINDING, OfflineError, OfflineTransport, ServedTransport, load_wsdl,
+                                oseo_client, oseo_wsdl)
 from tests.parts import make_parts
 
 pytestmark = requires_schemas
@@ -273,6 +274,47 @@ async def test_unknown_order_is_a_fault(server: Any) -> None:
     code, locator, text = exception_of(fault)
     assert (code, locator) == ("InvalidOrderIdentifier", "orderId")
     assert text
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_built_from_the_served_wsdl(server: Any) -> None:
+    """zeep fed with ``GET /oseo?wsdl`` (its schema imports still offline)
+    finds the server by itself and speaks SOAP 1.2 on the first port, 1.1 on
+    the other."""
+    srv = await server()
+    location = srv.url + "?wsdl"
+    transport = ServedTransport(location, operation_timeout=30)
+    document = await deferToThread(load_wsdl, location, transport)
+    assert transport.loaded[0] == location
+    assert "http://schemas.opengis.net/oseo/1.0/oseo.xsd" in transport.loaded
+    wire = Wire()
+    client = Client(document, wsse=UsernameToken("alice", "alice-password"), plugins=[wire],
+                    transport=OfflineTransport(operation_timeout=30))
+    service = client.service  # no address given: the WSDL's
+
+    capabilities = await deferToThread(service.GetCapabilities, service="OS")
+    assert [c.collectionId for c in capabilities.Contents.SupportedCollection] == [DEMO]
+    ack = await deferToThread(service.Submit, **BASE, statusNotification="None",
+                              orderSpecification=order_specification("w1", reference="served WSDL"))
+    assert ack.status == "success"
+    await srv.parts.engine.drain()
+    status = await deferToThread(service.GetStatus, **BASE, orderId=ack.orderId, presentation="brief")
+    assert status.orderMonitorSpecification[0].orderStatusInfo.status == "Completed"
+
+    assert [name for name, _, _ in wire.sent] == ["GetCapabilities", "Submit", "GetStatus"]
+    for (name, headers, request), (_, answer) in zip(wire.sent, wire.received):
+        assert request.tag == f"{{{SOAP12}}}Envelope" and answer.tag == f"{{{SOAP12}}}Envelope"
+        assert headers["Content-Type"].startswith("application/soap+xml"), headers
+        assert f'action="{name}"' in headers["Content-Type"], headers
+        assert_valid(request)
+        assert_valid(answer)
+
+    soap11 = client.bind("OSEO_V100", "OSEO_V100_Port")
+    again = await deferToThread(soap11.GetStatus, **BASE, orderId=ack.orderId, presentation="brief")
+    assert again.orderMonitorSpecification[0].orderId == ack.orderId
+    _, headers, request = wire.sent[-1]
+    assert request.tag == f"{{{SOAP11}}}Envelope" and headers["SOAPAction"] == '"GetStatus"'
+    assert_valid(wire.received[-1][1])
 
 
 def test_the_wsdl_loads_offline_only() -> None:

@@ -191,16 +191,38 @@ def _substitution_aware(self: Element, xmlelements: Any, schema: Any, name: Any 
     return result if self.accepts_multiple else result[0]
 
 
-@functools.cache
-def oseo_wsdl() -> Document:
-    """The parsed official WSDL (a tenth of a second: parse it once per session)."""
-    transport = OfflineTransport()
+class ServedTransport(OfflineTransport):
+    """An ``OfflineTransport`` that also fetches one document over HTTP: the
+    WSDL a server under test serves (its schema imports still come from the
+    mirror)."""
+
+    def __init__(self, served: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.served = served
+
+    def load(self, url: str) -> bytes:
+        if url != self.served:
+            return super().load(url)
+        self.loaded.append(url)
+        response = self.session.get(url, timeout=30)
+        response.raise_for_status()
+        return bytes(response.content)
+
+
+def load_wsdl(location: str, transport: OfflineTransport) -> Document:
+    """A WSDL parsed by zeep, with the fixes above applied."""
     with _zeep_bug_803_patched():
-        document = Document(str(WSDL), transport, settings=Settings())
+        document = Document(location, transport, settings=Settings())
     _repeat_order_items(document)
     _SUBSTITUTES.update(substitution_groups([transport.load(url) for url in dict.fromkeys(transport.loaded)]))
     Element.parse_xmlelements = _substitution_aware  # type: ignore[method-assign]
     return document
+
+
+@functools.cache
+def oseo_wsdl() -> Document:
+    """The parsed official WSDL (a tenth of a second: parse it once per session)."""
+    return load_wsdl(str(WSDL), OfflineTransport())
 
 
 def oseo_client(wsse: Any = None, **settings: Any) -> Client:

@@ -18,13 +18,17 @@ from ..metrics import RequestMetrics
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
+from ..oseo.kvp import requested_operation
 from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
+from ..oseo.wsdl import WsdlDocuments
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 from .wsn import WSN_OPERATIONS
 
+# The operations a query string may run (the others need an XML body).
+KVP_OPERATIONS = ("GetCapabilities",)
 
 
 def http_status(error: OseoError) -> int:
@@ -49,6 +53,7 @@ class OseoEndpoint:
         self._clock = clock
         self._public_url = public_url
         self._anonymous_capabilities = anonymous_capabilities
+        self._wsdl = WsdlDocuments()
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -85,19 +90,17 @@ class OseoEndpoint:
         return self._succeed(request, encoding, operation, account, started, body)
 
     async def get(self, request: IRequest) -> bytes:
-        """KVP: ``GET /oseo?service=OS&request=GetCapabilities``, bare XML."""
+        """KVP: ``GET /oseo?service=OS&request=GetCapabilities``, bare XML;
+        ``GET /oseo?wsdl``: this server's WSDL."""
         started = self._clock.seconds()
         encoding = soap.Encoding.BARE
         params = {k.decode("latin-1"): v[-1].decode("utf-8", "replace") for k, v in request.args.items() if v}
+        if _asks_for_wsdl(request):
+            return self._describe(request, started)
         operation, account = "unknown", None
         try:
-            lowered = {k.lower(): v for k, v in params.items()}
-            if "request" not in lowered:
-                raise OseoError(ExceptionCode.MissingParameterValue, "request", "missing KVP parameter request")
-            if lowered["request"] != "GetCapabilities":
-                raise OseoError(ExceptionCode.OperationNotSupported, "request",
-                                f'operation "{lowered["request"]}" is not available with HTTP GET; POST it to /oseo')
-            operation = "GetCapabilities"
+            operation = requested_operation(params, served=self.operations, over_get=KVP_OPERATIONS,
+                                            known=OSEO_OPERATIONS)
             account = await self._account(request, operation)
             get_capabilities = parse_get_capabilities_kvp(params)
             negotiate(get_capabilities)
@@ -106,6 +109,13 @@ class OseoEndpoint:
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
         return self._succeed(request, encoding, operation, account, started, body)
+
+    def _describe(self, request: IRequest, started: float) -> bytes:
+        """The WSDL, to anyone: it tells no more than the Capabilities' OperationsMetadata."""
+        body = self._wsdl.render(self.endpoint_url(request), self.operations)
+        request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+        self._metrics.record("http", "WSDL", "ok", self._clock.seconds() - started, None)
+        return body
 
     def _operation(self, payload: etree._Element) -> str:
         name = etree.QName(payload)
@@ -161,6 +171,14 @@ class OseoEndpoint:
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None)
         return soap.fault(encoding, error)
+
+
+def _asks_for_wsdl(request: IRequest) -> bool:
+    """Whether the query names ``wsdl`` (any case), as toolkits ask: ``?wsdl``.
+    Read from the raw URI: ``request.args`` drops a name without ``=``."""
+    _, _, query = request.uri.partition(b"?")
+    names = (item.partition(b"=")[0] for item in query.replace(b";", b"&").split(b"&"))
+    return any(name.lower() == b"wsdl" for name in names)
 
 
 def _header(request: IRequest, name: bytes) -> str | None:
