@@ -156,6 +156,67 @@ async def test_security_headers(site: Site) -> None:
     assert code == 404
 
 
+def page_text(body: str, path: str) -> list[str]:
+    """The text of the elements at ``path`` (XPath), white space collapsed as a browser shows it."""
+    tree = etree.fromstring(body.encode(), etree.HTMLParser())
+    return [" ".join("".join(e.itertext()).split()) for e in tree.xpath(path)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_status_history_keeps_its_words_apart(site: Site) -> None:
+    cookie = await site.login()
+    _, _, body = await site.request("GET", "/console/orders/1", cookie)
+    # The canned history line: (NOW, "Submitted", info=HOSTILE, by=HOSTILE).
+    [line] = page_text(body, "//ol[@class='timeline']/li")
+    assert line == f"2023-11-14 22:13:20 Submitted {HOSTILE} by {HOSTILE}"
+    assert page_text(body, "//h2[@id='history']") == ["Status history (UTC)"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_time_shown_is_utc_and_says_so(site: Site) -> None:
+    cookie = await site.login()
+    _, _, body = await site.request("GET", "/console/", cookie)
+    # The clock stands at 1_700_000_000 (2023-11-14 22:13:20 UTC).
+    assert page_text(body, "//*[@id='live-state']") == ["as of 2023-11-14 22:13:20 UTC, updates every few seconds"]
+    assert f"ok, 2023-11-14 22:13:20 UTC" in page_text(body, "//td[@data-live]")
+    _, events = await _stream(site, cookie)
+
+    async def first() -> bool:
+        return b"event: overview\n" in events.data
+
+    await eventually(first, 10, "the first event")
+    assert b'"at": "2023-11-14 22:13:20 UTC"' in events.data
+    events.transport.stopProducing()  # type: ignore[union-attr]
+    # The page's script shows the server's time, never the browser's locale.
+    _, _, script = await site.request("GET", "/console/static/console.js")
+    assert "data.at" in script and "toLocale" not in script and "new Date" not in script
+    _, _, body = await site.request("GET", "/console/orders/1", cookie)
+    assert page_text(body, "//th[text()='Created']/following-sibling::td") == ["2023-11-14 22:12:20 UTC"]
+    # Every time column's heading says UTC.
+    for page in PAGES:
+        _, _, body = await site.request("GET", page, cookie)
+        tree = etree.fromstring(body.encode(), etree.HTMLParser())
+        for cell in tree.xpath("//td[@class='time' and not(ancestor::ol)]"):
+            column = len(cell.xpath("preceding-sibling::td | preceding-sibling::th")) + 1
+            [heading] = cell.xpath(f"ancestor::table[1]/thead/tr/th[{column}]")
+            assert "(UTC)" in heading.text, (page, heading.text)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_console_has_a_favicon(site: Site) -> None:
+    cookie = await site.login()
+    for page, session in (("/console/login", None), ("/console/", cookie)):
+        _, _, body = await site.request("GET", page, session)
+        [href] = etree.fromstring(body.encode(), etree.HTMLParser()).xpath("//link[@rel='icon']/@href")
+        # Same origin, so the pages' CSP (default-src 'self') lets the browser load it.
+        assert href.startswith("/console/static/favicon.svg?v=")
+    code, headers, svg = await site.request("GET", href)
+    assert code == 200 and headers.getRawHeaders("content-type") == ["image/svg+xml"]
+    assert etree.fromstring(svg.encode()).tag == "{http://www.w3.org/2000/svg}svg"
+    assert "script" not in svg
+    assert "default-src 'self'" in headers.getRawHeaders("content-security-policy")[0]
+
+
 @pytest_twisted.ensureDeferred
 async def test_wrong_password_and_non_admin_are_refused(site: Site) -> None:
     code, headers, body = await site.request("POST", "/console/login", data={"user": ADMIN, "password": "nope"})
@@ -454,6 +515,11 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
     try:
         code, headers, _ = await fetch("GET", "/console")
         assert code == 301 and headers.getRawHeaders("location") == ["/console/"]
+        # Browsers ask for /favicon.ico on their own: they are sent to the console's icon.
+        code, headers, _ = await fetch("GET", "/favicon.ico")
+        assert code == 301 and headers.getRawHeaders("location") == ["/console/static/favicon.svg"]
+        code, headers, _ = await fetch("GET", "/console/static/favicon.svg")
+        assert code == 200 and headers.getRawHeaders("content-type") == ["image/svg+xml"]
         _, _, body = await fetch("GET", "/console/")
         assert_login_page(body)
         code, headers, _ = await fetch("POST", "/console/login", data={"user": ADMIN, "password": ADMIN_PASSWORD})

@@ -28,7 +28,8 @@ from .pages import ORDER_TYPES, STATUSES, Pages, charts, overview_values
 from .throttle import LoginThrottle, ThrottleLimits
 
 BASE = "/console/"
-STATIC = {"console.css": b"text/css; charset=utf-8", "console.js": b"text/javascript; charset=utf-8"}
+STATIC = {"console.css": b"text/css; charset=utf-8", "console.js": b"text/javascript; charset=utf-8",
+          "favicon.svg": b"image/svg+xml"}
 CSP = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 PAGE_SIZE = 50
 MAX_ID = 200  # an order id, a user name or a cursor in a URL
@@ -246,7 +247,7 @@ class Console:
         return EventStream("overview", produce, self._clock, self._interval)
 
     async def _overview_event(self) -> str:
-        return self.pages.live_event(await self._actions.overview())
+        return self.pages.live_event(await self._actions.overview(), self._clock.seconds())
 
     # --- overview ------------------------------------------------------------------
 
@@ -254,7 +255,8 @@ class Console:
     async def overview(self, request: IRequest) -> bytes:
         async def build(record: SessionRecord) -> tuple[str, dict[str, Any]]:
             found = await self._actions.overview()
-            return "overview.html", {"overview": found, "values": overview_values(found), "charts": charts(found)}
+            return "overview.html", {"overview": found, "values": overview_values(found), "charts": charts(found),
+                                     "now": self._clock.seconds()}
 
         return await self._page(request, "overview", build)
 

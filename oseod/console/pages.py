@@ -21,9 +21,17 @@ ORDER_TYPES = tuple(t.value for t in OrderType)
 
 
 def when(moment: float | None) -> str:
+    """A moment in UTC, for a column whose heading says "(UTC)"."""
     if not moment:
         return "—"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(moment))
+
+
+def utc(moment: float | None) -> str:
+    """A moment in UTC, saying so: where no heading does. Every time the
+    console shows is UTC, the browser's locale never enters (the live
+    overview's "updated" time comes from the server too)."""
+    return f"{when(moment)} UTC" if moment else "—"
 
 
 def size(count: int | None) -> str:
@@ -85,7 +93,7 @@ def overview_values(overview: Overview) -> dict[str, str]:
     values["redis.latency"] = f"{redis.latency_ms:.1f} ms" if redis.latency_ms is not None else "—"
     values["redis.memory"] = size(redis.used_memory)
     for run in overview.task_runs:
-        values[f"task.{run.name}"] = f"{run.outcome}, {when(run.at)}" if run.at else run.outcome
+        values[f"task.{run.name}"] = f"{run.outcome}, {utc(run.at)}" if run.at else run.outcome
     return values
 
 
@@ -104,7 +112,7 @@ class Pages:
     def __init__(self) -> None:
         self.env = Environment(loader=PackageLoader("oseod.console", "templates"), autoescape=True,
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(when=when, size=size, badge=badge, order_type=order_type,
+        self.env.filters.update(when=when, utc=utc, size=size, badge=badge, order_type=order_type,
                                 collections=collections_of)
         self.env.globals.update(STATUSES=STATUSES, ORDER_TYPES=ORDER_TYPES)
 
@@ -114,5 +122,7 @@ class Pages:
     def recent_rows(self, overview: Overview) -> str:
         return self.env.get_template("_recent.html").render(orders=overview.recent_orders)
 
-    def live_event(self, overview: Overview) -> str:
-        return json.dumps({"values": overview_values(overview), "recent": self.recent_rows(overview)})
+    def live_event(self, overview: Overview, at: float) -> str:
+        """One event of the overview's stream; ``at``: when it was computed."""
+        return json.dumps({"values": overview_values(overview), "recent": self.recent_rows(overview),
+                           "at": utc(at)})

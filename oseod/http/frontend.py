@@ -133,6 +133,19 @@ class HttpFrontend:
             raise NotFound()
         return self._console.resource()  # type: ignore[no-any-return]
 
+    @app.route("/favicon.ico", methods=["GET", "HEAD"])
+    def favicon(self, request: IRequest) -> bytes:
+        """Browsers ask for it on any page they show (/health or the WSDL in a
+        tab, too): point them at the console's icon, or say there is none
+        (204) rather than fill access logs with 404s."""
+        request.setHeader(b"cache-control", b"public, max-age=86400")
+        if self._console is None:
+            request.setResponseCode(204)
+            return b""
+        request.setResponseCode(301)
+        request.setHeader(b"location", b"/console/static/favicon.svg")
+        return b""
+
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
         return error_answer(request, 404, "not found")

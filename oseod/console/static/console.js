@@ -50,7 +50,8 @@ function liveOverview() {
       recent.innerHTML = data.recent;  // rendered and escaped by the server
     }
     if (state) {
-      state.textContent = "live, updated " + new Date().toLocaleTimeString();
+      // The server's time, in UTC like every other time on the console (not the browser's locale).
+      state.textContent = typeof data.at === "string" ? "live, updated " + data.at : "live";
       state.className = "live connected";
     }
   });
