@@ -7,7 +7,7 @@ is a complete download."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from twisted.internet import defer, interfaces
@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from ..auth.account import Account
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
-from ..core.ordering import OrderingService
+from ..core.ordering import OrderingService, ReadyItem
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from ..transfer import FileTransfer
@@ -79,7 +79,7 @@ class ResultsTree:
         try:
             if len(path) == 1:
                 ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
-                return Node(path[0], True) if ready else None
+                return Node(path[0], True, modified=_newest(ready)) if ready else None
             if len(path) == 2:
                 try:  # the order's package of that name (which wins over an item so named)
                     package = await self._deliverables.file(self._account, path[0], None, path[1])
@@ -87,7 +87,8 @@ class ResultsTree:
                 except NotDeliverable:
                     pass
                 await self._deliverables.files(self._account, path[0], path[1])
-                return Node(path[1], True)
+                ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+                return Node(path[1], True, modified=_newest(r for r in ready if r.item.spec.item_id == path[1]))
             if len(path) == 3:
                 found = await self._deliverables.file(self._account, *path)
                 return Node(found.name, False, found.size, found.modified)
@@ -99,14 +100,16 @@ class ResultsTree:
         if not path:
             found = []
             for order in await self._ordering.search(self._account):
-                if self._ordering.ready_in(order):  # the orders as searched: no second read
-                    found.append(Node(order.order_id, True))
+                ready = self._ordering.ready_in(order)  # the orders as searched: no second read
+                if ready:
+                    found.append(Node(order.order_id, True, modified=_newest(ready)))
             return found
         if len(path) == 1:
             ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
             packages = self._deliverables.packages_in(self._account.name, path[0], ready)
             taken = {p.name for p in packages}
-            return ([Node(r.item.spec.item_id, True) for r in ready if r.item.spec.item_id not in taken]
+            return ([Node(r.item.spec.item_id, True, modified=_newest([r])) for r in ready
+                     if r.item.spec.item_id not in taken]
                     + [Node(p.name, False, p.size, p.modified) for p in packages])
         files = await self._deliverables.files(self._account, path[0], path[1])
         return [Node(f.name, False, f.size, f.modified) for f in files]
@@ -136,3 +139,10 @@ class ResultsTree:
                 d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
 
         return _Reader(str(found.path), found.size, finished)
+
+
+def _newest(ready: Iterable[ReadyItem]) -> float:
+    """A directory's date: when the newest result in it was completed (its
+    files were written just before), so a listing shows when there was
+    something new to fetch, never 1970."""
+    return max((r.item.completed_at or r.item.status.changed_at for r in ready), default=0.0)
