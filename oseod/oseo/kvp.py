@@ -49,7 +49,8 @@ def requested_operation(params: Mapping[str, str], *, served: Collection[str], o
     folded = fold_keys(params)
     service = folded.get("service")
     if not service:
-        raise OseoError.missing("service", f'missing service: it must be "{SERVICE}"')
+        raise OseoError.missing("service", f'missing service: it must be "{SERVICE}" '
+                                           f'(?service={SERVICE}&request=GetCapabilities; ?wsdl for the WSDL)')
     if service != SERVICE:
         raise OseoError.invalid("service", f'invalid service {quote(service)}: it must be "{SERVICE}"')
     request = folded.get("request")
