@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from lxml import etree
 
 from oseod.oseo.namespaces import OSEO, OWS
 from tests.daemon import BIN, Daemon, children_of, pid_alive
@@ -78,6 +79,14 @@ def test_demo_daemon_end_to_end(tmp_path: Path, daemons: list[Daemon]) -> None:
     assert "GetCapabilities" in operations
     hrefs = {e.get("{http://www.w3.org/1999/xlink}href") for e in operations["GetCapabilities"].iter()}
     assert f"{daemon.http}/oseo" in hrefs
+
+    # The WSDL for SOAP toolkits names the same address.
+    status, headers, body = daemon.get("/oseo?wsdl")
+    assert status == 200 and headers["Content-Type"] == "text/xml; charset=utf-8"
+    wsdl = etree.fromstring(body)
+    assert {a.get("location") for a in wsdl.iter("{http://schemas.xmlsoap.org/wsdl/soap12/}address",
+                                                 "{http://schemas.xmlsoap.org/wsdl/soap/}address")} == {
+        f"{daemon.http}/oseo"}
 
     status, headers, body = daemon.get("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
