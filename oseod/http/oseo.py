@@ -14,6 +14,7 @@ from twisted.web.iweb import IRequest
 
 from ..auth.account import Account
 from ..auth.tokens import login_with_token
+from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
@@ -41,7 +42,8 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
+                 clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
         self._operations = operations
         self._capabilities = capabilities
@@ -49,6 +51,7 @@ class OseoEndpoint:
         self._clock = clock
         self._public_url = public_url
         self._anonymous_capabilities = anonymous_capabilities
+        self._clients = clients
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -142,7 +145,7 @@ class OseoEndpoint:
                  started: float, body: bytes) -> bytes:
         request.setHeader(b"content-type", soap.content_type(encoding).encode())
         self._metrics.record("http", operation, "ok", self._clock.seconds() - started,
-                             account.name if account else None)
+                             account.name if account else None, self._clients.of(request))
         return body
 
     def _fail(self, request: IRequest, encoding: soap.Encoding, operation: str, account: Account | None,
@@ -159,7 +162,7 @@ class OseoEndpoint:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
         outcome = error.code.value if error.sender else "InternalError"
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
-                             account.name if account else None)
+                             account.name if account else None, self._clients.of(request))
         return soap.fault(encoding, error)
 
 
