@@ -58,6 +58,17 @@ def forwarded_for(values: Iterable[str]) -> list[str]:
     return nodes
 
 
+def forwarded_proto(values: Iterable[str]) -> str:
+    """The ``proto=`` of the last element of ``Forwarded`` header values:
+    what the nearest proxy says its client used ("" when it says nothing)."""
+    elements = [element for value in values for element in value.split(",") if element.strip()]
+    for pair in elements[-1].split(";") if elements else ():
+        name, _, proto = pair.partition("=")
+        if name.strip().lower() == "proto":
+            return proto.strip().strip('"').lower()
+    return ""
+
+
 def x_forwarded_for(values: Iterable[str]) -> list[str]:
     """The entries of ``X-Forwarded-For`` header values, in order."""
     return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
@@ -91,10 +102,30 @@ class ClientAddresses:
                 break
         return client
 
+    @staticmethod
+    def _peer(request: Any) -> str:
+        return str(getattr(request.getClientAddress(), "host", "") or "local")
+
+    def is_secure(self, request: Any) -> bool:
+        """Whether the client of a twisted.web request reached us over TLS:
+        this connection, or what a trusted proxy says (the last entry of
+        ``X-Forwarded-Proto``, or ``Forwarded``'s ``proto=``). For the
+        console cookie's ``Secure`` and the URLs the daemon builds."""
+        if request.isSecure():
+            return True
+        if not self._trusted or not self.trusts(self._peer(request)):
+            return False
+        headers = request.requestHeaders
+        forwarded = headers.getRawHeaders("forwarded", [])
+        if forwarded:
+            return forwarded_proto(forwarded) == "https"
+        protos = x_forwarded_for(headers.getRawHeaders("x-forwarded-proto", []))
+        return bool(protos) and protos[-1].lower() == "https"
+
     def of(self, request: Any) -> str:
         """The client address of a twisted.web request (``"local"`` for a
         connection that has no IP address, such as a unix socket)."""
-        peer = str(getattr(request.getClientAddress(), "host", "") or "local")
+        peer = self._peer(request)
         if not self._trusted:
             return peer
         headers = request.requestHeaders

@@ -60,3 +60,25 @@ def test_of_reads_a_twisted_request(trusted: tuple[str, ...], expected: str) -> 
     request.client = IPv4Address("TCP", "127.0.0.1", 5555)
     request.requestHeaders.addRawHeader(b"X-Forwarded-For", b"192.0.2.5")
     assert ClientAddresses(trusted).of(request) == expected
+
+
+@pytest.mark.parametrize("peer, trusted, headers, secure", [
+    ("127.0.0.1", (), {b"X-Forwarded-Proto": b"https"}, False),
+    ("192.0.2.9", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https"}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https, http"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"HTTPS"}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"Forwarded": b'for=192.0.2.5;proto="https"'}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"Forwarded": b"for=192.0.2.5;proto=https, for=10.0.0.1",
+                                      b"X-Forwarded-Proto": b"https"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {}, False),
+], ids=["no proxies", "peer not trusted", "trusted", "nearest says http", "case", "Forwarded",
+        "Forwarded wins, its last element", "says nothing"])
+def test_is_secure_believes_only_trusted_proxies(peer: str, trusted: tuple[str, ...], headers: dict[bytes, bytes],
+                                                 secure: bool) -> None:
+    request = DummyRequest([b""])
+    request.client = IPv4Address("TCP", peer, 5555)
+    request.isSecure = lambda: False  # type: ignore[attr-defined] - a plain TCP connection
+    for name, value in headers.items():
+        request.requestHeaders.addRawHeader(name, value)
+    assert ClientAddresses(trusted).is_secure(request) is secure

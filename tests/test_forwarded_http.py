@@ -100,6 +100,11 @@ async def test_behind_a_trusted_proxy_every_record_names_the_forwarded_client(se
     assert [e["client"] for e in events if transfer_event(e)] == ["198.51.100.2"]
     assert [e["address"] for e in events if request_event(e)] == ["198.51.100.2"] * 2
 
+    # The URLs the daemon builds from the request: over TLS, the proxy says.
+    code, capabilities = await http(srv, "GET", "/oseo?service=OS&request=GetCapabilities",
+                                    {"Host": "oseo.example.org", "X-Forwarded-Proto": "https"})
+    assert code == 200 and b'"https://oseo.example.org/oseo"' in capabilities
+
     # The admin API's audit, with the standard Forwarded header.
     await admin_add_user(srv, "carol", {"Forwarded": 'for="198.51.100.3:4711";proto=https'})
     assert await audited(srv, "user.add") == {"198.51.100.3"}
@@ -118,11 +123,12 @@ async def test_behind_a_trusted_proxy_every_record_names_the_forwarded_client(se
 @pytest_twisted.ensureDeferred
 async def test_forwarding_headers_from_anyone_else_are_ignored(server: Any, trusted: tuple[str, ...]) -> None:
     srv = await started(server, trusted)
-    forged = {"X-Forwarded-For": "198.51.100.9", "Forwarded": "for=198.51.100.9"}
+    forged = {"X-Forwarded-For": "198.51.100.9", "Forwarded": "for=198.51.100.9;proto=https",
+              "X-Forwarded-Proto": "https", "Host": "oseo.example.org"}
 
     with captured(request_event) as events:
-        code, _ = await http(srv, "GET", "/oseo?service=OS&request=GetCapabilities", forged)
-    assert code == 200
+        code, capabilities = await http(srv, "GET", "/oseo?service=OS&request=GetCapabilities", forged)
+    assert code == 200 and b'"http://oseo.example.org/oseo"' in capabilities
     assert [e["address"] for e in events] == ["127.0.0.1"]
 
     await admin_add_user(srv, "carol", forged)

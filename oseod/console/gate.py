@@ -40,8 +40,8 @@ class Refused:
     message: str
 
 
-def _cookie(request: IRequest, value: bytes, extra: bytes = b"") -> None:
-    secure = b"; Secure" if request.isSecure() else b""
+def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
+    secure = b"; Secure" if tls else b""
     request.responseHeaders.addRawHeader(
         b"set-cookie", COOKIE + b"=" + value + b"; Path=" + COOKIE_PATH + b"; HttpOnly; SameSite=Strict" + secure + extra)
 
@@ -126,15 +126,14 @@ class Gate:
     def csrf_ok(record: SessionRecord, given: str) -> bool:
         return bool(given) and hmac.compare_digest(given.encode(), record.csrf.encode())
 
-    @staticmethod
-    def set_cookie(request: IRequest, token: str) -> None:
+    def set_cookie(self, request: IRequest, token: str) -> None:
         """A session cookie (no Max-Age: it goes with the browser; the server
-        ends the session sooner when idle)."""
-        _cookie(request, token.encode("ascii"))
+        ends the session sooner when idle); ``Secure`` over TLS, ours or a
+        trusted proxy's."""
+        _cookie(request, token.encode("ascii"), b"", self._clients.is_secure(request))
 
-    @staticmethod
-    def clear_cookie(request: IRequest) -> None:
-        _cookie(request, b"", b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    def clear_cookie(self, request: IRequest) -> None:
+        _cookie(request, b"", b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", self._clients.is_secure(request))
 
     async def flash(self, record: SessionRecord, kind: str, text: str) -> None:
         await self._store.flash(record, kind, text)

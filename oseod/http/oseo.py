@@ -61,7 +61,7 @@ class OseoEndpoint:
     def endpoint_url(self, request: IRequest) -> str:
         if self._public_url:
             return self._public_url
-        scheme = "https" if request.isSecure() else "http"
+        scheme = "https" if self._clients.is_secure(request) else "http"
         host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
         return f"{scheme}://{host}/oseo"
 
