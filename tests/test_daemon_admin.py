@@ -49,10 +49,12 @@ class NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def console_login(base: str, user: str, password: str, client: str) -> int:
+def console_login(base: str, user: str, password: str, client: str, origin: str | None = None) -> int:
+    """A browser's login form, sent through a proxy for ``client``; from a
+    page at ``origin`` (default: the console's own address)."""
     form = urllib.parse.urlencode({"user": user, "password": password, "next": "/console/"}).encode()
     return call(base, "POST", "/console/login", form, {"Content-Type": "application/x-www-form-urlencoded",
-                                                        "X-Forwarded-For": client})[0]
+                                                        "X-Forwarded-For": client, "Origin": origin or base})[0]
 
 
 def test_admin_listener_apart_and_behind_a_trusted_proxy(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -99,6 +101,8 @@ def test_admin_listener_apart_and_behind_a_trusted_proxy(tmp_path: Path, daemons
         assert code == 401
     else:
         raise AssertionError(f"no lock-out after {MAX_TRIES} failed logins")
+    # A form from the public side's pages is not one of the console's.
+    assert console_login(admin, OPERATOR, OPERATOR_PASSWORD, "198.51.100.4", origin=main) == 403
     assert console_login(admin, OPERATOR, OPERATOR_PASSWORD, "198.51.100.4") == 303
     assert console_login(admin, OPERATOR, OPERATOR_PASSWORD, "203.0.113.66") == 429
     audit = daemon.ctl("audit", "--json", "--limit", "500")
