@@ -22,6 +22,10 @@ from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# The answers ClientAddresses keeps, and the longest header values it keeps them for.
+KNOWN_ANSWERS = 4096
+KNOWN_VALUE_LENGTH = 256
+
 
 def ip_of(text: str) -> IPAddress | None:
     """``text`` as an IP address, IPv4-mapped IPv6 as the IPv4 inside; None
@@ -80,25 +84,47 @@ class ClientAddresses:
 
     def __init__(self, trusted_proxies: Sequence[str] = ()) -> None:
         self._trusted = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies)
+        # Behind a proxy the same few header values come again and again, and
+        # parsing addresses costs tens of microseconds a request: answers for
+        # short values are kept (a bounded number, and only from proxies).
+        self._known: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
     def trusts(self, host: str) -> bool:
         address = ip_of(host)
-        return address is not None and any(address in network for network in self._trusted)
+        return address is not None and self._trusts(address)
+
+    def _trusts(self, address: IPAddress) -> bool:
+        return any(address in network for network in self._trusted)
 
     def resolve(self, peer: str, forwarded: Sequence[str] = (), x_forwarded: Sequence[str] = ()) -> str:
         """The client behind ``peer``, given the request's ``Forwarded`` and
         ``X-Forwarded-For`` header values (``Forwarded`` wins when both are
         there: it is the standard, and a proxy that writes it means it)."""
-        client = str(ip_of(peer) or peer)
-        if not self._trusted or not self.trusts(client):
+        key = (peer, tuple(forwarded), tuple(x_forwarded))
+        client = self._known.get(key)
+        if client is not None:
             return client
+        address = ip_of(peer)
+        if address is None or not self._trusted or not self._trusts(address):
+            return str(address or peer)
+        client = self._behind(str(address), forwarded, x_forwarded)
+        if sum(map(len, forwarded)) + sum(map(len, x_forwarded)) <= KNOWN_VALUE_LENGTH:
+            if len(self._known) >= KNOWN_ANSWERS:
+                self._known.clear()
+            self._known[key] = client
+        return client
+
+    def _behind(self, proxy: str, forwarded: Sequence[str], x_forwarded: Sequence[str]) -> str:
+        """The client behind trusted ``proxy``: the hops it and the proxies
+        before it added, read from the right."""
+        client = proxy
         hops = forwarded_for(forwarded) if forwarded else x_forwarded_for(x_forwarded)
         for hop in reversed(hops):
             address = ip_of(hop)
             if address is None:
                 break
             client = str(address)
-            if not self.trusts(client):
+            if not self._trusts(address):
                 break
         return client
 
