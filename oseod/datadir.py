@@ -4,7 +4,9 @@
     DATA_DIR/admin.token      bearer token of the admin API (0600, made once)
     DATA_DIR/secret.key       key of the PasswordDigest secrets (0600, made once;
                               back it up with Redis: without it those secrets are lost)
-    DATA_DIR/endpoints.json   where the daemon listens, written once listening
+    DATA_DIR/endpoints.json   where the daemon listens, written once listening:
+                              {"http": URL, "ftp": URL, "admin": URL} (ftp and
+                              admin only when they have listeners of their own)
     DATA_DIR/redis.sock       the embedded redis-server's socket
     DATA_DIR/redis/           the embedded redis-server's files (AOF)
 """

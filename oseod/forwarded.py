@@ -22,6 +22,10 @@ from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# The answers ClientAddresses keeps, and the longest header values it keeps them for.
+KNOWN_ANSWERS = 4096
+KNOWN_VALUE_LENGTH = 256
+
 
 def ip_of(text: str) -> IPAddress | None:
     """``text`` as an IP address, IPv4-mapped IPv6 as the IPv4 inside; None
@@ -58,6 +62,17 @@ def forwarded_for(values: Iterable[str]) -> list[str]:
     return nodes
 
 
+def forwarded_proto(values: Iterable[str]) -> str:
+    """The ``proto=`` of the last element of ``Forwarded`` header values:
+    what the nearest proxy says its client used ("" when it says nothing)."""
+    elements = [element for value in values for element in value.split(",") if element.strip()]
+    for pair in elements[-1].split(";") if elements else ():
+        name, _, proto = pair.partition("=")
+        if name.strip().lower() == "proto":
+            return proto.strip().strip('"').lower()
+    return ""
+
+
 def x_forwarded_for(values: Iterable[str]) -> list[str]:
     """The entries of ``X-Forwarded-For`` header values, in order."""
     return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
@@ -69,32 +84,74 @@ class ClientAddresses:
 
     def __init__(self, trusted_proxies: Sequence[str] = ()) -> None:
         self._trusted = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies)
+        # Behind a proxy the same few header values come again and again, and
+        # parsing addresses costs tens of microseconds a request: answers for
+        # short values are kept (a bounded number, and only from proxies).
+        self._known: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 
     def trusts(self, host: str) -> bool:
         address = ip_of(host)
-        return address is not None and any(address in network for network in self._trusted)
+        return address is not None and self._trusts(address)
+
+    def _trusts(self, address: IPAddress) -> bool:
+        return any(address in network for network in self._trusted)
 
     def resolve(self, peer: str, forwarded: Sequence[str] = (), x_forwarded: Sequence[str] = ()) -> str:
         """The client behind ``peer``, given the request's ``Forwarded`` and
         ``X-Forwarded-For`` header values (``Forwarded`` wins when both are
         there: it is the standard, and a proxy that writes it means it)."""
-        client = str(ip_of(peer) or peer)
-        if not self._trusted or not self.trusts(client):
+        key = (peer, tuple(forwarded), tuple(x_forwarded))
+        client = self._known.get(key)
+        if client is not None:
             return client
+        address = ip_of(peer)
+        if address is None or not self._trusted or not self._trusts(address):
+            return str(address or peer)
+        client = self._behind(str(address), forwarded, x_forwarded)
+        if sum(map(len, forwarded)) + sum(map(len, x_forwarded)) <= KNOWN_VALUE_LENGTH:
+            if len(self._known) >= KNOWN_ANSWERS:
+                self._known.clear()
+            self._known[key] = client
+        return client
+
+    def _behind(self, proxy: str, forwarded: Sequence[str], x_forwarded: Sequence[str]) -> str:
+        """The client behind trusted ``proxy``: the hops it and the proxies
+        before it added, read from the right."""
+        client = proxy
         hops = forwarded_for(forwarded) if forwarded else x_forwarded_for(x_forwarded)
         for hop in reversed(hops):
             address = ip_of(hop)
             if address is None:
                 break
             client = str(address)
-            if not self.trusts(client):
+            if not self._trusts(address):
                 break
         return client
+
+    @staticmethod
+    def _peer(request: Any) -> str:
+        return str(getattr(request.getClientAddress(), "host", "") or "local")
+
+    def is_secure(self, request: Any) -> bool:
+        """Whether the client of a twisted.web request reached us over TLS:
+        this connection, or what a trusted proxy says (the last entry of
+        ``X-Forwarded-Proto``, or ``Forwarded``'s ``proto=``). For the
+        console cookie's ``Secure`` and the URLs the daemon builds."""
+        if request.isSecure():
+            return True
+        if not self._trusted or not self.trusts(self._peer(request)):
+            return False
+        headers = request.requestHeaders
+        forwarded = headers.getRawHeaders("forwarded", [])
+        if forwarded:
+            return forwarded_proto(forwarded) == "https"
+        protos = x_forwarded_for(headers.getRawHeaders("x-forwarded-proto", []))
+        return bool(protos) and protos[-1].lower() == "https"
 
     def of(self, request: Any) -> str:
         """The client address of a twisted.web request (``"local"`` for a
         connection that has no IP address, such as a unix socket)."""
-        peer = str(getattr(request.getClientAddress(), "host", "") or "local")
+        peer = self._peer(request)
         if not self._trusted:
             return peer
         headers = request.requestHeaders

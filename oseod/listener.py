@@ -13,8 +13,12 @@ from twisted.logger import Logger
 class Listener:
     log = Logger()
 
-    def __init__(self, scheme: str, description: str, factory: Any, reactor: Any) -> None:
+    def __init__(self, scheme: str, description: str, factory: Any, reactor: Any, *,
+                 url_scheme: str | None = None) -> None:
+        """``scheme`` names the listener; its URL has ``url_scheme`` (the
+        same by default)."""
         self.scheme = scheme
+        self.url_scheme = url_scheme or scheme
         self.description = description
         self._endpoint = endpoints.serverFromString(reactor, description)
         self._factory = factory
@@ -48,5 +52,5 @@ class Listener:
                 host = "::1"
             if ":" in host:
                 host = f"[{host}]"
-            return f"{self.scheme}://{host}:{address.port}"
-        return f"{self.scheme}+unix://{getattr(address, 'name', '')}"
+            return f"{self.url_scheme}://{host}:{address.port}"
+        return f"{self.url_scheme}+unix://{getattr(address, 'name', '')}"

@@ -51,7 +51,10 @@ class RequestMetrics:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str, str], _Series] = {}
 
-    def record(self, transport: str, operation: str, outcome: str, seconds: float, user: str | None) -> None:
+    def record(self, transport: str, operation: str, outcome: str, seconds: float, user: str | None,
+               address: str | None = None) -> None:
+        """``address``: the client's (behind trusted proxies, the one they
+        forward for), when the transport knows it."""
         series = self._series.get((transport, operation, outcome))
         if series is None:
             series = self._series[(transport, operation, outcome)] = _Series()
@@ -65,13 +68,15 @@ class RequestMetrics:
         # grows with the fields, and this event comes with every request.
         # The fields stay in the event for structured (JSON) observers.
         duration_ms = seconds * 1000.0
+        client = f" from={address}" if address else ""
         self.log.info(
             "{request}",
-            request=f"{transport} {operation} {outcome} user={user or '-'} {duration_ms:.1f}ms",
+            request=f"{transport} {operation} {outcome} user={user or '-'}{client} {duration_ms:.1f}ms",
             transport=transport,
             operation=operation,
             outcome=outcome,
             user=user or "-",
+            address=address or "-",
             duration_ms=duration_ms,
         )
 

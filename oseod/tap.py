@@ -34,6 +34,7 @@ from .core.notifications import NotificationSubscriptions
 from .core.ordering import OrderingService
 from .core.quotations import QuotationService
 from .datadir import DataDir
+from .forwarded import ClientAddresses
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.results import ResultsTree
 from .http.capabilities import CapabilitiesPresenter
@@ -72,7 +73,8 @@ from .store.users import UserStore
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE] [--data-dir DIR] [--http ENDPOINT] [--ftp ENDPOINT] [--redis URL]"
+    synopsis = ("[--config FILE] [--data-dir DIR] [--http ENDPOINT] [--ftp ENDPOINT] [--admin ENDPOINT] "
+                "[--redis URL]")
     longdesc = ("Runs the oseod OGC OSEO 1.0 ordering server. With no options: the demo setup "
                 "(./var/oseod, HTTP on 127.0.0.1:8080, FTP on 127.0.0.1:2121, an embedded Redis).")
     optParameters = [
@@ -80,6 +82,8 @@ class Options(usage.Options):
         ["data-dir", "d", None, "Data directory (default: [server] data_dir, ./var/oseod)."],
         ["http", None, None, "HTTP endpoint, e.g. tcp:8080:interface=127.0.0.1 (tcp:0 picks a port)."],
         ["ftp", None, None, "FTP endpoint, e.g. tcp:2121:interface=127.0.0.1; an empty string disables FTP."],
+        ["admin", None, None, "Endpoint of the operators' side (console, /admin/api/, /metrics), e.g. "
+                              "tcp:8081:interface=127.0.0.1; default: the HTTP endpoint serves it too."],
         ["redis", None, None, "redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]; "
                               "default: an embedded redis-server in the data dir."],
     ]
@@ -87,7 +91,7 @@ class Options(usage.Options):
     config: Config
 
     def postOptions(self) -> None:
-        overrides = [(key.replace("-", "_"), self[key]) for key in ("data-dir", "http", "ftp", "redis")
+        overrides = [(key.replace("-", "_"), self[key]) for key in ("data-dir", "http", "ftp", "admin", "redis")
                      if self[key] is not None]
         try:
             self.config = load_config(self["config"], overrides)
@@ -101,7 +105,8 @@ def _check_endpoints(config: Config) -> None:
     from twisted.internet import reactor
 
     server = config.server
-    for name, description in (("server.http", server.http), ("server.ftp", server.ftp)):
+    for name, description in (("server.http", server.http), ("server.ftp", server.ftp),
+                              ("server.admin", server.admin)):
         if description:
             try:
                 endpoints.serverFromString(reactor, description)
@@ -147,8 +152,17 @@ def makeService(options: Options) -> IService:
     if config.notifications.send:
         root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
-    listeners["http"] = Listener("http", config.server.http,
-                                 OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
+    def site(resource: Any) -> OseodSite:
+        return OseodSite(resource, config.server.max_request_bytes)
+
+    if config.server.admin:
+        # The operators' side on a door of its own; the clients' listener
+        # does not know it (404).
+        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.client_resource()), reactor)
+        listeners["admin"] = Listener("admin", config.server.admin, site(parts.frontend.operator_resource()),
+                                      reactor, url_scheme="http")
+    else:
+        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.resource()), reactor)
     if config.server.ftp:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
@@ -197,6 +211,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
                             TextTokenChecker(passwords, nonces, reactor, max_age)])
     metrics = RequestMetrics()
+    # Who a client is, behind the reverse proxies that are believed.
+    clients = ClientAddresses(config.server.trusted_proxies)
 
     catalogue = Catalogue(config)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
@@ -228,7 +244,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                                 quotations=quotations)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
-                        anonymous_capabilities=config.auth.anonymous_capabilities)
+                        anonymous_capabilities=config.auth.anonymous_capabilities, clients=clients)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
     outbox_store = OutboxStore(redis)
     password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)
@@ -237,8 +253,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                               leader=scheduler.leader, task_runs=task_runs,
                               task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
                               file_accounts=password_file.accounts if password_file is not None else None)
-    admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor)
-    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
+    admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients)
+    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, clients=clients)
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),
@@ -249,7 +265,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     if config.email.smtp_host:
         mailer = SmtpMailSender(config.email, reactor)
         channel = MailChannel(config, ordering, users, mailer, result_url=result_url,
-                              console_base=http_base(config.server, listener_url))
+                              console_base=console_base(config.server, listener_url))
         mail = MailSetup(mailer, channel)
         channels[MAIL] = channel
     subscriptions = SubscriptionStore(redis)
@@ -270,7 +286,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                       throttle=ThrottleLimits(per_user=config.console.max_failures_per_user,
                                               per_address=config.console.max_failures_per_address,
                                               window_seconds=round(config.console.window_minutes * 60)),
-                      live_interval=config.console.live_interval, public=http_side)
+                      live_interval=config.console.live_interval,
+                      public=console_base(config.server, listener_url), clients=clients)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,
@@ -286,6 +303,14 @@ def http_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Calla
         public = f"{parts.scheme}://{parts.netloc}{prefix}"
         return lambda: public
     return lambda: listener_url("http")
+
+
+def console_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[[], str]:
+    """Where operators reach the console: the admin listener when [server]
+    admin puts it on one, else the HTTP side."""
+    if server.admin:
+        return lambda: listener_url("admin")
+    return http_base(server, listener_url)
 
 
 def result_urls(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[

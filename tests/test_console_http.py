@@ -547,17 +547,30 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
         await parts.engine.stop()
 
 
-def test_the_cookie_is_secure_when_the_request_came_over_tls() -> None:
+@pytest.mark.parametrize("tls, trusted, proto, secure", [
+    (True, (), None, True), (False, (), None, False),
+    # Over a TLS-terminating proxy: believed from a trusted one only.
+    (False, ("127.0.0.1/32",), b"https", True), (False, (), b"https", False),
+    (False, ("10.0.0.0/8",), b"https", False), (False, ("127.0.0.1/32",), b"http", False),
+])
+def test_the_cookie_is_secure_when_the_request_came_over_tls(tls: bool, trusted: tuple[str, ...],
+                                                             proto: bytes | None, secure: bool) -> None:
+    from twisted.internet.address import IPv4Address
     from twisted.web.test.requesthelper import DummyRequest
 
     from oseod.console.gate import Gate
+    from oseod.forwarded import ClientAddresses
 
-    for secure in (True, False):
-        request = DummyRequest([b""])
-        request.isSecure = lambda: secure  # type: ignore[method-assign]
-        Gate.set_cookie(request, "token")
-        [line] = request.responseHeaders.getRawHeaders(b"set-cookie")
-        assert line.endswith(b"; Secure") is secure, line
+    gate = Gate(portal=Portal(AccountRealm(None)), store=None, actions=None, throttle=None,  # type: ignore[arg-type]
+                clock=None, clients=ClientAddresses(trusted))
+    request = DummyRequest([b""])
+    request.client = IPv4Address("TCP", "127.0.0.1", 5555)
+    request.isSecure = lambda: tls  # type: ignore[method-assign]
+    if proto is not None:
+        request.requestHeaders.addRawHeader(b"X-Forwarded-Proto", proto)
+    gate.set_cookie(request, "token")
+    [line] = request.responseHeaders.getRawHeaders(b"set-cookie")
+    assert line.endswith(b"; Secure") is secure, line
 
 
 @pytest_twisted.ensureDeferred

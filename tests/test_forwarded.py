@@ -60,3 +60,44 @@ def test_of_reads_a_twisted_request(trusted: tuple[str, ...], expected: str) -> 
     request.client = IPv4Address("TCP", "127.0.0.1", 5555)
     request.requestHeaders.addRawHeader(b"X-Forwarded-For", b"192.0.2.5")
     assert ClientAddresses(trusted).of(request) == expected
+
+
+@pytest.mark.parametrize("peer, trusted, headers, secure", [
+    ("127.0.0.1", (), {b"X-Forwarded-Proto": b"https"}, False),
+    ("192.0.2.9", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https"}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"https, http"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"X-Forwarded-Proto": b"HTTPS"}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"Forwarded": b'for=192.0.2.5;proto="https"'}, True),
+    ("127.0.0.1", ("127.0.0.1/32",), {b"Forwarded": b"for=192.0.2.5;proto=https, for=10.0.0.1",
+                                      b"X-Forwarded-Proto": b"https"}, False),
+    ("127.0.0.1", ("127.0.0.1/32",), {}, False),
+], ids=["no proxies", "peer not trusted", "trusted", "nearest says http", "case", "Forwarded",
+        "Forwarded wins, its last element", "says nothing"])
+def test_is_secure_believes_only_trusted_proxies(peer: str, trusted: tuple[str, ...], headers: dict[bytes, bytes],
+                                                 secure: bool) -> None:
+    request = DummyRequest([b""])
+    request.client = IPv4Address("TCP", peer, 5555)
+    request.isSecure = lambda: False  # type: ignore[attr-defined] - a plain TCP connection
+    for name, value in headers.items():
+        request.requestHeaders.addRawHeader(name, value)
+    assert ClientAddresses(trusted).is_secure(request) is secure
+
+
+def test_answers_kept_are_bounded_and_only_for_proxies() -> None:
+    from oseod.forwarded import KNOWN_ANSWERS, KNOWN_VALUE_LENGTH
+
+    addresses = ClientAddresses(["127.0.0.1/32"])
+    known = addresses._known  # noqa: SLF001 - what it keeps is the point
+    assert addresses.resolve("192.0.2.7", x_forwarded=["198.51.100.1"]) == "192.0.2.7"
+    assert not known  # not a proxy: nothing kept
+    long_chain = ", ".join(["127.0.0.1"] * (KNOWN_VALUE_LENGTH // 10)) + ", 198.51.100.1"
+    assert addresses.resolve("127.0.0.1", x_forwarded=[long_chain + ", 127.0.0.1"]) == "198.51.100.1"
+    assert not known  # too long to keep
+    for n in range(KNOWN_ANSWERS + 10):
+        assert addresses.resolve("127.0.0.1", x_forwarded=[f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"]) == (
+            f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
+        assert len(known) <= KNOWN_ANSWERS
+    # A kept answer is the same answer.
+    assert addresses.resolve("127.0.0.1", x_forwarded=["198.51.100.1"]) == "198.51.100.1"
+    assert addresses.resolve("127.0.0.1", x_forwarded=["198.51.100.1"]) == "198.51.100.1"

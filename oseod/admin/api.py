@@ -24,6 +24,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from ..forwarded import ClientAddresses
 from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
 from ..model.orders import Order, OrderStatus, StatusInfo
@@ -86,8 +87,9 @@ class AdminApi:
     log = Logger()
 
     def __init__(self, *, token: Callable[[], str], actions: OperatorActions, metrics: RequestMetrics,
-                 clock: Any) -> None:
+                 clock: Any, clients: ClientAddresses = ClientAddresses()) -> None:
         self._token = token
+        self._clients = clients
         self._actions = actions
         self._metrics = metrics
         self._clock = clock
@@ -104,7 +106,7 @@ class AdminApi:
         request.setHeader(b"cache-control", b"no-store")
         try:
             self._authorise(request)
-            result = await action(self._body(request), _actor(request))
+            result = await action(self._body(request), _actor(request, self._clients.of(request)))
             request.setResponseCode(status)
             outcome = "ok"
             payload: Any = result
@@ -120,7 +122,8 @@ class AdminApi:
             self.log.failure("internal error in admin {operation}", operation=operation)
             request.setResponseCode(500)
             outcome, payload = "500", {"error": "internal error; the daemon's log has the details"}
-        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None)
+        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None,
+                             self._clients.of(request))
         return json.dumps(payload).encode() + b"\n"
 
     def _authorise(self, request: IRequest) -> None:
@@ -364,12 +367,11 @@ class AdminApi:
         return error_answer(request, 405, "method not allowed", as_json=True)
 
 
-def _actor(request: IRequest) -> Actor:
+def _actor(request: IRequest, address: str) -> Actor:
     """Who acts: the name oseoctl says (the token's holder when it says
-    none, or something that is no user name), from the client's address."""
+    none, or something that is no user name), from the client's ``address``."""
     said = (request.getHeader(ACTOR_HEADER) or b"").decode("utf-8", "replace").strip()
-    address = getattr(request.getClientAddress(), "host", "") or ""
-    return Actor(name=said if _ACTOR_NAME.match(said) else TOKEN_ACTOR, via="api", address=str(address))
+    return Actor(name=said if _ACTOR_NAME.match(said) else TOKEN_ACTOR, via="api", address=address)
 
 
 _MISSING = object()

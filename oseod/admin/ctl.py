@@ -1,7 +1,8 @@
 """``oseoctl``: the operator's command line, a client of the admin API.
 
 It finds the running daemon through its data dir (``endpoints.json`` for the
-URL, ``admin.token`` for the credential), so it needs no configuration."""
+URL, the admin listener's when there is one, ``admin.token`` for the
+credential), so it needs no configuration."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ class AdminClient:
         endpoints_file = data_dir / "endpoints.json"
         try:
             endpoints = json.loads(endpoints_file.read_text())
-            self.url = str(endpoints["http"]).rstrip("/")
+            # The admin API is on the admin listener when the daemon has one.
+            self.url = str(endpoints.get("admin") or endpoints["http"]).rstrip("/")
         except FileNotFoundError:
             raise CtlError(f"oseod is not running with data dir {data_dir} ({endpoints_file} is missing)", 3) from None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise CtlError(f"{endpoints_file} is damaged; restart oseod", 3) from None
         try:
             self.token = (data_dir / "admin.token").read_text().strip()

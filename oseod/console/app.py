@@ -19,10 +19,11 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, Refusal
+from ..forwarded import ClientAddresses
 from ..model.orders import OrderStatus
 from ..store.sessions import SessionRecord, SessionStore
 from .forms import Form, FormError
-from .gate import Gate, Refused, SessionLimits, actor
+from .gate import Gate, Refused, SessionLimits
 from .live import EventStream, Recent
 from .pages import ORDER_TYPES, STATUSES, Pages, charts, overview_values
 from .throttle import LoginThrottle, ThrottleLimits
@@ -65,7 +66,8 @@ class Console:
 
     def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: Any,
                  limits: SessionLimits = SessionLimits(), throttle: ThrottleLimits = ThrottleLimits(),
-                 live_interval: float = 3.0, public: Callable[[], str] | None = None) -> None:
+                 live_interval: float = 3.0, public: Callable[[], str] | None = None,
+                 clients: ClientAddresses = ClientAddresses()) -> None:
         """``public``: where clients reach the HTTP side ([server] public_url's
         address), for the Origin check."""
         self._actions = actions
@@ -73,7 +75,7 @@ class Console:
         self._clock = clock
         self._interval = live_interval
         self.gate = Gate(portal=portal, store=store, actions=actions, throttle=LoginThrottle(store, throttle),
-                         clock=clock, limits=limits)
+                         clock=clock, limits=limits, clients=clients)
         self.pages = Pages()
         self._live_overview = Recent(self._overview_event, clock, live_interval / 2)
         files = importlib.resources.files("oseod.console") / "static"
@@ -150,7 +152,8 @@ class Console:
             return self._login_page(request, 403, "your session has ended: log in again (nothing was changed)")
         given = (request.args or {}).get(b"csrf", [b""])
         if len(given) != 1 or not self.gate.csrf_ok(record, given[0].decode("latin-1")):
-            await self.gate.audit(actor(request, record.user), "console.csrf-refused", request.path.decode("latin-1"))
+            await self.gate.audit(self.gate.actor(request, record.user), "console.csrf-refused",
+                                  request.path.decode("latin-1"))
             return await self._problem(request, record, "", 403,
                                        "this form is stale or forged (its CSRF token does not match your session); "
                                        "nothing was changed")
@@ -160,7 +163,7 @@ class Console:
         except FormError as e:
             return await self._problem(request, record, "", 400, str(e))
         try:
-            message = await act(form, actor(request, record.user))
+            message = await act(form, self.gate.actor(request, record.user))
             await self.gate.flash(record, "ok", message)
         except FormError as e:
             await self.gate.flash(record, "error", str(e))

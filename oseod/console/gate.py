@@ -16,6 +16,7 @@ from twisted.web.iweb import IRequest
 
 from ..admin.actions import Actor, OperatorActions
 from ..auth.account import Account, IAccount
+from ..forwarded import ClientAddresses
 from ..store.sessions import SessionRecord, SessionStore
 from .throttle import LoginThrottle
 
@@ -39,32 +40,32 @@ class Refused:
     message: str
 
 
-def _cookie(request: IRequest, value: bytes, extra: bytes = b"") -> None:
-    secure = b"; Secure" if request.isSecure() else b""
+def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
+    secure = b"; Secure" if tls else b""
     request.responseHeaders.addRawHeader(
         b"set-cookie", COOKIE + b"=" + value + b"; Path=" + COOKIE_PATH + b"; HttpOnly; SameSite=Strict" + secure + extra)
-
-
-def client_address(request: IRequest) -> str:
-    address = request.getClientAddress()
-    return str(getattr(address, "host", "") or "local")
-
-
-def actor(request: IRequest, user: str) -> Actor:
-    return Actor(name=user, via="console", address=client_address(request))
 
 
 class Gate:
     log = Logger()
 
     def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, throttle: LoginThrottle,
-                 clock: Any, limits: SessionLimits = SessionLimits()) -> None:
+                 clock: Any, limits: SessionLimits = SessionLimits(),
+                 clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
+        self._clients = clients
         self._store = store
         self._actions = actions
         self._throttle = throttle
         self._clock = clock
         self.limits = limits
+
+    def address(self, request: IRequest) -> str:
+        """The visitor's address: what the throttle counts and the audit records."""
+        return self._clients.of(request)
+
+    def actor(self, request: IRequest, user: str) -> Actor:
+        return Actor(name=user, via="console", address=self.address(request))
 
     async def audit(self, who: Actor, action: str, target: str = "", detail: str = "") -> None:
         """Record a console event; a failure to record is logged, not shown
@@ -98,12 +99,12 @@ class Gate:
         now = self._clock.seconds()
         if now - record.seen_at > self.limits.idle_seconds or now - record.created_at > self.limits.max_seconds:
             await self._store.delete(record)
-            await self.audit(actor(request, record.user), "console.timeout", record.user)
+            await self.audit(self.actor(request, record.user), "console.timeout", record.user)
             return None
         if not await self._actions.is_operator(record.user):
             # Demoted, disabled or deleted since logging in: out at once.
             await self._store.delete(record)
-            await self.audit(actor(request, record.user), "console.revoked", record.user, "no longer an operator")
+            await self.audit(self.actor(request, record.user), "console.revoked", record.user, "no longer an operator")
             return None
         if touch and not await self._store.touch(record, now=now, idle_seconds=self.limits.idle_seconds):
             return None
@@ -125,15 +126,14 @@ class Gate:
     def csrf_ok(record: SessionRecord, given: str) -> bool:
         return bool(given) and hmac.compare_digest(given.encode(), record.csrf.encode())
 
-    @staticmethod
-    def set_cookie(request: IRequest, token: str) -> None:
+    def set_cookie(self, request: IRequest, token: str) -> None:
         """A session cookie (no Max-Age: it goes with the browser; the server
-        ends the session sooner when idle)."""
-        _cookie(request, token.encode("ascii"))
+        ends the session sooner when idle); ``Secure`` over TLS, ours or a
+        trusted proxy's."""
+        _cookie(request, token.encode("ascii"), b"", self._clients.is_secure(request))
 
-    @staticmethod
-    def clear_cookie(request: IRequest) -> None:
-        _cookie(request, b"", b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    def clear_cookie(self, request: IRequest) -> None:
+        _cookie(request, b"", b"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", self._clients.is_secure(request))
 
     async def flash(self, record: SessionRecord, kind: str, text: str) -> None:
         await self._store.flash(record, kind, text)
@@ -145,7 +145,7 @@ class Gate:
 
     async def login(self, request: IRequest, user: str, password: str) -> str | Refused:
         """A new session's token for ``user``, or why not."""
-        address = client_address(request)
+        address = self.address(request)
         who = Actor(name=user[:MAX_NAME], via="console", address=address)
         wait = await self._throttle.locked(user[:MAX_NAME], address)
         if wait is not None:
@@ -173,9 +173,9 @@ class Gate:
         await self._throttle.succeeded(who.name)
         token, _ = await self._store.create(account.name, now=self._clock.seconds(),
                                             idle_seconds=self.limits.idle_seconds, address=address)
-        await self.audit(actor(request, account.name), "console.login", account.name)
+        await self.audit(self.actor(request, account.name), "console.login", account.name)
         return token
 
     async def logout(self, request: IRequest, record: SessionRecord) -> None:
         await self._store.delete(record)
-        await self.audit(actor(request, record.user), "console.logout", record.user)
+        await self.audit(self.actor(request, record.user), "console.logout", record.user)

@@ -20,6 +20,7 @@ from twisted.web.resource import IResource
 
 from ..auth.account import Account
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
+from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from .credentials import BadCredentials, basic_account
@@ -36,8 +37,10 @@ class Refused(Exception):
 class Downloads:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any) -> None:
+    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any,
+                 clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
+        self._clients = clients
         self._deliverables = deliverables
         self._metrics = metrics
         self._clock = clock
@@ -51,7 +54,8 @@ class Downloads:
             return self._refuse(request, e, started)
         rows = "".join(f'<li><a href="{quote(f.name)}">{html.escape(f.name)}</a> ({f.size} bytes)</li>' for f in files)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        self._metrics.record("http", "results", "ok", self._clock.seconds() - started, account.name)
+        self._metrics.record("http", "results", "ok", self._clock.seconds() - started, account.name,
+                             self._clients.of(request))
         title = html.escape(f"Order {order_id}, item {item_id}")
         page = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
                 f"<ul>{rows}</ul></body></html>\n")
@@ -70,12 +74,12 @@ class Downloads:
         except Refused as e:
             return self._refuse(request, e, started)
 
-        client = getattr(request.getClientAddress(), "host", None)
+        client = self._clients.of(request)
 
         def finished(_: object) -> None:
             whole = request.method == b"GET" and request.code == 200  # type: ignore[attr-defined]
             self._metrics.record("http", "download", "ok" if whole else "partial", self._clock.seconds() - started,
-                                 account.name)
+                                 account.name, client)
             if request.method == b"GET":
                 log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
                              getattr(request, "sentLength", 0), found.size, whole)
@@ -84,7 +88,8 @@ class Downloads:
                 self._deliverables_downloaded(account, order_id, item_id, name)
 
         def lost(_: object) -> None:
-            self._metrics.record("http", "download", "aborted", self._clock.seconds() - started, account.name)
+            self._metrics.record("http", "download", "aborted", self._clock.seconds() - started, account.name,
+                                 client)
             log_transfer(self.log, "http", account.name, client, order_id, item_id, name,
                          getattr(request, "sentLength", 0), found.size, False)
             self._transferred(account, order_id, item_id, name, client, getattr(request, "sentLength", 0), False)
@@ -121,7 +126,8 @@ class Downloads:
     def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
         if refused.status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
-        self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None)
+        self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None,
+                             self._clients.of(request))
         return error_answer(request, refused.status, str(refused))
 
 

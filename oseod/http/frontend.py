@@ -1,18 +1,22 @@
-"""The HTTP endpoint's routes: OSEO, health, metrics, the admin API and the
-operator console."""
+"""The HTTP side's routes, in two doors: the clients' (OSEO, result
+downloads, health) and the operators' (the console, the admin API and
+/metrics). By default one listener serves both; with ``[server] admin`` the
+operators' door is a listener of its own and the clients' listener knows
+nothing of it."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .. import __version__
@@ -22,6 +26,9 @@ from ..store.connection import Redis
 from .errors import allow_header, error_answer
 from .downloads import Downloads
 from .oseo import OseoEndpoint
+
+# The first path segments that belong to the operators' door.
+OPERATOR_SEGMENTS = (b"console", b"admin", b"metrics")
 
 
 def _outlive_the_client(work: Deferred[bytes]) -> Deferred[bytes]:
@@ -47,21 +54,52 @@ class SampleSource(Protocol):
     async def samples(self) -> list[Sample]: ...
 
 
-class HttpFrontend:
-    app = Klein()
+class Probes:
+    """/health and /metrics: what monitoring reads, whichever door it knocks at."""
 
-    def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
-                 processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
-                 console: Any = None) -> None:
-        self._oseo = oseo
-        self._console = console
-        self._downloads = downloads
-        self._admin = admin
-        self._processing = processing
-        self._sources = sources
+    def __init__(self, *, redis: Redis, metrics: RequestMetrics, processing: ProcessingView,
+                 sources: tuple[SampleSource, ...]) -> None:
         self._redis = redis
         self._metrics = metrics
+        self._processing = processing
+        self._sources = sources
         self._started = time.time()
+
+    async def health(self, request: IRequest) -> bytes:
+        redis_ok = await self._redis.ping()
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        if not redis_ok:
+            request.setResponseCode(503)
+        return json.dumps({
+            "status": "ok" if redis_ok else "degraded",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self._started, 3),
+            "redis": {"reachable": redis_ok, "address": self._redis.address.describe()},
+            "jobs": await self._processing.health() if redis_ok else None,
+        }).encode() + b"\n"
+
+    async def metrics(self, request: IRequest) -> bytes:
+        redis_ok = await self._redis.ping()
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        return self._metrics.render([
+            Sample("oseod_redis_up", "1 when Redis answered a PING for this scrape.", 1.0 if redis_ok else 0.0),
+            Sample("oseod_start_time_seconds", "When the daemon started, Unix time.", self._started),
+            *(await self._processing.samples() if redis_ok else []),
+            *[sample for source in (self._sources if redis_ok else ()) for sample in await source.samples()],
+        ]).encode()
+
+
+class ClientRoutes:
+    """The clients' door: /oseo, /results/..., /health."""
+
+    app = Klein()
+
+    def __init__(self, *, oseo: OseoEndpoint, downloads: Downloads, probes: Probes) -> None:
+        self._oseo = oseo
+        self._downloads = downloads
+        self._probes = probes
 
     def resource(self) -> IResource:
         return self.app.resource()
@@ -92,30 +130,39 @@ class HttpFrontend:
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:
-        redis_ok = await self._redis.ping()
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        if not redis_ok:
-            request.setResponseCode(503)
-        return json.dumps({
-            "status": "ok" if redis_ok else "degraded",
-            "version": __version__,
-            "pid": os.getpid(),
-            "uptime_seconds": round(time.time() - self._started, 3),
-            "redis": {"reachable": redis_ok, "address": self._redis.address.describe()},
-            "jobs": await self._processing.health() if redis_ok else None,
-        }).encode() + b"\n"
+        return await self._probes.health(request)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Any) -> bytes:
+        return error_answer(request, 404, "not found")
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        allow_header(request, failure)
+        return error_answer(request, 405, "method not allowed")
+
+
+class OperatorRoutes:
+    """The operators' door: /console/, /admin/api/, /metrics (and /health,
+    for whoever watches this listener)."""
+
+    app = Klein()
+
+    def __init__(self, *, admin: Any, console: Any, probes: Probes) -> None:
+        self._admin = admin
+        self._console = console
+        self._probes = probes
+
+    def resource(self) -> IResource:
+        return self.app.resource()
 
     @app.route("/metrics", methods=["GET"])
     async def metrics(self, request: IRequest) -> bytes:
-        redis_ok = await self._redis.ping()
-        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-        return self._metrics.render([
-            Sample("oseod_redis_up", "1 when Redis answered a PING for this scrape.", 1.0 if redis_ok else 0.0),
-            Sample("oseod_start_time_seconds", "When the daemon started, Unix time.", self._started),
-            *(await self._processing.samples() if redis_ok else []),
-            *[sample for source in (self._sources if redis_ok else ()) for sample in await source.samples()],
-        ]).encode()
+        return await self._probes.metrics(request)
+
+    @app.route("/health", methods=["GET", "HEAD"])
+    async def health(self, request: IRequest) -> bytes:
+        return await self._probes.health(request)
 
     @app.route("/admin/api/", branch=True)
     def admin(self, request: IRequest) -> IResource:
@@ -154,3 +201,43 @@ class HttpFrontend:
     def not_allowed(self, request: IRequest, failure: Any) -> bytes:
         allow_header(request, failure)
         return error_answer(request, 405, "method not allowed")
+
+
+class Doors(Resource):
+    """One listener's root serving several doors: a request goes to the door
+    its first path segment names (``default`` for the rest), which sees the
+    whole path, as if it were the root itself."""
+
+    def __init__(self, doors: Mapping[bytes, IResource], default: IResource) -> None:
+        super().__init__()
+        self._doors = dict(doors)
+        self._default = default
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        # twisted.web moved the segment to prepath; a Klein resource routes
+        # on the path below prepath, so it goes back.
+        request.postpath.insert(0, request.prepath.pop())  # type: ignore[attr-defined]
+        return self._doors.get(path, self._default)
+
+
+class HttpFrontend:
+    """The HTTP side's resources: ``resource()`` for one listener serving
+    both doors, or ``client_resource()`` and ``operator_resource()`` for two."""
+
+    def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
+                 processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
+                 console: Any = None) -> None:
+        self._console = console
+        probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources)
+        self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes)
+        self.operators = OperatorRoutes(admin=admin, console=console, probes=probes)
+
+    def resource(self) -> IResource:
+        operators = self.operators.resource()
+        return Doors({segment: operators for segment in OPERATOR_SEGMENTS}, self.clients.resource())
+
+    def client_resource(self) -> IResource:
+        return self.clients.resource()
+
+    def operator_resource(self) -> IResource:
+        return self.operators.resource()

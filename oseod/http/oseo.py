@@ -14,6 +14,7 @@ from twisted.web.iweb import IRequest
 
 from ..auth.account import Account
 from ..auth.tokens import login_with_token
+from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
@@ -45,7 +46,8 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
+                 clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
         self._operations = operations
         self._capabilities = capabilities
@@ -54,6 +56,7 @@ class OseoEndpoint:
         self._public_url = public_url
         self._anonymous_capabilities = anonymous_capabilities
         self._wsdl = WsdlDocuments()
+        self._clients = clients
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -63,7 +66,7 @@ class OseoEndpoint:
     def endpoint_url(self, request: IRequest) -> str:
         if self._public_url:
             return self._public_url
-        scheme = "https" if request.isSecure() else "http"
+        scheme = "https" if self._clients.is_secure(request) else "http"
         host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
         return f"{scheme}://{host}/oseo"
 
@@ -152,7 +155,7 @@ class OseoEndpoint:
                  started: float, body: bytes) -> bytes:
         request.setHeader(b"content-type", soap.content_type(encoding).encode())
         self._metrics.record("http", operation, "ok", self._clock.seconds() - started,
-                             account.name if account else None)
+                             account.name if account else None, self._clients.of(request))
         return body
 
     def _fail(self, request: IRequest, encoding: soap.Encoding, operation: str, account: Account | None,
@@ -169,7 +172,7 @@ class OseoEndpoint:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
         outcome = error.code.value if error.sender else "InternalError"
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
-                             account.name if account else None)
+                             account.name if account else None, self._clients.of(request))
         return soap.fault(encoding, error)
 
 
