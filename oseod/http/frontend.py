@@ -28,7 +28,8 @@ from .downloads import Downloads
 from .oseo import OseoEndpoint
 
 # The first path segments that belong to the operators' door.
-OPERATOR_SEGMENTS = (b"console", b"admin", b"metrics")
+# The console's favicon goes with it (browsers ask for /favicon.ico on any page).
+OPERATOR_SEGMENTS = (b"console", b"admin", b"metrics", b"favicon.ico")
 
 
 def _outlive_the_client(work: Deferred[bytes]) -> Deferred[bytes]:
