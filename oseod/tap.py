@@ -24,6 +24,7 @@ from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
+from .connections import process_budget
 from .console.app import Console
 from .console.gate import SessionLimits
 from .console.throttle import ThrottleLimits
@@ -35,6 +36,7 @@ from .core.ordering import OrderingService
 from .core.quotations import QuotationService
 from .datadir import DataDir
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
+from .ftp.factory import refusal_answer as ftp_refusal
 from .ftp.results import ResultsTree
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
@@ -43,6 +45,7 @@ from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
+from .http.site import refusal_answer as http_refusal
 from .http.wsn import WsnOperations
 from .jobs.engine import Engine
 from .jobs.processors import processor_quote
@@ -147,15 +150,20 @@ def makeService(options: Options) -> IService:
     if config.notifications.send:
         root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
-    listeners["http"] = Listener("http", config.server.http,
-                                 OseodSite(parts.frontend.resource(), config.server.max_request_bytes), reactor)
+    # Every listener's factory goes through the budget: connections per
+    # client address and in all, below the process's open-file limit.
+    budget = process_budget(config.server, reactor)
+    site = OseodSite(parts.frontend.resource(), config.server.max_request_bytes,
+                     request_timeout=config.server.request_timeout)
+    listeners["http"] = Listener("http", config.server.http, budget.guard(site, http_refusal, "http"), reactor)
     if config.server.ftp:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
                                        idle_timeout=config.server.ftp_idle_timeout,
+                                       login_timeout=config.server.ftp_login_timeout,
                                        public_host=config.server.ftp_public_host,
                                        max_sessions_per_user=config.server.ftp_max_sessions_per_user)
-        listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_factory, reactor)
+        listeners["ftp"] = Listener("ftp", config.server.ftp, budget.guard(ftp_factory, ftp_refusal, "ftp"), reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),
