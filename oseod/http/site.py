@@ -109,6 +109,7 @@ class LimitedChannel(HTTPChannel):
         if self._linger is not None:
             return
         self._stop_deadline()
+        self.setTimeout(None)  # the linger closes it
         transport = self.transport
         assert transport is not None
         transport.write(one_line_answer(status, reason))
