@@ -57,7 +57,7 @@ def make_ftp_factory(
     portal: Portal,
     *,
     passive_ports: range | None = None,
-    max_connections: int = 200,
+    max_connections: int = 1000,
     idle_timeout: int = 600,
     banner: str = DEFAULT_BANNER,
     public_host: str = "",
