@@ -12,6 +12,7 @@ from __future__ import annotations
 import ftplib
 import http.client
 import os
+import re
 import resource
 import selectors
 import socket
@@ -26,9 +27,10 @@ import pytest
 
 from oseod.oseo.namespaces import OSEO
 from tests.daemon import Daemon
+from tests.polling import wait_for
 from tests.oseo_schema import assert_valid, requires_schemas
 
-pytestmark = [pytest.mark.slow, requires_schemas]
+pytestmark = pytest.mark.slow
 
 ATTACKER, CLIENT = "127.0.0.1", "127.0.0.2"
 CONNECTIONS = 3000  # the attacker's, a third each: idle HTTP, trickling HTTP, idle FTP
@@ -155,6 +157,7 @@ def daemon_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+@requires_schemas
 def test_one_address_flooding_does_not_starve_another(tmp_path: Path) -> None:
     from tests.test_http_ordering import envelope, get_status, submit, token
 
@@ -217,3 +220,62 @@ def test_one_address_flooding_does_not_starve_another(tmp_path: Path) -> None:
     # One warning per listener and episode, not one per refused connection.
     assert 2 <= log.count("connections: refusing more from it") < 20
     assert "Traceback" not in log
+
+
+def test_past_the_budget_new_connections_are_refused_and_logged_once(tmp_path: Path) -> None:
+    config = tmp_path / "small.toml"
+    config.write_text("[server]\nmax_connections = 100\n")
+    daemon = Daemon(tmp_path / "data", "--config", str(config))
+    held: list[socket.socket] = []
+    try:
+        daemon.start()
+        where_http, where_ftp = urlsplit(daemon.endpoints["http"]), urlsplit(daemon.endpoints["ftp"])
+        # 100 connections from three addresses, none over its own limit, fill the budget.
+        for i in range(100):
+            target = (where_http.hostname, where_http.port) if i % 2 else (where_ftp.hostname, where_ftp.port)
+            s = socket.create_connection(target, timeout=CLIENT_TIMEOUT, source_address=(f"127.0.0.{3 + i % 3}", 0))
+            held.append(s)
+        for s in held[::2]:  # FTP's banners: each was let in
+            assert s.recv(100).startswith(b"220 ")
+
+        def refused(target: Any, source: str) -> bytes:
+            with socket.create_connection(target, timeout=CLIENT_TIMEOUT, source_address=(source, 0)) as s:
+                answer = b""
+                while chunk := s.recv(1000):
+                    answer += chunk
+                return answer
+
+        for n in range(20):
+            answer = refused((where_ftp.hostname, where_ftp.port), "127.0.0.6")
+            assert answer == b"421 server busy: too many connections, try again later\r\n"
+        answer = refused((where_http.hostname, where_http.port), CLIENT)
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert answer.endswith(b"\r\n\r\nserver busy: too many connections, try again later\n")
+        for s in held[:20]:
+            s.close()
+        held = held[20:]
+        status, _, _ = wait_for_health(daemon)
+        assert status == 200
+    finally:
+        for s in held:
+            s.close()
+        daemon.cleanup()
+    log = daemon.log()
+    assert log.count("All 100 connections are in use") == 1
+    again = re.findall(r"Connections below 100 again: (\d+) refused meanwhile", log)
+    assert len(again) == 1 and int(again[0]) >= 21  # (and /health's while the closes were on their way)
+
+
+def wait_for_health(daemon: Daemon) -> tuple[int, dict[str, str], bytes]:
+    """GET /health, once the daemon has seen connections close (a 503 from the budget meanwhile)."""
+    answers: list[tuple[int, dict[str, str], bytes]] = []
+
+    def healthy() -> bool:
+        try:
+            answers.append(daemon.get("/health"))
+        except OSError:
+            return False
+        return answers[-1][0] == 200
+
+    wait_for(healthy, 30, "the daemon to have room again")
+    return answers[-1]
