@@ -10,8 +10,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.protocols import ftp
 
 from ..auth.account import Account
-from ..connections import Refusal
 from ..auth.realm import AccountRealm
+from ..connections import Refusal
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
 from .tree import EmptyTree, IDeliverableTree
