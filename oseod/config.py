@@ -234,7 +234,10 @@ class ServerConfig:
     public_ftp_url: str = key("", _public_url("ftp"))
     max_request_bytes: int = key(10 * 1024 * 1024, _int(1024))
     ftp_passive_ports: str = key("", _port_range)
-    ftp_max_connections: int = key(200, _int(1))
+    # FTP control connections at once. Not 200 as it was: with 64 per address,
+    # four addresses would have locked everybody else out; the open-file
+    # budget (max_connections) keeps room for each session's data connection.
+    ftp_max_connections: int = key(1000, _int(1))
     ftp_idle_timeout: int = key(600, _int(10))
     ftp_public_host: str = key("", _ipv4_or_empty)
     ftp_max_sessions_per_user: int = key(10, _int(0))

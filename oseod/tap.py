@@ -24,6 +24,7 @@ from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
 from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
+from .connections import GuardedFactory, process_budget
 from .console.app import Console
 from .console.gate import SessionLimits
 from .console.throttle import ThrottleLimits
@@ -36,6 +37,7 @@ from .core.quotations import QuotationService
 from .datadir import DataDir
 from .forwarded import ClientAddresses
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
+from .ftp.factory import refusal_answer as ftp_refusal
 from .ftp.results import ResultsTree
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
@@ -44,6 +46,7 @@ from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
+from .http.site import refusal_answer as http_refusal
 from .http.wsn import WsnOperations
 from .jobs.engine import Engine
 from .jobs.processors import processor_quote
@@ -152,24 +155,31 @@ def makeService(options: Options) -> IService:
     if config.notifications.send:
         root.step("outbox", parts.outbox.start, parts.outbox.stop)
 
-    def site(resource: Any) -> OseodSite:
-        return OseodSite(resource, config.server.max_request_bytes)
+    # Every listener's factory goes through the budget: connections per
+    # client address and in all, below the process's open-file limit.
+    budget = process_budget(config.server, reactor)
+
+    def site(resource: Any, name: str) -> GuardedFactory:
+        return budget.guard(OseodSite(resource, config.server.max_request_bytes,
+                                      request_timeout=config.server.request_timeout), http_refusal, name)
 
     if config.server.admin:
         # The operators' side on a door of its own; the clients' listener
         # does not know it (404).
-        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.client_resource()), reactor)
-        listeners["admin"] = Listener("admin", config.server.admin, site(parts.frontend.operator_resource()),
+        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.client_resource(), "http"),
+                                     reactor)
+        listeners["admin"] = Listener("admin", config.server.admin, site(parts.frontend.operator_resource(), "admin"),
                                       reactor, url_scheme="http")
     else:
-        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.resource()), reactor)
+        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.resource(), "http"), reactor)
     if config.server.ftp:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
                                        idle_timeout=config.server.ftp_idle_timeout,
+                                       login_timeout=config.server.ftp_login_timeout,
                                        public_host=config.server.ftp_public_host,
                                        max_sessions_per_user=config.server.ftp_max_sessions_per_user)
-        listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_factory, reactor)
+        listeners["ftp"] = Listener("ftp", config.server.ftp, budget.guard(ftp_factory, ftp_refusal, "ftp"), reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),

@@ -29,7 +29,7 @@ from twisted.protocols import ftp
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from oseod.auth.account import Account
+from oseod.auth.account import Account, KnownUser
 from oseod.auth.checkers import UserStoreChecker
 from oseod.auth.passwords import hash_password
 from oseod.auth.realm import AccountRealm
@@ -314,6 +314,70 @@ async def test_idle_session_is_closed(start_ftp: StartServer) -> None:
             return client.sock.recv(1024)  # returns when the server hangs up
 
     assert await in_thread(talk) == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_that_does_not_log_in_in_time_is_closed(start_ftp: StartServer) -> None:
+    clock = task.Clock()
+    server = start_ftp(login_timeout=30, clock=clock)
+    idle = await in_thread(server.client)
+    user_only = await in_thread(server.client)
+    logged_in = await in_thread(lambda: server.client("alice", "alicepw"))
+    try:
+        assert (await in_thread(lambda: user_only.sendcmd("USER alice")))[:3] == "331"
+        clock.advance(29)
+
+        def noop_refused() -> None:  # a command is no login, and does not put the deadline off
+            with pytest.raises(ftplib.error_perm, match="^530"):
+                idle.voidcmd("NOOP")
+
+        await in_thread(noop_refused)
+        clock.advance(1)
+
+        def told_and_closed(client: ftplib.FTP) -> tuple[str, bytes]:
+            line = client.getline()
+            assert client.sock is not None
+            return line, client.sock.recv(1024)
+
+        for client in (idle, user_only):
+            assert await in_thread(lambda: told_and_closed(client)) == (
+                "421 Not logged in within 30 seconds: closing", b"")
+        clock.advance(300)  # logged in: the idle timeout (600 s) applies
+        assert (await in_thread(lambda: logged_in.voidcmd("NOOP")))[:3] == "200"
+    finally:
+        for client in (idle, user_only, logged_in):
+            await in_thread(client.close)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_login_checked_past_the_deadline_counts_no_session(start_ftp: StartServer, redis: Redis) -> None:
+    @implementer(ICredentialsChecker)
+    class SlowChecker:
+        credentialInterfaces = (IUsernamePassword,)
+        pending: list[Deferred[Any]] = []
+
+        def requestAvatarId(self, credentials: object) -> Deferred[Any]:
+            self.pending.append(Deferred())
+            return self.pending[-1]
+
+    realm = AccountRealm(UserStore(redis))
+    install_ftp_avatars(realm)
+    clock = task.Clock()
+    server = start_ftp(portal=Portal(realm, [SlowChecker()]), login_timeout=30, clock=clock,
+                       max_sessions_per_user=1)
+    client = await in_thread(server.client)
+    try:
+        await in_thread(lambda: client.sendcmd("USER alice"))
+        await in_thread(lambda: client.putcmd("PASS alicepw"))
+        await until(lambda: bool(SlowChecker.pending), "the password check to start")
+        clock.advance(30)
+        assert await in_thread(client.getline) == "421 Not logged in within 30 seconds: closing"
+        await until(lambda: server.factory.connectionCount == 0, "the connection to close")
+        # The check ends after the connection did (the realm answers at once).
+        SlowChecker.pending[0].callback(KnownUser(Account("alice")))
+        assert server.factory.sessions_per_user == {}
+    finally:
+        await in_thread(client.close)
 
 
 # -- the empty read-only home -----------------------------------------------------

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.cred.portal import Portal
+from twisted.internet.interfaces import IReactorTime
 from twisted.protocols import ftp
 
 from ..auth.account import Account
 from ..auth.realm import AccountRealm
+from ..connections import Refusal
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
 from .tree import EmptyTree, IDeliverableTree
@@ -36,21 +38,32 @@ class OseodFTPFactory(ftp.FTPFactory):
     # local one (behind NAT); "" keeps the local one.
     public_host = ""
     max_sessions_per_user = 0  # 0: no limit
+    # Seconds a connection has to log in (0: only the idle timeout), on this
+    # clock (None: the reactor).
+    login_timeout = 0
+    clock: IReactorTime | None = None
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
         self.sessions_per_user: dict[str, int] = {}
 
 
+def refusal_answer(refusal: Refusal) -> bytes:
+    """The one line a connection refused by the connection limits gets."""
+    return f"421 {refusal.reason}\r\n".encode()
+
+
 def make_ftp_factory(
     portal: Portal,
     *,
     passive_ports: range | None = None,
-    max_connections: int = 200,
+    max_connections: int = 1000,
     idle_timeout: int = 600,
     banner: str = DEFAULT_BANNER,
     public_host: str = "",
     max_sessions_per_user: int = 0,
+    login_timeout: int = 30,
+    clock: IReactorTime | None = None,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -58,7 +71,9 @@ def make_ftp_factory(
     avatars (:func:`install_ftp_avatars`). ``passive_ports`` is the range
     PASV/EPSV ports are taken from (for a firewall; default: any free port).
     Past ``max_connections`` control connections a client gets 421;
-    ``idle_timeout`` seconds without a command closes a session.
+    ``idle_timeout`` seconds without a command closes a session; one that
+    has not logged in ``login_timeout`` seconds after it connected gets 421
+    and is closed (``clock`` measures both; default: the reactor).
     ``public_host`` (IPv4) is the address PASV announces, behind NAT.
     One account may hold ``max_sessions_per_user`` sessions at once (0: any).
     """
@@ -77,6 +92,10 @@ def make_ftp_factory(
     # Twisted's class default is None, which mypy takes for the attribute's type.
     factory.connectionLimit = max_connections  # type: ignore[assignment]
     factory.timeOut = idle_timeout
+    if login_timeout < 1:
+        raise ValueError(f"login_timeout must be at least 1 second, not {login_timeout}")
+    factory.login_timeout = login_timeout
+    factory.clock = clock
     if max_sessions_per_user < 0:
         raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
     factory.max_sessions_per_user = max_sessions_per_user

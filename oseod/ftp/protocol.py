@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IConsumer
+from twisted.internet.interfaces import IAddress, IConsumer, IDelayedCall
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.protocols import ftp
@@ -107,6 +107,41 @@ class OseodFTP(ftp.FTP):
 
     log = Logger()
 
+    # The login deadline: an idle timeout alone (reset by every command) would
+    # let a client that never logs in hold its connection with a NOOP now and
+    # then, so a connection must log in within the factory's login_timeout.
+    _login_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        ftp.FTP.connectionMade(self)
+        limit = getattr(self.factory, "login_timeout", 0)
+        if limit:
+            self._login_deadline = self.callLater(limit, self._not_logged_in)
+
+    def _not_logged_in(self) -> None:
+        self._login_deadline = None
+        if self.state == self.AUTHED or self.shell is not None or self.disconnected or self.transport is None:
+            return
+        self.sendLine(f"421 Not logged in within {self.factory.login_timeout} seconds: closing")
+        self.disconnected = True  # stops lineReceived from reading more commands
+        self.transport.loseConnection()
+
+    def callLater(self, period: float, func: Any) -> IDelayedCall:
+        # TimeoutMixin's (the idle timeout and the login deadline), on the
+        # factory's clock when it has one (tests drive a Clock).
+        clock: Any = getattr(self.factory, "clock", None)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        return clock.callLater(period, func)  # type: ignore[no-any-return]
+
+    def sendLine(self, line: Any) -> None:
+        # A reply to a command that ended after the connection did (a login
+        # checked past the deadline) goes nowhere.
+        if self.transport is not None:
+            ftp.FTP.sendLine(self, line)
+
     def ftp_PASS(self, password: str) -> Deferred[Any]:
         # Gap 1: lineReceived decoded the line as latin-1, which maps each byte
         # to one char; encoding back gives exactly what the client sent (UTF-8
@@ -156,6 +191,9 @@ class OseodFTP(ftp.FTP):
         return opening.addCallbacks(opened, not_opened).addBoth(timeout_again)
 
     def _logged_in(self, reply: object) -> object:
+        if self.transport is None:  # gone while the password was checked: no session to count
+            self.shell = None
+            return reply
         if isinstance(self.shell, ReadOnlyShell):
             name = self.shell.account.name
             sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
@@ -178,6 +216,8 @@ class OseodFTP(ftp.FTP):
     _counted: str | None = None
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._login_deadline is not None and self._login_deadline.active():
+            self._login_deadline.cancel()
         if self._counted is not None:
             sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
             left = sessions.get(self._counted, 1) - 1

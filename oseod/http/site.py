@@ -1,7 +1,8 @@
-"""The HTTP site: a body-size cap enforced before the body is read, refusals
-(413, and 400 for what Twisted cannot parse) that say why in one line and reach
-the client, and no per-request access log (the daemon logs one structured event
-per request)."""
+"""The HTTP site: a body-size cap enforced before the body is read, a
+deadline for each whole request (head and body), refusals (413, 408, and 400
+for what Twisted cannot parse) that say why in one line and reach the client,
+and no per-request access log (the daemon logs one structured event per
+request)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,33 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from ..connections import Refusal
+
 # How long a refused connection stays half-open for the client to read the
 # answer (it is closed as soon as the client hangs up).
 LINGER_SECONDS = 5.0
+# Seconds a client has to send a whole request ([server] request_timeout).
+REQUEST_TIMEOUT = 30.0
+# Seconds a kept-alive connection may wait, idle, for its next request (at
+# most the request timeout).
+KEEPALIVE_SECONDS = 15.0
+
+
+def one_line_answer(status: bytes, reason: str) -> bytes:
+    """A whole HTTP response saying ``reason`` (one line of text), after
+    which the connection closes."""
+    body = reason.encode() + b"\n"
+    return (b"HTTP/1.1 " + status + b"\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def refusal_answer(refusal: Refusal) -> bytes:
+    """What a connection refused by the connection limits is told: 429 when
+    its address holds too many already, 503 when the server does."""
+    status = b"429 Too Many Requests" if refusal.per_address else b"503 Service Unavailable"
+    return one_line_answer(status, refusal.reason)
 
 
 class LimitedRequest(Request):
@@ -68,6 +93,8 @@ class LimitedChannel(HTTPChannel):
     this.)"""
 
     _linger: IDelayedCall | None = None
+    # Set while a request is being received: when it must be whole.
+    _deadline: IDelayedCall | None = None
 
     def refuse(self, status: bytes, reason: str) -> None:
         """Answer ``status`` with ``reason`` (one line of text), whatever
@@ -81,26 +108,60 @@ class LimitedChannel(HTTPChannel):
         until it hangs up, or for ``LINGER_SECONDS`` at most."""
         if self._linger is not None:
             return
-        body = reason.encode() + b"\n"
+        self._stop_deadline()
+        self.setTimeout(None)  # the linger closes it
         transport = self.transport
         assert transport is not None
-        transport.write(
-            b"HTTP/1.1 " + status + b"\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Connection: close\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
+        transport.write(one_line_answer(status, reason))
         transport.loseWriteConnection()  # type: ignore[attr-defined]
         self._linger = self.callLater(LINGER_SECONDS, self.loseConnection)
+
+    # The request deadline: Twisted's own timeout is an idle one, reset by
+    # every byte, so a client trickling a byte at a time would hold the
+    # connection for ever. It runs from the connection's start (or the first
+    # byte of each next request) until the request is whole.
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._start_deadline()
+
+    def _start_deadline(self) -> None:
+        if self._deadline is None and self._linger is None and not self._handlingRequest:
+            self._deadline = self.callLater(self._request_timeout(), self._too_slow)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _request_timeout(self) -> float:
+        return float(getattr(getattr(self, "site", None), "request_timeout", REQUEST_TIMEOUT))
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        self.refuse(b"408 Request Timeout", f"request not received within {self._request_timeout():g} seconds")
+
+    def allContentReceived(self) -> None:
+        self._stop_deadline()
+        super().allContentReceived()
+
+    def timeoutConnection(self) -> None:
+        # An idle connection, closed as Twisted does but without its log line
+        # for each (a flood of idle connections would flood the log).
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
 
     # Once refused, nothing more is parsed: not the rest of the data at hand
     # (LineReceiver goes on with it after a line that refused), nor what follows.
     def dataReceived(self, data: bytes) -> None:
         if self._linger is None:
+            self._start_deadline()
             super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         if self._linger is None:
+            self._start_deadline()  # a next request, buffered while the last one was answered
             super().lineReceived(line)
 
     def rawDataReceived(self, data: bytes) -> None:
@@ -123,6 +184,7 @@ class LimitedChannel(HTTPChannel):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
+        self._stop_deadline()
         super().connectionLost(reason)
 
 
@@ -132,9 +194,15 @@ class OseodSite(Site):
     displayTracebacks = False
     noisy = False  # the Listener logs where it listens
 
-    def __init__(self, resource: Any, max_body: int, **kwargs: Any) -> None:
+    def __init__(self, resource: Any, max_body: int, *, request_timeout: float = REQUEST_TIMEOUT,
+                 **kwargs: Any) -> None:
+        """``request_timeout``: seconds a client has to send a whole request;
+        the idle timeout of kept-alive connections (``timeout``) is at most
+        that, ``KEEPALIVE_SECONDS`` by default."""
+        kwargs.setdefault("timeout", min(KEEPALIVE_SECONDS, request_timeout))
         super().__init__(resource, **kwargs)
         self.max_body = max_body
+        self.request_timeout = request_timeout
 
     def log(self, request: Any) -> None:
         # Twisted's access log goes through the global logger on every request
