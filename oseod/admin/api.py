@@ -102,9 +102,12 @@ class AdminApi:
         started = self._clock.seconds()
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
+        who: str | None = None  # the request line names the actor once the token checks out
         try:
             self._authorise(request)
-            result = await action(self._body(request), _actor(request))
+            actor = _actor(request)
+            who = actor.name
+            result = await action(self._body(request), actor)
             request.setResponseCode(status)
             outcome = "ok"
             payload: Any = result
@@ -120,7 +123,7 @@ class AdminApi:
             self.log.failure("internal error in admin {operation}", operation=operation)
             request.setResponseCode(500)
             outcome, payload = "500", {"error": "internal error; the daemon's log has the details"}
-        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None)
+        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, who)
         return json.dumps(payload).encode() + b"\n"
 
     def _authorise(self, request: IRequest) -> None:

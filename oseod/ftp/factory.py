@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.protocols import ftp
 
 from ..auth.account import Account
 from ..auth.realm import AccountRealm
+from ..metrics import RequestMetrics
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
 from .tree import EmptyTree, IDeliverableTree
@@ -36,6 +38,8 @@ class OseodFTPFactory(ftp.FTPFactory):
     # local one (behind NAT); "" keeps the local one.
     public_host = ""
     max_sessions_per_user = 0  # 0: no limit
+    metrics: RequestMetrics | None = None  # where sessions' request lines go
+    clock: Any = None  # the reactor's, when None
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
@@ -51,6 +55,8 @@ def make_ftp_factory(
     banner: str = DEFAULT_BANNER,
     public_host: str = "",
     max_sessions_per_user: int = 0,
+    metrics: RequestMetrics | None = None,
+    clock: Any = None,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -61,6 +67,7 @@ def make_ftp_factory(
     ``idle_timeout`` seconds without a command closes a session.
     ``public_host`` (IPv4) is the address PASV announces, behind NAT.
     One account may hold ``max_sessions_per_user`` sessions at once (0: any).
+    ``metrics`` gets a request line per login (refused ones too) and logout.
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -80,6 +87,8 @@ def make_ftp_factory(
     if max_sessions_per_user < 0:
         raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
     factory.max_sessions_per_user = max_sessions_per_user
+    factory.metrics = metrics
+    factory.clock = clock
     if public_host:
         if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
             raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")
