@@ -1,5 +1,7 @@
 # oseod developer entry points (GNU make).
 #
+#   make install                                  create .venv and install oseod in it (what the
+#                                                 systemd unit runs; see README, "Production")
 #   make run   [ARGS='--config etc/oseod.toml']   run the daemon in the foreground
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
@@ -28,12 +30,20 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
+.PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,12p' Makefile
 
 venv: $(STAMP)
+
+# The production install (README, "Production with systemd"), run as root in
+# the checkout the unit names: the same venv, plus a check that the daemon's
+# user can use it. Twistd's plugin cache is written by the stamp's check
+# (the service cannot write it: ProtectSystem=strict).
+install: $(STAMP)
+	@$(BIN)/python -c 'import oseod.tap' \
+	    && echo "oseod installed in $(abspath $(VENV)); start it with $(abspath $(BIN))/twistd -n oseod"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +60,14 @@ $(BIN)/python:
 #   oseod. mypy also cannot follow import hooks. setuptools calls compat
 #   "transitional": if a future pinned setuptools drops it, a .pth file with
 #   $(CURDIR) in site-packages does the same job.
-# - The last step proves the point instead of assuming it.
+# - The last step proves the point instead of assuming it. grep reads all of
+#   twistd's output (no -q): with -q it would stop at the first match and
+#   twistd, still writing, would die of a BrokenPipeError traceback.
 $(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade -c constraints.txt pip setuptools
 	$(BIN)/python -m pip install -c constraints.txt --no-build-isolation \
 	    --config-settings editable_mode=compat -e '.[test]'
-	@cd / && $(abspath $(BIN))/twistd --help | grep -qw oseod \
+	@cd / && $(abspath $(BIN))/twistd --help | grep -w oseod >/dev/null \
 	    || { echo "error: twistd in $(VENV) does not list the oseod plugin" >&2; exit 1; }
 	@touch $@
 
