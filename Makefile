@@ -1,7 +1,7 @@
 # oseod developer entry points (GNU make).
 #
-#   make install                                  create .venv and install oseod in it (what the
-#                                                 systemd unit runs; see README, "Production")
+#   make install                                  .venv with oseod alone, no test tools: what the
+#                                                 systemd unit runs (README, "Production with systemd")
 #   make run   [ARGS='--config etc/oseod.toml']   run the daemon in the foreground
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
@@ -20,6 +20,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oseod-installed
+INSTALLED := $(VENV)/.oseod-production
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -38,12 +39,12 @@ help:
 venv: $(STAMP)
 
 # The production install (README, "Production with systemd"), run as root in
-# the checkout the unit names: the same venv, plus a check that the daemon's
-# user can use it. Twistd's plugin cache is written by the stamp's check
-# (the service cannot write it: ProtectSystem=strict).
-install: $(STAMP)
-	@$(BIN)/python -c 'import oseod.tap' \
-	    && echo "oseod installed in $(abspath $(VENV)); start it with $(abspath $(BIN))/twistd -n oseod"
+# the checkout the unit names: oseod and what it runs on, without the test
+# extras (pytest, mypy, type stubs) the targets below add to the same venv.
+# The plugin check writes Twisted's plugin cache, which the service cannot
+# (ProtectSystem=strict).
+install: $(INSTALLED)
+	@echo "oseod is installed in $(abspath $(VENV)): $(abspath $(BIN))/twistd -n oseod"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,13 +64,20 @@ $(BIN)/python:
 # - The last step proves the point instead of assuming it. grep reads all of
 #   twistd's output (no -q): with -q it would stop at the first match and
 #   twistd, still writing, would die of a BrokenPipeError traceback.
-$(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+define install_checkout
 	$(BIN)/python -m pip install --upgrade -c constraints.txt pip setuptools
 	$(BIN)/python -m pip install -c constraints.txt --no-build-isolation \
-	    --config-settings editable_mode=compat -e '.[test]'
+	    --config-settings editable_mode=compat -e '$(1)'
 	@cd / && $(abspath $(BIN))/twistd --help | grep -w oseod >/dev/null \
 	    || { echo "error: twistd in $(VENV) does not list the oseod plugin" >&2; exit 1; }
 	@touch $@
+endef
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(call install_checkout,.[test])
+
+$(INSTALLED): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(call install_checkout,.)
 
 run: $(STAMP)
 	$(BIN)/twistd -n --pidfile= --logger oseod.logs.text_stdout oseod $(ARGS)
