@@ -275,7 +275,7 @@ class AdminApi:
         async def action(body: dict[str, Any], actor: Actor) -> Any:
             args = _args(request)
             try:
-                statuses = frozenset(OrderStatus(s) for s in args.get("status", []))
+                statuses = frozenset(_order_status(s) for s in args.get("status", []))
             except ValueError:
                 raise ApiError(400, f"status must be one of {', '.join(s.value for s in OrderStatus)}") from None
             query = OrderQuery(
@@ -373,6 +373,14 @@ def _actor(request: IRequest) -> Actor:
     said = (request.getHeader(ACTOR_HEADER) or b"").decode("utf-8", "replace").strip()
     address = getattr(request.getClientAddress(), "host", "") or ""
     return Actor(name=said if _ACTOR_NAME.match(said) else TOKEN_ACTOR, via="api", address=str(address))
+
+
+def _order_status(name: str) -> OrderStatus:
+    """The status ``name`` names, in any case ("cancelled"); ValueError if none."""
+    for status in OrderStatus:
+        if status.value.lower() == name.lower():
+            return status
+    raise ValueError(name)
 
 
 _MISSING = object()
