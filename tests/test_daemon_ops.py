@@ -4,11 +4,13 @@ chatter, each request has its line naming the actor."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -81,6 +83,7 @@ def test_the_log_has_one_line_per_request_naming_the_actor(tmp_path: Path, daemo
     status, _, _ = daemon.get("/results/1/1/", headers={"Authorization": "Basic bWFsbG9yeTpndWVzcw=="})
     assert status == 401  # mallory:guess
     assert daemon.get("/admin/api/config", headers={"Authorization": "Bearer wrong"})[0] == 401
+    _console_session(daemon)
     assert daemon.stop() in (0, -15)
     log = daemon.log()
 
@@ -97,14 +100,46 @@ def test_the_log_has_one_line_per_request_naming_the_actor(tmp_path: Path, daemo
     # oseoctl names its local user; the token's holder acts under that name.
     assert any(r.startswith("admin user.add ok user=") and " user=- " not in r for r in requests), requests
     assert any(r.startswith("admin config 401 user=- ") for r in requests), requests  # no token, no actor
+    assert any(r.startswith("console login 401 user=olga ") for r in requests), requests
+    assert any(r.startswith("console login ok user=olga ") for r in requests), requests
+    assert any(r.startswith("console users.disable ok user=olga ") for r in requests), requests
+    assert any(r.startswith("console logout ok user=olga ") for r in requests), requests
     assert "\r" not in log
 
 
-def test_the_unit_file_runs_what_the_readme_says() -> None:
-    """A cheap guard: the systemd unit and the README name one make target and
-    one command line."""
+def _console_session(daemon: Daemon) -> None:
+    """An operator's console visit: a wrong password, a login, one change, a logout."""
+    added = daemon.ctl("user", "add", "olga", "--admin", "--password-stdin", stdin="olga-password\n")
+    assert added.returncode == 0, added.stderr
+    assert _post(daemon, "/console/login", {"user": "olga", "password": "guess"})[0] == 401
+    status, cookie = _post(daemon, "/console/login", {"user": "olga", "password": "olga-password"})
+    assert status == 303 and cookie
+    status, _, page = daemon.get("/console/users", headers={"Cookie": cookie})
+    assert status == 200
+    match = re.search(rb'name="csrf" value="([^"]+)"', page)
+    assert match is not None
+    for path in ("/console/users/alice/disable", "/console/logout"):
+        assert _post(daemon, path, {"csrf": match.group(1).decode()}, cookie)[0] == 303
+
+
+def _post(daemon: Daemon, path: str, form: dict[str, str], cookie: str = "") -> tuple[int, str]:
+    """POST a form without following the answer's redirect: its status and the session cookie it set."""
+    where = urlsplit(daemon.http)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=30)
+    try:
+        connection.request("POST", path, urlencode(form), {"Content-Type": "application/x-www-form-urlencoded",
+                                                           **({"Cookie": cookie} if cookie else {})})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status, (answer.getheader("Set-Cookie") or "").split(";")[0]
+    finally:
+        connection.close()
+
+
+def test_the_readmes_install_step_is_a_make_target() -> None:
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
     assert "make install" in readme and ".venv/.installed" not in readme
+    assert "-g oseod" in readme  # the config file is readable by the daemon's group
     make = subprocess.run(["make", "-n", "-C", str(root), "install"], capture_output=True, text=True, timeout=60)
     assert make.returncode == 0, make.stderr
