@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     LogPublisher,
     ILogObserver,
@@ -216,15 +217,31 @@ def _escaped_values(event: LogEvent) -> LogEvent:
 @implementer(ILogObserver)
 class _Tamed:
     """Another observer behind the daemon's level floor, chatter filter and
-    escaping."""
+    escaping. A file observer (twistd's own, on stdout or ``--logfile``) has
+    its lines escaped whole, tracebacks included; any other (``--syslog``)
+    gets the event with its text values escaped."""
 
     def __init__(self, observer: ILogObserver) -> None:
         self.original = observer
         self._inner = filtered(observer)
+        self._format: Callable[[LogEvent], str | None] | None = None
+        if isinstance(observer, FileLogObserver):
+            self._format = observer.formatEvent
+            observer.formatEvent = self._escaped_format
         setattr(self, _TAMED, True)
 
+    def _escaped_format(self, event: LogEvent) -> str | None:
+        assert self._format is not None
+        return _escaped_line(self._format(event))
+
     def __call__(self, event: LogEvent) -> None:
-        self._inner(_escaped_values(event))
+        self._inner(event if self._format is not None else _escaped_values(event))
+
+    def restore(self) -> ILogObserver:
+        """The observer as it was."""
+        if self._format is not None and isinstance(self.original, FileLogObserver):
+            self.original.formatEvent = self._format
+        return self.original
 
 
 def tame_global_observers(publisher: LogPublisher | None = None) -> Callable[[], None]:
@@ -249,7 +266,7 @@ def tame_global_observers(publisher: LogPublisher | None = None) -> Callable[[],
     def undo() -> None:
         for index, observer in enumerate(observers):
             if isinstance(observer, _Tamed):
-                observers[index] = observer.original
+                observers[index] = observer.restore()
 
     return undo
 

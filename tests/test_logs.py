@@ -164,9 +164,21 @@ def test_twistds_own_observer_is_filtered_and_escaped_while_tamed() -> None:
     log.info("login refused for {user}", user="bob\rforged")
     assert out.getvalue().count("\n") == 1
     assert "login refused for bob\\x0dforged" in out.getvalue()
+    log.failure("refused", Failure(ValueError("bob\rforged")))
+    assert "ValueError: bob\\x0dforged" in out.getvalue() and "\r" not in out.getvalue()
     undo()
     publisher(dict(chatter))
     assert "DTPFactory.setTimeout" in out.getvalue()
+
+
+def test_another_observer_gets_escaped_values() -> None:
+    from twisted.logger import LogPublisher
+
+    seen: list[dict[str, Any]] = []
+    publisher = LogPublisher(seen.append)
+    logs.tame_global_observers(publisher)
+    Logger(namespace="oseod.test", observer=publisher).info("x {user}", user="bob\u2028forged", n=1)
+    assert seen[0]["user"] == "bob\\u2028forged" and seen[0]["n"] == 1
 
 
 def test_the_daemons_own_observers_are_not_wrapped_twice() -> None:
