@@ -265,6 +265,8 @@ class Engine:
         if free <= 0:
             return
         for job in await self._jobs.claim(self.consumer, free):
+            if not self._started:
+                break  # stopped meanwhile: claimed jobs stay pending, taken back at the next start
             self._start(job)
 
     async def _recover(self) -> None:

@@ -129,6 +129,8 @@ class OutboxSender:
         if free <= 0:
             return
         for message in await self._store.claim(self._clock.seconds(), self._lease, free):
+            if self._stopped:
+                break  # stopped meanwhile: the claimed ones are sent when their lease ends
             sending = defer.ensureDeferred(self._send(message))
             self._running.add(sending)
             sending.addBoth(self._finished, sending)
