@@ -123,8 +123,8 @@ def makeService(options: Options) -> IService:
     root = DaemonService(reactor)
     # First, so the FTP module's chatter and forged lines are kept out of the
     # log however twistd was told to log (plain `twistd -n oseod` included).
-    taming = GlobalLogTaming()
-    root.step("log filter", taming.start, taming.stop)
+    # Not undone at stop: the last lines (a failed start's cause) pass it too.
+    root.step("log filter", GlobalLogTaming().start)
     root.step("data dir", data_dir.prepare, data_dir.release)
     root.step("admin token", data_dir.admin_token)
     digest_secrets = SecretBox(data_dir.secret_key) if config.auth.password_digest else None
