@@ -210,7 +210,8 @@ def _tame(observer: ILogObserver) -> ILogObserver:
 def _escaped_values(event: LogEvent) -> LogEvent:
     """``event`` with control characters escaped in its text values: a copy,
     made only when one has any."""
-    dirty = [key for key, value in event.items() if isinstance(value, str) and _CONTROL.search(value)]
+    dirty = [key for key, value in event.items()
+             if isinstance(value, str) and not value.isprintable() and _CONTROL.search(value)]
     if not dirty:
         return event
     copy = dict(event)
