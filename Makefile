@@ -1,5 +1,7 @@
 # oseod developer entry points (GNU make).
 #
+#   make install                                  .venv with oseod alone, no test tools: what the
+#                                                 systemd unit runs (README, "Production with systemd")
 #   make run   [ARGS='--config etc/oseod.toml']   run the daemon in the foreground
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
@@ -18,6 +20,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oseod-installed
+INSTALLED := $(VENV)/.oseod-production
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -28,12 +31,20 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
+.PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,12p' Makefile
 
 venv: $(STAMP)
+
+# The production install (README, "Production with systemd"), run as root in
+# the checkout the unit names: oseod and what it runs on, without the test
+# extras (pytest, mypy, type stubs) the targets below add to the same venv.
+# The plugin check writes Twisted's plugin cache, which the service cannot
+# (ProtectSystem=strict).
+install: $(INSTALLED)
+	@echo "oseod is installed in $(abspath $(VENV)): $(abspath $(BIN))/twistd -n oseod"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,14 +61,23 @@ $(BIN)/python:
 #   oseod. mypy also cannot follow import hooks. setuptools calls compat
 #   "transitional": if a future pinned setuptools drops it, a .pth file with
 #   $(CURDIR) in site-packages does the same job.
-# - The last step proves the point instead of assuming it.
-$(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+# - The last step proves the point instead of assuming it. grep reads all of
+#   twistd's output (no -q): with -q it would stop at the first match and
+#   twistd, still writing, would die of a BrokenPipeError traceback.
+define install_checkout
 	$(BIN)/python -m pip install --upgrade -c constraints.txt pip setuptools
 	$(BIN)/python -m pip install -c constraints.txt --no-build-isolation \
-	    --config-settings editable_mode=compat -e '.[test]'
-	@cd / && $(abspath $(BIN))/twistd --help | grep -qw oseod \
+	    --config-settings editable_mode=compat -e '$(1)'
+	@cd / && $(abspath $(BIN))/twistd --help | grep -w oseod >/dev/null \
 	    || { echo "error: twistd in $(VENV) does not list the oseod plugin" >&2; exit 1; }
 	@touch $@
+endef
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(call install_checkout,.[test])
+
+$(INSTALLED): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(call install_checkout,.)
 
 run: $(STAMP)
 	$(BIN)/twistd -n --pidfile= --logger oseod.logs.text_stdout oseod $(ARGS)

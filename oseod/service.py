@@ -3,8 +3,11 @@
 twistd's MultiService ignores a child's asynchronous start-up failure, so a
 daemon whose Redis is down would sit there listening and answering 500s. Here
 each step is awaited before the next begins; the first failure stops what
-already started and ends the process with status 1 and one clear log line.
-Steps stop in reverse order, so Redis outlives everything that uses it.
+already started and ends the process with status 1 and one clear log line,
+the last one it writes (what the journal shows first when the unit fails).
+Steps stop in reverse order, so Redis outlives everything that uses it, and
+each part's stop waits for its own Redis calls in flight: nothing in the
+log after the cause is a part complaining that Redis went away.
 """
 
 from __future__ import annotations
@@ -63,8 +66,8 @@ class DaemonService(Service):
                 await _run(step.start)
             except Exception as e:
                 reason = str(e) or type(e).__name__
+                await self._stop_started(quietly=True)
                 self.log.critical("oseod could not start: {step}: {reason}", step=step.name, reason=reason)
-                await self._stop_started()
                 self._exit(1)
                 return
             self._started.append(step)
@@ -81,15 +84,22 @@ class DaemonService(Service):
             await self._starting
         await self._stop_started()
 
-    async def _stop_started(self) -> None:
+    async def _stop_started(self, quietly: bool = False) -> None:
+        """Stop the started steps, last first. ``quietly`` (a failed start):
+        a step that fails to stop gets one line, not a traceback, so the
+        cause stays in view."""
         while self._started:
             step = self._started.pop()
             if step.stop is None:
                 continue
             try:
                 await _run(step.stop)
-            except Exception:
-                self.log.failure("error while stopping {step}", step=step.name)
+            except Exception as e:
+                if quietly:
+                    self.log.warn("error while stopping {step}: {reason}", step=step.name,
+                                  reason=str(e) or type(e).__name__)
+                else:
+                    self.log.failure("error while stopping {step}", step=step.name)
 
 
 def settle_heap() -> None:

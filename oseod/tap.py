@@ -51,6 +51,7 @@ from .http.wsn import WsnOperations
 from .jobs.engine import Engine
 from .jobs.processors import processor_quote
 from .listener import Listener
+from .logs import GlobalLogTaming
 from .metrics import RequestMetrics
 from .notify.callbacks import StatusCallbacks
 from .notify.quotations import QuotationCallbacks
@@ -128,6 +129,10 @@ def makeService(options: Options) -> IService:
     config = options.config
     data_dir = DataDir(config.server.data_dir)
     root = DaemonService(reactor)
+    # First, so the FTP module's chatter and forged lines are kept out of the
+    # log however twistd was told to log (plain `twistd -n oseod` included).
+    # Not undone at stop: the last lines (a failed start's cause) pass it too.
+    root.step("log filter", GlobalLogTaming().start)
     root.step("data dir", data_dir.prepare, data_dir.release)
     root.step("admin token", data_dir.admin_token)
     digest_secrets = SecretBox(data_dir.secret_key) if config.auth.password_digest else None
@@ -178,7 +183,8 @@ def makeService(options: Options) -> IService:
                                        idle_timeout=config.server.ftp_idle_timeout,
                                        login_timeout=config.server.ftp_login_timeout,
                                        public_host=config.server.ftp_public_host,
-                                       max_sessions_per_user=config.server.ftp_max_sessions_per_user)
+                                       max_sessions_per_user=config.server.ftp_max_sessions_per_user,
+                                       metrics=parts.metrics, clock=reactor)
         listeners["ftp"] = Listener("ftp", config.server.ftp, budget.guard(ftp_factory, ftp_refusal, "ftp"), reactor)
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
@@ -297,7 +303,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                                               per_address=config.console.max_failures_per_address,
                                               window_seconds=round(config.console.window_minutes * 60)),
                       live_interval=config.console.live_interval,
-                      public=console_base(config.server, listener_url), clients=clients)
+                      public=console_base(config.server, listener_url), clients=clients, metrics=metrics)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,

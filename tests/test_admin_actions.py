@@ -590,3 +590,23 @@ async def test_orders_of_an_earlier_version_are_indexed_and_counted_once(redis: 
     # From now on an old order counts like any other.
     await world.ordering.complete_item(old[1].order_id, "i0")
     assert (await stats.items_by_status())["Completed"] == 2
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("unix:///var/lib/oseod/redis.sock?db=2&password=s3cret", "unix:///var/lib/oseod/redis.sock?db=2&password=••••"),
+    ("unix:///run/redis.sock?password=s3cret&db=1", "unix:///run/redis.sock?password=••••&db=1"),
+    ("redis://:s3cret@db:6379/0", "redis://:••••@db:6379/0"),
+    ("redis://oseod:s3cret@db/0", "redis://oseod:••••@db/0"),
+    ("rediss://:s3cret@db.example.org:6380/0", "rediss://:••••@db.example.org:6380/0"),
+    ("redis://:s3%40cr@t@db:6379/0", "redis://:••••@db:6379/0"),  # an "@" in it
+    ("redis+sentinel://:s3cret@h1:26379,h2:26379,h3:26379/mymaster/0",
+     "redis+sentinel://:••••@h1:26379,h2:26379,h3:26379/mymaster/0"),
+    ("redis://db:6379/0", "redis://db:6379/0"),
+    ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1"),
+])
+def test_a_redis_url_password_is_masked_wherever_it_is(url: str, shown: str) -> None:
+    """One function masks the configuration for the admin API (/admin/api/config)
+    and the console's Configuration page."""
+    config = attrs.evolve(CONFIG, server=attrs.evolve(CONFIG.server, redis=url))
+    assert _with_config(config).configuration()["server"]["redis"] == shown
+    assert "s3" not in shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ftplib
 import getpass
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,7 +58,20 @@ def test_operator_commands(daemon: Daemon) -> None:
     assert again.returncode == 1 and "already Cancelled" in again.stderr
     retry = daemon.ctl("order", "retry", orders[1])
     assert retry.returncode == 1 and "no failed item" in retry.stderr
-    shown = json.loads(daemon.ctl("order", "show", orders[0]).stdout)
+    shown = json.loads(daemon.ctl("order", "show", orders[0], "--json").stdout)
+    readable = daemon.ctl("order", "show", orders[0])
+    assert readable.returncode == 0, readable.stderr
+    assert re.match(rf"id: +{orders[0]}$", readable.stdout.splitlines()[0])
+    assert re.search(r"^created_at: +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", readable.stdout, re.M)
+    assert re.search(r"^history:\n  - at: +\d{4}-", readable.stdout, re.M)
+    assert f"by: {getpass.getuser()}" in re.sub(" +", " ", readable.stdout)
+    for spelling in ("cancelled", "CANCELLED", "Cancelled"):
+        found = daemon.ctl("order", "list", "--json", "--status", spelling)
+        assert found.returncode == 0, found.stderr
+        assert [o["id"] for o in json.loads(found.stdout)] == [orders[0]]
+    dave = daemon.ctl("user", "show", "dave")
+    assert re.search(r"^created_at: +\d{4}-\d\d-\d\dT", dave.stdout, re.M) and "admin:" in dave.stdout
+    assert json.loads(daemon.ctl("user", "show", "dave", "--json").stdout)["name"] == "dave"
     assert shown["history"][-1]["by"] == getpass.getuser()
 
     assert daemon.ctl("user", "set", "dave", "--disable").returncode == 0
@@ -78,3 +92,34 @@ def test_operator_commands(daemon: Daemon) -> None:
     assert "order.cancel" in daemon.ctl("audit").stdout
     assert daemon.ctl("stats").returncode == 0
     assert daemon.ctl("subscription", "list").returncode == 0
+
+
+def test_a_record_reads_as_aligned_lines_with_utc_times() -> None:
+    from oseod.admin.ctl import _readable
+
+    record = {"id": "7", "owner": "dave", "created_at": 1764072000.25, "admin": False, "email": "",
+              "items": [{"id": "a", "status": "Completed", "last_downloaded_at": None},
+                        {"id": "bb", "status": "Failed", "last_downloaded_at": 1764075600}],
+              "callback_failure": None, "outbox": [], "tags": ["x", "y"], "limits": {"max": 3, "rate": 0.5}}
+    assert _readable(record) == [
+        "id:                7",
+        "owner:             dave",
+        "created_at:        2025-11-25T12:00:00Z",
+        "admin:             no",
+        "email:             -",
+        "items:",
+        "  - id:                  a",
+        "    status:              Completed",
+        "    last_downloaded_at:  -",
+        "  - id:                  bb",
+        "    status:              Failed",
+        "    last_downloaded_at:  2025-11-25T13:00:00Z",
+        "callback_failure:  -",
+        "outbox:            -",
+        "tags:",
+        "  - x",
+        "  - y",
+        "limits:",
+        "  max:   3",
+        "  rate:  0.5",
+    ]

@@ -493,7 +493,8 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
     from tests.parts import make_parts, started
 
     parts = await started(make_parts(parse_config({"orders": {"moderation": "manual"},
-                                                   "console": {"idle_minutes": 5, "max_failures_per_user": 3}}),
+                                                   "console": {"idle_minutes": 5, "max_failures_per_user": 3},
+                                                   "server": {"redis": "unix:///run/r.sock?password=s3cr3t-pw"}}),
                                      redis))
     gate = parts.frontend._console.gate  # noqa: SLF001 - the [console] settings reach it
     assert gate.limits.idle_seconds == 300 and gate._throttle.limits.per_user == 3  # noqa: SLF001
@@ -534,6 +535,8 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
         assert f"/console/orders/{order.order_id}/approve" in body and "&lt;script&gt;" in body
         _, _, body = await fetch("GET", "/console/audit", cookie)
         assert "console.login" in body
+        _, _, body = await fetch("GET", "/console/config", cookie)
+        assert "s3cr3t-pw" not in body and "password=••••" in body
         # Demoted while logged in (by oseoctl, another operator...): out at the next page.
         await AccountService(parts.users, reactor).change(ADMIN, admin=False)
         _, _, body = await fetch("GET", "/console/orders", cookie)

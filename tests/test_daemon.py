@@ -349,7 +349,7 @@ def test_manual_moderation_through_oseoctl(tmp_path: Path, daemons: list[Daemon]
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "USER", "TYPE", "STATUS"]
     assert sorted(line.split()[0] for line in lines[1:]) == sorted([approved, rejected])
-    shown = json.loads(daemon.ctl("order", "show", approved).stdout)
+    shown = json.loads(daemon.ctl("order", "show", approved, "--json").stdout)
     assert (shown["owner"], shown["status"], [i["status"] for i in shown["items"]]) == (
         "gina", "Submitted", ["Submitted"])
 
@@ -481,7 +481,7 @@ def test_results_download_over_ftp_and_the_order_becomes_downloaded(tmp_path: Pa
         return info is not None and info.findtext(f"{{{OSEO}}}status") == "Downloaded"
 
     wait_for(downloaded, 30, "the order to be Downloaded")
-    shown = json.loads(daemon.ctl("order", "show", order_id).stdout)
+    shown = json.loads(daemon.ctl("order", "show", order_id, "--json").stdout)
     assert [(i["status"], i["downloads"]) for i in shown["items"]] == [("Downloaded", 2), ("Downloaded", 2)]
     assert all(i["last_downloaded_at"] for i in shown["items"])
     metrics = daemon.get("/metrics")[2].decode()

@@ -103,3 +103,89 @@ def _events() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("event", _events(), ids=lambda e: str(e.get("log_format"))[:12])
 def test_classic_text_reads_as_twisted_writes_it(event: dict[str, Any]) -> None:
     assert logs.ClassicText()(event) == formatEventAsClassicLogText(event)
+
+
+# Each control character a logged value may carry, and how it is written.
+_FORGERIES = {"\r": "\\x0d", "\x1b[2J": "\\x1b[2J", "\x7f": "\\x7f", "\x85": "\\x85", "\u2028": "\\u2028",
+              "\u2029": "\\u2029", "\t": "\\x09", "\x00": "\\x00", "\x9b": "\\x9b"}
+
+
+@pytest.mark.parametrize("control", list(_FORGERIES), ids=repr)
+def test_a_control_character_in_a_value_cannot_forge_a_text_line(control: str) -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    log = Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor))
+    name = f"bob{control}2026-01-01T00:00:00+0000 [oseod.auth#info] login alice ok"
+    log.info("login refused for {user}", user=name)
+    log.failure("refused {user}", Failure(ValueError(name)), user=name)
+    reactor.advance(0)
+    text = out.getvalue()
+    assert f"login refused for bob{_FORGERIES[control]}2026-01-01" in text
+    assert f"bob{control}" not in text
+    for line in text.split("\n"):  # only the traceback's own continuation lines start otherwise
+        assert line == "" or line.startswith("\t") or line[:4].isdigit()
+    assert not any(c in text for c in "\r\x00\x1b\x7f\x85\x9b\u2028\u2029")
+
+
+@pytest.mark.parametrize("control", list(_FORGERIES), ids=repr)
+def test_json_lines_carry_no_raw_control_character(control: str) -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    Logger(namespace="oseod.test", observer=logs.json_observer(out, reactor)).info(
+        "login refused for {user}", user=f"bob{control}forged")
+    reactor.advance(0)
+    line = out.getvalue()
+    assert line.endswith("}\n") and line.count("\n") == 1
+    assert all(c == "\n" or 0x20 <= ord(c) < 0x7f for c in line)  # pure printable ASCII
+    assert json.loads(line)["user"] == f"bob{control}forged"  # the value itself is kept
+
+
+def test_a_line_feed_still_starts_an_indented_continuation() -> None:
+    out, reactor = io.StringIO(), _running_reactor()
+    Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor)).info("x {v}", v="a\nb")
+    reactor.advance(0)
+    assert out.getvalue().endswith("] x a\n\tb\n")
+
+
+def test_twistds_own_observer_is_filtered_and_escaped_while_tamed() -> None:
+    """What plain `twistd -n oseod` logs through (no --logger): the daemon
+    puts it behind the same filter and escaping at start, and takes it back
+    at stop."""
+    from twisted.logger import LogPublisher, textFileLogObserver
+
+    out = io.StringIO()
+    stock = textFileLogObserver(out)
+    publisher = LogPublisher(stock)
+    log = Logger(namespace="oseod.test", observer=publisher)
+    chatter = {"log_namespace": "log_legacy", "log_level": LogLevel.info, "log_format": "{log_text}",
+               "log_text": "DTPFactory.setTimeout set to 10 seconds", "log_time": 0.0, "log_system": "-"}
+    undo = logs.tame_global_observers(publisher)
+    publisher(dict(chatter))
+    publisher({**chatter, "log_text": "cleanupDTP", "debug": True})
+    log.debug("below the floor")
+    log.info("login refused for {user}", user="bob\rforged")
+    assert out.getvalue().count("\n") == 1
+    assert "login refused for bob\\x0dforged" in out.getvalue()
+    log.failure("refused", Failure(ValueError("bob\rforged")))
+    assert "ValueError: bob\\x0dforged" in out.getvalue() and "\r" not in out.getvalue()
+    undo()
+    publisher(dict(chatter))
+    assert "DTPFactory.setTimeout" in out.getvalue()
+
+
+def test_another_observer_gets_escaped_values() -> None:
+    from twisted.logger import LogPublisher
+
+    seen: list[dict[str, Any]] = []
+    publisher = LogPublisher(seen.append)
+    logs.tame_global_observers(publisher)
+    Logger(namespace="oseod.test", observer=publisher).info("x {user}", user="bob\u2028forged", n=1)
+    assert seen[0]["user"] == "bob\\u2028forged" and seen[0]["n"] == 1
+
+
+def test_the_daemons_own_observers_are_not_wrapped_twice() -> None:
+    from twisted.logger import LogPublisher
+
+    out, reactor = io.StringIO(), _running_reactor()
+    ours = logs.text_observer(out, reactor)
+    publisher = LogPublisher(ours)
+    logs.tame_global_observers(publisher)
+    assert publisher._observers == [ours]  # noqa: SLF001 - what twistd's publisher holds

@@ -48,3 +48,28 @@ async def test_failed_step_stops_what_started_and_exits_1() -> None:
     # Stopping afterwards (twistd's shutdown) has nothing left to stop.
     await service.stopService()
     assert journal == ["start a", "stop a"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_start_logs_its_cause_last_and_stops_quietly() -> None:
+    """What the journal shows last of a unit that failed is the cause: the
+    parts stopped before it is logged, and a part that fails to stop says so
+    in one line, without a traceback."""
+    exits: list[int] = []
+    service = DaemonService(reactor=None, exit=exits.append)
+
+    def broken_stop() -> None:
+        raise ConnectionError("Lost connection")
+
+    def taken() -> None:
+        raise OSError("Couldn't listen on 127.0.0.1:2121: [Errno 98] Address already in use.")
+
+    service.step("redis", lambda: None, lambda: service.log.info("redis stopped"))
+    service.step("engine", lambda: None, broken_stop)
+    service.step("ftp listener", taken)
+    with capturedLogs() as events:
+        await service.startService()
+    assert exits == [1]
+    assert [e["log_level"] for e in events] == [LogLevel.warn, LogLevel.info, LogLevel.critical]
+    assert "log_failure" not in events[0] and events[0]["step"] == "engine"
+    assert events[-1]["step"] == "ftp listener" and "Address already in use" in events[-1]["reason"]

@@ -210,7 +210,12 @@ MASK = "••••"
 # Configuration keys whose values are secrets. Names such as password_file
 # (a path) or password_cache_seconds are not.
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|apikey|api_key|credentials?|private_key)$", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*(?P<tail>@)")
+# A URL's password: in its user info (redis://:PW@, rediss://USER:PW@,
+# redis+sentinel://:PW@H1:P1,H2:P2/M; up to the authority's last "@", so an
+# "@" in the password is masked too), or a query parameter (unix://PATH?password=PW).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*(?P<tail>@)")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pass|pwd|secret|token|api_?key|auth)=)[^&;#\s]*",
+                           re.I)
 
 
 class OperatorActions:
@@ -577,8 +582,18 @@ def _masked(value: Any, key: str = "") -> Any:
     if _SECRET_KEY.search(key) and value not in ("", None):
         return MASK
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), value)
+        return masked_url(value)
     return value
+
+
+def masked_url(text: str) -> str:
+    """``text`` with the password of any URL in it masked, in the user info
+    or the query: what the admin API and the console show of the running
+    configuration (``[server] redis``, ``[ldap] url`` ...)."""
+    if "://" not in text and "=" not in text:
+        return text
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+    return _QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 
 def _subscription(order: Order) -> SubscriptionView:

@@ -104,9 +104,12 @@ class AdminApi:
         started = self._clock.seconds()
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
+        who: str | None = None  # the request line names the actor once the token checks out
         try:
             self._authorise(request)
-            result = await action(self._body(request), _actor(request, self._clients.of(request)))
+            actor = _actor(request, self._clients.of(request))
+            who = actor.name
+            result = await action(self._body(request), actor)
             request.setResponseCode(status)
             outcome = "ok"
             payload: Any = result
@@ -122,7 +125,7 @@ class AdminApi:
             self.log.failure("internal error in admin {operation}", operation=operation)
             request.setResponseCode(500)
             outcome, payload = "500", {"error": "internal error; the daemon's log has the details"}
-        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, None,
+        self._metrics.record("admin", operation, outcome, self._clock.seconds() - started, who,
                              self._clients.of(request))
         return json.dumps(payload).encode() + b"\n"
 
@@ -275,7 +278,7 @@ class AdminApi:
         async def action(body: dict[str, Any], actor: Actor) -> Any:
             args = _args(request)
             try:
-                statuses = frozenset(OrderStatus(s) for s in args.get("status", []))
+                statuses = frozenset(_order_status(s) for s in args.get("status", []))
             except ValueError:
                 raise ApiError(400, f"status must be one of {', '.join(s.value for s in OrderStatus)}") from None
             query = OrderQuery(
@@ -372,6 +375,14 @@ def _actor(request: IRequest, address: str) -> Actor:
     none, or something that is no user name), from the client's ``address``."""
     said = (request.getHeader(ACTOR_HEADER) or b"").decode("utf-8", "replace").strip()
     return Actor(name=said if _ACTOR_NAME.match(said) else TOKEN_ACTOR, via="api", address=address)
+
+
+def _order_status(name: str) -> OrderStatus:
+    """The status ``name`` names, in any case ("cancelled"); ValueError if none."""
+    for status in OrderStatus:
+        if status.value.lower() == name.lower():
+            return status
+    raise ValueError(name)
 
 
 _MISSING = object()

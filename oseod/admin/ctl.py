@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from ..auth.passwords import hash_password
+from ..model.orders import OrderStatus
 
 DEFAULT_DATA_DIR = "var/oseod"
 TIMEOUT = 60.0
@@ -107,6 +108,67 @@ def _when(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Keys whose numbers are moments (Unix seconds in the API's JSON).
+_TIME_KEYS = frozenset({"at", "last_login", "expires", "expiration"})
+
+
+def _is_time(key: str) -> bool:
+    return key in _TIME_KEYS or key.endswith("_at")
+
+
+def _scalar(key: str, value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and _is_time(key):
+        return _when(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _readable(record: dict[str, Any], indent: str = "") -> list[str]:
+    """``record`` (an admin API answer) as aligned ``key: value`` lines, times
+    in UTC ISO 8601, nested records and lists indented below their key."""
+    width = max((len(key) for key in record), default=0) + 1
+    lines = []
+    for key, value in record.items():
+        label = f"{indent}{key + ':':<{width}}"
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:" if value else f"{label}  -")
+            lines += _readable(value, indent + "  ")
+        elif isinstance(value, list):
+            if not value:
+                lines.append(f"{label}  -")
+                continue
+            lines.append(f"{indent}{key}:")
+            for entry in value:
+                if isinstance(entry, dict):
+                    block = _readable(entry, indent + "    ")
+                    lines.append(f"{indent}  - {block[0][len(indent) + 4:]}" if block else f"{indent}  -")
+                    lines += block[1:]
+                else:
+                    lines.append(f"{indent}  - {_scalar(key, entry)}")
+        else:
+            lines.append(f"{label}  {_scalar(key, value)}".rstrip())
+    return lines
+
+
+def _show(record: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(record, indent=2) if as_json else "\n".join(_readable(record)))
+
+
+def _status(given: str) -> str:
+    """An order status as the API names it, whatever its case
+    (``cancelled`` is Cancelled); an unknown one is passed on for the daemon
+    to refuse, naming the valid ones."""
+    return _STATUSES.get(given.lower(), given)
+
+
+_STATUSES = {status.value.lower(): status.value for status in OrderStatus}
+
+
 def _print_users(users: list[dict[str, Any]]) -> None:
     rows = [("NAME", "SOURCE", "GROUP", "ADMIN", "DISABLED", "LAST LOGIN", "EMAIL")]
     rows += [(u["name"], u.get("source", "redis"), u["group"] or "-", "yes" if u["admin"] else "no",
@@ -134,7 +196,7 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
         else:
             _print_users(users)
     elif args.action == "show":
-        print(json.dumps(client.call("GET", f"/users/{name}"), indent=2))
+        _show(client.call("GET", f"/users/{name}"), args.json)
     elif args.action == "del":
         client.call("DELETE", f"/users/{name}")
         print(f"deleted user {args.name}")
@@ -178,7 +240,7 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
     order_id = quote(getattr(args, "id", "") or "", safe="")
     if args.action == "list":
-        query = [("status", s) for s in args.status or ()]
+        query = [("status", _status(s)) for s in args.status or ()]
         query += [(name, value) for name, value in (
             ("user", args.user), ("collection", args.collection), ("type", args.type),
             ("reference", args.reference), ("from", getattr(args, "from")), ("to", args.to),
@@ -188,7 +250,7 @@ def _order_command(client: AdminClient, args: argparse.Namespace) -> None:
         query.append(("limit", str(args.limit)))
         _print_page(client.call("GET", "/orders?" + _query(query)), args.json, "oseoctl order list ...")
     elif args.action == "show":
-        print(json.dumps(client.call("GET", f"/orders/{order_id}"), indent=2))
+        _show(client.call("GET", f"/orders/{order_id}"), args.json)
     elif args.action == "approve":
         order = client.call("POST", f"/orders/{order_id}/approve", {})
         print(f"approved order {order['id']}: {order['status']}")
@@ -268,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", default="", help="the user's e-mail address")
     listing = user.add_parser("list", help="list users")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    user.add_parser("show", help="show one user").add_argument("name")
+    user_show = user.add_parser("show", help="show one user")
+    user_show.add_argument("name")
+    user_show.add_argument("--json", action="store_true", help="print JSON (times in Unix seconds)")
     user.add_parser("del", help="delete a user").add_argument("name")
     passwd = user.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
@@ -289,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     order = topics.add_parser("order", help="list, inspect and moderate orders").add_subparsers(dest="action",
                                                                                                required=True)
     orders = order.add_parser("list", help="list orders, last updated first")
-    orders.add_argument("--status", action="append", help="only orders in this status (repeatable: any of them)")
+    orders.add_argument("--status", action="append",
+                        help="only orders in this status, in any case (repeatable: any of them)")
     orders.add_argument("--user", help="only this user's orders")
     orders.add_argument("--collection", help="only orders with an item of this collection")
     orders.add_argument("--type", help="only orders of this type: PRODUCT_ORDER, SUBSCRIPTION_ORDER, "
@@ -301,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_argument("--after", help="the next page: the cursor the previous page printed")
     orders.add_argument("--limit", type=int, default=100, help="at most this many (default: %(default)s)")
     orders.add_argument("--json", action="store_true", help="print JSON")
-    order.add_parser("show", help="show one order and its items").add_argument("id")
+    order_show = order.add_parser("show", help="show one order and its items")
+    order_show.add_argument("id")
+    order_show.add_argument("--json", action="store_true", help="print JSON (times in Unix seconds)")
     order.add_parser("approve", help="accept an order waiting for approval").add_argument("id")
     reject = order.add_parser("reject", help="refuse an order waiting for approval")
     reject.add_argument("id")

@@ -20,6 +20,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, Refusal
 from ..forwarded import ClientAddresses
+from ..metrics import RequestMetrics
 from ..model.orders import OrderStatus
 from ..store.sessions import SessionRecord, SessionStore
 from .forms import Form, FormError
@@ -67,10 +68,12 @@ class Console:
     def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: Any,
                  limits: SessionLimits = SessionLimits(), throttle: ThrottleLimits = ThrottleLimits(),
                  live_interval: float = 3.0, public: Callable[[], str] | None = None,
-                 clients: ClientAddresses = ClientAddresses()) -> None:
+                 clients: ClientAddresses = ClientAddresses(), metrics: RequestMetrics | None = None) -> None:
         """``public``: where clients reach the HTTP side ([server] public_url's
-        address), for the Origin check."""
+        address), for the Origin check; ``metrics``: where each change (a
+        POST: log in, log out, an action) gets its request line."""
         self._actions = actions
+        self._metrics = metrics
         self._public = public
         self._clock = clock
         self._interval = live_interval
@@ -140,20 +143,36 @@ class Console:
                                                                                 "flashes": ()}
         return self._render(request, "problem.html", status, message=message, **frame)
 
+    def _request_line(self, request: IRequest, outcome: str, started: float, user: str | None) -> None:
+        """A change's request line: ``console orders.approve ok user=root``.
+        The operation is the route's first and last segment (a closed set,
+        as the metrics' labels must be): ``/console/users/NAME/edit`` is
+        ``users.edit``."""
+        if self._metrics is None:
+            return
+        parts = request.path.decode("latin-1")[len(BASE):].split("/")
+        operation = parts[0] if len(parts) == 1 else f"{parts[0]}.{parts[-1]}"
+        self._metrics.record("console", operation, outcome, self._clock.seconds() - started, user,
+                             self.gate.address(request))
+
     async def _post(self, request: IRequest, fields: Iterable[str], default_back: str,
                     act: Callable[[Form, Actor], Awaitable[str]]) -> bytes:
         """A change: session, CSRF token, form, one action, a flash message
         saying what happened, and a 303 back."""
+        started = self._clock.seconds()
         _secure(request)
         if not self._same_origin(request):
+            self._request_line(request, "403", started, None)
             return self._login_page(request, 403, "this form came from another site; nothing was changed")
         record = await self.gate.session(request)
         if record is None:
+            self._request_line(request, "403", started, None)
             return self._login_page(request, 403, "your session has ended: log in again (nothing was changed)")
         given = (request.args or {}).get(b"csrf", [b""])
         if len(given) != 1 or not self.gate.csrf_ok(record, given[0].decode("latin-1")):
             await self.gate.audit(self.gate.actor(request, record.user), "console.csrf-refused",
                                   request.path.decode("latin-1"))
+            self._request_line(request, "403", started, record.user)
             return await self._problem(request, record, "", 403,
                                        "this form is stale or forged (its CSRF token does not match your session); "
                                        "nothing was changed")
@@ -161,17 +180,23 @@ class Console:
             form = Form(request, {*fields, "csrf", "back"})
             back = safe_back(form.text("back"), default_back)
         except FormError as e:
+            self._request_line(request, "400", started, record.user)
             return await self._problem(request, record, "", 400, str(e))
+        outcome = "ok"
         try:
             message = await act(form, self.gate.actor(request, record.user))
             await self.gate.flash(record, "ok", message)
         except FormError as e:
+            outcome = "400"
             await self.gate.flash(record, "error", str(e))
         except ActionRefused as e:
+            outcome = "404" if e.kind is Refusal.NOT_FOUND else "409"
             await self.gate.flash(record, "error", e.message)
         except Exception:
+            outcome = "500"
             self.log.failure("console action {uri} failed", uri=request.uri)
             await self.gate.flash(record, "error", "internal error; the daemon's log has the details")
+        self._request_line(request, outcome, started, record.user)
         return _redirect(request, back)
 
     # --- logging in and out ----------------------------------------------------------
@@ -191,8 +216,10 @@ class Console:
 
     @app.route("/login", methods=["POST"])
     async def login(self, request: IRequest) -> bytes:
+        started = self._clock.seconds()
         _secure(request)
         if not self._same_origin(request):
+            self._request_line(request, "403", started, None)
             return self._login_page(request, 403, "this login form came from another site")
         try:
             form = Form(request, {"user", "password", "next"})
@@ -200,13 +227,16 @@ class Console:
             password = form.text("password", strip=False)
             next_page = safe_back(form.text("next"), BASE)
         except FormError as e:
+            self._request_line(request, "400", started, None)
             return self._login_page(request, 400, str(e))
         outcome = await self.gate.login(request, user, password)
         if isinstance(outcome, Refused):
             if outcome.status == 429:
                 request.setHeader(b"retry-after", b"60")
+            self._request_line(request, str(outcome.status), started, user[:64])
             return self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
         self.gate.set_cookie(request, outcome)
+        self._request_line(request, "ok", started, user)
         return _redirect(request, next_page)
 
     @app.route("/logout", methods=["POST"])
@@ -221,6 +251,7 @@ class Console:
             return await self._problem(request, record, "", 403, "this form is stale or forged; you are still logged in")
         await self.gate.logout(request, record)
         self.gate.clear_cookie(request)
+        self._request_line(request, "ok", self._clock.seconds(), record.user)
         return _redirect(request, f"{BASE}login?bye=1")
 
     # --- static files and the event stream ----------------------------------------------

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorTime
@@ -12,6 +13,7 @@ from twisted.protocols import ftp
 from ..auth.account import Account
 from ..auth.realm import AccountRealm
 from ..connections import Refusal
+from ..metrics import RequestMetrics
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
 from .tree import EmptyTree, IDeliverableTree
@@ -42,6 +44,7 @@ class OseodFTPFactory(ftp.FTPFactory):
     # clock (None: the reactor).
     login_timeout = 0
     clock: IReactorTime | None = None
+    metrics: RequestMetrics | None = None  # where sessions' request lines go
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
@@ -64,6 +67,7 @@ def make_ftp_factory(
     max_sessions_per_user: int = 0,
     login_timeout: int = 30,
     clock: IReactorTime | None = None,
+    metrics: RequestMetrics | None = None,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -76,6 +80,7 @@ def make_ftp_factory(
     and is closed (``clock`` measures both; default: the reactor).
     ``public_host`` (IPv4) is the address PASV announces, behind NAT.
     One account may hold ``max_sessions_per_user`` sessions at once (0: any).
+    ``metrics`` gets a request line per login (refused ones too) and logout.
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -99,6 +104,7 @@ def make_ftp_factory(
     if max_sessions_per_user < 0:
         raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
     factory.max_sessions_per_user = max_sessions_per_user
+    factory.metrics = metrics
     if public_host:
         if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
             raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")

@@ -4,10 +4,9 @@ can drop it (notes/twisted-stack.md §1.6, gap 11).
 ``twisted.protocols.ftp`` logs through the legacy ``log.msg``: about eight
 lines per passive data connection (its timeout, the port opening and
 closing, the factory cleaning up), half of them flagged ``debug=True``,
-which twistd does not filter. Add :func:`ftp_chatter` to the predicates of
-the daemon's observer (``oseod.logs.filtered``)::
-
-    FilteringLogObserver(observer, [drop_debug_chatter, ftp_chatter, ...])
+which twistd does not filter. :func:`ftp_chatter` is one of the predicates
+of ``oseod.logs.filtered``, which the daemon puts in front of whatever
+observer twistd logs to (``oseod.logs.tame_global_observers``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,10 @@ from zope.interface import provider
 
 _CHATTER = re.compile(
     r"DTPFactory\.setTimeout set to \S+ seconds"
-    r"|oseod-ftp-data starting on \d+"  # the passive port's logPrefix
+    # A TCP port opening: each passive data port ("oseod-ftp-data starting
+    # on N"), and the listeners ("OseodSite starting on N"), whose Listener
+    # says where it listens with the URL.
+    r"|\S+ starting on \d+"
     r"|<<class 'twisted\.internet\.tcp\.Port'> of <class 'oseod\.ftp\.protocol\._ControlPeerOnly'> on \d+>"
     # Any TCP port closing: one per passive data port, and the listeners at
     # shutdown, which the daemon reports anyway.

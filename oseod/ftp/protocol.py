@@ -148,6 +148,8 @@ class OseodFTP(ftp.FTP):
         # from any modern client), which is what the checkers expect, so a
         # password such as "pässwörd" works. The name is re-encoded the same way.
         self._user = self._user.encode("latin-1")
+        self._tried = self._user.decode("utf-8", "replace")[:64]
+        self._login_started = self._seconds()
         d: Deferred[Any] = ftp.FTP.ftp_PASS(self, password.encode("latin-1"))
         return d.addCallbacks(self._logged_in, self._login_broken)
 
@@ -202,6 +204,7 @@ class OseodFTP(ftp.FTP):
                 # Logged in, but one session too many: say so and hang up.
                 self.log.info("FTP login {user} from {peer} refused: {limit} sessions already", user=name,
                               peer=self._peer(), limit=limit)
+                self._request("login", "421", self._seconds() - self._login_started, name)
                 self.shell = None
                 self.disconnected = True
                 assert self.transport is not None
@@ -211,14 +214,34 @@ class OseodFTP(ftp.FTP):
             self._counted = name
             self.shell.client = self._peer()
             self.log.info("FTP login {user} from {peer}", user=name, peer=self._peer())
+            self._request("login", "ok", self._seconds() - self._login_started, name)
+            self._session_started = self._seconds()
         return reply
 
     _counted: str | None = None
+    _tried = ""
+    _login_started = 0.0
+    _session_started = 0.0
+
+    def _seconds(self) -> float:
+        clock: Any = getattr(self.factory, "clock", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        return float(clock.seconds())
+
+    def _request(self, operation: str, outcome: str, seconds: float, user: str | None) -> None:
+        """The session's request line (login, logout; each RETR has its
+        transfer line from the results tree), as HTTP requests have theirs."""
+        metrics = getattr(self.factory, "metrics", None)
+        if metrics is not None:
+            peer = self.transport.getPeer() if self.transport is not None else None
+            metrics.record("ftp", operation, outcome, seconds, user, getattr(peer, "host", None))
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         if self._login_deadline is not None and self._login_deadline.active():
             self._login_deadline.cancel()
         if self._counted is not None:
+            self._request("logout", "ok", self._seconds() - self._session_started, self._counted)
             sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
             left = sessions.get(self._counted, 1) - 1
             if left > 0:
@@ -233,7 +256,10 @@ class OseodFTP(ftp.FTP):
         # the check itself failed (Redis down...): the stock code would answer
         # "550 internal server error" and stay half logged in; say 421 and hang up.
         if isinstance(failure.value, ftp.FTPCmdError):
+            code = str(getattr(failure.value, "errorCode", "530")).split(".")[0]  # "530.2": Twisted's second kind of 530
+            self._request("login", code, self._seconds() - self._login_started, self._tried)
             return failure
+        self._request("login", "421", self._seconds() - self._login_started, self._tried)
         self.log.failure("FTP login from {peer} could not be checked", failure, LogLevel.error, peer=self._peer())
         self.disconnected = True  # stops lineReceived from reading more commands
         assert self.transport is not None

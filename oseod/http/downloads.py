@@ -126,9 +126,17 @@ class Downloads:
     def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
         if refused.status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
-        self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None,
-                             self._clients.of(request))
+        self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started,
+                             _tried(request), self._clients.of(request))
         return error_answer(request, refused.status, str(refused))
+
+
+def _tried(request: IRequest) -> str | None:
+    """The user name a refused request gave (HTTP Basic), for its log line:
+    who was refused is what an operator looks for. Cut to a sane length; the
+    log escapes what it must."""
+    name = request.getUser().decode("utf-8", "replace") if request.getHeader(b"authorization") else ""
+    return (name[:64] + "…" if len(name) > 64 else name) or None
 
 
 def _refusal(error: Exception) -> Refused:

@@ -148,7 +148,12 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop taking jobs. Jobs running now are left to finish or, at a
-        restart, to be taken back: nothing is acknowledged that is not done."""
+        restart, to be taken back: nothing is acknowledged that is not done.
+
+        Returns once the timers' Redis calls in flight have settled: Redis
+        stops after the engine, and a claim cut off by that would be logged
+        as a failure (a daemon that failed to start would bury its cause
+        under them)."""
         self._started = False
         for loop in self._loops:
             if loop.running:
@@ -156,6 +161,9 @@ class Engine:
         self._loops.clear()
         for _job, running in list(self._running.values()):
             running.cancel()
+        waiting = list(self._upkeep) + ([self._polling] if self._polling is not None else [])
+        if waiting:
+            await defer.DeferredList(waiting, consumeErrors=True)
 
     @property
     def running(self) -> int:
@@ -257,6 +265,8 @@ class Engine:
         if free <= 0:
             return
         for job in await self._jobs.claim(self.consumer, free):
+            if not self._started:
+                break  # stopped meanwhile: claimed jobs stay pending, taken back at the next start
             self._start(job)
 
     async def _recover(self) -> None:

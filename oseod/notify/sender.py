@@ -69,10 +69,12 @@ class OutboxSender:
         self._polling: defer.Deferred[None] | None = None
         self._again = False
         self._full: set[str] = set()  # destinations that had more claimed than they may take
+        self._stopped = False
 
     # ------------------------------------------------------------ life
 
     def start(self) -> None:
+        self._stopped = False
         self._loop = task.LoopingCall(self.wake)
         self._loop.clock = self._clock
         self._loop.start(POLL_SECONDS, now=True)
@@ -80,9 +82,14 @@ class OutboxSender:
     async def stop(self) -> None:
         """Stop taking messages; those being sent are left to finish (or,
         if the process ends first, to be sent again by whoever comes next)."""
+        self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        # A claim in flight settles first: Redis stops after the sender, and a
+        # claim cut off by that would be logged as a failure.
+        if self._polling is not None:
+            await defer.DeferredList([self._polling], consumeErrors=True)
         for channel in self._channels.values():
             close = getattr(channel, "close", None)
             if close is not None:
@@ -96,6 +103,8 @@ class OutboxSender:
 
     def wake(self) -> None:
         """Look for due messages now."""
+        if self._stopped:
+            return
         if self._polling is not None:
             self._again = True
             return
@@ -120,6 +129,8 @@ class OutboxSender:
         if free <= 0:
             return
         for message in await self._store.claim(self._clock.seconds(), self._lease, free):
+            if self._stopped:
+                break  # stopped meanwhile: the claimed ones are sent when their lease ends
             sending = defer.ensureDeferred(self._send(message))
             self._running.add(sending)
             sending.addBoth(self._finished, sending)

@@ -42,16 +42,22 @@ class Scheduler:
         self.tasks = list(tasks)
         self._tick = tick
         self._loop: task.LoopingCall | None = None
+        self._looping: defer.Deferred[Any] | None = None
         self.leading = False
 
     async def start(self) -> None:
         self._loop = task.LoopingCall(lambda: defer.ensureDeferred(self.tick()))
         self._loop.clock = self._clock
-        self._loop.start(self._tick, now=True).addErrback(lambda f: self.log.failure("the scheduler stopped", f))
+        self._looping = self._loop.start(self._tick, now=True)
+        self._looping.addErrback(lambda f: self.log.failure("the scheduler stopped", f))
 
     async def stop(self) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+            # The loop's deferred fires once a tick in flight is over: its
+            # Redis calls are not cut off by Redis stopping after us.
+            if self._looping is not None:
+                await self._looping
         if self.leading:
             self.leading = False
             await self._lock.release()

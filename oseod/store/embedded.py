@@ -43,6 +43,9 @@ def find_redis_server() -> str:
     return found
 
 
+_HOST_ADVICE = "WARNING Memory overcommit must be enabled"
+
+
 class _RedisProcess(protocol.ProcessProtocol):
     log = Logger(namespace="oseod.store.embedded.redis-server")
 
@@ -62,7 +65,12 @@ class _RedisProcess(protocol.ProcessProtocol):
             # Kept for the error message if the server dies at start. Only its
             # real warnings reach the log: the rest is banners and chatter.
             self.tail.append(line)
-            if " # " in line and ("WARNING" in line or "rror" in line):
+            if _HOST_ADVICE in line:
+                # Said at every start on most hosts (vm.overcommit_memory=0, the
+                # kernel's default): advice for the host's administrator, which
+                # the README's production section gives, not news.
+                self.log.debug("redis-server: {line}", line=line)
+            elif " # " in line and ("WARNING" in line or "rror" in line):
                 self.log.warn("redis-server: {line}", line=line)
 
     errReceived = outReceived
