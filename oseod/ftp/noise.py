@@ -20,8 +20,9 @@ _CHATTER = re.compile(
     r"DTPFactory\.setTimeout set to \S+ seconds"
     # A TCP port opening: each passive data port ("oseod-ftp-data starting
     # on N"), and the listeners ("OseodSite starting on N"), whose Listener
-    # says where it listens with the URL.
-    r"|\S+ starting on \d+"
+    # says where it listens with the URL; a factory wrapped by the connection
+    # budget is named "Inner (GuardedFactory)".
+    r"|\S+(?: \(\w+\))? starting on \d+"
     r"|<<class 'twisted\.internet\.tcp\.Port'> of <class 'oseod\.ftp\.protocol\._ControlPeerOnly'> on \d+>"
     # Any TCP port closing: one per passive data port, and the listeners at
     # shutdown, which the daemon reports anyway.
