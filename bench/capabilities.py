@@ -48,6 +48,7 @@ from harness import (
     start_echo,
     start_oseod,
     stop_all,
+    LOAD_LIMITS,
 )
 
 SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
@@ -122,7 +123,9 @@ def main() -> int:
             ]
             if not args.echo_only:
                 print(f"starting oseod ({args.twistd}) ...", flush=True)
-                daemon, oseod_url = start_oseod(args.twistd, tmp, servers)
+                config = tmp / "oseod.toml"
+                config.write_text(LOAD_LIMITS)
+                daemon, oseod_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
                 targets += [
                     Target("oseod KVP", "oseod GET KVP GetCapabilities",
                            f"{oseod_url}{KVP_GET_CAPABILITIES}", expect=b"Capabilities"),

@@ -153,6 +153,12 @@ def start_echo(tmp: Path, started: list[Server]) -> tuple[Server, str]:
     return server, wait_for("its URL file", server, read)
 
 
+# The load generator's connections all come from 127.0.0.1: the daemon's
+# per-address connection limit ([server] max_connections_per_address, 64) must
+# not refuse a --connections above it. Every bench config includes this.
+LOAD_LIMITS = "[server]\nmax_connections_per_address = 4096\n"
+
+
 def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, subdir: str = "",
                 twistd_options: Sequence[str] = (), oseod_options: Sequence[str] = ()) -> tuple[Server, str]:
     """The daemon on TMP/data with an embedded Redis (unless ``oseod_options``

@@ -201,7 +201,7 @@ def write_config(path: Path, workers: int | None = None) -> None:
             "max_active_items_per_user = 1000000000\n")
     if workers is not None:
         text += f"\n[processing]\nworkers = {workers}\n"
-    path.write_text(text)
+    path.write_text(text + "\n" + LOAD_LIMITS)
 
 
 def add_user(oseoctl: Path, data: Path, name: str, password: str) -> None:
