@@ -3,12 +3,15 @@ calls, run the operation, answer in the form the request came in."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import os
+from typing import Any, BinaryIO
 
 from lxml import etree
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import threads
+from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -20,11 +23,20 @@ from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
+from ..oseo.xmlparse import XmlLimits
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 from .wsn import WSN_OPERATIONS
 
+
+# Bodies over OFF_THREAD_BYTES are parsed in the thread pool, read in chunks
+# from the file Twisted spooled them to, at most this many at a time: each
+# holds a partial tree of up to the XML limits (some 10 MB), so however many
+# such bodies arrive at once, before anyone is authenticated, they cost this
+# many trees; the others wait their turn (holding only their spooled file)
+# while small requests go on.
+LARGE_PARSES = 2
 
 
 def http_status(error: OseoError) -> int:
@@ -41,7 +53,8 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
+                 max_items_per_order: int = 200) -> None:
         self._portal = portal
         self._operations = operations
         self._capabilities = capabilities
@@ -49,6 +62,8 @@ class OseoEndpoint:
         self._clock = clock
         self._public_url = public_url
         self._anonymous_capabilities = anonymous_capabilities
+        self._xml_limits = XmlLimits.for_orders_of(max_items_per_order)
+        self._large_parses = DeferredSemaphore(LARGE_PARSES)
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -69,16 +84,11 @@ class OseoEndpoint:
         encoding = soap.guess_encoding(content_type)
         operation, account = "unknown", None
         try:
-            body = request.content.read()
-            if len(body) > OFF_THREAD_BYTES:
-                message = await threads.deferToThreadPool(self._clock, self._clock.getThreadPool(), soap.unwrap,
-                                                          body, content_type, soap_action)
-            else:
-                message = soap.unwrap(body, content_type, soap_action)
+            size, message = await self._unwrap(request, content_type, soap_action)
             encoding = message.encoding
             operation = self._operation(message.payload)
             account = await self._account(request, operation, message)
-            call = OseoCall(message, account, lambda: self.endpoint_url(request), len(body))
+            call = OseoCall(message, account, lambda: self.endpoint_url(request), size)
             body = await self._operations.run(operation, call)
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
@@ -106,6 +116,28 @@ class OseoEndpoint:
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
         return self._succeed(request, encoding, operation, account, started, body)
+
+    async def _unwrap(self, request: IRequest, content_type: str | None,
+                      soap_action: str | None) -> tuple[int, soap.Message]:
+        """The body's size and message. A small body is read and parsed here;
+        a large one is parsed from its file in the thread pool, a few at a
+        time (LARGE_PARSES), never read whole into memory."""
+        content = request.content
+        if content is None:
+            return 0, soap.unwrap(b"", content_type, soap_action, self._xml_limits)
+        content.seek(0, os.SEEK_END)
+        size = content.tell()
+        content.seek(0)
+        if size <= OFF_THREAD_BYTES:
+            return size, soap.unwrap(content.read(), content_type, soap_action, self._xml_limits)
+        body = _own_handle(content)
+        try:
+            message = await self._large_parses.run(
+                threads.deferToThreadPool, self._clock, self._clock.getThreadPool(), soap.unwrap,
+                body, content_type, soap_action, self._xml_limits)
+        finally:
+            body.close()
+        return size, message
 
     def _operation(self, payload: etree._Element) -> str:
         name = etree.QName(payload)
@@ -161,6 +193,15 @@ class OseoEndpoint:
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None)
         return soap.fault(encoding, error)
+
+
+def _own_handle(content: BinaryIO) -> BinaryIO:
+    """A handle on the spooled body of our own: Twisted closes the request's
+    when the client hangs up, which may happen while a thread reads it."""
+    try:
+        return os.fdopen(os.dup(content.fileno()), "rb")
+    except (AttributeError, io.UnsupportedOperation):
+        return content  # in memory: closing it is harmless to a reader
 
 
 def _header(request: IRequest, name: bytes) -> str | None:
