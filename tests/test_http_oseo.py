@@ -303,3 +303,72 @@ def test_work_outlives_a_client_that_hangs_up() -> None:
     assert not work.called  # still running
     work.callback(b"stored")  # finishes later; its result is dropped quietly
     assert work.result is None  # consumed, no "Unhandled error in Deferred"
+
+
+class _HeldThreadPool:
+    """A thread pool that runs nothing until told: which parses are under way."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, Any, tuple[Any, ...]]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, function: Any, *args: Any) -> None:  # noqa: N802
+        self.jobs.append((on_result, function, args))
+
+    def run_one(self) -> None:
+        on_result, function, args = self.jobs.pop(0)
+        try:
+            result = function(*args)
+        except Exception:
+            from twisted.python.failure import Failure
+
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+def test_large_bodies_are_parsed_a_few_at_a_time_from_their_file() -> None:
+    """Large bodies wait for one of LARGE_PARSES turns in the thread pool
+    (each reading its spooled file, on a handle of its own) while small
+    requests are answered at once."""
+    import tempfile
+
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from oseod.http.operations import OFF_THREAD_BYTES
+    from oseod.http.oseo import LARGE_PARSES, OseoEndpoint
+    from oseod.metrics import RequestMetrics
+
+    pool = _HeldThreadPool()
+    clock: Any = Clock()
+    clock.getThreadPool = lambda: pool
+    clock.callFromThread = lambda f, *args, **kwargs: f(*args, **kwargs)
+    # Parsing fails before anyone is looked up: no portal, operations or capabilities needed.
+    endpoint = OseoEndpoint(portal=None, operations=None, capabilities=None, metrics=RequestMetrics(),  # type: ignore[arg-type]
+                            clock=clock, public_url="", anonymous_capabilities=False)
+
+    def post(body: bytes) -> tuple[DummyRequest, Deferred[bytes]]:
+        request = DummyRequest([b"oseo"])
+        request.requestHeaders.setRawHeaders(b"content-type", [b"application/soap+xml"])
+        content: Any = tempfile.TemporaryFile()
+        content.write(body)
+        content.seek(0)
+        request.content = content
+        return request, Deferred.fromCoroutine(endpoint.post(request))
+
+    hostile = soap12(f'<Submit xmlns="{OSEO}">' + "<a/>" * (OFF_THREAD_BYTES // 4) + "</Submit>")
+    large = [post(hostile) for _ in range(LARGE_PARSES + 3)]
+    assert len(pool.jobs) == LARGE_PARSES and not any(answer.called for _, answer in large)
+    small, answer = post(soap12("<not-closed>"))
+    assert answer.called and small.responseCode == 400  # not held up
+    large[0][0].content.close()  # as Twisted does when a client hangs up
+    for n in range(len(large)):
+        pool.run_one()
+        assert len(pool.jobs) == min(LARGE_PARSES, len(large) - n - 1)
+    for request, answer in large:
+        assert request.responseCode == 400
+        fault = assert_valid(answer.result)
+        exception = fault.find(f".//{{{OWS}}}Exception")
+        assert exception is not None and exception.get("exceptionCode") == "NoApplicableCode"
+        assert "more than 60000 XML elements" in (exception.findtext(f"{{{OWS}}}ExceptionText") or "")
