@@ -14,9 +14,11 @@ first pass is ever bypassed. libxml2 detects the encoding itself in both passes,
 so a UTF-16 or UTF-32 DOCTYPE is caught like any other.
 
 Parsers are kept per thread: an lxml parser may be reused but not shared between
-threads (the HTTP layer may one day parse in a thread pool), and creating one
+threads (the HTTP layer parses large bodies in a thread pool), and creating one
 costs more than parsing a typical request (lxml inspects the target's methods),
-so each thread builds its two parsers once.
+so each thread builds its two parsers once. A body parsed in chunks (below)
+gets two fresh ones, the first pass fed each chunk just before the tree parser:
+their cost is nothing beside such a body's.
 
 The body size is capped by the HTTP layer before this module sees it, and
 libxml2's default limits bound depth, name and text lengths. One thing they do
@@ -206,7 +208,9 @@ class XmlLimits:
 
     ``max_text_bytes`` bounds one text, attribute value, comment or start tag
     (all its attributes): in a pull parser nothing is seen of a piece of
-    markup until it ends, so that is what a chunk-wise parse can bound.
+    markup until it ends, so that is what a chunk-wise parse can bound, by
+    the chunks that pass without an event. One within the limit is never
+    refused; one longer by more than two chunks always is.
     """
 
     max_elements: int = 60_000
