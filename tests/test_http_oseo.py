@@ -345,7 +345,8 @@ def test_large_bodies_are_parsed_a_few_at_a_time_from_their_file() -> None:
     clock.getThreadPool = lambda: pool
     clock.callFromThread = lambda f, *args, **kwargs: f(*args, **kwargs)
     # Parsing fails before anyone is looked up: no portal, operations or capabilities needed.
-    endpoint = OseoEndpoint(portal=None, operations=None, capabilities=None, metrics=RequestMetrics(),  # type: ignore[arg-type]
+    nobody: Any = None
+    endpoint = OseoEndpoint(portal=nobody, operations=nobody, capabilities=nobody, metrics=RequestMetrics(),
                             clock=clock, public_url="", anonymous_capabilities=False)
 
     def post(body: bytes) -> tuple[DummyRequest, Deferred[bytes]]:
