@@ -3,6 +3,7 @@ calls, run the operation, answer in the form the request came in."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from typing import Any, BinaryIO
@@ -30,13 +31,15 @@ from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperati
 from .wsn import WSN_OPERATIONS
 
 
-# Bodies over OFF_THREAD_BYTES are parsed in the thread pool, read in chunks
-# from the file Twisted spooled them to, at most this many at a time: each
-# holds a partial tree of up to the XML limits (some 10 MB), so however many
-# such bodies arrive at once, before anyone is authenticated, they cost this
-# many trees; the others wait their turn (holding only their spooled file)
-# while small requests go on.
+# A body over TURN_BYTES may build a tree of megabytes (up to the XML limits,
+# some 20 MB), held until its sender is known: such bodies take turns, at most
+# LARGE_PARSES at a time from the start of parsing to the end of
+# authentication, so however many arrive at once, by whomever, they cost that
+# many trees; the others wait (holding only their body, spooled to a file
+# past 100 KB) while smaller requests go on. Over OFF_THREAD_BYTES a body is
+# parsed in the thread pool, read in chunks from its file, never whole.
 LARGE_PARSES = 2
+TURN_BYTES = 64 * 1024
 
 
 def http_status(error: OseoError) -> int:
@@ -84,10 +87,17 @@ class OseoEndpoint:
         encoding = soap.guess_encoding(content_type)
         operation, account = "unknown", None
         try:
-            size, message = await self._unwrap(request, content_type, soap_action)
-            encoding = message.encoding
-            operation = self._operation(message.payload)
-            account = await self._account(request, operation, message)
+            size = _size(request.content)
+            body = _take(request.content, size)
+            try:
+                async with self._large_parses if size > TURN_BYTES else contextlib.nullcontext():
+                    message = await self._unwrap(body, content_type, soap_action)
+                    encoding = message.encoding
+                    operation = self._operation(message.payload)
+                    account = await self._account(request, operation, message)
+            finally:
+                if not isinstance(body, bytes):
+                    body.close()
             call = OseoCall(message, account, lambda: self.endpoint_url(request), size)
             body = await self._operations.run(operation, call)
         except Exception as e:
@@ -117,27 +127,14 @@ class OseoEndpoint:
             return self._fail(request, encoding, operation, account, started, e)
         return self._succeed(request, encoding, operation, account, started, body)
 
-    async def _unwrap(self, request: IRequest, content_type: str | None,
-                      soap_action: str | None) -> tuple[int, soap.Message]:
-        """The body's size and message. A small body is read and parsed here;
-        a large one is parsed from its file in the thread pool, a few at a
-        time (LARGE_PARSES), never read whole into memory."""
-        content = request.content
-        if content is None:
-            return 0, soap.unwrap(b"", content_type, soap_action, self._xml_limits)
-        content.seek(0, os.SEEK_END)
-        size = content.tell()
-        content.seek(0)
-        if size <= OFF_THREAD_BYTES:
-            return size, soap.unwrap(content.read(), content_type, soap_action, self._xml_limits)
-        body = _own_handle(content)
-        try:
-            message = await self._large_parses.run(
-                threads.deferToThreadPool, self._clock, self._clock.getThreadPool(), soap.unwrap,
-                body, content_type, soap_action, self._xml_limits)
-        finally:
-            body.close()
-        return size, message
+    async def _unwrap(self, body: bytes | BinaryIO, content_type: str | None, soap_action: str | None) -> soap.Message:
+        """The message of a body: parsed here when in memory, from its file
+        in the thread pool when large."""
+        if isinstance(body, bytes):
+            return soap.unwrap(body, content_type, soap_action, self._xml_limits)
+        message: soap.Message = await threads.deferToThreadPool(
+            self._clock, self._clock.getThreadPool(), soap.unwrap, body, content_type, soap_action, self._xml_limits)
+        return message
 
     def _operation(self, payload: etree._Element) -> str:
         name = etree.QName(payload)
@@ -195,13 +192,28 @@ class OseoEndpoint:
         return soap.fault(encoding, error)
 
 
-def _own_handle(content: BinaryIO) -> BinaryIO:
-    """A handle on the spooled body of our own: Twisted closes the request's
-    when the client hangs up, which may happen while a thread reads it."""
+def _size(content: BinaryIO | None) -> int:
+    """The body's size, leaving it to be read from its start."""
+    if content is None:
+        return 0
+    content.seek(0, os.SEEK_END)
+    size = content.tell()
+    content.seek(0)
+    return size
+
+
+def _take(content: BinaryIO | None, size: int) -> bytes | BinaryIO:
+    """The body, taken before it may have to wait for a turn (Twisted closes
+    the request's file when the client hangs up): read when small, else a
+    handle of our own on the file Twisted spooled it to, to parse it from."""
+    if content is None:
+        return b""
+    if size <= OFF_THREAD_BYTES:
+        return content.read()
     try:
         return os.fdopen(os.dup(content.fileno()), "rb")
     except (AttributeError, io.UnsupportedOperation):
-        return content  # in memory: closing it is harmless to a reader
+        return io.BytesIO(content.read())  # a large body held in memory (not by Twisted's Request)
 
 
 def _header(request: IRequest, name: bytes) -> str | None:
