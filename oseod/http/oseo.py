@@ -88,16 +88,16 @@ class OseoEndpoint:
         operation, account = "unknown", None
         try:
             size = _size(request.content)
-            body = _take(request.content, size)
+            received = _take(request.content, size)
             try:
                 async with self._large_parses if size > TURN_BYTES else contextlib.nullcontext():
-                    message = await self._unwrap(body, content_type, soap_action)
+                    message = await self._unwrap(received, content_type, soap_action)
                     encoding = message.encoding
                     operation = self._operation(message.payload)
                     account = await self._account(request, operation, message)
             finally:
-                if not isinstance(body, bytes):
-                    body.close()
+                if not isinstance(received, bytes):
+                    received.close()
             call = OseoCall(message, account, lambda: self.endpoint_url(request), size)
             body = await self._operations.run(operation, call)
         except Exception as e:
