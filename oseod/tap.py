@@ -260,7 +260,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                                 quotations=quotations)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
-                        anonymous_capabilities=config.auth.anonymous_capabilities, clients=clients)
+                        anonymous_capabilities=config.auth.anonymous_capabilities, clients=clients,
+                        max_items_per_order=config.orders.max_items_per_order)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
     outbox_store = OutboxStore(redis)
     password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)

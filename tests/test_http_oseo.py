@@ -372,3 +372,143 @@ def test_work_outlives_a_client_that_hangs_up() -> None:
     assert not work.called  # still running
     work.callback(b"stored")  # finishes later; its result is dropped quietly
     assert work.result is None  # consumed, no "Unhandled error in Deferred"
+
+
+class _HeldThreadPool:
+    """A thread pool that runs nothing until told: which parses are under way."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, Any, tuple[Any, ...]]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, function: Any, *args: Any) -> None:  # noqa: N802
+        self.jobs.append((on_result, function, args))
+
+    def run_one(self) -> None:
+        on_result, function, args = self.jobs.pop(0)
+        try:
+            result = function(*args)
+        except Exception:
+            from twisted.python.failure import Failure
+
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+def _endpoint(pool: _HeldThreadPool, portal: Any = None) -> Any:
+    """An OseoEndpoint on a Clock whose thread pool runs jobs when told. The
+    portal is only needed once a body parses; no operation is ever run here
+    (all fail before), GetStatus is only recognised."""
+    from types import SimpleNamespace
+
+    from twisted.internet.task import Clock
+
+    from oseod.http.oseo import OseoEndpoint
+    from oseod.metrics import RequestMetrics
+
+    clock: Any = Clock()
+    clock.getThreadPool = lambda: pool
+    clock.callFromThread = lambda f, *args, **kwargs: f(*args, **kwargs)
+    nobody: Any = None
+    operations: Any = SimpleNamespace(handlers={"GetStatus": None})
+    return OseoEndpoint(portal=portal, operations=operations, capabilities=nobody, metrics=RequestMetrics(),
+                        clock=clock, public_url="", anonymous_capabilities=False)
+
+
+def _post(endpoint: Any, body: bytes) -> tuple[Any, Any]:
+    """A request whose body was spooled to a file, as Twisted spools one over
+    100 KB, and its answer (a Deferred)."""
+    import tempfile
+
+    from twisted.internet.defer import Deferred
+    from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest([b"oseo"])
+    request.requestHeaders.setRawHeaders(b"content-type", [b"application/soap+xml"])
+    content: Any = tempfile.TemporaryFile()
+    content.write(body)
+    content.seek(0)
+    request.content = content
+    return request, Deferred.fromCoroutine(endpoint.post(request))
+
+
+def test_large_bodies_are_parsed_a_few_at_a_time_from_their_file() -> None:
+    """Large bodies wait for one of LARGE_PARSES turns in the thread pool
+    (each reading its spooled file, on a handle of its own) while small
+    requests are answered at once."""
+    from oseod.http.operations import OFF_THREAD_BYTES
+    from oseod.http.oseo import LARGE_PARSES
+
+    pool = _HeldThreadPool()
+    endpoint = _endpoint(pool)
+    hostile = soap12(f'<Submit xmlns="{OSEO}">' + "<a/>" * (OFF_THREAD_BYTES // 4) + "</Submit>")
+    large = [_post(endpoint, hostile) for _ in range(LARGE_PARSES + 3)]
+    assert len(pool.jobs) == LARGE_PARSES and not any(answer.called for _, answer in large)
+    small, answer = _post(endpoint, soap12("<not-closed>"))
+    assert answer.called and small.responseCode == 400  # not held up
+    large[0][0].content.close()  # as Twisted does when a client hangs up
+    large[-1][0].content.close()  # even before its turn
+    for n in range(len(large)):
+        pool.run_one()
+        assert len(pool.jobs) == min(LARGE_PARSES, len(large) - n - 1)
+    for request, answer in large:
+        assert request.responseCode == 400
+        fault = assert_valid(answer.result)
+        exception = fault.find(f".//{{{OWS}}}Exception")
+        assert exception is not None and exception.get("exceptionCode") == "NoApplicableCode"
+        assert "more than 60000 XML elements" in (exception.findtext(f"{{{OWS}}}ExceptionText") or "")
+
+
+def test_a_large_body_keeps_its_turn_until_its_sender_is_known() -> None:
+    """A tree of megabytes lives until authentication says who sent it: the
+    turn covers both, so no more than LARGE_PARSES such trees wait for a
+    password check (slow on purpose) at once. Small requests go on."""
+    from twisted.cred.checkers import ICredentialsChecker
+    from twisted.cred.credentials import IUsernamePassword
+    from twisted.cred.error import UnauthorizedLogin
+    from twisted.cred.portal import IRealm, Portal
+    from twisted.internet.defer import Deferred
+    from zope.interface import implementer
+
+    from oseod.http.oseo import LARGE_PARSES, TURN_BYTES
+    from oseod.oseo.namespaces import WSSE
+
+    @implementer(ICredentialsChecker)
+    class HeldChecker:
+        credentialInterfaces = (IUsernamePassword,)
+
+        def __init__(self) -> None:
+            self.checking: list[Deferred[bytes]] = []
+
+        def requestAvatarId(self, credentials: Any) -> Deferred[bytes]:  # noqa: N802
+            self.checking.append(Deferred())
+            return self.checking[-1]
+
+    @implementer(IRealm)
+    class NoRealm:  # never reached: every check fails
+        def requestAvatar(self, avatar_id: Any, mind: Any, *interfaces: Any) -> Any:  # noqa: N802
+            raise AssertionError("no password is right here")
+
+    checker = HeldChecker()
+    endpoint = _endpoint(_HeldThreadPool(), Portal(NoRealm(), [checker]))
+
+    def get_status(padding: int) -> bytes:
+        token = (f'<wsse:Security xmlns:wsse="{WSSE}"><wsse:UsernameToken><wsse:Username>erin</wsse:Username>'
+                 "<wsse:Password>guess</wsse:Password></wsse:UsernameToken></wsse:Security>")
+        return (f'<s:Envelope xmlns:s="{SOAP12}"><s:Header>{token}</s:Header><s:Body>' + " " * padding
+                + f'<GetStatus xmlns="{OSEO}" service="OS" version="1.0.0"><orderId>1</orderId>'
+                "<presentation>brief</presentation></GetStatus></s:Body></s:Envelope>").encode()
+
+    large = [_post(endpoint, get_status(TURN_BYTES)) for _ in range(LARGE_PARSES + 2)]
+    assert len(checker.checking) == LARGE_PARSES  # the others wait, unparsed
+    _, small = _post(endpoint, get_status(0))
+    assert len(checker.checking) == LARGE_PARSES + 1  # straight to its check
+    checker.checking.pop(0).errback(UnauthorizedLogin("wrong user name or password"))
+    assert large[0][1].called and not large[LARGE_PARSES][1].called
+    assert len(checker.checking) == LARGE_PARSES + 1  # the next large one has its turn
+    while checker.checking:
+        checker.checking.pop(0).errback(UnauthorizedLogin("wrong user name or password"))
+    for request, answer in large:
+        assert request.responseCode == 401
+        assert_valid(answer.result)
+    assert small.called

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from lxml import etree
 
 from oseod.oseo.errors import ExceptionCode, OseoError
-from oseod.oseo.namespaces import OSEO
-from oseod.oseo.xmlparse import parse_xml
+from oseod.oseo.namespaces import OSEO, SOAP12
+from oseod.oseo.soap import unwrap
+from oseod.oseo.submit import parse_submit
+from oseod.oseo.xmlparse import CHUNK_BYTES, UNCOUNTED, XmlLimits, parse_xml
 
 DTD_REFUSED = "DTDs are not allowed"
 
 
-def refused(body: bytes) -> OseoError:
+def refused(body: bytes | BinaryIO, limits: XmlLimits = XmlLimits()) -> OseoError:
     with pytest.raises(OseoError) as info:
-        parse_xml(body)
+        parse_xml(body, limits)
     error = info.value
     assert error.code is ExceptionCode.NoApplicableCode
     assert error.sender is True
@@ -67,7 +71,9 @@ def test_malformed_xml_names_the_problem(body: bytes, fragment: str) -> None:
 def test_too_deep_nesting_is_refused_without_huge_tree() -> None:
     depth = 300  # libxml2's limit without huge_tree is 256
     body = b"<a>" * depth + b"</a>" * depth
-    assert "not well-formed" in refused(body).text
+    # Even for XML that is not a request (parsed without counting).
+    assert "not well-formed" in refused(body, UNCOUNTED).text
+    assert parse_xml(body[:255 * 3] + body[-255 * 4:]).tag == "a"
 
 
 def test_xxe_external_entity_is_refused_unread(tmp_path: Path) -> None:
@@ -180,3 +186,191 @@ def test_utf7_doctype_is_refused() -> None:
 )
 def test_documents_without_a_doctype_parse(body: bytes) -> None:
     assert parse_xml(body).tag == "r"
+
+
+# ------------------------------------------------------------------- limits
+#
+# Each limit is checked on both paths: bytes small enough to be proved
+# within the limits by their length are parsed whole; other bytes, and every
+# file (how the HTTP layer passes a large body), go through the pull parser.
+
+TOO_BIG = "the request is too big to be an OSEO request: "
+
+
+def both(body: bytes) -> list[bytes | BinaryIO]:
+    return [body, io.BytesIO(body)]
+
+
+def nested(depth: int) -> bytes:
+    return b"<a>" * depth + b"</a>" * depth
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_element_limit(as_file: bool) -> None:
+    limits = XmlLimits(max_elements=100)
+    within = b"<r>" + b"<a/>" * 99 + b"</r>"
+    over = b"<r>" + b"<a/>" * 100 + b"</r>"
+    assert len(parse_xml(io.BytesIO(within) if as_file else within, limits)) == 99
+    error = refused(io.BytesIO(over) if as_file else over, limits)
+    assert error.text == TOO_BIG + "more than 100 XML elements"
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_depth_limit(as_file: bool) -> None:
+    limits = XmlLimits(max_depth=10)
+    assert parse_xml(io.BytesIO(nested(10)) if as_file else nested(10), limits).tag == "a"
+    error = refused(io.BytesIO(nested(11)) if as_file else nested(11), limits)
+    assert error.text == TOO_BIG + "elements nested more than 10 deep"
+    # With the default limits: deeper than any OSEO request, within libxml2's
+    # (past libxml2's, in the same words).
+    assert parse_xml(nested(64), XmlLimits()).tag == "a"
+    for depth in (65, 300, 100_000):
+        for source in both(nested(depth)):
+            assert refused(source).text == TOO_BIG + "elements nested more than 64 deep"
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_attribute_limit(as_file: bool) -> None:
+    limits = XmlLimits(max_attributes=100)
+
+    def document(count: int) -> bytes:
+        # Spread over elements: the limit is on the whole request.
+        return b"<r>" + b"".join(b'<a n="%d"/>' % n for n in range(count)) + b"</r>"
+
+    assert len(parse_xml(io.BytesIO(document(100)) if as_file else document(100), limits)) == 100
+    error = refused(io.BytesIO(document(101)) if as_file else document(101), limits)
+    assert error.text == TOO_BIG + "more than 100 XML attributes"
+
+
+def test_text_limit() -> None:
+    limits = XmlLimits(max_text_bytes=100_000)
+    # A text or tag is seen whole once it ends: it may pass the limit by the
+    # chunks it spans before being refused, never be refused within it.
+    for body in both(b"<r>" + b"t" * 99_000 + b"</r>"):
+        assert len(parse_xml(body, limits).text or "") == 99_000
+    over = 100_000 + 2 * CHUNK_BYTES + 1
+    hostile = [
+        b"<r>" + b"t" * over + b"</r>",
+        b"<r><a b='" + b"v" * over + b"'/></r>",
+        b"<r><a " + b" ".join(b"a%d=''" % n for n in range(over // 8)) + b"/></r>",
+        b"<r><!--" + b"c" * over + b"--></r>",
+        b"<r><![CDATA[" + b"<" * over + b"]]></r>",
+    ]
+    for body in hostile:
+        for source in both(body):
+            error = refused(source, limits)
+            assert error.text == TOO_BIG + "a text, attribute or tag longer than 100000 bytes"
+
+
+def test_namespace_and_doctype_refusals_hold_for_files() -> None:
+    declarations = b"".join(b' xmlns:p%d="urn:%d"' % (n, n) for n in range(101))
+    assert "more than 100 XML namespaces" in refused(io.BytesIO(b"<r" + declarations + b"/>")).text
+    doctype = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+    assert DTD_REFUSED in refused(io.BytesIO(doctype)).text
+    assert DTD_REFUSED in refused(io.BytesIO(doctype.decode().encode("utf-16"))).text
+    assert DTD_REFUSED in refused(io.BytesIO(b"<!DOCTYPE r [ garbage <!ENTITY broken> ]><r/>")).text
+    assert DTD_REFUSED in refused(io.BytesIO(b"<!-- " + b"c" * 3 * CHUNK_BYTES + b" --><!DOCTYPE r><r/>")).text
+    assert "Premature end of data" in refused(io.BytesIO(b"<a><b>")).text
+    assert "no element found" in refused(io.BytesIO(b"")).text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<r>" + b"<a/>" * (10 * 1024 * 1024 // 4) + b"</r>",  # 2.6 million empty elements
+        b"<r>" + b"<a n=''>" * 64 + b"</a>" * 64 + b"<b/>" * (10 * 1024 * 1024 // 4) + b"</r>",
+        nested(10 * 1024 * 1024 // 7),
+        b"<r " + b" ".join(b"a%d=''" % n for n in range(10 * 1024 * 1024 // 10)) + b"/>",
+        b"<r>" + b"t" * (10 * 1024 * 1024) + b"</r>",
+    ],
+    ids=["elements", "elements-after-attributes", "depth", "attributes", "text"],
+)
+def test_hostile_10_mib_bodies_are_refused_early(body: bytes) -> None:
+    # The default limits stop each at its first megabyte or so: parsing stops
+    # within a few chunks of the limit, not at the end of the body.
+    read: list[int] = []
+
+    class Counting(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            chunk = super().read(size)
+            read.append(len(chunk))
+            return chunk
+
+    error = refused(Counting(body))
+    assert error.text.startswith(TOO_BIG)
+    assert sum(read) <= 2 * 1024 * 1024
+
+
+# A Submit of max_items_per_order items, each as rich as OSEO allows a
+# client to make it: options, a scene selection with a 100-point polygon,
+# delivery options, payment, an extension.
+ITEM = """<orderItem>
+  <itemId>item-{n}</itemId>
+  <productOrderOptionsId>Level-1 options</productOrderOptionsId>
+  <orderItemRemark>item {n} of a big order</orderItemRemark>
+  <option><ParameterData><encoding>XMLEncoding</encoding><values>
+    <d:format>GeoTIFF</d:format><d:bands unit="index">1 2 3</d:bands>
+    <d:resampling method="cubic">true</d:resampling></values></ParameterData></option>
+  <option><ParameterData><encoding>XMLEncoding</encoding><values>
+    <d:processingLevel>1B</d:processingLevel></values></ParameterData></option>
+  <sceneSelection><ParameterData><encoding>XMLEncoding</encoding><values>
+    <d:sceneType>FloatingScene</d:sceneType>
+    <d:aoi><d:Polygon d:id="aoi-{n}" srsName="EPSG:4326"><d:exterior><d:LinearRing>
+      <d:posList srsDimension="2">{polygon}</d:posList>
+    </d:LinearRing></d:exterior></d:Polygon></d:aoi>
+    <d:period><d:TimePeriod d:id="t-{n}"><d:beginPosition>2024-01-01T00:00:00Z</d:beginPosition>
+      <d:endPosition>2024-01-31T00:00:00Z</d:endPosition></d:TimePeriod></d:period>
+  </values></ParameterData></sceneSelection>
+  <deliveryOptions>
+    <onlineDataDelivery><protocol>ftp</protocol></onlineDataDelivery>
+    <numberOfCopies>1</numberOfCopies><productAnnotation>annotation {n}</productAnnotation>
+    <specialInstructions>none</specialInstructions>
+  </deliveryOptions>
+  <payment><paymentMethod>quota</paymentMethod><orderAccount>project-9</orderAccount></payment>
+  <extension>item-ext-{n}</extension>
+  <productId><identifier>urn:product:{n:06d}</identifier><collectionId>urn:oseod:demo</collectionId></productId>
+</orderItem>"""
+
+POLYGON = " ".join(f"{10 + n / 100:.4f} {40 + n / 100:.4f}" for n in range(100))
+
+
+def big_submit(items: int) -> bytes:
+    order = "".join(ITEM.format(n=n, polygon=POLYGON) for n in range(items))
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="{SOAP12}"><soap:Body>
+<Submit xmlns="{OSEO}" xmlns:d="urn:dataset"
+        service="OS" version="1.0.0">
+  <orderSpecification>
+    <orderReference>big</orderReference>
+    <deliveryInformation><onlineAddress><protocol>ftp</protocol>
+      <serverAddress>ftp.client.example</serverAddress></onlineAddress></deliveryInformation>
+    <packaging>zip</packaging>
+    <orderType>PRODUCT_ORDER</orderType>
+    {order}
+  </orderSpecification>
+  <statusNotification>All</statusNotification>
+</Submit></soap:Body></soap:Envelope>""".encode()
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_an_order_of_max_items_per_order_rich_items_parses(as_file: bool) -> None:
+    items = 200  # the default [orders] max_items_per_order
+    limits = XmlLimits.for_orders_of(items)
+    assert limits == XmlLimits()  # the defaults are those of the default config
+    body = big_submit(items)
+    root = parse_xml(body)
+    elements = sum(1 for _ in root.iter())
+    attributes = sum(len(e.attrib) for e in root.iter())
+    # The limits leave a wide margin over the richest real order.
+    assert elements * 5 < limits.max_elements and attributes * 10 < limits.max_attributes
+    message = unwrap(io.BytesIO(body) if as_file else body, "application/soap+xml", None, limits)
+    spec = parse_submit(message.payload).spec
+    assert spec is not None and len(spec.items) == items
+    assert spec.items[-1].item_id == f"item-{items - 1}"
+
+
+def test_limits_scale_with_the_order_size() -> None:
+    assert XmlLimits.for_orders_of(1000).max_elements > 5 * XmlLimits.for_orders_of(200).max_elements // 2
+    body = big_submit(1500)  # 43 elements an item
+    assert refused(body).text == TOO_BIG + "more than 60000 XML elements"
+    assert len(parse_xml(io.BytesIO(body), XmlLimits.for_orders_of(1500))) == 1

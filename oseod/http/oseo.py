@@ -3,12 +3,16 @@ calls, run the operation, answer in the form the request came in."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import io
+import os
+from typing import Any, BinaryIO
 
 from lxml import etree
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import threads
+from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -23,6 +27,7 @@ from ..oseo.kvp import requested_operation
 from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
+from ..oseo.xmlparse import XmlLimits
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
@@ -30,6 +35,16 @@ from .wsn import WSN_OPERATIONS
 
 # The operations a query string may run (the others need an XML body).
 KVP_OPERATIONS = ("GetCapabilities",)
+
+# A body over TURN_BYTES may build a tree of megabytes (up to the XML limits,
+# some 20 MB), held until its sender is known: such bodies take turns, at most
+# LARGE_PARSES at a time from the start of parsing to the end of
+# authentication, so however many arrive at once, by whomever, they cost that
+# many trees; the others wait (holding only their body, spooled to a file
+# past 100 KB) while smaller requests go on. Over OFF_THREAD_BYTES a body is
+# parsed in the thread pool, read in chunks from its file, never whole.
+LARGE_PARSES = 2
+TURN_BYTES = 64 * 1024
 
 
 def http_status(error: OseoError) -> int:
@@ -47,7 +62,7 @@ class OseoEndpoint:
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
                  metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
-                 clients: ClientAddresses = ClientAddresses()) -> None:
+                 clients: ClientAddresses = ClientAddresses(), max_items_per_order: int = 200) -> None:
         self._portal = portal
         self._operations = operations
         self._capabilities = capabilities
@@ -57,6 +72,8 @@ class OseoEndpoint:
         self._anonymous_capabilities = anonymous_capabilities
         self._wsdl = WsdlDocuments()
         self._clients = clients
+        self._xml_limits = XmlLimits.for_orders_of(max_items_per_order)
+        self._large_parses = DeferredSemaphore(LARGE_PARSES)
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -77,16 +94,18 @@ class OseoEndpoint:
         encoding = soap.guess_encoding(content_type)
         operation, account = "unknown", None
         try:
-            body = request.content.read()
-            if len(body) > OFF_THREAD_BYTES:
-                message = await threads.deferToThreadPool(self._clock, self._clock.getThreadPool(), soap.unwrap,
-                                                          body, content_type, soap_action)
-            else:
-                message = soap.unwrap(body, content_type, soap_action)
-            encoding = message.encoding
-            operation = self._operation(message.payload)
-            account = await self._account(request, operation, message)
-            call = OseoCall(message, account, lambda: self.endpoint_url(request), len(body))
+            size = _size(request.content)
+            received = _take(request.content, size)
+            try:
+                async with self._large_parses if size > TURN_BYTES else contextlib.nullcontext():
+                    message = await self._unwrap(received, content_type, soap_action)
+                    encoding = message.encoding
+                    operation = self._operation(message.payload)
+                    account = await self._account(request, operation, message)
+            finally:
+                if not isinstance(received, bytes):
+                    received.close()
+            call = OseoCall(message, account, lambda: self.endpoint_url(request), size)
             body = await self._operations.run(operation, call)
         except Exception as e:
             return self._fail(request, encoding, operation, account, started, e)
@@ -119,6 +138,16 @@ class OseoEndpoint:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         self._metrics.record("http", "WSDL", "ok", self._clock.seconds() - started, None)
         return body
+
+
+    async def _unwrap(self, body: bytes | BinaryIO, content_type: str | None, soap_action: str | None) -> soap.Message:
+        """The message of a body: parsed here when in memory, from its file
+        in the thread pool when large."""
+        if isinstance(body, bytes):
+            return soap.unwrap(body, content_type, soap_action, self._xml_limits)
+        message: soap.Message = await threads.deferToThreadPool(
+            self._clock, self._clock.getThreadPool(), soap.unwrap, body, content_type, soap_action, self._xml_limits)
+        return message
 
     def _operation(self, payload: etree._Element) -> str:
         name = etree.QName(payload)
@@ -182,6 +211,30 @@ def _asks_for_wsdl(request: IRequest) -> bool:
     _, _, query = request.uri.partition(b"?")
     names = (item.partition(b"=")[0] for item in query.replace(b";", b"&").split(b"&"))
     return any(name.lower() == b"wsdl" for name in names)
+
+
+def _size(content: BinaryIO | None) -> int:
+    """The body's size, leaving it to be read from its start."""
+    if content is None:
+        return 0
+    content.seek(0, os.SEEK_END)
+    size = content.tell()
+    content.seek(0)
+    return size
+
+
+def _take(content: BinaryIO | None, size: int) -> bytes | BinaryIO:
+    """The body, taken before it may have to wait for a turn (Twisted closes
+    the request's file when the client hangs up): read when small, else a
+    handle of our own on the file Twisted spooled it to, to parse it from."""
+    if content is None:
+        return b""
+    if size <= OFF_THREAD_BYTES:
+        return content.read()
+    try:
+        return os.fdopen(os.dup(content.fileno()), "rb")
+    except (AttributeError, io.UnsupportedOperation):
+        return io.BytesIO(content.read())  # a large body held in memory (not by Twisted's Request)
 
 
 def _header(request: IRequest, name: bytes) -> str | None:

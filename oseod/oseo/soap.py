@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import BinaryIO
 
 import attrs
 from lxml import etree
 
 from oseod.oseo.errors import ExceptionCode, OseoError, quote, render_exception_report, xml_safe
 from oseod.oseo.namespaces import OWS, SOAP11, SOAP12, XML, qname
-from oseod.oseo.xmlparse import parse_xml
+from oseod.oseo.xmlparse import DEFAULT_LIMITS, XmlLimits, parse_xml
 
 
 class Encoding(enum.Enum):
@@ -125,15 +126,17 @@ def guess_encoding(content_type: str | None) -> Encoding:
     return Encoding.BARE
 
 
-def unwrap(body: bytes, content_type: str | None, soap_action: str | None = None) -> Message:
-    """Parse a request body and take the OSEO payload out of its envelope.
+def unwrap(body: bytes | BinaryIO, content_type: str | None, soap_action: str | None = None,
+           limits: XmlLimits = DEFAULT_LIMITS) -> Message:
+    """Parse a request body (bytes, or a binary file read from its start,
+    within ``limits``) and take the OSEO payload out of its envelope.
 
     The encoding comes from the root element; ``content_type`` (the HTTP
     header value, parameters included) must agree with it. ``soap_action`` is
     the SOAPAction header; for SOAP 1.2 the ``action`` parameter of the
     content type takes its place.
     """
-    root = parse_xml(body)
+    root = parse_xml(body, limits)
     namespace = etree.QName(root).namespace
     if namespace == SOAP12:
         encoding = Encoding.SOAP12
