@@ -19,6 +19,7 @@ from .admin.actions import OperatorActions
 from .admin.api import AdminApi
 from .auth.checkers import PasswordChain, UserStoreChecker
 from .auth.htpasswd import PasswordFileChecker
+from .auth.lockout import LockoutLimits, LockoutPortal, LoginLockout
 from .auth.ldap import LdapChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
@@ -26,7 +27,6 @@ from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .console.app import Console
 from .console.gate import SessionLimits
-from .console.throttle import ThrottleLimits
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -34,6 +34,7 @@ from .core.notifications import NotificationSubscriptions
 from .core.ordering import OrderingService
 from .core.quotations import QuotationService
 from .datadir import DataDir
+from .forwarded import ClientAddresses
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.results import ResultsTree
 from .http.capabilities import CapabilitiesPresenter
@@ -61,6 +62,7 @@ from .schedule.scheduler import TICK, PeriodicTask, Scheduler
 from .store.jobs import JobStore
 from .store.audit import AuditStore
 from .store.leader import LeaderLock, TaskRuns
+from .store.lockouts import LockoutStore
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.outbox import CALLBACK, MAIL, OutboxStore
@@ -193,10 +195,17 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     sources = password_sources(config, users, reactor)
     passwords = PasswordChain(sources)
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
-    # DigestChecker stays registered with digests off, to say so to the client.
-    portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
-                            TextTokenChecker(passwords, nonces, reactor, max_age)])
     metrics = RequestMetrics()
+    audit = AuditStore(redis)
+    # Who a client is, believing [server] trusted_proxies' forwarding headers only.
+    clients = ClientAddresses(config.server.trusted_proxies)
+    # One lock-out in front of every password check, whatever the transport.
+    lockout = LoginLockout(LockoutStore(redis), reactor, LockoutLimits(
+        per_user=config.auth.max_failures_per_user, per_address=config.auth.max_failures_per_address,
+        seconds=config.auth.lockout_minutes * 60), audit=audit, observer=metrics)
+    # DigestChecker stays registered with digests off, to say so to the client.
+    portal = LockoutPortal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
+                                   TextTokenChecker(passwords, nonces, reactor, max_age)], lockout)
 
     catalogue = Catalogue(config)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
@@ -228,17 +237,17 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                                 quotations=quotations)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
                         clock=reactor, public_url=config.server.public_url,
-                        anonymous_capabilities=config.auth.anonymous_capabilities)
+                        anonymous_capabilities=config.auth.anonymous_capabilities, clients=clients)
     accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
     outbox_store = OutboxStore(redis)
     password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)
     actions = OperatorActions(config=config, clock=reactor, ordering=ordering, orders=orders, accounts=accounts,
-                              audit=AuditStore(redis), stats=StatsStore(redis), outbox=outbox_store,
+                              audit=audit, stats=StatsStore(redis), outbox=outbox_store,
                               leader=scheduler.leader, task_runs=task_runs,
                               task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
                               file_accounts=password_file.accounts if password_file is not None else None)
     admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor)
-    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor)
+    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, clients=clients)
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),
@@ -267,9 +276,6 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     console = Console(portal=portal, actions=actions, store=SessionStore(redis), clock=reactor,
                       limits=SessionLimits(idle_seconds=config.console.idle_minutes * 60,
                                            max_seconds=config.console.max_hours * 3600),
-                      throttle=ThrottleLimits(per_user=config.console.max_failures_per_user,
-                                              per_address=config.console.max_failures_per_address,
-                                              window_seconds=round(config.console.window_minutes * 60)),
                       live_interval=config.console.live_interval, public=http_side)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console)

@@ -87,6 +87,11 @@ class UnknownUser(UnauthorizedLogin):
     """This checker has no such user: the next checker of a chain may."""
 
 
+class CheckUnavailable(UnauthorizedLogin):
+    """No source could answer (a directory down): the login is refused, but
+    it is no wrong password and counts as no failure (oseod.auth.lockout)."""
+
+
 class LoginRecorder(Protocol):
     """Where a checker writes the logins it checked for real (the user
     store; operators see them as each user's last login)."""
@@ -227,7 +232,7 @@ class PasswordChain:
         """A source that could not answer (a directory down): logged; the
         refusal to give the client."""
         self.log.warn("password check by {checker} failed: {error}", checker=name, error=str(error) or repr(error))
-        return UnauthorizedLogin("the password cannot be checked now; try again later")
+        return CheckUnavailable("the password cannot be checked now; try again later")
 
     async def _check(self, credentials: IUsernamePassword) -> Any:
         refusal: UnauthorizedLogin = UnauthorizedLogin("wrong user name or password")

@@ -288,12 +288,13 @@ class TextTokenChecker:
 
 
 async def login_with_token(portal: Portal, username: str, password: str, digest: bool, nonce: bytes | None,
-                           created: str | None) -> Account:
+                           created: str | None, mind: object = None) -> Account:
     """Log in with a UsernameToken's parts, as the HTTP layer read them:
     ``password`` is the Password element's text (the base64 digest when
     ``digest``), ``nonce`` the Nonce base64-decoded, ``created`` Created's
-    text. Raises UnauthorizedLogin whose message is a one-line reason fit for
-    the client's AuthenticationFailed fault."""
+    text; ``mind`` the Portal's (a :class:`oseod.auth.lockout.Client`).
+    Raises UnauthorizedLogin whose message is a one-line reason fit for
+    the client's AuthenticationFailed fault (LockedOut when locked out)."""
     credentials: object
     if digest:
         if not nonce or not created:
@@ -307,7 +308,7 @@ async def login_with_token(portal: Portal, username: str, password: str, digest:
     else:
         credentials = UsernamePasswordToken(username=username, password=password, nonce=nonce, created=created)
     try:
-        _, avatar, _ = await portal.login(credentials, None, IAccount)
+        _, avatar, _ = await portal.login(credentials, mind, IAccount)
     except UnhandledCredentials:
         raise UnauthorizedLogin("this server does not accept this kind of UsernameToken") from None
     assert isinstance(avatar, Account)

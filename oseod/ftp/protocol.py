@@ -13,6 +13,8 @@ import fnmatch
 import re
 from typing import Any
 
+from twisted.cred import error as cred_error
+from twisted.cred.credentials import UsernamePassword
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -23,6 +25,8 @@ from twisted.protocols import ftp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..auth.lockout import Client, LockedOut
+from ..forwarded import ip_of
 from .shell import ReadOnlyShell
 
 _GLOB_CHARS = frozenset("*?[")
@@ -107,14 +111,49 @@ class OseodFTP(ftp.FTP):
 
     log = Logger()
 
+    def ftp_USER(self, username: str) -> Any:
+        # A USER while logged in starts another login: the session so far
+        # ends here (its per-user count released, its shell logged out), or
+        # every re-login on one connection would leak a session count.
+        self._end_session()
+        return ftp.FTP.ftp_USER(self, username)
+
     def ftp_PASS(self, password: str) -> Deferred[Any]:
         # Gap 1: lineReceived decoded the line as latin-1, which maps each byte
         # to one char; encoding back gives exactly what the client sent (UTF-8
         # from any modern client), which is what the checkers expect, so a
         # password such as "pässwörd" works. The name is re-encoded the same way.
-        self._user = self._user.encode("latin-1")
-        d: Deferred[Any] = ftp.FTP.ftp_PASS(self, password.encode("latin-1"))
-        return d.addCallbacks(self._logged_in, self._login_broken)
+        # Not the stock PASS: the Portal learns the client's address (a
+        # Client mind, for the lock-out), and a lock-out is a 421.
+        user = getattr(self, "_user", None)
+        if user is None:  # a second PASS (the stock one failed with a traceback)
+            return fail(ftp.BadCmdSequenceError("USER required before PASS"))
+        credentials = UsernamePassword(user.encode("latin-1"), password.encode("latin-1"))
+        del self._user
+        client = Client(str(ip_of(self._peer()) or self._peer()), "ftp")
+        portal: Any = self.portal  # the factory's: the daemon's one Portal
+        d: Deferred[Any] = portal.login(credentials, client, ftp.IFTPShell)
+        return d.addCallbacks(self._authenticated, self._login_refused).addCallbacks(
+            self._logged_in, self._login_broken)
+
+    def _authenticated(self, result: tuple[Any, Any, Any]) -> str:
+        _, self.shell, self.logout = result
+        self.workingDirectory = list[str]()
+        self.state = self.AUTHED
+        return ftp.USR_LOGGED_IN_PROCEED
+
+    def _login_refused(self, failure: Failure) -> Any:
+        failure.trap(cred_error.UnauthorizedLogin, cred_error.UnhandledCredentials)
+        self.state = self.UNAUTH
+        if failure.check(LockedOut):
+            # Locked out: say so and hang up (a 530 would invite the next guess).
+            self.log.info("FTP login from {peer} refused: {reason}", peer=self._peer(), reason=str(failure.value))
+            self.sendLine(f"421 {failure.value}".encode())
+            self.disconnected = True
+            assert self.transport is not None
+            self.transport.loseConnection()
+            return None
+        raise ftp.AuthorizationError()
 
     def ftp_RETR(self, path: str) -> Deferred[Any]:
         # The stock RETR logs every client that aborts a download as an
@@ -177,7 +216,10 @@ class OseodFTP(ftp.FTP):
 
     _counted: str | None = None
 
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+    def _end_session(self) -> None:
+        """The logged-in session ends (a new USER, or the connection's end):
+        its count in the factory's sessions per user released, its avatar
+        logged out."""
         if self._counted is not None:
             sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
             left = sessions.get(self._counted, 1) - 1
@@ -186,6 +228,13 @@ class OseodFTP(ftp.FTP):
             else:
                 sessions.pop(self._counted, None)
             self._counted = None
+        logout, self.logout = getattr(self, "logout", None), None
+        if self.shell is not None and logout is not None:
+            logout()
+        self.shell = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self._end_session()
         ftp.FTP.connectionLost(self, reason)
 
     def _login_broken(self, failure: Failure) -> Failure | tuple[str]:

@@ -19,25 +19,30 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from ..auth.account import Account
+from ..auth.lockout import Client, LockedOut
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
-from .credentials import BadCredentials, basic_account
+from ..forwarded import ClientAddresses
+from .credentials import BadCredentials, basic_account, retry_after
 from .errors import error_answer
 from .files import SentFile
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, locked: LockedOut | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.locked = locked
 
 
 class Downloads:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any) -> None:
+    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any,
+                 clients: ClientAddresses | None = None) -> None:
         self._portal = portal
+        self._clients = clients if clients is not None else ClientAddresses()
         self._deliverables = deliverables
         self._metrics = metrics
         self._clock = clock
@@ -105,9 +110,11 @@ class Downloads:
 
     async def _account(self, request: IRequest) -> Account:
         try:
-            account = await basic_account(self._portal, request)
+            account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
         except BadCredentials as e:
             raise Refused(401, str(e)) from None
+        except LockedOut as e:
+            raise Refused(429, str(e), e) from None
         if account is None:
             raise Refused(401, "credentials required (HTTP Basic, your oseod user)")
         return account
@@ -121,6 +128,8 @@ class Downloads:
     def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
         if refused.status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+        if refused.locked is not None:
+            retry_after(request, refused.locked)
         self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None)
         return error_answer(request, refused.status, str(refused))
 

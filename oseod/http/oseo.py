@@ -13,7 +13,9 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ..auth.account import Account
+from ..auth.lockout import Client, LockedOut
 from ..auth.tokens import login_with_token
+from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
@@ -21,15 +23,26 @@ from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from .capabilities import CapabilitiesPresenter
-from .credentials import BadCredentials, basic_account
+from .credentials import BadCredentials, basic_account, retry_after
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 from .wsn import WSN_OPERATIONS
 
 
 
+class LockedOutError(OseoError):
+    """AuthenticationFailed for a locked-out user name or address: HTTP 429
+    with Retry-After, the fault's text saying for how long."""
+
+    def __init__(self, locked: LockedOut) -> None:
+        super().__init__(ExceptionCode.AuthenticationFailed, "identity_token", str(locked))
+        self.locked = locked
+
+
 def http_status(error: OseoError) -> int:
     if not error.sender:
         return 500
+    if isinstance(error, LockedOutError):
+        return 429
     if error.code is ExceptionCode.AuthenticationFailed:
         return 401
     if error.code is ExceptionCode.AuthorizationFailed:
@@ -41,8 +54,10 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool) -> None:
+                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
+                 clients: ClientAddresses | None = None) -> None:
         self._portal = portal
+        self._clients = clients if clients is not None else ClientAddresses()
         self._operations = operations
         self._capabilities = capabilities
         self._metrics = metrics
@@ -126,10 +141,13 @@ class OseoEndpoint:
         try:
             if token is not None:
                 account: Account | None = await login_with_token(
-                    self._portal, token.username, token.password, token.digest, token.nonce, token.created
+                    self._portal, token.username, token.password, token.digest, token.nonce, token.created,
+                    Client(self._clients.of(request), "soap"),
                 )
             else:
-                account = await basic_account(self._portal, request)
+                account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
+        except LockedOut as e:
+            raise LockedOutError(e) from None
         except (BadCredentials, UnauthorizedLogin) as e:
             raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token",
                             str(e) or "wrong user name or password") from None
@@ -157,6 +175,8 @@ class OseoEndpoint:
         request.setHeader(b"content-type", soap.content_type(encoding).encode())
         if status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+        if isinstance(error, LockedOutError):
+            retry_after(request, error.locked)
         outcome = error.code.value if error.sender else "InternalError"
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None)
