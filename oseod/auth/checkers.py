@@ -87,9 +87,15 @@ class UnknownUser(UnauthorizedLogin):
     """This checker has no such user: the next checker of a chain may."""
 
 
-class CheckUnavailable(UnauthorizedLogin):
+class NotAGuess(UnauthorizedLogin):
+    """A login refused for a reason that tells nothing about the password (a
+    stale or replayed token, a source that cannot answer): it counts as no
+    failed login for the lock-out (oseod.auth.lockout)."""
+
+
+class CheckUnavailable(NotAGuess):
     """No source could answer (a directory down): the login is refused, but
-    it is no wrong password and counts as no failure (oseod.auth.lockout)."""
+    it is no wrong password."""
 
 
 class LoginRecorder(Protocol):

@@ -35,7 +35,7 @@ from zope.interface import Interface
 
 from ..store.audit import AuditStore
 from ..store.lockouts import ADDRESS, USER, Failures, LockoutStore, Subject
-from .checkers import CheckUnavailable, credential_bytes
+from .checkers import NotAGuess, credential_bytes
 
 AUDIT_ACTION = "login.lockout"
 # How long this process trusts a clean read of a subject (no failures, not
@@ -276,8 +276,8 @@ class LockoutPortal(Portal):
         return result
 
     def _bad(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
-        if not failure.check(UnauthorizedLogin) or failure.check(CheckUnavailable):
-            return failure  # no answer about the password: no failed login
+        if not failure.check(UnauthorizedLogin) or failure.check(NotAGuess):
+            return failure  # nothing learnt about the password: no failed login
         return defer.Deferred.fromCoroutine(self._count(failure, user, address, via))
 
     async def _count(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
