@@ -27,6 +27,7 @@ from oseod.auth.checkers import UserStoreChecker
 from oseod.auth.lockout import AUDIT_ACTION, Client, LockedOut, LockoutLimits, LockoutPortal, LoginLockout
 from oseod.auth.realm import AccountRealm
 from oseod.auth.secrets import SecretBox
+from oseod.auth.tokens import login_with_token
 from oseod.config import Config, parse_config
 from oseod.core.accounts import AccountService
 from oseod.ftp.factory import make_ftp_factory
@@ -376,3 +377,18 @@ async def test_a_failure_here_is_seen_here_at_once(redis: Redis) -> None:
     assert await door.login("alice", PASSWORD) == "ok"
     assert [await door.login("alice", "wrong") for _ in range(2)] == ["wrong"] * 2
     assert await door.login("alice", PASSWORD) == "locked:user:900"
+
+
+@pytest_twisted.ensureDeferred
+async def test_token_refusals_that_say_nothing_of_the_password_do_not_count(daemons: Any) -> None:
+    """A client whose clock is off, or that replays a token, is refused
+    (saying why) but not locked out: no password was guessed."""
+    daemon = await daemons()
+    client = Client("192.0.2.9", "soap")
+    for _ in range(6):
+        with pytest.raises(UnauthorizedLogin, match="stale") as refused:
+            await login_with_token(daemon.parts.portal, "alice", PASSWORD, False, os.urandom(16),
+                                   "2001-01-01T00:00:00Z", client)
+        assert not isinstance(refused.value, LockedOut)
+    account = await login_with_token(daemon.parts.portal, "alice", PASSWORD, False, None, None, client)
+    assert account.name == "alice" and daemon.parts.metrics.lockouts("soap", "user") == 0
