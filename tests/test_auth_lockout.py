@@ -76,6 +76,7 @@ class Daemon:
                                    headers=headers, persistent=False)
         answer = await response.content()
         assert response.code < 500, answer
+        assert response.code != 429 or response.phrase == b"Too Many Requests"
         report = assert_valid(answer)
         exception = report.find(f".//{{{OWS}}}Exception")
         text = "" if exception is None else "".join(exception.itertext()).strip()
@@ -87,6 +88,7 @@ class Daemon:
         response = await treq.get(self.base + path, headers={"Authorization": auth}, persistent=False)
         body = (await response.content()).decode()
         assert response.code < 500 and "Traceback" not in body, body
+        assert response.code != 429 or response.phrase == b"Too Many Requests"
         return response.code, response.headers.getRawHeaders("retry-after"), body.strip()
 
     async def console(self, user: str, password: str) -> tuple[int, Any, str]:
@@ -94,6 +96,7 @@ class Daemon:
                                    allow_redirects=False, persistent=False)
         body = (await response.content()).decode()
         assert response.code < 500, body
+        assert response.code != 429 or response.phrase == b"Too Many Requests"
         return response.code, response.headers.getRawHeaders("retry-after"), body
 
     async def ftp_login(self, user: str, password: str) -> tuple[str, bool]:

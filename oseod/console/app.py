@@ -197,9 +197,11 @@ class Console:
             return self._login_page(request, 400, str(e))
         outcome = await self.gate.login(request, user, password)
         if isinstance(outcome, Refused):
+            page = self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
             if outcome.retry_after is not None:
+                request.setResponseCode(outcome.status, b"Too Many Requests")  # twisted.web has no phrase for 429
                 request.setHeader(b"retry-after", str(outcome.retry_after).encode())
-            return self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
+            return page
         self.gate.set_cookie(request, outcome)
         return _redirect(request, next_page)
 

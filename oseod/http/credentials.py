@@ -35,6 +35,8 @@ async def basic_account(portal: Portal, request: IRequest, client: Client | None
     return account
 
 
-def retry_after(request: IRequest, locked: LockedOut) -> None:
-    """The header of a 429 for a lock-out: when to try again, in seconds."""
+def too_many_requests(request: IRequest, locked: LockedOut) -> None:
+    """A lock-out's status line (twisted.web has no phrase for 429 and would
+    say "Unknown Status") and when to try again, in seconds."""
+    request.setResponseCode(429, b"Too Many Requests")
     request.setHeader(b"retry-after", str(locked.seconds).encode())

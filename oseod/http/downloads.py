@@ -24,7 +24,7 @@ from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from ..forwarded import ClientAddresses
-from .credentials import BadCredentials, basic_account, retry_after
+from .credentials import BadCredentials, basic_account, too_many_requests
 from .errors import error_answer
 from .files import SentFile
 
@@ -128,10 +128,11 @@ class Downloads:
     def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
         if refused.status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
-        if refused.locked is not None:
-            retry_after(request, refused.locked)
         self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started, None)
-        return error_answer(request, refused.status, str(refused))
+        answer = error_answer(request, refused.status, str(refused))
+        if refused.locked is not None:
+            too_many_requests(request, refused.locked)
+        return answer
 
 
 def _refusal(error: Exception) -> Refused:

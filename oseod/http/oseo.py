@@ -23,7 +23,7 @@ from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from .capabilities import CapabilitiesPresenter
-from .credentials import BadCredentials, basic_account, retry_after
+from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 from .wsn import WSN_OPERATIONS
 
@@ -176,7 +176,7 @@ class OseoEndpoint:
         if status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
         if isinstance(error, LockedOutError):
-            retry_after(request, error.locked)
+            too_many_requests(request, error.locked)
         outcome = error.code.value if error.sender else "InternalError"
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None)
