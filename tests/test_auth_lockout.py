@@ -19,7 +19,7 @@ import treq
 from lxml import etree
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 from twisted.internet.task import Clock
 
 from oseod.auth.account import IAccount
@@ -395,3 +395,22 @@ async def test_token_refusals_that_say_nothing_of_the_password_do_not_count(daem
         assert not isinstance(refused.value, LockedOut)
     account = await login_with_token(daemon.parts.portal, "alice", PASSWORD, False, None, None, client)
     assert account.name == "alice" and daemon.parts.metrics.lockouts("soap", "user") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(redis: Redis) -> None:
+    door = Door(redis, _clock())
+    await door.accounts.add("alice", PASSWORD)
+    attempts = [defer.ensureDeferred(door.login("alice", f"guess{n}")) for n in range(30)]
+    attempts.append(defer.ensureDeferred(door.login("alice", PASSWORD)))
+    outcomes = await defer.gatherResults(attempts)
+    assert outcomes.count("wrong") == 5 and outcomes[-1] == "locked:user:900", outcomes
+
+
+@requires_schemas
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_digest_guesses_is_locked_out_after_five(daemons: Any) -> None:
+    daemon = await daemons()
+    answers = await defer.gatherResults([defer.ensureDeferred(daemon.soap("alice", f"guess{n}", digest=True))
+                                         for n in range(40)])
+    assert sorted(status for status, _, _ in answers) == [401] * 5 + [429] * 35

@@ -27,7 +27,7 @@ set by another daemon applies here within ``view_seconds``.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import attrs
 from twisted.cred.error import UnauthorizedLogin
@@ -105,22 +105,10 @@ def shown_name(name: bytes) -> str:
     return name[:MAX_SHOWN_NAME].decode("utf-8", "replace")
 
 
-K = TypeVar("K")
-
-
-def _mark(view: dict[K, float], subject: K, now: float, until: float) -> None:
-    if len(view) >= VIEW_LIMIT:
-        for stale in [k for k, t in view.items() if t <= now]:
-            del view[stale]
-        if len(view) >= VIEW_LIMIT:
-            view.clear()
-    view[subject] = until
-
-
 class LoginLockout:
     """The rules: when a login is refused unchecked, what a failure counts,
     what a good login clears; and this process's short-lived view of the
-    subjects it has recently found clean."""
+    (user name, address) pairs it has recently seen log in."""
 
     log = Logger()
 
@@ -133,34 +121,54 @@ class LoginLockout:
         self._audit = audit
         self._observer: LockoutObserver = observer if observer is not None else _Unobserved()
         self._view_seconds = view_seconds
-        # Until when a user name was last read with no failures and no
-        # lock-out, and an address without a lock-out. Any failure counted
-        # here forgets both at once; a lock-out set by another daemon is
-        # seen once the entry expires.
-        self._clean_users: dict[bytes, float] = {}
-        self._clean_addresses: dict[str, float] = {}
+        # The view: each (user name, address) that logged in here after a
+        # read found the name without failures and neither locked out, until
+        # when that is trusted and the event that read was; the last failure
+        # counted here of each name and address, as an event. Events are a
+        # sequence (the clock may stand still): a pair is clean while its read
+        # is newer than every failure of its name and of its address.
+        self._events = 0
+        self._clean: dict[tuple[bytes, str], tuple[float, int]] = {}
+        self._failed_users: dict[bytes, int] = {}
+        self._failed_addresses: dict[str, int] = {}
 
     # --- the local view ---------------------------------------------------------------
 
-    def seen_clean(self, user: bytes, address: str) -> bool:
-        """Whether ``user`` (from ``address``) was found without failures,
-        and neither locked out, within the last ``view_seconds``."""
-        now = self.clock.seconds()
-        return self._clean_users.get(user, 0.0) > now and (
-            not address or self._clean_addresses.get(address, 0.0) > now)
+    def event(self) -> int:
+        self._events += 1
+        return self._events
 
-    def _remember_clean(self, user: bytes | None, address: str) -> None:
+    def seen_clean(self, user: bytes, address: str) -> bool:
+        """Whether ``user`` logged in from ``address`` here within the last
+        ``view_seconds``, found without failures nor lock-out, and no failure
+        of either has been counted here since."""
+        entry = self._clean.get((user, address))
+        if entry is None:
+            return False
+        until, read = entry
+        return until > self.clock.seconds() and self._failed_users.get(user, 0) < read \
+            and self._failed_addresses.get(address, 0) < read
+
+    def remember_clean(self, user: bytes, address: str, read: int) -> None:
+        """``user`` logged in from ``address``, all clean as of event ``read``."""
         if self._view_seconds <= 0:
             return
         now = self.clock.seconds()
-        if user:
-            _mark(self._clean_users, user, now, now + self._view_seconds)
-        if address:
-            _mark(self._clean_addresses, address, now, now + self._view_seconds)
+        if len(self._clean) >= VIEW_LIMIT:
+            self._clean = {pair: entry for pair, entry in self._clean.items() if entry[0] > now}
+            if len(self._clean) >= VIEW_LIMIT:
+                self._clean.clear()
+        self._clean[(user, address)] = (now + self._view_seconds, read)
 
-    def _forget(self, user: bytes, address: str) -> None:
-        self._clean_users.pop(user, None)
-        self._clean_addresses.pop(address, None)
+    def _failing(self, user: bytes, address: str) -> None:
+        if len(self._failed_users) >= VIEW_LIMIT or len(self._failed_addresses) >= VIEW_LIMIT:
+            # Forgetting failures is safe only with the clean pairs they spoil.
+            self._failed_users.clear()
+            self._failed_addresses.clear()
+            self._clean.clear()
+        event = self.event()
+        self._failed_users[user] = event
+        self._failed_addresses[address] = event
 
     # --- the counters in Redis ------------------------------------------------------------
 
@@ -182,18 +190,18 @@ class LoginLockout:
         by_name = found[0]
         if by_name.start is not None and by_name.start + self.limits.seconds <= now:
             by_name = Failures()  # a window that has ended
-        self._remember_clean(user if by_name.count == 0 else None, address)
         return by_name
 
     async def failed(self, user: bytes, address: str, via: str) -> None:
         """Count a failed login; a lock-out it causes is audited and counted."""
-        self._forget(user, address)
+        self._failing(user, address)
         self._observer.login_failed(via)
         by_user, by_address = self._subjects(user, address)
         subjects = [by_user] if by_address is None else [by_user, by_address]
         limits = [self.limits.per_user, self.limits.per_address][:len(subjects)]
         counted = await self._store.count(subjects, limits, now=self.clock.seconds(),
                                           window_seconds=self.limits.seconds)
+        self._failing(user, address)  # again: a read sent meanwhile may have been answered before the count
         for subject, failures, limit in zip(subjects, counted, limits):
             if failures.newly_locked:
                 await self._locked_out(subject, user, address, via, limit)
@@ -203,12 +211,12 @@ class LoginLockout:
         one client's success does not excuse guesses at other names);
         LockedOut when either was locked out since :meth:`check`."""
         by_user, by_address = self._subjects(user, address)
-        now = self.clock.seconds()
+        now, read = self.clock.seconds(), self.event()
         locked = await self._store.clear(by_user, by_address, now=now)
         if locked is not None:
             subject, until = locked
             raise LockedOut(subject.scope, until - now)
-        self._remember_clean(user, address)
+        self.remember_clean(user, address, read)
 
     async def _locked_out(self, subject: Subject, user: bytes, address: str, via: str, limit: int) -> None:
         minutes = f"{self.limits.seconds / 60:g}"
@@ -231,11 +239,17 @@ class LoginLockout:
 class LockoutPortal(Portal):
     """The one Portal, with the lock-out in front of its checkers. A login
     whose ``mind`` is a :class:`Client` counts per address too; any other
-    mind (None) per user name only."""
+    mind (None) per user name only.
+
+    The logins of one user name that the local view does not let through
+    are taken one at a time in this process, read, check and count: so
+    concurrent guesses cannot all pass the read before the first of them is
+    counted, and the limit holds for them as for guesses one after another."""
 
     def __init__(self, realm: IRealm, checkers: Any, lockout: LoginLockout) -> None:
         super().__init__(realm, checkers)
         self.lockout = lockout
+        self._turns: dict[bytes, defer.DeferredLock] = {}
 
     def login(self, credentials: Any, mind: object, *interfaces: type[Interface]) -> defer.Deferred[Any]:
         name = getattr(credentials, "username", None)
@@ -246,25 +260,44 @@ class LockoutPortal(Portal):
         if self.lockout.seen_clean(user, address):
             # A client's next request, most likely: no Redis read, and no
             # coroutine's turn either when the password cache answers.
-            return self._checked(credentials, mind, interfaces, user, address, via, read=Failures())
+            return self._checked(credentials, mind, interfaces, user, address, via, None)
         return defer.Deferred.fromCoroutine(self._login(credentials, mind, interfaces, user, address, via))
 
     async def _login(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...], user: bytes,
                      address: str, via: str) -> Any:
-        read = await self.lockout.check(user, address)
-        return await self._checked(credentials, mind, interfaces, user, address, via, read)
+        turn = self._turns.get(user)
+        if turn is None:
+            turn = self._turns[user] = defer.DeferredLock()
+        await turn.acquire()
+        try:
+            if self.lockout.seen_clean(user, address):  # the login before this one saw to it
+                return await self._checked(credentials, mind, interfaces, user, address, via, None)
+            read = self.lockout.event()
+            failures = await self.lockout.check(user, address)
+            return await self._checked(credentials, mind, interfaces, user, address, via, (failures, read))
+        finally:
+            turn.release()
+            if not turn.locked:
+                self._turns.pop(user, None)
 
     def _checked(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...], user: bytes,
-                 address: str, via: str, read: Failures) -> defer.Deferred[Any]:
+                 address: str, via: str, read: tuple[Failures, int] | None) -> defer.Deferred[Any]:
+        """The check itself, then a failure counted or a success settled.
+        ``read``: what :meth:`LoginLockout.check` found, and its event; None
+        when the local view let the login through."""
         checking = super().login(credentials, mind, *interfaces)
         # Fired already: answered from the password cache, without I/O: no
-        # guess (the password was verified moments ago) and nothing to settle.
-        settled = checking.called and read.count == 0
-        return checking.addCallbacks(self._good, self._bad, callbackArgs=(user, address, settled),
+        # guess (the password was verified moments ago) and, when there were
+        # no failures to clear, nothing to settle.
+        settled = checking.called and (read is None or read[0].count == 0)
+        clean = read[1] if settled and read is not None else None
+        return checking.addCallbacks(self._good, self._bad, callbackArgs=(user, address, settled, clean),
                                      errbackArgs=(user, address, via))
 
-    def _good(self, result: Any, user: bytes, address: str, settled: bool) -> Any:
+    def _good(self, result: Any, user: bytes, address: str, settled: bool, clean: int | None) -> Any:
         if settled:
+            if clean is not None:
+                self.lockout.remember_clean(user, address, clean)
             return result
         return defer.Deferred.fromCoroutine(self._settle(result, user, address))
 
