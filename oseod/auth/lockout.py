@@ -12,16 +12,16 @@ Portal: a transport passes a :class:`Client` as the ``mind`` of
 ``Portal.login`` and learns of a lock-out by :class:`LockedOut`, an
 ``UnauthorizedLogin`` carrying the time left.
 
-What a login costs: a client's next request, whose user name and address
-this process found clean (no failures, no lock-out) less than
-``view_seconds`` (1 s) ago and whose password the checker's cache answers,
-costs no Redis round trip and no coroutine's turn (a few microseconds).
-Otherwise one read of both subjects' counters comes first (one round
-trip); a good login whose check needed I/O of its own (a first login, a
-password cache miss) is then settled by a second trip that clears the user
-name's failures and catches a lock-out set meanwhile by concurrent
-guesses. A failure counted here forgets the clean view at once; a lock-out
-set by another daemon applies here within ``view_seconds``.
+What a login costs: a client's next request, from the address its user
+name logged in from here less than ``view_seconds`` (1 s) ago with no
+failure of either counted here since, and whose password the checker's
+cache answers, costs no Redis round trip and no coroutine's turn (a few
+microseconds). Otherwise one read of both subjects' counters comes first
+(one round trip); a good login whose check needed I/O of its own (a first
+login, a password cache miss) is then settled by a second trip that clears
+the user name's failures and catches a lock-out set meanwhile. A lock-out
+set by another daemon applies here within ``view_seconds``. Concurrent
+guesses at one user name are taken one at a time (see :class:`LockoutPortal`).
 """
 
 from __future__ import annotations
