@@ -366,9 +366,9 @@ class ConsoleConfig:
     # case this long after its login.
     idle_minutes: float = key(30.0, _float(1.0))
     max_hours: float = key(12.0, _float(0.1))
-    # Failed logins within window_minutes that lock a user name, and a client
-    # address, out of the console until the window ends (even with the right
-    # password).
+    # Deprecated: [auth] max_failures_per_user, max_failures_per_address and
+    # lockout_minutes (the lock-out now guards every way in). Each still
+    # applies when [auth] does not set its key.
     max_failures_per_user: int = key(5, _int(1))
     max_failures_per_address: int = key(20, _int(1))
     window_minutes: float = key(15.0, _float(1.0))
@@ -597,9 +597,27 @@ def parse_config(document: Mapping[str, object]) -> Config:
         else:
             raise ConfigError(name, "unknown section or key")
     config = Config(**kwargs)  # type: ignore[arg-type]
+    config = _lockout_aliases(config, document)
     _check_auth(config)
     _check_email(config)
     return config
+
+
+# Deprecated [console] keys of the lock-out (from when it guarded the console
+# alone): each applies when [auth] does not set its key.
+_LOCKOUT_ALIASES = (("max_failures_per_user", "max_failures_per_user"),
+                    ("max_failures_per_address", "max_failures_per_address"),
+                    ("window_minutes", "lockout_minutes"))
+
+
+def _lockout_aliases(config: Config, document: Mapping[str, object]) -> Config:
+    console, auth = document.get("console"), document.get("auth")
+    if not isinstance(console, Mapping):
+        return config
+    given = auth if isinstance(auth, Mapping) else {}
+    taken = {new: getattr(config.console, old) for old, new in _LOCKOUT_ALIASES
+             if old in console and new not in given}
+    return attrs.evolve(config, auth=attrs.evolve(config.auth, **taken)) if taken else config
 
 
 def _check_auth(config: Config) -> None:

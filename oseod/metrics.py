@@ -50,6 +50,19 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str, str], _Series] = {}
+        # Failed password logins by transport, and lock-outs (oseod.auth.lockout)
+        # by transport and scope ("user" or "address"): bounded label sets.
+        self._login_failures: dict[str, int] = {}
+        self._lockouts: dict[tuple[str, str], int] = {}
+
+    def login_failed(self, via: str) -> None:
+        self._login_failures[via] = self._login_failures.get(via, 0) + 1
+
+    def locked_out(self, via: str, scope: str) -> None:
+        self._lockouts[(via, scope)] = self._lockouts.get((via, scope), 0) + 1
+
+    def lockouts(self, via: str, scope: str) -> int:
+        return self._lockouts.get((via, scope), 0)
 
     def record(self, transport: str, operation: str, outcome: str, seconds: float, user: str | None,
                address: str | None = None) -> None:
@@ -107,6 +120,16 @@ class RequestMetrics:
             lines.append(f'oseod_request_duration_seconds_bucket{{{labels},le="+Inf"}} {series.count}')
             lines.append(f"oseod_request_duration_seconds_sum{{{labels}}} {series.total!r}")
             lines.append(f"oseod_request_duration_seconds_count{{{labels}}} {series.count}")
+        lines += [
+            "# HELP oseod_login_failures_total Failed password logins, by transport.",
+            "# TYPE oseod_login_failures_total counter",
+            *(f'oseod_login_failures_total{{via="{_label(via)}"}} {n}' for via, n in sorted(self._login_failures.items())),
+            "# HELP oseod_login_lockouts_total User names and addresses locked out after too many failed logins, "
+            "by the transport of the last failure and the scope (user or address).",
+            "# TYPE oseod_login_lockouts_total counter",
+            *(f'oseod_login_lockouts_total{{via="{_label(via)}",scope="{_label(scope)}"}} {n}'
+              for (via, scope), n in sorted(self._lockouts.items())),
+        ]
         described: set[str] = set()
         for sample in gauges:
             if sample.name not in described:

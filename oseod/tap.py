@@ -19,6 +19,7 @@ from .admin.actions import OperatorActions
 from .admin.api import AdminApi
 from .auth.checkers import PasswordChain, UserStoreChecker
 from .auth.htpasswd import PasswordFileChecker
+from .auth.lockout import LockoutLimits, LockoutPortal, LoginLockout
 from .auth.ldap import LdapChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
@@ -27,7 +28,6 @@ from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .connections import GuardedFactory, process_budget
 from .console.app import Console
 from .console.gate import SessionLimits
-from .console.throttle import ThrottleLimits
 from .core.accounts import AccountService
 from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
@@ -66,6 +66,7 @@ from .schedule.scheduler import TICK, PeriodicTask, Scheduler
 from .store.jobs import JobStore
 from .store.audit import AuditStore
 from .store.leader import LeaderLock, TaskRuns
+from .store.lockouts import LockoutStore
 from .store.nonces import NonceStore
 from .store.orders import OrderStore
 from .store.outbox import CALLBACK, MAIL, OutboxStore
@@ -223,12 +224,17 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     sources = password_sources(config, users, reactor)
     passwords = PasswordChain(sources)
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
-    # DigestChecker stays registered with digests off, to say so to the client.
-    portal = Portal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
-                            TextTokenChecker(passwords, nonces, reactor, max_age)])
     metrics = RequestMetrics()
-    # Who a client is, behind the reverse proxies that are believed.
+    audit = AuditStore(redis)
+    # Who a client is, believing [server] trusted_proxies' forwarding headers only.
     clients = ClientAddresses(config.server.trusted_proxies)
+    # One lock-out in front of every password check, whatever the transport.
+    lockout = LoginLockout(LockoutStore(redis), reactor, LockoutLimits(
+        per_user=config.auth.max_failures_per_user, per_address=config.auth.max_failures_per_address,
+        seconds=config.auth.lockout_minutes * 60), audit=audit, observer=metrics)
+    # DigestChecker stays registered with digests off, to say so to the client.
+    portal = LockoutPortal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
+                                   TextTokenChecker(passwords, nonces, reactor, max_age)], lockout)
 
     catalogue = Catalogue(config)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
@@ -266,7 +272,7 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     outbox_store = OutboxStore(redis)
     password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)
     actions = OperatorActions(config=config, clock=reactor, ordering=ordering, orders=orders, accounts=accounts,
-                              audit=AuditStore(redis), stats=StatsStore(redis), outbox=outbox_store,
+                              audit=audit, stats=StatsStore(redis), outbox=outbox_store,
                               leader=scheduler.leader, task_runs=task_runs,
                               task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
                               file_accounts=password_file.accounts if password_file is not None else None)
@@ -300,9 +306,6 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     console = Console(portal=portal, actions=actions, store=SessionStore(redis), clock=reactor,
                       limits=SessionLimits(idle_seconds=config.console.idle_minutes * 60,
                                            max_seconds=config.console.max_hours * 3600),
-                      throttle=ThrottleLimits(per_user=config.console.max_failures_per_user,
-                                              per_address=config.console.max_failures_per_address,
-                                              window_seconds=round(config.console.window_minutes * 60)),
                       live_interval=config.console.live_interval,
                       public=console_base(config.server, listener_url), clients=clients, metrics=metrics)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,

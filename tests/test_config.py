@@ -93,6 +93,17 @@ def test_bad_values_name_the_key(document: dict[str, object], key: str, fragment
     assert fragment in str(caught.value)
 
 
+def test_console_lockout_keys_are_deprecated_aliases_of_auth() -> None:
+    old = parse_config({"console": {"max_failures_per_user": 3, "max_failures_per_address": 7,
+                                    "window_minutes": 2.0}})
+    assert (old.auth.max_failures_per_user, old.auth.max_failures_per_address, old.auth.lockout_minutes) == (3, 7, 2.0)
+    both = parse_config({"console": {"max_failures_per_user": 3, "window_minutes": 2.0},
+                         "auth": {"max_failures_per_user": 4}})
+    assert (both.auth.max_failures_per_user, both.auth.max_failures_per_address, both.auth.lockout_minutes) == (
+        4, 20, 2.0)
+    assert parse_config({}).auth == Config().auth
+
+
 def test_collections_replace_the_demo() -> None:
     config = parse_config({"collection": [{"id": "urn:x:one", "order_types": ["PRODUCT_ORDER"]}]})
     assert [c.id for c in config.collections] == ["urn:x:one"]

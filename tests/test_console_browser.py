@@ -304,7 +304,7 @@ def test_lock_out_after_repeated_failed_logins(console: Console) -> None:
         console.login("locky", "not-the-password")
         console.wait_text("wrong user name or password")
     console.login("locky", "locky-password-1")
-    console.wait_text("too many failed logins, try again in 15 minutes")
+    console.wait_text("too many failed logins: this user name is locked out; try again in 15 minutes")
     console.shot("15-locked-out")
     assert "Recently updated" not in console.text()
 

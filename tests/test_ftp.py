@@ -305,6 +305,36 @@ async def test_sessions_per_user_are_limited(start_ftp: StartServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_logging_in_again_on_one_connection_ends_the_first_session(start_ftp: StartServer) -> None:
+    """A second USER/PASS on a connection releases the session count of the
+    first login (it used to leak one, until the account got 421 for good)."""
+    server = start_ftp(max_sessions_per_user=2)
+    sessions = server.factory.sessions_per_user
+
+    def talk() -> None:
+        with server.client("alice", "alicepw") as client:
+            for _ in range(12):  # more than any limit: each login replaces the last
+                assert client.login("alice", "alicepw").startswith("230")
+            assert sessions == {"alice": 1}
+            client.login("bob", "pässwörd")
+            assert sessions == {"bob": 1}
+            assert client.pwd() == "/"
+            with pytest.raises(ftplib.error_perm, match="^530"):
+                client.login("alice", "wrong")  # a failed login ends the session before it too
+            assert sessions == {}
+            with pytest.raises(ftplib.error_perm, match="^530"):
+                client.pwd()
+            client.login("alice", "alicepw")
+            with server.client("alice", "alicepw") as other:  # 2 sessions: the limit, not beyond
+                other.voidcmd("NOOP")
+                assert sessions == {"alice": 2}
+            client.quit()
+
+    await in_thread(talk)
+    await until(lambda: sessions == {}, "the sessions to end")
+
+
+@pytest_twisted.ensureDeferred
 async def test_idle_session_is_closed(start_ftp: StartServer) -> None:
     server = start_ftp(idle_timeout=1)
 

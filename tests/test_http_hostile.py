@@ -61,8 +61,12 @@ SOAP12_CT = "application/soap+xml; charset=utf-8"
 SOAP11_CT = "text/xml; charset=utf-8"
 BARE_CT = "application/xml"
 CONTENT_TYPES = {SOAP12: SOAP12_CT, SOAP11: SOAP11_CT, None: BARE_CT}
-# The demo setup, with payment methods to order with (one as long as allowed).
-CONFIG = attrs.evolve(Config(), collections=(attrs.evolve(DEMO_COLLECTION, payment_methods=("quota", "ü" * 40)),))
+# The demo setup, with payment methods to order with (one as long as allowed),
+# and a lock-out that these many wrong credentials, from one address to one
+# server that lives across the module, never reach (tests/test_auth_lockout.py
+# tests the lock-out).
+CONFIG = attrs.evolve(Config(), collections=(attrs.evolve(DEMO_COLLECTION, payment_methods=("quota", "ü" * 40)),),
+                      auth=attrs.evolve(Config().auth, max_failures_per_user=10_000, max_failures_per_address=10_000))
 DEFAULT_CAP = CONFIG.server.max_request_bytes
 TIMEOUT = 60  # seconds; a safety net against hangs, not a performance assertion
 GET_CAPABILITIES = f'<GetCapabilities xmlns="{OSEO}" service="OS"/>'

@@ -34,6 +34,18 @@ def test_prometheus_exposition() -> None:
     assert metrics.count("http", "GetCapabilities", "ok") == 2
 
 
+def test_login_failures_and_lockouts_are_counted() -> None:
+    metrics = RequestMetrics()
+    for _ in range(5):
+        metrics.login_failed("ftp")
+    metrics.locked_out("ftp", "user")
+    text = metrics.render()
+    assert '# TYPE oseod_login_failures_total counter' in text and '# TYPE oseod_login_lockouts_total counter' in text
+    assert 'oseod_login_failures_total{via="ftp"} 5\n' in text
+    assert 'oseod_login_lockouts_total{via="ftp",scope="user"} 1\n' in text
+    assert metrics.lockouts("ftp", "user") == 1 and metrics.lockouts("soap", "user") == 0
+
+
 def test_one_log_event_per_request_as_text_and_fields() -> None:
     events: list[dict[str, object]] = []
     metrics = RequestMetrics()

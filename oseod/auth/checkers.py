@@ -87,6 +87,17 @@ class UnknownUser(UnauthorizedLogin):
     """This checker has no such user: the next checker of a chain may."""
 
 
+class NotAGuess(UnauthorizedLogin):
+    """A login refused for a reason that tells nothing about the password (a
+    stale or replayed token, a source that cannot answer): it counts as no
+    failed login for the lock-out (oseod.auth.lockout)."""
+
+
+class CheckUnavailable(NotAGuess):
+    """No source could answer (a directory down): the login is refused, but
+    it is no wrong password."""
+
+
 class LoginRecorder(Protocol):
     """Where a checker writes the logins it checked for real (the user
     store; operators see them as each user's last login)."""
@@ -227,7 +238,7 @@ class PasswordChain:
         """A source that could not answer (a directory down): logged; the
         refusal to give the client."""
         self.log.warn("password check by {checker} failed: {error}", checker=name, error=str(error) or repr(error))
-        return UnauthorizedLogin("the password cannot be checked now; try again later")
+        return CheckUnavailable("the password cannot be checked now; try again later")
 
     async def _check(self, credentials: IUsernamePassword) -> Any:
         refusal: UnauthorizedLogin = UnauthorizedLogin("wrong user name or password")

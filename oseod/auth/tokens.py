@@ -46,6 +46,7 @@ from zope.interface import Attribute, implementer
 from ..store.nonces import NonceStore
 from ..store.users import USER_NAME, UserStore
 from .account import Account, IAccount, KnownUser, account_of
+from .checkers import NotAGuess
 from .secrets import SecretBox
 
 DEFAULT_MAX_AGE = 300.0
@@ -138,12 +139,18 @@ def parse_created(text: str) -> float:
     return seconds + extra_day * 86400 - offset + fraction
 
 
-def _refuse(reason: str, user: str) -> UnauthorizedLogin:
+class BadToken(NotAGuess):
+    """A token refused for its form, freshness or reuse, not for its password:
+    no failed login for the lock-out (a client with a skewed clock is not
+    locked out, nor is a replay of a token whose password was right)."""
+
+
+def _refuse(reason: str, user: str, *, wrong_password: bool = False) -> UnauthorizedLogin:
     # The user name is logged only when it is a valid one: anything else is
     # attacker-chosen text with nothing to tell the operator.
     log.info("UsernameToken login refused for {user}: {reason}",
              user=user if USER_NAME.match(user) else "(invalid name)", reason=reason)
-    return UnauthorizedLogin(reason)
+    return UnauthorizedLogin(reason) if wrong_password else BadToken(reason)
 
 
 class TokenRules:
@@ -240,7 +247,7 @@ class DigestChecker:
             if record is not None and not record.digest_secret:
                 log.info("{user} has no digest secret (password set while password_digest was off): "
                          "PasswordText only, until the password is set again", user=name)
-            raise _refuse(WRONG, name)
+            raise _refuse(WRONG, name, wrong_password=True)
 
         # The nonce is claimed LAST, only once the digest has proved that the
         # sender knows the password. Claiming it earlier would let anybody who
@@ -249,7 +256,7 @@ class DigestChecker:
         await self._rules.claim_nonce(name, credentials.nonce)
         assert record is not None  # password is None without one
         if record.disabled:  # as the password checker (oseod.auth.checkers) refuses it
-            raise _refuse("the account is disabled", name)
+            raise _refuse("the account is disabled", name, wrong_password=True)
         return KnownUser(account_of(record))
 
 
@@ -279,7 +286,7 @@ class TextTokenChecker:
         try:
             plain = UsernamePassword(name.encode("utf-8"), credentials.password.encode("utf-8"))
         except UnicodeEncodeError:
-            raise _refuse(WRONG, name) from None
+            raise _refuse(WRONG, name, wrong_password=True) from None
         avatar_id = await self._passwords.requestAvatarId(plain)
         if nonce is not None:
             # Last, as in DigestChecker: a wrong password never burns a nonce.
@@ -288,12 +295,13 @@ class TextTokenChecker:
 
 
 async def login_with_token(portal: Portal, username: str, password: str, digest: bool, nonce: bytes | None,
-                           created: str | None) -> Account:
+                           created: str | None, mind: object = None) -> Account:
     """Log in with a UsernameToken's parts, as the HTTP layer read them:
     ``password`` is the Password element's text (the base64 digest when
     ``digest``), ``nonce`` the Nonce base64-decoded, ``created`` Created's
-    text. Raises UnauthorizedLogin whose message is a one-line reason fit for
-    the client's AuthenticationFailed fault."""
+    text; ``mind`` the Portal's (a :class:`oseod.auth.lockout.Client`).
+    Raises UnauthorizedLogin whose message is a one-line reason fit for
+    the client's AuthenticationFailed fault (LockedOut when locked out)."""
     credentials: object
     if digest:
         if not nonce or not created:
@@ -307,7 +315,7 @@ async def login_with_token(portal: Portal, username: str, password: str, digest:
     else:
         credentials = UsernamePasswordToken(username=username, password=password, nonce=nonce, created=created)
     try:
-        _, avatar, _ = await portal.login(credentials, None, IAccount)
+        _, avatar, _ = await portal.login(credentials, mind, IAccount)
     except UnhandledCredentials:
         raise UnauthorizedLogin("this server does not accept this kind of UsernameToken") from None
     assert isinstance(avatar, Account)

@@ -27,7 +27,6 @@ from .forms import Form, FormError
 from .gate import Gate, Refused, SessionLimits
 from .live import EventStream, Recent
 from .pages import ORDER_TYPES, STATUSES, Pages, charts, overview_values
-from .throttle import LoginThrottle, ThrottleLimits
 
 BASE = "/console/"
 STATIC = {"console.css": b"text/css; charset=utf-8", "console.js": b"text/javascript; charset=utf-8",
@@ -66,7 +65,7 @@ class Console:
     log = Logger()
 
     def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: Any,
-                 limits: SessionLimits = SessionLimits(), throttle: ThrottleLimits = ThrottleLimits(),
+                 limits: SessionLimits = SessionLimits(),
                  live_interval: float = 3.0, public: Callable[[], str] | None = None,
                  clients: ClientAddresses = ClientAddresses(), metrics: RequestMetrics | None = None) -> None:
         """``public``: where clients reach the HTTP side ([server] public_url's
@@ -77,8 +76,7 @@ class Console:
         self._public = public
         self._clock = clock
         self._interval = live_interval
-        self.gate = Gate(portal=portal, store=store, actions=actions, throttle=LoginThrottle(store, throttle),
-                         clock=clock, limits=limits, clients=clients)
+        self.gate = Gate(portal=portal, store=store, actions=actions, clock=clock, limits=limits, clients=clients)
         self.pages = Pages()
         self._live_overview = Recent(self._overview_event, clock, live_interval / 2)
         files = importlib.resources.files("oseod.console") / "static"
@@ -231,10 +229,12 @@ class Console:
             return self._login_page(request, 400, str(e))
         outcome = await self.gate.login(request, user, password)
         if isinstance(outcome, Refused):
-            if outcome.status == 429:
-                request.setHeader(b"retry-after", b"60")
+            page = self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
+            if outcome.retry_after is not None:
+                request.setResponseCode(outcome.status, b"Too Many Requests")  # twisted.web has no phrase for 429
+                request.setHeader(b"retry-after", str(outcome.retry_after).encode())
             self._request_line(request, str(outcome.status), started, user[:64])
-            return self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
+            return page
         self.gate.set_cookie(request, outcome)
         self._request_line(request, "ok", started, user)
         return _redirect(request, next_page)

@@ -4,7 +4,6 @@ sessions with an idle timeout, the session cookie and the CSRF token."""
 from __future__ import annotations
 
 import hmac
-import math
 from typing import Any
 
 import attrs
@@ -17,8 +16,8 @@ from twisted.web.iweb import IRequest
 from ..admin.actions import Actor, OperatorActions
 from ..auth.account import Account, IAccount
 from ..forwarded import ClientAddresses
+from ..auth.lockout import Client, LockedOut
 from ..store.sessions import SessionRecord, SessionStore
-from .throttle import LoginThrottle
 
 COOKIE = b"oseod_console"
 COOKIE_PATH = b"/console/"
@@ -38,6 +37,7 @@ class Refused:
 
     status: int
     message: str
+    retry_after: int | None = None  # seconds, for a 429
 
 
 def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
@@ -49,19 +49,19 @@ def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
 class Gate:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, throttle: LoginThrottle,
-                 clock: Any, limits: SessionLimits = SessionLimits(),
-                 clients: ClientAddresses = ClientAddresses()) -> None:
+    def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, clock: Any,
+                 limits: SessionLimits = SessionLimits(), clients: ClientAddresses = ClientAddresses()) -> None:
+        # ``portal``: the daemon's LockoutPortal, whose lock-out counts
+        # failed console logins with every other transport's.
         self._portal = portal
         self._clients = clients
         self._store = store
         self._actions = actions
-        self._throttle = throttle
         self._clock = clock
         self.limits = limits
 
     def address(self, request: IRequest) -> str:
-        """The visitor's address: what the throttle counts and the audit records."""
+        """The visitor's address: what the lock-out counts and the audit records."""
         return self._clients.of(request)
 
     def actor(self, request: IRequest, user: str) -> Actor:
@@ -144,24 +144,21 @@ class Gate:
     # --- logging in and out ----------------------------------------------------------
 
     async def login(self, request: IRequest, user: str, password: str) -> str | Refused:
-        """A new session's token for ``user``, or why not."""
+        """A new session's token for ``user``, or why not. Failed logins
+        count towards the lock-out of every transport (the portal's), which
+        also audits the lock-out itself."""
         address = self.address(request)
         who = Actor(name=user[:MAX_NAME], via="console", address=address)
-        wait = await self._throttle.locked(user[:MAX_NAME], address)
-        if wait is not None:
-            await self.audit(who, "console.login-locked", who.name, "refused while locked out")
-            minutes = max(1, math.ceil(wait / 60))
-            return Refused(429, f"too many failed logins, try again in {minutes} minute{'s' if minutes > 1 else ''}")
         try:
             if not user or not password or len(user) > MAX_NAME or len(password) > MAX_PASSWORD:
                 raise UnauthorizedLogin()
-            _, account, _ = await self._portal.login(UsernamePassword(user.encode(), password.encode()), None,
-                                                     IAccount)
+            _, account, _ = await self._portal.login(UsernamePassword(user.encode(), password.encode()),
+                                                     Client(address, "console"), IAccount)
+        except LockedOut as e:
+            await self.audit(who, "console.login-locked", who.name, "refused while locked out")
+            return Refused(429, str(e), retry_after=e.seconds)
         except UnauthorizedLogin:
-            locked = await self._throttle.failed(who.name, address)
             await self.audit(who, "console.login-failed", who.name)
-            if locked:
-                await self.audit(who, "console.lockout", who.name, "too many failed logins")
             return Refused(401, "wrong user name or password")
         except Exception:
             self.log.failure("console login of {user} could not be checked", user=who.name)
@@ -170,7 +167,6 @@ class Gate:
         if not account.admin:
             await self.audit(who, "console.login-refused", who.name, "not an operator")
             return Refused(403, "this account is not an operator")
-        await self._throttle.succeeded(who.name)
         token, _ = await self._store.create(account.name, now=self._clock.seconds(),
                                             idle_seconds=self.limits.idle_seconds, address=address)
         await self.audit(self.actor(request, account.name), "console.login", account.name)

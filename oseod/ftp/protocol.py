@@ -13,6 +13,8 @@ import fnmatch
 import re
 from typing import Any
 
+from twisted.cred import error as cred_error
+from twisted.cred.credentials import UsernamePassword
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -23,6 +25,8 @@ from twisted.protocols import ftp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..auth.lockout import Client, LockedOut
+from ..forwarded import ip_of
 from .shell import ReadOnlyShell
 
 _GLOB_CHARS = frozenset("*?[")
@@ -142,16 +146,52 @@ class OseodFTP(ftp.FTP):
         if self.transport is not None:
             ftp.FTP.sendLine(self, line)
 
+    def ftp_USER(self, username: str) -> Any:
+        # A USER while logged in starts another login: the session so far
+        # ends here (its per-user count released, its shell logged out), or
+        # every re-login on one connection would leak a session count.
+        self._end_session()
+        return ftp.FTP.ftp_USER(self, username)
+
     def ftp_PASS(self, password: str) -> Deferred[Any]:
         # Gap 1: lineReceived decoded the line as latin-1, which maps each byte
         # to one char; encoding back gives exactly what the client sent (UTF-8
         # from any modern client), which is what the checkers expect, so a
         # password such as "pässwörd" works. The name is re-encoded the same way.
-        self._user = self._user.encode("latin-1")
-        self._tried = self._user.decode("utf-8", "replace")[:64]
+        # Not the stock PASS: the Portal learns the client's address (a
+        # Client mind, for the lock-out), and a lock-out is a 421.
+        user = getattr(self, "_user", None)
+        if user is None:  # a second PASS (the stock one failed with a traceback)
+            return fail(ftp.BadCmdSequenceError("USER required before PASS"))
+        credentials = UsernamePassword(user.encode("latin-1"), password.encode("latin-1"))
+        del self._user
+        self._tried = credentials.username.decode("utf-8", "replace")[:64]
         self._login_started = self._seconds()
-        d: Deferred[Any] = ftp.FTP.ftp_PASS(self, password.encode("latin-1"))
-        return d.addCallbacks(self._logged_in, self._login_broken)
+        client = Client(str(ip_of(self._peer()) or self._peer()), "ftp")
+        portal: Any = self.portal  # the factory's: the daemon's one Portal
+        d: Deferred[Any] = portal.login(credentials, client, ftp.IFTPShell)
+        return d.addCallbacks(self._authenticated, self._login_refused).addCallbacks(
+            self._logged_in, self._login_broken)
+
+    def _authenticated(self, result: tuple[Any, Any, Any]) -> str:
+        _, self.shell, self.logout = result
+        self.workingDirectory = list[str]()
+        self.state = self.AUTHED
+        return ftp.USR_LOGGED_IN_PROCEED
+
+    def _login_refused(self, failure: Failure) -> Any:
+        failure.trap(cred_error.UnauthorizedLogin, cred_error.UnhandledCredentials)
+        self.state = self.UNAUTH
+        if failure.check(LockedOut):
+            # Locked out: say so and hang up (a 530 would invite the next guess).
+            self.log.info("FTP login from {peer} refused: {reason}", peer=self._peer(), reason=str(failure.value))
+            self._request("login", "421", self._seconds() - self._login_started, self._tried)
+            self.sendLine(f"421 {failure.value}".encode())
+            self.disconnected = True
+            if self.transport is not None:
+                self.transport.loseConnection()
+            return None
+        raise ftp.AuthorizationError()
 
     def ftp_RETR(self, path: str) -> Deferred[Any]:
         # The stock RETR logs every client that aborts a download as an
@@ -237,9 +277,10 @@ class OseodFTP(ftp.FTP):
             peer = self.transport.getPeer() if self.transport is not None else None
             metrics.record("ftp", operation, outcome, seconds, user, getattr(peer, "host", None))
 
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        if self._login_deadline is not None and self._login_deadline.active():
-            self._login_deadline.cancel()
+    def _end_session(self) -> None:
+        """The logged-in session ends (a new USER, or the connection's end):
+        its count in the factory's sessions per user released, its avatar
+        logged out."""
         if self._counted is not None:
             self._request("logout", "ok", self._seconds() - self._session_started, self._counted)
             sessions: dict[str, int] = getattr(self.factory, "sessions_per_user", {})
@@ -249,6 +290,15 @@ class OseodFTP(ftp.FTP):
             else:
                 sessions.pop(self._counted, None)
             self._counted = None
+        logout, self.logout = getattr(self, "logout", None), None
+        if self.shell is not None and logout is not None:
+            logout()
+        self.shell = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._login_deadline is not None and self._login_deadline.active():
+            self._login_deadline.cancel()
+        self._end_session()
         ftp.FTP.connectionLost(self, reason)
 
     def _login_broken(self, failure: Failure) -> Failure | tuple[str]:

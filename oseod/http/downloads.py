@@ -19,19 +19,21 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from ..auth.account import Account
+from ..auth.lockout import Client, LockedOut
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
-from .credentials import BadCredentials, basic_account
+from .credentials import BadCredentials, basic_account, too_many_requests
 from .errors import error_answer
 from .files import SentFile
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, locked: LockedOut | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.locked = locked
 
 
 class Downloads:
@@ -110,9 +112,11 @@ class Downloads:
 
     async def _account(self, request: IRequest) -> Account:
         try:
-            account = await basic_account(self._portal, request)
+            account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
         except BadCredentials as e:
             raise Refused(401, str(e)) from None
+        except LockedOut as e:
+            raise Refused(429, str(e), e) from None
         if account is None:
             raise Refused(401, "credentials required (HTTP Basic, your oseod user)")
         return account
@@ -128,7 +132,10 @@ class Downloads:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
         self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started,
                              _tried(request), self._clients.of(request))
-        return error_answer(request, refused.status, str(refused))
+        answer = error_answer(request, refused.status, str(refused))
+        if refused.locked is not None:
+            too_many_requests(request, refused.locked)
+        return answer
 
 
 def _tried(request: IRequest) -> str | None:

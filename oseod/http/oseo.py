@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ..auth.account import Account
+from ..auth.lockout import Client, LockedOut
 from ..auth.tokens import login_with_token
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
@@ -29,7 +30,7 @@ from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
 from .capabilities import CapabilitiesPresenter
-from .credentials import BadCredentials, basic_account
+from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
 from .wsn import WSN_OPERATIONS
 
@@ -47,9 +48,20 @@ LARGE_PARSES = 2
 TURN_BYTES = 64 * 1024
 
 
+class LockedOutError(OseoError):
+    """AuthenticationFailed for a locked-out user name or address: HTTP 429
+    with Retry-After, the fault's text saying for how long."""
+
+    def __init__(self, locked: LockedOut) -> None:
+        super().__init__(ExceptionCode.AuthenticationFailed, "identity_token", str(locked))
+        self.locked = locked
+
+
 def http_status(error: OseoError) -> int:
     if not error.sender:
         return 500
+    if isinstance(error, LockedOutError):
+        return 429
     if error.code is ExceptionCode.AuthenticationFailed:
         return 401
     if error.code is ExceptionCode.AuthorizationFailed:
@@ -168,10 +180,13 @@ class OseoEndpoint:
         try:
             if token is not None:
                 account: Account | None = await login_with_token(
-                    self._portal, token.username, token.password, token.digest, token.nonce, token.created
+                    self._portal, token.username, token.password, token.digest, token.nonce, token.created,
+                    Client(self._clients.of(request), "soap"),
                 )
             else:
-                account = await basic_account(self._portal, request)
+                account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
+        except LockedOut as e:
+            raise LockedOutError(e) from None
         except (BadCredentials, UnauthorizedLogin) as e:
             raise OseoError(ExceptionCode.AuthenticationFailed, "identity_token",
                             str(e) or "wrong user name or password") from None
@@ -199,6 +214,8 @@ class OseoEndpoint:
         request.setHeader(b"content-type", soap.content_type(encoding).encode())
         if status == 401:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+        if isinstance(error, LockedOutError):
+            too_many_requests(request, error.locked)
         outcome = error.code.value if error.sender else "InternalError"
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None, self._clients.of(request))

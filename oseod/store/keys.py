@@ -36,6 +36,14 @@ def nonce(value: str) -> str:
     return f"{PREFIX}nonce:{value}"
 
 
+def login_failures(scope: str, subject_digest: str) -> str:
+    """Hash with a TTL (a little over the lock-out window): failed logins of
+    one user name (``scope`` "user") or client address ("addr") on every
+    transport (oseod.store.lockouts). Named by the SHA-256 of the name or
+    address: client-chosen text never appears in a key."""
+    return f"{PREFIX}login:failures:{scope}:{subject_digest}"
+
+
 # --- orders (oseod.store.orders) ------------------------------------------------
 # An order is two or three keys of its own plus its entries in sorted-set indexes.
 # Index members are order ids zero-padded to 20 digits, so that orders updated in
@@ -178,8 +186,7 @@ def subscriptions(collection_id: str) -> str:
 
 
 # --- console (oseod.store.sessions) ------------------------------------------------
-# Secrets and client-chosen strings never appear in these names: a session is
-# named by the SHA-256 of its token, a throttled user name or address by its own.
+# Secrets never appear in these names: a session is named by the SHA-256 of its token.
 
 
 def console_session(token_digest: str) -> str:
@@ -188,10 +195,6 @@ def console_session(token_digest: str) -> str:
     return f"{PREFIX}console:session:{token_digest}"
 
 
-def console_failures(scope: str, subject_digest: str) -> str:
-    """String counter with a TTL (the throttling window): failed console
-    logins for one user name (``scope`` "user") or client address ("addr")."""
-    return f"{PREFIX}console:failures:{scope}:{subject_digest}"
 
 
 # --- what operators see (oseod.store.orders, .audit, .stats, .users, .outbox, .leader) ---

@@ -1,4 +1,5 @@
-"""The operator console's server-side sessions and login-failure counters.
+"""The operator console's server-side sessions (failed logins are counted
+for every transport by oseod.store.lockouts).
 
 A session lives in one Redis hash named by the SHA-256 of its token: the
 token itself (the cookie's value) is never stored, so a copy of the database
@@ -62,26 +63,12 @@ redis.call('HSET', KEYS[1], 'flash', cjson.encode(list))
 return 1
 """
 
-# Counts one failure; the window starts with the first.
-_FAIL = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-
 
 # Reads and forgets the flash messages.
 _TAKE = """
 local kept = redis.call('HGET', KEYS[1], 'flash')
 if kept then redis.call('HDEL', KEYS[1], 'flash') end
 return kept
-"""
-
-# The count and the milliseconds left in its window.
-_COUNT = """
-local n = redis.call('GET', KEYS[1])
-if not n then return {0, 0} end
-return {tonumber(n), redis.call('PTTL', KEYS[1])}
 """
 
 
@@ -143,18 +130,3 @@ class SessionStore:
             return tuple((str(kind), str(text)) for kind, text in json.loads(kept))
         except (ValueError, TypeError):
             return ()
-
-    async def count_failure(self, scope: str, subject: str, window_seconds: int) -> int:
-        """One more failed login of ``subject`` (a user name or an address) in
-        the current window: how many so far."""
-        count = await self._conn.eval(_FAIL, [keys.console_failures(scope, _digest(subject))], [str(window_seconds)])
-        return int(count)
-
-    async def failures(self, scope: str, subject: str) -> tuple[int, float]:
-        """Failed logins of ``subject`` in the current window, and the seconds
-        until the window ends (0 when there is none)."""
-        count, ttl = await self._conn.eval(_COUNT, [keys.console_failures(scope, _digest(subject))], [])
-        return int(count), max(int(ttl), 0) / 1000.0
-
-    async def clear_failures(self, scope: str, subject: str) -> None:
-        await self._conn.delete(keys.console_failures(scope, _digest(subject)))
