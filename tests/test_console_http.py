@@ -579,7 +579,9 @@ def test_the_cookie_is_secure_when_the_request_came_over_tls(tls: bool, trusted:
     from oseod.console.gate import Gate
     from oseod.forwarded import ClientAddresses
 
-    gate = Gate(portal=Portal(AccountRealm(None)), store=None, actions=None, throttle=None,  # type: ignore[arg-type]
+    from twisted.cred.portal import Portal
+
+    gate = Gate(portal=Portal(AccountRealm(None)), store=None, actions=None,  # type: ignore[arg-type]
                 clock=None, clients=ClientAddresses(trusted))
     request = DummyRequest([b""])
     request.client = IPv4Address("TCP", "127.0.0.1", 5555)
