@@ -241,7 +241,7 @@ async def test_authorisation_matrix(server: Any) -> None:
     order_id = order_id_of(ack)
     for payload in (get_status(order_id), describe(order_id), cancel(order_id)):
         code, fault = await srv.call(payload, "bob", "bob-password")
-        assert code == 403 and code_of(fault) == ("AuthorizationFailed", "orderId"), payload
+        assert code == 400 and code_of(fault) == ("InvalidOrderIdentifier", "orderId"), payload
         code, answer = await srv.call(payload)
         assert code == 200, payload
     code, found = await srv.call(search("<orderReference>alice's</orderReference>"), "bob", "bob-password")

@@ -27,6 +27,13 @@ LENGTH = 14
 ORDER_ID = re.compile(r"^(?:[1-9][0-9]{0,18}|[a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{%d})$" % (LENGTH - 1))
 
 
+_REST_BITS = 5 * (LENGTH - 1)
+
+
 def new_order_id() -> str:
-    """A fresh random order id (unique only once the store has taken it)."""
-    return secrets.choice(LETTERS) + "".join(secrets.choice(DIGITS) for _ in range(LENGTH - 1))
+    """A fresh random order id (unique only once the store has taken it).
+    One draw of random bits for the 13 characters after the letter: a
+    few microseconds, where a choice per character costs Submit 30."""
+    bits = secrets.randbits(_REST_BITS)
+    rest = "".join([DIGITS[(bits >> shift) & 31] for shift in range(0, _REST_BITS, 5)])
+    return LETTERS[secrets.randbelow(len(LETTERS))] + rest
