@@ -1,6 +1,7 @@
 """Orders and their items in Redis, and the indexes that GetStatus searches.
 
-Layout (names in :mod:`oseod.store.keys`):
+Layout (names in :mod:`oseod.store.keys`; ID a random order id, or a
+number for orders stored before ids were random: :mod:`.orderids`):
 
 * ``order:ID`` hash: ``owner``, ``order_type``, ``reference``, ``created_at``,
   ``spec`` (the OrderSpec with its items, JSON, written once),
