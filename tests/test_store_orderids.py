@@ -7,11 +7,15 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from oseod.model.orders import OrderStatus, StatusInfo
+from oseod.auth.account import Account
+from oseod.config import parse_config
+from oseod.model.orders import Notification, OrderStatus, StatusInfo
 from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.orderids import LENGTH, ORDER_ID, new_order_id
 from oseod.store.orders import ID_ATTEMPTS, OrderStore
+from tests.parts import make_parts
+from tests.test_core_ordering import order_spec
 from tests.test_store_orders import make_order, numbered
 
 S = OrderStatus
@@ -58,6 +62,28 @@ async def test_ids_are_unique_across_daemons_creating_at_once(redis: Redis) -> N
         assert stored is not None and stored.owner == order.owner
     # Nothing counts orders any more: no counter to read the volume from.
     assert await redis.conn.get(keys.order_sequence()) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_parts_submitting_at_once_never_share_an_id(redis: Redis) -> None:
+    # The whole object graph of two daemons, each on its own connection to
+    # one Redis, taking Submits concurrently.
+    other = Redis(redis.address)
+    await other.connect()
+    config = parse_config({"orders": {"moderation": "manual", "max_active_items_per_user": 10_000}})
+    try:
+        daemons = [make_parts(config, redis), make_parts(config, other)]
+        users = [Account(f"user{n}") for n in range(3)]
+        created = await defer.gatherResults([
+            defer.ensureDeferred(daemons[n % 2].ordering.submit(users[n % 3], order_spec(), Notification()))
+            for n in range(200)
+        ])
+        ids = [order.order_id for order in created]
+        assert len(set(ids)) == len(ids) == 200
+        for order in created:  # each one readable by its owner through the other daemon
+            assert (await daemons[1].ordering.get(Account(order.owner), order.order_id)).order_id == order.order_id
+    finally:
+        await other.close()
 
 
 @pytest_twisted.ensureDeferred
