@@ -311,7 +311,8 @@ class SubmitChecker:
 def _escaped(text: str) -> str:
     """``text`` with its control characters written as escapes (a fault's
     text cannot carry most of them)."""
-    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)
 
 
 def _show(value: object) -> str:
