@@ -331,26 +331,15 @@ class Backlog:
 
 
 class _Recorder:
-    """Stands in for the txredisapi connection under OrderStore: order ids come
-    from a block reserved with INCRBY, each script call is recorded together
+    """Stands in for the txredisapi connection under OrderStore: each script
+    call (order ids are random, drawn by the store itself) is recorded together
     with the reply the store is given, then sent in a pipeline, and Redis's real
     reply must be that one. Every other command is refused, so a change in
     OrderStore shows up here as an error rather than as wrong data."""
 
-    def __init__(self, sequence_key: str, first_id: int) -> None:
-        self.sequence_key = sequence_key
-        self.next_id = first_id
+    def __init__(self) -> None:
         self.reply: Any = None
         self.calls: list[tuple[str, list[str], list[str], Any]] = []
-
-    def incrby(self, key: str, amount: int) -> Any:
-        """A block of order ids, out of those the loader reserved."""
-        from twisted.internet import defer
-
-        if key != self.sequence_key:
-            raise BenchError(f"OrderStore incremented {key!r}, not the order sequence: update BulkLoader")
-        self.next_id += amount
-        return defer.succeed(self.next_id - 1)
 
     def eval(self, script: str, script_keys: Iterable[str], args: Iterable[str]) -> Any:
         from twisted.internet import defer
@@ -412,12 +401,9 @@ class BulkLoader:
 
         from oseod.core.ordering import OrderingService, derive_order_status
         from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, StatusInfo
-        from oseod.store.orders import ID_BLOCK, OrderProgress, OrderStore
+        from oseod.store.orders import OrderProgress, OrderStore
 
-        # The store takes ids a block at a time: reserve whole blocks.
-        reserved = math.ceil(count / ID_BLOCK) * ID_BLOCK
-        last_id = int(self.redis.incrby(self.keys.order_sequence(), reserved))
-        recorder = _Recorder(self.keys.order_sequence(), last_id - reserved + 1)
+        recorder = _Recorder()
 
         class Connection:
             conn = recorder
@@ -457,9 +443,6 @@ class BulkLoader:
                 recorder.calls, done_orders = [], n + 1
             if sending is not None:
                 sending.result()
-        if recorder.next_id != last_id + 1:
-            raise BenchError(f"OrderStore took {recorder.next_id - (last_id - reserved + 1)} order ids for "
-                             f"{count} orders: update BulkLoader")
 
     def _send(self, calls: list[tuple[str, list[str], list[str], Any]]) -> None:
         """The calls as EVALSHA, written in one go on one connection; then every
@@ -831,17 +814,17 @@ def submit_part(run: Run) -> None:
     run.announce(target)
     first_order = 0
 
-    def settle() -> None:  # after the warm-up: its orders processed (single daemon), the next id noted
+    def settle() -> None:  # after the warm-up: its orders processed (single daemon), the orders counted
         nonlocal first_order
         if not run.front:
             backlog.drain()
-        first_order = int(run.redis.get(keys.order_sequence()) or 0) + 1
+        first_order = int(run.redis.zcard(keys.orders_updated(None)))
 
     row, cpu_end, redis_start = measure_load(run.load, target, run.duration, run.warmup, run.tmp, run.oseod_cpu,
                                              run.redis_stats, before_measure=settle)
     row.answer_bytes = answer_bytes
     run.loads["oseod Submit"] = row
-    stored = int(run.redis.get(keys.order_sequence()) or 0) - first_order + 1
+    stored = int(run.redis.zcard(keys.orders_updated(None))) - first_order
     run.extra["submit"] = {"orders_stored": stored}
     run.notes.append(f"Submit: {stored} orders stored during the measured run, {row.result.requests} answered to "
                      f"the load generator")

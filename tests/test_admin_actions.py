@@ -3,6 +3,7 @@ admin API and the console show and do."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from pathlib import Path
 from typing import Any
@@ -455,7 +456,7 @@ async def test_search_orders_by_every_criterion_with_keyset_pages(redis: Redis) 
 
     def expected(keep: Any, oldest_first: bool = False) -> list[str]:
         chosen = [o for o in made if keep(o)]
-        chosen.sort(key=lambda o: (o.status.changed_at, int(o.order_id)), reverse=not oldest_first)
+        chosen.sort(key=lambda o: (o.status.changed_at, o.order_id.zfill(20)), reverse=not oldest_first)
         return [o.order_id for o in chosen]
 
     assert await every(OrderQuery(limit=7)) == expected(lambda o: True)
@@ -565,8 +566,11 @@ async def as_stored_before_the_indexes(world: World, order: Order) -> None:
 @pytest_twisted.ensureDeferred
 async def test_orders_of_an_earlier_version_are_indexed_and_counted_once(redis: Redis) -> None:
     world = build(redis)
-    old = [await world.orders.create(stored_order(items=3, collection=DEMO if n % 2 else "urn:x:other"))
+    # Ids 1-7, as an earlier version numbered orders, taking ids 32 at a time from the counter.
+    numbered = OrderStore(redis, new_id=map(str, itertools.count(1)).__next__)
+    old = [await numbered.create(stored_order(items=3, collection=DEMO if n % 2 else "urn:x:other"))
            for n in range(7)]
+    await redis.conn.set(keys.order_sequence(), "32")
     for order in old:
         await as_stored_before_the_indexes(world, order)
     await world.ordering.fail_items(old[3].order_id, {f"i{n}": "gone" for n in range(3)})
@@ -579,7 +583,7 @@ async def test_orders_of_an_earlier_version_are_indexed_and_counted_once(redis: 
     assert (await stats.items_by_status())["Completed"] == 0
 
     assert await world.orders.index_older_orders(ids=3, calls=1) == (False, 3)  # ids 1-3
-    # ids 4-18: ids are taken in blocks, so the sequence is past the last order
+    # ids 4-18: ids were taken in blocks, so the sequence is past the last order
     assert await world.orders.index_older_orders(ids=3, calls=5) == (False, 3)
     assert await world.orders.index_older_orders() == (True, 0)
     assert await world.orders.index_older_orders() == (True, 0)  # done: one GET

@@ -230,7 +230,7 @@ async def test_submit_rejections(redis: Redis, spec: OrderSpec, notification: No
 @pytest_twisted.ensureDeferred
 async def test_active_item_limit(redis: Redis) -> None:
     world = build(redis)
-    await world.service.submit(ALICE, order_spec(product("a", "b", "c", collection="urn:x:engine")), NONE)
+    first = await world.service.submit(ALICE, order_spec(product("a", "b", "c", collection="urn:x:engine")), NONE)
     await world.service.submit(ALICE, order_spec(product("a", "b", "c", "d", collection="urn:x:engine")), NONE)
     error = await rejected(world.service.submit(ALICE, order_spec(product("a", "b", collection="urn:x:engine")),
                                                 NONE))
@@ -238,7 +238,7 @@ async def test_active_item_limit(redis: Redis) -> None:
     assert "at most 8 items" in error.text and "you have 7" in error.text and "add 2" in error.text
     # Other users have their own allowance; finished items free it.
     await world.service.submit(BOB, order_spec(product("a", "b", collection="urn:x:engine")), NONE)
-    await world.service.fail_item("1", "item0", "broken")
+    await world.service.fail_item(first.order_id, "item0", "broken")
     await world.service.submit(ALICE, order_spec(product("a", "b", collection="urn:x:engine")), NONE)
 
 
@@ -292,9 +292,9 @@ async def test_auto_accepted_demo_order_is_completed_inline(redis: Redis) -> Non
     world = build(redis)
     notification = Notification(StatusNotification.ALL, "https://client/cb", "uuid:7", "1.2")
     order = await world.service.submit(ALICE, order_spec(delivery=ODA, reference="mine"), notification)
-    assert order.order_id == "1" and order.created_at == START
+    assert order.created_at == START
     await world.process()
-    stored = await world.service.get(ALICE, "1")
+    stored = await world.service.get(ALICE, order.order_id)
     assert stored.status.status is S.Completed
     assert stored.status.additional_info == "All 2 items are ready"
     assert stored.status.changed_at == START
@@ -500,19 +500,26 @@ async def test_the_dummy_delay_uses_the_clock(redis: Redis) -> None:
 async def test_ownership(redis: Redis) -> None:
     world = build(redis)
     order = await world.service.submit(ALICE, order_spec(), NONE)
-    await world.service.submit(BOB, order_spec(), NONE)
+    bobs = await world.service.submit(BOB, order_spec(), NONE)
     assert (await world.service.get(ALICE, order.order_id)).owner == "alice"
-    for call in (world.service.get(BOB, order.order_id),
-                 world.service.ready_items(BOB, order.order_id, False),
-                 world.service.cancel(BOB, order.order_id, NONE)):
-        error = await rejected(call)
-        assert (error.code, error.locator) == ("AuthorizationFailed", "orderId")
+    # Another user's order is refused exactly as one that does not exist:
+    # same code, locator and words (only the id quoted differs).
+    missing = "k" * len(order.order_id)
+    for order_id in (order.order_id, missing):
+        for call in (world.service.get(BOB, order_id),
+                     world.service.ready_items(BOB, order_id, False),
+                     world.service.ready_items(BOB, order_id, True),
+                     world.service.cancel(BOB, order_id, NONE)):
+            error = await rejected(call)
+            assert (error.code, error.locator) == ("InvalidOrderIdentifier", "orderId")
+            assert error.text.replace(order_id, "ID") == 'you have no order "ID"'
+    assert (await world.service.get(ALICE, order.order_id)).status.status is not S.Cancelled
     for unknown in ("99", "abc", "", "-1"):
         error = await rejected(world.service.get(ALICE, unknown))
         assert (error.code, error.locator) == ("InvalidOrderIdentifier", "orderId")
         assert f'"{unknown}"' in error.text
-    assert [o.order_id for o in await world.service.search(ALICE)] == ["1"]
-    assert [o.order_id for o in await world.service.search(BOB)] == ["2"]
+    assert [o.order_id for o in await world.service.search(ALICE)] == [order.order_id]
+    assert [o.order_id for o in await world.service.search(BOB)] == [bobs.order_id]
 
 
 @pytest_twisted.ensureDeferred
@@ -521,13 +528,15 @@ async def test_search(redis: Redis) -> None:
     service = world.service
     first = await service.submit(ALICE, order_spec(product("a", collection="urn:x:engine"), reference="r1"), NONE)
     world.clock.advance(100)
-    await service.submit(ALICE, order_spec(product("a", collection="urn:x:manual"), reference="r2"), NONE)
+    second = await service.submit(ALICE, order_spec(product("a", collection="urn:x:manual"), reference="r2"), NONE)
     world.clock.advance(100)
     third = await service.submit(ALICE, order_spec(reference="r1"), NONE)
     await service.complete_items(third.order_id, [i.spec.item_id for i in third.items])  # as the engine would
 
+    names = {first.order_id: "1", second.order_id: "2", third.order_id: "3"}
+
     async def ids(**criteria: Any) -> list[str]:
-        return [o.order_id for o in await service.search(ALICE, **criteria)]
+        return [names[o.order_id] for o in await service.search(ALICE, **criteria)]
 
     assert await ids() == ["3", "2", "1"]
     assert await ids(last_update=START + 50) == ["3", "2"]

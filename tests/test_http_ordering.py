@@ -239,9 +239,15 @@ async def test_authorisation_matrix(server: Any) -> None:
     srv = await server(parse_config({"orders": {"moderation": "manual"}}))
     code, ack = await srv.call(submit("x1", reference="alice's"))
     order_id = order_id_of(ack)
-    for payload in (get_status(order_id), describe(order_id), cancel(order_id)):
+    missing = "k" * len(order_id)  # an id of the same form that nobody has
+    for make in (get_status, describe, cancel):
+        payload = make(order_id)
         code, fault = await srv.call(payload, "bob", "bob-password")
-        assert code == 403 and code_of(fault) == ("AuthorizationFailed", "orderId"), payload
+        assert code == 400 and code_of(fault) == ("InvalidOrderIdentifier", "orderId"), payload
+        # Alice's order and none at all: the same bytes, but for the id (so ids give nothing away).
+        theirs = (await srv.post(envelope(payload, token("bob", "bob-password"))))[2]
+        none = (await srv.post(envelope(make(missing), token("bob", "bob-password"))))[2]
+        assert theirs.replace(order_id.encode(), b"ID") == none.replace(missing.encode(), b"ID"), payload
         code, answer = await srv.call(payload)
         assert code == 200, payload
     code, found = await srv.call(search("<orderReference>alice's</orderReference>"), "bob", "bob-password")

@@ -88,7 +88,9 @@ async def test_a_subscriber_hears_of_its_own_orders_until_it_unsubscribes(server
 @pytest_twisted.ensureDeferred
 async def test_consumers_in_the_providers_network_or_not_http_are_refused(server: Any) -> None:
     srv = await server()  # no allowed networks
-    for consumer in ("http://127.0.0.1:9/n", "http://10.0.0.1/n", "ftp://client.example.org/n", "urn:x"):
+    for consumer in ("http://127.0.0.1:9/n", "http://10.0.0.1/n", "ftp://client.example.org/n", "urn:x",
+                     # loopback and private IPv4 addresses inside IPv6 ones (IPv4-compatible, NAT64, 6to4)
+                     "http://[::127.0.0.1]:9/n", "http://[64:ff9b::7f00:1]/n", "http://[2002:a00:1::1]/n"):
         code, fault, _ = await srv.post(envelope(subscribe(consumer), token("alice", "alice-password")))
         assert code == 400 and code_of(fault) == ("InvalidParameterValue", "ConsumerReference"), consumer
     code, fault, _ = await srv.post(envelope(subscribe("http://client.example.org/n")))

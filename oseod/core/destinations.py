@@ -100,18 +100,75 @@ def ftp_destination(address: OnlineAddress) -> FtpDestination:
 
 def network_refusal(ip: str, allowed: Sequence[str]) -> str | None:
     """Why the daemon must not connect to ``ip`` (None: it may). Public
-    addresses may be reached, and those in the ``allowed`` networks (CIDRs)."""
+    addresses may be reached, and those in the ``allowed`` networks (CIDRs).
+    An IPv6 address that carries an IPv4 one (see :func:`embedded_ipv4`) is
+    judged by the IPv4 address inside: ``::127.0.0.1`` and
+    ``64:ff9b::7f00:1`` reach 127.0.0.1 as surely as ``127.0.0.1`` does."""
     address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if any(address in ipaddress.ip_network(network, strict=False) for network in allowed):
+    if _allowed(address, allowed):
         return None
+    if isinstance(address, ipaddress.IPv6Address):
+        inside = embedded_ipv4(address)
+        for v4 in inside:
+            if not _allowed(v4, allowed) and (kind := _restricted(v4)) is not None:
+                return f"{ip} is a {kind} address ({v4} inside), which this service does not deliver to"
+        if inside and address.teredo is None:
+            return None  # a translation of a public IPv4 address: as public as it is
+    kind = _restricted(address)
+    return None if kind is None else f"{ip} is a {kind} address, which this service does not deliver to"
+
+
+# RFC 6052: a NAT64 prefix of each length and where the IPv4 address sits
+# after it (bits 64-71, the "u" octet, are always 0 and skipped).
+_WELL_KNOWN_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: the operator picks a longer prefix in it
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291's deprecated IPv4-compatible addresses
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses that a connection to ``address`` may end up at,
+    through the translation or tunnelling its form names: IPv4-mapped
+    (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64
+    (``64:ff9b::/96``; in the local-use ``64:ff9b:1::/48`` at every prefix
+    length RFC 6052 allows, since the operator's choice is unknown), 6to4
+    (``2002::/16``) and Teredo (``2001::/32``: server and client). Empty
+    for a plain IPv6 address."""
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in _COMPATIBLE:
+        # :: and ::1 are IPv6's own unspecified and loopback addresses.
+        return [] if int(address) <= 1 else [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address in _WELL_KNOWN_NAT64:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address in _LOCAL_NAT64:
+        return [_rfc6052(address, length) for length in (48, 56, 64, 96)]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)
+    return []
+
+
+def _rfc6052(address: ipaddress.IPv6Address, length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address in ``address`` under a NAT64 prefix of ``length`` bits."""
+    value = int(address)
+    if length == 96:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    bits = ((value >> 64) << 56) | (value & ((1 << 56) - 1))  # 120 bits: the u octet taken out
+    return ipaddress.IPv4Address((bits >> (120 - length - 32)) & 0xFFFFFFFF)
+
+
+def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: Sequence[str]) -> bool:
+    return any(address in ipaddress.ip_network(network, strict=False) for network in allowed)
+
+
+def _restricted(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What kind of non-public address ``address`` is; None when it is public."""
     if address.is_global and not address.is_multicast:
         return None
-    kind = next((name for name, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+    return next((name for name, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
                                          ("multicast", address.is_multicast), ("private", address.is_private))
                  if flag), "non-public")
-    return f"{ip} is a {kind} address, which this service does not deliver to"
 
 
 def literal_refusal(host: str, allowed: Sequence[str]) -> str | None:

@@ -138,11 +138,12 @@ class OrderingService:
         return order
 
     async def get(self, account: Account, order_id: str) -> Order:
+        """The caller's order ``order_id``. Another user's order and one
+        that does not exist are refused alike (same code, same words), so
+        that nobody learns which ids are taken."""
         order = await self._store.get(order_id)
-        if order is None:
-            raise RequestRejected("InvalidOrderIdentifier", "orderId", f"there is no order {_show(order_id)}")
-        if order.owner != account.name:
-            raise RequestRejected("AuthorizationFailed", "orderId", f"order {order_id} is not one of your orders")
+        if order is None or order.owner != account.name:
+            raise not_yours(order_id)
         return order
 
     async def search(self, account: Account, last_update: float | None = None, last_update_end: float | None = None,
@@ -694,6 +695,12 @@ def _accepted_text(order_type: OrderType) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_STATUS_INFO else text[: MAX_STATUS_INFO - 1] + "…"
+
+
+def not_yours(order_id: str) -> RequestRejected:
+    """The one refusal of an order id the caller has no order under,
+    whether it exists or not."""
+    return RequestRejected("InvalidOrderIdentifier", "orderId", f"you have no order {_show(order_id)}")
 
 
 def _show(value: str) -> str:

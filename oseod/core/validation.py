@@ -8,6 +8,7 @@ items needs the store and is checked atomically there.)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -34,6 +35,11 @@ from .destinations import BadDestination, delivery_address, ftp_destination, lit
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 MAX_REFERENCE = 30
 MAX_ITEM_ID = 80
+# An itemId names a directory in result URLs (/results/<order>/<item>/) and
+# FTP paths: "." and ".." are collapsed by every client, a "/" splits it in
+# two and a control character cannot travel in an FTP command. Anything else
+# (spaces, %, ?, #, any script) is percent-encoded in URLs and works.
+_UNUSABLE_ITEM_ID = re.compile(r"^\.{1,2}\Z|[/\x00-\x1f\x7f-\x9f]")
 
 _NOT_SUPPORTED = {
     OrderType.PRODUCT_ORDER: "ProductOrderingNotSupported",
@@ -178,6 +184,9 @@ class SubmitChecker:
         for item in spec.items:
             if len(item.item_id) > MAX_ITEM_ID:
                 raise invalid("itemId", f"itemId {_show(item.item_id[:40])}... is longer than {MAX_ITEM_ID} characters")
+            if not item.item_id or _UNUSABLE_ITEM_ID.search(item.item_id):
+                raise invalid("itemId", f"itemId {_show(_escaped(item.item_id))} cannot name a result: an itemId "
+                                        f'must not be empty, "." or "..", nor hold "/" or control characters')
             if item.item_id in seen:
                 raise invalid("itemId", f"itemId {_show(item.item_id)} is used by more than one orderItem")
             seen.add(item.item_id)
@@ -297,6 +306,13 @@ class SubmitChecker:
         refusal = literal_refusal(destination.host, self._config.notifications.allowed_networks)
         if refusal is not None:
             raise invalid("onlineAddress", f"deliveryInformation/onlineAddress: {refusal}")
+
+
+def _escaped(text: str) -> str:
+    """``text`` with its control characters written as escapes (a fault's
+    text cannot carry most of them)."""
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)
 
 
 def _show(value: object) -> str:

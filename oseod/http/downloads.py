@@ -147,6 +147,6 @@ def _tried(request: IRequest) -> str | None:
 
 
 def _refusal(error: Exception) -> Refused:
-    if isinstance(error, RequestRejected) and error.code == "AuthorizationFailed":
-        return Refused(403, "not one of your orders")
+    # An order id the caller has no order under, another user's or none at
+    # all: the same line (the core refuses both alike).
     return Refused(404, str(error) if isinstance(error, NotDeliverable) else "no such order")

@@ -46,13 +46,16 @@ def login_failures(scope: str, subject_digest: str) -> str:
 
 # --- orders (oseod.store.orders) ------------------------------------------------
 # An order is two or three keys of its own plus its entries in sorted-set indexes.
-# Index members are order ids zero-padded to 20 digits, so that orders updated in
+# Index members are order ids zero-padded to 20 characters (old numeric ids and
+# random ones alike: a random id never starts with 0), so that orders updated in
 # the same instant sort by id; every index is scored by the order's last update.
 # ``owner`` None names the index across all users (operators' lists, moderation).
 
 
 def order_sequence() -> str:
-    """String counter: the last order id reserved (daemons take blocks of ids with INCRBY)."""
+    """String counter: the last numeric order id reserved, by versions that
+    counted ids (now random, oseod.store.orderids): where the indexing of
+    older orders stops."""
     return f"{PREFIX}orders:seq"
 
 

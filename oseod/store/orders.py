@@ -1,6 +1,7 @@
 """Orders and their items in Redis, and the indexes that GetStatus searches.
 
-Layout (names in :mod:`oseod.store.keys`):
+Layout (names in :mod:`oseod.store.keys`; ID a random order id, or a
+number for orders stored before ids were random: :mod:`.orderids`):
 
 * ``order:ID`` hash: ``owner``, ``order_type``, ``reference``, ``created_at``,
   ``spec`` (the OrderSpec with its items, JSON, written once),
@@ -29,27 +30,25 @@ from __future__ import annotations
 
 import collections
 import json
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 import txredisapi
-from twisted.internet import defer
 
 from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .jobs import Job, job_fields
+from .orderids import ORDER_ID, new_order_id
 from .outbox import CALLBACK, MAIL, ORDER_CHANNELS, Failure, failure_from_json
 from .stats import BUCKET_HOOK, DOWNLOADS, bucket_keys
 from .wsn import NOTIFY_HOOK, WSN
 
-ORDER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # The decoded orders an OrderStore keeps (see _OrderCache): enough for every
 # order a busy service's clients poll; bigger (massive) orders are not kept.
 CACHED_ORDERS = 4096
-ID_BLOCK = 32
+ID_ATTEMPTS = 8  # candidate ids drawn for one new order before giving up
 CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
@@ -139,10 +138,12 @@ end
 # queued for the e-mail channel, whose last two KEYS are its queue and the
 # outbox's due set; then the first history entry (JSON) and the items per
 # status (a JSON object).
-# Returns {1, ''} or, over the limit, {0, items unfinished now}.
+# Returns {1, ''}; over the limit, {0, items unfinished now}; {2, ''} when
+# the id is taken (the caller draws another).
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
 local member, at, added, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if redis.call('EXISTS', ORDER, ITEMS) ~= 0 then return {2, ''} end
 if limit ~= '' and added > 0 then
   local active = tonumber(redis.call('GET', ACTIVE) or '0')
   if active + added > tonumber(limit) then return {0, tostring(active)} end
@@ -691,7 +692,7 @@ def _cursor(text: str | None) -> tuple[str, str]:
         float(score)
     except ValueError:
         raise BadCursor(f"not a cursor: {text[:40]!r}") from None
-    if len(member) != _MEMBER_WIDTH or not member.isdigit():
+    if len(member) != _MEMBER_WIDTH or not ORDER_ID.match(_order_id(member)):
         raise BadCursor(f"not a cursor: {text[:40]!r}")
     return score, member
 
@@ -754,14 +755,16 @@ class _Identity:
 class OrderStore:
     """Orders, their items and the indexes over them. Only the ordering core writes."""
 
-    def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False) -> None:
+    def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False,
+                 new_id: Callable[[], str] = new_order_id) -> None:
         """``mail``: e-mail is on, so every new order and change of status
-        is queued for the e-mail channel with it."""
+        is queued for the e-mail channel with it. ``new_id``: draws a
+        candidate id for a new order (:mod:`.orderids`)."""
         self._redis = redis
         self._mail = mail
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
-        self._ids = _OrderIds(redis)
+        self._new_id = new_id
 
     # ------------------------------------------------------------------ writing
 
@@ -775,9 +778,7 @@ class OrderStore:
         ``jobs(order_id)``: the jobs to queue with it, in the same step (all
         of one priority). A subscription (``subscribed_until``, Unix time)
         is entered in the index of each of its items' collections."""
-        order_id = await self._ids.next()
-        order = attrs.evolve(order, order_id=order_id,
-                             spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
+        order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
         status = order.status.status
         fields = [
             "owner", order.owner,
@@ -808,28 +809,39 @@ class OrderStore:
         added = sum(1 for item in order.items if not item.status.status.is_final)
         reference = order.spec.reference or None
         identity = _Identity(order.owner, reference, order.spec.order_type.value, tuple(sorted(collections_of(order))))
-        queued = list(jobs(order_id))
         subscription_keys = [] if subscribed_until is None else [
             keys.subscriptions(c) for c in sorted({i.spec.collection_id or "" for i in order.items})]
-        answer = await self._redis.conn.eval(
-            _CREATE,
-            [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
-             _stream_of(queued), keys.items_by_status(), keys.order_history(order_id),
-             keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
-             *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id), keys.outbox_due()],
-            [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
-             "" if max_active_items is None else str(max_active_items),
-             _json_array(fields), _json_array(item_fields), _jobs_argument(queued), str(len(subscription_keys)),
-             # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
-             _score(subscribed_until or 0.0), codec.dumps(order.spec),
-             order_id if self._mail else "", codec.dumps(order.status) if self._mail else "",
-             _history_entry(order.status, ""), codec.json_text(counts)],
-        )
+        # The same for every candidate id: encoded once.
+        encoded_fields, encoded_items = _json_array(fields), _json_array(item_fields)
+        spec, first_status = codec.dumps(order.spec), codec.dumps(order.status) if self._mail else ""
+        history, per_status = _history_entry(order.status, ""), codec.json_text(counts)
+        for _ in range(ID_ATTEMPTS):
+            # A random id is taken only by a one-in-2^69 chance; the script checks.
+            order_id = self._new_id()
+            queued = list(jobs(order_id))
+            answer = await self._redis.conn.eval(
+                _CREATE,
+                [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
+                 _stream_of(queued), keys.items_by_status(), keys.order_history(order_id),
+                 keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+                 *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
+                 keys.outbox_due()],
+                [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
+                 "" if max_active_items is None else str(max_active_items),
+                 encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
+                 # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
+                 _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
+                 history, per_status],
+            )
+            if str(answer[0]) != "2":
+                break
+        else:
+            raise RuntimeError(f"no free order id in {ID_ATTEMPTS} attempts: is new_id random?")
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
         self._remember(order_id, identity)
         items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
-        return attrs.evolve(order, items=items, version=1)
+        return attrs.evolve(order, order_id=order_id, items=items, version=1)
 
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
@@ -1244,36 +1256,6 @@ class OrderStore:
                 self._orders.put(order)
             loaded.append(order)
         return loaded
-
-
-class _OrderIds:
-    """New order ids, taken from the Redis counter a block at a time: an id
-    costs no round trip but once per ID_BLOCK orders. Every id is unique
-    across daemons; a daemon that stops leaves the rest of its block unused."""
-
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
-        self._next = self._end = 0
-        # While a block is being taken: the Submits waiting for it.
-        self._waiting: list[defer.Deferred[None]] | None = None
-
-    async def next(self) -> str:
-        while self._next >= self._end:
-            if self._waiting is not None:
-                waiter: defer.Deferred[None] = defer.Deferred()
-                self._waiting.append(waiter)
-                await waiter
-                continue
-            self._waiting = []
-            try:
-                last = int(await self._redis.conn.incrby(keys.order_sequence(), ID_BLOCK))
-                self._next, self._end = last - ID_BLOCK, last
-            finally:
-                waiting, self._waiting = self._waiting, None
-                for waiter in waiting:
-                    waiter.callback(None)
-        self._next += 1
-        return str(self._next)
 
 
 class _OrderCache:

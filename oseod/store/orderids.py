@@ -1,0 +1,39 @@
+"""Order ids that nobody can guess or count.
+
+Ids were once 1, 2, 3… (a Redis counter), which told anyone who ordered twice
+how many orders the provider had taken in between. A new order's id is
+random instead: a lower-case letter and 13 more characters of Crockford's
+base32 (no i, l, o or u: nothing to misread when a human copies one), 69
+bits. It is safe in a URL and an FTP path, and never all digits, so it can
+never be mistaken for an id of the old form, which stay valid.
+
+Uniqueness is not left to chance: the script that creates the order refuses
+an id that is already taken and the store draws another (see
+``OrderStore.create``). Nothing is reserved or cached per daemon, so any
+number of daemons may share one Redis, and a failover cannot make two of them
+hand out the same id.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+
+DIGITS = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
+LETTERS = "abcdefghjkmnpqrstvwxyz"  # the first character: never all digits, never a leading 0
+LENGTH = 14
+
+# An order id of either form: the counter's (old orders) or a random one.
+ORDER_ID = re.compile(r"^(?:[1-9][0-9]{0,18}|[a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{%d})$" % (LENGTH - 1))
+
+
+# base32's own alphabet, as Crockford's: the encoding is done in C, per id a
+# couple of microseconds of Submit.
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", DIGITS.encode())
+
+
+def new_order_id() -> str:
+    """A fresh random order id (unique only once the store has taken it)."""
+    rest = base64.b32encode(secrets.token_bytes(10)).translate(_CROCKFORD)  # 16 characters, 5 random bits each
+    return LETTERS[secrets.randbelow(len(LETTERS))] + rest[: LENGTH - 1].decode()
