@@ -12,6 +12,7 @@ import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress
 from oseod.store.embedded import find_redis_server
+from tests.daemon import Daemon
 from tests.polling import wait_for
 
 
@@ -60,3 +61,11 @@ async def redis(redis_server: RedisAddress) -> AsyncIterator[Redis]:
     yield handle
     await handle.close()
 
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """The real daemons a test starts (append each): all cleaned up after it."""
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.cleanup()

@@ -8,7 +8,6 @@ import json
 import signal
 import stat
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,14 +21,6 @@ from tests.polling import wait_for
 from tests.oseo_schema import assert_valid, requires_schemas
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.cleanup()
 
 
 def oseo_call(daemon: Daemon, user: str, payload: str, *, digest: bool = False) -> Any:

@@ -9,7 +9,6 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ OPERATOR, OPERATOR_PASSWORD = "olga", "olga-password-1"
 OPERATOR_PATHS = ("/console/", "/console", "/console/login", "/console/static/console.css", "/admin/api/users",
                   "/admin/api/", "/metrics")
 MAX_TRIES = 200
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.cleanup()
 
 
 def call(base: str, method: str, path: str, data: bytes | None = None,

@@ -8,7 +8,6 @@ import http.client
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -19,14 +18,6 @@ from tests.daemon import Daemon
 pytestmark = pytest.mark.slow
 
 _LINE = re.compile(r"^\d{4}-\d\d-\d\dT")
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.cleanup()
 
 
 def _failed_start(daemons: list[Daemon], data_dir: Path, *extra: str) -> list[str]:
