@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 from harness import (
     BenchRun,
     HERE,
+    LOAD_LIMITS,
     BenchError,
     PythonLoad,
     Result,

@@ -140,7 +140,7 @@ class ConnectionBudget:
         return _Refused(self, answer)
 
 
-class _Counted(ProtocolWrapper):
+class CountedConnection(ProtocolWrapper):
     """A connection let in, counted under its client's key."""
 
     def __init__(self, factory: GuardedFactory, wrapped: Any, address_key: str | None) -> None:
@@ -148,11 +148,11 @@ class _Counted(ProtocolWrapper):
         self.address_key = address_key
 
 
-class GuardedFactory(WrappingFactory[_Counted]):
+class GuardedFactory(WrappingFactory[CountedConnection]):
     """A listener's factory, with its connections counted per address and in
     the :class:`ConnectionBudget`."""
 
-    protocol = _Counted
+    protocol = CountedConnection
     noisy = False  # the Listener logs where it listens
     log = Logger()
 
@@ -183,7 +183,7 @@ class GuardedFactory(WrappingFactory[_Counted]):
         if inner is None:
             self.budget.give_back()
             return None
-        wrapper = _Counted(self, inner, key)
+        wrapper = CountedConnection(self, inner, key)
         self.connections += 1
         if key is not None:
             self.by_address[key] = self.by_address.get(key, 0) + 1

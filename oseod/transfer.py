@@ -38,6 +38,8 @@ from twisted.internet import defer, error, interfaces, tcp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .connections import CountedConnection
+
 CHUNK = 256 * 1024  # the classic path's reads: the stock 16 KiB cap a transfer far below the disk and network
 TURN = 4 * 1024 * 1024  # sendfile bytes at most per reactor turn, so that other connections get theirs
 
@@ -54,7 +56,12 @@ class FileShrunk(OSError):
 
 def sendfile_socket(transport: object) -> tcp.Connection | None:
     """``transport`` when bytes may go around it straight to its socket: a
-    plain TCP (or UNIX) connection of the reactor, no TLS on it; else None."""
+    plain TCP (or UNIX) connection of the reactor, no TLS on it; else None.
+    The connection budget's wrapper is looked through: it counts the
+    connection and passes the bytes unchanged, so they may go around it too
+    (not any ProtocolWrapper: TLS is one)."""
+    while isinstance(transport, CountedConnection):
+        transport = transport.transport
     if not hasattr(os, "sendfile") or not isinstance(transport, tcp.Connection):
         return None
     if getattr(transport, "TLS", False) or interfaces.ISSLTransport.providedBy(transport):

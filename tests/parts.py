@@ -15,6 +15,9 @@ from twisted.internet import reactor
 
 from oseod.auth.secrets import SecretBox
 from oseod.config import Config
+from oseod.connections import ConnectionBudget, GuardedFactory
+from oseod.forwarded import ClientAddresses
+from oseod.http.site import refusal_answer
 from oseod.store.connection import Redis
 from oseod.tap import Parts, build_parts
 
@@ -38,3 +41,11 @@ async def started(parts: Parts) -> Parts:
 
 def results_of(parts: Parts) -> Any:
     return parts.engine._results  # noqa: SLF001 - tests look at what processors wrote
+
+
+def guarded(site: Any, config: Config, limit: int = 1000) -> GuardedFactory:
+    """``site`` behind a connection budget of ``limit``, as the daemon's
+    listeners are (so the bytes take the same way to the socket)."""
+    budget = ConnectionBudget(limit, per_address=config.server.max_connections_per_address,
+                              clients=ClientAddresses(config.server.trusted_proxies), clock=reactor)
+    return budget.guard(site, refusal_answer, "http")

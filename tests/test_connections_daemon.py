@@ -38,7 +38,7 @@ REOPEN_PER_SECOND = 300
 CLIENT_TIMEOUT = 5.0  # a call of the second client that takes longer fails the test
 PER_ADDRESS = 64
 DEADLINE = 5  # request_timeout and ftp_login_timeout
-ROUNDS = 12  # of the second client's calls, a second apart
+ROUNDS = 12  # of the second client's calls, a second of the flood's churn apart
 
 
 class Flood(threading.Thread):
@@ -185,13 +185,15 @@ def test_one_address_flooding_does_not_starve_another(tmp_path: Path) -> None:
         flood.start()
         latencies: dict[str, list[float]] = {}
         try:
-            deadline = time.monotonic() + 60
-            while flood.opened < CONNECTIONS and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(1.0)  # the daemon is refusing the surplus now
+            wait_for(lambda: flood.opened >= CONNECTIONS, 60, "the flood to open its connections")
+            wait_for(lambda: flood.refusals, 30, "the daemon to refuse the flood's surplus")
             files_during = 0
             for _ in range(ROUNDS):
-                time.sleep(1.0)
+                # A round a second of the flood's churn apart: it reopens what the
+                # daemon refuses or closes, at most REOPEN_PER_SECOND.
+                reopened = flood.opened
+                wait_for(lambda: flood.opened >= reopened + REOPEN_PER_SECOND, 30,
+                         "the flood to reopen what the daemon closed")
                 files_during = max(files_during, daemon_files(daemon.pid))
                 assert timed(latencies, "ftp login+nlst", lambda: ftp_session(ftp_address)) == "/"
                 for _ in range(3):

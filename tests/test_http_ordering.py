@@ -25,7 +25,7 @@ from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSA, WSSE, WSU
 from oseod.oseo.security import PASSWORD_DIGEST, PASSWORD_TEXT
 from oseod.store.connection import Redis
 from tests.oseo_schema import SCHEMAS_DIR, assert_valid, requires_schemas
-from tests.parts import make_parts
+from tests.parts import guarded, make_parts
 
 pytestmark = requires_schemas
 
@@ -98,7 +98,8 @@ class Server:
         # Sealed with the server's own box, so PasswordDigest works for these users.
         self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
         self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
-        self.port: Any = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        # Behind the connection budget, as the daemon's listener is.
+        self.port: Any = reactor.listenTCP(0, guarded(self.site, config), interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}/oseo"
 
     async def post(self, body: bytes, content_type: str = "application/soap+xml",
