@@ -10,7 +10,6 @@ one-line reason that the transports show as it is.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -31,6 +30,7 @@ from ..store.orders import BadCursor, HistoryLine, OrderStore, Transfer
 from ..store.outbox import ORDER_CHANNELS, OutboxStore
 from ..store.stats import StatsStore
 from ..store.users import Login, NoSuchUser, UserExists, UserRecord
+from .masking import masked_config
 
 T = TypeVar("T")
 
@@ -206,18 +206,6 @@ MAX_PAGE = 1000  # orders per page of a search
 MAX_BULK = 1000  # orders per approve_many
 MAX_SUBSCRIPTIONS = 2000  # listed by subscriptions()
 RECENT_ORDERS = 10
-MASK = "••••"
-# Configuration keys whose values are secrets. Names such as password_file
-# (a path) or password_cache_seconds are not.
-_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|apikey|api_key|credentials?|private_key)$", re.I)
-# A URL's password: in its user info (redis://:PW@, rediss://USER:PW@,
-# redis+sentinel://:PW@H1:P1,H2:P2/M; up to the authority's last "@", so an
-# "@" in the password is masked too), or a query parameter (unix://PATH?password=PW).
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*(?P<tail>@)")
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pass|pwd|secret|token|api_?key|auth)=)[^&;#\s]*",
-                           re.I)
-
-
 class OperatorActions:
     """See the module's docstring. Built once in ``oseod.tap`` and handed to
     the admin API and the console."""
@@ -498,7 +486,7 @@ class OperatorActions:
     def configuration(self) -> Mapping[str, Any]:
         """The running configuration, section by section, secrets masked."""
         shown = attrs.asdict(self._config, recurse=True)
-        masked = _masked(shown)
+        masked = masked_config(shown)
         assert isinstance(masked, dict)
         return masked
 
@@ -571,29 +559,6 @@ def _changes(**values: object) -> str:
         text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
         shown.append(f"{name}={text}")
     return " ".join(shown)
-
-
-def _masked(value: Any, key: str = "") -> Any:
-    """``value`` (plain data from the configuration) with its secrets masked."""
-    if isinstance(value, Mapping):
-        return {str(k): _masked(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(v, key) for v in value]
-    if _SECRET_KEY.search(key) and value not in ("", None):
-        return MASK
-    if isinstance(value, str):
-        return masked_url(value)
-    return value
-
-
-def masked_url(text: str) -> str:
-    """``text`` with the password of any URL in it masked, in the user info
-    or the query: what the admin API and the console show of the running
-    configuration (``[server] redis``, ``[ldap] url`` ...)."""
-    if "://" not in text and "=" not in text:
-        return text
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
-    return _QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 
 def _subscription(order: Order) -> SubscriptionView:
