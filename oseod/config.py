@@ -257,6 +257,9 @@ class ServerConfig:
     # A whole HTTP request, head and body, must arrive within this many seconds
     # (a deadline, not an idle timeout that each trickled byte would reset).
     request_timeout: float = key(30.0, _float(1.0))
+    # On SIGTERM: not ready at once (/ready answers 503), still serving for
+    # this many seconds so load balancers stop sending, then drained.
+    drain_seconds: float = key(10.0, _float(0.0))
 
 
 @attrs.frozen
@@ -358,6 +361,24 @@ class ProcessingConfig:
     expire_interval: float = key(600.0, _float(0.0))
     purge_interval: float = key(3600.0, _float(0.0))
     terminate_interval: float = key(600.0, _float(0.0))
+
+
+@attrs.frozen
+class RedisConfig:
+    # Every Redis call made for a client waits at most this long (seconds):
+    # past it the client gets a retryable answer (503), never a hang.
+    command_timeout: float = key(2.0, _float(0.1))
+    # 1 or more: every write a client is told about waits (WAIT) until this
+    # many replicas have it, at most wait_timeout seconds; 0: no waiting.
+    min_replicas: int = key(0, _int(0, 16))
+    wait_timeout: float = key(0.5, _float(0.01))
+    # TLS (rediss://): the CAs that sign the server's certificate ("": the
+    # system's), and a client certificate and key for servers that ask one.
+    ca_file: str = key("", _str)
+    certificate: str = key("", _str)
+    private_key: str = key("", _str)
+    # The sentinels' own password, when it differs from the data nodes'.
+    sentinel_password: str = key("", _str)
 
 
 @attrs.frozen
@@ -503,6 +524,7 @@ class Config:
     quotation: QuotationConfig = QuotationConfig()
     email: EmailConfig = EmailConfig()
     console: ConsoleConfig = ConsoleConfig()
+    redis: RedisConfig = RedisConfig()
     collections: tuple[CollectionConfig, ...] = (DEMO_COLLECTION,)
 
     def collection(self, collection_id: str) -> CollectionConfig | None:
@@ -525,6 +547,7 @@ _SECTIONS: dict[str, type] = {
     "quotation": QuotationConfig,
     "email": EmailConfig,
     "console": ConsoleConfig,
+    "redis": RedisConfig,
 }
 
 
