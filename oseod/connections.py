@@ -165,6 +165,8 @@ class GuardedFactory(WrappingFactory[CountedConnection]):
         # Addresses refused since they reached the limit (one warning each).
         self._refused: dict[str, int] = {}
         self.connections = 0
+        # The connections open now, for the drain at shutdown (oseod.inflight).
+        self.open_connections: set[CountedConnection] = set()
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         key = self.budget.address_key(addr)
@@ -185,6 +187,7 @@ class GuardedFactory(WrappingFactory[CountedConnection]):
             return None
         wrapper = CountedConnection(self, inner, key)
         self.connections += 1
+        self.open_connections.add(wrapper)
         if key is not None:
             self.by_address[key] = self.by_address.get(key, 0) + 1
         return wrapper
@@ -195,6 +198,7 @@ class GuardedFactory(WrappingFactory[CountedConnection]):
     def unregisterProtocol(self, p: Any) -> None:
         key = p.address_key
         self.connections -= 1
+        self.open_connections.discard(p)
         self.budget.give_back()
         if key is None:
             return

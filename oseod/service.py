@@ -8,6 +8,14 @@ the last one it writes (what the journal shows first when the unit fails).
 Steps stop in reverse order, so Redis outlives everything that uses it, and
 each part's stop waits for its own Redis calls in flight: nothing in the
 log after the cause is a part complaining that Redis went away.
+
+A stop after a complete start (SIGTERM) is a drain: the daemon turns not
+ready at once (``/ready`` answers 503), keeps serving for ``drain_seconds``
+so that load balancers notice and send the next requests elsewhere, then
+stops its steps as above, each named in the log. The steps' order makes
+the rest of the drain (see oseod.tap): the listeners stop listening, the
+requests and transfers in flight finish, the periodic tasks stop and the
+leader lock is let go, the engine stops claiming jobs, the outbox stops.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ from typing import Any
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
+
+from .readiness import Readiness
 
 Action = Callable[[], Awaitable[object] | object]
 
@@ -43,11 +53,19 @@ class Step:
 class DaemonService(Service):
     log = Logger()
 
-    def __init__(self, reactor: Any, exit: Callable[[int], None] | None = None) -> None:
+    def __init__(self, reactor: Any, exit: Callable[[int], None] | None = None, *,
+                 readiness: Readiness | None = None, drain_seconds: float = 0.0, clock: Any = None) -> None:
+        """``readiness``: moved to serving once every step started, to
+        draining at a stop; ``drain_seconds``: how long a stop keeps serving
+        first, on ``clock`` (the reactor by default)."""
         self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        self.readiness = readiness if readiness is not None else Readiness()
+        self._drain_seconds = drain_seconds
         self._steps: list[Step] = []
         self._started: list[Step] = []
         self._starting: defer.Deferred[None] | None = None
+        self._running = False
         self._exit = exit if exit is not None else _exit_after_shutdown(reactor)
         self.name = "oseod"
 
@@ -71,6 +89,8 @@ class DaemonService(Service):
                 self._exit(1)
                 return
             self._started.append(step)
+        self._running = True
+        self.readiness.serving()
         self.log.info("oseod is running")
 
     def stopService(self) -> defer.Deferred[None]:  # type: ignore[override]
@@ -82,18 +102,33 @@ class DaemonService(Service):
             # A stop request during start-up waits for the start to settle,
             # so nothing is left half-started.
             await self._starting
-        await self._stop_started()
+        if not self._running:
+            await self._stop_started()
+            return
+        self._running = False
+        self.readiness.draining()
+        if self._drain_seconds > 0:
+            self.log.info("drain: not ready (/ready answers 503); still serving for {seconds} s",
+                          seconds=self._drain_seconds)
+            await task.deferLater(self._clock, self._drain_seconds, lambda: None)
+        else:
+            self.log.info("drain: not ready (/ready answers 503)")
+        await self._stop_started(announce=True)
+        self.log.info("drain: done, oseod stops")
 
-    async def _stop_started(self, quietly: bool = False) -> None:
+    async def _stop_started(self, quietly: bool = False, announce: bool = False) -> None:
         """Stop the started steps, last first. ``quietly`` (a failed start):
         a step that fails to stop gets one line, not a traceback, so the
-        cause stays in view."""
+        cause stays in view. ``announce`` (a drain): each step stopped gets
+        a line."""
         while self._started:
             step = self._started.pop()
             if step.stop is None:
                 continue
             try:
                 await _run(step.stop)
+                if announce:
+                    self.log.info("drain: stopped {step}", step=step.name)
             except Exception as e:
                 if quietly:
                     self.log.warn("error while stopping {step}: {reason}", step=step.name,

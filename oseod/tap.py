@@ -48,6 +48,7 @@ from .http.oseo import OseoEndpoint
 from .http.site import OseodSite
 from .http.site import refusal_answer as http_refusal
 from .http.wsn import WsnOperations
+from .inflight import finish_in_flight
 from .jobs.engine import Engine
 from .jobs.processors import processor_quote
 from .listener import Listener
@@ -59,6 +60,7 @@ from .notify.mail import SmtpMailSender
 from .notify.mails import MailChannel
 from .notify.wsn import Notifications
 from .notify.sender import OutboxSender
+from .readiness import Readiness
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
@@ -129,7 +131,8 @@ def makeService(options: Options) -> IService:
 
     config = options.config
     data_dir = DataDir(config.server.data_dir)
-    root = DaemonService(reactor)
+    # SIGTERM drains: not ready at once, serving on for [server] drain_seconds.
+    root = DaemonService(reactor, readiness=Readiness(), drain_seconds=config.server.drain_seconds)
     # First, so the FTP module's chatter and forged lines are kept out of the
     # log however twistd was told to log (plain `twistd -n oseod` included).
     # Not undone at stop: the last lines (a failed start's cause) pass it too.
@@ -152,22 +155,30 @@ def makeService(options: Options) -> IService:
     listeners: dict[str, Listener] = {}
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
-                        consumer=f"{socket.gethostname()}:{data_dir.path}")
+                        consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness)
     root.step("password checkers", parts.passwords.start)
-    root.step("order processing", parts.engine.start, parts.engine.stop)
-    root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
+    # Steps stop last first, the drain's order: the periodic tasks (the
+    # leader lock let go), then the engine (no more claims; the jobs in hand
+    # stay pending, for this consumer's restart or another daemon once their
+    # lease runs out), then the outbox.
     if parts.mail is not None:
         root.step("e-mail", parts.mail.start)
     if config.notifications.send:
         root.step("outbox", parts.outbox.start, parts.outbox.stop)
+    root.step("order processing", parts.engine.start, parts.engine.stop)
+    root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
 
     # Every listener's factory goes through the budget: connections per
     # client address and in all, below the process's open-file limit.
     budget = process_budget(config.server, reactor)
 
+    guarded: list[GuardedFactory] = []
+
     def site(resource: Any, name: str) -> GuardedFactory:
-        return budget.guard(OseodSite(resource, config.server.max_request_bytes,
-                                      request_timeout=config.server.request_timeout), http_refusal, name)
+        factory = budget.guard(OseodSite(resource, config.server.max_request_bytes,
+                                         request_timeout=config.server.request_timeout), http_refusal, name)
+        guarded.append(factory)
+        return factory
 
     if config.server.admin:
         # The operators' side on a door of its own; the clients' listener
@@ -186,7 +197,13 @@ def makeService(options: Options) -> IService:
                                        public_host=config.server.ftp_public_host,
                                        max_sessions_per_user=config.server.ftp_max_sessions_per_user,
                                        metrics=parts.metrics, clock=reactor)
-        listeners["ftp"] = Listener("ftp", config.server.ftp, budget.guard(ftp_factory, ftp_refusal, "ftp"), reactor)
+        ftp_guarded = budget.guard(ftp_factory, ftp_refusal, "ftp")
+        guarded.append(ftp_guarded)
+        listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)
+    # Stopped right after the listeners: what is in flight then finishes, at
+    # most [server] request_timeout seconds.
+    root.step("requests and transfers in flight", lambda: None,
+              lambda: finish_in_flight(guarded, reactor, config.server.request_timeout))
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),
@@ -214,11 +231,12 @@ class Parts:
 
 def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
-                consumer: str) -> Parts:
+                consumer: str, readiness: Readiness | None = None) -> Parts:
     """``listener_url(scheme)``: where the listener of that scheme ended up;
     ``results``: where processors put the items' results; ``consumer``: this
     daemon's name on the job queue (the same across restarts, so that it
-    takes back its own unfinished jobs)."""
+    takes back its own unfinished jobs); ``readiness``: what /ready says
+    besides Redis's PING."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
     sources = password_sources(config, users, reactor)
@@ -309,7 +327,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                       live_interval=config.console.live_interval,
                       public=console_base(config.server, listener_url), clients=clients, metrics=metrics)
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
-                            downloads=downloads, sources=(outbox,), console=console)
+                            downloads=downloads, sources=(outbox,), console=console, readiness=readiness,
+                            ping_timeout=config.redis.command_timeout, clock=reactor)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,
                  actions=actions)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from klein import Klein
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -22,6 +22,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from .. import __version__
 from ..core.packages import is_package_name
 from ..metrics import RequestMetrics, Sample
+from ..readiness import Readiness
 from ..store.connection import Redis
 from .errors import allow_header, error_answer
 from .downloads import Downloads
@@ -55,16 +56,50 @@ class SampleSource(Protocol):
     async def samples(self) -> list[Sample]: ...
 
 
+# Seconds a load balancer is asked to wait before checking a daemon that is
+# not ready again (its own check interval usually decides).
+READY_RETRY_AFTER = 2
+
+
 class Probes:
-    """/health and /metrics: what monitoring reads, whichever door it knocks at."""
+    """/health, /ready and /metrics: what monitoring and load balancers
+    read, whichever door they knock at."""
 
     def __init__(self, *, redis: Redis, metrics: RequestMetrics, processing: ProcessingView,
-                 sources: tuple[SampleSource, ...]) -> None:
+                 sources: tuple[SampleSource, ...], readiness: Readiness | None = None,
+                 ping_timeout: float = 2.0, clock: Any = None) -> None:
         self._redis = redis
         self._metrics = metrics
         self._processing = processing
         self._sources = sources
+        self._readiness = readiness
+        self._ping_timeout = ping_timeout
+        self._clock = clock
         self._started = time.time()
+
+    async def ready(self, request: IRequest) -> bytes:
+        """200 while this daemon wants requests; 503 with one line saying why
+        not (starting, draining, Redis not answering a PING within [redis]
+        command_timeout) and a Retry-After. No Redis call while not ready:
+        a draining daemon's answer does not depend on Redis."""
+        reason = self._readiness.reason() if self._readiness is not None else None
+        if reason is None and not await self._ping():
+            reason = f"not ready: Redis does not answer at {self._redis.address.describe()}"
+        request.setHeader(b"cache-control", b"no-store")
+        if reason is not None:
+            request.setHeader(b"retry-after", str(READY_RETRY_AFTER).encode())
+            return error_answer(request, 503, reason)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"ready\n"
+
+    async def _ping(self) -> bool:
+        ping = Deferred.fromCoroutine(self._redis.ping())
+        if self._clock is not None:
+            ping.addTimeout(self._ping_timeout, self._clock)
+        try:
+            return await ping
+        except TimeoutError:
+            return False
 
     async def health(self, request: IRequest) -> bytes:
         redis_ok = await self._redis.ping()
@@ -93,7 +128,7 @@ class Probes:
 
 
 class ClientRoutes:
-    """The clients' door: /oseo, /results/..., /health."""
+    """The clients' door: /oseo, /results/..., /health, /ready."""
 
     app = Klein()
 
@@ -133,6 +168,10 @@ class ClientRoutes:
     async def health(self, request: IRequest) -> bytes:
         return await self._probes.health(request)
 
+    @app.route("/ready", methods=["GET", "HEAD"])
+    async def ready(self, request: IRequest) -> bytes:
+        return await self._probes.ready(request)
+
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
         return error_answer(request, 404, "not found")
@@ -144,8 +183,8 @@ class ClientRoutes:
 
 
 class OperatorRoutes:
-    """The operators' door: /console/, /admin/api/, /metrics (and /health,
-    for whoever watches this listener)."""
+    """The operators' door: /console/, /admin/api/, /metrics (and /health
+    and /ready, for whoever watches this listener)."""
 
     app = Klein()
 
@@ -164,6 +203,10 @@ class OperatorRoutes:
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:
         return await self._probes.health(request)
+
+    @app.route("/ready", methods=["GET", "HEAD"])
+    async def ready(self, request: IRequest) -> bytes:
+        return await self._probes.ready(request)
 
     @app.route("/admin/api/", branch=True)
     def admin(self, request: IRequest) -> IResource:
@@ -227,9 +270,14 @@ class HttpFrontend:
 
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
                  processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
-                 console: Any = None) -> None:
+                 console: Any = None, readiness: Readiness | None = None, ping_timeout: float = 2.0,
+                 clock: Any = None) -> None:
+        """``readiness``: the daemon's state for /ready (None: always ready
+        once Redis answers); ``ping_timeout``: how long /ready waits for
+        Redis's PING on ``clock``."""
         self._console = console
-        probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources)
+        probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources, readiness=readiness,
+                        ping_timeout=ping_timeout, clock=clock)
         self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes)
         self.operators = OperatorRoutes(admin=admin, console=console, probes=probes)
 
