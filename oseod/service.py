@@ -115,6 +115,12 @@ class DaemonService(Service):
             self.log.info("drain: not ready (/ready answers 503)")
         await self._stop_started(announce=True)
         self.log.info("drain: done, oseod stops")
+        # twistd ends a process stopped by a signal by killing itself with
+        # that signal again (status 143 to a shell, -15 to Popen). A drained
+        # daemon stopped as it was asked: it exits 0, which every
+        # supervisor reads as a clean stop.
+        if getattr(self._reactor, "_exitSignal", None) is not None:
+            self._reactor._exitSignal = None
 
     async def _stop_started(self, quietly: bool = False, announce: bool = False) -> None:
         """Stop the started steps, last first. ``quietly`` (a failed start):

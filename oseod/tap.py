@@ -93,19 +93,34 @@ class Options(usage.Options):
                               "tcp:8081:interface=127.0.0.1; default: the HTTP endpoint serves it too."],
         ["redis", None, None, "redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]; "
                               "default: an embedded redis-server in the data dir."],
+        ["drain-seconds", None, None, "Seconds a SIGTERM keeps serving, not ready, before the daemon stops "
+                                      "(default: [server] drain_seconds); 0 stops at once."],
     ]
 
     config: Config
 
     def postOptions(self) -> None:
-        overrides = [(key.replace("-", "_"), self[key]) for key in ("data-dir", "http", "ftp", "admin", "redis")
-                     if self[key] is not None]
+        overrides: list[tuple[str, Any]] = [(key.replace("-", "_"), self[key])
+                                            for key in ("data-dir", "http", "ftp", "admin", "redis")
+                                            if self[key] is not None]
         try:
+            if self["drain-seconds"] is not None:
+                overrides.append(("drain_seconds", _seconds("--drain-seconds", self["drain-seconds"])))
             self.config = load_config(self["config"], overrides)
             _check_endpoints(self.config)
         except ConfigError as e:
             # One line naming the key, not twistd's whole usage text.
             raise SystemExit(f"oseod: configuration error: {e}") from None
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(name, f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(name, f"not a number of seconds: {text!r}")
+    return seconds
 
 
 def _check_endpoints(config: Config) -> None:

@@ -41,8 +41,12 @@ def children_of(pid: int) -> list[int]:
 
 
 class Daemon:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, drain_seconds: float | None = 0.0) -> None:
+        """``drain_seconds``: --drain-seconds (0 by default, so that each
+        SIGTERM of a test stops at once; None: the config's drain)."""
         self.data_dir = data_dir
+        if drain_seconds is not None and "--drain-seconds" not in extra:
+            extra = (*extra, "--drain-seconds", str(drain_seconds))
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-daemon.log"

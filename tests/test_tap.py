@@ -37,3 +37,11 @@ def test_console_links_point_at_the_listener_that_serves_the_console() -> None:
     assert console_base(ServerConfig(), listeners)() == "http://127.0.0.1:8080"
     assert console_base(ServerConfig(public_url=public), listeners)() == "https://oseo.example.org"
     assert console_base(ServerConfig(public_url=public, admin="tcp:8081"), listeners)() == "http://127.0.0.1:8081"
+
+
+def test_drain_seconds_on_the_command_line(tmp_path: Path) -> None:
+    options = Options()
+    options.parseOptions(["--data-dir", str(tmp_path / "data"), "--drain-seconds", "0"])
+    assert options.config.server.drain_seconds == 0.0
+    with pytest.raises(SystemExit, match=r"^oseod: configuration error: --drain-seconds.*'soon'"):
+        Options().parseOptions(["--drain-seconds", "soon"])
