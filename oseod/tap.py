@@ -13,6 +13,7 @@ from twisted.application.service import IService
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
 from twisted.internet import endpoints
+from twisted.logger import Logger
 from twisted.python import usage
 
 from .admin.actions import OperatorActions
@@ -64,6 +65,7 @@ from .readiness import Readiness
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
+from .store.handback import JobHandBack
 from .schedule.scheduler import TICK, PeriodicTask, Scheduler
 from .store.jobs import JobStore
 from .store.audit import AuditStore
@@ -77,6 +79,9 @@ from .store.quotations import QUOTATION, QuotationStore
 from .store.sessions import SessionStore
 from .store.stats import StatsStore
 from .store.users import UserStore
+
+
+log = Logger()
 
 
 class Options(usage.Options):
@@ -173,13 +178,15 @@ def makeService(options: Options) -> IService:
                         consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness)
     root.step("password checkers", parts.passwords.start)
     # Steps stop last first, the drain's order: the periodic tasks (the
-    # leader lock let go), then the engine (no more claims; the jobs in hand
-    # stay pending, for this consumer's restart or another daemon once their
-    # lease runs out), then the outbox.
+    # leader lock let go), the engine (no more claims, the jobs in hand
+    # cancelled and left pending), those jobs handed back to the queue for
+    # another daemon, then the outbox.
     if parts.mail is not None:
         root.step("e-mail", parts.mail.start)
     if config.notifications.send:
         root.step("outbox", parts.outbox.start, parts.outbox.stop)
+    if config.processing.workers:
+        root.step("jobs in hand", lambda: None, lambda: hand_back(JobHandBack(redis), parts.engine.consumer))
     root.step("order processing", parts.engine.start, parts.engine.stop)
     root.step("periodic tasks", parts.scheduler.start, parts.scheduler.stop)
 
@@ -225,6 +232,12 @@ def makeService(options: Options) -> IService:
               data_dir.remove_endpoints)
     root.step("heap", settle_heap)
     return root
+
+
+async def hand_back(jobs: JobHandBack, consumer: str) -> None:
+    handed = await jobs.hand_back(consumer)
+    if handed:
+        log.info("drain: {count} job(s) handed back to the queue for another daemon", count=handed)
 
 
 @attrs.frozen

@@ -45,7 +45,8 @@ def test_sigterm_drains_then_exits_0(tmp_path: Path, daemons: list[Daemon]) -> N
     log = daemon.log()
     steps = ["drain: not ready (/ready answers 503); still serving for 2.0 s", "drain: stopped http listener",
              "drain: stopped requests and transfers in flight", "drain: stopped periodic tasks",
-             "drain: stopped order processing", "drain: stopped redis", "drain: done, oseod stops"]
+             "drain: stopped order processing", "drain: stopped jobs in hand", "drain: stopped redis",
+             "drain: done, oseod stops"]
     positions = [log.find(step) for step in steps]
     assert -1 not in positions, log
     assert positions == sorted(positions), log
