@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from oseod.oseo.namespaces import OSEO
 from tests.daemon import Daemon
 from tests.oseo_schema import requires_schemas
+from tests.polling import wait_for
 from tests.test_daemon import oseo_call
 
 pytestmark = pytest.mark.slow
@@ -51,3 +53,38 @@ def test_sigterm_drains_then_exits_0(tmp_path: Path, daemons: list[Daemon]) -> N
     assert -1 not in positions, log
     assert positions == sorted(positions), log
     assert "Traceback" not in log
+
+
+@requires_schemas
+def test_a_draining_daemon_hands_its_job_to_another(tmp_path: Path, daemons: list[Daemon], redis: Any) -> None:
+    """Two daemons on one Redis: the one making an order's item is stopped;
+    the other makes it, without waiting for a lease to run out."""
+    from tests.test_http_ordering import get_status, submit
+
+    config = tmp_path / "shared.toml"
+    # The shipped example, on the test's Redis, its demo items 2 s long, and
+    # a lease long enough that only a hand-back explains a quick takeover.
+    example = (Path(__file__).parent.parent / "etc" / "oseod.toml").read_text()
+    for old, new in (('redis = ""', f'redis = "unix://{redis.address.path}?db={redis.address.db}"'),
+                     ("lease_seconds = 60.0", "lease_seconds = 600.0"), ("delay = 0.0", "delay = 2.0")):
+        assert example.count(old) == 1
+        example = example.replace(old, new)
+    config.write_text(example)
+    first = Daemon(tmp_path / "first", "--config", str(config), "--ftp", "")
+    daemons.append(first)
+    first.start()
+    assert first.ctl("user", "add", "hank", "--password-stdin", stdin="hank-password\n").returncode == 0
+    order_id = oseo_call(first, "hank", submit("h1", reference="handed")).findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+
+    def status_on(daemon: Daemon) -> str | None:
+        answer = oseo_call(daemon, "hank", get_status(order_id))
+        return answer.findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")  # type: ignore[no-any-return]
+
+    wait_for(lambda: status_on(first) == "InProduction", 30, "the first daemon to start the item")
+    second = Daemon(tmp_path / "second", "--config", str(config), "--ftp", "")
+    daemons.append(second)
+    second.start()
+    assert first.stop() == 0
+    assert "drain: 1 job(s) handed back to the queue for another daemon" in first.log()
+    wait_for(lambda: status_on(second) == "Completed", 30, "the second daemon to make the item")
