@@ -29,10 +29,18 @@ log = Logger()
 def busy(protocol: Any) -> bool:
     """Whether a connection's protocol is in the middle of something a
     client waits for: an HTTP request (read or answered), an FTP transfer."""
-    if getattr(protocol, "requests", None):  # twisted.web's HTTPChannel
-        return True
+    requests = getattr(protocol, "requests", None)  # twisted.web's HTTPChannel
+    if requests:
+        # An event stream (the console's live view) never ends by itself:
+        # it is cut, and the browser's EventSource reconnects elsewhere.
+        return not all(_event_stream(request) for request in requests)
     transfer = getattr(protocol, "dtpInstance", None)  # twisted's FTP
     return transfer is not None and bool(getattr(transfer, "isConnected", False))
+
+
+def _event_stream(request: Any) -> bool:
+    kind = request.responseHeaders.getRawHeaders(b"content-type") or [b""]
+    return bool(getattr(request, "startedWriting", False)) and kind[0].startswith(b"text/event-stream")
 
 
 def _close_after_request(protocol: Any) -> None:

@@ -162,6 +162,10 @@ class Held(Resource):
         self.waiting: list[Any] = []
 
     def render_GET(self, request: Any) -> Any:
+        if request.path == b"/events":  # like the console's live view: never ends
+            request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+            request.write(b"data: {}\n\n")
+            return NOT_DONE_YET
         self.waiting.append(request)
         return NOT_DONE_YET
 
@@ -197,6 +201,30 @@ async def test_in_flight_requests_finish_and_idle_connections_close() -> None:
     finally:
         busy.close()
         idle.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_event_stream_does_not_hold_the_drain() -> None:
+    budget = ConnectionBudget(100, per_address=100, clients=ClientAddresses([]), clock=reactor)
+    factory = budget.guard(Site(Held()), lambda refusal: b"", "http")
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+    stream = socket.create_connection(("127.0.0.1", port.getHost().port))
+    try:
+        stream.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        await wait_for_async(lambda: readable(stream))
+        assert stream.recv(4096).startswith(b"HTTP/1.1 200")
+        await port.stopListening()
+        assert await finish_in_flight([factory], reactor, bound=30.0) == 0
+        await wait_for_async(lambda: factory.connections == 0)
+    finally:
+        stream.close()
+
+
+def readable(connection: socket.socket) -> bool:
+    try:
+        return bool(connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return False
 
 
 async def wait_for_async(condition: Any, seconds: float = 10.0) -> None:
