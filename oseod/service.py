@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -66,6 +68,7 @@ class DaemonService(Service):
         self._started: list[Step] = []
         self._starting: defer.Deferred[None] | None = None
         self._running = False
+        self._serving_on: defer.Deferred[None] | None = None
         self._exit = exit if exit is not None else _exit_after_shutdown(reactor)
         self.name = "oseod"
 
@@ -107,13 +110,21 @@ class DaemonService(Service):
             return
         self._running = False
         self.readiness.draining()
-        if self._drain_seconds > 0:
-            self.log.info("drain: not ready (/ready answers 503); still serving for {seconds} s",
-                          seconds=self._drain_seconds)
-            await task.deferLater(self._clock, self._drain_seconds, lambda: None)
-        else:
-            self.log.info("drain: not ready (/ready answers 503)")
-        await self._stop_started(announce=True)
+        restore = self._take_signals()
+        try:
+            if self._drain_seconds > 0:
+                self.log.info("drain: not ready (/ready answers 503); still serving for {seconds} s",
+                              seconds=self._drain_seconds)
+                self._serving_on = task.deferLater(self._clock, self._drain_seconds, lambda: None)
+                try:
+                    await self._serving_on
+                except defer.CancelledError:
+                    pass
+            else:
+                self.log.info("drain: not ready (/ready answers 503)")
+            await self._stop_started(announce=True)
+        finally:
+            restore()
         self.log.info("drain: done, oseod stops")
         # twistd ends a process stopped by a signal by killing itself with
         # that signal again (status 143 to a shell, -15 to Popen). A drained
@@ -121,6 +132,37 @@ class DaemonService(Service):
         # supervisor reads as a clean stop.
         if getattr(self._reactor, "_exitSignal", None) is not None:
             self._reactor._exitSignal = None
+
+    def _take_signals(self) -> Callable[[], None]:
+        """While draining, SIGTERM or SIGINT again (a second Ctrl-C, an
+        impatient supervisor) ends the serving period at once instead of
+        making Twisted's handler stop a reactor already stopping (a
+        traceback). Returns what puts the previous handlers back."""
+        reactor = self._reactor
+        if not hasattr(reactor, "callFromThread") or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+
+        def again(number: int, frame: Any) -> None:
+            reactor.callFromThread(self._asked_again, signal.Signals(number).name)
+
+        for number in previous:
+            signal.signal(number, again)
+
+        def restore() -> None:
+            for number, handler in previous.items():
+                if handler is not None:  # None: not set from Python, nothing to put back
+                    signal.signal(number, handler)
+
+        return restore
+
+    def _asked_again(self, name: str) -> None:
+        serving_on, self._serving_on = self._serving_on, None
+        if serving_on is not None and not serving_on.called:
+            self.log.info("drain: {signal} again, serving no longer", signal=name)
+            serving_on.cancel()
+        else:
+            self.log.info("drain: {signal} again, already stopping", signal=name)
 
     async def _stop_started(self, quietly: bool = False, announce: bool = False) -> None:
         """Stop the started steps, last first. ``quietly`` (a failed start):

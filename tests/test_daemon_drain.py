@@ -88,3 +88,18 @@ def test_a_draining_daemon_hands_its_job_to_another(tmp_path: Path, daemons: lis
     assert first.stop() == 0
     assert "drain: 1 job(s) handed back to the queue for another daemon" in first.log()
     wait_for(lambda: status_on(second) == "Completed", 30, "the second daemon to make the item")
+
+
+def test_a_second_sigterm_ends_the_drain_at_once(tmp_path: Path, daemons: list[Daemon]) -> None:
+    daemon = Daemon(tmp_path / "data", drain_seconds=600)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: "still serving for 600.0 s" in daemon.log(), 30, "the drain to begin")
+    assert daemon.get("/ready")[0] == 503
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(60) == 0  # not 600 s later
+    log = daemon.log()
+    assert "drain: SIGTERM again, serving no longer" in log and "drain: done, oseod stops" in log
+    assert "Traceback" not in log
