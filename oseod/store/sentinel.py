@@ -1,0 +1,108 @@
+"""Finding the Redis primary through Sentinel, and following it when it moves.
+
+txredisapi's own ``Sentinel`` asks every sentinel for the primary before
+each connection attempt, which is right, but when the answers all say "the
+primary is down" it waits out its whole ``discovery_timeout`` (10 s) anyway:
+a client blind for 13 s after a failover that Sentinel finished in 2.2 s
+(../shared/notes/scale-out.md §1). Here discovery fails as soon as every
+sentinel has answered without a healthy primary, the pool retries at most
+every half second, and the client follows a failover in Sentinel's own time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import txredisapi
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+# Past this, a sentinel that has not answered (stopped, unreachable) is not
+# waited for: the pool tries again, and asks all of them again.
+DISCOVERY_TIMEOUT = 1.0
+
+
+class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
+    """The sentinels of one deployment, asked for the primary of a service.
+
+    ``primary`` is the address the last discovery found (for the start-up
+    log line and /health)."""
+
+    log = Logger()
+
+    def __init__(self, addresses: Sequence[tuple[str, int]], reactor: IReactorTime, *,
+                 password: str | None = None, discovery_timeout: float = DISCOVERY_TIMEOUT) -> None:
+        # Each sentinel is a lazy, reconnecting connection of its own: one that
+        # is down is simply not heard from before the timeout.
+        super().__init__(list(addresses), password=password, convertNumbers=False,
+                         replyTimeout=discovery_timeout, connectTimeout=discovery_timeout)
+        self.discovery_timeout = discovery_timeout
+        self._reactor = reactor
+        self.primary: tuple[str, int] | None = None
+
+    def discover_master(self, service_name: str) -> Deferred[tuple[str, int]]:
+        result: Deferred[tuple[str, int]] = Deferred()
+        waiting = len(self.sentinels)
+
+        def give_up() -> None:
+            if not result.called:
+                result.errback(txredisapi.MasterNotFoundError(
+                    f"no sentinel knows a healthy primary for {service_name!r}"))
+
+        timer = self._reactor.callLater(self.discovery_timeout, give_up)
+
+        def answered(masters: Any) -> None:
+            nonlocal waiting
+            if result.called:
+                return
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if state and self.check_master_state(state):
+                timer.cancel()
+                self._found(service_name, (str(state["ip"]), int(state["port"])))
+                result.callback((str(state["ip"]), int(state["port"])))
+                return
+            waiting -= 1
+            if not waiting:  # everybody answered, nobody knows one: fail now
+                timer.cancel()
+                give_up()
+
+        for sentinel in self.sentinels:
+            sentinel.sentinel_masters().addCallbacks(answered, lambda failure: answered(None))
+        return result
+
+    def _found(self, service_name: str, primary: tuple[str, int]) -> None:
+        if primary != self.primary:
+            if self.primary is not None:
+                self.log.warn("Redis primary of {service} moved from {old} to {new}", service=service_name,
+                              old=format_address(self.primary), new=format_address(primary))
+            self.primary = primary
+
+
+def format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
+    """A connection to the primary that hangs up once it answers READONLY.
+
+    A server that says READONLY has been demoted while this connection stayed
+    open (a managed service's switch, an old primary resumed): every later
+    write on it would fail too. Closing it makes the pool reconnect, and
+    every reconnection asks the sentinels again."""
+
+    def replyReceived(self, reply: Any) -> None:
+        super().replyReceived(reply)
+        if isinstance(reply, txredisapi.ResponseError) and str(reply).startswith("READONLY"):
+            self.transport.loseConnection()
+
+
+class PrimaryFactory(txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
+    """The pool's factory: retries every half second at most (the default
+    backs off to 10 s), and this is also the connect timeout txredisapi
+    uses on the Sentinel path."""
+
+    maxDelay = 0.5
+    protocol = _PrimaryProtocol

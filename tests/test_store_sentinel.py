@@ -1,0 +1,164 @@
+"""Redis through Sentinel (oseod/store/sentinel.py and the redis+sentinel://
+side of oseod/store/connection.py): the URL, then a real primary, replica and
+three sentinels (tests/sentinel_cluster.py)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from oseod.config import ConfigError
+from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
+from oseod.tap import _check_endpoints
+from tests.polling import eventually
+from tests.sentinel_cluster import DOWN_AFTER_MS, SentinelCluster, sentinel_cluster
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+sentinel://h1:26379,h2:26380,h3/oseo",
+         RedisAddress(sentinels=(("h1", 26379), ("h2", 26380), ("h3", 26379)), master_name="oseo")),
+        ("redis+sentinel://:s%40cret@h1:1,h2:2/oseo/3",
+         RedisAddress(sentinels=(("h1", 1), ("h2", 2)), master_name="oseo", db=3, password="s@cret")),
+        ("redis+sentinel://:p@ss@h1:1/oseo",  # a bare @ in the password: the last one ends it
+         RedisAddress(sentinels=(("h1", 1),), master_name="oseo", password="p@ss")),
+        ("redis+sentinel://app:pw@[::1]:26379,[fe80::1]/main/0",
+         RedisAddress(sentinels=(("::1", 26379), ("fe80::1", 26379)), master_name="main", password="pw",
+                      username="app")),
+        ("redis+sentinel://h:1/oseo?db=2&sentinel_password=sp",
+         RedisAddress(sentinels=(("h", 1),), master_name="oseo", db=2, sentinel_password="sp")),
+    ],
+)  # fmt: skip
+def test_sentinel_urls(url: str, expected: RedisAddress) -> None:
+    assert RedisAddress.from_url(url) == expected
+
+
+def test_the_sentinels_password_comes_from_the_config_unless_the_url_says() -> None:
+    url = "redis+sentinel://:data@h:1/oseo"
+    assert RedisAddress.from_url(url, sentinel_password="sp").sentinel_password == "sp"
+    assert RedisAddress.from_url(url + "?sentinel_password=q", sentinel_password="sp").sentinel_password == "q"
+    assert RedisAddress.from_url(url, sentinel_password="").sentinel_password is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://",
+        "redis+sentinel:///oseo",
+        "redis+sentinel://h:1",
+        "redis+sentinel://h:1/",
+        "redis+sentinel://h:1/oseo/x",
+        "redis+sentinel://h:1/oseo/0/extra",
+        "redis+sentinel://h:port/oseo",
+        "redis+sentinel://h:70000/oseo",
+        "redis+sentinel://::1:26379/oseo",
+        "redis+sentinel://[::1/oseo",
+        "redis+sentinel://h1:1,,h2:2/oseo",
+        "redis+sentinel://secret@h:1/oseo",
+    ],
+)
+def test_bad_sentinel_urls_are_refused_naming_the_key(url: str) -> None:
+    with pytest.raises(ValueError, match="bad Redis URL"):
+        RedisAddress.from_url(url)
+    config = _config_with_redis(url)
+    with pytest.raises(ConfigError, match="server.redis") as caught:
+        _check_endpoints(config)
+    assert "secret" not in str(caught.value)
+
+
+def test_describe_and_repr_never_show_passwords() -> None:
+    address = RedisAddress.from_url("redis+sentinel://:pw1@h:1,[::1]:2/oseo/4?sentinel_password=pw2")
+    assert address.describe() == "redis+sentinel://h:1,[::1]:2/oseo/4"
+    assert "pw1" not in repr(address) and "pw2" not in repr(address)
+    with pytest.raises(ValueError) as caught:
+        RedisAddress.from_url("redis+sentinel://:topsecret@h:1/oseo/x")
+    assert "topsecret" not in str(caught.value)
+
+
+def _config_with_redis(url: str) -> Any:
+    import attrs
+
+    from oseod.config import Config
+
+    config = Config()
+    return attrs.evolve(config, server=attrs.evolve(config.server, redis=url))
+
+
+# --- the real thing ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
+    yield from sentinel_cluster(tmp_path)
+
+
+_COUNT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_discovery_finds_the_primary(cluster: SentinelCluster) -> None:
+    redis = Redis(RedisAddress.from_url(cluster.url(db=2)))
+    await redis.connect()
+    try:
+        assert redis.primary == f"127.0.0.1:{cluster.primary.port}"
+        assert int(await redis.conn.eval(_COUNT, ["n"], [2])) == 2
+        assert int(await redis.conn.eval(_COUNT, ["n"], [3])) == 5
+        assert await redis.ping() is True
+        # Written to the primary found, in the database the URL names.
+        assert cluster.primary.command("-n", "2", "GET", "n", password="s@me/pw").strip() == "5"
+    finally:
+        await redis.close()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_no_primary_fails_the_start_clearly(cluster: SentinelCluster) -> None:
+    redis = Redis(RedisAddress.from_url(cluster.url().replace("/oseo/", "/nosuchmaster/")))
+    with pytest.raises(RedisUnavailable, match="no primary found through redis\\+sentinel://127.0.0.1:"):
+        await redis.connect()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_the_promoted_replica_answers_after_the_primary_is_killed(cluster: SentinelCluster) -> None:
+    redis = Redis(RedisAddress.from_url(cluster.url()))
+    await redis.connect()
+    try:
+        assert int(await redis.conn.eval(_COUNT, ["n"], [1])) == 1
+        assert int(await redis.conn.eval(_COUNT, ["n"], [1])) == 2  # by its SHA-1 now
+        # The replica has it before the primary goes (the promoted one keeps it).
+        await eventually(lambda: _replica_has(cluster, "2"), 5, "the replica to catch up")
+        cluster.primary.signal(signal.SIGKILL)
+
+        async def answers() -> bool:
+            # Each try has its own short deadline: a command sent while the
+            # pool has no connection waits for one without limit.
+            try:
+                reply = await redis.conn.eval(_COUNT, ["n"], [1]).addTimeout(0.5, reactor)
+            except Exception:
+                return False
+            return int(reply) >= 1
+
+        await eventually(answers, DOWN_AFTER_MS / 1000 + 2.0, "the promoted replica to answer")
+        assert redis.primary == f"127.0.0.1:{cluster.replica.port}"
+        assert await redis.ping() is True
+        # Nothing acknowledged before the failover was lost; the script, which
+        # the new primary had never seen (NOSCRIPT), was sent whole again.
+        assert int(await redis.conn.get("n")) >= 3
+    finally:
+        await redis.close()
+
+
+async def _replica_has(cluster: SentinelCluster, value: str) -> bool:
+    from twisted.internet.threads import deferToThread
+
+    answer = await deferToThread(cluster.replica.command, "GET", "n", password="s@me/pw")
+    return bool(answer.strip() == value)
