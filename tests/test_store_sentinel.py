@@ -4,6 +4,7 @@ three sentinels (tests/sentinel_cluster.py)."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from twisted.internet import reactor
 from oseod.config import ConfigError
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
 from oseod.tap import _check_endpoints
+from tests.daemon import Daemon
 from tests.polling import eventually
 from tests.sentinel_cluster import DOWN_AFTER_MS, SentinelCluster, sentinel_cluster
 
@@ -162,3 +164,19 @@ async def _replica_has(cluster: SentinelCluster, value: str) -> bool:
 
     answer = await deferToThread(cluster.replica.command, "GET", "n", password="s@me/pw")
     return bool(answer.strip() == value)
+
+
+@pytest.mark.slow
+def test_the_daemon_names_the_primary_in_its_log_and_health(cluster: SentinelCluster, tmp_path: Path,
+                                                            daemons: list[Daemon]) -> None:
+    daemon = Daemon(tmp_path / "data", "--redis", cluster.url(db=1))
+    daemons.append(daemon)
+    daemon.start()
+    primary = f"127.0.0.1:{cluster.primary.port}"
+    status, _, body = daemon.get("/health")
+    health = json.loads(body)
+    assert status == 200 and health["redis"]["reachable"] is True
+    assert health["redis"]["primary"] == primary
+    assert health["redis"]["address"].startswith("redis+sentinel://127.0.0.1:")
+    assert f"primary {primary} found through redis+sentinel://" in daemon.log()
+    assert "s@me" not in daemon.log() and "s%40me" not in daemon.log()
