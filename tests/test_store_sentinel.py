@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import txredisapi
 from twisted.internet import reactor
 
 from oseod.config import ConfigError
@@ -180,3 +181,45 @@ def test_the_daemon_names_the_primary_in_its_log_and_health(cluster: SentinelClu
     assert health["redis"]["address"].startswith("redis+sentinel://127.0.0.1:")
     assert f"primary {primary} found through redis+sentinel://" in daemon.log()
     assert "s@me" not in daemon.log() and "s%40me" not in daemon.log()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_a_connection_that_answers_readonly_is_dropped(cluster: SentinelCluster) -> None:
+    redis = Redis(RedisAddress.from_url(cluster.url()))
+    await redis.connect()
+    pool = redis.conn._factory.pool  # noqa: SLF001 - the connections, to see one go
+    try:
+        assert int(await redis.conn.eval(_COUNT, ["n"], [1])) == 1
+        connected = len(pool)
+        # Demoted under our feet, without the CLIENT KILL a failover sends:
+        # the connections stay open, and writes are refused.
+        await _on(cluster.primary, "REPLICAOF", "127.0.0.1", "1")
+        with pytest.raises(txredisapi.ResponseError, match="READONLY"):
+            await redis.conn.eval(_COUNT, ["n"], [1])
+        with pytest.raises(txredisapi.ResponseError, match="READONLY"):
+            await redis.conn.incr("n")
+
+        async def dropped() -> bool:
+            # (and it is not replaced: the server found says ROLE slave)
+            return len(pool) < connected
+
+        await eventually(dropped, 5, "the connection that answered READONLY to close")
+        await _on(cluster.primary, "REPLICAOF", "NO", "ONE")
+
+        async def writable() -> bool:
+            try:
+                await redis.conn.incr("n").addTimeout(0.5, reactor)
+            except Exception:
+                return False
+            return True
+
+        await eventually(writable, 5, "writes to be taken again")
+    finally:
+        await redis.close()
+
+
+async def _on(server: Any, *command: str) -> str:
+    from twisted.internet.threads import deferToThread
+
+    return str(await deferToThread(server.command, *command, password="s@me/pw"))
