@@ -141,7 +141,7 @@ def makeService(options: Options) -> IService:
         root.step("secret key", digest_secrets.load)
 
     if config.server.redis:
-        address = RedisAddress.from_url(config.server.redis, sentinel_password=config.redis.sentinel_password)
+        address = RedisAddress.from_config(config.server.redis, config.redis)
     else:
         embedded = EmbeddedRedis(data_dir.path, reactor)
         root.step("embedded redis-server", embedded.start, embedded.stop)

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from .sentinel import FailFastSentinel, PrimaryFactory, format_address
+from .tls import RedisTlsError, client_tls_options
 
 POOL_SIZE = 8
 CONNECT_TIMEOUT = 5.0
@@ -44,10 +45,24 @@ class RedisAddress:
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str | None = None
     sentinel_password: str | None = attrs.field(default=None, repr=False)
+    # rediss://: TLS, with these files ("": the system's CAs, no client certificate).
+    tls: bool = False
+    ca_file: str = ""
+    certificate: str = ""
+    private_key: str = ""
+
+    @classmethod
+    def from_config(cls, url: str, redis: Any) -> RedisAddress:
+        """:meth:`from_url` with the [redis] section's sentinel password and TLS files."""
+        address = cls.from_url(url, sentinel_password=redis.sentinel_password)
+        if not address.tls:
+            return address
+        return attrs.evolve(address, ca_file=redis.ca_file, certificate=redis.certificate,
+                            private_key=redis.private_key)
 
     @classmethod
     def from_url(cls, url: str, *, sentinel_password: str | None = None) -> RedisAddress:
-        """Parse ``redis://[[user]:password@]host[:port][/db]``,
+        """Parse ``redis[s]://[[user]:password@]host[:port][/db]``,
         ``unix:///path/to/socket[?db=N&password=P]`` or
         ``redis+sentinel://[[user]:password@]h1:p1,h2:p2,.../master[/db]``.
 
@@ -64,7 +79,7 @@ class RedisAddress:
         password = unquote(parts.password) if parts.password else query.get("password")
         username = unquote(parts.username) if parts.username else None
         try:
-            if parts.scheme == "redis":
+            if parts.scheme in ("redis", "rediss"):
                 if not parts.hostname:
                     raise ValueError("no host")
                 db_text = parts.path.strip("/") or query.get("db", "0")
@@ -74,6 +89,7 @@ class RedisAddress:
                     db=int(db_text),
                     password=password,
                     username=username or None,
+                    tls=parts.scheme == "rediss",
                 )
             if parts.scheme == "unix":
                 if not parts.path:
@@ -81,7 +97,7 @@ class RedisAddress:
                 return cls(path=parts.path, db=int(query.get("db", "0")), password=password)
         except ValueError as e:
             raise ValueError(f"bad Redis URL {cls._redact(url)!r}: {e}") from None
-        raise ValueError(f"bad Redis URL {cls._redact(url)!r}: use redis://HOST:PORT/DB, unix:///PATH "
+        raise ValueError(f"bad Redis URL {cls._redact(url)!r}: use redis[s]://HOST:PORT/DB, unix:///PATH "
                          f"or {SENTINEL_SCHEME}://HOST:PORT,HOST:PORT,.../MASTER/DB")
 
     @classmethod
@@ -128,7 +144,7 @@ class RedisAddress:
         if self.master_name is not None:
             hosts = ",".join(format_address(address) for address in self.sentinels)
             return f"{SENTINEL_SCHEME}://{hosts}/{self.master_name}/{self.db}"
-        return f"redis://{self.host}:{self.port}/{self.db}"
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
 
     def _connect(self, **kwargs: Any) -> Any:
         common = dict(
@@ -140,6 +156,10 @@ class RedisAddress:
         )
         if self.path is not None:
             return txredisapi.UnixConnectionPool(self.path, **common)
+        if self.tls:
+            assert self.host is not None
+            common["ssl_context_factory"] = client_tls_options(
+                self.host, ca_file=self.ca_file, certificate=self.certificate, private_key=self.private_key)
         return txredisapi.ConnectionPool(self.host, self.port, username=self.username, **common)
 
     async def check(self) -> str:
@@ -148,6 +168,8 @@ class RedisAddress:
         Raises RedisUnavailable with a reason an operator can act on."""
         try:
             probe = await self._connect(poolsize=1, reconnect=False, replyTimeout=CONNECT_TIMEOUT)
+        except RedisTlsError as e:
+            raise RedisUnavailable(f"cannot connect to Redis at {self.describe()}: {e}") from None
         except Exception as e:
             raise RedisUnavailable(f"cannot connect to Redis at {self.describe()}: {e}") from None
         try:
@@ -159,7 +181,9 @@ class RedisAddress:
                     return line.split(":", 1)[1].strip()
             return "unknown"
         except Exception as e:
-            raise RedisUnavailable(f"Redis at {self.describe()} does not answer: {e}") from None
+            # txredisapi reports a failed TLS handshake as a lost connection.
+            hint = " (TLS: is the certificate signed by redis.ca_file, for this host name?)" if self.tls else ""
+            raise RedisUnavailable(f"Redis at {self.describe()} does not answer: {e}{hint}") from None
         finally:
             await probe.disconnect()
 
