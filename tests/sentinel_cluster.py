@@ -26,6 +26,7 @@ from tests.polling import wait_for
 
 MASTER_NAME = "oseo"
 PASSWORD = "s@me/pw"  # the data nodes'; characters a URL must encode
+SENTINEL_PASSWORD = "sentinels-only"
 DOWN_AFTER_MS = 1000
 
 
@@ -74,8 +75,9 @@ class Server:
                 pass
         self.process.wait(10)
 
-    def command(self, *args: str, password: str | None = None) -> str:
-        """One command through the redis-cli that ships beside the server."""
+    def command(self, *args: str, password: str | None = SENTINEL_PASSWORD) -> str:
+        """One command through the redis-cli that ships beside the server
+        (with the sentinels' password unless told another)."""
         cli = str(Path(find_redis_server()).with_name("redis-cli"))
         auth = ["-a", password, "--no-auth-warning"] if password else []
         done = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(self.port), *auth, *args],
@@ -128,7 +130,8 @@ class SentinelCluster:
         from urllib.parse import quote
 
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://:{quote(PASSWORD, safe='')}@{hosts}/{MASTER_NAME}/{db}"
+        return (f"redis+sentinel://:{quote(PASSWORD, safe='')}@{hosts}/{MASTER_NAME}/{db}"
+                f"?sentinel_password={SENTINEL_PASSWORD}")
 
     def stop(self) -> None:
         for server in [*self.sentinels, self.replica, self.primary]:
@@ -143,7 +146,7 @@ def start_cluster(root: Path) -> SentinelCluster:
         started.append(primary)
         replica = _start("replica", root, data + f"replicaof 127.0.0.1 {primary.port}\n")
         started.append(replica)
-        sentinel_conf = (f"port {{port}}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {primary.port} 2\n"
+        sentinel_conf = (f"port {{port}}\nrequirepass {SENTINEL_PASSWORD}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {primary.port} 2\n"
                          f"sentinel auth-pass {MASTER_NAME} \"{PASSWORD}\"\n"
                          f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
                          f"sentinel failover-timeout {MASTER_NAME} 10000\n")
