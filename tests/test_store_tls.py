@@ -41,17 +41,35 @@ class _Relay(portforward.ProxyFactory):
 class TlsRedis:
     port: int
     ca_pem: Path
+    key_pem: Path
+    cert_pem: Path
+
+
+async def _tls_relay(redis_server: RedisAddress, where: Path, *, client_certificates: bool) -> Any:
+    ca_pem, key_pem, cert_pem = _certificates(where)
+    assert redis_server.path is not None
+    ours = ssl.PrivateCertificate.loadPEM(cert_pem.read_bytes() + key_pem.read_bytes())
+    # With authorities, only clients showing a certificate one of them signed.
+    options = ours.options(ssl.Certificate.loadPEM(ca_pem.read_bytes())) if client_certificates else ours.options()
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, 0, options, interface="127.0.0.1")
+    port: Any = await endpoint.listen(_Relay(redis_server.path))
+    return port, TlsRedis(port.getHost().port, ca_pem, key_pem, cert_pem)
 
 
 @pytest_twisted.async_yield_fixture
 async def tls_redis(redis_server: RedisAddress, tmp_path: Path) -> AsyncIterator[TlsRedis]:
-    ca_pem, key_pem, cert_pem = _certificates(tmp_path)
-    assert redis_server.path is not None
-    endpoint = endpoints.serverFromString(
-        reactor, f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}")
-    port: Any = await endpoint.listen(_Relay(redis_server.path))
+    port, server = await _tls_relay(redis_server, tmp_path, client_certificates=False)
     try:
-        yield TlsRedis(port.getHost().port, ca_pem)
+        yield server
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.async_yield_fixture
+async def mutual_tls_redis(redis_server: RedisAddress, tmp_path: Path) -> AsyncIterator[TlsRedis]:
+    port, server = await _tls_relay(redis_server, tmp_path, client_certificates=True)
+    try:
+        yield server
     finally:
         await port.stopListening()
 
@@ -95,4 +113,22 @@ async def test_rediss_refuses_a_certificate_it_cannot_verify(tls_redis: TlsRedis
 async def test_an_unreadable_ca_file_is_named(tmp_path: Path) -> None:
     address = RedisAddress(host="localhost", port=1, tls=True, ca_file=str(tmp_path / "missing.pem"))
     with pytest.raises(RedisUnavailable, match="redis.ca_file: cannot read"):
+        await address.check()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_certificate_is_shown_when_configured(mutual_tls_redis: TlsRedis) -> None:
+    server = mutual_tls_redis
+    without = RedisAddress(host="localhost", port=server.port, tls=True, ca_file=str(server.ca_pem))
+    with pytest.raises(RedisUnavailable):
+        await without.check()
+    # (the test CA's "localhost" certificate serves as the client's as well)
+    with_certificate = attrs.evolve(without, certificate=str(server.cert_pem), private_key=str(server.key_pem))
+    assert await with_certificate.check()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_certificate_needs_its_key() -> None:
+    address = RedisAddress(host="localhost", port=1, tls=True, certificate="/some.pem")
+    with pytest.raises(RedisUnavailable, match="redis.certificate and redis.private_key go together"):
         await address.check()
