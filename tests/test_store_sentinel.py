@@ -119,6 +119,15 @@ async def test_discovery_finds_the_primary(cluster: SentinelCluster) -> None:
         assert cluster.primary.command("-n", "2", "GET", "n", password="s@me/pw").strip() == "5"
     finally:
         await redis.close()
+    # One sentinel that does not answer (stopped): the others are enough.
+    cluster.sentinels[0].signal(signal.SIGSTOP)
+    try:
+        redis = Redis(RedisAddress.from_url(cluster.url(db=2)))
+        await redis.connect()
+        assert redis.primary == f"127.0.0.1:{cluster.primary.port}"
+        await redis.close()
+    finally:
+        cluster.sentinels[0].signal(signal.SIGCONT)
 
 
 @pytest.mark.slow

@@ -41,6 +41,10 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
         self.discovery_timeout = discovery_timeout
         self._reactor = reactor
         self.primary: tuple[str, int] | None = None
+        # The sentinels asked and not heard from yet: one that is down is not
+        # asked again (its lazy connection would queue every question until
+        # it is back, eight per retry of the pool).
+        self._asking: set[int] = set()
 
     def discover_master(self, service_name: str) -> Deferred[tuple[str, int]]:
         result: Deferred[tuple[str, int]] = Deferred()
@@ -68,8 +72,17 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
                 timer.cancel()
                 give_up()
 
-        for sentinel in self.sentinels:
-            sentinel.sentinel_masters().addCallbacks(answered, lambda failure: answered(None))
+        def heard(reply: Any, index: int) -> Any:
+            self._asking.discard(index)
+            return reply
+
+        for index, sentinel in enumerate(self.sentinels):
+            if index in self._asking:  # still silent since the last question
+                answered(None)
+                continue
+            self._asking.add(index)
+            question = sentinel.sentinel_masters().addBoth(heard, index)
+            question.addCallbacks(answered, lambda failure: answered(None))
         return result
 
     def _found(self, service_name: str, primary: tuple[str, int]) -> None:
