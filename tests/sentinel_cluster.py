@@ -75,6 +75,14 @@ class Server:
                 pass
         self.process.wait(10)
 
+    def restart(self) -> None:
+        """Start it again, same port and configuration, after it was killed."""
+        self.process.wait(10)
+        self.pidfile.unlink(missing_ok=True)
+        self.process = subprocess.Popen([find_redis_server(), str(self.directory / "redis.conf")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.pid() is not None and _answers(self.port), 20, f"{self.name} to come back")
+
     def command(self, *args: str, password: str | None = SENTINEL_PASSWORD) -> str:
         """One command through the redis-cli that ships beside the server
         (with the sentinels' password unless told another)."""

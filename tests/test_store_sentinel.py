@@ -14,6 +14,8 @@ import pytest
 import pytest_twisted
 import txredisapi
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.logger import globalLogPublisher
 
 from oseod.config import ConfigError
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
@@ -120,14 +122,45 @@ async def test_discovery_finds_the_primary(cluster: SentinelCluster) -> None:
     finally:
         await redis.close()
     # One sentinel that does not answer (stopped): the others are enough.
-    cluster.sentinels[0].signal(signal.SIGSTOP)
+    first, *others = cluster.sentinels
+    first.signal(signal.SIGSTOP)
+    gave_up: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("sentinel") == f"127.0.0.1:{first.port}" and "could not auth" in str(event.get("why")):
+            gave_up.append(event["why"])
+
+    globalLogPublisher.addObserver(observe)
+    redis = Redis(RedisAddress.from_url(cluster.url(db=2)))
     try:
-        redis = Redis(RedisAddress.from_url(cluster.url(db=2)))
         await redis.connect()
         assert redis.primary == f"127.0.0.1:{cluster.primary.port}"
-        await redis.close()
+
+        async def auth_lost() -> bool:  # (txredisapi would stop trying that sentinel for good)
+            return bool(gave_up)
+
+        await eventually(auth_lost, 10, "the stopped sentinel's AUTH to time out")
+        # Back, it is asked again: with the others stopped, it alone finds
+        # the primary for the connections made from now on.
+        first.signal(signal.SIGCONT)
+        for sentinel in others:
+            sentinel.signal(signal.SIGSTOP)
+        for connection in list(redis.conn._factory.pool):  # noqa: SLF001
+            connection.transport.loseConnection()
+
+        async def written() -> bool:
+            try:
+                await redis.conn.set("through-one", "1").addTimeout(0.5, reactor)
+            except Exception:
+                return False
+            return True
+
+        await eventually(written, 5, "a connection found through the sentinel that came back")
     finally:
-        cluster.sentinels[0].signal(signal.SIGCONT)
+        globalLogPublisher.removeObserver(observe)
+        for sentinel in cluster.sentinels:
+            sentinel.signal(signal.SIGCONT)
+        await redis.close()
 
 
 @pytest.mark.slow
@@ -173,10 +206,61 @@ async def test_the_promoted_replica_answers_after_the_primary_is_killed(cluster:
         await redis.close()
 
 
-async def _replica_has(cluster: SentinelCluster, value: str) -> bool:
-    from twisted.internet.threads import deferToThread
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_the_old_primary_coming_back_is_not_written_to(cluster: SentinelCluster) -> None:
+    redis = Redis(RedisAddress.from_url(cluster.url()))
+    await redis.connect()
+    try:
+        await redis.conn.set("k", "before")
+        await eventually(lambda: _replica_has(cluster, "before", "k"), 5, "the replica to catch up")
+        cluster.primary.signal(signal.SIGKILL)
 
-    answer = await deferToThread(cluster.replica.command, "GET", "n", password="s@me/pw")
+        async def moved() -> bool:
+            try:
+                await redis.conn.set("k", "after").addTimeout(0.5, reactor)
+            except Exception:
+                return False
+            return True
+
+        await eventually(moved, DOWN_AFTER_MS / 1000 + 2.0, "the promoted replica to take writes")
+        # Back empty and, for ~10 s until Sentinel converts it, a writable
+        # primary of its own: new connections must still go to the promoted one.
+        await deferToThread(cluster.primary.restart)
+        pool = redis.conn._factory.pool  # noqa: SLF001
+        for connection in list(pool):
+            connection.transport.loseConnection()
+
+        acknowledged = 0
+
+        async def converted() -> bool:
+            nonlocal acknowledged
+            try:  # (a write on a connection being closed fails: the next one)
+                await redis.conn.incr("writes").addTimeout(0.5, reactor)
+            except Exception:
+                return False
+            acknowledged += 1
+            role = await _on(cluster.primary, "ROLE")
+            return role.startswith("slave")
+
+        await eventually(converted, 30, "Sentinel to make the old primary a replica")
+        assert redis.primary == f"127.0.0.1:{cluster.replica.port}"
+        assert await redis.conn.get("k") == "after"
+        # Every write went to the promoted one (none lost on the old primary),
+        # which the old primary copies now.
+        written = await redis.conn.get("writes")
+        assert int(written) >= acknowledged > 0
+
+        async def copied() -> bool:
+            return (await _on(cluster.primary, "GET", "writes")).strip() == written
+
+        await eventually(copied, 10, "the old primary to copy the promoted one")
+    finally:
+        await redis.close()
+
+
+async def _replica_has(cluster: SentinelCluster, value: str, key: str = "n") -> bool:
+    answer = await deferToThread(cluster.replica.command, "GET", key, password="s@me/pw")
     return bool(answer.strip() == value)
 
 
@@ -233,6 +317,4 @@ async def test_a_connection_that_answers_readonly_is_dropped(cluster: SentinelCl
 
 
 async def _on(server: Any, *command: str) -> str:
-    from twisted.internet.threads import deferToThread
-
     return str(await deferToThread(server.command, *command, password="s@me/pw"))

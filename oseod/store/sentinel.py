@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
@@ -32,12 +32,16 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
 
     log = Logger()
 
-    def __init__(self, addresses: Sequence[tuple[str, int]], reactor: IReactorTime, *,
+    def __init__(self, addresses: Sequence[tuple[str, int]], reactor: Any, *,
                  password: str | None = None, discovery_timeout: float = DISCOVERY_TIMEOUT) -> None:
-        # Each sentinel is a lazy, reconnecting connection of its own: one that
-        # is down is simply not heard from before the timeout.
-        super().__init__(list(addresses), password=password, convertNumbers=False,
-                         replyTimeout=discovery_timeout, connectTimeout=discovery_timeout)
+        # Not txredisapi's __init__: its lazyConnection gives a sentinel up
+        # for good when the connection is lost during AUTH (a sentinel
+        # stopped for a moment). Each sentinel here is a reconnecting
+        # connection of its own that never stops trying: one that is down
+        # is simply not heard from before the timeout.
+        self.sentinels = [self._connection(reactor, host, port, password, discovery_timeout)
+                          for host, port in addresses]
+        self.min_other_sentinels = 0
         self.discovery_timeout = discovery_timeout
         self._reactor = reactor
         self.primary: tuple[str, int] | None = None
@@ -85,6 +89,13 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
             question.addCallbacks(answered, lambda failure: answered(None))
         return result
 
+    @staticmethod
+    def _connection(reactor: Any, host: str, port: int, password: str | None, timeout: float) -> Any:
+        factory = _SentinelFactory(f"{host}:{port}", None, 1, isLazy=True, password=password, replyTimeout=timeout,
+                                   convertNumbers=False)
+        factory.startConnecting(HostnameEndpoint(reactor, host, port, timeout=timeout))
+        return factory.handler
+
     def _found(self, service_name: str, primary: tuple[str, int]) -> None:
         if primary != self.primary:
             if self.primary is not None:
@@ -96,6 +107,27 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
 def format_address(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _KeepTrying:
+    """txredisapi stops reconnecting a pool for good when AUTH or SELECT fails
+    on a new connection, even when it failed because that connection was lost
+    (a server killed or stopped at that moment, a failover's CLIENT KILL).
+    The password was right at start-up; a pool that must follow failovers
+    keeps trying, at its usual pace."""
+
+    def stopTrying(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class _SentinelFactory(_KeepTrying, txredisapi.RedisFactory):  # type: ignore[misc]
+    log = Logger()
+    maxDelay = 1.0
+
+    def connectionError(self, why: str) -> None:
+        # Nobody waits on a lazy connection's first-connect Deferred: failing
+        # it would only log an unhandled error. Discovery hears nothing.
+        self.log.info("Redis sentinel {sentinel}: {why}", sentinel=self.uuid, why=why)
 
 
 class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
@@ -112,10 +144,15 @@ class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
             self.transport.loseConnection()
 
 
-class PrimaryFactory(txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
+class PrimaryFactory(_KeepTrying, txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
     """The pool's factory: retries every half second at most (the default
     backs off to 10 s), and this is also the connect timeout txredisapi
     uses on the Sentinel path."""
 
     maxDelay = 0.5
     protocol = _PrimaryProtocol
+
+    def connectionError(self, why: str) -> None:
+        # Only the start-up wait (Redis.connect) hears of it, if still waiting.
+        if self.deferred is not None and not self.deferred.called:
+            super().connectionError(why)
