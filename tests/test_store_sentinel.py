@@ -14,11 +14,14 @@ import pytest
 import pytest_twisted
 import txredisapi
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
 
 from oseod.config import ConfigError
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
+from oseod.store.sentinel import FailFastSentinel
 from oseod.tap import _check_endpoints
 from tests.daemon import Daemon
 from tests.polling import eventually
@@ -318,3 +321,71 @@ async def test_a_connection_that_answers_readonly_is_dropped(cluster: SentinelCl
 
 async def _on(server: Any, *command: str) -> str:
     return str(await deferToThread(server.command, *command, password="s@me/pw"))
+
+
+# --- the fail-fast discovery, on a Clock ----------------------------------------------------
+
+
+class _FakeSentinel:
+    """A sentinel connection whose SENTINEL MASTERS answer the test gives."""
+
+    def __init__(self) -> None:
+        self.questions: list[Deferred[Any]] = []
+
+    def sentinel_masters(self) -> Deferred[Any]:
+        self.questions.append(Deferred())
+        return self.questions[-1]
+
+
+def _state(flags: str = "master", ip: str = "10.0.0.5", port: str = "6379") -> dict[str, Any]:
+    names = set(flags.split(","))
+    return {"ip": ip, "port": port, "num-other-sentinels": "2", "is_master": "master" in names,
+            "is_sdown": "s_down" in names, "is_odown": "o_down" in names}
+
+
+def _discovery(count: int = 3) -> tuple[FailFastSentinel, list[_FakeSentinel], Clock]:
+    clock = Clock()
+    sentinel = FailFastSentinel([], clock)
+    fakes = [_FakeSentinel() for _ in range(count)]
+    sentinel.sentinels = fakes
+    return sentinel, fakes, clock
+
+
+def test_discovery_takes_the_first_healthy_answer() -> None:
+    sentinel, fakes, clock = _discovery()
+    found = sentinel.discover_master("oseo")
+    fakes[1].questions[0].callback({"oseo": _state("master,o_down")})
+    assert not found.called
+    fakes[2].questions[0].callback({"oseo": _state(ip="10.0.0.6")})
+    assert found.result == ("10.0.0.6", 6379) and sentinel.primary == ("10.0.0.6", 6379)
+    assert not clock.getDelayedCalls()
+
+
+def test_discovery_fails_as_soon_as_every_sentinel_has_answered_without_one() -> None:
+    sentinel, fakes, clock = _discovery()
+    found = sentinel.discover_master("oseo")
+    fakes[0].questions[0].callback({"oseo": _state("master,s_down")})
+    fakes[1].questions[0].errback(txredisapi.ResponseError("NOAUTH"))
+    fakes[2].questions[0].callback({})  # does not know the name
+    failures: list[Any] = []
+    found.addErrback(failures.append)
+    assert failures and failures[0].check(txredisapi.MasterNotFoundError)  # no time has passed
+    assert not clock.getDelayedCalls()
+
+
+def test_discovery_waits_for_a_silent_sentinel_one_second_at_most_and_asks_it_once() -> None:
+    sentinel, fakes, clock = _discovery()
+    found = sentinel.discover_master("oseo")
+    fakes[0].questions[0].callback({"oseo": _state("master,o_down")})
+    fakes[1].questions[0].callback({"oseo": _state("master,o_down")})
+    clock.advance(0.99)
+    assert not found.called
+    clock.advance(0.01)
+    failures: list[Any] = []
+    found.addErrback(failures.append)
+    assert failures and failures[0].check(txredisapi.MasterNotFoundError)
+    # Asked again, the silent one is not sent a second question: the others decide.
+    again = sentinel.discover_master("oseo")
+    assert [len(fake.questions) for fake in fakes] == [2, 2, 1]
+    fakes[0].questions[1].callback({"oseo": _state()})
+    assert again.result == ("10.0.0.5", 6379)
