@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 
 from oseod.config import ConfigError
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
@@ -188,6 +188,12 @@ async def test_the_promoted_replica_answers_after_the_primary_is_killed(cluster:
         assert int(await redis.conn.eval(_COUNT, ["n"], [1])) == 2  # by its SHA-1 now
         # The replica has it before the primary goes (the promoted one keeps it).
         await eventually(lambda: _replica_has(cluster, "2"), 5, "the replica to catch up")
+        said: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            said.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
         cluster.primary.signal(signal.SIGKILL)
 
         async def answers() -> bool:
@@ -200,7 +206,13 @@ async def test_the_promoted_replica_answers_after_the_primary_is_killed(cluster:
             return int(reply) >= 1
 
         await eventually(answers, DOWN_AFTER_MS / 1000 + 2.0, "the promoted replica to answer")
+        globalLogPublisher.removeObserver(observe)
         assert redis.primary == f"127.0.0.1:{cluster.replica.port}"
+        # The outage is told once, not once per connection and retry.
+        assert not [line for line in said if "Can't get address" in line]
+        assert len([line for line in said if "no sentinel knows" in line]) <= 1
+        assert [line for line in said if "moved from" in line] == [
+            f"Redis primary of oseo moved from 127.0.0.1:{cluster.primary.port} to 127.0.0.1:{cluster.replica.port}"]
         assert await redis.ping() is True
         # Nothing acknowledged before the failover was lost; the script, which
         # the new primary had never seen (NOSCRIPT), was sent whole again.

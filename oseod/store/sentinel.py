@@ -22,6 +22,8 @@ from twisted.logger import Logger
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
 # waited for: the pool tries again, and asks all of them again.
 DISCOVERY_TIMEOUT = 1.0
+# While no primary is known, this often at most it is said in the log.
+QUIET_SECONDS = 10.0
 
 
 class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
@@ -49,6 +51,8 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
         # asked again (its lazy connection would queue every question until
         # it is back, eight per retry of the pool).
         self._asking: set[int] = set()
+        self._missing = False  # a discovery found no primary since the last that did
+        self._warned_at: float | None = None
 
     def discover_master(self, service_name: str) -> Deferred[tuple[str, int]]:
         result: Deferred[tuple[str, int]] = Deferred()
@@ -56,6 +60,13 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
 
         def give_up() -> None:
             if not result.called:
+                self._missing = True
+                now = self._reactor.seconds()
+                # Not once per retry of each connection (16 a second): every 10 s at most.
+                if self._warned_at is None or now - self._warned_at >= QUIET_SECONDS:
+                    self._warned_at = now
+                    self.log.warn("no sentinel knows a healthy Redis primary of {service} (yet); asking again",
+                                  service=service_name)
                 result.errback(txredisapi.MasterNotFoundError(
                     f"no sentinel knows a healthy primary for {service_name!r}"))
 
@@ -96,7 +107,15 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
         factory.startConnecting(HostnameEndpoint(reactor, host, port, timeout=timeout))
         return factory.handler
 
+    def _connect_factory_and_return_handler(self, factory: Any) -> Any:
+        factory.startConnecting(_QuietEndpoint(factory))
+        return factory.handler
+
     def _found(self, service_name: str, primary: tuple[str, int]) -> None:
+        if self._missing:
+            self._missing = False
+            self.log.info("Redis primary of {service} found: {primary}", service=service_name,
+                          primary=format_address(primary))
         if primary != self.primary:
             if self.primary is not None:
                 self.log.warn("Redis primary of {service} moved from {old} to {new}", service=service_name,
@@ -107,6 +126,17 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
 def format_address(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _QuietEndpoint(txredisapi._SentinelEndpoint):  # type: ignore[misc]  # noqa: SLF001
+    """txredisapi's endpoint that asks the sentinels before each connection
+    attempt, without its log line per failed attempt (eight connections,
+    two attempts a second each, for as long as there is no primary): the
+    sentinel logs once per outage instead."""
+
+    def _discovery_failed(self, failure: Any) -> Any:
+        failure.trap(txredisapi.MasterNotFoundError)
+        return failure
 
 
 class _KeepTrying:
