@@ -164,7 +164,7 @@ def makeService(options: Options) -> IService:
         root.step("secret key", digest_secrets.load)
 
     if config.server.redis:
-        address = RedisAddress.from_url(config.server.redis)
+        address = RedisAddress.from_config(config.server.redis, config.redis)
     else:
         embedded = EmbeddedRedis(data_dir.path, reactor)
         root.step("embedded redis-server", embedded.start, embedded.stop)

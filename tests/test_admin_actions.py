@@ -605,6 +605,8 @@ async def test_orders_of_an_earlier_version_are_indexed_and_counted_once(redis: 
     ("redis://:s3%40cr@t@db:6379/0", "redis://:••••@db:6379/0"),  # an "@" in it
     ("redis+sentinel://:s3cret@h1:26379,h2:26379,h3:26379/mymaster/0",
      "redis+sentinel://:••••@h1:26379,h2:26379,h3:26379/mymaster/0"),
+    ("redis+sentinel://h1:26379,[::1]:26379/mymaster/0?sentinel_password=s3cret&db=1",
+     "redis+sentinel://h1:26379,[::1]:26379/mymaster/0?sentinel_password=••••&db=1"),
     ("redis://db:6379/0", "redis://db:6379/0"),
     ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1"),
 ])

@@ -16,7 +16,7 @@ _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|apikey|api_key|cre
 # redis+sentinel://:PW@H1:P1,H2:P2/M; up to the authority's last "@", so an
 # "@" in the password is masked too), or a query parameter (unix://PATH?password=PW).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*(?P<tail>@)")
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pass|pwd|secret|token|api_?key|auth)=)[^&;#\s]*",
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[A-Za-z0-9]+_)?(?:password|passwd|pass|pwd|secret|token|api_?key|auth)=)[^&;#\s]*",
                            re.I)
 
 

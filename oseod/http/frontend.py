@@ -112,7 +112,8 @@ class Probes:
             "version": __version__,
             "pid": os.getpid(),
             "uptime_seconds": round(time.time() - self._started, 3),
-            "redis": {"reachable": redis_ok, "address": self._redis.address.describe()},
+            "redis": {"reachable": redis_ok, "address": self._redis.address.describe(),
+                      "primary": self._redis.primary},
             "jobs": await self._processing.health() if redis_ok else None,
         }).encode() + b"\n"
 

@@ -18,8 +18,13 @@ import txredisapi
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from .sentinel import FailFastSentinel, PrimaryFactory, format_address
+from .tls import RedisTlsError, client_tls_options
+
 POOL_SIZE = 8
 CONNECT_TIMEOUT = 5.0
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
 
 
 class RedisUnavailable(Exception):
@@ -28,7 +33,8 @@ class RedisUnavailable(Exception):
 
 @attrs.frozen
 class RedisAddress:
-    """Where Redis listens: a TCP host and port, or a unix socket path."""
+    """Where Redis listens: a TCP host and port, a unix socket path, or the
+    sentinels that know which server is the primary of ``master_name``."""
 
     host: str | None = None
     port: int = 6379
@@ -36,17 +42,44 @@ class RedisAddress:
     db: int = 0
     password: str | None = attrs.field(default=None, repr=False)
     username: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    sentinel_password: str | None = attrs.field(default=None, repr=False)
+    # rediss://: TLS, with these files ("": the system's CAs, no client certificate).
+    tls: bool = False
+    ca_file: str = ""
+    certificate: str = ""
+    private_key: str = ""
 
     @classmethod
-    def from_url(cls, url: str) -> RedisAddress:
-        """Parse ``redis://[[user]:password@]host[:port][/db]`` or
-        ``unix:///path/to/socket[?db=N&password=P]``."""
+    def from_config(cls, url: str, redis: Any) -> RedisAddress:
+        """:meth:`from_url` with the [redis] section's sentinel password and TLS files."""
+        address = cls.from_url(url, sentinel_password=redis.sentinel_password)
+        if not address.tls:
+            return address
+        return attrs.evolve(address, ca_file=redis.ca_file, certificate=redis.certificate,
+                            private_key=redis.private_key)
+
+    @classmethod
+    def from_url(cls, url: str, *, sentinel_password: str | None = None) -> RedisAddress:
+        """Parse ``redis[s]://[[user]:password@]host[:port][/db]``,
+        ``unix:///path/to/socket[?db=N&password=P]`` or
+        ``redis+sentinel://[[user]:password@]h1:p1,h2:p2,.../master[/db]``.
+
+        The password is the data nodes'; the sentinels' own is
+        ``sentinel_password`` (``[redis] sentinel_password``, or the URL's
+        ``?sentinel_password=`` which wins)."""
+        if url.startswith(SENTINEL_SCHEME + "://"):
+            try:
+                return cls._from_sentinel_url(url, sentinel_password)
+            except ValueError as e:
+                raise ValueError(f"bad Redis URL {cls._redact(url)!r}: {e}") from None
         parts = urlsplit(url)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         password = unquote(parts.password) if parts.password else query.get("password")
         username = unquote(parts.username) if parts.username else None
         try:
-            if parts.scheme == "redis":
+            if parts.scheme in ("redis", "rediss"):
                 if not parts.hostname:
                     raise ValueError("no host")
                 db_text = parts.path.strip("/") or query.get("db", "0")
@@ -56,6 +89,7 @@ class RedisAddress:
                     db=int(db_text),
                     password=password,
                     username=username or None,
+                    tls=parts.scheme == "rediss",
                 )
             if parts.scheme == "unix":
                 if not parts.path:
@@ -63,20 +97,54 @@ class RedisAddress:
                 return cls(path=parts.path, db=int(query.get("db", "0")), password=password)
         except ValueError as e:
             raise ValueError(f"bad Redis URL {cls._redact(url)!r}: {e}") from None
-        raise ValueError(f"bad Redis URL {cls._redact(url)!r}: use redis://HOST:PORT/DB or unix:///PATH")
+        raise ValueError(f"bad Redis URL {cls._redact(url)!r}: use redis[s]://HOST:PORT/DB, unix:///PATH "
+                         f"or {SENTINEL_SCHEME}://HOST:PORT,HOST:PORT,.../MASTER/DB")
+
+    @classmethod
+    def _from_sentinel_url(cls, url: str, sentinel_password: str | None) -> RedisAddress:
+        # By hand: urlsplit knows one host per URL, not a list of them.
+        rest, _, query_text = url[len(SENTINEL_SCHEME) + 3:].partition("?")
+        query = {k: v[-1] for k, v in parse_qs(query_text).items()}
+        userinfo, at, location = rest.rpartition("@")
+        username = password = None
+        if at:
+            if ":" not in userinfo:
+                raise ValueError("the password goes after a colon: redis+sentinel://:PASSWORD@...")
+            user_text, _, password_text = userinfo.partition(":")
+            username, password = unquote(user_text) or None, unquote(password_text)
+        hosts_text, _, path = location.partition("/")
+        if not hosts_text:
+            raise ValueError("no sentinel addresses")
+        sentinels = tuple(_host_port(item, SENTINEL_PORT) for item in hosts_text.split(","))
+        master_text, _, db_text = path.strip("/").partition("/")
+        master_name = unquote(master_text)
+        if not master_name:
+            raise ValueError("no master name after the sentinel addresses")
+        if "/" in db_text:
+            raise ValueError("expected /MASTER or /MASTER/DB")
+        return cls(sentinels=sentinels, master_name=master_name, db=int(db_text or query.get("db", "0")),
+                   password=password if password is not None else query.get("password"), username=username,
+                   sentinel_password=query.get("sentinel_password", sentinel_password or None))
 
     @staticmethod
     def _redact(url: str) -> str:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@")
-        return url.split("?")[0]
+        # Neither the user information nor the query (?password=) is shown.
+        scheme, separator, rest = url.partition("://")
+        rest = rest.split("?")[0]
+        userinfo, at, location = rest.rpartition("@")
+        if at:  # a lone word before the @ may well be a password too
+            user = userinfo.partition(":")[0] + ":" if ":" in userinfo else ""
+            rest = f"{user}***@{location}"
+        return scheme + separator + rest
 
     def describe(self) -> str:
         """The address for log lines and error messages, without the password."""
         if self.path is not None:
             return f"unix://{self.path}?db={self.db}"
-        return f"redis://{self.host}:{self.port}/{self.db}"
+        if self.master_name is not None:
+            hosts = ",".join(format_address(address) for address in self.sentinels)
+            return f"{SENTINEL_SCHEME}://{hosts}/{self.master_name}/{self.db}"
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
 
     def _connect(self, **kwargs: Any) -> Any:
         common = dict(
@@ -88,6 +156,10 @@ class RedisAddress:
         )
         if self.path is not None:
             return txredisapi.UnixConnectionPool(self.path, **common)
+        if self.tls:
+            assert self.host is not None
+            common["ssl_context_factory"] = client_tls_options(
+                self.host, ca_file=self.ca_file, certificate=self.certificate, private_key=self.private_key)
         return txredisapi.ConnectionPool(self.host, self.port, username=self.username, **common)
 
     async def check(self) -> str:
@@ -96,6 +168,8 @@ class RedisAddress:
         Raises RedisUnavailable with a reason an operator can act on."""
         try:
             probe = await self._connect(poolsize=1, reconnect=False, replyTimeout=CONNECT_TIMEOUT)
+        except RedisTlsError as e:
+            raise RedisUnavailable(f"cannot connect to Redis at {self.describe()}: {e}") from None
         except Exception as e:
             raise RedisUnavailable(f"cannot connect to Redis at {self.describe()}: {e}") from None
         try:
@@ -107,13 +181,34 @@ class RedisAddress:
                     return line.split(":", 1)[1].strip()
             return "unknown"
         except Exception as e:
-            raise RedisUnavailable(f"Redis at {self.describe()} does not answer: {e}") from None
+            # txredisapi reports a failed TLS handshake as a lost connection.
+            hint = " (TLS: is the certificate signed by redis.ca_file, for this host name?)" if self.tls else ""
+            raise RedisUnavailable(f"Redis at {self.describe()} does not answer: {e}{hint}") from None
         finally:
             await probe.disconnect()
 
     async def open_pool(self) -> Any:
         """A reconnecting pool; callers have run :meth:`check` first."""
         return await self._connect(poolsize=POOL_SIZE, reconnect=True, replyTimeout=30.0)
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
+    if text.startswith("["):
+        host, bracket, port_text = text[1:].partition("]")
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise ValueError(f"bad address {text!r}")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = text.partition(":")
+        if ":" in port_text:
+            raise ValueError(f"bad address {text!r}: an IPv6 address goes in brackets")
+    if not host:
+        raise ValueError(f"bad address {text!r}: no host")
+    port = int(port_text) if port_text else default_port
+    if not 0 < port < 65536:
+        raise ValueError(f"bad address {text!r}: port out of range")
+    return host, port
 
 
 class Redis:
@@ -127,6 +222,7 @@ class Redis:
     def __init__(self, address: RedisAddress) -> None:
         self.address = address
         self._conn: Any = None
+        self._sentinel: FailFastSentinel | None = None
 
     @property
     def conn(self) -> Any:
@@ -134,10 +230,54 @@ class Redis:
             raise RedisUnavailable("Redis is not connected yet")
         return self._conn
 
+    @property
+    def primary(self) -> str | None:
+        """The server this handle writes to: found by the sentinels (the
+        last discovery), or the address itself."""
+        if self.address.master_name is None:
+            return self.address.describe()
+        if self._sentinel is None or self._sentinel.primary is None:
+            return None
+        return format_address(self._sentinel.primary)
+
     async def connect(self) -> None:
+        if self.address.master_name is not None:
+            await self._connect_through_sentinels()
+            return
         version = await self.address.check()
         self._conn = Scripting(await self.address.open_pool())
         self.log.info("connected to Redis {redis_version} at {address}", redis_version=version, address=self.address.describe())
+
+    async def _connect_through_sentinels(self) -> None:
+        address = self.address
+        assert address.master_name is not None
+        reactor = _reactor()
+        sentinel = FailFastSentinel(address.sentinels, reactor, password=address.sentinel_password)
+        try:
+            try:
+                host, port = await sentinel.discover_master(address.master_name)
+            except Exception as e:
+                raise RedisUnavailable(f"no primary found through {address.describe()}: {e}") from None
+            # The primary found is probed as any Redis is, without retrying.
+            found = RedisAddress(host=host, port=port, db=address.db, password=address.password,
+                                 username=address.username)
+            version = await found.check()
+            handler = sentinel.master_for(
+                address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=POOL_SIZE,
+                password=address.password, username=address.username, replyTimeout=30.0, convertNumbers=False)
+            filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
+            try:
+                if filled is not None:
+                    await filled.addTimeout(CONNECT_TIMEOUT, reactor)
+            except Exception as e:
+                await handler.disconnect()
+                raise RedisUnavailable(f"cannot connect to the primary through {address.describe()}: {e}") from None
+        except BaseException:
+            await sentinel.disconnect()
+            raise
+        self._sentinel, self._conn = sentinel, Scripting(handler)
+        self.log.info("connected to Redis {redis_version}, primary {primary} found through {address}",
+                      redis_version=version, primary=self.primary, address=address.describe())
 
     async def ping(self) -> bool:
         """True when Redis answers right now (for /health)."""
@@ -153,6 +293,9 @@ class Redis:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.disconnect()
+        if self._sentinel is not None:
+            sentinel, self._sentinel = self._sentinel, None
+            await sentinel.disconnect()
 
 
 def _reactor() -> Any:
