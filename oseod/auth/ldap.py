@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..config import LdapConfig
+from ..trust import trust_root
 from .account import Account, KnownUser
 from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
 
@@ -123,20 +124,10 @@ class LdapChecker:
         return endpoint
 
     def _trust_root(self) -> Any:
-        if not self._settings.ca_file:
-            return ssl.platformTrust()
         try:
-            with open(self._settings.ca_file, "rb") as f:
-                pem = f.read()
-        except OSError as e:
-            raise LdapConfigError(f"ldap.ca_file: cannot read {self._settings.ca_file}: {e.strerror}") from None
-        blocks = [b"-----BEGIN CERTIFICATE-----" + block for block in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]]
-        if not blocks:
-            raise LdapConfigError(f"ldap.ca_file: no PEM certificate in {self._settings.ca_file}")
-        try:
-            return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(block) for block in blocks])
-        except Exception as e:
-            raise LdapConfigError(f"ldap.ca_file: {self._settings.ca_file}: {e}") from None
+            return trust_root(self._settings.ca_file, "ldap.ca_file")
+        except ValueError as e:
+            raise LdapConfigError(str(e)) from None
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[KnownUser]:  # type: ignore[override]
         return defer.Deferred.fromCoroutine(self._check(credentials))

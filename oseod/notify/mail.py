@@ -40,6 +40,7 @@ from zope.interface import Interface, implementer
 
 from ..config import EmailConfig
 from ..model.addresses import mail_address, smtp_address
+from ..trust import trust_root
 from .mailtext import MailText
 
 log = Logger()
@@ -141,22 +142,10 @@ class SmtpMailSender:
                 raise MailConfigError(str(e)) from None
 
     def _trust_root(self) -> Any:
-        ca_file = self._settings.ca_file
-        if not ca_file:
-            return ssl.platformTrust()
         try:
-            with open(ca_file, "rb") as f:
-                pem = f.read()
-        except OSError as e:
-            raise MailConfigError(f"email.ca_file: cannot read {ca_file}: {e.strerror}") from None
-        marker = b"-----BEGIN CERTIFICATE-----"
-        blocks = [marker + block for block in pem.split(marker)[1:]]
-        if not blocks:
-            raise MailConfigError(f"email.ca_file: no PEM certificate in {ca_file}")
-        try:
-            return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(block) for block in blocks])
-        except Exception as e:
-            raise MailConfigError(f"email.ca_file: {ca_file}: {e}") from None
+            return trust_root(self._settings.ca_file, "email.ca_file")
+        except ValueError as e:
+            raise MailConfigError(str(e)) from None
 
     def _password(self) -> bytes:
         """The SMTP password, read again for each mail so that a changed

@@ -13,6 +13,8 @@ from typing import Any
 
 from twisted.internet import ssl
 
+from ..trust import trust_root
+
 
 class RedisTlsError(Exception):
     """A TLS file named in [redis] cannot be used; the message names the key."""
@@ -20,7 +22,10 @@ class RedisTlsError(Exception):
 
 def client_tls_options(host: str, *, ca_file: str = "", certificate: str = "", private_key: str = "") -> Any:
     """The connection creator for a TLS connection to ``host``."""
-    trust = _trust_root(ca_file) if ca_file else ssl.platformTrust()
+    try:
+        trust = trust_root(ca_file, "redis.ca_file")
+    except ValueError as e:
+        raise RedisTlsError(str(e)) from None
     client = None
     if certificate or private_key:
         if not (certificate and private_key):
@@ -40,15 +45,3 @@ def _read(key: str, path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise RedisTlsError(f"{key}: cannot read {path}: {e.strerror}") from None
-
-
-def _trust_root(ca_file: str) -> Any:
-    pem = _read("redis.ca_file", ca_file)
-    marker = b"-----BEGIN CERTIFICATE-----"
-    blocks = [marker + block for block in pem.split(marker)[1:]]
-    if not blocks:
-        raise RedisTlsError(f"redis.ca_file: no PEM certificate in {ca_file}")
-    try:
-        return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(block) for block in blocks])
-    except Exception as e:
-        raise RedisTlsError(f"redis.ca_file: {ca_file}: {e}") from None
