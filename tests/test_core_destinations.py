@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import interfaces, reactor
-from twisted.internet.address import IPv6Address
-from zope.interface import implementer
+from twisted.internet import reactor
 
 from oseod.core.deliverables import Deliverable
 from oseod.core.destinations import embedded_ipv4, literal_refusal, network_refusal
@@ -24,6 +22,7 @@ from oseod.notify.posting import CallbackPoster
 from oseod.notify.sender import Undeliverable
 from oseod.oseo.callbacks import Callback, CallbackKind
 from oseod.store.connection import Redis
+from tests.fake_dns import FixedResolver
 from tests.test_jobs_engine import ALICE, daemon
 from tests.test_jobs_push import push_spec
 
@@ -132,26 +131,12 @@ async def test_submit_refuses_a_push_to_a_translated_internal_address(redis: Red
 # ------------------------------------------------------------------ once resolved
 
 
-@implementer(interfaces.IHostnameResolver)
-class _Resolver:
-    """Resolves every name to one IPv6 address, as a DNS under the client's control might."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-
-    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0, addressTypes: Any = None,
-                        transportSemantics: str = "TCP") -> Any:
-        receiver.resolutionBegan(None)
-        receiver.addressResolved(IPv6Address("TCP", self._address, portNumber))
-        receiver.resolutionComplete()
-
-
 @pytest.mark.parametrize("resolved", ["64:ff9b::7f00:1", "::127.0.0.1", "2002:a00:1::1"])
 @pytest_twisted.ensureDeferred
 async def test_a_name_that_resolves_to_a_translated_internal_address_is_not_pushed_to(
         tmp_path: Path, resolved: str) -> None:
     class Reactor:
-        nameResolver = _Resolver(resolved)
+        nameResolver = FixedResolver(resolved)
 
         def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
             raise AssertionError("no connection should be tried")

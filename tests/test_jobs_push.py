@@ -15,7 +15,6 @@ import pytest_twisted
 from twisted.cred import checkers
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, interfaces, protocol, reactor
-from twisted.internet.address import IPv4Address
 from twisted.protocols import ftp
 from twisted.python import filepath
 from zope.interface import implementer
@@ -39,6 +38,7 @@ from oseod.model.orders import (
 )
 from oseod.oseo.namespaces import OSEO
 from oseod.store.connection import Redis
+from tests.fake_dns import FixedResolver
 from tests.oseo_schema import requires_schemas
 from tests.polling import eventually
 from tests.test_http_ordering import BASE, code_of, get_status, order_id_of, server  # noqa: F401 - a fixture
@@ -400,24 +400,10 @@ async def test_a_collection_may_offer_no_push(redis: Redis) -> None:
     assert refused.value.locator == "deliveryOptions" and "(offers: none)" in refused.value.text
 
 
-@implementer(interfaces.IHostnameResolver)
-class _Resolver:
-    """Resolves every name to one address, as a DNS under the client's control might."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-
-    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0, addressTypes: Any = None,
-                        transportSemantics: str = "TCP") -> Any:
-        receiver.resolutionBegan(None)
-        receiver.addressResolved(IPv4Address("TCP", self._address, portNumber))
-        receiver.resolutionComplete()
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_name_that_resolves_into_the_providers_network_is_not_pushed_to(tmp_path: Path) -> None:
     class Reactor:
-        nameResolver = _Resolver("10.20.30.40")
+        nameResolver = FixedResolver("10.20.30.40")
 
         def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
             raise AssertionError("no connection should be tried")
