@@ -24,8 +24,8 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from ..answers import allow_header, error_answer
 from ..forwarded import ClientAddresses
-from ..http.errors import allow_header, error_answer
 from ..metrics import RequestMetrics
 from ..model.orders import Order, OrderStatus, StatusInfo
 from .actions import (

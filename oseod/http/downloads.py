@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
+from ..answers import error_answer
 from ..auth.account import Account
 from ..auth.lockout import Client, LockedOut
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
@@ -25,7 +26,6 @@ from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
 from .credentials import BadCredentials, basic_account, too_many_requests
-from .errors import error_answer
 from .files import SentFile
 
 

@@ -20,11 +20,11 @@ from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .. import __version__
+from ..answers import allow_header, error_answer
 from ..core.packages import is_package_name
 from ..metrics import RequestMetrics, Sample
 from ..readiness import Readiness
 from ..store.connection import Redis
-from .errors import allow_header, error_answer
 from .downloads import Downloads
 from .oseo import OseoEndpoint
 

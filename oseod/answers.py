@@ -1,5 +1,7 @@
 """One-line answers for requests that reach no handler (Klein's defaults are
-HTML pages)."""
+HTML pages), shared by every HTTP door: the clients' routes, the admin API
+and the console, which are transports apart and so do not import each
+other."""
 
 from __future__ import annotations
 
