@@ -7,17 +7,17 @@ frozen objects it receives.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, TypeVar
 
 import attrs
 
-from .model.addresses import mail_address
+from . import config_checks as checks
+# ConfigError and port_range are part of this module's face (tap, tests).
+from .config_checks import Check, ConfigError, port_range  # noqa: F401
 from .model.mailevents import MAIL_EVENTS
 
 ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
@@ -29,189 +29,7 @@ DEMO_COLLECTION_ID = "urn:oseod:demo"
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; ``key`` names it in dotted form."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
-
-
-Check = Callable[[object, str], Any]
 T = TypeVar("T")
-
-
-def _describe(value: object) -> str:
-    return repr(value) if not isinstance(value, str) else f'"{value}"'
-
-
-def _bool(value: object, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false (got {_describe(value)})")
-    return value
-
-
-def _int(minimum: int | None = None, maximum: int | None = None) -> Check:
-    def check(value: object, key: str) -> int:
-        # TOML booleans are not numbers, however Python feels about it.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"must be an integer (got {_describe(value)})")
-        if minimum is not None and value < minimum:
-            raise ConfigError(key, f"must be at least {minimum} (got {value})")
-        if maximum is not None and value > maximum:
-            raise ConfigError(key, f"must be at most {maximum} (got {value})")
-        return value
-
-    return check
-
-
-def _float(minimum: float | None = None) -> Check:
-    def check(value: object, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"must be a number (got {_describe(value)})")
-        if minimum is not None and value < minimum:
-            raise ConfigError(key, f"must be at least {minimum} (got {value})")
-        return float(value)
-
-    return check
-
-
-def _str(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string (got {_describe(value)})")
-    return value
-
-
-def _nonempty_str(value: object, key: str) -> str:
-    text = _str(value, key)
-    if not text.strip():
-        raise ConfigError(key, "must not be empty")
-    return text
-
-
-def _port_range(value: object, key: str) -> str:
-    """"" (any free port) or "FIRST-LAST", both TCP ports."""
-    text = _str(value, key).strip()
-    if not text:
-        return ""
-    first, sep, last = text.partition("-")
-    if not sep or not first.strip().isdigit() or not last.strip().isdigit() or not (
-            1024 <= int(first) <= int(last) <= 65535):
-        raise ConfigError(key, f'must be "FIRST-LAST" with 1024 <= FIRST <= LAST <= 65535, or "" (got {text!r})')
-    return f"{int(first)}-{int(last)}"
-
-
-def _ipv4_or_empty(value: object, key: str) -> str:
-    text = _str(value, key).strip()
-    if text:
-        try:
-            ipaddress.IPv4Address(text)
-        except ValueError:
-            raise ConfigError(key, f"must be an IPv4 address, or \"\" (got {text!r})") from None
-    return text
-
-
-def _public_url(*schemes: str) -> Check:
-    def check(value: object, key: str) -> str:
-        text = _str(value, key).strip()
-        if text:
-            parts = urlsplit(text)
-            try:
-                parts.port  # noqa: B018 - raises on a bad port
-            except ValueError:
-                raise ConfigError(key, f"has a bad port (got {text!r})") from None
-            if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
-                raise ConfigError(key, f"must be an absolute {' or '.join(schemes)} URL (got {text!r})")
-            if "ftp" in schemes and parts.path.strip("/"):
-                raise ConfigError(key, f"must name the server only, ftp://HOST[:PORT] (got {text!r})")
-        return text.rstrip("/")
-
-    return check
-
-
-def port_range(text: str) -> range | None:
-    """A checked "FIRST-LAST" as a range (None: any port)."""
-    if not text:
-        return None
-    first, _, last = text.partition("-")
-    return range(int(first), int(last) + 1)
-
-
-def _choice(*allowed: str) -> Check:
-    def check(value: object, key: str) -> str:
-        if value not in allowed:
-            choices = ", ".join(f'"{a}"' for a in allowed)
-            raise ConfigError(key, f"must be one of {choices} (got {_describe(value)})")
-        return str(value)
-
-    return check
-
-
-def _list(item: Check, *, unique: bool = True) -> Check:
-    def check(value: object, key: str) -> tuple[Any, ...]:
-        if not isinstance(value, list):
-            raise ConfigError(key, f"must be a list (got {_describe(value)})")
-        items = tuple(item(v, f"{key}[{i}]") for i, v in enumerate(value))
-        if unique and len(set(items)) != len(items):
-            raise ConfigError(key, "must not repeat a value")
-        return items
-
-    return check
-
-
-def _mail_address(display_name: bool = False) -> Check:
-    def check(value: object, key: str) -> str:
-        text = _str(value, key).strip()
-        try:
-            mail_address(text, display_name=display_name)
-        except ValueError as e:
-            raise ConfigError(key, str(e)) from None
-        return text
-
-    return check
-
-
-def _network(value: object, key: str) -> str:
-    text = _str(value, key)
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ConfigError(key, f"must be a CIDR network such as 10.0.0.0/8 (got {_describe(value)})") from None
-    return text
-
-
-def _table(value: object, key: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"must be a table (got {_describe(value)})")
-    return value
-
-
-def _str_table(value: object, key: str) -> dict[str, str]:
-    table = _table(value, key)
-    return {name: _nonempty_str(v, f"{key}.{name}") for name, v in table.items()}
-
-
-def _currency(value: object, key: str) -> str:
-    """An ISO 4217 code or a special one such as QUOTA: 1 to 10 characters
-    (the OSEO CurrencyType)."""
-    text = _nonempty_str(value, key).strip()
-    if len(text) > 10:
-        raise ConfigError(key, f"must be at most 10 characters, e.g. \"EUR\" or \"QUOTA\" (got {_describe(value)})")
-    return text
-
-
-def _price_table(value: object, key: str) -> dict[str, float]:
-    """GetQuotation prices per option choice: "NAME=CHOICE" = amount (the
-    names and choices are checked against the collection's options)."""
-    table = _table(value, key)
-    prices: dict[str, float] = {}
-    for name, price in table.items():
-        option, sep, choice = name.partition("=")
-        if not sep or not option.strip() or not choice.strip():
-            raise ConfigError(f"{key}.{name}", 'must be "OPTION=CHOICE", e.g. "format=NetCDF" = 2.5')
-        prices[f"{option.strip()}={choice.strip()}"] = _float(0.0)(price, f"{key}.{name}")
-    return prices
 
 
 def key(default: T, check: Check, *, required: bool = False) -> T:
@@ -221,194 +39,194 @@ def key(default: T, check: Check, *, required: bool = False) -> T:
 
 @attrs.frozen
 class ServerConfig:
-    data_dir: str = key("var/oseod", _nonempty_str)
-    http: str = key("tcp:8080:interface=127.0.0.1", _nonempty_str)
-    ftp: str = key("tcp:2121:interface=127.0.0.1", _str)  # empty: no FTP listener
-    redis: str = key("", _str)  # empty: the daemon runs its own redis-server
+    data_dir: str = key("var/oseod", checks.nonempty_string)
+    http: str = key("tcp:8080:interface=127.0.0.1", checks.nonempty_string)
+    ftp: str = key("tcp:2121:interface=127.0.0.1", checks.string)  # empty: no FTP listener
+    redis: str = key("", checks.string)  # empty: the daemon runs its own redis-server
     # The URL clients use to reach /oseo, when a proxy sits in front; empty: taken
     # from each request's Host header. Result URLs over HTTP (/results/...) are
     # made beside it.
-    public_url: str = key("", _public_url("http", "https"))
+    public_url: str = key("", checks.public_url("http", "https"))
     # ftp://HOST[:PORT] clients reach the FTP listener at (a DNS name, NAT), for
     # the result URLs; empty: the listener's own address.
-    public_ftp_url: str = key("", _public_url("ftp"))
-    max_request_bytes: int = key(10 * 1024 * 1024, _int(1024))
-    ftp_passive_ports: str = key("", _port_range)
+    public_ftp_url: str = key("", checks.public_url("ftp"))
+    max_request_bytes: int = key(10 * 1024 * 1024, checks.integer(1024))
+    ftp_passive_ports: str = key("", checks.port_range_text)
     # FTP control connections at once. Not 200 as it was: with 64 per address,
     # four addresses would have locked everybody else out; the open-file
     # budget (max_connections) keeps room for each session's data connection.
-    ftp_max_connections: int = key(1000, _int(1))
-    ftp_idle_timeout: int = key(600, _int(10))
-    ftp_public_host: str = key("", _ipv4_or_empty)
-    ftp_max_sessions_per_user: int = key(10, _int(0))
+    ftp_max_connections: int = key(1000, checks.integer(1))
+    ftp_idle_timeout: int = key(600, checks.integer(10))
+    ftp_public_host: str = key("", checks.ipv4_or_empty)
+    ftp_max_sessions_per_user: int = key(10, checks.integer(0))
     # An FTP connection that has not logged in within this many seconds is closed.
-    ftp_login_timeout: int = key(30, _int(1))
+    ftp_login_timeout: int = key(30, checks.integer(1))
     # Where the operators' side (the console, /admin/api/, /metrics) listens, a
     # Twisted endpoint string; empty: on the main HTTP listener, beside /oseo.
-    admin: str = key("", _str)
+    admin: str = key("", checks.string)
     # Only from these CIDRs (a reverse proxy) are X-Forwarded-For and Forwarded
     # believed: the client address of lock-outs, audit, transfer logs and limits.
-    trusted_proxies: tuple[str, ...] = key((), _list(_network))
+    trusted_proxies: tuple[str, ...] = key((), checks.list_of(checks.network))
     # Connections one client address may hold open at once, on HTTP and on FTP.
-    max_connections_per_address: int = key(64, _int(1))
+    max_connections_per_address: int = key(64, checks.integer(1))
     # Connections of all clients together; 0: derived from the process's file
     # limit, with room left for Redis, result files and data connections.
-    max_connections: int = key(0, _int(0))
+    max_connections: int = key(0, checks.integer(0))
     # A whole HTTP request, head and body, must arrive within this many seconds
     # (a deadline, not an idle timeout that each trickled byte would reset).
-    request_timeout: float = key(30.0, _float(1.0))
+    request_timeout: float = key(30.0, checks.number(1.0))
     # On SIGTERM: not ready at once (/ready answers 503), still serving for
     # this many seconds so load balancers stop sending, then drained.
-    drain_seconds: float = key(10.0, _float(0.0))
+    drain_seconds: float = key(10.0, checks.number(0.0))
 
 
 @attrs.frozen
 class AuthConfig:
-    anonymous_capabilities: bool = key(True, _bool)
+    anonymous_capabilities: bool = key(True, checks.boolean)
     # A successful password check is remembered this long, so that scrypt's
     # deliberate slowness is paid once per client rather than once per request.
-    password_cache_seconds: float = key(60.0, _float(0.0))
+    password_cache_seconds: float = key(60.0, checks.number(0.0))
     # Shorter passwords are refused; passwords shorter than 12 are accepted
     # with a warning to the operator who set them.
-    min_password_length: int = key(1, _int(1, 1024))
+    min_password_length: int = key(1, checks.integer(1, 1024))
     # WS-Security PasswordDigest tokens. They need the password itself at login,
     # so while this is on every password set is also kept encrypted with
     # DATA_DIR/secret.key; off: no such secrets are stored, digest tokens are refused.
-    password_digest: bool = key(True, _bool)
+    password_digest: bool = key(True, checks.boolean)
     # A UsernameToken's Created may be this many seconds old, and this far ahead
     # of the server's clock (skew); its Nonce is remembered for twice as long.
-    token_max_age_seconds: int = key(300, _int(1, 3600))
+    token_max_age_seconds: int = key(300, checks.integer(1, 3600))
     # Where user names and passwords are checked, in this order: the first
     # that accepts wins. "redis": the accounts oseoctl manages; "file":
     # password_file; "ldap": the [ldap] directory.
-    checkers: tuple[str, ...] = key(("redis",), _list(_choice("redis", "file", "ldap")))
+    checkers: tuple[str, ...] = key(("redis",), checks.list_of(checks.choice("redis", "file", "ldap")))
     # htpasswd-style NAME:HASH[:GROUP] lines (bcrypt or oseod scrypt hashes).
-    password_file: str = key("", _str)
+    password_file: str = key("", checks.string)
     # Failed logins within lockout_minutes that lock a user name, and a client
     # address, out of every way in (SOAP, HTTP, FTP, SFTP, the console) until
     # the window ends, even with the right password. Counted in Redis, so the
     # daemons sharing it count together.
-    max_failures_per_user: int = key(5, _int(1))
-    max_failures_per_address: int = key(20, _int(1))
-    lockout_minutes: float = key(15.0, _float(1.0))
+    max_failures_per_user: int = key(5, checks.integer(1))
+    max_failures_per_address: int = key(20, checks.integer(1))
+    lockout_minutes: float = key(15.0, checks.number(1.0))
 
 
 @attrs.frozen
 class LdapConfig:
     # ldap://HOST[:PORT] or ldaps://HOST[:PORT] (certificate and host name verified).
-    url: str = key("", _str)
+    url: str = key("", checks.string)
     # PEM file of the CAs that sign the directory's certificate; "": the system's.
-    ca_file: str = key("", _str)
+    ca_file: str = key("", checks.string)
     # Either bind as the user at once, the name put in place of {user}...
-    user_dn_template: str = key("", _str)
+    user_dn_template: str = key("", checks.string)
     # ...or search for user_attribute=NAME under user_base, then bind as the entry found.
-    user_base: str = key("", _str)
-    user_attribute: str = key("uid", _nonempty_str)
+    user_base: str = key("", checks.string)
+    user_attribute: str = key("uid", checks.nonempty_string)
     # Who searches ("": anonymously).
-    service_dn: str = key("", _str)
-    service_password: str = key("", _str)
+    service_dn: str = key("", checks.string)
+    service_password: str = key("", checks.string)
     # Groups (groupOfNames, groupOfUniqueNames) listing the user as member,
     # under this; mapped by [ldap.groups] (group DN = oseod group, the first
     # that matches wins), admins are the members of admin_groups.
-    group_base: str = key("", _str)
-    groups: Mapping[str, str] = key(attrs.Factory(dict), _str_table)
-    admin_groups: tuple[str, ...] = key((), _list(_nonempty_str))
-    email_attribute: str = key("mail", _nonempty_str)
-    timeout: float = key(10.0, _float(0.1))
+    group_base: str = key("", checks.string)
+    groups: Mapping[str, str] = key(attrs.Factory(dict), checks.str_table)
+    admin_groups: tuple[str, ...] = key((), checks.list_of(checks.nonempty_string))
+    email_attribute: str = key("mail", checks.nonempty_string)
+    timeout: float = key(10.0, checks.number(0.1))
 
 
 @attrs.frozen
 class ServiceIdentificationConfig:
-    title: str = key("oseod ordering service", _str)
-    abstract: str = key("OGC OSEO 1.0 ordering service for Earth Observation products.", _str)
-    keywords: tuple[str, ...] = key(("OSEO", "ordering", "Earth Observation"), _list(_str))
-    fees: str = key("NONE", _str)
-    access_constraints: tuple[str, ...] = key(("NONE",), _list(_str))
+    title: str = key("oseod ordering service", checks.string)
+    abstract: str = key("OGC OSEO 1.0 ordering service for Earth Observation products.", checks.string)
+    keywords: tuple[str, ...] = key(("OSEO", "ordering", "Earth Observation"), checks.list_of(checks.string))
+    fees: str = key("NONE", checks.string)
+    access_constraints: tuple[str, ...] = key(("NONE",), checks.list_of(checks.string))
 
 
 @attrs.frozen
 class ProviderConfig:
-    name: str = key("oseod demo provider", _nonempty_str)
-    site: str = key("", _str)
-    individual_name: str = key("", _str)
-    position_name: str = key("", _str)
-    phone: str = key("", _str)
-    email: str = key("", _str)
-    delivery_point: str = key("", _str)
-    city: str = key("", _str)
-    administrative_area: str = key("", _str)
-    postal_code: str = key("", _str)
-    country: str = key("", _str)
+    name: str = key("oseod demo provider", checks.nonempty_string)
+    site: str = key("", checks.string)
+    individual_name: str = key("", checks.string)
+    position_name: str = key("", checks.string)
+    phone: str = key("", checks.string)
+    email: str = key("", checks.string)
+    delivery_point: str = key("", checks.string)
+    city: str = key("", checks.string)
+    administrative_area: str = key("", checks.string)
+    postal_code: str = key("", checks.string)
+    country: str = key("", checks.string)
 
 
 @attrs.frozen
 class OrdersConfig:
-    moderation: str = key("auto", _choice("auto", "manual"))
-    item_availability_days: int = key(10, _int(1))
-    max_items_per_order: int = key(200, _int(1))
-    max_active_items_per_user: int = key(400, _int(1))
-    retention_days: int = key(0, _int(0))
+    moderation: str = key("auto", checks.choice("auto", "manual"))
+    item_availability_days: int = key(10, checks.integer(1))
+    max_items_per_order: int = key(200, checks.integer(1))
+    max_active_items_per_user: int = key(400, checks.integer(1))
+    retention_days: int = key(0, checks.integer(0))
 
 
 @attrs.frozen
 class ProcessingConfig:
     # 0: this daemon takes orders and leaves their processing to the other
     # daemons on the same Redis (a front daemon).
-    workers: int = key(8, _int(0, 1024))
-    max_attempts: int = key(3, _int(1))
-    retry_delay: float = key(30.0, _float(0.0))
-    lease_seconds: float = key(60.0, _float(0.1))
-    expire_interval: float = key(600.0, _float(0.0))
-    purge_interval: float = key(3600.0, _float(0.0))
-    terminate_interval: float = key(600.0, _float(0.0))
+    workers: int = key(8, checks.integer(0, 1024))
+    max_attempts: int = key(3, checks.integer(1))
+    retry_delay: float = key(30.0, checks.number(0.0))
+    lease_seconds: float = key(60.0, checks.number(0.1))
+    expire_interval: float = key(600.0, checks.number(0.0))
+    purge_interval: float = key(3600.0, checks.number(0.0))
+    terminate_interval: float = key(600.0, checks.number(0.0))
 
 
 @attrs.frozen
 class RedisConfig:
     # Every Redis call made for a client waits at most this long (seconds):
     # past it the client gets a retryable answer (503), never a hang.
-    command_timeout: float = key(2.0, _float(0.1))
+    command_timeout: float = key(2.0, checks.number(0.1))
     # 1 or more: every write a client is told about waits (WAIT) until this
     # many replicas have it, at most wait_timeout seconds; 0: no waiting.
-    min_replicas: int = key(0, _int(0, 16))
-    wait_timeout: float = key(0.5, _float(0.01))
+    min_replicas: int = key(0, checks.integer(0, 16))
+    wait_timeout: float = key(0.5, checks.number(0.01))
     # TLS (rediss://): the CAs that sign the server's certificate ("": the
     # system's), and a client certificate and key for servers that ask one.
-    ca_file: str = key("", _str)
-    certificate: str = key("", _str)
-    private_key: str = key("", _str)
+    ca_file: str = key("", checks.string)
+    certificate: str = key("", checks.string)
+    private_key: str = key("", checks.string)
     # The sentinels' own password, when it differs from the data nodes'.
-    sentinel_password: str = key("", _str)
+    sentinel_password: str = key("", checks.string)
 
 
 @attrs.frozen
 class ConsoleConfig:
     # A console session ends after this long without a request, and in any
     # case this long after its login.
-    idle_minutes: float = key(30.0, _float(1.0))
-    max_hours: float = key(12.0, _float(0.1))
+    idle_minutes: float = key(30.0, checks.number(1.0))
+    max_hours: float = key(12.0, checks.number(0.1))
     # Deprecated: [auth] max_failures_per_user, max_failures_per_address and
     # lockout_minutes (the lock-out now guards every way in). Each still
     # applies when [auth] does not set its key.
-    max_failures_per_user: int = key(5, _int(1))
-    max_failures_per_address: int = key(20, _int(1))
-    window_minutes: float = key(15.0, _float(1.0))
+    max_failures_per_user: int = key(5, checks.integer(1))
+    max_failures_per_address: int = key(20, checks.integer(1))
+    window_minutes: float = key(15.0, checks.number(1.0))
     # How often the overview's live counters are sent, in seconds.
-    live_interval: float = key(3.0, _float(0.5))
+    live_interval: float = key(3.0, checks.number(0.5))
 
 
 @attrs.frozen
 class NotificationsConfig:
-    allowed_networks: tuple[str, ...] = key((), _list(_network))
-    max_attempts: int = key(8, _int(1))
-    retry_delay: float = key(5.0, _float(0.0))
-    timeout: float = key(30.0, _float(0.1))
+    allowed_networks: tuple[str, ...] = key((), checks.list_of(checks.network))
+    max_attempts: int = key(8, checks.integer(1))
+    retry_delay: float = key(5.0, checks.number(0.0))
+    timeout: float = key(30.0, checks.number(0.1))
     # false: this daemon queues what is to be sent (in Redis, with the
     # changes) and leaves the sending to the other daemons on the same Redis.
-    send: bool = key(True, _bool)
+    send: bool = key(True, checks.boolean)
     # Messages being sent at once, and of those to one destination (a host).
-    concurrency: int = key(256, _int(1, 10_000))
-    per_destination: int = key(32, _int(1, 10_000))
+    concurrency: int = key(256, checks.integer(1, 10_000))
+    per_destination: int = key(32, checks.integer(1, 10_000))
 
 
 @attrs.frozen
@@ -416,82 +234,82 @@ class DeliveryConfig:
     # Pushes to the client's own server (onlineDataDelivery): seconds to wait
     # for the connection, and for any sign of life once connected (a reply,
     # or room to send more of a file).
-    connect_timeout: float = key(30.0, _float(0.1))
-    idle_timeout: float = key(120.0, _float(0.1))
+    connect_timeout: float = key(30.0, checks.number(0.1))
+    idle_timeout: float = key(120.0, checks.number(0.1))
     # Sessions this daemon opens at once to one server (host, port, user).
-    max_sessions_per_server: int = key(2, _int(1, 64))
+    max_sessions_per_server: int = key(2, checks.integer(1, 64))
 
 
 @attrs.frozen
 class QuotationConfig:
-    mode: str = key("synchronous", _choice("synchronous", "monitoring", "asynchronous", "off"))
-    validity_hours: int = key(72, _int(1))
+    mode: str = key("synchronous", checks.choice("synchronous", "monitoring", "asynchronous", "off"))
+    validity_hours: int = key(72, checks.integer(1))
 
 
 @attrs.frozen
 class EmailConfig:
-    smtp_host: str = key("", _str)  # empty: no e-mail at all
-    smtp_port: int = key(25, _int(1, 65535))
+    smtp_host: str = key("", checks.string)  # empty: no e-mail at all
+    smtp_port: int = key(25, checks.integer(1, 65535))
     # "optional": STARTTLS when the server offers it, except that a username
     # makes it required (a password never crosses in clear because someone
     # struck STARTTLS from the server's answer); "required"; "off": never.
     # Under TLS the server's certificate and name are always verified.
-    starttls: str = key("optional", _choice("optional", "required", "off"))
+    starttls: str = key("optional", checks.choice("optional", "required", "off"))
     # SMTP AUTH (PLAIN or LOGIN) as this user when set, with the password in
     # password_file (read at each mail; not readable by others).
-    username: str = key("", _str)
-    password_file: str = key("", _str)
+    username: str = key("", checks.string)
+    password_file: str = key("", checks.string)
     # PEM file of the CAs that sign the server's certificate; "": the system's.
-    ca_file: str = key("", _str)
+    ca_file: str = key("", checks.string)
     # Seconds to wait for the connection and for each of the server's replies.
-    timeout: float = key(30.0, _float(0.1))
-    sender: str = key("oseod@localhost", _mail_address(display_name=True))
-    admins: tuple[str, ...] = key((), _list(_mail_address()))
+    timeout: float = key(30.0, checks.number(0.1))
+    sender: str = key("oseod@localhost", checks.mail_address_text(display_name=True))
+    admins: tuple[str, ...] = key((), checks.list_of(checks.mail_address_text()))
     # A file NAME.txt here replaces the built-in template NAME.txt
     # (oseod/notify/templates/); "": the built-in texts.
-    templates_dir: str = key("", _str)
+    templates_dir: str = key("", checks.string)
 
 
 @attrs.frozen
 class OptionConfig:
     """A processing option offered by a collection (a SWE Category with allowed tokens)."""
 
-    name: str = key("", _nonempty_str, required=True)
-    choices: tuple[str, ...] = key((), _list(_nonempty_str))
-    description: str = key("", _str)
-    default: str = key("", _str)
+    name: str = key("", checks.nonempty_string, required=True)
+    choices: tuple[str, ...] = key((), checks.list_of(checks.nonempty_string))
+    description: str = key("", checks.string)
+    default: str = key("", checks.string)
 
 
 @attrs.frozen
 class CollectionConfig:
-    id: str = key("", _nonempty_str, required=True)
-    title: str = key("", _str)
-    moderation: str = key("", _choice("", "auto", "manual"))  # empty: [orders] decides
-    processor: str = key("dummy", _nonempty_str)
-    order_types: tuple[str, ...] = key(("PRODUCT_ORDER",), _list(_choice(*ORDER_TYPES)))
-    online_data_access: tuple[str, ...] = key(("ftp", "http"), _list(_choice(*ONLINE_PROTOCOLS)))
+    id: str = key("", checks.nonempty_string, required=True)
+    title: str = key("", checks.string)
+    moderation: str = key("", checks.choice("", "auto", "manual"))  # empty: [orders] decides
+    processor: str = key("dummy", checks.nonempty_string)
+    order_types: tuple[str, ...] = key(("PRODUCT_ORDER",), checks.list_of(checks.choice(*ORDER_TYPES)))
+    online_data_access: tuple[str, ...] = key(("ftp", "http"), checks.list_of(checks.choice(*ONLINE_PROTOCOLS)))
     # Pushes to the client's own server; ftp is the one protocol oseod pushes over.
-    online_data_delivery: tuple[str, ...] = key(("ftp",), _list(_choice(*PUSH_PROTOCOLS)))
-    processor_options: Mapping[str, object] = key(attrs.Factory(dict), _table)
+    online_data_delivery: tuple[str, ...] = key(("ftp",), checks.list_of(checks.choice(*PUSH_PROTOCOLS)))
+    processor_options: Mapping[str, object] = key(attrs.Factory(dict), checks.table)
     # GetQuotation: an item costs price_per_item plus, for each option it is
     # made with, prices["NAME=CHOICE"] (a processor providing IQuotes may
     # price items itself). "QUOTA" is a currency too.
-    price_per_item: float = key(0.0, _float(0.0))
-    currency: str = key("EUR", _currency)
-    prices: Mapping[str, float] = key(attrs.Factory(dict), _price_table)
-    packaging: tuple[str, ...] = key((), _list(_choice(*PACKAGING_FORMATS)))
+    price_per_item: float = key(0.0, checks.number(0.0))
+    currency: str = key("EUR", checks.currency)
+    prices: Mapping[str, float] = key(attrs.Factory(dict), checks.price_table)
+    packaging: tuple[str, ...] = key((), checks.list_of(checks.choice(*PACKAGING_FORMATS)))
     # Groups allowed to see and order this collection; empty: everybody.
-    groups: tuple[str, ...] = key((), _list(_nonempty_str))
-    option: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
+    groups: tuple[str, ...] = key((), checks.list_of(checks.nonempty_string))
+    option: tuple[OptionConfig, ...] = key((), checks.list_of(lambda v, k: _section(OptionConfig, v, k)))
     # Product identifiers starting with one of these belong to this collection
     # (GetOptions and Submit by identifier without a collectionId).
-    identifier_prefixes: tuple[str, ...] = key((), _list(_nonempty_str))
+    identifier_prefixes: tuple[str, ...] = key((), checks.list_of(checks.nonempty_string))
     # Offered in GetOptions paymentOptions; a Submit's paymentMethod must be one.
-    payment_methods: tuple[str, ...] = key((), _list(_nonempty_str))
+    payment_methods: tuple[str, ...] = key((), checks.list_of(checks.nonempty_string))
     # Scene-selection parameters offered in GetOptions (same form as option).
-    scene_selection: tuple[OptionConfig, ...] = key((), _list(lambda v, k: _section(OptionConfig, v, k)))
+    scene_selection: tuple[OptionConfig, ...] = key((), checks.list_of(lambda v, k: _section(OptionConfig, v, k)))
     # The e-mails sent about this collection's orders (oseod/model/mailevents.py).
-    email_events: tuple[str, ...] = key(MAIL_EVENTS, _list(_choice(*MAIL_EVENTS)))
+    email_events: tuple[str, ...] = key(MAIL_EVENTS, checks.list_of(checks.choice(*MAIL_EVENTS)))
 
     def supports(self, order_type: str) -> bool:
         return order_type in self.order_types
@@ -552,7 +370,7 @@ _SECTIONS: dict[str, type] = {
 
 
 def _section(cls: type[T], table: object, where: str) -> T:
-    values = _table(table, where)
+    values = checks.table(table, where)
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, object] = {}
     for name, value in values.items():
