@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.defer import Deferred, TimeoutError
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -128,10 +129,36 @@ class Probes:
         ]).encode()
 
 
+def _every_door(app: Klein) -> Klein:
+    """What every door answers besides its own routes: /health and /ready
+    (for whoever watches that listener), and one-line 404 and 405. The
+    handlers take the door as ``self`` (it has ``_probes``), as Klein binds
+    them on a class's app."""
+
+    async def health(self: Any, request: IRequest) -> bytes:
+        return await self._probes.health(request)  # type: ignore[no-any-return]
+
+    async def ready(self: Any, request: IRequest) -> bytes:
+        return await self._probes.ready(request)  # type: ignore[no-any-return]
+
+    def not_found(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return error_answer(request, 404, "not found")
+
+    def not_allowed(self: Any, request: IRequest, failure: Failure) -> bytes:
+        allow_header(request, failure)
+        return error_answer(request, 405, "method not allowed")
+
+    app.route("/health", methods=["GET", "HEAD"])(health)
+    app.route("/ready", methods=["GET", "HEAD"])(ready)
+    app.handle_errors(NotFound)(not_found)
+    app.handle_errors(MethodNotAllowed)(not_allowed)
+    return app
+
+
 class ClientRoutes:
     """The clients' door: /oseo, /results/..., /health, /ready."""
 
-    app = Klein()
+    app = _every_door(Klein())
 
     def __init__(self, *, oseo: OseoEndpoint, downloads: Downloads, probes: Probes) -> None:
         self._oseo = oseo
@@ -165,29 +192,14 @@ class ClientRoutes:
     async def result_file(self, request: IRequest, order_id: str, item_id: str, name: str) -> IResource | bytes:
         return await self._downloads.file(request, order_id, item_id, name)
 
-    @app.route("/health", methods=["GET", "HEAD"])
-    async def health(self, request: IRequest) -> bytes:
-        return await self._probes.health(request)
 
-    @app.route("/ready", methods=["GET", "HEAD"])
-    async def ready(self, request: IRequest) -> bytes:
-        return await self._probes.ready(request)
-
-    @app.handle_errors(NotFound)
-    def not_found(self, request: IRequest, failure: Any) -> bytes:
-        return error_answer(request, 404, "not found")
-
-    @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        allow_header(request, failure)
-        return error_answer(request, 405, "method not allowed")
 
 
 class OperatorRoutes:
     """The operators' door: /console/, /admin/api/, /metrics (and /health
     and /ready, for whoever watches this listener)."""
 
-    app = Klein()
+    app = _every_door(Klein())
 
     def __init__(self, *, admin: Any, console: Any, probes: Probes) -> None:
         self._admin = admin
@@ -201,13 +213,6 @@ class OperatorRoutes:
     async def metrics(self, request: IRequest) -> bytes:
         return await self._probes.metrics(request)
 
-    @app.route("/health", methods=["GET", "HEAD"])
-    async def health(self, request: IRequest) -> bytes:
-        return await self._probes.health(request)
-
-    @app.route("/ready", methods=["GET", "HEAD"])
-    async def ready(self, request: IRequest) -> bytes:
-        return await self._probes.ready(request)
 
     @app.route("/admin/api/", branch=True)
     def admin(self, request: IRequest) -> IResource:
@@ -238,14 +243,6 @@ class OperatorRoutes:
         request.setHeader(b"location", b"/console/static/favicon.svg")
         return b""
 
-    @app.handle_errors(NotFound)
-    def not_found(self, request: IRequest, failure: Any) -> bytes:
-        return error_answer(request, 404, "not found")
-
-    @app.handle_errors(MethodNotAllowed)
-    def not_allowed(self, request: IRequest, failure: Any) -> bytes:
-        allow_header(request, failure)
-        return error_answer(request, 405, "method not allowed")
 
 
 class Doors(Resource):
