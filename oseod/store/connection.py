@@ -15,20 +15,29 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 import txredisapi
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 
+from .refusals import says_unavailable
 from .sentinel import FailFastSentinel, PrimaryFactory, format_address
 from .tls import RedisTlsError, client_tls_options
 
 POOL_SIZE = 8
 CONNECT_TIMEOUT = 5.0
+# [redis] command_timeout's default: how long a request waits for Redis.
+COMMAND_TIMEOUT = 2.0
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 
 
 class RedisUnavailable(Exception):
-    """Redis cannot be reached or refuses us; the message says which and where."""
+    """Redis cannot be reached or refuses us; the message says which and where.
+
+    Raised by every command while the pool holds no live connection, and by
+    a command that has no answer within ``[redis] command_timeout``: the
+    caller answers "try again later" (SOAP 503, FTP 421) instead of waiting.
+    A write that timed out may still have been carried out."""
 
 
 @attrs.frozen
@@ -187,9 +196,9 @@ class RedisAddress:
         finally:
             await probe.disconnect()
 
-    async def open_pool(self) -> Any:
+    async def open_pool(self, reply_timeout: float) -> Any:
         """A reconnecting pool; callers have run :meth:`check` first."""
-        return await self._connect(poolsize=POOL_SIZE, reconnect=True, replyTimeout=30.0)
+        return await self._connect(poolsize=POOL_SIZE, reconnect=True, replyTimeout=reply_timeout)
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -219,8 +228,11 @@ class Redis:
 
     log = Logger()
 
-    def __init__(self, address: RedisAddress) -> None:
+    def __init__(self, address: RedisAddress, *, command_timeout: float = COMMAND_TIMEOUT,
+                 clock: Any = None) -> None:
         self.address = address
+        self.command_timeout = command_timeout
+        self._clock = clock
         self._conn: Any = None
         self._sentinel: FailFastSentinel | None = None
 
@@ -245,7 +257,7 @@ class Redis:
             await self._connect_through_sentinels()
             return
         version = await self.address.check()
-        self._conn = Scripting(await self.address.open_pool())
+        self._conn = self._scripting(await self.address.open_pool(self.reply_timeout))
         self.log.info("connected to Redis {redis_version} at {address}", redis_version=version, address=self.address.describe())
 
     async def _connect_through_sentinels(self) -> None:
@@ -264,7 +276,8 @@ class Redis:
             version = await found.check()
             handler = sentinel.master_for(
                 address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=POOL_SIZE,
-                password=address.password, username=address.username, replyTimeout=30.0, convertNumbers=False)
+                password=address.password, username=address.username, replyTimeout=self.reply_timeout,
+                convertNumbers=False)
             filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
             try:
                 if filled is not None:
@@ -275,9 +288,22 @@ class Redis:
         except BaseException:
             await sentinel.disconnect()
             raise
-        self._sentinel, self._conn = sentinel, Scripting(handler)
+        self._sentinel, self._conn = sentinel, self._scripting(handler)
         self.log.info("connected to Redis {redis_version}, primary {primary} found through {address}",
                       redis_version=version, primary=self.primary, address=address.describe())
+
+    @property
+    def reply_timeout(self) -> float:
+        """How long a connection may owe a reply before it is given up.
+
+        Longer than a request's deadline, so that one slow answer does not
+        cost every command pipelined behind it its connection, yet short
+        enough that connections to a primary that froze (SIGSTOP, a full
+        disk) are dropped, and the pool finds the new one, within seconds."""
+        return 2 * self.command_timeout + 1.0
+
+    def _scripting(self, handler: Any) -> Scripting:
+        return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor())
 
     async def ping(self) -> bool:
         """True when Redis answers right now (for /health)."""
@@ -333,7 +359,19 @@ def _encoded(value: object) -> bytes:
 
 
 class Scripting:
-    """txredisapi's connection pool, every command as it is, but EVAL.
+    """txredisapi's connection pool, every command with a deadline, and EVAL
+    done faster.
+
+    Deadline: txredisapi queues a command without limit while no connection
+    is up, and waits up to the reply timeout for one that is sent. Here a
+    command fails at once with :class:`RedisUnavailable` when the pool has
+    no live connection, and otherwise when its answer has not come within
+    ``deadline`` seconds. The late answer is dropped, never cancelled: a
+    cancelled reply would hand the next command on that connection the
+    wrong answer. Commands that lend a connection out (MULTI, WATCH) only
+    fail fast, since one lent out past its deadline would never come back.
+
+    EVAL:
 
     A script is the one command most requests send (a Submit sends only
     its create script), and txredisapi's way costs more than the rest of the
@@ -347,15 +385,56 @@ class Scripting:
     command lands inside one. Without a free connection the call goes the
     txredisapi way."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None) -> None:
         self._handler = handler
         self._factory = handler._factory  # noqa: SLF001 - its pool, to lend a connection out
         self._scripts: dict[str, _Script] = {}
+        self._deadline = deadline
+        self._clock = clock or _reactor()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._handler, name)
+        command = getattr(self._handler, name)
+        if name.startswith("_") or name == "disconnect" or not callable(command):
+            return command
+        method = getattr(self._factory.protocol, name, None)
+        lends = getattr(method, "_blocking", False) and not getattr(method, "_release_on_callback", True)
+
+        def call(*args: Any, **kwargs: Any) -> Deferred[Any]:
+            if not self._factory.size:
+                return fail(self._unreachable())
+            if lends:
+                return command(*args, **kwargs)  # type: ignore[no-any-return]
+            return self._within_deadline(command(*args, **kwargs))
+
+        return call
+
+    def _unreachable(self) -> RedisUnavailable:
+        return RedisUnavailable("Redis is not reachable")
+
+    def _within_deadline(self, answer: Deferred[Any]) -> Deferred[Any]:
+        result: Deferred[Any] = Deferred()
+
+        def late() -> None:
+            result.errback(RedisUnavailable(f"Redis did not answer within {self._deadline:g} s"))
+
+        timer = self._clock.callLater(self._deadline, late)
+
+        def settle(outcome: Any) -> None:
+            if not result.called:
+                timer.cancel()
+                result.callback(_unavailable(outcome))  # a Failure errbacks
+            elif isinstance(outcome, Failure):
+                outcome.trap(Exception)  # answered too late: nobody waits for it
+
+        answer.addBoth(settle)
+        return result
 
     def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = ()) -> Deferred[Any]:
+        if not self._factory.size:
+            return fail(self._unreachable())
+        return self._within_deadline(self._eval(source, keys, args))
+
+    def _eval(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = _Script(source)
@@ -381,8 +460,21 @@ class Scripting:
         # Redis forgot its scripts (a restart, SCRIPT FLUSH): send it whole again.
         if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
             script.loaded = False
-            return self.eval(source, keys, args)
+            return self._eval(source, keys, args)
         return failure
+
+
+def _unavailable(outcome: Any) -> Any:
+    """``outcome``, with the ways Redis says it is away made RedisUnavailable."""
+    if not isinstance(outcome, Failure):
+        return outcome
+    error = outcome.value
+    if isinstance(error, (txredisapi.ConnectionError, txredisapi.TimeoutError)):
+        # A command that was sent may have run before the connection went.
+        return Failure(RedisUnavailable(f"lost the connection to Redis: {error}"))
+    if says_unavailable(error):
+        return Failure(RedisUnavailable(f"Redis cannot take it now: {error}"))
+    return outcome
 
 
 def _loaded(reply: Any, script: _Script) -> Any:

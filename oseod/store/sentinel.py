@@ -19,6 +19,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
+from .refusals import says_readonly
+
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
 # waited for: the pool tries again, and asks all of them again.
 DISCOVERY_TIMEOUT = 1.0
@@ -170,7 +172,7 @@ class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
 
     def replyReceived(self, reply: Any) -> None:
         super().replyReceived(reply)
-        if isinstance(reply, txredisapi.ResponseError) and str(reply).startswith("READONLY"):
+        if says_readonly(reply):
             self.transport.loseConnection()
 
 

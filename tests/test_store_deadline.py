@@ -1,0 +1,83 @@
+"""Every Redis command made for a client has a deadline: while Redis is
+away an answer comes at once or within [redis] command_timeout, never a hang."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import task
+
+from oseod.store.connection import Redis, RedisUnavailable
+from tests.polling import eventually
+from tests.redis_process import RedisProcess
+
+SCRIPT = "return redis.call('GET', KEYS[1])"
+
+
+@pytest_twisted.ensureDeferred
+async def test_commands_fail_at_once_while_redis_is_down(redis_process: RedisProcess) -> None:
+    redis = Redis(redis_process.address, command_timeout=30.0)
+    await redis.connect()
+    try:
+        await redis.conn.set("k", "v")
+        redis_process.kill()
+
+        async def pool_empty() -> bool:
+            return not redis.conn._factory.size  # noqa: SLF001
+
+        await eventually(pool_empty, 10, "the pool to notice")
+        # Without the deadline these would wait for Redis to come back (txredisapi
+        # queues commands without limit while no connection is up).
+        for call in (redis.conn.get("k"), redis.conn.eval(SCRIPT, ["k"]), redis.conn.multi()):
+            assert call.called
+            with pytest.raises(RedisUnavailable, match="not reachable"):
+                await call
+        assert not await redis.ping()
+    finally:
+        await redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frozen_redis_answers_within_the_deadline_and_late_replies_go_nowhere(
+        redis_process: RedisProcess) -> None:
+    clock = task.Clock()
+    redis = Redis(redis_process.address, command_timeout=2.0, clock=clock)
+    await redis.connect()
+    try:
+        await redis.conn.mset({"a": "1", "b": "2"})
+        await redis.conn.eval(SCRIPT, ["a"])  # the script known, so the fast path is taken
+        redis_process.freeze()
+        waiting = [redis.conn.get("a"), redis.conn.eval(SCRIPT, ["a"])]
+        clock.advance(1.9)
+        assert not any(call.called for call in waiting)
+        clock.advance(0.1)
+        for call in waiting:
+            with pytest.raises(RedisUnavailable, match="did not answer within 2 s"):
+                await call
+        redis_process.thaw()
+        # The late replies ("1", twice) were dropped, not handed to later commands.
+        assert await redis.conn.get("b") == "2"
+        assert await redis.conn.eval(SCRIPT, ["b"]) == "2"
+    finally:
+        redis_process.thaw()
+        await redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_pool_is_back_once_redis_is(redis_process: RedisProcess) -> None:
+    redis = Redis(redis_process.address)
+    await redis.connect()
+    try:
+        redis_process.kill()
+        redis_process.start()
+
+        async def answers() -> bool:
+            try:
+                return await redis.conn.set("k", "again") == "OK"
+            except RedisUnavailable:
+                return False
+
+        await eventually(answers, 30, "the pool to reconnect")
+        assert await redis.ping()
+    finally:
+        await redis.close()
