@@ -40,7 +40,9 @@ def key(default: T, check: Check, *, required: bool = False) -> T:
 @attrs.frozen
 class ServerConfig:
     data_dir: str = key("var/oseod", checks.nonempty_string)
-    http: str = key("tcp:8080:interface=127.0.0.1", checks.nonempty_string)
+    # Empty: no listener for clients (a worker daemon); [server] admin may
+    # still give operators /health, /ready, /metrics and oseoctl's API.
+    http: str = key("tcp:8080:interface=127.0.0.1", checks.string)
     ftp: str = key("tcp:2121:interface=127.0.0.1", checks.string)  # empty: no FTP listener
     redis: str = key("", checks.string)  # empty: the daemon runs its own redis-server
     # The URL clients use to reach /oseo, when a proxy sits in front; empty: taken
@@ -441,6 +443,7 @@ def parse_config(document: Mapping[str, object]) -> Config:
     config = _lockout_aliases(config, document)
     _check_auth(config)
     _check_email(config)
+    _check_listeners(config)
     return config
 
 
@@ -459,6 +462,14 @@ def _lockout_aliases(config: Config, document: Mapping[str, object]) -> Config:
     taken = {new: getattr(config.console, old) for old, new in _LOCKOUT_ALIASES
              if old in console and new not in given}
     return attrs.evolve(config, auth=attrs.evolve(config.auth, **taken)) if taken else config
+
+
+def _check_listeners(config: Config) -> None:
+    # Result URLs (in e-mails, WS-N notifications) name the HTTP listener
+    # unless public_url says where clients reach the front daemons.
+    if not config.server.http and not config.server.public_url:
+        raise ConfigError("server.public_url", "is required when server.http is empty (no HTTP listener): "
+                                               "result URLs name where clients reach the front daemons")
 
 
 def _check_auth(config: Config) -> None:
@@ -501,4 +512,5 @@ def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = 
     if overrides:
         server = attrs.evolve(config.server, **dict(overrides))  # type: ignore[arg-type]
         config = attrs.evolve(config, server=server)
+        _check_listeners(config)
     return config

@@ -92,7 +92,8 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML configuration file (default: the demo setup)."],
         ["data-dir", "d", None, "Data directory (default: [server] data_dir, ./var/oseod)."],
-        ["http", None, None, "HTTP endpoint, e.g. tcp:8080:interface=127.0.0.1 (tcp:0 picks a port)."],
+        ["http", None, None, "HTTP endpoint, e.g. tcp:8080:interface=127.0.0.1 (tcp:0 picks a port); an empty "
+                             "string: no HTTP listener (a worker daemon; needs [server] public_url)."],
         ["ftp", None, None, "FTP endpoint, e.g. tcp:2121:interface=127.0.0.1; an empty string disables FTP."],
         ["admin", None, None, "Endpoint of the operators' side (console, /admin/api/, /metrics), e.g. "
                               "tcp:8081:interface=127.0.0.1; default: the HTTP endpoint serves it too."],
@@ -202,14 +203,18 @@ def makeService(options: Options) -> IService:
         guarded.append(factory)
         return factory
 
+    # Roles: a front daemon listens and has [processing] workers = 0; a
+    # worker daemon may have no listener at all (http and ftp empty), or
+    # only the operators' one ([server] admin) for probes and oseoctl.
     if config.server.admin:
         # The operators' side on a door of its own; the clients' listener
         # does not know it (404).
-        listeners["http"] = Listener("http", config.server.http, site(parts.frontend.client_resource(), "http"),
-                                     reactor)
+        if config.server.http:
+            listeners["http"] = Listener("http", config.server.http,
+                                         site(parts.frontend.client_resource(), "http"), reactor)
         listeners["admin"] = Listener("admin", config.server.admin, site(parts.frontend.operator_resource(), "admin"),
                                       reactor, url_scheme="http")
-    else:
+    elif config.server.http:
         listeners["http"] = Listener("http", config.server.http, site(parts.frontend.resource(), "http"), reactor)
     if config.server.ftp:
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
@@ -228,10 +233,21 @@ def makeService(options: Options) -> IService:
               lambda: finish_in_flight(guarded, reactor, config.server.request_timeout))
     for listener in listeners.values():
         root.step(f"{listener.scheme} listener", listener.start, listener.stop)
+    root.step("role", lambda: log_role(config, listeners))
     root.step("endpoints.json", lambda: data_dir.write_endpoints({k: v.url for k, v in listeners.items()}),
               data_dir.remove_endpoints)
     root.step("heap", settle_heap)
     return root
+
+
+def log_role(config: Config, listeners: dict[str, Listener]) -> None:
+    """One line saying which role this daemon plays in a deployment: a
+    front takes requests, a worker makes the items, both do both."""
+    clients = [name for name in ("http", "ftp") if name in listeners]
+    workers = config.processing.workers
+    role = "both" if clients and workers else "front" if clients else "worker" if workers else "idle"
+    log.info("role: {role} (client listeners: {clients}; [processing] workers = {workers})", role=role,
+             clients=", ".join(clients) or "none", workers=workers)
 
 
 async def hand_back(jobs: JobHandBack, consumer: str) -> None:

@@ -70,6 +70,8 @@ class Daemon:
             raise AssertionError(f"daemon exited with {self.process.returncode}: {self.log()}")
         if not (self.data_dir / "endpoints.json").exists():
             return False
+        if not self.endpoints:  # no listener at all (a worker): its log says when it runs
+            return "oseod is running" in self.log()
         try:
             return self.get("/health")[0] == 200
         except OSError:
@@ -84,7 +86,9 @@ class Daemon:
 
     @property
     def http(self) -> str:
-        return self.endpoints["http"]
+        """The HTTP listener, else the operators' one (a worker with [server] admin)."""
+        endpoints = self.endpoints
+        return endpoints.get("http") or endpoints["admin"]
 
     @property
     def pid(self) -> int:
