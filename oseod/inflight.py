@@ -4,7 +4,7 @@ transfers still in flight are finished and every connection is closed.
 The reactor's own shutdown would cut every open connection, a Submit in the
 middle of its answer or a download half sent included. Here, until
 ``bound`` seconds have passed, idle connections (an HTTP keep-alive waiting
-for its next request, an FTP session between transfers) are closed, and a
+for its next request, an FTP session between transfers, told 421) are closed, and a
 connection busy with a request or a transfer is left to finish it, told to
 close after it (``Connection: close``). What is still open at the bound is
 left to the reactor's shutdown, with one line saying how many."""
@@ -54,17 +54,26 @@ def _close_after_request(protocol: Any) -> None:
             request.responseHeaders.setRawHeaders(b"connection", [b"close"])
 
 
+def _innermost(protocol: Any) -> Any:
+    """The protocol under its wrappers: twisted.web's Site wraps its
+    HTTPChannel (for the HTTP/2 choice), FTPFactory each FTP session (its
+    connection limit)."""
+    while (inner := getattr(protocol, "_channel", None) or getattr(protocol, "wrappedProtocol", None)) is not None:
+        protocol = inner
+    return protocol
+
+
 def _sweep(factories: Iterable[GuardedFactory]) -> int:
     """Close the idle connections; how many are still busy."""
     left = 0
     for factory in factories:
         for connection in list(factory.open_connections):
-            inner = connection.wrappedProtocol
-            # twisted.web's Site wraps its HTTPChannel (for HTTP/2 choice).
-            inner = getattr(inner, "_channel", inner)
+            inner = _innermost(connection.wrappedProtocol)
             if busy(inner):
                 _close_after_request(inner)
                 left += 1
+            elif callable(goodbye := getattr(inner, "going_down", None)):
+                goodbye()  # an FTP session: 421 first, so the client knows why
             elif connection.transport is not None:
                 connection.transport.loseConnection()
     return left

@@ -27,6 +27,11 @@ class Readiness:
     def draining(self) -> None:
         self.state = DRAINING
 
+    def is_draining(self) -> bool:
+        """Whether the daemon is stopping: the listeners tell clients to go
+        elsewhere (HTTP ``Connection: close``, FTP 421 to a new login)."""
+        return self.state == DRAINING
+
     def reason(self) -> str | None:
         """Why this daemon is not ready (one line), None when it is."""
         if self.state == STARTING:

@@ -199,7 +199,8 @@ def makeService(options: Options) -> IService:
 
     def site(resource: Any, name: str) -> GuardedFactory:
         factory = budget.guard(OseodSite(resource, config.server.max_request_bytes,
-                                         request_timeout=config.server.request_timeout), http_refusal, name)
+                                         request_timeout=config.server.request_timeout,
+                                         closing=root.readiness.is_draining), http_refusal, name)
         guarded.append(factory)
         return factory
 
@@ -223,7 +224,7 @@ def makeService(options: Options) -> IService:
                                        login_timeout=config.server.ftp_login_timeout,
                                        public_host=config.server.ftp_public_host,
                                        max_sessions_per_user=config.server.ftp_max_sessions_per_user,
-                                       metrics=parts.metrics, clock=reactor)
+                                       metrics=parts.metrics, clock=reactor, closing=root.readiness.is_draining)
         ftp_guarded = budget.guard(ftp_factory, ftp_refusal, "ftp")
         guarded.append(ftp_guarded)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)

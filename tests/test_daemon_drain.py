@@ -3,9 +3,13 @@ for [server] drain_seconds, then the drain's steps, and exit status 0."""
 
 from __future__ import annotations
 
+import ftplib
+import http.client
 import signal
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -103,3 +107,51 @@ def test_a_second_sigterm_ends_the_drain_at_once(tmp_path: Path, daemons: list[D
     log = daemon.log()
     assert "drain: SIGTERM again, serving no longer" in log and "drain: done, oseod stops" in log
     assert "Traceback" not in log
+
+
+def test_draining_clients_are_sent_elsewhere(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """While a daemon drains, a kept-alive HTTP connection's next answer
+    closes it (Connection: close), a new FTP login gets 421, a logged-in FTP
+    session goes on; when the listeners stop, the idle session gets 421."""
+    daemon = Daemon(tmp_path / "data", drain_seconds=600)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.ctl("user", "add", "kate", "--password-stdin", stdin="kate-password\n").returncode == 0
+    where = urlsplit(daemon.http)
+    web = socket.create_connection((where.hostname or "127.0.0.1", where.port or 80), timeout=30)
+    ftp = daemon.ftp()
+    try:
+        answer = exchange(web, "/health")
+        assert answer.status == 200 and answer.getheader("Connection") is None
+        ftp.login("kate", "kate-password")
+
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "still serving for 600.0 s" in daemon.log(), 30, "the drain to begin")
+        answer = exchange(web, "/health")  # on the same connection
+        assert answer.status == 200 and answer.getheader("Connection") == "close"
+        assert web.recv(1) == b""  # then closed by the daemon
+
+        newcomer = ftplib.FTP()
+        with pytest.raises(ftplib.error_temp, match=r"^421 Service not available, closing control connection"):
+            newcomer.connect(where.hostname or "127.0.0.1", urlsplit(daemon.endpoints["ftp"]).port or 21, timeout=30)
+        newcomer.close()
+        assert ftp.voidcmd("NOOP").startswith("200")  # logged in before: served on
+
+        daemon.process.send_signal(signal.SIGTERM)  # ends the serving period: the listeners stop
+        with pytest.raises(ftplib.error_temp, match=r"^421 Service not available, closing control connection"):
+            ftp.getresp()
+        assert daemon.process.wait(60) == 0
+        assert "Traceback" not in daemon.log()
+    finally:
+        web.close()
+        ftp.close()
+
+
+def exchange(connection: socket.socket, path: str) -> http.client.HTTPResponse:
+    """GET ``path`` on a kept-alive connection; the answer, read whole."""
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: oseod\r\n\r\n".encode())
+    answer = http.client.HTTPResponse(connection)
+    answer.begin()
+    answer.read()
+    return answer

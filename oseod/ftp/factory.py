@@ -45,6 +45,8 @@ class OseodFTPFactory(ftp.FTPFactory):
     login_timeout = 0
     clock: IReactorTime | None = None
     metrics: RequestMetrics | None = None  # where sessions' request lines go
+    # Whether the daemon drains: new logins then get 421 (None: never).
+    closing: Callable[[], bool] | None = None
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
@@ -68,6 +70,7 @@ def make_ftp_factory(
     login_timeout: int = 30,
     clock: IReactorTime | None = None,
     metrics: RequestMetrics | None = None,
+    closing: Callable[[], bool] | None = None,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -81,6 +84,8 @@ def make_ftp_factory(
     ``public_host`` (IPv4) is the address PASV announces, behind NAT.
     One account may hold ``max_sessions_per_user`` sessions at once (0: any).
     ``metrics`` gets a request line per login (refused ones too) and logout.
+    While ``closing()`` (the daemon drains), a new connection or login gets
+    421 and is closed; sessions already logged in go on.
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -105,6 +110,7 @@ def make_ftp_factory(
         raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
     factory.max_sessions_per_user = max_sessions_per_user
     factory.metrics = metrics
+    factory.closing = closing
     if public_host:
         if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
             raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")

@@ -16,7 +16,7 @@ from typing import Any
 from twisted.cred import error as cred_error
 from twisted.cred.credentials import UsernamePassword
 from twisted.internet import error
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IConsumer, IDelayedCall
 from twisted.internet.protocol import Factory, ServerFactory
@@ -117,10 +117,29 @@ class OseodFTP(ftp.FTP):
     _login_deadline: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
+        if self._closing():
+            # The daemon drains: no new session, the client goes elsewhere.
+            self.state = self.UNAUTH
+            self.going_down()
+            return
         ftp.FTP.connectionMade(self)
         limit = getattr(self.factory, "login_timeout", 0)
         if limit:
             self._login_deadline = self.callLater(limit, self._not_logged_in)
+
+    def _closing(self) -> bool:
+        closing = getattr(self.factory, "closing", None)
+        return closing is not None and bool(closing())
+
+    def going_down(self) -> None:
+        """The daemon stops (a drain): "421 Service not available, closing
+        control connection", and the connection closes. For a new login, and
+        for a session idle when the listeners stop."""
+        if self.disconnected or self.transport is None:
+            return
+        self.reply(ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX)
+        self.disconnected = True  # stops lineReceived from reading more commands
+        self.transport.loseConnection()
 
     def _not_logged_in(self) -> None:
         self._login_deadline = None
@@ -151,6 +170,9 @@ class OseodFTP(ftp.FTP):
         # ends here (its per-user count released, its shell logged out), or
         # every re-login on one connection would leak a session count.
         self._end_session()
+        if self._closing():  # no new login while the daemon drains
+            self.going_down()
+            return None
         return ftp.FTP.ftp_USER(self, username)
 
     def ftp_PASS(self, password: str) -> Deferred[Any]:
@@ -160,6 +182,9 @@ class OseodFTP(ftp.FTP):
         # password such as "pässwörd" works. The name is re-encoded the same way.
         # Not the stock PASS: the Portal learns the client's address (a
         # Client mind, for the lock-out), and a lock-out is a 421.
+        if self._closing():  # no new login while the daemon drains
+            self.going_down()
+            return succeed(None)  # answered already
         user = getattr(self, "_user", None)
         if user is None:  # a second PASS (the stock one failed with a traceback)
             return fail(ftp.BadCmdSequenceError("USER required before PASS"))

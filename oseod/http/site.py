@@ -6,6 +6,7 @@ request)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -181,6 +182,16 @@ class LimitedChannel(HTTPChannel):
         # line, headers, framing): a bare 400 and an immediate close.
         self.refuse(b"400 Bad Request", "malformed HTTP request")
 
+    def checkPersistence(self, request: Any, version: bytes) -> bool:
+        # While the daemon drains, every answer closes its connection and
+        # says so: a client or proxy keeping connections alive opens its
+        # next one elsewhere (this daemon is no longer ready).
+        closing = getattr(getattr(self, "site", None), "closing", None)
+        if closing is not None and closing():
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            return False
+        return bool(super().checkPersistence(request, version))
+
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
@@ -195,14 +206,16 @@ class OseodSite(Site):
     noisy = False  # the Listener logs where it listens
 
     def __init__(self, resource: Any, max_body: int, *, request_timeout: float = REQUEST_TIMEOUT,
-                 **kwargs: Any) -> None:
+                 closing: Callable[[], bool] | None = None, **kwargs: Any) -> None:
         """``request_timeout``: seconds a client has to send a whole request;
         the idle timeout of kept-alive connections (``timeout``) is at most
-        that, ``KEEPALIVE_SECONDS`` by default."""
+        that, ``KEEPALIVE_SECONDS`` by default; ``closing()``: whether the
+        daemon drains (each answer then closes its connection)."""
         kwargs.setdefault("timeout", min(KEEPALIVE_SECONDS, request_timeout))
         super().__init__(resource, **kwargs)
         self.max_body = max_body
         self.request_timeout = request_timeout
+        self.closing = closing
 
     def log(self, request: Any) -> None:
         # Twisted's access log goes through the global logger on every request
