@@ -155,3 +155,49 @@ def exchange(connection: socket.socket, path: str) -> http.client.HTTPResponse:
     answer.begin()
     answer.read()
     return answer
+
+
+@requires_schemas
+def test_an_ftp_transfer_in_flight_finishes_before_the_daemon_stops(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from oseod.jobs.dummy import content
+    from tests.test_http_ordering import describe, submit
+
+    size = 32 * 1024 * 1024  # far more than the loopback's socket buffers hold
+    example = (Path(__file__).parent.parent / "etc" / "oseod.toml").read_text()
+    old = "processor_options = { size = 1024,"
+    assert example.count(old) == 1
+    config = tmp_path / "big.toml"
+    config.write_text(example.replace(old, f"processor_options = {{ size = {size},"))
+    daemon = Daemon(tmp_path / "data", "--config", str(config))  # --drain-seconds 0: listeners stop at once
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.ctl("user", "add", "lena", "--password-stdin", stdin="lena-password\n").returncode == 0
+    order_id = oseo_call(daemon, "lena", submit("l1")).findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+
+    def ftp_urls() -> list[str]:
+        return [u.text or "" for u in oseo_call(daemon, "lena", describe(order_id)).iter(f"{{{OSEO}}}URL")
+                if (u.text or "").startswith("ftp://")]
+
+    path = urlsplit(wait_for(lambda: ftp_urls() and ftp_urls()[0], 60, "the result")).path
+    client = daemon.ftp()
+    try:
+        client.login("lena", "lena-password")
+        data, _ = client.ntransfercmd(f"RETR {path}")
+        with data:
+            received = [data.recv(65536)]
+            assert daemon.process is not None
+            daemon.process.send_signal(signal.SIGTERM)
+            wait_for(lambda: "drain: finishing 1 request(s) or transfer(s) in flight" in daemon.log(), 30,
+                     "the listeners to stop with the transfer going on")
+            while chunk := data.recv(1 << 20):
+                received.append(chunk)
+        assert b"".join(received) == content("l1", size)
+        assert client.voidresp().startswith("226")
+        # Idle once its transfer is done: told why, and closed.
+        with pytest.raises(ftplib.error_temp, match=r"^421 Service not available, closing control connection"):
+            client.getresp()
+    finally:
+        client.close()
+    assert daemon.process.wait(60) == 0
+    assert "Traceback" not in daemon.log()
