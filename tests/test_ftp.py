@@ -231,6 +231,32 @@ async def test_login_and_banner(start_ftp: StartServer) -> None:
     assert await in_thread(talk) == ["220 Welcome to the test archive", "230 User logged in, proceed", "/"] * 2
 
 
+@pytest_twisted.ensureDeferred
+async def test_no_new_login_while_the_daemon_drains(start_ftp: StartServer) -> None:
+    """Once the daemon drains, a connection not yet logged in gets 421 at its
+    USER (a new connection at once); a session logged in before goes on."""
+    draining = [False]
+    server = start_ftp(closing=lambda: draining[0])
+
+    def talk() -> list[str]:
+        replies = []
+        with server.client("alice", PASSWORDS["alice"]) as session, server.client() as early:
+            draining[0] = True
+            try:
+                early.login("bob", PASSWORDS["bob"])
+            except ftplib.error_temp as e:
+                replies.append(str(e))
+            try:
+                server.client()
+            except ftplib.error_temp as e:
+                replies.append(str(e))
+            replies.append(session.pwd())
+        return replies
+
+    going = "421 Service not available, closing control connection."
+    assert await in_thread(talk) == [going, going, "/"]
+
+
 @pytest.mark.parametrize(
     "user, password",
     [("alice", "wrong"), ("bob", "passwort"), ("nobody", "alicepw"), ("anonymous", "guest@example.org"),
