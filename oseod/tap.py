@@ -169,7 +169,8 @@ def makeService(options: Options) -> IService:
         embedded = EmbeddedRedis(data_dir.path, reactor)
         root.step("embedded redis-server", embedded.start, embedded.stop)
         address = embedded.address
-    redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor)
+    redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor,
+                  min_replicas=config.redis.min_replicas, wait_timeout=config.redis.wait_timeout)
     root.step("redis", redis.connect, redis.close)
 
     listeners: dict[str, Listener] = {}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 import txredisapi
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.python.failure import Failure
 from twisted.logger import Logger
 
@@ -27,6 +27,8 @@ POOL_SIZE = 8
 CONNECT_TIMEOUT = 5.0
 # [redis] command_timeout's default: how long a request waits for Redis.
 COMMAND_TIMEOUT = 2.0
+# [redis] wait_timeout's default: how long WAIT waits for the replicas.
+WAIT_TIMEOUT = 0.5
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 
@@ -38,6 +40,19 @@ class RedisUnavailable(Exception):
     a command that has no answer within ``[redis] command_timeout``: the
     caller answers "try again later" (SOAP 503, FTP 421) instead of waiting.
     A write that timed out may still have been carried out."""
+
+
+class ReplicationShortfall(RedisUnavailable):
+    """A write was made on the primary but fewer replicas than ``[redis]
+    min_replicas`` confirmed it within ``wait_timeout``: a failover now
+    could lose it, so the client is not told it was done (retryable, 503).
+    ``reply``: what the script answered (its caller may undo the write);
+    ``replicas``: how many had it."""
+
+    def __init__(self, message: str, *, reply: Any = None, replicas: int = 0) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.replicas = replicas
 
 
 @attrs.frozen
@@ -229,9 +244,14 @@ class Redis:
     log = Logger()
 
     def __init__(self, address: RedisAddress, *, command_timeout: float = COMMAND_TIMEOUT,
-                 clock: Any = None) -> None:
+                 clock: Any = None, min_replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
+        """``min_replicas``, ``wait_timeout``: a write a client is told about
+        (``eval(..., acknowledged=True)``) is followed by WAIT for that many
+        replicas, at most that many seconds (0 replicas: no WAIT)."""
         self.address = address
         self.command_timeout = command_timeout
+        self.min_replicas = min_replicas
+        self.wait_timeout = wait_timeout
         self._clock = clock
         self._conn: Any = None
         self._sentinel: FailFastSentinel | None = None
@@ -303,7 +323,8 @@ class Redis:
         return 2 * self.command_timeout + 1.0
 
     def _scripting(self, handler: Any) -> Scripting:
-        return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor())
+        return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor(),
+                         replicas=self.min_replicas, wait_timeout=self.wait_timeout)
 
     async def ping(self) -> bool:
         """True when Redis answers right now (for /health)."""
@@ -383,14 +404,23 @@ class Scripting:
     connection's reply queue, in the order the protocol hands replies out.
     A connection lent out for a transaction (MULTI) is not free, so no
     command lands inside one. Without a free connection the call goes the
-    txredisapi way."""
+    txredisapi way.
 
-    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None) -> None:
+    WAIT (``[redis] min_replicas``): see :meth:`eval`'s ``acknowledged``."""
+
+    log = Logger()
+
+    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None,
+                 replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
         self._handler = handler
         self._factory = handler._factory  # noqa: SLF001 - its pool, to lend a connection out
         self._scripts: dict[str, _Script] = {}
         self._deadline = deadline
         self._clock = clock or _reactor()
+        self.replicas = replicas
+        self._wait_ms = max(1, int(wait_timeout * 1000))
+        # WAIT's own time on top of the script's deadline.
+        self._acknowledged_deadline = deadline + wait_timeout
 
     def __getattr__(self, name: str) -> Any:
         command = getattr(self._handler, name)
@@ -411,13 +441,14 @@ class Scripting:
     def _unreachable(self) -> RedisUnavailable:
         return RedisUnavailable("Redis is not reachable")
 
-    def _within_deadline(self, answer: Deferred[Any]) -> Deferred[Any]:
+    def _within_deadline(self, answer: Deferred[Any], deadline: float | None = None) -> Deferred[Any]:
         result: Deferred[Any] = Deferred()
+        seconds = self._deadline if deadline is None else deadline
 
         def late() -> None:
-            result.errback(RedisUnavailable(f"Redis did not answer within {self._deadline:g} s"))
+            result.errback(RedisUnavailable(f"Redis did not answer within {seconds:g} s"))
 
-        timer = self._clock.callLater(self._deadline, late)
+        timer = self._clock.callLater(seconds, late)
 
         def settle(outcome: Any) -> None:
             if not result.called:
@@ -429,25 +460,77 @@ class Scripting:
         answer.addBoth(settle)
         return result
 
-    def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = ()) -> Deferred[Any]:
+    def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = (), *,
+             acknowledged: bool = False) -> Deferred[Any]:
+        """Run a Lua script. ``acknowledged``: the client is told of what it
+        writes, so with ``[redis] min_replicas`` it is followed by WAIT on
+        the same connection (:meth:`_eval_acknowledged`)."""
         if not self._factory.size:
             return fail(self._unreachable())
+        if acknowledged and self.replicas > 0:
+            return self._within_deadline(ensureDeferred(self._eval_acknowledged(source, keys, args)),
+                                         self._acknowledged_deadline)
         return self._within_deadline(self._eval(source, keys, args))
 
-    def _eval(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+    def _script(self, source: str) -> _Script:
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = _Script(source)
+        return script
+
+    def _free_connection(self) -> Any:
         free = self._factory.connectionQueue.pending
         if not free:
-            return self._handler.eval(source, keys, args)  # type: ignore[no-any-return]
+            return None
         connection = random.choice(free)
-        if not connection.connected:
+        return connection if connection.connected else None
+
+    async def _eval_acknowledged(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """The script, then ``WAIT replicas wait_ms``, written together on one
+        connection: WAIT counts the replicas that have every write made
+        before it on its own connection, and only there (a WAIT on another
+        pooled connection proves nothing). Too few: the connection is
+        closed (the pool makes a new one, finding the primary again) and
+        ReplicationShortfall raised, carrying the script's reply."""
+        script = self._script(source)
+        connection = self._free_connection()
+        if connection is None:  # every connection lent out: share one, as txredisapi does
+            connection = await self._factory.getConnection(peek=True)
+        wait = b"*3\r\n$4\r\nWAIT\r\n" + _bulk(b"%d" % self.replicas) + _bulk(b"%d" % self._wait_ms)
+        tail = _tail(keys, args)
+        head = script.evalsha if script.loaded else script.eval
+        answer, waited = _replies(connection, b"".join([tail[0], head, *tail[1:], wait]), 2)
+        try:
+            reply = await answer
+        except txredisapi.ResponseError as e:
+            waited.addErrback(lambda f: None)
+            if not (script.loaded and str(e).startswith("NOSCRIPT")):
+                raise
+            # Redis forgot its scripts: send it whole, with its WAIT.
+            script.loaded = False
+            head = script.eval
+            answer, waited = _replies(connection, b"".join([tail[0], head, *tail[1:], wait]), 2)
+            reply = await answer
+        script.loaded = True
+        replicas = int(await waited)
+        if replicas < self.replicas:
+            self.log.warn("a write reached {replicas} of the {wanted} replicas [redis] min_replicas asks for "
+                          "within {ms} ms: not acknowledged; dropping that connection", replicas=replicas,
+                          wanted=self.replicas, ms=self._wait_ms)
+            if connection.transport is not None:
+                connection.transport.loseConnection()
+            raise ReplicationShortfall(
+                f"the write reached {replicas} of {self.replicas} replicas within {self._wait_ms} ms",
+                reply=reply, replicas=replicas)
+        return reply
+
+    def _eval(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+        script = self._script(source)
+        connection = self._free_connection()
+        if connection is None:
             return self._handler.eval(source, keys, args)  # type: ignore[no-any-return]
-        tail = [_bulk(str(len(keys)).encode())]
-        tail += [_bulk(_encoded(value)) for value in keys]
-        tail += [_bulk(_encoded(value)) for value in args]
-        count = b"*%d\r\n" % (len(tail) + 2)
+        tail = _tail(keys, args)
+        count, tail = tail[0], tail[1:]
         if script.loaded:
             return _reply(connection, b"".join([count, script.evalsha, *tail])).addErrback(
                 self._unknown, source, script, keys, args)
@@ -462,6 +545,14 @@ class Scripting:
             script.loaded = False
             return self._eval(source, keys, args)
         return failure
+
+
+def _tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:
+    """An EVAL's array header, then its arguments after the script."""
+    tail = [_bulk(str(len(keys)).encode())]
+    tail += [_bulk(_encoded(value)) for value in keys]
+    tail += [_bulk(_encoded(value)) for value in args]
+    return [b"*%d\r\n" % (len(tail) + 2), *tail]
 
 
 def _unavailable(outcome: Any) -> Any:
@@ -486,14 +577,24 @@ def _reply(connection: Any, command: bytes) -> Deferred[Any]:
     """Write ``command`` on ``connection``; its reply. A reply that does not
     come within the connection's reply timeout aborts the connection, which
     fails every reply it owes (as txredisapi does)."""
-    connection.transport.write(command)
-    answer: Deferred[Any] = connection.replyQueue.get()
-    timeout = connection.replyTimeout
-    if timeout:
-        call = connection.callLater(timeout, connection.transport.abortConnection)
-        answer.addBoth(_settled, call)
-    answer.addCallback(_raised)
-    return answer
+    return _replies(connection, command, 1)[0]
+
+
+def _replies(connection: Any, commands: bytes, count: int) -> list[Deferred[Any]]:
+    """Write ``commands`` (``count`` of them, in one piece) on
+    ``connection``; their replies, in order: taken from its reply queue at
+    once, so no other command's reply can come between them."""
+    connection.transport.write(commands)
+    answers = []
+    for _ in range(count):
+        answer: Deferred[Any] = connection.replyQueue.get()
+        timeout = connection.replyTimeout
+        if timeout:
+            call = connection.callLater(timeout, connection.transport.abortConnection)
+            answer.addBoth(_settled, call)
+        answer.addCallback(_raised)
+        answers.append(answer)
+    return answers
 
 
 def _settled(result: Any, call: Any) -> Any:

@@ -29,16 +29,20 @@ Searches read one sorted-set range per index (no scans, no KEYS).
 from __future__ import annotations
 
 import collections
+import hashlib
+import importlib.resources
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 import txredisapi
+from twisted.logger import Logger
 
 from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
+from .connection import ReplicationShortfall
 from .jobs import Job, job_fields
 from .orderids import ORDER_ID, new_order_id
 from .outbox import CALLBACK, MAIL, ORDER_CHANNELS, Failure, failure_from_json
@@ -49,6 +53,9 @@ from .wsn import NOTIFY_HOOK, WSN
 # order a busy service's clients poll; bigger (massive) orders are not kept.
 CACHED_ORDERS = 4096
 ID_ATTEMPTS = 8  # candidate ids drawn for one new order before giving up
+# How long a Submit's wsa:MessageID names the order it made: a retry within
+# that answers the same order (issue 14).
+MESSAGE_SECONDS = 24 * 3600
 CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
@@ -137,12 +144,20 @@ end
 # on, the order id and its StatusInfo JSON (else ''): the new order is then
 # queued for the e-mail channel, whose last two KEYS are its queue and the
 # outbox's due set; then the first history entry (JSON) and the items per
-# status (a JSON object).
-# Returns {1, ''}; over the limit, {0, items unfinished now}; {2, ''} when
-# the id is taken (the caller draws another).
+# status (a JSON object); then, for a Submit that named itself with a
+# wsa:MessageID, how long (seconds) to remember which order it made ('' not
+# named), and the order id. The last KEY is where that is remembered.
+# Returns {1, '', the ids of the jobs queued...}; over the limit, {0, items
+# unfinished now}; {2, ''} when the id is taken (the caller draws another);
+# {3, order id} when the MessageID made that order already.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
+local SEEN, TAIL = KEYS[#KEYS], #KEYS - 1  -- TAIL: the last key before SEEN
 local member, at, added, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if ARGV[15] ~= '' then
+  local first = redis.call('GET', SEEN)
+  if first then return {3, first} end
+end
 if redis.call('EXISTS', ORDER, ITEMS) ~= 0 then return {2, ''} end
 if limit ~= '' and added > 0 then
   local active = tonumber(redis.call('GET', ACTIVE) or '0')
@@ -160,10 +175,11 @@ local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
 redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
+local answer = {1, ''}
 if ARGV[7] ~= '' then
-  for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
+  for _, job in ipairs(cjson.decode(ARGV[7])) do table.insert(answer, redis.call('XADD', KEYS[4], '*', unpack(job))) end
 end
-local last = #KEYS - 2  -- then the mail queue and the outbox's due set
+local last = TAIL - 2  -- then the mail queue and the outbox's due set
 local subscribed = tonumber(ARGV[8])
 for i = 7, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
 redis.call('RPUSH', KEYS[6], ARGV[13])
@@ -171,12 +187,19 @@ for status, n in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[5],
 for i = last - subscribed + 1, last do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 if ARGV[11] ~= '' then
   local status = cjson.decode(ARGV[12])
-  redis.call('RPUSH', KEYS[#KEYS - 1], cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = '',
-                                                      status = status['status'], info = ARGV[12]}))
-  redis.call('ZADD', KEYS[#KEYS], 'NX', at, 'mail:' .. ARGV[11])
+  redis.call('RPUSH', KEYS[TAIL - 1], cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = '',
+                                                    status = status['status'], info = ARGV[12]}))
+  redis.call('ZADD', KEYS[TAIL], 'NX', at, 'mail:' .. ARGV[11])
 end
-return {1, ''}
+if ARGV[15] ~= '' then redis.call('SET', SEEN, ARGV[16], 'EX', ARGV[15]) end
+return answer
 """
+
+# A new order WAIT found on too few replicas, taken back whole: as _PRELUDE's
+# KEYS, then the subscription indexes, the job stream, the e-mail queue, the
+# outbox's due set and the wsa:MessageID key. ARGV: member, order id, how
+# many subscription indexes, the ids of the jobs queued (JSON array).
+_UNACCEPT = _PRELUDE + (importlib.resources.files(__package__) / "order_unaccept.lua").read_text(encoding="utf-8")
 
 # KEYS: as _order_keys, then the job stream when jobs are queued, then the
 # owner's WS-Notification subscriptions and the outbox's sequence hash
@@ -635,6 +658,15 @@ class HistoryLine:
     by: str = ""
 
 
+class Resubmitted(Exception):
+    """A Submit with a wsa:MessageID its owner used before: ``order`` is the
+    one that first Submit made (answer it again)."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(order.order_id)
+        self.order = order
+
+
 class NoSuchOrder(KeyError):
     pass
 
@@ -755,8 +787,10 @@ class _Identity:
 class OrderStore:
     """Orders, their items and the indexes over them. Only the ordering core writes."""
 
+    log = Logger()
+
     def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False,
-                 new_id: Callable[[], str] = new_order_id) -> None:
+                 new_id: Callable[[], str] = new_order_id, message_seconds: int = MESSAGE_SECONDS) -> None:
         """``mail``: e-mail is on, so every new order and change of status
         is queued for the e-mail channel with it. ``new_id``: draws a
         candidate id for a new order (:mod:`.orderids`)."""
@@ -765,19 +799,29 @@ class OrderStore:
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
         self._new_id = new_id
+        self._message_seconds = message_seconds
 
     # ------------------------------------------------------------------ writing
 
     async def create(self, order: Order, *, max_active_items: int | None = None,
                      jobs: Callable[[str], Sequence[Job]] = lambda order_id: (),
-                     subscribed_until: float | None = None) -> Order:
+                     subscribed_until: float | None = None, message_id: str | None = None,
+                     acknowledged: bool = False) -> Order:
         """Store ``order`` under a new id (its ``order_id`` is ignored) and
         return it with that id. With ``max_active_items``, refuse with
         TooManyActiveItems when the owner's unfinished items plus this order's
         would exceed it (checked and counted in the same atomic step).
         ``jobs(order_id)``: the jobs to queue with it, in the same step (all
         of one priority). A subscription (``subscribed_until``, Unix time)
-        is entered in the index of each of its items' collections."""
+        is entered in the index of each of its items' collections.
+
+        ``message_id`` (the Submit's wsa:MessageID): when the owner sent a
+        Submit with it within MESSAGE_SECONDS, no order is made and
+        Resubmitted raised with the first one (decided in the same atomic
+        step, so concurrent retries make one order). ``acknowledged``: the
+        client is told, so with ``[redis] min_replicas`` the order must be
+        on the replicas; when it is not, it is taken back whole and
+        ReplicationShortfall raised."""
         order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
         status = order.status.status
         fields = [
@@ -815,24 +859,40 @@ class OrderStore:
         encoded_fields, encoded_items = _json_array(fields), _json_array(item_fields)
         spec, first_status = codec.dumps(order.spec), codec.dumps(order.status) if self._mail else ""
         history, per_status = _history_entry(order.status, ""), codec.json_text(counts)
+        seen = keys.submit_message(order.owner, hashlib.sha256(message_id.encode()).hexdigest()) \
+            if message_id else keys.submit_message(order.owner, "")
         for _ in range(ID_ATTEMPTS):
             # A random id is taken only by a one-in-2^69 chance; the script checks.
             order_id = self._new_id()
             queued = list(jobs(order_id))
-            answer = await self._redis.conn.eval(
-                _CREATE,
-                [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
-                 _stream_of(queued), keys.items_by_status(), keys.order_history(order_id),
-                 keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
-                 *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
-                 keys.outbox_due()],
-                [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
-                 "" if max_active_items is None else str(max_active_items),
-                 encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
-                 # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
-                 _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
-                 history, per_status],
-            )
+            stream = _stream_of(queued)
+            order_keys = [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
+                          stream, keys.items_by_status(), keys.order_history(order_id),
+                          keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+                          *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
+                          keys.outbox_due(), seen]
+            try:
+                answer = await self._redis.conn.eval(
+                    _CREATE, order_keys,
+                    [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
+                     "" if max_active_items is None else str(max_active_items),
+                     encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
+                     # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
+                     _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
+                     history, per_status, str(self._message_seconds) if message_id else "", order_id],
+                    acknowledged=acknowledged,
+                )
+            except ReplicationShortfall as e:
+                if isinstance(e.reply, list) and str(e.reply[0]) == "1":
+                    await self._unaccept(order_id, identity, subscription_keys, stream, seen,
+                                         [str(job) for job in e.reply[2:]])
+                raise
+            if str(answer[0]) == "3":
+                first = await self.get(str(answer[1]))
+                if first is not None:
+                    raise Resubmitted(first)
+                await self._redis.conn.delete(seen)  # its order is gone (purged): the MessageID is free again
+                continue
             if str(answer[0]) != "2":
                 break
         else:
@@ -843,16 +903,34 @@ class OrderStore:
         items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
         return attrs.evolve(order, order_id=order_id, items=items, version=1)
 
+    async def _unaccept(self, order_id: str, identity: _Identity, subscription_keys: list[str], stream: str,
+                        seen: str, job_ids: list[str]) -> None:
+        """Take back a new order its client is not told of (see _UNACCEPT)."""
+        try:
+            await self._redis.conn.eval(
+                _UNACCEPT,
+                _order_keys(order_id, identity, 0.0) + subscription_keys
+                + [stream, keys.outbox_queue(MAIL, order_id), keys.outbox_due(), seen],
+                [_member(order_id), order_id, str(len(subscription_keys)), _json_array(job_ids)])
+        except Exception as e:
+            # Left for an operator: the order stands, though its client was told to try again.
+            self.log.error("order {order_id} was not replicated and could not be taken back: {error}",
+                           order_id=order_id, error=e)
+        self._orders.drop(order_id)
+        self._identities.pop(order_id, None)
+
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
                                notification: Notification | None = None, jobs: Sequence[Job] = (),
-                               by: str = "") -> bool:
+                               by: str = "", acknowledged: bool = False) -> bool:
         """Set the order's status, at ``status.changed_at``. With ``allowed``,
         only if its current status is one of those; False when refused. A
         ``notification`` replaces the stored one, and ``jobs`` (of one
         priority) are queued, in the same step. ``by``: the operator who
-        asked for the change (the order's history says so)."""
-        return await self._set_order_status(order_id, status, allowed, None, notification, jobs, by)
+        asked for the change (the order's history says so).
+        ``acknowledged``: somebody is told of it (see ``Scripting.eval``)."""
+        return await self._set_order_status(order_id, status, allowed, None, notification, jobs, by,
+                                            acknowledged=acknowledged)
 
     async def set_item_status(self, order_id: str, item_id: str, status: StatusInfo,
                               completed_at: float | None = None, *,
@@ -880,7 +958,7 @@ class OrderStore:
 
     async def set_items_status(self, order_id: str, changes: Sequence[ItemChange], *,
                                allowed: Collection[OrderStatus] | None = None,
-                               jobs: Sequence[Job] = ()) -> list[bool]:
+                               jobs: Sequence[Job] = (), acknowledged: bool = False) -> list[bool]:
         """:meth:`set_item_status` for several items of one order in one
         atomic step (a batch finishing, a cancel); the order counts as
         updated at the latest of their times. ``jobs`` (of one priority)
@@ -901,6 +979,7 @@ class OrderStore:
                 _SET_ITEMS_STATUS,
                 _order_keys(order_id, identity, at) + ([_stream_of(jobs)] if jobs else []),
                 [_member(order_id), _score(at), _statuses(allowed), payload, _jobs_argument(jobs)],
+                acknowledged=acknowledged,
             )
         except txredisapi.ResponseError as e:
             message = str(e)
@@ -1183,7 +1262,7 @@ class OrderStore:
 
     async def _set_order_status(self, order_id: str, status: StatusInfo, allowed: Collection[OrderStatus] | None,
                                 version: str | None, notification: Notification | None,
-                                jobs: Sequence[Job] = (), by: str = "") -> bool:
+                                jobs: Sequence[Job] = (), by: str = "", *, acknowledged: bool = False) -> bool:
         identity = await self._identity(order_id)
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
@@ -1194,6 +1273,7 @@ class OrderStore:
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
              _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, ""),
              _history_entry(status, by), by],
+            acknowledged=acknowledged,
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)
