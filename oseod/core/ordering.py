@@ -37,6 +37,7 @@ from ..model.orders import (
     StatusNotification,
 )
 from ..store.jobs import Job
+from ..store.leader import Fence
 from ..store.orders import (
     HistoryLine,
     ItemChange,
@@ -471,25 +472,26 @@ class OrderingService:
             self.log.info("{count} results expired", count=len(expired))
         return len(expired)
 
-    async def index_older_orders(self) -> int:
+    async def index_older_orders(self, *, fence: Fence | None = None) -> int:
         """A periodic task: bring orders stored by an earlier version into
         the operators' indexes and counters, a slice per run (nothing left
         to do costs one GET). How many were indexed."""
-        finished, indexed = await self._store.index_older_orders()
+        finished, indexed = await self._store.index_older_orders(fence=fence)
         if indexed or not finished:
             self.log.info("{count} orders stored by an earlier version indexed for the console{more}",
                           count=indexed, more="" if finished else "; more at the next run")
         return indexed
 
-    async def purge_final_orders(self, limit: int = 500) -> int:
+    async def purge_final_orders(self, limit: int = 500, *, fence: Fence | None = None) -> int:
         """Orders final and unchanged for ``retention_days``: deleted (0 days:
-        never). At most ``limit`` per call; how many."""
+        never). At most ``limit`` per call; how many. ``fence``: the
+        leader's (a deposed leader deletes nothing: Deposed)."""
         days = self._config.orders.retention_days
         if days <= 0:
             return 0
         purged = 0
         for order_id in await self._store.final_before(self._clock.seconds() - days * DAY, limit):
-            if await self._store.purge(order_id, FINAL):
+            if await self._store.purge(order_id, FINAL, fence=fence):
                 purged += 1
         if purged:
             self.log.info("{count} orders past their retention deleted", count=purged)

@@ -183,6 +183,12 @@ def leader() -> str:
     return f"{PREFIX}leader"
 
 
+def leader_epoch() -> str:
+    """String counter: incremented by each taking of the leader lock, the
+    leader's fencing token (oseod.store.leader.Fence)."""
+    return f"{PREFIX}leader:epoch"
+
+
 def subscriptions(collection_id: str) -> str:
     """Sorted set: the subscription orders on a collection, scored by their end."""
     return f"{PREFIX}subscriptions:{collection_id}"

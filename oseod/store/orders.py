@@ -32,7 +32,7 @@ import collections
 import hashlib
 import importlib.resources
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -44,6 +44,7 @@ from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, Order
 from . import keys
 from .connection import ReplicationShortfall
 from .jobs import Job, job_fields
+from .leader import FENCE_HOOK, Deposed, Fence, deposed
 from .orderids import ORDER_ID, new_order_id
 from .outbox import CALLBACK, MAIL, ORDER_CHANNELS, Failure, failure_from_json
 from .stats import BUCKET_HOOK, DOWNLOADS, bucket_keys
@@ -353,13 +354,15 @@ reindex(ARGV[1], current, current, touch(ARGV[2]))
 return 1
 """
 
-# KEYS: as _order_keys, then the order's logs (downloads, outbox queues).
-# ARGV: member, the statuses it must be in ('|A|B|'), how many logs.
+# KEYS: as _order_keys, then the order's logs (downloads, outbox queues),
+# then the leader's epoch. ARGV: member, the statuses it must be in
+# ('|A|B|'), how many logs, the leader's token ('' unfenced: FENCE_HOOK).
 # Removes the order, its items, its history and logs, every index entry of
 # it, and its items from the counters. Returns 1 done, 0 refused (not in
 # those statuses), -1 no such order.
-_PURGE = _PRELUDE + """
-INDEX_END = #KEYS - tonumber(ARGV[3])
+_PURGE = _PRELUDE + FENCE_HOOK + """
+if fenced(KEYS[#KEYS], ARGV[4]) then return redis.error_reply(DEPOSED) end
+INDEX_END = #KEYS - 1 - tonumber(ARGV[3])
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[2], current) then return 0 end
@@ -367,7 +370,7 @@ for status, _ in pairs(POS) do
   local n = tonumber(redis.call('HGET', ORDER, 'n/' .. status) or '0')
   if n ~= 0 and counted() then redis.call('HINCRBY', ITEM_STATS, status, -n) end
 end
-for i = INDEX_END + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = INDEX_END + 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
 local fields = redis.call('HKEYS', ITEMS)
 for _, field in ipairs(fields) do
   if string.sub(field, 1, 2) == 's/' then
@@ -388,8 +391,10 @@ return 1
 # next order id), everybody's orders by last update, the order id sequence.
 # ARGV: the key prefixes of an order hash, a type index and a collection
 # index, how many ids to look at, the version this makes, the statuses (JSON
-# array). Returns {1 when every order is indexed, orders indexed now}.
-_INDEX_OLDER = """
+# array), the leader's token ('' unfenced: FENCE_HOOK; KEYS[6] the epoch).
+# Returns {1 when every order is indexed, orders indexed now}.
+_INDEX_OLDER = FENCE_HOOK.replace("%", "%%") + """
+if fenced(KEYS[6], ARGV[7]) then return redis.error_reply(DEPOSED) end
 if redis.call('GET', KEYS[2]) == ARGV[5] then return {1, 0} end
 local last = tonumber(redis.call('GET', KEYS[5]) or '0')
 local first = tonumber(redis.call('GET', KEYS[3]) or '1')
@@ -1128,7 +1133,8 @@ class OrderStore:
         found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
         return [HistoryLine(**json.loads(text)) for text in found]
 
-    async def index_older_orders(self, ids: int = 500, calls: int = 20) -> tuple[bool, int]:
+    async def index_older_orders(self, ids: int = 500, calls: int = 20, *,
+                                 fence: Fence | None = None) -> tuple[bool, int]:
         """Add orders stored by a version before the collection and type
         indexes and the item counters to them, ``ids`` order ids per script
         (a few milliseconds of Redis), at most ``calls`` scripts. Whether
@@ -1136,28 +1142,30 @@ class OrderStore:
         indexed by this call."""
         indexed = 0
         for _ in range(calls):
-            finished, count = await self._redis.conn.eval(
+            finished, count = await _fenced(self._redis.conn.eval(
                 _INDEX_OLDER,
                 [keys.items_by_status(), keys.schema_version(), keys.index_cursor(), keys.orders_updated(None),
-                 keys.order_sequence()],
+                 keys.order_sequence(), keys.leader_epoch()],
                 [keys.order(""), keys.orders_of_type(""), keys.orders_in_collection(""), str(ids), LAYOUT_VERSION,
-                 codec.json_text([s.value for s in _STATUSES])])
+                 codec.json_text([s.value for s in _STATUSES]), "" if fence is None else fence.argument]))
             indexed += int(count)
             if str(finished) == "1":
                 return True, indexed
         return False, indexed
 
-    async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
+    async def purge(self, order_id: str, statuses: Collection[OrderStatus], *, fence: Fence | None = None) -> bool:
         """Remove the order (and everything about it) if it is in one of
         ``statuses``; False when it is not. Final orders only: an unfinished
-        one would leave its owner's count of active items wrong."""
+        one would leave its owner's count of active items wrong. With the
+        leader's ``fence``, Deposed (and nothing removed) when a newer leader
+        exists."""
         if not all(s.is_final for s in statuses):
             raise ValueError("only final orders are purged")
         identity = await self._identity(order_id)
         logs = [keys.order_downloads(order_id), *(keys.outbox_log(channel, order_id) for channel in ORDER_CHANNELS)]
-        answer = int(await self._redis.conn.eval(
-            _PURGE, _order_keys(order_id, identity, 0.0) + logs,
-            [_member(order_id), _statuses(statuses), str(len(logs))]))
+        answer = int(await _fenced(self._redis.conn.eval(
+            _PURGE, _order_keys(order_id, identity, 0.0) + logs + [keys.leader_epoch()],
+            [_member(order_id), _statuses(statuses), str(len(logs)), "" if fence is None else fence.argument])))
         if answer == -1:
             raise NoSuchOrder(order_id)
         if answer == 1:
@@ -1362,6 +1370,16 @@ class _OrderCache:
 
     def drop(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
+
+
+async def _fenced(answer: Awaitable[Any]) -> Any:
+    """``answer``; a fenced script's refusal raised as Deposed."""
+    try:
+        return await answer
+    except txredisapi.ResponseError as e:
+        if deposed(e):
+            raise Deposed(str(e)) from None
+        raise
 
 
 def _stream_of(jobs: Sequence[Job]) -> str:
