@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import defer, task
 
 from oseod.auth.account import Account
-from oseod.config import DEMO_COLLECTION, Config
+from oseod.config import DEMO_COLLECTION, Config, OrdersConfig
 from oseod.core.ordering import OrderingService
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType
 from oseod.store import keys
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable, ReplicationShortfall
 from oseod.store.jobs import Job
 from oseod.store.orders import MESSAGE_SECONDS, OrderStore, Resubmitted
+from oseod.store.users import UserRecord, UserStore
 from tests.redis_process import RedisProcess
 from tests.replicated import Replicated, replicated
 from tests.test_store_orders import make_order
@@ -188,6 +190,28 @@ async def test_submit_and_cancel_wait_for_the_replica(pair: Replicated) -> None:
         assert pair.wait_count() == before + 3  # the order's status, then its items'
         assert pair.replica.command("HGET", keys.order(order.order_id), "status",
                                     password=None).strip() == "Cancelled"
+    finally:
+        await redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_operator_decisions_and_user_changes_wait_for_the_replica(pair: Replicated) -> None:
+    redis = await connected(pair.address, min_replicas=1, wait_timeout=5.0)
+    try:
+        manual = attrs.evolve(Config(), orders=OrdersConfig(moderation="manual"))
+        service = OrderingService(OrderStore(redis), manual, task.Clock())
+        alice = Account("alice")
+        waiting = [await service.submit(alice, demo_spec(), Notification()) for _ in range(2)]
+        before = pair.wait_count()
+        await service.approve(waiting[0].order_id, by="op")
+        assert pair.wait_count() == before + 2  # the order, then its items
+        await service.reject(waiting[1].order_id, "no", by="op")
+        assert pair.wait_count() == before + 4
+        users = UserStore(redis)
+        await users.create(UserRecord("carol", "hash"))
+        await users.update("carol", group="eo")
+        await users.delete("carol")
+        assert pair.wait_count() == before + 7
     finally:
         await redis.close()
 

@@ -517,8 +517,7 @@ class Scripting:
             self.log.warn("a write reached {replicas} of the {wanted} replicas [redis] min_replicas asks for "
                           "within {ms} ms: not acknowledged; dropping that connection", replicas=replicas,
                           wanted=self.replicas, ms=self._wait_ms)
-            if connection.transport is not None:
-                connection.transport.loseConnection()
+            _drop(self._factory, connection)
             raise ReplicationShortfall(
                 f"the write reached {replicas} of {self.replicas} replicas within {self._wait_ms} ms",
                 reply=reply, replicas=replicas)
@@ -545,6 +544,16 @@ class Scripting:
             script.loaded = False
             return self._eval(source, keys, args)
         return failure
+
+
+def _drop(factory: Any, connection: Any) -> None:
+    """Close ``connection`` and lend it to no command from now on (the pool
+    only notices a connection is gone once it has gone)."""
+    free = factory.connectionQueue.pending
+    if connection in free:
+        free.remove(connection)
+    if connection.transport is not None:
+        connection.transport.loseConnection()
 
 
 def _tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:
