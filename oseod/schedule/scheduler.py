@@ -27,6 +27,7 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from ..store.connection import RedisUnavailable
 from ..store.leader import Deposed, LeaderLock, TaskRunRecord, TaskRuns
 
 TICK = 10.0  # seconds
@@ -77,6 +78,10 @@ class Scheduler:
     async def tick(self) -> None:
         try:
             leading = await self._lock.hold(3 * self._tick)
+        except RedisUnavailable as e:
+            # Redis away, or the lock not on enough replicas ([redis] min_replicas): one line, no traceback.
+            self.log.warn("cannot hold the leader lock ({error}); periodic tasks wait", error=e)
+            return
         except Exception:
             self.log.failure("cannot reach the leader lock; periodic tasks wait")
             return
