@@ -23,6 +23,7 @@ from oseod.store.connection import Redis, RedisAddress, RedisUnavailable, Replic
 from oseod.store.jobs import Job
 from oseod.store.orders import MESSAGE_SECONDS, OrderStore, Resubmitted
 from oseod.store.users import UserRecord, UserStore
+from tests.polling import eventually
 from tests.redis_process import RedisProcess
 from tests.replicated import Replicated, replicated
 from tests.test_store_orders import make_order
@@ -87,13 +88,26 @@ async def test_a_frozen_replica_makes_a_retryable_shortfall(pair: Replicated) ->
     redis = await connected(pair.address, min_replicas=1, wait_timeout=0.1)
     try:
         pair.freeze_replica()
+        waiting = [redis.conn.eval(SET, ["k"], ["v"], acknowledged=True) for _ in range(8)]
+        # Reads meanwhile are neither held up behind a WAIT nor lost with the connections dropped.
+        reads = await defer.gatherResults([redis.conn.get("k") for _ in range(20)])
+        assert set(reads) == {"v"}
         with pytest.raises(ReplicationShortfall) as raised:
-            await redis.conn.eval(SET, ["k"], ["v"], acknowledged=True)
+            await waiting[0]
+        for other in waiting[1:]:
+            with pytest.raises(RedisUnavailable):  # a shortfall, or lost with a dropped connection
+                await other
         assert isinstance(raised.value, RedisUnavailable)  # the transports answer 503
         assert raised.value.reply == "OK" and raised.value.replicas == 0
         pair.thaw_replica()
-        # The other pooled connections carry on; once the replica is back, writes are acknowledged again.
-        assert await redis.conn.eval(SET, ["k"], ["w"], acknowledged=True) == "OK"
+
+        async def acknowledged() -> bool:
+            try:
+                return bool(await redis.conn.eval(SET, ["k"], ["w"], acknowledged=True) == "OK")
+            except RedisUnavailable:  # until the pool has made its dropped connections again
+                return False
+
+        await eventually(acknowledged, 20, "an acknowledged write once the replica is back")
     finally:
         pair.thaw_replica()
         await redis.close()

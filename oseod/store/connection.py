@@ -24,6 +24,10 @@ from .sentinel import FailFastSentinel, PrimaryFactory, format_address
 from .tls import RedisTlsError, client_tls_options
 
 POOL_SIZE = 8
+# With [redis] min_replicas: the connections that carry the writes a WAIT
+# follows. WAIT holds up every command behind it on its connection, and a
+# shortfall closes it: apart, neither touches the requests that only read.
+WAIT_POOL_SIZE = 4
 CONNECT_TIMEOUT = 5.0
 # [redis] command_timeout's default: how long a request waits for Redis.
 COMMAND_TIMEOUT = 2.0
@@ -211,9 +215,9 @@ class RedisAddress:
         finally:
             await probe.disconnect()
 
-    async def open_pool(self, reply_timeout: float) -> Any:
+    async def open_pool(self, reply_timeout: float, size: int = POOL_SIZE) -> Any:
         """A reconnecting pool; callers have run :meth:`check` first."""
-        return await self._connect(poolsize=POOL_SIZE, reconnect=True, replyTimeout=reply_timeout)
+        return await self._connect(poolsize=size, reconnect=True, replyTimeout=reply_timeout)
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -254,6 +258,7 @@ class Redis:
         self.wait_timeout = wait_timeout
         self._clock = clock
         self._conn: Any = None
+        self._acks: Any = None  # the WAIT_POOL_SIZE pool, with min_replicas
         self._sentinel: FailFastSentinel | None = None
 
     @property
@@ -277,7 +282,10 @@ class Redis:
             await self._connect_through_sentinels()
             return
         version = await self.address.check()
-        self._conn = self._scripting(await self.address.open_pool(self.reply_timeout))
+        handler = await self.address.open_pool(self.reply_timeout)
+        if self.min_replicas > 0:
+            self._acks = await self.address.open_pool(self.reply_timeout, WAIT_POOL_SIZE)
+        self._conn = self._scripting(handler)
         self.log.info("connected to Redis {redis_version} at {address}", redis_version=version, address=self.address.describe())
 
     async def _connect_through_sentinels(self) -> None:
@@ -294,23 +302,35 @@ class Redis:
             found = RedisAddress(host=host, port=port, db=address.db, password=address.password,
                                  username=address.username)
             version = await found.check()
-            handler = sentinel.master_for(
-                address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=POOL_SIZE,
-                password=address.password, username=address.username, replyTimeout=self.reply_timeout,
-                convertNumbers=False)
-            filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
-            try:
-                if filled is not None:
-                    await filled.addTimeout(CONNECT_TIMEOUT, reactor)
-            except Exception as e:
-                await handler.disconnect()
-                raise RedisUnavailable(f"cannot connect to the primary through {address.describe()}: {e}") from None
+            handler = await self._primary_pool(sentinel, POOL_SIZE)
+            if self.min_replicas > 0:
+                try:
+                    self._acks = await self._primary_pool(sentinel, WAIT_POOL_SIZE)
+                except BaseException:
+                    await handler.disconnect()
+                    raise
         except BaseException:
             await sentinel.disconnect()
             raise
         self._sentinel, self._conn = sentinel, self._scripting(handler)
         self.log.info("connected to Redis {redis_version}, primary {primary} found through {address}",
                       redis_version=version, primary=self.primary, address=address.describe())
+
+    async def _primary_pool(self, sentinel: FailFastSentinel, size: int) -> Any:
+        address = self.address
+        assert address.master_name is not None
+        handler = sentinel.master_for(
+            address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=size,
+            password=address.password, username=address.username, replyTimeout=self.reply_timeout,
+            convertNumbers=False)
+        filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
+        try:
+            if filled is not None:
+                await filled.addTimeout(CONNECT_TIMEOUT, _reactor())
+        except Exception as e:
+            await handler.disconnect()
+            raise RedisUnavailable(f"cannot connect to the primary through {address.describe()}: {e}") from None
+        return handler
 
     @property
     def reply_timeout(self) -> float:
@@ -324,7 +344,7 @@ class Redis:
 
     def _scripting(self, handler: Any) -> Scripting:
         return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor(),
-                         replicas=self.min_replicas, wait_timeout=self.wait_timeout)
+                         replicas=self.min_replicas, wait_timeout=self.wait_timeout, acks=self._acks)
 
     async def ping(self) -> bool:
         """True when Redis answers right now (for /health)."""
@@ -340,6 +360,9 @@ class Redis:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.disconnect()
+        if self._acks is not None:
+            acks, self._acks = self._acks, None
+            await acks.disconnect()
         if self._sentinel is not None:
             sentinel, self._sentinel = self._sentinel, None
             await sentinel.disconnect()
@@ -411,9 +434,11 @@ class Scripting:
     log = Logger()
 
     def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None,
-                 replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
+                 replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT, acks: Any = None) -> None:
+        """``acks``: the pool for the writes WAIT follows (None: ``handler``'s)."""
         self._handler = handler
         self._factory = handler._factory  # noqa: SLF001 - its pool, to lend a connection out
+        self._acks_factory = self._factory if acks is None else acks._factory  # noqa: SLF001
         self._scripts: dict[str, _Script] = {}
         self._deadline = deadline
         self._clock = clock or _reactor()
@@ -465,11 +490,13 @@ class Scripting:
         """Run a Lua script. ``acknowledged``: the client is told of what it
         writes, so with ``[redis] min_replicas`` it is followed by WAIT on
         the same connection (:meth:`_eval_acknowledged`)."""
-        if not self._factory.size:
-            return fail(self._unreachable())
         if acknowledged and self.replicas > 0:
+            if not self._acks_factory.size:
+                return fail(self._unreachable())
             return self._within_deadline(ensureDeferred(self._eval_acknowledged(source, keys, args)),
                                          self._acknowledged_deadline)
+        if not self._factory.size:
+            return fail(self._unreachable())
         return self._within_deadline(self._eval(source, keys, args))
 
     def _script(self, source: str) -> _Script:
@@ -478,8 +505,8 @@ class Scripting:
             script = self._scripts[source] = _Script(source)
         return script
 
-    def _free_connection(self) -> Any:
-        free = self._factory.connectionQueue.pending
+    def _free_connection(self, factory: Any = None) -> Any:
+        free = (factory or self._factory).connectionQueue.pending
         if not free:
             return None
         connection = random.choice(free)
@@ -493,9 +520,10 @@ class Scripting:
         closed (the pool makes a new one, finding the primary again) and
         ReplicationShortfall raised, carrying the script's reply."""
         script = self._script(source)
-        connection = self._free_connection()
-        if connection is None:  # every connection lent out: share one, as txredisapi does
-            connection = await self._factory.getConnection(peek=True)
+        factory = self._acks_factory
+        connection = self._free_connection(factory)
+        if connection is None:  # none connected just now: the next one up
+            connection = await factory.getConnection(peek=True)
         wait = b"*3\r\n$4\r\nWAIT\r\n" + _bulk(b"%d" % self.replicas) + _bulk(b"%d" % self._wait_ms)
         tail = _tail(keys, args)
         head = script.evalsha if script.loaded else script.eval
@@ -503,21 +531,28 @@ class Scripting:
         try:
             reply = await answer
         except txredisapi.ResponseError as e:
-            waited.addErrback(lambda f: None)
             if not (script.loaded and str(e).startswith("NOSCRIPT")):
+                _ignored(waited)
                 raise
+            _ignored(waited)
             # Redis forgot its scripts: send it whole, with its WAIT.
             script.loaded = False
-            head = script.eval
-            answer, waited = _replies(connection, b"".join([tail[0], head, *tail[1:], wait]), 2)
-            reply = await answer
+            answer, waited = _replies(connection, b"".join([tail[0], script.eval, *tail[1:], wait]), 2)
+            try:
+                reply = await answer
+            except BaseException:
+                _ignored(waited)
+                raise
+        except BaseException:
+            _ignored(waited)  # the connection went: WAIT's reply fails the same way
+            raise
         script.loaded = True
         replicas = int(await waited)
         if replicas < self.replicas:
             self.log.warn("a write reached {replicas} of the {wanted} replicas [redis] min_replicas asks for "
                           "within {ms} ms: not acknowledged; dropping that connection", replicas=replicas,
                           wanted=self.replicas, ms=self._wait_ms)
-            _drop(self._factory, connection)
+            _drop(factory, connection)
             raise ReplicationShortfall(
                 f"the write reached {replicas} of {self.replicas} replicas within {self._wait_ms} ms",
                 reply=reply, replicas=replicas)
@@ -544,6 +579,11 @@ class Scripting:
             script.loaded = False
             return self._eval(source, keys, args)
         return failure
+
+
+def _ignored(answer: Deferred[Any]) -> None:
+    """Nobody waits for ``answer`` any more: its failure is not an error to log."""
+    answer.addErrback(lambda failure: None)
 
 
 def _drop(factory: Any, connection: Any) -> None:
