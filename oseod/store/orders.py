@@ -196,6 +196,12 @@ if ARGV[15] ~= '' then redis.call('SET', SEEN, ARGV[16], 'EX', ARGV[15]) end
 return answer
 """
 
+# KEYS: a Submit's MessageID key. ARGV: the order it named, now gone.
+_FORGET_MESSAGE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # A new order WAIT found on too few replicas, taken back whole: as _PRELUDE's
 # KEYS, then the subscription indexes, the job stream, the e-mail queue, the
 # outbox's due set and the wsa:MessageID key. ARGV: member, order id, how
@@ -864,21 +870,22 @@ class OrderStore:
         encoded_fields, encoded_items = _json_array(fields), _json_array(item_fields)
         spec, first_status = codec.dumps(order.spec), codec.dumps(order.status) if self._mail else ""
         history, per_status = _history_entry(order.status, ""), codec.json_text(counts)
-        seen = keys.submit_message(order.owner, hashlib.sha256(message_id.encode()).hexdigest()) \
-            if message_id else keys.submit_message(order.owner, "")
+        # Where the MessageID names the order (without one, a key the script leaves alone).
+        seen = keys.submit_message(order.owner, hashlib.sha256(message_id.encode()).hexdigest()
+                                   if message_id else "")
         for _ in range(ID_ATTEMPTS):
             # A random id is taken only by a one-in-2^69 chance; the script checks.
             order_id = self._new_id()
             queued = list(jobs(order_id))
             stream = _stream_of(queued)
-            order_keys = [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
+            create_keys = [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
                           stream, keys.items_by_status(), keys.order_history(order_id),
                           keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
                           *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
                           keys.outbox_due(), seen]
             try:
                 answer = await self._redis.conn.eval(
-                    _CREATE, order_keys,
+                    _CREATE, create_keys,
                     [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
                      "" if max_active_items is None else str(max_active_items),
                      encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
@@ -896,7 +903,8 @@ class OrderStore:
                 first = await self.get(str(answer[1]))
                 if first is not None:
                     raise Resubmitted(first)
-                await self._redis.conn.delete(seen)  # its order is gone (purged): the MessageID is free again
+                # Its order is gone (purged): the MessageID is free again, unless a concurrent retry took it.
+                await self._redis.conn.eval(_FORGET_MESSAGE, [seen], [str(answer[1])])
                 continue
             if str(answer[0]) != "2":
                 break
