@@ -170,7 +170,8 @@ def makeService(options: Options) -> IService:
         embedded = EmbeddedRedis(data_dir.path, reactor)
         root.step("embedded redis-server", embedded.start, embedded.stop)
         address = embedded.address
-    redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor)
+    redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor,
+                  min_replicas=config.redis.min_replicas, wait_timeout=config.redis.wait_timeout)
     root.step("redis", redis.connect, redis.close)
 
     listeners: dict[str, Listener] = {}
@@ -309,9 +310,10 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
         PeriodicTask("expire results", config.processing.expire_interval,
                      lambda: ordering.expire_results(engine.clean)),
-        PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders),
+        PeriodicTask("purge old orders", config.processing.purge_interval, ordering.purge_final_orders,
+                     fenced=True),
         PeriodicTask("end subscriptions", config.processing.terminate_interval, ordering.terminate_subscriptions),
-        PeriodicTask("index older orders", TICK, ordering.index_older_orders),
+        PeriodicTask("index older orders", TICK, ordering.index_older_orders, fenced=True),
     ], runs=task_runs)
 
     deliverables = Deliverables(ordering, results)

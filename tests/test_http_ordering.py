@@ -201,6 +201,26 @@ async def test_product_order_lifecycle(server: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_submit_retried_with_its_message_id_answers_the_first_order(server: Any) -> None:
+    srv = await server()
+
+    async def submit_with(message_id: str | None, user: str = "alice") -> str:
+        addressing = f'<wsa:MessageID xmlns:wsa="{WSA}">{message_id}</wsa:MessageID>' if message_id else ""
+        code, ack, _ = await srv.post(envelope(submit("a1", reference="retry"),
+                                               token(user, f"{user}-password") + addressing))
+        assert code == 200
+        return order_id_of(ack)
+
+    first = await submit_with("urn:uuid:0b5e1c3e-1")
+    assert await submit_with("urn:uuid:0b5e1c3e-1") == first  # the same SubmitAck: a lost answer, retried
+    assert await submit_with("urn:uuid:0b5e1c3e-2") != first
+    assert await submit_with("urn:uuid:0b5e1c3e-1", user="bob") != first  # per user
+    assert len({await submit_with(None), await submit_with(None)}) == 2  # no MessageID: no idempotence
+    code, found = await srv.call(search("<orderReference>retry</orderReference>"))
+    assert len([e.text for e in found.iter(f"{{{OSEO}}}orderId")]) == 4
+
+
+@pytest_twisted.ensureDeferred
 async def test_manual_moderation_then_cancel(server: Any) -> None:
     srv = await server(parse_config({"orders": {"moderation": "manual"}}))
     code, ack = await srv.call(submit("m1"))

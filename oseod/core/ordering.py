@@ -37,11 +37,13 @@ from ..model.orders import (
     StatusNotification,
 )
 from ..store.jobs import Job
+from ..store.leader import Fence
 from ..store.orders import (
     HistoryLine,
     ItemChange,
     OrderProgress,
     OrderStore,
+    Resubmitted,
     StoredResult,
     TooManyActiveItems,
     Transfer,
@@ -127,7 +129,14 @@ class OrderingService:
         if spec.order_type is OrderType.SUBSCRIPTION_ORDER:
             until = period[1] if period is not None else now + SUBSCRIPTION_DAYS * DAY
         try:
-            order = await self._store.create(order, max_active_items=limit, jobs=jobs, subscribed_until=until)
+            # Told to the client: on the replicas first ([redis] min_replicas).
+            order = await self._store.create(order, max_active_items=limit, jobs=jobs, subscribed_until=until,
+                                             message_id=notification.message_id, acknowledged=True)
+        except Resubmitted as e:
+            # A retry (same wsa:MessageID): the first Submit's order, answered again.
+            self.log.info("order {order_id} submitted again by {user} (same wsa:MessageID)",
+                          order_id=e.order.order_id, user=account.name)
+            return e.order
         except TooManyActiveItems as e:
             raise invalid("orderItem", f"at most {limit} items may be unfinished per user: you have {e.active}, "
                                        f"this order would add {e.added}") from None
@@ -232,11 +241,12 @@ class OrderingService:
         now = self._clock.seconds()
         info = StatusInfo(OrderStatus.Accepted, _accepted_text(order.spec.order_type), changed_at=now)
         if not await self._store.set_order_status(order_id, info, allowed={OrderStatus.Submitted},
-                                                  jobs=jobs_of(order_id, order.spec, order.items), by=by):
+                                                  jobs=jobs_of(order_id, order.spec, order.items), by=by,
+                                                  acknowledged=True):
             raise invalid("orderId", f"order {order_id} is not waiting for approval")
         waiting = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
         await self._store.set_items_status(order_id, [ItemChange(i.spec.item_id, waiting) for i in order.items],
-                                           allowed={OrderStatus.Submitted})
+                                           allowed={OrderStatus.Submitted}, acknowledged=True)
         order = await self._existing(order_id)
         self.log.info("order {order_id} approved", order_id=order_id, by=by)
         self._dispatch(order)
@@ -462,25 +472,26 @@ class OrderingService:
             self.log.info("{count} results expired", count=len(expired))
         return len(expired)
 
-    async def index_older_orders(self) -> int:
+    async def index_older_orders(self, *, fence: Fence | None = None) -> int:
         """A periodic task: bring orders stored by an earlier version into
         the operators' indexes and counters, a slice per run (nothing left
         to do costs one GET). How many were indexed."""
-        finished, indexed = await self._store.index_older_orders()
+        finished, indexed = await self._store.index_older_orders(fence=fence)
         if indexed or not finished:
             self.log.info("{count} orders stored by an earlier version indexed for the console{more}",
                           count=indexed, more="" if finished else "; more at the next run")
         return indexed
 
-    async def purge_final_orders(self, limit: int = 500) -> int:
+    async def purge_final_orders(self, limit: int = 500, *, fence: Fence | None = None) -> int:
         """Orders final and unchanged for ``retention_days``: deleted (0 days:
-        never). At most ``limit`` per call; how many."""
+        never). At most ``limit`` per call; how many. ``fence``: the
+        leader's (a deposed leader deletes nothing: Deposed)."""
         days = self._config.orders.retention_days
         if days <= 0:
             return 0
         purged = 0
         for order_id in await self._store.final_before(self._clock.seconds() - days * DAY, limit):
-            if await self._store.purge(order_id, FINAL):
+            if await self._store.purge(order_id, FINAL, fence=fence):
                 purged += 1
         if purged:
             self.log.info("{count} orders past their retention deleted", count=purged)
@@ -558,14 +569,15 @@ class OrderingService:
                      allowed: Collection[OrderStatus] = UNFINISHED) -> Order:
         """End an unfinished order in ``status`` (if still in one of
         ``allowed``) and its unfinished items with it."""
+        # A client or an operator is told of it: on the replicas first ([redis] min_replicas).
         if not await self._store.set_order_status(order.order_id, status, allowed=allowed,
-                                                  notification=notification, by=by):
+                                                  notification=notification, by=by, acknowledged=True):
             current = await self._existing(order.order_id)
             raise invalid("orderId", f"order {order.order_id} is already {current.status.status.value}")
         item_status = StatusInfo(status.status, item_text, changed_at=status.changed_at)
         await self._store.set_items_status(
             order.order_id, [ItemChange(i.spec.item_id, item_status) for i in order.items if not i.status.status.is_final],
-            allowed=UNFINISHED)
+            allowed=UNFINISHED, acknowledged=True)
         self.log.info("order {order_id} {status}: {info}", order_id=order.order_id, status=status.status.value,
                       info=status.additional_info)
         if order.spec.order_type is OrderType.SUBSCRIPTION_ORDER:

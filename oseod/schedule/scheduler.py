@@ -6,6 +6,16 @@ renews the lock (for three ticks, so a daemon that dies is replaced within
 that) and, while it leads, runs each task whose interval has passed. Tasks
 are idempotent and bounded (a batch per run), so a takeover or a slow run
 does no harm.
+
+Fencing (:class:`oseod.store.leader.Fence`): before each task, one round
+trip checks that this daemon still holds the lock with the token it took
+it with; a task marked ``fenced`` is handed the fence and its scripts refuse
+to write once a newer leader exists (a daemon frozen in mid-task past the
+lock's expiry). The tasks that change orders through the scripts every
+writer shares (expire results, end subscriptions) are not fenced inside:
+those scripts are guarded by the statuses they may change from, so a
+deposed leader running one late changes nothing the new leader has not
+changed or would change the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ..store.leader import LeaderLock, TaskRunRecord, TaskRuns
+from ..store.connection import RedisUnavailable
+from ..store.leader import Deposed, LeaderLock, TaskRunRecord, TaskRuns
 
 TICK = 10.0  # seconds
 
@@ -26,8 +37,10 @@ TICK = 10.0  # seconds
 class PeriodicTask:
     name: str
     interval: float  # seconds; 0 or less: never
-    run: Callable[[], Awaitable[object]]
+    run: Callable[..., Awaitable[object]]
     last: float | None = None  # when this daemon last ran it
+    # run(fence=Fence): its scripts check the leader's token (see the module's doc).
+    fenced: bool = False
 
 
 class Scheduler:
@@ -65,6 +78,10 @@ class Scheduler:
     async def tick(self) -> None:
         try:
             leading = await self._lock.hold(3 * self._tick)
+        except RedisUnavailable as e:
+            # Redis away, or the lock not on enough replicas ([redis] min_replicas): one line, no traceback.
+            self.log.warn("cannot hold the leader lock ({error}); periodic tasks wait", error=e)
+            return
         except Exception:
             self.log.failure("cannot reach the leader lock; periodic tasks wait")
             return
@@ -77,23 +94,53 @@ class Scheduler:
         for periodic in self.tasks:
             if periodic.interval <= 0 or (periodic.last is not None and now - periodic.last < periodic.interval):
                 continue
+            if not await self._still_leading():
+                return
             periodic.last = now
             ok = True
             try:
-                await periodic.run()
+                if periodic.fenced:
+                    await periodic.run(fence=self._lock.fence)
+                else:
+                    await periodic.run()
+            except Deposed:
+                self._deposed()
+                return
             except Exception:
                 ok = False
                 self.log.failure("periodic task {task} failed; it runs again in {interval} s", task=periodic.name,
                                  interval=periodic.interval)
-            await self._record(TaskRunRecord(periodic.name, now, self._clock.seconds() - now, ok))
+            if not await self._record(TaskRunRecord(periodic.name, now, self._clock.seconds() - now, ok)):
+                return
 
-    async def _record(self, run: TaskRunRecord) -> None:
-        if self._runs is None:
-            return
+    async def _still_leading(self) -> bool:
+        """Whether the lock is still this daemon's, with its token (a
+        daemon frozen past the lock's expiry finds out here)."""
         try:
-            await self._runs.record(run)
+            if await self._lock.leads():
+                return True
+        except Exception:
+            self.log.failure("cannot reach the leader lock; periodic tasks wait")
+            return False
+        self._deposed()
+        return False
+
+    def _deposed(self) -> None:
+        self.log.info("another daemon took over the periodic tasks")
+        self.leading = False
+
+    async def _record(self, run: TaskRunRecord) -> bool:
+        """Record ``run``; False when another daemon leads now."""
+        if self._runs is None:
+            return True
+        try:
+            await self._runs.record(run, self._lock.fence)
+        except Deposed:
+            self._deposed()
+            return False
         except Exception:
             self.log.failure("cannot record the run of periodic task {task}", task=run.name)
+        return True
 
     @property
     def leader(self) -> LeaderLock:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 import txredisapi
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.python.failure import Failure
 from twisted.logger import Logger
 
@@ -24,9 +24,15 @@ from .sentinel import FailFastSentinel, PrimaryFactory, format_address
 from .tls import RedisTlsError, client_tls_options
 
 POOL_SIZE = 8
+# With [redis] min_replicas: the connections that carry the writes a WAIT
+# follows. WAIT holds up every command behind it on its connection, and a
+# shortfall closes it: apart, neither touches the requests that only read.
+WAIT_POOL_SIZE = 4
 CONNECT_TIMEOUT = 5.0
 # [redis] command_timeout's default: how long a request waits for Redis.
 COMMAND_TIMEOUT = 2.0
+# [redis] wait_timeout's default: how long WAIT waits for the replicas.
+WAIT_TIMEOUT = 0.5
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 
@@ -38,6 +44,19 @@ class RedisUnavailable(Exception):
     a command that has no answer within ``[redis] command_timeout``: the
     caller answers "try again later" (SOAP 503, FTP 421) instead of waiting.
     A write that timed out may still have been carried out."""
+
+
+class ReplicationShortfall(RedisUnavailable):
+    """A write was made on the primary but fewer replicas than ``[redis]
+    min_replicas`` confirmed it within ``wait_timeout``: a failover now
+    could lose it, so the client is not told it was done (retryable, 503).
+    ``reply``: what the script answered (its caller may undo the write);
+    ``replicas``: how many had it."""
+
+    def __init__(self, message: str, *, reply: Any = None, replicas: int = 0) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.replicas = replicas
 
 
 @attrs.frozen
@@ -196,9 +215,9 @@ class RedisAddress:
         finally:
             await probe.disconnect()
 
-    async def open_pool(self, reply_timeout: float) -> Any:
+    async def open_pool(self, reply_timeout: float, size: int = POOL_SIZE) -> Any:
         """A reconnecting pool; callers have run :meth:`check` first."""
-        return await self._connect(poolsize=POOL_SIZE, reconnect=True, replyTimeout=reply_timeout)
+        return await self._connect(poolsize=size, reconnect=True, replyTimeout=reply_timeout)
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -229,11 +248,17 @@ class Redis:
     log = Logger()
 
     def __init__(self, address: RedisAddress, *, command_timeout: float = COMMAND_TIMEOUT,
-                 clock: Any = None) -> None:
+                 clock: Any = None, min_replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
+        """``min_replicas``, ``wait_timeout``: a write a client is told about
+        (``eval(..., acknowledged=True)``) is followed by WAIT for that many
+        replicas, at most that many seconds (0 replicas: no WAIT)."""
         self.address = address
         self.command_timeout = command_timeout
+        self.min_replicas = min_replicas
+        self.wait_timeout = wait_timeout
         self._clock = clock
         self._conn: Any = None
+        self._acks: Any = None  # the WAIT_POOL_SIZE pool, with min_replicas
         self._sentinel: FailFastSentinel | None = None
 
     @property
@@ -257,7 +282,10 @@ class Redis:
             await self._connect_through_sentinels()
             return
         version = await self.address.check()
-        self._conn = self._scripting(await self.address.open_pool(self.reply_timeout))
+        handler = await self.address.open_pool(self.reply_timeout)
+        if self.min_replicas > 0:
+            self._acks = await self.address.open_pool(self.reply_timeout, WAIT_POOL_SIZE)
+        self._conn = self._scripting(handler)
         self.log.info("connected to Redis {redis_version} at {address}", redis_version=version, address=self.address.describe())
 
     async def _connect_through_sentinels(self) -> None:
@@ -274,23 +302,35 @@ class Redis:
             found = RedisAddress(host=host, port=port, db=address.db, password=address.password,
                                  username=address.username)
             version = await found.check()
-            handler = sentinel.master_for(
-                address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=POOL_SIZE,
-                password=address.password, username=address.username, replyTimeout=self.reply_timeout,
-                convertNumbers=False)
-            filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
-            try:
-                if filled is not None:
-                    await filled.addTimeout(CONNECT_TIMEOUT, reactor)
-            except Exception as e:
-                await handler.disconnect()
-                raise RedisUnavailable(f"cannot connect to the primary through {address.describe()}: {e}") from None
+            handler = await self._primary_pool(sentinel, POOL_SIZE)
+            if self.min_replicas > 0:
+                try:
+                    self._acks = await self._primary_pool(sentinel, WAIT_POOL_SIZE)
+                except BaseException:
+                    await handler.disconnect()
+                    raise
         except BaseException:
             await sentinel.disconnect()
             raise
         self._sentinel, self._conn = sentinel, self._scripting(handler)
         self.log.info("connected to Redis {redis_version}, primary {primary} found through {address}",
                       redis_version=version, primary=self.primary, address=address.describe())
+
+    async def _primary_pool(self, sentinel: FailFastSentinel, size: int) -> Any:
+        address = self.address
+        assert address.master_name is not None
+        handler = sentinel.master_for(
+            address.master_name, factory_class=PrimaryFactory, dbid=address.db or None, poolsize=size,
+            password=address.password, username=address.username, replyTimeout=self.reply_timeout,
+            convertNumbers=False)
+        filled = handler._factory.deferred  # noqa: SLF001 - fires once the whole pool is connected
+        try:
+            if filled is not None:
+                await filled.addTimeout(CONNECT_TIMEOUT, _reactor())
+        except Exception as e:
+            await handler.disconnect()
+            raise RedisUnavailable(f"cannot connect to the primary through {address.describe()}: {e}") from None
+        return handler
 
     @property
     def reply_timeout(self) -> float:
@@ -303,7 +343,8 @@ class Redis:
         return 2 * self.command_timeout + 1.0
 
     def _scripting(self, handler: Any) -> Scripting:
-        return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor())
+        return Scripting(handler, deadline=self.command_timeout, clock=self._clock or _reactor(),
+                         replicas=self.min_replicas, wait_timeout=self.wait_timeout, acks=self._acks)
 
     async def ping(self) -> bool:
         """True when Redis answers right now (for /health)."""
@@ -319,6 +360,9 @@ class Redis:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.disconnect()
+        if self._acks is not None:
+            acks, self._acks = self._acks, None
+            await acks.disconnect()
         if self._sentinel is not None:
             sentinel, self._sentinel = self._sentinel, None
             await sentinel.disconnect()
@@ -383,14 +427,25 @@ class Scripting:
     connection's reply queue, in the order the protocol hands replies out.
     A connection lent out for a transaction (MULTI) is not free, so no
     command lands inside one. Without a free connection the call goes the
-    txredisapi way."""
+    txredisapi way.
 
-    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None) -> None:
+    WAIT (``[redis] min_replicas``): see :meth:`eval`'s ``acknowledged``."""
+
+    log = Logger()
+
+    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None,
+                 replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT, acks: Any = None) -> None:
+        """``acks``: the pool for the writes WAIT follows (None: ``handler``'s)."""
         self._handler = handler
         self._factory = handler._factory  # noqa: SLF001 - its pool, to lend a connection out
+        self._acks_factory = self._factory if acks is None else acks._factory  # noqa: SLF001
         self._scripts: dict[str, _Script] = {}
         self._deadline = deadline
         self._clock = clock or _reactor()
+        self.replicas = replicas
+        self._wait_ms = max(1, int(wait_timeout * 1000))
+        # WAIT's own time on top of the script's deadline.
+        self._acknowledged_deadline = deadline + wait_timeout
 
     def __getattr__(self, name: str) -> Any:
         command = getattr(self._handler, name)
@@ -411,13 +466,14 @@ class Scripting:
     def _unreachable(self) -> RedisUnavailable:
         return RedisUnavailable("Redis is not reachable")
 
-    def _within_deadline(self, answer: Deferred[Any]) -> Deferred[Any]:
+    def _within_deadline(self, answer: Deferred[Any], deadline: float | None = None) -> Deferred[Any]:
         result: Deferred[Any] = Deferred()
+        seconds = self._deadline if deadline is None else deadline
 
         def late() -> None:
-            result.errback(RedisUnavailable(f"Redis did not answer within {self._deadline:g} s"))
+            result.errback(RedisUnavailable(f"Redis did not answer within {seconds:g} s"))
 
-        timer = self._clock.callLater(self._deadline, late)
+        timer = self._clock.callLater(seconds, late)
 
         def settle(outcome: Any) -> None:
             if not result.called:
@@ -429,25 +485,86 @@ class Scripting:
         answer.addBoth(settle)
         return result
 
-    def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = ()) -> Deferred[Any]:
+    def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = (), *,
+             acknowledged: bool = False) -> Deferred[Any]:
+        """Run a Lua script. ``acknowledged``: the client is told of what it
+        writes, so with ``[redis] min_replicas`` it is followed by WAIT on
+        the same connection (:meth:`_eval_acknowledged`)."""
+        if acknowledged and self.replicas > 0:
+            if not self._acks_factory.size:
+                return fail(self._unreachable())
+            return self._within_deadline(ensureDeferred(self._eval_acknowledged(source, keys, args)),
+                                         self._acknowledged_deadline)
         if not self._factory.size:
             return fail(self._unreachable())
         return self._within_deadline(self._eval(source, keys, args))
 
-    def _eval(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+    def _script(self, source: str) -> _Script:
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = _Script(source)
-        free = self._factory.connectionQueue.pending
+        return script
+
+    def _free_connection(self, factory: Any = None) -> Any:
+        free = (factory or self._factory).connectionQueue.pending
         if not free:
-            return self._handler.eval(source, keys, args)  # type: ignore[no-any-return]
+            return None
         connection = random.choice(free)
-        if not connection.connected:
+        return connection if connection.connected else None
+
+    async def _eval_acknowledged(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """The script, then ``WAIT replicas wait_ms``, written together on one
+        connection: WAIT counts the replicas that have every write made
+        before it on its own connection, and only there (a WAIT on another
+        pooled connection proves nothing). Too few: the connection is
+        closed (the pool makes a new one, finding the primary again) and
+        ReplicationShortfall raised, carrying the script's reply."""
+        script = self._script(source)
+        factory = self._acks_factory
+        connection = self._free_connection(factory)
+        if connection is None:  # none connected just now: the next one up
+            connection = await factory.getConnection(peek=True)
+        wait = b"*3\r\n$4\r\nWAIT\r\n" + _bulk(b"%d" % self.replicas) + _bulk(b"%d" % self._wait_ms)
+        tail = _tail(keys, args)
+        head = script.evalsha if script.loaded else script.eval
+        answer, waited = _replies(connection, b"".join([tail[0], head, *tail[1:], wait]), 2)
+        try:
+            reply = await answer
+        except txredisapi.ResponseError as e:
+            if not (script.loaded and str(e).startswith("NOSCRIPT")):
+                _ignored(waited)
+                raise
+            _ignored(waited)
+            # Redis forgot its scripts: send it whole, with its WAIT.
+            script.loaded = False
+            answer, waited = _replies(connection, b"".join([tail[0], script.eval, *tail[1:], wait]), 2)
+            try:
+                reply = await answer
+            except BaseException:
+                _ignored(waited)
+                raise
+        except BaseException:
+            _ignored(waited)  # the connection went: WAIT's reply fails the same way
+            raise
+        script.loaded = True
+        replicas = int(await waited)
+        if replicas < self.replicas:
+            self.log.warn("a write reached {replicas} of the {wanted} replicas [redis] min_replicas asks for "
+                          "within {ms} ms: not acknowledged; dropping that connection", replicas=replicas,
+                          wanted=self.replicas, ms=self._wait_ms)
+            _drop(factory, connection)
+            raise ReplicationShortfall(
+                f"the write reached {replicas} of {self.replicas} replicas within {self._wait_ms} ms",
+                reply=reply, replicas=replicas)
+        return reply
+
+    def _eval(self, source: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+        script = self._script(source)
+        connection = self._free_connection()
+        if connection is None:
             return self._handler.eval(source, keys, args)  # type: ignore[no-any-return]
-        tail = [_bulk(str(len(keys)).encode())]
-        tail += [_bulk(_encoded(value)) for value in keys]
-        tail += [_bulk(_encoded(value)) for value in args]
-        count = b"*%d\r\n" % (len(tail) + 2)
+        tail = _tail(keys, args)
+        count, tail = tail[0], tail[1:]
         if script.loaded:
             return _reply(connection, b"".join([count, script.evalsha, *tail])).addErrback(
                 self._unknown, source, script, keys, args)
@@ -462,6 +579,29 @@ class Scripting:
             script.loaded = False
             return self._eval(source, keys, args)
         return failure
+
+
+def _ignored(answer: Deferred[Any]) -> None:
+    """Nobody waits for ``answer`` any more: its failure is not an error to log."""
+    answer.addErrback(lambda failure: None)
+
+
+def _drop(factory: Any, connection: Any) -> None:
+    """Close ``connection`` and lend it to no command from now on (the pool
+    only notices a connection is gone once it has gone)."""
+    free = factory.connectionQueue.pending
+    if connection in free:
+        free.remove(connection)
+    if connection.transport is not None:
+        connection.transport.loseConnection()
+
+
+def _tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:
+    """An EVAL's array header, then its arguments after the script."""
+    tail = [_bulk(str(len(keys)).encode())]
+    tail += [_bulk(_encoded(value)) for value in keys]
+    tail += [_bulk(_encoded(value)) for value in args]
+    return [b"*%d\r\n" % (len(tail) + 2), *tail]
 
 
 def _unavailable(outcome: Any) -> Any:
@@ -486,14 +626,24 @@ def _reply(connection: Any, command: bytes) -> Deferred[Any]:
     """Write ``command`` on ``connection``; its reply. A reply that does not
     come within the connection's reply timeout aborts the connection, which
     fails every reply it owes (as txredisapi does)."""
-    connection.transport.write(command)
-    answer: Deferred[Any] = connection.replyQueue.get()
-    timeout = connection.replyTimeout
-    if timeout:
-        call = connection.callLater(timeout, connection.transport.abortConnection)
-        answer.addBoth(_settled, call)
-    answer.addCallback(_raised)
-    return answer
+    return _replies(connection, command, 1)[0]
+
+
+def _replies(connection: Any, commands: bytes, count: int) -> list[Deferred[Any]]:
+    """Write ``commands`` (``count`` of them, in one piece) on
+    ``connection``; their replies, in order: taken from its reply queue at
+    once, so no other command's reply can come between them."""
+    connection.transport.write(commands)
+    answers = []
+    for _ in range(count):
+        answer: Deferred[Any] = connection.replyQueue.get()
+        timeout = connection.replyTimeout
+        if timeout:
+            call = connection.callLater(timeout, connection.transport.abortConnection)
+            answer.addBoth(_settled, call)
+        answer.addCallback(_raised)
+        answers.append(answer)
+    return answers
 
 
 def _settled(result: Any, call: Any) -> Any:

@@ -183,6 +183,12 @@ def leader() -> str:
     return f"{PREFIX}leader"
 
 
+def leader_epoch() -> str:
+    """String counter: incremented by each taking of the leader lock, the
+    leader's fencing token (oseod.store.leader.Fence)."""
+    return f"{PREFIX}leader:epoch"
+
+
 def subscriptions(collection_id: str) -> str:
     """Sorted set: the subscription orders on a collection, scored by their end."""
     return f"{PREFIX}subscriptions:{collection_id}"
@@ -262,3 +268,10 @@ def logins() -> str:
 def task_runs() -> str:
     """Hash: per periodic task, its last run (JSON: at, seconds, ok)."""
     return f"{PREFIX}schedule:runs"
+
+
+def submit_message(owner: str, message_digest: str) -> str:
+    """String with a TTL (a day): the order that the owner's Submit with this
+    wsa:MessageID made (named by the SHA-256 of the MessageID: client-chosen
+    text never appears in a key), so a retry answers it again."""
+    return f"{PREFIX}submitted:u:{owner}:{message_digest}"

@@ -2,7 +2,17 @@
 
 The holder renews it at every tick; if it dies, the lock runs out and the
 next daemon to try takes it. A task may thus run twice around a takeover,
-never concurrently for long: every periodic task is idempotent."""
+never concurrently for long: every periodic task is idempotent.
+
+Fencing: taking the lock increments ``leader:epoch`` and the taker keeps the
+new value as its token (:class:`Fence`). A daemon that lost the lock without
+noticing (frozen past the lock's expiry, or writing to an old primary that
+came back after a failover) still holds an older token; the scripts of the
+periodic tasks given the fence (FENCE_HOOK) refuse to write once the epoch
+has moved past it (:class:`Deposed`), whatever that daemon believes. With
+``[redis] min_replicas`` the lock is taken with WAIT, so a failover right
+after does not forget it (and its epoch).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +20,23 @@ import json
 from typing import Any
 
 import attrs
+import txredisapi
 
 from . import keys
 
-# KEYS: the lock. ARGV: holder, ttl in ms. Returns 1 when the caller holds it now.
+# KEYS: the lock, the epoch. ARGV: holder, ttl in ms.
+# Returns {1, token} when the caller held it already, {2, token} when it has
+# just taken it (a new epoch), {0, ''} when another daemon holds it.
 _HOLD = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return {1, redis.call('GET', KEYS[2]) or '0'}
 end
-if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
+if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {2, tostring(redis.call('INCR', KEYS[2]))}
+end
+return {0, ''}
 """
 
 # KEYS: the lock. ARGV: holder. Lets go, if held by the caller.
@@ -30,17 +45,91 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the lock, the epoch. ARGV: holder, token. 1 while the caller holds
+# the lock it took with that token.
+_LEADS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
+return 0
+"""
+
+# For the scripts of periodic tasks: `fenced(epoch key, token)` is true when
+# a newer leader took the lock than the one whose token it is ('' no fence).
+# Such a script returns redis.error_reply(DEPOSED) before writing anything.
+FENCE_HOOK = """
+local DEPOSED = 'DEPOSED a newer leader took the lock'
+local function fenced(epoch_key, token)
+  if token == '' then return false end
+  local epoch = redis.call('GET', epoch_key)
+  return epoch ~= false and tonumber(epoch) > tonumber(token)
+end
+"""
+
+# KEYS: the task runs hash, the epoch. ARGV: task name, record JSON, token.
+_RECORD = FENCE_HOOK + """
+if fenced(KEYS[2], ARGV[3]) then return redis.error_reply(DEPOSED) end
+return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+class Deposed(Exception):
+    """A periodic task's write refused: another daemon took the leader lock
+    since this one did (its fencing token is old)."""
+
+
+def deposed(error: BaseException) -> bool:
+    """Whether ``error`` is a fenced script's refusal (see FENCE_HOOK)."""
+    return isinstance(error, txredisapi.ResponseError) and "DEPOSED " in str(error)
+
+
+@attrs.frozen
+class Fence:
+    """The leader's fencing token, for the scripts of the periodic tasks:
+    they are given ``key`` and ``token`` (see FENCE_HOOK)."""
+
+    token: int
+
+    @property
+    def key(self) -> str:
+        return keys.leader_epoch()
+
+    @property
+    def argument(self) -> str:
+        return str(self.token)
+
 
 class LeaderLock:
     def __init__(self, redis: Any, holder: str) -> None:
         self._redis = redis
         self.holder = holder
+        self.fence: Fence | None = None  # while this daemon leads: its token
 
     async def hold(self, seconds: float) -> bool:
-        """Take or keep the lock for ``seconds``; whether this daemon leads."""
-        return int(await self._redis.conn.eval(_HOLD, [keys.leader()], [self.holder, str(int(seconds * 1000))])) == 1
+        """Take or keep the lock for ``seconds``; whether this daemon leads.
+        With ``[redis] min_replicas``, only once the replicas have it (WAIT;
+        a shortfall raises ReplicationShortfall and this daemon does not lead
+        before the next try)."""
+        self.fence = None
+        answer = await self._redis.conn.eval(_HOLD, [keys.leader(), keys.leader_epoch()],
+                                             [self.holder, str(int(seconds * 1000))], acknowledged=True)
+        if str(answer[0]) == "0":
+            return False
+        self.fence = Fence(int(answer[1]))
+        return True
+
+    async def leads(self) -> bool:
+        """Whether this daemon still holds the lock it took (with the same
+        token): checked before each periodic task, one round trip."""
+        fence = self.fence
+        if fence is None:
+            return False
+        answer = await self._redis.conn.eval(_LEADS, [keys.leader(), fence.key], [self.holder, fence.argument])
+        if int(answer) != 1:
+            self.fence = None
+            return False
+        return True
 
     async def release(self) -> None:
+        self.fence = None
         await self._redis.conn.eval(_RELEASE, [keys.leader()], [self.holder])
 
     async def current(self) -> str | None:
@@ -63,9 +152,17 @@ class TaskRuns:
     def __init__(self, redis: Any) -> None:
         self._redis = redis
 
-    async def record(self, run: TaskRunRecord) -> None:
-        await self._redis.conn.hset(keys.task_runs(), run.name,
-                                    json.dumps({"at": run.at, "seconds": run.seconds, "ok": run.ok}))
+    async def record(self, run: TaskRunRecord, fence: Fence | None = None) -> None:
+        """Record ``run``; with the leader's ``fence``, Deposed when a newer leader took over."""
+        try:
+            await self._redis.conn.eval(
+                _RECORD, [keys.task_runs(), keys.leader_epoch()],
+                [run.name, json.dumps({"at": run.at, "seconds": run.seconds, "ok": run.ok}),
+                 "" if fence is None else fence.argument])
+        except txredisapi.ResponseError as e:
+            if deposed(e):
+                raise Deposed(run.name) from None
+            raise
 
     async def last(self) -> dict[str, TaskRunRecord]:
         found = await self._redis.conn.hgetall(keys.task_runs()) or {}

@@ -29,17 +29,22 @@ Searches read one sorted-set range per index (no scans, no KEYS).
 from __future__ import annotations
 
 import collections
+import hashlib
+import importlib.resources
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 import txredisapi
+from twisted.logger import Logger
 
 from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
+from .connection import ReplicationShortfall
 from .jobs import Job, job_fields
+from .leader import FENCE_HOOK, Deposed, Fence, deposed
 from .orderids import ORDER_ID, new_order_id
 from .outbox import CALLBACK, MAIL, ORDER_CHANNELS, Failure, failure_from_json
 from .stats import BUCKET_HOOK, DOWNLOADS, bucket_keys
@@ -49,6 +54,9 @@ from .wsn import NOTIFY_HOOK, WSN
 # order a busy service's clients poll; bigger (massive) orders are not kept.
 CACHED_ORDERS = 4096
 ID_ATTEMPTS = 8  # candidate ids drawn for one new order before giving up
+# How long a Submit's wsa:MessageID names the order it made: a retry within
+# that answers the same order (issue 14).
+MESSAGE_SECONDS = 24 * 3600
 CACHED_ITEMS = 1000
 _MEMBER_WIDTH = 20
 _STATUSES = tuple(OrderStatus)
@@ -137,12 +145,20 @@ end
 # on, the order id and its StatusInfo JSON (else ''): the new order is then
 # queued for the e-mail channel, whose last two KEYS are its queue and the
 # outbox's due set; then the first history entry (JSON) and the items per
-# status (a JSON object).
-# Returns {1, ''}; over the limit, {0, items unfinished now}; {2, ''} when
-# the id is taken (the caller draws another).
+# status (a JSON object); then, for a Submit that named itself with a
+# wsa:MessageID, how long (seconds) to remember which order it made ('' not
+# named), and the order id. The last KEY is where that is remembered.
+# Returns {1, '', the ids of the jobs queued...}; over the limit, {0, items
+# unfinished now}; {2, ''} when the id is taken (the caller draws another);
+# {3, order id} when the MessageID made that order already.
 _CREATE = """
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
+local SEEN, TAIL = KEYS[#KEYS], #KEYS - 1  -- TAIL: the last key before SEEN
 local member, at, added, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if ARGV[15] ~= '' then
+  local first = redis.call('GET', SEEN)
+  if first then return {3, first} end
+end
 if redis.call('EXISTS', ORDER, ITEMS) ~= 0 then return {2, ''} end
 if limit ~= '' and added > 0 then
   local active = tonumber(redis.call('GET', ACTIVE) or '0')
@@ -160,10 +176,11 @@ local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
 redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
+local answer = {1, ''}
 if ARGV[7] ~= '' then
-  for _, job in ipairs(cjson.decode(ARGV[7])) do redis.call('XADD', KEYS[4], '*', unpack(job)) end
+  for _, job in ipairs(cjson.decode(ARGV[7])) do table.insert(answer, redis.call('XADD', KEYS[4], '*', unpack(job))) end
 end
-local last = #KEYS - 2  -- then the mail queue and the outbox's due set
+local last = TAIL - 2  -- then the mail queue and the outbox's due set
 local subscribed = tonumber(ARGV[8])
 for i = 7, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
 redis.call('RPUSH', KEYS[6], ARGV[13])
@@ -171,12 +188,25 @@ for status, n in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[5],
 for i = last - subscribed + 1, last do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 if ARGV[11] ~= '' then
   local status = cjson.decode(ARGV[12])
-  redis.call('RPUSH', KEYS[#KEYS - 1], cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = '',
-                                                      status = status['status'], info = ARGV[12]}))
-  redis.call('ZADD', KEYS[#KEYS], 'NX', at, 'mail:' .. ARGV[11])
+  redis.call('RPUSH', KEYS[TAIL - 1], cjson.encode({seq = redis.call('HINCRBY', ORDER, 'mail_seq', 1), old = '',
+                                                    status = status['status'], info = ARGV[12]}))
+  redis.call('ZADD', KEYS[TAIL], 'NX', at, 'mail:' .. ARGV[11])
 end
-return {1, ''}
+if ARGV[15] ~= '' then redis.call('SET', SEEN, ARGV[16], 'EX', ARGV[15]) end
+return answer
 """
+
+# KEYS: a Submit's MessageID key. ARGV: the order it named, now gone.
+_FORGET_MESSAGE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A new order WAIT found on too few replicas, taken back whole: as _PRELUDE's
+# KEYS, then the subscription indexes, the job stream, the e-mail queue, the
+# outbox's due set and the wsa:MessageID key. ARGV: member, order id, how
+# many subscription indexes, the ids of the jobs queued (JSON array).
+_UNACCEPT = _PRELUDE + (importlib.resources.files(__package__) / "order_unaccept.lua").read_text(encoding="utf-8")
 
 # KEYS: as _order_keys, then the job stream when jobs are queued, then the
 # owner's WS-Notification subscriptions and the outbox's sequence hash
@@ -330,13 +360,15 @@ reindex(ARGV[1], current, current, touch(ARGV[2]))
 return 1
 """
 
-# KEYS: as _order_keys, then the order's logs (downloads, outbox queues).
-# ARGV: member, the statuses it must be in ('|A|B|'), how many logs.
+# KEYS: as _order_keys, then the order's logs (downloads, outbox queues),
+# then the leader's epoch. ARGV: member, the statuses it must be in
+# ('|A|B|'), how many logs, the leader's token ('' unfenced: FENCE_HOOK).
 # Removes the order, its items, its history and logs, every index entry of
 # it, and its items from the counters. Returns 1 done, 0 refused (not in
 # those statuses), -1 no such order.
-_PURGE = _PRELUDE + """
-INDEX_END = #KEYS - tonumber(ARGV[3])
+_PURGE = _PRELUDE + FENCE_HOOK + """
+if fenced(KEYS[#KEYS], ARGV[4]) then return redis.error_reply(DEPOSED) end
+INDEX_END = #KEYS - 1 - tonumber(ARGV[3])
 local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[2], current) then return 0 end
@@ -344,7 +376,7 @@ for status, _ in pairs(POS) do
   local n = tonumber(redis.call('HGET', ORDER, 'n/' .. status) or '0')
   if n ~= 0 and counted() then redis.call('HINCRBY', ITEM_STATS, status, -n) end
 end
-for i = INDEX_END + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = INDEX_END + 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
 local fields = redis.call('HKEYS', ITEMS)
 for _, field in ipairs(fields) do
   if string.sub(field, 1, 2) == 's/' then
@@ -365,8 +397,10 @@ return 1
 # next order id), everybody's orders by last update, the order id sequence.
 # ARGV: the key prefixes of an order hash, a type index and a collection
 # index, how many ids to look at, the version this makes, the statuses (JSON
-# array). Returns {1 when every order is indexed, orders indexed now}.
-_INDEX_OLDER = """
+# array), the leader's token ('' unfenced: FENCE_HOOK; KEYS[6] the epoch).
+# Returns {1 when every order is indexed, orders indexed now}.
+_INDEX_OLDER = FENCE_HOOK.replace("%", "%%") + """
+if fenced(KEYS[6], ARGV[7]) then return redis.error_reply(DEPOSED) end
 if redis.call('GET', KEYS[2]) == ARGV[5] then return {1, 0} end
 local last = tonumber(redis.call('GET', KEYS[5]) or '0')
 local first = tonumber(redis.call('GET', KEYS[3]) or '1')
@@ -635,6 +669,15 @@ class HistoryLine:
     by: str = ""
 
 
+class Resubmitted(Exception):
+    """A Submit with a wsa:MessageID its owner used before: ``order`` is the
+    one that first Submit made (answer it again)."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(order.order_id)
+        self.order = order
+
+
 class NoSuchOrder(KeyError):
     pass
 
@@ -755,8 +798,10 @@ class _Identity:
 class OrderStore:
     """Orders, their items and the indexes over them. Only the ordering core writes."""
 
+    log = Logger()
+
     def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False,
-                 new_id: Callable[[], str] = new_order_id) -> None:
+                 new_id: Callable[[], str] = new_order_id, message_seconds: int = MESSAGE_SECONDS) -> None:
         """``mail``: e-mail is on, so every new order and change of status
         is queued for the e-mail channel with it. ``new_id``: draws a
         candidate id for a new order (:mod:`.orderids`)."""
@@ -765,19 +810,29 @@ class OrderStore:
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
         self._new_id = new_id
+        self._message_seconds = message_seconds
 
     # ------------------------------------------------------------------ writing
 
     async def create(self, order: Order, *, max_active_items: int | None = None,
                      jobs: Callable[[str], Sequence[Job]] = lambda order_id: (),
-                     subscribed_until: float | None = None) -> Order:
+                     subscribed_until: float | None = None, message_id: str | None = None,
+                     acknowledged: bool = False) -> Order:
         """Store ``order`` under a new id (its ``order_id`` is ignored) and
         return it with that id. With ``max_active_items``, refuse with
         TooManyActiveItems when the owner's unfinished items plus this order's
         would exceed it (checked and counted in the same atomic step).
         ``jobs(order_id)``: the jobs to queue with it, in the same step (all
         of one priority). A subscription (``subscribed_until``, Unix time)
-        is entered in the index of each of its items' collections."""
+        is entered in the index of each of its items' collections.
+
+        ``message_id`` (the Submit's wsa:MessageID): when the owner sent a
+        Submit with it within MESSAGE_SECONDS, no order is made and
+        Resubmitted raised with the first one (decided in the same atomic
+        step, so concurrent retries make one order). ``acknowledged``: the
+        client is told, so with ``[redis] min_replicas`` the order must be
+        on the replicas; when it is not, it is taken back whole and
+        ReplicationShortfall raised."""
         order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
         status = order.status.status
         fields = [
@@ -815,24 +870,42 @@ class OrderStore:
         encoded_fields, encoded_items = _json_array(fields), _json_array(item_fields)
         spec, first_status = codec.dumps(order.spec), codec.dumps(order.status) if self._mail else ""
         history, per_status = _history_entry(order.status, ""), codec.json_text(counts)
+        # Where the MessageID names the order (without one, a key the script leaves alone).
+        seen = keys.submit_message(order.owner, hashlib.sha256(message_id.encode()).hexdigest()
+                                   if message_id else "")
         for _ in range(ID_ATTEMPTS):
             # A random id is taken only by a one-in-2^69 chance; the script checks.
             order_id = self._new_id()
             queued = list(jobs(order_id))
-            answer = await self._redis.conn.eval(
-                _CREATE,
-                [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
-                 _stream_of(queued), keys.items_by_status(), keys.order_history(order_id),
-                 keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
-                 *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
-                 keys.outbox_due()],
-                [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
-                 "" if max_active_items is None else str(max_active_items),
-                 encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
-                 # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
-                 _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
-                 history, per_status],
-            )
+            stream = _stream_of(queued)
+            create_keys = [keys.order(order_id), keys.order_items(order_id), keys.active_items(order.owner),
+                          stream, keys.items_by_status(), keys.order_history(order_id),
+                          keys.orders_in_status(order.owner, status.value), keys.orders_in_status(None, status.value),
+                          *_scored_indexes(identity), *subscription_keys, keys.outbox_queue(MAIL, order_id),
+                          keys.outbox_due(), seen]
+            try:
+                answer = await self._redis.conn.eval(
+                    _CREATE, create_keys,
+                    [_member(order_id), _score(order.status.changed_at or order.created_at), str(added),
+                     "" if max_active_items is None else str(max_active_items),
+                     encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
+                     # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
+                     _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
+                     history, per_status, str(self._message_seconds) if message_id else "", order_id],
+                    acknowledged=acknowledged,
+                )
+            except ReplicationShortfall as e:
+                if isinstance(e.reply, list) and str(e.reply[0]) == "1":
+                    await self._unaccept(order_id, identity, subscription_keys, stream, seen,
+                                         [str(job) for job in e.reply[2:]])
+                raise
+            if str(answer[0]) == "3":
+                first = await self.get(str(answer[1]))
+                if first is not None:
+                    raise Resubmitted(first)
+                # Its order is gone (purged): the MessageID is free again, unless a concurrent retry took it.
+                await self._redis.conn.eval(_FORGET_MESSAGE, [seen], [str(answer[1])])
+                continue
             if str(answer[0]) != "2":
                 break
         else:
@@ -843,16 +916,34 @@ class OrderStore:
         items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
         return attrs.evolve(order, order_id=order_id, items=items, version=1)
 
+    async def _unaccept(self, order_id: str, identity: _Identity, subscription_keys: list[str], stream: str,
+                        seen: str, job_ids: list[str]) -> None:
+        """Take back a new order its client is not told of (see _UNACCEPT)."""
+        try:
+            await self._redis.conn.eval(
+                _UNACCEPT,
+                _order_keys(order_id, identity, 0.0) + subscription_keys
+                + [stream, keys.outbox_queue(MAIL, order_id), keys.outbox_due(), seen],
+                [_member(order_id), order_id, str(len(subscription_keys)), _json_array(job_ids)])
+        except Exception as e:
+            # Left for an operator: the order stands, though its client was told to try again.
+            self.log.error("order {order_id} was not replicated and could not be taken back: {error}",
+                           order_id=order_id, error=e)
+        self._orders.drop(order_id)
+        self._identities.pop(order_id, None)
+
     async def set_order_status(self, order_id: str, status: StatusInfo, *,
                                allowed: Collection[OrderStatus] | None = None,
                                notification: Notification | None = None, jobs: Sequence[Job] = (),
-                               by: str = "") -> bool:
+                               by: str = "", acknowledged: bool = False) -> bool:
         """Set the order's status, at ``status.changed_at``. With ``allowed``,
         only if its current status is one of those; False when refused. A
         ``notification`` replaces the stored one, and ``jobs`` (of one
         priority) are queued, in the same step. ``by``: the operator who
-        asked for the change (the order's history says so)."""
-        return await self._set_order_status(order_id, status, allowed, None, notification, jobs, by)
+        asked for the change (the order's history says so).
+        ``acknowledged``: somebody is told of it (see ``Scripting.eval``)."""
+        return await self._set_order_status(order_id, status, allowed, None, notification, jobs, by,
+                                            acknowledged=acknowledged)
 
     async def set_item_status(self, order_id: str, item_id: str, status: StatusInfo,
                               completed_at: float | None = None, *,
@@ -880,7 +971,7 @@ class OrderStore:
 
     async def set_items_status(self, order_id: str, changes: Sequence[ItemChange], *,
                                allowed: Collection[OrderStatus] | None = None,
-                               jobs: Sequence[Job] = ()) -> list[bool]:
+                               jobs: Sequence[Job] = (), acknowledged: bool = False) -> list[bool]:
         """:meth:`set_item_status` for several items of one order in one
         atomic step (a batch finishing, a cancel); the order counts as
         updated at the latest of their times. ``jobs`` (of one priority)
@@ -901,6 +992,7 @@ class OrderStore:
                 _SET_ITEMS_STATUS,
                 _order_keys(order_id, identity, at) + ([_stream_of(jobs)] if jobs else []),
                 [_member(order_id), _score(at), _statuses(allowed), payload, _jobs_argument(jobs)],
+                acknowledged=acknowledged,
             )
         except txredisapi.ResponseError as e:
             message = str(e)
@@ -1049,7 +1141,8 @@ class OrderStore:
         found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
         return [HistoryLine(**json.loads(text)) for text in found]
 
-    async def index_older_orders(self, ids: int = 500, calls: int = 20) -> tuple[bool, int]:
+    async def index_older_orders(self, ids: int = 500, calls: int = 20, *,
+                                 fence: Fence | None = None) -> tuple[bool, int]:
         """Add orders stored by a version before the collection and type
         indexes and the item counters to them, ``ids`` order ids per script
         (a few milliseconds of Redis), at most ``calls`` scripts. Whether
@@ -1057,28 +1150,30 @@ class OrderStore:
         indexed by this call."""
         indexed = 0
         for _ in range(calls):
-            finished, count = await self._redis.conn.eval(
+            finished, count = await _fenced(self._redis.conn.eval(
                 _INDEX_OLDER,
                 [keys.items_by_status(), keys.schema_version(), keys.index_cursor(), keys.orders_updated(None),
-                 keys.order_sequence()],
+                 keys.order_sequence(), keys.leader_epoch()],
                 [keys.order(""), keys.orders_of_type(""), keys.orders_in_collection(""), str(ids), LAYOUT_VERSION,
-                 codec.json_text([s.value for s in _STATUSES])])
+                 codec.json_text([s.value for s in _STATUSES]), "" if fence is None else fence.argument]))
             indexed += int(count)
             if str(finished) == "1":
                 return True, indexed
         return False, indexed
 
-    async def purge(self, order_id: str, statuses: Collection[OrderStatus]) -> bool:
+    async def purge(self, order_id: str, statuses: Collection[OrderStatus], *, fence: Fence | None = None) -> bool:
         """Remove the order (and everything about it) if it is in one of
         ``statuses``; False when it is not. Final orders only: an unfinished
-        one would leave its owner's count of active items wrong."""
+        one would leave its owner's count of active items wrong. With the
+        leader's ``fence``, Deposed (and nothing removed) when a newer leader
+        exists."""
         if not all(s.is_final for s in statuses):
             raise ValueError("only final orders are purged")
         identity = await self._identity(order_id)
         logs = [keys.order_downloads(order_id), *(keys.outbox_log(channel, order_id) for channel in ORDER_CHANNELS)]
-        answer = int(await self._redis.conn.eval(
-            _PURGE, _order_keys(order_id, identity, 0.0) + logs,
-            [_member(order_id), _statuses(statuses), str(len(logs))]))
+        answer = int(await _fenced(self._redis.conn.eval(
+            _PURGE, _order_keys(order_id, identity, 0.0) + logs + [keys.leader_epoch()],
+            [_member(order_id), _statuses(statuses), str(len(logs)), "" if fence is None else fence.argument])))
         if answer == -1:
             raise NoSuchOrder(order_id)
         if answer == 1:
@@ -1183,7 +1278,7 @@ class OrderStore:
 
     async def _set_order_status(self, order_id: str, status: StatusInfo, allowed: Collection[OrderStatus] | None,
                                 version: str | None, notification: Notification | None,
-                                jobs: Sequence[Job] = (), by: str = "") -> bool:
+                                jobs: Sequence[Job] = (), by: str = "", *, acknowledged: bool = False) -> bool:
         identity = await self._identity(order_id)
         answer = int(await self._redis.conn.eval(
             _SET_ORDER_STATUS,
@@ -1194,6 +1289,7 @@ class OrderStore:
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
              _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, ""),
              _history_entry(status, by), by],
+            acknowledged=acknowledged,
         ))
         if answer == -1:
             raise NoSuchOrder(order_id)
@@ -1282,6 +1378,16 @@ class _OrderCache:
 
     def drop(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
+
+
+async def _fenced(answer: Awaitable[Any]) -> Any:
+    """``answer``; a fenced script's refusal raised as Deposed."""
+    try:
+        return await answer
+    except txredisapi.ResponseError as e:
+        if deposed(e):
+            raise Deposed(str(e)) from None
+        raise
 
 
 def _stream_of(jobs: Sequence[Job]) -> str:

@@ -132,8 +132,9 @@ class UserStore:
         if not record.created_at:
             record = attrs.evolve(record, created_at=time.time())
         self._forget(record.name)
+        # User changes are told to an operator: on the replicas first ([redis] min_replicas).
         created = await self._redis.conn.eval(
-            _CREATE, [keys.user(record.name), keys.users()], [record.name, *record.to_fields()]
+            _CREATE, [keys.user(record.name), keys.users()], [record.name, *record.to_fields()], acknowledged=True
         )
         if str(created) != "1":
             raise UserExists(record.name)
@@ -178,7 +179,7 @@ class UserStore:
 
     async def delete(self, name: str) -> None:
         self._forget(name)
-        deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users()], [name])
+        deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users()], [name], acknowledged=True)
         if str(deleted) != "1":
             raise NoSuchUser(name)
 
@@ -209,7 +210,8 @@ class UserStore:
         if not fields:
             return
         self._forget(name)
-        updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], [str(len(deleted)), *deleted, *fields])
+        updated = await self._redis.conn.eval(_UPDATE, [keys.user(name)], [str(len(deleted)), *deleted, *fields],
+                                              acknowledged=True)
         if str(updated) != "1":
             raise NoSuchUser(name)
 

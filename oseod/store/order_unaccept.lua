@@ -1,0 +1,30 @@
+-- Appended to orders.py's _PRELUDE (its KEYS layout and helpers).
+-- Whatever the order went through since its create (a worker may have
+-- claimed its job meanwhile), it is taken out of the counters and every
+-- index it can be in, its jobs out of the stream, its keys deleted: as if
+-- the Submit had never come, which is what its client was told (503).
+-- Returns 1 taken back, 0 no such order.
+local STREAM, MAILS, DUE, SEEN = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
+local member, order_id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', ORDER) == 0 then return 0 end
+local unfinished = 0
+for status, _ in pairs(POS) do
+  local n = tonumber(redis.call('HGET', ORDER, 'n/' .. status) or '0')
+  if n ~= 0 then
+    if counted() then redis.call('HINCRBY', ITEM_STATS, status, -n) end
+    if not FINAL[status] then unfinished = unfinished + n end
+  end
+end
+if unfinished ~= 0 then redis.call('DECRBY', ACTIVE, unfinished) end
+for _, field in ipairs(redis.call('HKEYS', ITEMS)) do
+  if string.sub(field, 1, 2) == 's/' then
+    redis.call('ZREM', RESULTS, cjson.encode({member, string.sub(field, 3)}))
+  end
+end
+-- Every index, by status or not, and the subscription indexes after them.
+for i = F + 1, #KEYS - 4 do redis.call('ZREM', KEYS[i], member) end
+for _, id in ipairs(cjson.decode(ARGV[4])) do redis.call('XDEL', STREAM, id) end
+redis.call('DEL', ORDER, ITEMS, READY, HISTORY, MAILS)
+redis.call('ZREM', DUE, 'mail:' .. order_id)
+if redis.call('GET', SEEN) == order_id then redis.call('DEL', SEEN) end
+return 1
