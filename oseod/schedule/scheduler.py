@@ -17,6 +17,7 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from ..store.connection import RedisUnavailable
 from ..store.leader import LeaderLock, TaskRunRecord, TaskRuns
 
 TICK = 10.0  # seconds
@@ -65,6 +66,10 @@ class Scheduler:
     async def tick(self) -> None:
         try:
             leading = await self._lock.hold(3 * self._tick)
+        except RedisUnavailable as e:
+            # Said once by the store's RedisWatch; the next tick tries again.
+            self.log.debug("cannot reach the leader lock; periodic tasks wait: {error}", error=str(e))
+            return
         except Exception:
             self.log.failure("cannot reach the leader lock; periodic tasks wait")
             return
@@ -81,6 +86,13 @@ class Scheduler:
             ok = True
             try:
                 await periodic.run()
+            except RedisUnavailable as e:
+                # Redis went away meanwhile: the task runs at the first tick
+                # after it is back, and the rest of this tick's wait too.
+                self.log.warn("periodic task {task} stopped, Redis is away: {error}", task=periodic.name,
+                              error=str(e))
+                periodic.last = None
+                return
             except Exception:
                 ok = False
                 self.log.failure("periodic task {task} failed; it runs again in {interval} s", task=periodic.name,
@@ -92,6 +104,8 @@ class Scheduler:
             return
         try:
             await self._runs.record(run)
+        except RedisUnavailable as e:
+            self.log.warn("cannot record the run of periodic task {task}: {error}", task=run.name, error=str(e))
         except Exception:
             self.log.failure("cannot record the run of periodic task {task}", task=run.name)
 
