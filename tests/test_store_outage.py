@@ -184,3 +184,47 @@ async def test_a_login_during_an_outage_is_not_a_failed_login(redis_process: Red
         assert failures.count == 0
     finally:
         await redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_outbox_backs_off_and_resumes(redis_process: RedisProcess) -> None:
+    from tests.test_notify_outbox import Recorder, sender
+
+    redis = Redis(redis_process.address)
+    await redis.connect()
+    clock = task.Clock()
+    out = sender(redis, Recorder(), clock)
+    claims = 0
+    claim = out._store.claim  # noqa: SLF001
+
+    async def counted(*args: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await claim(*args)
+
+    out._store.claim = counted  # type: ignore[method-assign]  # noqa: SLF001
+    out.start()
+    try:
+        redis_process.kill()
+        await eventually(lambda: _pool_empty(redis), 10, "the pool to notice")
+        claims = 0
+        with captured(_failures) as failures:
+            for _ in range(20):
+                clock.advance(1.0)
+                await out.drain()
+        assert failures == []
+        assert 2 <= claims <= 10
+        redis_process.start()
+
+        async def pool_back() -> bool:
+            return bool(redis.conn._factory.size)  # noqa: SLF001
+
+        await eventually(pool_back, 20, "the pool to reconnect")
+        before = claims
+        for _ in range(6):
+            clock.advance(1.0)
+            await out.drain()
+        assert claims - before >= 2
+    finally:
+        await out.stop()
+        await redis.close()
