@@ -61,7 +61,7 @@ def _add_user(daemon: Daemon) -> bool:
 @requires_schemas
 def test_clients_are_told_to_come_back_while_redis_is_away(tmp_path: Path, redis_process: RedisProcess,
                                                            daemons: list[Daemon]) -> None:
-    from tests.test_http_ordering import get_status, submit
+    from tests.test_http_ordering import envelope, get_status, submit, token
 
     daemon = Daemon(tmp_path / "data", "--redis", f"unix://{redis_process.socket}")
     daemons.append(daemon)
@@ -82,6 +82,16 @@ def test_clients_are_told_to_come_back_while_redis_is_away(tmp_path: Path, redis
     assert (status, body) == (503, UNAVAILABLE_TEXT.encode() + b"\n") and int(headers["Retry-After"]) > 0
     status, _, _ = daemon.get("/ready")
     assert status == 503
+    # A wrong password for a user whose record this daemon holds is still a
+    # 401 (counted in its own view of failures only).
+    status, _, body = daemon.request("POST", "/oseo", envelope(get_status(order_id), token("erin", "wrong")),
+                                     {"Content-Type": "application/soap+xml"})
+    assert status == 401 and assert_valid(body) is not None
+    listing = daemon.ctl("user", "list")  # the admin API
+    assert listing.returncode != 0 and UNAVAILABLE_TEXT in listing.stderr, listing
+    status, headers, body = daemon.request("POST", "/console/login", b"user=frank&password=frank-password",
+                                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 503 and UNAVAILABLE_TEXT.encode() in body and int(headers["Retry-After"]) > 0
     # FTP: a command of a session logged in before, then a new login.
     with pytest.raises(ftplib.error_temp, match="^451 " + UNAVAILABLE_TEXT):
         session.nlst()
