@@ -92,6 +92,8 @@ def test_clients_are_told_to_come_back_while_redis_is_away(tmp_path: Path, redis
     status, headers, body = daemon.request("POST", "/console/login", b"user=frank&password=frank-password",
                                            {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 503 and UNAVAILABLE_TEXT.encode() in body and int(headers["Retry-After"]) > 0
+    status, headers, body = daemon.get("/console/orders", {"Cookie": "oseod_console=" + "a" * 43})
+    assert status == 503 and UNAVAILABLE_TEXT.encode() in body and int(headers["Retry-After"]) > 0
     # FTP: a command of a session logged in before, then a new login.
     with pytest.raises(ftplib.error_temp, match="^451 " + UNAVAILABLE_TEXT):
         session.nlst()
