@@ -549,8 +549,7 @@ class Console:
 
     @app.handle_errors(RedisUnavailable)
     def unavailable(self, request: IRequest, failure: Any) -> bytes:
-        """Redis away: the page says so in a line, without a session (read
-        from Redis) or the menu; the store's RedisWatch logs the outage."""
+        """Redis away: one line, without the session or menu (both read from Redis)."""
         _secure(request)
         request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
         return self._render(request, "problem.html", 503, message=UNAVAILABLE_TEXT, session=None, active="",

@@ -223,11 +223,7 @@ class Engine:
 
         def done(result: object) -> None:
             self._upkeep.discard(running)
-            # (The pause ends when Redis answers a claim or a promotion, not
-            # at a step that asked it nothing.)
-            if isinstance(result, Failure) and is_unavailable(result.value):
-                self._redis_away(result)
-            elif isinstance(result, Failure):
+            if isinstance(result, Failure) and not self._redis_away(result):
                 self.log.failure("processing timer {step} failed; it runs again at its next tick", result,
                                  step=getattr(step, "__name__", "?"))
 
@@ -260,7 +256,8 @@ class Engine:
         if self._backoff.paused:
             return  # the poll timer wakes it once the pause is over
         self._polling = defer.ensureDeferred(self._poll())
-        self._polling.addErrback(self._claim_failed)
+        self._polling.addErrback(
+            lambda f: None if self._redis_away(f) else self.log.failure("claiming jobs failed", f))
 
         def done(_: object) -> None:
             self._polling = None
@@ -270,18 +267,14 @@ class Engine:
 
         self._polling.addBoth(done)
 
-    def _claim_failed(self, failure: Failure) -> None:
-        if is_unavailable(failure.value):
-            self._redis_away(failure)
-        else:
-            self.log.failure("claiming jobs failed", failure)
-
-    def _redis_away(self, failure: Failure) -> None:
-        """Redis failed a timer or a claim: claims and timers pause, longer
-        at each failure in a row (a few seconds at most), and resume by
-        themselves. No log line here: the store's RedisWatch says it once."""
-        pause = self._backoff.failed()
-        self.log.debug("processing waits {pause:g} s for Redis: {error}", pause=pause, error=str(failure.value))
+    def _redis_away(self, failure: Failure) -> bool:
+        """Whether Redis being away failed a timer or a claim: then claims and
+        timers pause (longer at each failure in a row, a few seconds at most)
+        until Redis answers a claim or a promotion; the RedisWatch logs it."""
+        if not is_unavailable(failure.value):
+            return False
+        self._backoff.failed()
+        return True
 
     async def _poll(self) -> None:
         free = self._config.processing.workers - len(self._running)
