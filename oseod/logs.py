@@ -41,6 +41,7 @@ from twisted.logger import (
 from zope.interface import implementer, provider
 
 from .ftp.noise import ftp_chatter
+from .store.noise import redis_chatter
 
 
 # Every control character but the line feed: C0 (tab and carriage return
@@ -85,7 +86,9 @@ def filtered(observer: ILogObserver) -> ILogObserver:
         level = event.get("log_level")
         if level is not None and level < floor:
             return PredicateResult.no
-        return ftp_chatter(event)
+        if ftp_chatter(event) is PredicateResult.no:
+            return PredicateResult.no
+        return redis_chatter(event)
 
     return FilteringLogObserver(observer, [wanted])
 

@@ -34,6 +34,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from .readiness import Readiness
+from .store.outage import is_unavailable
 
 Action = Callable[[], Awaitable[object] | object]
 
@@ -178,7 +179,7 @@ class DaemonService(Service):
                 if announce:
                     self.log.info("drain: stopped {step}", step=step.name)
             except Exception as e:
-                if quietly:
+                if quietly or is_unavailable(e):  # (Redis away: the RedisWatch has said so)
                     self.log.warn("error while stopping {step}: {reason}", step=step.name,
                                   reason=str(e) or type(e).__name__)
                 else:

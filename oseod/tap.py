@@ -65,6 +65,7 @@ from .readiness import Readiness
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
+from .store.outage import RedisWatch
 from .store.handback import JobHandBack
 from .schedule.scheduler import TICK, PeriodicTask, Scheduler
 from .store.jobs import JobStore
@@ -173,6 +174,8 @@ def makeService(options: Options) -> IService:
     redis = Redis(address, command_timeout=config.redis.command_timeout, clock=reactor,
                   min_replicas=config.redis.min_replicas, wait_timeout=config.redis.wait_timeout)
     root.step("redis", redis.connect, redis.close)
+    watch = RedisWatch(redis, reactor)
+    root.step("redis watch", watch.start, watch.stop)
 
     listeners: dict[str, Listener] = {}
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,

@@ -28,6 +28,8 @@ from ..answers import allow_header, error_answer
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.orders import Order, OrderStatus, StatusInfo
+from ..store.connection import RedisUnavailable
+from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from .actions import (
     MAX_PAGE,
     ActionRefused,
@@ -121,6 +123,10 @@ class AdminApi:
             if e.status == 401:
                 request.setHeader(b"www-authenticate", b'Bearer realm="oseod-admin"')
             outcome, payload = str(e.status), {"error": str(e)}
+        except RedisUnavailable:
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
+            outcome, payload = "503", {"error": UNAVAILABLE_TEXT}
         except Exception:
             self.log.failure("internal error in admin {operation}", operation=operation)
             request.setResponseCode(500)

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..store.connection import RedisUnavailable
 from ..store.users import UserRecord, UserStore
 from .account import Account, KnownUser, account_of
 from .passwords import hash_password, verify_password
@@ -228,6 +229,8 @@ class PasswordChain:
         return defer.Deferred.fromCoroutine(self._check(credentials))
 
     def _one_failed(self, failure: Failure, name: str) -> Any:
+        if failure.check(RedisUnavailable):
+            return failure  # the whole service waits for Redis: 503, not a refused login
         if failure.check(UnauthorizedLogin):
             if failure.check(UnknownUser):
                 raise UnauthorizedLogin("wrong user name or password")
@@ -249,6 +252,8 @@ class PasswordChain:
                 continue
             except UnauthorizedLogin as e:
                 refusal = e
+            except RedisUnavailable:
+                raise  # nothing but the check works without Redis: 503, not a refusal
             except Exception as e:
                 refusal = self._unavailable(name, e)
         raise refusal

@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from ..store.audit import AuditStore
+from ..store.connection import RedisUnavailable
 from ..store.lockouts import ADDRESS, USER, Failures, LockoutStore, Subject
 from .checkers import NotAGuess, credential_bytes
 
@@ -320,6 +321,9 @@ class LockoutPortal(Portal):
     async def _count(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
         try:
             await self.lockout.failed(user, address, via)
+        except RedisUnavailable as e:  # refused all the same; the outage is logged once elsewhere
+            self.lockout.log.warn("cannot count a failed login of {user}: {error}", user=shown_name(user),
+                                  error=str(e))
         except Exception:  # the login is refused all the same
             self.lockout.log.failure("counting a failed login of {user} failed", user=shown_name(user))
         failure.raiseException()

@@ -22,6 +22,8 @@ from ..admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, R
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.orders import OrderStatus
+from ..store.connection import RedisUnavailable
+from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from ..store.sessions import SessionRecord, SessionStore
 from .forms import Form, FormError
 from .gate import Gate, Refused, SessionLimits
@@ -127,6 +129,8 @@ class Console:
         except ActionRefused as e:
             return await self._problem(request, record, active, 404 if e.kind is Refusal.NOT_FOUND else 409,
                                        e.message)
+        except RedisUnavailable:
+            raise  # the one-line 503 of unavailable() below, without Redis
         except Exception:
             self.log.failure("console page {uri} failed", uri=request.uri)
             return await self._problem(request, record, active, 500,
@@ -190,6 +194,8 @@ class Console:
         except ActionRefused as e:
             outcome = "404" if e.kind is Refusal.NOT_FOUND else "409"
             await self.gate.flash(record, "error", e.message)
+        except RedisUnavailable:
+            raise
         except Exception:
             outcome = "500"
             self.log.failure("console action {uri} failed", uri=request.uri)
@@ -231,7 +237,8 @@ class Console:
         if isinstance(outcome, Refused):
             page = self._login_page(request, outcome.status, outcome.message, user=user, next_page=next_page)
             if outcome.retry_after is not None:
-                request.setResponseCode(outcome.status, b"Too Many Requests")  # twisted.web has no phrase for 429
+                if outcome.status == 429:  # twisted.web has no phrase for it
+                    request.setResponseCode(outcome.status, b"Too Many Requests")
                 request.setHeader(b"retry-after", str(outcome.retry_after).encode())
             self._request_line(request, str(outcome.status), started, user[:64])
             return page
@@ -539,6 +546,14 @@ class Console:
         _secure(request)
         return self._render(request, "problem.html", 404, message="there is no such page in the console",
                             session=None, active="", flashes=())
+
+    @app.handle_errors(RedisUnavailable)
+    def unavailable(self, request: IRequest, failure: Any) -> bytes:
+        """Redis away: one line, without the session or menu (both read from Redis)."""
+        _secure(request)
+        request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
+        return self._render(request, "problem.html", 503, message=UNAVAILABLE_TEXT, session=None, active="",
+                            flashes=())
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request: IRequest, failure: Any) -> bytes:

@@ -17,6 +17,8 @@ from ..admin.actions import Actor, OperatorActions
 from ..auth.account import Account, IAccount
 from ..forwarded import ClientAddresses
 from ..auth.lockout import Client, LockedOut
+from ..store.connection import RedisUnavailable
+from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from ..store.sessions import SessionRecord, SessionStore
 
 COOKIE = b"oseod_console"
@@ -37,7 +39,7 @@ class Refused:
 
     status: int
     message: str
-    retry_after: int | None = None  # seconds, for a 429
+    retry_after: int | None = None  # seconds, for a 429 or 503
 
 
 def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
@@ -72,6 +74,8 @@ class Gate:
         to the visitor (the event itself has happened)."""
         try:
             await self._actions.record(who, action, target, detail)
+        except RedisUnavailable as e:
+            self.log.warn("could not record console event {action}: {error}", action=action, error=str(e))
         except Exception:
             self.log.failure("could not record console event {action}", action=action)
 
@@ -160,6 +164,8 @@ class Gate:
         except UnauthorizedLogin:
             await self.audit(who, "console.login-failed", who.name)
             return Refused(401, "wrong user name or password")
+        except RedisUnavailable:
+            return Refused(503, UNAVAILABLE_TEXT, retry_after=RETRY_AFTER)
         except Exception:
             self.log.failure("console login of {user} could not be checked", user=who.name)
             return Refused(503, "the password could not be checked now; the daemon's log says why")

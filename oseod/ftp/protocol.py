@@ -16,7 +16,7 @@ from typing import Any
 from twisted.cred import error as cred_error
 from twisted.cred.credentials import UsernamePassword
 from twisted.internet import error
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IConsumer, IDelayedCall
 from twisted.internet.protocol import Factory, ServerFactory
@@ -27,6 +27,8 @@ from zope.interface import implementer
 
 from ..auth.lockout import Client, LockedOut
 from ..forwarded import ip_of
+from ..store.connection import RedisUnavailable
+from ..store.outage import UNAVAILABLE_TEXT
 from .shell import ReadOnlyShell
 
 _GLOB_CHARS = frozenset("*?[")
@@ -39,6 +41,19 @@ class NoDataConnection(ftp.FTPCmdError):
 
     def __init__(self) -> None:
         ftp.FTPCmdError.__init__(self)
+
+
+class StoreAway(ftp.FTPCmdError):
+    """451: a command that needs Redis (LIST, CWD, RETR...) while it is
+    away. The session stays: the client may try again in a moment."""
+
+    errorCode = ftp.REQ_ACTN_ABRTD_LOCAL_ERR
+
+    def __init__(self) -> None:
+        ftp.FTPCmdError.__init__(self)
+
+    def response(self) -> str:
+        return f"{self.errorCode} {UNAVAILABLE_TEXT}"
 
 
 def _host(address: IAddress | None) -> str:
@@ -165,6 +180,12 @@ class OseodFTP(ftp.FTP):
         if self.transport is not None:
             ftp.FTP.sendLine(self, line)
 
+    def processCommand(self, cmd: str, *params: str) -> Deferred[Any]:
+        # A command that met Redis away: one line, 451, instead of the stock
+        # "550 internal server error" and a traceback per command.
+        answer: Deferred[Any] = maybeDeferred(ftp.FTP.processCommand, self, cmd, *params)
+        return answer.addErrback(_store_away)
+
     def ftp_USER(self, username: str) -> Any:
         # A USER while logged in starts another login: the session so far
         # ends here (its per-user count released, its shell logged out), or
@@ -244,6 +265,8 @@ class OseodFTP(ftp.FTP):
             return (ftp.CNX_CLOSED_TXFR_ABORTED,)
 
         def not_opened(failure: Failure) -> Any:
+            if failure.check(RedisUnavailable):
+                return failure  # processCommand's 451
             if failure.check(ftp.FTPCmdError):
                 return (failure.value.errorCode, "/".join(segments))
             self.log.failure("opening {path} failed", failure, path=path)
@@ -326,7 +349,7 @@ class OseodFTP(ftp.FTP):
         self._end_session()
         ftp.FTP.connectionLost(self, reason)
 
-    def _login_broken(self, failure: Failure) -> Failure | tuple[str]:
+    def _login_broken(self, failure: Failure) -> Failure | tuple[str] | None:
         # A refused login is already an FTPCmdError (530). Anything else means
         # the check itself failed (Redis down...): the stock code would answer
         # "550 internal server error" and stay half logged in; say 421 and hang up.
@@ -335,9 +358,14 @@ class OseodFTP(ftp.FTP):
             self._request("login", code, self._seconds() - self._login_started, self._tried)
             return failure
         self._request("login", "421", self._seconds() - self._login_started, self._tried)
-        self.log.failure("FTP login from {peer} could not be checked", failure, LogLevel.error, peer=self._peer())
         self.disconnected = True  # stops lineReceived from reading more commands
         assert self.transport is not None
+        if failure.check(RedisUnavailable):
+            # Logged once for all sessions by the store's RedisWatch.
+            self.sendLine(f"421 {UNAVAILABLE_TEXT}")
+            self.transport.loseConnection()
+            return None
+        self.log.failure("FTP login from {peer} could not be checked", failure, LogLevel.error, peer=self._peer())
         self.transport.loseConnection()
         return (ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX,)
 
@@ -461,3 +489,8 @@ class OseodFTP(ftp.FTP):
     def _peer(self) -> str:
         assert self.transport is not None
         return _host(self.transport.getPeer())
+
+
+def _store_away(failure: Failure) -> Any:
+    failure.trap(RedisUnavailable)
+    raise StoreAway()

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
@@ -25,6 +26,7 @@ from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RequestRejected
+from ..store.connection import RedisUnavailable
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .files import SentFile
 
@@ -104,11 +106,17 @@ class Downloads:
         d = defer.ensureDeferred(self._deliverables.transferred(account, order_id, item_id, name, via="http",
                                                                 address=client, sent=sent, complete=complete,
                                                                 at=self._clock.seconds()))
-        d.addErrback(lambda f: self.log.failure("logging the transfer of {file} failed", f, file=name))
+        d.addErrback(self._not_recorded, "logging the transfer of {file} failed", name)
 
     def _deliverables_downloaded(self, account: Account, order_id: str, item_id: str | None, name: str) -> None:
         d = defer.ensureDeferred(self._deliverables.downloaded(account, order_id, item_id, name))
-        d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
+        d.addErrback(self._not_recorded, "recording the download of {file} failed", name)
+
+    def _not_recorded(self, failure: Failure, what: str, name: str) -> None:
+        if failure.check(RedisUnavailable):  # one line: the RedisWatch tells the outage itself
+            self.log.warn(what + ": {error}", file=name, error=str(failure.value))
+        else:
+            self.log.failure(what, failure, file=name)
 
     async def _account(self, request: IRequest) -> Account:
         try:

@@ -21,11 +21,11 @@ from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .. import __version__
-from ..answers import allow_header, error_answer
+from ..answers import allow_header, error_answer, unavailable_answer
 from ..core.packages import is_package_name
 from ..metrics import RequestMetrics, Sample
 from ..readiness import Readiness
-from ..store.connection import Redis
+from ..store.connection import Redis, RedisUnavailable
 from .downloads import Downloads
 from .oseo import OseoEndpoint
 
@@ -131,7 +131,8 @@ class Probes:
 
 def _every_door(app: Klein) -> Klein:
     """What every door answers besides its own routes: /health and /ready
-    (for whoever watches that listener), and one-line 404 and 405. The
+    (for whoever watches that listener), and one-line 404, 405 and 503
+    (Redis away). The
     handlers take the door as ``self`` (it has ``_probes``), as Klein binds
     them on a class's app."""
 
@@ -148,10 +149,14 @@ def _every_door(app: Klein) -> Klein:
         allow_header(request, failure)
         return error_answer(request, 405, "method not allowed")
 
+    def unavailable(self: Any, request: IRequest, failure: Failure) -> bytes:
+        return unavailable_answer(request)
+
     app.route("/health", methods=["GET", "HEAD"])(health)
     app.route("/ready", methods=["GET", "HEAD"])(ready)
     app.handle_errors(NotFound)(not_found)
     app.handle_errors(MethodNotAllowed)(not_allowed)
+    app.handle_errors(RedisUnavailable)(unavailable)
     return app
 
 

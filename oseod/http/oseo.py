@@ -29,6 +29,8 @@ from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
+from ..store.connection import RedisUnavailable
+from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
@@ -57,7 +59,18 @@ class LockedOutError(OseoError):
         self.locked = locked
 
 
+class StoreUnavailableError(OseoError):
+    """Redis is away: a Receiver fault (NoApplicableCode: OWS and OSEO have
+    no code for "try again later"), HTTP 503 with Retry-After. The request
+    is not to blame, and may be sent again as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(ExceptionCode.NoApplicableCode, None, UNAVAILABLE_TEXT, sender=False)
+
+
 def http_status(error: OseoError) -> int:
+    if isinstance(error, StoreUnavailableError):
+        return 503
     if not error.sender:
         return 500
     if isinstance(error, LockedOutError):
@@ -206,6 +219,10 @@ class OseoEndpoint:
               started: float, exc: Exception) -> bytes:
         if isinstance(exc, OseoError):
             error = exc
+        elif isinstance(exc, RedisUnavailable):
+            # Logged once for all requests by the store's RedisWatch.
+            self.log.debug("{operation}: {error}", operation=operation, error=str(exc))
+            error = StoreUnavailableError()
         else:
             self.log.failure("internal error in {operation}", operation=operation)
             error = OseoError.internal()
@@ -216,7 +233,10 @@ class OseoEndpoint:
             request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
         if isinstance(error, LockedOutError):
             too_many_requests(request, error.locked)
-        outcome = error.code.value if error.sender else "InternalError"
+        if isinstance(error, StoreUnavailableError):
+            request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
+        outcome = error.code.value if error.sender else (
+            "Unavailable" if isinstance(error, StoreUnavailableError) else "InternalError")
         self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
                              account.name if account else None, self._clients.of(request))
         return soap.fault(encoding, error)

@@ -43,6 +43,7 @@ from ..core.validation import resolve_collection
 from ..model.orders import DeliveryMethod, Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
+from ..store.outage import Backoff, is_unavailable
 from .archive import ArchiveProcessor
 from .command import CommandProcessor
 from .dummy import DummyProcessor
@@ -121,6 +122,7 @@ class Engine:
         self.stats: dict[str, CollectionStats] = {}
         self._again = False
         self._started = False
+        self._backoff = Backoff(clock)
 
     # ------------------------------------------------------------ life
 
@@ -214,12 +216,14 @@ class Engine:
         """Run a timer's step; drain() waits for it too. A failure (Redis
         away for a moment) is logged and the timer goes on: a LoopingCall
         whose step fails stops for good."""
+        if self._backoff.paused:
+            return defer.succeed(None)  # Redis was away a moment ago: not every tick asks it again
         running: defer.Deferred[None] = defer.ensureDeferred(step())
         self._upkeep.add(running)
 
         def done(result: object) -> None:
             self._upkeep.discard(running)
-            if isinstance(result, Failure):
+            if isinstance(result, Failure) and not self._redis_away(result):
                 self.log.failure("processing timer {step} failed; it runs again at its next tick", result,
                                  step=getattr(step, "__name__", "?"))
 
@@ -249,8 +253,11 @@ class Engine:
         if self._polling is not None:
             self._again = True
             return
+        if self._backoff.paused:
+            return  # the poll timer wakes it once the pause is over
         self._polling = defer.ensureDeferred(self._poll())
-        self._polling.addErrback(lambda f: self.log.failure("claiming jobs failed", f))
+        self._polling.addErrback(
+            lambda f: None if self._redis_away(f) else self.log.failure("claiming jobs failed", f))
 
         def done(_: object) -> None:
             self._polling = None
@@ -260,11 +267,22 @@ class Engine:
 
         self._polling.addBoth(done)
 
+    def _redis_away(self, failure: Failure) -> bool:
+        """Whether Redis being away failed a timer or a claim: then claims and
+        timers pause (longer at each failure in a row, a few seconds at most)
+        until Redis answers a claim or a promotion; the RedisWatch logs it."""
+        if not is_unavailable(failure.value):
+            return False
+        self._backoff.failed()
+        return True
+
     async def _poll(self) -> None:
         free = self._config.processing.workers - len(self._running)
         if free <= 0:
             return
-        for job in await self._jobs.claim(self.consumer, free):
+        claimed = await self._jobs.claim(self.consumer, free)
+        self._backoff.succeeded()  # Redis answers
+        for job in claimed:
             if not self._started:
                 break  # stopped meanwhile: claimed jobs stay pending, taken back at the next start
             self._start(job)
@@ -290,7 +308,9 @@ class Engine:
             await self._jobs.renew(self.consumer, [job for job, _ in self._running.values()])
 
     async def _promote(self) -> None:
-        if await self._jobs.promote(self._clock.seconds()):
+        promoted = await self._jobs.promote(self._clock.seconds())
+        self._backoff.succeeded()  # Redis answers
+        if promoted:
             self.wake()
 
     def _start(self, job: Job) -> None:
@@ -300,7 +320,10 @@ class Engine:
         def finished(result: object) -> None:
             self._running.pop(job.entry_id, None)
             self._stopping.discard(job.entry_id)
-            if isinstance(result, Failure) and not (result.value is not None and _cancellation(result.value)):
+            if isinstance(result, Failure) and is_unavailable(result.value):
+                self.log.warn("job {entry} (order {order_id}) stopped, Redis is away: it stays queued ({error})",
+                              entry=job.entry_id, order_id=job.order_id, error=str(result.value))
+            elif isinstance(result, Failure) and not (result.value is not None and _cancellation(result.value)):
                 self.log.failure("job {entry} (order {order_id}) failed; it stays queued", result,
                                  entry=job.entry_id, order_id=job.order_id)
             self.wake()

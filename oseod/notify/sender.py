@@ -22,6 +22,7 @@ from zope.interface import Interface
 
 from ..metrics import Sample
 from ..store.outbox import OutboxMessage, OutboxStore
+from ..store.outage import Backoff, is_unavailable
 
 POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5
@@ -70,6 +71,7 @@ class OutboxSender:
         self._again = False
         self._full: set[str] = set()  # destinations that had more claimed than they may take
         self._stopped = False
+        self._backoff = Backoff(clock)
 
     # ------------------------------------------------------------ life
 
@@ -108,13 +110,23 @@ class OutboxSender:
         if self._polling is not None:
             self._again = True
             return
+        if self._backoff.paused:
+            return  # Redis was away a moment ago: the timer looks again after the pause
         self._polling = defer.ensureDeferred(self._poll())
 
         def done(result: object) -> None:
             self._polling = None
-            if isinstance(result, Failure):
+            if isinstance(result, Failure) and is_unavailable(result.value):
+                # Said once by the store's RedisWatch; the sender pauses, longer
+                # at each failure in a row, and resumes by itself.
+                pause = self._backoff.failed()
+                self.log.debug("the outbox waits {pause:g} s for Redis: {error}", pause=pause,
+                               error=str(result.value))
+            elif isinstance(result, Failure):
                 self.log.failure("taking messages from the outbox failed; trying again shortly", result)
-            elif self._again:
+            else:
+                self._backoff.succeeded()
+            if not isinstance(result, Failure) and self._again:
                 self._again = False
                 self.wake()
 
@@ -137,7 +149,10 @@ class OutboxSender:
 
     def _finished(self, result: object, sending: defer.Deferred[None]) -> None:
         self._running.discard(sending)
-        if isinstance(result, Failure):
+        if isinstance(result, Failure) and is_unavailable(result.value):
+            self.log.warn("outbox bookkeeping failed, Redis is away; the message will be sent again: {error}",
+                          error=str(result.value))
+        elif isinstance(result, Failure):
             self.log.failure("outbox bookkeeping failed; the message will be sent again", result)
         elif not self._full:
             self.wake()  # a place is free, and the queue may hold more

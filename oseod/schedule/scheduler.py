@@ -27,7 +27,7 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ..store.connection import RedisUnavailable
+from ..store.connection import RedisUnavailable, ReplicationShortfall
 from ..store.leader import Deposed, LeaderLock, TaskRunRecord, TaskRuns
 
 TICK = 10.0  # seconds
@@ -79,8 +79,12 @@ class Scheduler:
         try:
             leading = await self._lock.hold(3 * self._tick)
         except RedisUnavailable as e:
-            # Redis away, or the lock not on enough replicas ([redis] min_replicas): one line, no traceback.
-            self.log.warn("cannot hold the leader lock ({error}); periodic tasks wait", error=e)
+            if isinstance(e, ReplicationShortfall):
+                # The lock not on enough replicas ([redis] min_replicas): Redis answers, so say it here.
+                self.log.warn("cannot hold the leader lock ({error}); periodic tasks wait", error=str(e))
+            else:
+                # Said once by the store's RedisWatch; the next tick tries again.
+                self.log.debug("cannot reach the leader lock; periodic tasks wait: {error}", error=str(e))
             return
         except Exception:
             self.log.failure("cannot reach the leader lock; periodic tasks wait")
@@ -106,6 +110,13 @@ class Scheduler:
             except Deposed:
                 self._deposed()
                 return
+            except RedisUnavailable as e:
+                # Redis went away meanwhile: the task runs at the first tick
+                # after it is back, and the rest of this tick's wait too.
+                self.log.warn("periodic task {task} stopped, Redis is away: {error}", task=periodic.name,
+                              error=str(e))
+                periodic.last = None
+                return
             except Exception:
                 ok = False
                 self.log.failure("periodic task {task} failed; it runs again in {interval} s", task=periodic.name,
@@ -119,6 +130,9 @@ class Scheduler:
         try:
             if await self._lock.leads():
                 return True
+        except RedisUnavailable as e:
+            self.log.debug("cannot reach the leader lock; periodic tasks wait: {error}", error=str(e))
+            return False
         except Exception:
             self.log.failure("cannot reach the leader lock; periodic tasks wait")
             return False
@@ -138,6 +152,8 @@ class Scheduler:
         except Deposed:
             self._deposed()
             return False
+        except RedisUnavailable as e:
+            self.log.warn("cannot record the run of periodic task {task}: {error}", task=run.name, error=str(e))
         except Exception:
             self.log.failure("cannot record the run of periodic task {task}", task=run.name)
         return True

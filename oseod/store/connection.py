@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.python.failure import Failure
 from twisted.logger import Logger
 
+from .reconnect import plain_pool
 from .refusals import says_unavailable
 from .sentinel import FailFastSentinel, PrimaryFactory, format_address
 from .tls import RedisTlsError, client_tls_options
@@ -216,8 +217,18 @@ class RedisAddress:
             await probe.disconnect()
 
     async def open_pool(self, reply_timeout: float, size: int = POOL_SIZE) -> Any:
-        """A reconnecting pool; callers have run :meth:`check` first."""
-        return await self._connect(poolsize=size, reconnect=True, replyTimeout=reply_timeout)
+        """A reconnecting pool; callers have run :meth:`check` first. Its
+        factory keeps reconnecting after an AUTH or SELECT cut off by a lost
+        connection, and drops a connection that answers READONLY
+        (:mod:`.reconnect`)."""
+        tls = None
+        if self.tls:
+            assert self.host is not None
+            tls = client_tls_options(self.host, ca_file=self.ca_file, certificate=self.certificate,
+                                     private_key=self.private_key)
+        return await plain_pool(path=self.path, host=self.host, port=self.port, dbid=self.db or None,
+                                poolsize=size, password=self.password, username=self.username,
+                                connect_timeout=CONNECT_TIMEOUT, reply_timeout=reply_timeout, tls=tls)
 
 
 def _host_port(text: str, default_port: int) -> tuple[str, int]:

@@ -121,13 +121,26 @@ class JobStore:
     async def enqueue(self, job: Job) -> None:
         await self._redis.conn.execute_command("XADD", keys.job_stream(job.priority), "*", *job_fields(job))
 
+    async def _grouped(self, *command: str) -> Any:
+        """A consumer group command; when Redis has lost the group (it came
+        back empty: a restart without persistence, a failover to a replica
+        that had nothing yet), the group is made again and the command is
+        sent once more, instead of failing every poll until a restart."""
+        try:
+            return await self._redis.conn.execute_command(*command)
+        except txredisapi.ResponseError as e:
+            if not str(e).startswith("NOGROUP"):
+                raise
+        await self.setup()
+        return await self._redis.conn.execute_command(*command)
+
     async def claim(self, consumer: str, count: int) -> list[Job]:
         """Up to ``count`` new jobs for ``consumer``, FAST_TRACK first."""
         claimed: list[Job] = []
         for priority in PRIORITIES:
             if len(claimed) >= count:
                 break
-            reply = await self._redis.conn.execute_command(
+            reply = await self._grouped(
                 "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", str(count - len(claimed)),
                 "STREAMS", keys.job_stream(priority), ">")
             for _stream, entries in reply or ():
@@ -156,7 +169,7 @@ class JobStore:
         ``idle_seconds``: now ``consumer``'s."""
         taken: list[Job] = []
         for priority in PRIORITIES:
-            reply = await self._redis.conn.execute_command(
+            reply = await self._grouped(
                 "XAUTOCLAIM", keys.job_stream(priority), GROUP, consumer, str(int(idle_seconds * 1000)), "0-0",
                 "COUNT", str(count))
             entries = reply[1] if reply else []

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
+from .reconnect import KeepTrying
 from .refusals import says_readonly
 
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
@@ -141,18 +142,11 @@ class _QuietEndpoint(txredisapi._SentinelEndpoint):  # type: ignore[misc]  # noq
         return failure
 
 
-class _KeepTrying:
-    """txredisapi stops reconnecting a pool for good when AUTH or SELECT fails
-    on a new connection, even when it failed because that connection was lost
-    (a server killed or stopped at that moment, a failover's CLIENT KILL).
-    The password was right at start-up; a pool that must follow failovers
-    keeps trying, at its usual pace."""
-
-    def stopTrying(self) -> Deferred[None]:
-        return succeed(None)
+# (txredisapi stops a pool for good after an AUTH or SELECT cut off by a
+# lost connection: see .reconnect, shared with the plain pool.)
 
 
-class _SentinelFactory(_KeepTrying, txredisapi.RedisFactory):  # type: ignore[misc]
+class _SentinelFactory(KeepTrying, txredisapi.RedisFactory):  # type: ignore[misc]
     log = Logger()
     maxDelay = 1.0
 
@@ -176,7 +170,7 @@ class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
             self.transport.loseConnection()
 
 
-class PrimaryFactory(_KeepTrying, txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
+class PrimaryFactory(KeepTrying, txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
     """The pool's factory: retries every half second at most (the default
     backs off to 10 s), and this is also the connect timeout txredisapi
     uses on the Sentinel path."""
