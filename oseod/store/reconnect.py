@@ -45,10 +45,16 @@ class DropsWhenReadonly:
     anew). The command itself fails with RedisUnavailable (503)."""
 
     transport: Any
+    factory: Any
 
     def replyReceived(self, reply: Any) -> None:
         super().replyReceived(reply)  # type: ignore[misc]
         if says_readonly(reply):
+            # Lent to no command from now on: the pool only lets go of a
+            # connection once it has closed.
+            free = self.factory.connectionQueue.pending
+            if self in free:
+                free.remove(self)
             self.transport.loseConnection()
 
 

@@ -19,8 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
-from .reconnect import KeepTrying
-from .refusals import says_readonly
+from .reconnect import DropsWhenReadonly, KeepTrying
 
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
 # waited for: the pool tries again, and asks all of them again.
@@ -156,18 +155,10 @@ class _SentinelFactory(KeepTrying, txredisapi.RedisFactory):  # type: ignore[mis
         self.log.info("Redis sentinel {sentinel}: {why}", sentinel=self.uuid, why=why)
 
 
-class _PrimaryProtocol(txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
-    """A connection to the primary that hangs up once it answers READONLY.
-
-    A server that says READONLY has been demoted while this connection stayed
-    open (a managed service's switch, an old primary resumed): every later
-    write on it would fail too. Closing it makes the pool reconnect, and
-    every reconnection asks the sentinels again."""
-
-    def replyReceived(self, reply: Any) -> None:
-        super().replyReceived(reply)
-        if says_readonly(reply):
-            self.transport.loseConnection()
+class _PrimaryProtocol(DropsWhenReadonly, txredisapi.SentinelRedisProtocol):  # type: ignore[misc]
+    """A connection to the primary that hangs up once it answers READONLY
+    (an old primary resumed and demoted): every reconnection asks the
+    sentinels again."""
 
 
 class PrimaryFactory(KeepTrying, txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
