@@ -58,15 +58,21 @@ def _add_user(daemon: Daemon) -> bool:
     return daemon.ctl("user", "add", "erin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
 
 
+def _started(tmp_path: Path, redis_process: RedisProcess, daemons: list[Daemon]) -> Daemon:
+    """A daemon on ``redis_process``, with the user erin."""
+    daemon = Daemon(tmp_path / "data", "--redis", f"unix://{redis_process.socket}")
+    daemons.append(daemon)
+    daemon.start()
+    assert _add_user(daemon)
+    return daemon
+
+
 @requires_schemas
 def test_clients_are_told_to_come_back_while_redis_is_away(tmp_path: Path, redis_process: RedisProcess,
                                                            daemons: list[Daemon]) -> None:
     from tests.test_http_ordering import envelope, get_status, submit, token
 
-    daemon = Daemon(tmp_path / "data", "--redis", f"unix://{redis_process.socket}")
-    daemons.append(daemon)
-    daemon.start()
-    assert _add_user(daemon)
+    daemon = _started(tmp_path, redis_process, daemons)
     order_id = _ok(daemon, submit("before")).findtext(f"{{{OSEO}}}orderId")
     assert order_id
     session = daemon.ftp()
@@ -128,10 +134,7 @@ def test_a_frozen_redis_gets_an_answer_within_the_deadline(tmp_path: Path, redis
                                                            daemons: list[Daemon]) -> None:
     from tests.test_http_ordering import get_status, submit
 
-    daemon = Daemon(tmp_path / "data", "--redis", f"unix://{redis_process.socket}")
-    daemons.append(daemon)
-    daemon.start()
-    assert _add_user(daemon)
+    daemon = _started(tmp_path, redis_process, daemons)
     order_id = _ok(daemon, submit("one")).findtext(f"{{{OSEO}}}orderId")
     assert order_id
     redis_process.freeze()

@@ -89,40 +89,49 @@ async def test_the_engine_backs_off_and_resumes(redis_process: RedisProcess) -> 
     clock = task.Clock()
     d = daemon(redis, clock=clock)
     await d.engine.start()
+    try:
+        await _pauses_then_resumes(redis_process, redis, clock, d.engine, d.engine._jobs)  # noqa: SLF001
+        assert not d.engine._backoff.failing  # noqa: SLF001
+    finally:
+        await d.engine.stop()
+        await redis.close()
+
+
+async def _pauses_then_resumes(redis_process: RedisProcess, redis: Redis, clock: task.Clock, loop: Any,
+                               store: Any) -> None:
+    """Kill Redis under ``loop`` (the engine, the outbox sender): its
+    ``store.claim`` is asked less and less often, without a failure logged;
+    once Redis is back, at every tick again."""
     claims = 0
-    claim = d.engine._jobs.claim  # noqa: SLF001
+    claim = store.claim
 
     async def counted(*args: Any) -> Any:
         nonlocal claims
         claims += 1
         return await claim(*args)
 
-    d.engine._jobs.claim = counted  # type: ignore[method-assign]  # noqa: SLF001
-    try:
-        redis_process.kill()
-        await eventually(lambda: _pool_empty(redis), 10, "the pool to notice")
-        with captured(_failures) as failures:
-            for _ in range(20):
-                clock.advance(1.0)
-                await d.engine.drain()
-        assert failures == []
-        # Not every tick asked Redis: the pause grew to a few seconds.
-        assert 2 <= claims <= 10
-        redis_process.start()
-
-        async def pool_back() -> bool:
-            return bool(redis.conn._factory.size)  # noqa: SLF001
-
-        await eventually(pool_back, 20, "the pool to reconnect")
-        before = claims
-        for _ in range(6):
+    store.claim = counted
+    redis_process.kill()
+    await eventually(lambda: _pool_empty(redis), 10, "the pool to notice")
+    claims = 0
+    with captured(_failures) as failures:
+        for _ in range(20):
             clock.advance(1.0)
-            await d.engine.drain()
-        assert claims - before >= 2  # claiming again at every tick
-        assert not d.engine._backoff.failing  # noqa: SLF001
-    finally:
-        await d.engine.stop()
-        await redis.close()
+            await loop.drain()
+    assert failures == []
+    # Not every tick asked Redis: the pause grew to a few seconds.
+    assert 2 <= claims <= 10
+    redis_process.start()
+
+    async def pool_back() -> bool:
+        return bool(redis.conn._factory.size)  # noqa: SLF001
+
+    await eventually(pool_back, 20, "the pool to reconnect")
+    before = claims
+    for _ in range(6):
+        clock.advance(1.0)
+        await loop.drain()
+    assert claims - before >= 2  # claiming again at every tick
 
 
 @pytest_twisted.ensureDeferred
@@ -194,37 +203,9 @@ async def test_the_outbox_backs_off_and_resumes(redis_process: RedisProcess) -> 
     await redis.connect()
     clock = task.Clock()
     out = sender(redis, Recorder(), clock)
-    claims = 0
-    claim = out._store.claim  # noqa: SLF001
-
-    async def counted(*args: Any) -> Any:
-        nonlocal claims
-        claims += 1
-        return await claim(*args)
-
-    out._store.claim = counted  # type: ignore[method-assign]  # noqa: SLF001
     out.start()
     try:
-        redis_process.kill()
-        await eventually(lambda: _pool_empty(redis), 10, "the pool to notice")
-        claims = 0
-        with captured(_failures) as failures:
-            for _ in range(20):
-                clock.advance(1.0)
-                await out.drain()
-        assert failures == []
-        assert 2 <= claims <= 10
-        redis_process.start()
-
-        async def pool_back() -> bool:
-            return bool(redis.conn._factory.size)  # noqa: SLF001
-
-        await eventually(pool_back, 20, "the pool to reconnect")
-        before = claims
-        for _ in range(6):
-            clock.advance(1.0)
-            await out.drain()
-        assert claims - before >= 2
+        await _pauses_then_resumes(redis_process, redis, clock, out, out._store)  # noqa: SLF001
     finally:
         await out.stop()
         await redis.close()
