@@ -51,6 +51,10 @@ class Settings:
     quiet: float = 30.0  # at most this long for the work to finish after the load
     rate: float = 20.0  # Submits a second
     status_rate: float = 10.0  # GetStatus a second
+    # [redis] min_replicas of every daemon: 1, so that an acknowledged order
+    # survives the primary's loss (with one replica, no write is acknowledged
+    # from the failover until the old primary has rejoined as a replica).
+    min_replicas: int = 1
     root: Path | None = None  # where the processes' files go (default: a temporary directory)
     keep: bool = False
 
@@ -116,12 +120,17 @@ class Chaos:
                       f"{time.monotonic() - window.started:.1f} s")
 
     def _wait_rejoined(self, server: Any, window: Window) -> None:
-        """Until ``server`` is a replica of the primary the sentinels name, or
-        itself that primary, and the sentinels agree."""
+        """Until the sentinels agree on a primary, no failover in progress,
+        that primary answers as one and the other data node (``server`` or
+        not) as its replica, for 3 s in a row."""
+        since: list[float] = []
+
         def settled() -> bool:
-            port = self.deployment.primary_port()
-            role = self.deployment.role(server)
-            return (port == server.port and role == "master") or (port != server.port and role == "slave")
+            if not self.deployment.settled():
+                since.clear()
+                return False
+            since.append(time.monotonic())
+            return since[-1] - since[0] >= 3.0  # and stays so: a failover may only be starting
 
         if not wait_until(settled, 40, 0.25):
             window.note = f"; {server.name} (port {server.port}) did NOT settle as a replica within 40 s"
@@ -171,14 +180,14 @@ def run(settings: Settings) -> Outcome:
     root = settings.root or Path(tempfile.mkdtemp(prefix="oseod-chaos-"))
     rng = random.Random(settings.seed)
     print(f"chaos: seed {settings.seed}, events {', '.join(settings.sequence)}; files in {root}", flush=True)
-    deployment = start_deployment(root / "run")
+    deployment = start_deployment(root / "run", min_replicas=settings.min_replicas)
     chaos = Chaos(deployment, rng, time.monotonic())
     load = LoadClient(deployment.fronts, rate=settings.rate, status_rate=settings.status_rate, seed=settings.seed,
                       tag=f"chaos-{settings.seed}-{int(time.time())}")
     try:
         chaos.note(f"deployment up: primary port {deployment.primary_port()}, fronts "
-                   f"{[d.http for d in deployment.fronts]}; load {settings.rate}/s Submits, "
-                   f"{settings.status_rate}/s GetStatus")
+                   f"{[d.http for d in deployment.fronts]}, min_replicas {settings.min_replicas}; load "
+                   f"{settings.rate}/s Submits, {settings.status_rate}/s GetStatus")
         load.start()
         began = time.monotonic()
         count = len(settings.sequence)
@@ -247,6 +256,7 @@ def main() -> int:
     parser.add_argument("--quiet", type=float, default=30.0, help="at most this long for the work to finish")
     parser.add_argument("--rate", type=float, default=20.0, help="Submits per second")
     parser.add_argument("--status-rate", type=float, default=10.0, help="GetStatus per second")
+    parser.add_argument("--min-replicas", type=int, default=1, choices=[0, 1], help="[redis] min_replicas")
     parser.add_argument("--keep", action="store_true", help="keep the processes' files (logs) even when all holds")
     parser.add_argument("--json", type=Path, help="also write the outcome as JSON here")
     args = parser.parse_args()
@@ -262,7 +272,8 @@ def main() -> int:
     else:
         sequence = [*rng.sample(EVENTS, len(EVENTS)), *rng.choices(EVENTS, k=args.events - len(EVENTS))]
     settings = Settings(seed, sequence, duration=min(max(args.duration, 30.0), 600.0), quiet=max(args.quiet, 5.0),
-                        rate=args.rate, status_rate=args.status_rate, keep=args.keep)
+                        rate=args.rate, status_rate=args.status_rate, keep=args.keep,
+                        min_replicas=args.min_replicas)
     try:
         outcome = run(settings)
     except (RuntimeError, AssertionError, OSError) as e:

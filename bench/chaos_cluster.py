@@ -87,6 +87,27 @@ class Deployment:
                 return server
         raise RuntimeError(f"the sentinels name no primary of ours (port {port})")
 
+    def settled(self) -> bool:
+        """The sentinels all name one primary, with no failover under way;
+        it answers ROLE master and the other data node ROLE slave, its link up."""
+        named = set()
+        for sentinel in self.cluster.sentinels:
+            lines = sentinel.command("SENTINEL", "master", MASTER_NAME).split()
+            state = dict(zip(lines[::2], lines[1::2]))
+            if state.get("flags") != "master":
+                return False
+            named.add(state.get("port"))
+        if len(named) != 1:
+            return False
+        port = int(named.pop() or 0)
+        for server in self.data_nodes():
+            if server.port == port:
+                if self.role(server) != "master":
+                    return False
+            elif "master_link_status:up" not in server.command("INFO", "replication", password=PASSWORD):
+                return False
+        return True
+
     def role(self, server: Server) -> str:
         return (server.command("ROLE", password=PASSWORD).split() or ["down"])[0]
 
