@@ -37,7 +37,7 @@ from typing import Any
 
 from chaos_checks import Check, Window, check_all, queue_left, read_orders, unfinished
 from chaos_cluster import Deployment, kill, pid_of, ready, restart, start_deployment, wait_until
-from chaos_load import LoadClient
+from chaos_load import LoadClient, envelope, submit_payload
 
 EVENTS = ("kill-primary", "stop-primary", "kill-daemon", "term-daemon", "kill-worker")
 GRACE = 3.0  # seconds after an event's repair during which failures still count as its own
@@ -155,6 +155,10 @@ class Chaos:
         self.note(f"term-daemon: SIGTERM of front daemon {n} (pid {pid_of(daemon)})")
         window.started = time.monotonic()
         kill(pid_of(daemon), signal.SIGTERM)
+        # While it drains ([server] drain_seconds, 1 s here) it still serves, but not ready.
+        window.ready_503 = wait_until(lambda: daemon.get("/ready")[0] == 503, 0.9, 0.02)
+        self.note(f"front daemon {n}: /ready {'answered 503' if window.ready_503 else 'did NOT answer 503'} "
+                  f"while draining")
         daemon.process.wait(60)
         self.note(f"front daemon {n} exited with status {daemon.process.returncode}")
         restart(daemon)
@@ -174,6 +178,21 @@ class Chaos:
         time.sleep(1.0)
         restart(worker)
         wait_until(lambda: ready(worker), 30)
+
+
+def idempotency(deployment: Deployment, load: LoadClient, count: int = 5) -> Check:
+    """Acknowledged Submits sent again, each with its wsa:MessageID, to the
+    other daemon: each must answer the orderId it first did (run last:
+    without idempotency it stores orders the other checks would count)."""
+    sent = [a for a in load.attempts if a.kind == "submit" and a.outcome == "ok"][:count]
+    same, answers = 0, []
+    for attempt in sent:
+        body = envelope(submit_payload(attempt.reference), attempt.message_id)
+        again = load._post("submit", (attempt.daemon + 1) % len(deployment.fronts), body)
+        answers.append(again.order_id or again.outcome)
+        same += again.order_id == attempt.order_id
+    return Check("a Submit sent again with its wsa:MessageID answers the same orderId", bool(sent) and same == len(sent),
+                 f"{same} of {len(sent)} answered the first orderId (answers {answers})")
 
 
 def run(settings: Settings) -> Outcome:
@@ -217,6 +236,7 @@ def run(settings: Settings) -> Outcome:
             assert deployment.worker is not None
             checks, figures = check_all(redis, deployment.worker.data_dir / "results", load.attempts, load.acks,
                                         load.unacknowledged, chaos.windows, GRACE, chaos.t0)
+            checks.append(idempotency(deployment, load))
         finally:
             redis.close()
     finally:

@@ -47,6 +47,7 @@ class Window:
     failures: int = 0  # attempts that did not succeed inside it
     outage: float = 0.0  # from the event to the end of its last failed attempt
     by_outcome: dict[str, int] = field(default_factory=dict)
+    ready_503: bool | None = None  # a SIGTERM: whether /ready answered 503 while the daemon drained
 
 
 @dataclass
@@ -223,6 +224,10 @@ def check_all(redis: Any, results: Path, attempts: list[Attempt], acks: list[tup
     checks.append(Check("no SOAP fault other than 503", not faults,
                         f"{len(faults)} faults" + (f", e.g. {faults[0].detail[:200]}" if faults else "")))
 
+    drains = [w.ready_503 for w in windows if w.ready_503 is not None]
+    if drains:
+        checks.append(Check("/ready answers 503 while a SIGTERMed daemon drains", all(drains),
+                            f"{sum(drains)} of {len(drains)} drains"))
     left = queue_left(redis)
     checks.append(Check("the queue (stream PEL, delayed jobs) and the outbox drained", not any(left.values()),
                         ", ".join(f"{k} {v}" for k, v in left.items())))
