@@ -180,9 +180,14 @@ def check_all(redis: Any, results: Path, attempts: list[Attempt], acks: list[tup
 
     missing = sorted(o for o in acked if o not in found.orders)
     short = sorted(o for o in acked if o in found.orders and len(found.items.get(o, {})) != ITEMS)
+    acked_at = {a.order_id: a.ended for a in attempts if a.kind == "submit" and a.outcome == "ok"}
+    lost_in: collections.Counter[str] = collections.Counter()
+    for order_id in missing:
+        during = [w for w in windows if w.started - 1.0 <= acked_at.get(order_id, -1.0) <= w.repaired + grace]
+        lost_in[max(during, key=lambda w: w.started).event if during else "no window"] += 1
     checks.append(Check("every acknowledged order exists with all its items", not missing and not short,
-                        f"{len(acked)} acknowledged, {len(missing)} missing {missing[:5]}, "
-                        f"{len(short)} without their {ITEMS} items {short[:5]}"))
+                        f"{len(acked)} acknowledged, {len(missing)} missing {missing[:3]} (acknowledged during: "
+                        f"{dict(lost_in)}), {len(short)} without their {ITEMS} items {short[:3]}"))
     not_final = unfinished(found, sorted(acked - set(missing)))
     checks.append(Check("every acknowledged order reaches a final status", not not_final,
                         f"{len(not_final)} not final, e.g. "
