@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -147,8 +148,6 @@ def main() -> int:
     parser.add_argument("--failovers", type=int, default=2, help="primary failovers to measure (0 to 5)")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    import shutil
-
     wrk = shutil.which("wrk")
     connections = min(max(args.connections, 1), 256)
     load: Wrk | PythonLoad = Wrk(wrk, connections) if wrk else PythonLoad(connections)

@@ -24,6 +24,7 @@ does not work. Every process is stopped by the PID this script recorded.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import shutil
@@ -250,6 +251,15 @@ def run(settings: Settings) -> Outcome:
     figures["tracebacks in the daemons' logs"] = sum(
         d.log_path.read_text(errors="replace").count("Traceback") for d in deployment.daemons())
     outcome = Outcome(checks, chaos.windows, figures, chaos.timeline, root)
+    # Kept with the servers' and daemons' logs when something failed.
+    (root / "timeline.txt").write_text("\n".join(chaos.timeline) + report(outcome) + "\n")
+    with open(root / "requests.csv", "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["kind", "daemon", "started_s", "ended_s", "status", "outcome", "order_id", "reference",
+                         "message_id", "retry_after", "detail"])
+        for a in load.attempts:
+            writer.writerow([a.kind, a.daemon, f"{a.started - chaos.t0:.3f}", f"{a.ended - chaos.t0:.3f}", a.status,
+                             a.outcome, a.order_id, a.reference, a.message_id, a.retry_after, a.detail])
     if outcome.ok and not settings.keep and settings.root is None:
         shutil.rmtree(root, ignore_errors=True)
         outcome.root = None

@@ -115,10 +115,10 @@ def recount(redis: Any, found: Orders) -> list[str]:
     for status in OrderStatus:
         expected.setdefault(keys.orders_in_status(None, status.value), set())
     stored_totals = {k: int(v) for k, v in redis.hgetall(keys.items_by_status()).items()}
-    for status in set(stored_totals) | set(totals):
-        if stored_totals.get(status, 0) != totals[status]:
-            wrong.append(f"{keys.items_by_status()} {status} = {stored_totals.get(status, 0)}, "
-                         f"the items say {totals[status]}")
+    for name in set(stored_totals) | set(totals):
+        if stored_totals.get(name, 0) != totals[name]:
+            wrong.append(f"{keys.items_by_status()} {name} = {stored_totals.get(name, 0)}, "
+                         f"the items say {totals[name]}")
     for key, members in sorted(expected.items()):
         stored_members = set(redis.zrange(key, 0, -1))
         if stored_members != members:

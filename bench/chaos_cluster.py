@@ -135,7 +135,8 @@ class Deployment:
                     daemon.process.kill()
                     daemon.process.wait(10)
         for server in self.data_nodes():
-            server.signal(signal.SIGCONT) if server.process.poll() is None else None
+            if server.process.poll() is None:
+                server.signal(signal.SIGCONT)  # a frozen one, were the run cut short
         self.cluster.stop()
 
 
