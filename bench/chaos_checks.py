@@ -209,7 +209,9 @@ def check_all(redis: Any, results: Path, attempts: list[Attempt], acks: list[tup
                   for f, v in redis.hgetall(k).items() if f == "completed")
     checks.append(Check("every item made once (one result file, one completion counted)",
                         not not_made and counted == len(completed),
-                        f"{len(completed)} items completed, {counted} completions counted, "
+                        f"{len(completed)} items completed, {counted} completions counted"
+                        + (" (more: items of orders since removed, or completed twice)" if counted > len(completed)
+                           else "") + ", "
                         f"{len(not_made)} acknowledged orders whose result files differ from their items "
                         f"{not_made[:5]}"))
 
