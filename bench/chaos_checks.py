@@ -248,6 +248,8 @@ def check_all(redis: Any, results: Path, attempts: list[Attempt], acks: list[tup
         "Submits never acknowledged (after 3 tries)": len(unacknowledged),
         "stored but never acknowledged": len(set(found.orders) - acked),
         "attempts by outcome": dict(outcomes),
+        "slowest 503 answer (s)": round(max((a.ended - a.started for a in attempts if a.outcome == "503"),
+                                            default=0.0), 2),
         "requests": len(attempts),
     }
     return checks, figures
