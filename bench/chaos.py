@@ -192,6 +192,8 @@ def idempotency(deployment: Deployment, load: LoadClient, count: int = 5) -> Che
     without idempotency it stores orders the other checks would count)."""
     sent = [a for a in load.attempts if a.kind == "submit" and a.outcome == "ok"][:count]
     same, answers = 0, []
+    for n in range(len(deployment.fronts)):
+        load._url(n, refresh=True)  # a daemon restarted since listens on another port
     for attempt in sent:
         body = envelope(submit_payload(attempt.reference), attempt.message_id)
         again = load._post("submit", (attempt.daemon + 1) % len(deployment.fronts), body)
