@@ -9,6 +9,8 @@
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP and HTTP vs. vsftpd and nginx
 #   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
+#   make chaos [CHAOS_ARGS='--seed 7']               kill/stop Redis and daemons under load; check invariants
+#   make bench-ha [BENCH_ARGS='--duration 5']         Submit with min_replicas 1 vs 0; failover window
 #   make clean                                    remove the venv and build/test debris
 #
 # Every target works from a clean checkout: it creates .venv with $(PYTHON) and
@@ -24,6 +26,7 @@ INSTALLED := $(VENV)/.oseod-production
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 
 # Keep pip quiet about its own version and never prompt (CI has no stdin).
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -31,10 +34,10 @@ export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks clean
+.PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks chaos bench-ha clean
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,14p' Makefile
 
 venv: $(STAMP)
 
@@ -115,6 +118,17 @@ bench-downloads: $(STAMP)
 # ceiling, then Submit with statusNotification None and All on a front daemon.
 bench-callbacks: $(STAMP)
 	$(BIN)/python bench/callbacks.py $(BENCH_ARGS)
+
+# About 4 minutes: primary + replica + 3 sentinels, 2 front daemons and a
+# worker under load, 5 seeded events (SIGKILL/SIGSTOP of the primary, SIGKILL
+# and SIGTERM of daemons), then the invariants; exit status 1 if one fails.
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+# About 2 minutes: Submit req/s with [redis] min_replicas = 1 / 0 on a primary
+# and a replica, the Redis time per Submit, and a failover's window.
+bench-ha: $(STAMP)
+	$(BIN)/python bench/bench_ha.py $(BENCH_ARGS)
 
 # var/ (the demo data dir of a plain `twistd -n oseod`) and bench/results/ are
 # data, not debris: remove them by hand if you mean to.
