@@ -43,6 +43,7 @@ from ..core.validation import resolve_collection
 from ..model.orders import DeliveryMethod, Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
 from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
+from ..store.orders import NoSuchOrder
 from ..store.outage import Backoff, is_unavailable
 from .archive import ArchiveProcessor
 from .command import CommandProcessor
@@ -334,9 +335,17 @@ class Engine:
 
     async def _run(self, job: Job) -> None:
         order = await self._ordering.find(job.order_id)
-        if order is None:  # purged meanwhile
-            await self._jobs.ack(job)
-            return
+        try:
+            if order is not None:
+                await self._run_order(job, order)
+                return
+        except NoSuchOrder:
+            pass
+        # Purged, or taken back (a Submit WAIT found on too few replicas) meanwhile.
+        self.log.info("job {entry}: order {order_id} is gone", entry=job.entry_id, order_id=job.order_id)
+        await self._jobs.ack(job)
+
+    async def _run_order(self, job: Job, order: Order) -> None:
         template = self._expansion_template(order)
         if template is not None and job.batch == 0:
             # The order's one item describes what to expand: it is not made

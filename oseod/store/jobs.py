@@ -161,6 +161,9 @@ class JobStore:
                 if not entries:
                     break
                 pending.extend(_job(priority, entry_id, flat) for entry_id, flat in entries if flat)
+                gone = [entry_id for entry_id, flat in entries if not flat]
+                if gone:  # deleted while claimed: nothing to do, not pending any more
+                    await self._redis.conn.execute_command("XACK", keys.job_stream(priority), GROUP, *gone)
                 last = entries[-1][0]
         return pending
 
@@ -173,8 +176,20 @@ class JobStore:
                 "XAUTOCLAIM", keys.job_stream(priority), GROUP, consumer, str(int(idle_seconds * 1000)), "0-0",
                 "COUNT", str(count))
             entries = reply[1] if reply else []
-            taken.extend(_job(priority, entry_id, flat) for entry_id, flat in entries if flat)
+            taken.extend(_job(priority, entry[0], entry[1]) for entry in entries if entry and entry[1])
+            if any(not entry or not entry[1] for entry in entries):
+                await self._forget_vanished(priority, consumer)
         return taken
+
+    async def _forget_vanished(self, priority: str, consumer: str) -> None:
+        """Acknowledge ``consumer``'s pending jobs whose entries are gone
+        (deleted while claimed): Redis 6.2's XAUTOCLAIM hands them out again
+        and again as nils, without their ids, and keeps them pending."""
+        stream = keys.job_stream(priority)
+        pending = await self._redis.conn.execute_command("XPENDING", stream, GROUP, "-", "+", "1000", consumer)
+        for entry_id, *_rest in pending or ():
+            if not await self._redis.conn.execute_command("XRANGE", stream, entry_id, entry_id):
+                await self._redis.conn.execute_command("XACK", stream, GROUP, entry_id)
 
     async def renew(self, consumer: str, jobs: Sequence[Job]) -> None:
         """Keep ``jobs`` ``consumer``'s: their idle time starts again."""

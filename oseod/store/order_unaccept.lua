@@ -23,7 +23,12 @@ for _, field in ipairs(redis.call('HKEYS', ITEMS)) do
 end
 -- Every index, by status or not, and the subscription indexes after them.
 for i = F + 1, #KEYS - 4 do redis.call('ZREM', KEYS[i], member) end
-for _, id in ipairs(cjson.decode(ARGV[4])) do redis.call('XDEL', STREAM, id) end
+-- Acknowledged first: a worker that claimed one meanwhile must not leave an
+-- entry pending that no longer exists (XAUTOCLAIM would hand out a nil).
+for _, id in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('XACK', STREAM, ARGV[5], id)
+  redis.call('XDEL', STREAM, id)
+end
 redis.call('DEL', ORDER, ITEMS, READY, HISTORY, MAILS)
 redis.call('ZREM', DUE, 'mail:' .. order_id)
 if redis.call('GET', SEEN) == order_id then redis.call('DEL', SEEN) end

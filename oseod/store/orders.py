@@ -43,6 +43,7 @@ from ..model import codec
 from ..model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from . import keys
 from .connection import ReplicationShortfall
+from .jobs import GROUP as JOB_GROUP
 from .jobs import Job, job_fields
 from .leader import FENCE_HOOK, Deposed, Fence, deposed
 from .orderids import ORDER_ID, new_order_id
@@ -205,7 +206,8 @@ return 0
 # A new order WAIT found on too few replicas, taken back whole: as _PRELUDE's
 # KEYS, then the subscription indexes, the job stream, the e-mail queue, the
 # outbox's due set and the wsa:MessageID key. ARGV: member, order id, how
-# many subscription indexes, the ids of the jobs queued (JSON array).
+# many subscription indexes, the ids of the jobs queued (JSON array), the
+# workers' consumer group (a job claimed meanwhile is acknowledged).
 _UNACCEPT = _PRELUDE + (importlib.resources.files(__package__) / "order_unaccept.lua").read_text(encoding="utf-8")
 
 # KEYS: as _order_keys, then the job stream when jobs are queued, then the
@@ -924,7 +926,7 @@ class OrderStore:
                 _UNACCEPT,
                 _order_keys(order_id, identity, 0.0) + subscription_keys
                 + [stream, keys.outbox_queue(MAIL, order_id), keys.outbox_due(), seen],
-                [_member(order_id), order_id, str(len(subscription_keys)), _json_array(job_ids)])
+                [_member(order_id), order_id, str(len(subscription_keys)), _json_array(job_ids), JOB_GROUP])
         except Exception as e:
             # Left for an operator: the order stands, though its client was told to try again.
             self.log.error("order {order_id} was not replicated and could not be taken back: {error}",
