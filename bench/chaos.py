@@ -1,6 +1,6 @@
 """
 The chaos test (issue 14, ../shared/notes/scale-out.md §7): a primary (AOF
-on) + a replica + three sentinels, two front daemons and a worker
+on) + two replicas (``--replicas 1``: one) + three sentinels, two front daemons and a worker
 (bench/chaos_cluster.py), a load client sending Submits and GetStatus polls
 (bench/chaos_load.py), and a seeded sequence of events:
 
@@ -43,8 +43,9 @@ from harness import signals_raise
 
 EVENTS = ("kill-primary", "stop-primary", "kill-daemon", "term-daemon", "kill-worker")
 # The note's targets of unavailability per event (scale-out.md §7), printed
-# beside each window for information: with one replica and min_replicas = 1,
-# no write is acknowledged from a primary's loss until it has rejoined.
+# beside each window: with two replicas and min_replicas = 1, the one left
+# after a failover acknowledges the writes (with one replica, no write is
+# acknowledged from a primary's loss until it has rejoined: --replicas 1).
 TARGETS = {"kill-primary": 5.0, "stop-primary": 5.0, "kill-daemon": 2.0, "term-daemon": 2.0, "kill-worker": 2.0}
 GRACE = 3.0  # seconds after an event's repair during which failures still count as its own
 
@@ -58,9 +59,10 @@ class Settings:
     rate: float = 20.0  # Submits a second
     status_rate: float = 10.0  # GetStatus a second
     # [redis] min_replicas of every daemon: 1, so that an acknowledged order
-    # survives the primary's loss (with one replica, no write is acknowledged
-    # from the failover until the old primary has rejoined as a replica).
+    # survives the primary's loss; with two replicas, as README advises, so
+    # that orders are still taken after it.
     min_replicas: int = 1
+    replicas: int = 2
     root: Path | None = None  # where the processes' files go (default: a temporary directory)
     keep: bool = False
 
@@ -207,7 +209,7 @@ def run(settings: Settings) -> Outcome:
     root = settings.root or Path(tempfile.mkdtemp(prefix="oseod-chaos-"))
     rng = random.Random(settings.seed)
     print(f"chaos: seed {settings.seed}, events {', '.join(settings.sequence)}; files in {root}", flush=True)
-    deployment = start_deployment(root / "run", min_replicas=settings.min_replicas)
+    deployment = start_deployment(root / "run", min_replicas=settings.min_replicas, replicas=settings.replicas)
     chaos = Chaos(deployment, rng, time.monotonic())
     load = LoadClient(deployment.fronts, rate=settings.rate, status_rate=settings.status_rate, seed=settings.seed,
                       tag=f"chaos-{settings.seed}-{int(time.time())}")
@@ -296,6 +298,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="Submits per second")
     parser.add_argument("--status-rate", type=float, default=10.0, help="GetStatus per second")
     parser.add_argument("--min-replicas", type=int, default=1, choices=[0, 1], help="[redis] min_replicas")
+    parser.add_argument("--replicas", type=int, default=2, choices=[1, 2], help="Redis replicas (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the processes' files (logs) even when all holds")
     parser.add_argument("--json", type=Path, help="also write the outcome as JSON here")
     args = parser.parse_args()
@@ -312,7 +315,7 @@ def main() -> int:
         sequence = [*rng.sample(EVENTS, len(EVENTS)), *rng.choices(EVENTS, k=args.events - len(EVENTS))]
     settings = Settings(seed, sequence, duration=min(max(args.duration, 30.0), 600.0), quiet=max(args.quiet, 5.0),
                         rate=args.rate, status_rate=args.status_rate, keep=args.keep,
-                        min_replicas=args.min_replicas)
+                        min_replicas=args.min_replicas, replicas=args.replicas)
     try:
         with signals_raise():  # SIGTERM/SIGHUP stop every process started, as Ctrl-C does
             outcome = run(settings)

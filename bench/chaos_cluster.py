@@ -70,7 +70,7 @@ class Deployment:
     # --- Redis ----------------------------------------------------------------------
 
     def data_nodes(self) -> list[Server]:
-        return [self.cluster.primary, self.cluster.replica]
+        return [self.cluster.primary, *self.cluster.replicas]
 
     def primary_port(self) -> int | None:
         """The primary as the sentinels see it now (the first one that answers)."""
@@ -141,15 +141,15 @@ class Deployment:
 
 
 def start_deployment(root: Path, *, fronts: int = 2, worker: bool = True, min_replicas: int = 0,
-                     delay: float = 0.05, drain_seconds: float = 1.0) -> Deployment:
+                     replicas: int = 1, delay: float = 0.05, drain_seconds: float = 1.0) -> Deployment:
     """The whole deployment, its daemons ready and the load user made; on
     any failure, whatever was started is stopped again."""
     root.mkdir(parents=True, exist_ok=True)
-    cluster = start_cluster(root)
+    cluster = start_cluster(root, replicas)
     deployment = Deployment(root, cluster)
     try:
         # The primary writes an append-only file, as the note's deployment
-        # does (and the replica, which may become primary): a primary killed
+        # does (and the replicas, which may become primary): a primary killed
         # and restarted comes back with its data, then is made a replica.
         for server in deployment.data_nodes():
             for command in (("CONFIG", "SET", "appendonly", "yes"), ("CONFIG", "SET", "appendfsync", "everysec"),

