@@ -63,6 +63,20 @@ class ServerConfig:
     ftp_max_sessions_per_user: int = key(10, checks.integer(0))
     # An FTP connection that has not logged in within this many seconds is closed.
     ftp_login_timeout: int = key(30, checks.integer(1))
+    # FTPS (explicit, RFC 4217: AUTH TLS) on the FTP listener: "off", "optional",
+    # or "required" (no login and no data connection without TLS). Needs
+    # tls_certificate and tls_key.
+    ftp_tls: str = key("off", checks.choice("off", "optional", "required"))
+    # "required": a data connection must resume the control connection's TLS
+    # session (vsftpd's require_ssl_reuse; Python's ftplib never does).
+    ftp_tls_reuse: str = key("off", checks.choice("off", "required"))
+    # The server's certificate (PEM, with its chain) and private key, for FTPS;
+    # reloaded on SIGHUP.
+    tls_certificate: str = key("", checks.string)
+    tls_key: str = key("", checks.string)
+    # SFTP (SSH, read-only results tree) listener, a Twisted endpoint string,
+    # e.g. tcp:2222:interface=127.0.0.1; empty: none.
+    sftp: str = key("", checks.string)
     # Where the operators' side (the console, /admin/api/, /metrics) listens, a
     # Twisted endpoint string; empty: on the main HTTP listener, beside /oseo.
     admin: str = key("", checks.string)
