@@ -91,3 +91,35 @@ async def test_the_pool_is_back_once_redis_is(redis_process: RedisProcess) -> No
         assert await redis.ping()
     finally:
         await redis.close()
+
+
+def test_each_command_falls_due_at_its_own_deadline_with_one_timer() -> None:
+    from twisted.internet.defer import Deferred
+
+    from oseod.store.scripting import _Deadlines
+
+    clock = task.Clock()
+    late: list[str] = []
+    names: dict[int, str] = {}
+    deadlines = _Deadlines(clock, lambda result, seconds: late.append(f"{names[id(result)]}/{seconds:g}"))
+
+    def watched(name: str, seconds: float) -> Deferred[None]:
+        result: Deferred[None] = Deferred()
+        names[id(result)] = name
+        deadlines.watch(result, seconds)
+        return result
+
+    watched("a", 2.0)
+    answered = watched("answered", 2.0)
+    watched("c", 2.5)
+    clock.advance(1.0)
+    b = watched("b", 2.0)
+    answered.callback(None)
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(1.0)
+    assert late == ["a/2"]
+    clock.advance(0.5)
+    assert late == ["a/2", "c/2.5"]
+    b.callback(None)  # in time
+    clock.advance(0.5)
+    assert late == ["a/2", "c/2.5"] and not clock.getDelayedCalls()

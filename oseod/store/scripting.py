@@ -3,9 +3,10 @@ wrapper every store's ``redis.conn`` is."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import txredisapi
@@ -55,6 +56,48 @@ def _encoded(value: object) -> bytes:
     return str(value).encode()
 
 
+class _Deadlines:
+    """When the answers awaited are due, for thousands of commands a second.
+
+    A timer per command (callLater, then its cancel) cost more than the rest
+    of the deadline. Each deadline length keeps its commands in the order
+    they were sent, which is the order they fall due: one timer, armed for
+    the oldest, goes through those due and skips the ones answered."""
+
+    def __init__(self, clock: Any, late: Callable[[Deferred[Any], float], None]) -> None:
+        self._clock = clock
+        self._late = late
+        self._queues: dict[float, collections.deque[tuple[float, Deferred[Any]]]] = {}
+        self._timer: Any = None
+
+    def watch(self, result: Deferred[Any], seconds: float) -> None:
+        queue = self._queues.get(seconds)
+        if queue is None:
+            queue = self._queues[seconds] = collections.deque()
+        due = self._clock.seconds() + seconds
+        queue.append((due, result))
+        if self._timer is None:
+            self._timer = self._clock.callLater(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        late: list[tuple[Deferred[Any], float]] = []
+        next_due: float | None = None
+        for seconds, queue in self._queues.items():
+            while queue and (queue[0][1].called or queue[0][0] <= now):
+                due, result = queue.popleft()
+                if not result.called:
+                    late.append((result, seconds))
+            if queue:
+                next_due = queue[0][0] if next_due is None else min(next_due, queue[0][0])
+        if next_due is not None:
+            self._timer = self._clock.callLater(max(0.0, next_due - now), self._expire)
+        for result, seconds in late:
+            if not result.called:  # (an earlier one's cut may have failed it already)
+                self._late(result, seconds)
+
+
 class Scripting:
     """txredisapi's connection pool, every command with a deadline, and EVAL
     done faster.
@@ -99,6 +142,7 @@ class Scripting:
         self._wait_ms = max(1, int(wait_timeout * 1000))
         # WAIT's own time on top of the script's deadline.
         self._acknowledged_deadline = deadline + wait_timeout
+        self._deadlines = _Deadlines(self._clock, self._late)
 
     def __getattr__(self, name: str) -> Any:
         command = getattr(self._handler, name)
@@ -122,22 +166,13 @@ class Scripting:
     def _within_deadline(self, answer: Deferred[Any], deadline: float | None = None) -> Deferred[Any]:
         result: Deferred[Any] = Deferred()
         seconds = self._deadline if deadline is None else deadline
-
-        def late() -> None:
-            result.errback(RedisUnavailable(f"Redis did not answer within {seconds:g} s"))
-            self._cut_off()
-
-        timer = self._clock.callLater(seconds, late)
-
-        def settle(outcome: Any) -> None:
-            if not result.called:
-                timer.cancel()
-                result.callback(_unavailable(outcome))  # a Failure errbacks
-            elif isinstance(outcome, Failure):
-                outcome.trap(Exception)  # answered too late: nobody waits for it
-
-        answer.addBoth(settle)
+        self._deadlines.watch(result, seconds)
+        answer.addBoth(_settle, result)
         return result
+
+    def _late(self, result: Deferred[Any], seconds: float) -> None:
+        result.errback(RedisUnavailable(f"Redis did not answer within {seconds:g} s"))
+        self._cut_off()
 
     def _cut_off(self) -> None:
         """A deadline passed: the server is cut off, every connection to it.
@@ -250,6 +285,13 @@ class Scripting:
             script.loaded = False
             return self._eval(source, keys, args)
         return failure
+
+
+def _settle(outcome: Any, result: Deferred[Any]) -> None:
+    if not result.called:
+        result.callback(_unavailable(outcome))  # a Failure errbacks
+    elif isinstance(outcome, Failure):
+        outcome.trap(Exception)  # answered too late: nobody waits for it
 
 
 def _ignored(answer: Deferred[Any]) -> None:
