@@ -24,14 +24,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL._util import lib as _ssl_lib
-from twisted.internet import reactor
+from twisted.internet import defer, protocol, reactor, task
 from zope.interface.verify import verifyObject
 
-from oseod.config import DEMO_COLLECTION, Config
+from oseod.config import DEMO_COLLECTION, PUSH_PROTOCOLS, Config
 from oseod.core.deliverables import Deliverable
 from oseod.core.destinations import FtpDestination, push_destination
 from oseod.jobs.dummy import content
-from oseod.jobs.push import IPusher, PushFailed
+from oseod.jobs.push import IPusher, PushFailed, default_pushers
 from oseod.jobs.push_ftps import FtpsPusher
 from oseod.jobs.push_sftp import SftpPusher, fingerprint
 from oseod.model.errors import RequestRejected
@@ -152,6 +152,33 @@ async def test_sftp_push_with_a_wrong_password_fails_clearly(tmp_path: Path, sft
             sftp_address(sftp_server, sftp_server.fingerprint, password="wrong"), results(tmp_path, 10))
     assert str(failed.value).endswith("failed: logging in as bob: the server refused the login")
     assert "wrong" not in str(failed.value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sftp_push_to_a_server_that_never_answers_fails_after_idle_timeout(tmp_path: Path) -> None:
+    heard: defer.Deferred[None] = defer.Deferred()
+
+    class Silent(protocol.Protocol):
+        def dataReceived(self, data: bytes) -> None:  # the client's version string: it is connected
+            if not heard.called:
+                heard.callback(None)
+
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(Silent), interface="127.0.0.1")
+    clock = task.Clock()
+    try:
+        pushing = defer.ensureDeferred(SftpPusher(reactor, clock, **TIMEOUTS).push(
+            OnlineAddress("sftp", f"127.0.0.1:{port.getHost().port}", "bob", "secret"), results(tmp_path, 10)))
+        await heard
+        clock.advance(TIMEOUTS["idle_timeout"])
+        with pytest.raises(PushFailed) as failed:
+            await pushing
+        assert str(failed.value).endswith("failed: exchanging keys: no answer from the server for 10 s")
+    finally:
+        await port.stopListening()
+
+
+def test_every_push_protocol_has_a_pusher() -> None:
+    assert set(default_pushers(Config(), reactor, reactor)) == set(PUSH_PROTOCOLS) == {"ftp", "ftps", "sftp"}
 
 
 @pytest_twisted.ensureDeferred

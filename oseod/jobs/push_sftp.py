@@ -80,6 +80,15 @@ class _Transport(transport.SSHClientTransport):
     it with PushFailed when the connection ends before (never leaves it
     waiting: conch itself says only "closed cleanly")."""
 
+    # Conch's weak choices off, as OpenSSH 9 has them: no CBC or 3DES, no
+    # SHA-1 or MD5 MACs, no SHA-1 key exchange, no ssh-rsa (SHA-1) or DSA.
+    supportedCiphers = [c for c in transport.SSHClientTransport.supportedCiphers if c.endswith(b"-ctr")]
+    supportedMACs = [m for m in transport.SSHClientTransport.supportedMACs if m.startswith(b"hmac-sha2-")]
+    supportedKeyExchanges = [k for k in transport.SSHClientTransport.supportedKeyExchanges
+                             if not k.endswith(b"-sha1")]
+    supportedPublicKeys = [k for k in transport.SSHClientTransport.supportedPublicKeys
+                           if k not in (b"ssh-rsa", b"ssh-dss")]
+
     def __init__(self, destination: FtpDestination, judge: Callable[[keys.Key], str | None],
                  key: keys.Key | None, clock: Any, idle: float) -> None:
         self.destination = destination
