@@ -31,7 +31,8 @@ def _attrs(s: os.stat_result) -> dict[str, int]:
 
 @implementer(ISFTPFile)
 class _File:
-    def __init__(self, path: Path, flags: int) -> None:
+    def __init__(self, path: Path, flags: int, server: SftpServer) -> None:
+        self._server = server
         mode = os.O_RDWR if flags & filetransfer.FXF_WRITE else os.O_RDONLY
         if flags & filetransfer.FXF_CREAT:
             mode |= os.O_CREAT
@@ -43,6 +44,9 @@ class _File:
         return os.pread(self._fd, length, offset)
 
     def writeChunk(self, offset: int, data: bytes) -> None:
+        if self._server.drop_at_write:
+            self._server.drop_at_write = False
+            self._server.drop_sessions()
         os.pwrite(self._fd, data, offset)
 
     def close(self) -> None:
@@ -71,7 +75,7 @@ class _Files:
         return {}
 
     def openFile(self, filename: bytes, flags: int, attrs: Any) -> _File:
-        return _File(self._path(filename), flags)
+        return _File(self._path(filename), flags, self._server)
 
     def removeFile(self, filename: bytes) -> None:
         self._path(filename).unlink()
@@ -143,6 +147,8 @@ class SftpServer:
     listening: Any = None
     logins: list[str] = attrs.field(factory=list)
     renamed: list[str] = attrs.field(factory=list)
+    drop_at_write: bool = False  # drop every session at the next write
+    sessions: list[Any] = attrs.field(factory=list)
 
     @property
     def fingerprint(self) -> str:
@@ -153,13 +159,26 @@ class SftpServer:
         portal.registerChecker(checkers.InMemoryUsernamePasswordDatabaseDontUse(bob=b"secret"))
         if self.client_key is not None:
             portal.registerChecker(SSHPublicKeyChecker(InMemorySSHKeyDB({b"bob": [self.client_key.public()]})))
-        ssh = factory.SSHFactory()
+        server = self
+
+        class Factory(factory.SSHFactory):
+            def buildProtocol(self, addr: Any) -> Any:
+                built = factory.SSHFactory.buildProtocol(self, addr)
+                server.sessions.append(built)
+                return built
+
+        ssh = Factory()
         ssh.portal = portal
         ssh.privateKeys = {b"ssh-ed25519": self.host_key}
         ssh.publicKeys = {b"ssh-ed25519": self.host_key.public()}
         ssh.primes = None
         self.listening = reactor.listenTCP(0, ssh, interface="127.0.0.1")
         self.port = self.listening.getHost().port
+
+    def drop_sessions(self) -> None:
+        for session in self.sessions:
+            if session.transport is not None:
+                session.transport.abortConnection()
 
     def files(self) -> dict[str, bytes]:
         home = self.root / "bob"

@@ -213,19 +213,47 @@ async def test_the_engine_pushes_over_sftp(redis: Redis, sftp_server: SftpServer
     await d.engine.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_sftp_push_cut_halfway_fails_the_attempt(tmp_path: Path, sftp_server: SftpServer) -> None:
+    sftp_server.drop_at_write = True
+    with pytest.raises(PushFailed) as failed:
+        await SftpPusher(reactor, reactor, **TIMEOUTS).push(sftp_address(sftp_server, sftp_server.fingerprint),
+                                                            results(tmp_path, BIG))
+    assert str(failed.value).endswith("failed: writing in/box/.r0.dat.partial: the connection was lost")
+    assert "in/box/r0.dat" not in sftp_server.files()  # no file under its final name
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_host_key_fails_each_attempt_then_the_item(redis: Redis, sftp_server: SftpServer) -> None:
+    d = daemon(redis, config=attrs.evolve(CONFIG, notifications=LOOPBACK, collections=(SECURE,)))
+    pin = fingerprint(new_key())
+    spec = attrs.evolve(
+        push_spec("p-a", address=""), delivery=DeliveryChoice(DeliveryMethod.ONLINE_DATA_DELIVERY, "sftp"),
+        online_addresses=(sftp_address(sftp_server, pin),))
+    order_id = await pushed(d, spec)
+    why = (f"pushing to sftp://bob@127.0.0.1:{sftp_server.port}/in/box failed: exchanging keys: "
+           f"host key of 127.0.0.1 ({sftp_server.fingerprint}) does not match {pin}")
+    assert await infos(d, order_id) == [(OrderStatus.InProduction, f"Attempt 1 failed: {why}; trying again in 10 s")]
+    d.clock.advance(CONFIG.processing.retry_delay)
+    await d.engine.drain()
+    assert await infos(d, order_id) == [(OrderStatus.Failed, why)]
+    assert sftp_server.logins == []
+    await d.engine.stop()
+
+
 # ------------------------------------------------------------ destinations and Submit
 
 
 @pytest.mark.parametrize(("protocol", "server_address", "expected"), [
-    ("sftp", "sftp.client.example", FtpDestination("sftp.client.example", 22, "", scheme="sftp")),
+    ("sftp", "sftp.client.example", FtpDestination("sftp.client.example", 22, "", "bob", scheme="sftp")),
     ("sftp", "sftp://h.example:2222/in?fingerprint=SHA256:" + "A" * 43,
-     FtpDestination("h.example", 2222, "/in", scheme="sftp", host_key="SHA256:" + "A" * 43)),
+     FtpDestination("h.example", 2222, "/in", "bob", scheme="sftp", host_key="SHA256:" + "A" * 43)),
     ("sftp", "h.example?fingerprint=SHA256%3A" + "a+/" * 14 + "b=",
-     FtpDestination("h.example", 22, "", scheme="sftp", host_key="SHA256:" + "a+/" * 14 + "b")),
-    ("ftps", "ftps://h.example/in", FtpDestination("h.example", 21, "/in", scheme="ftps")),
+     FtpDestination("h.example", 22, "", "bob", scheme="sftp", host_key="SHA256:" + "a+/" * 14 + "b")),
+    ("ftps", "ftps://h.example/in", FtpDestination("h.example", 21, "/in", "bob", scheme="ftps")),
 ])
 def test_secure_server_addresses(protocol: str, server_address: str, expected: FtpDestination) -> None:
-    assert push_destination(OnlineAddress(protocol, server_address)) == expected
+    assert push_destination(OnlineAddress(protocol, server_address, "bob")) == expected
 
 
 @pytest.mark.parametrize(("protocol", "server_address", "fragment"), [
@@ -233,6 +261,7 @@ def test_secure_server_addresses(protocol: str, server_address: str, expected: F
     ("sftp", "sftp://h.example/in?fingerprint=MD5:aa", "is not an SSH host key fingerprint"),
     ("sftp", "sftp://h.example/in?hostkey=x", "(sftp takes ?fingerprint=SHA256:...)"),
     ("ftps", "ftps://h.example/in?fingerprint=SHA256:" + "A" * 43, "has a query, which ftps has no use for"),
+    ("sftp", "sftp://h.example/in", "sftp has no anonymous login: give userName"),
 ])
 @pytest_twisted.ensureDeferred
 async def test_submit_checks_secure_destinations(redis: Redis, protocol: str, server_address: str,
@@ -240,7 +269,8 @@ async def test_submit_checks_secure_destinations(redis: Redis, protocol: str, se
     d = daemon(redis, config=attrs.evolve(CONFIG, collections=(SECURE,)))
     spec = attrs.evolve(push_spec("p", address=""), delivery=DeliveryChoice(DeliveryMethod.ONLINE_DATA_DELIVERY,
                                                                              protocol),
-                        online_addresses=(OnlineAddress(protocol, server_address, "bob", "secret"),))
+                        online_addresses=(OnlineAddress(protocol, server_address,
+                                                        None if "anonymous" in fragment else "bob", "secret"),))
     with pytest.raises(RequestRejected) as refused:
         await d.service.submit(ALICE, spec, Notification())
     assert (refused.value.code, refused.value.locator) == ("InvalidParameterValue", "onlineAddress")

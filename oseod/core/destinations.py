@@ -105,6 +105,8 @@ def push_destination(address: OnlineAddress) -> FtpDestination:
         raise BadDestination(f'serverAddress "{text}" names no host')
     if not 0 < port < 65536:
         raise BadDestination(f'serverAddress "{text}" has a bad port')
+    if scheme == "sftp" and not address.user_name:
+        raise BadDestination("sftp has no anonymous login: give userName")
     path = address.path if address.path is not None else url_path
     for name, value in (("userName", address.user_name), ("userPassword", address.user_password), ("path", path)):
         if value and _CONTROL.search(value):

@@ -40,7 +40,10 @@ class _FtpTls(ftplib.FTP_TLS):
         if self._prot_p:  # type: ignore[attr-defined]
             assert isinstance(self.sock, ssl.SSLSocket)
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        self.data = conn
         return conn, size
+
+    data: socket.socket | None = None  # the latest data connection
 
 
 class _Session:
@@ -62,9 +65,10 @@ class _Session:
     def abort(self) -> None:
         with self._lock:
             self.aborted = True
-            if self._ftp is not None and self._ftp.sock is not None:
+            for sock in (self._ftp.sock, self._ftp.data) if self._ftp is not None else ():
                 try:
-                    self._ftp.sock.shutdown(socket.SHUT_RDWR)
+                    if sock is not None:
+                        sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
 

@@ -169,8 +169,14 @@ class _UserAuth(userauth.SSHUserAuthClient):
         return defer.succeed(self._offered)
 
     def ssh_USERAUTH_FAILURE(self, packet: bytes) -> Any:
+        # (Also the answer to the first, "none", attempt that asks which
+        # methods the server takes: forgotten once logged in.)
         self._ssh.reason = "the server refused the login"
         return userauth.SSHUserAuthClient.ssh_USERAUTH_FAILURE(self, packet)
+
+    def ssh_USERAUTH_SUCCESS(self, packet: bytes) -> Any:
+        self._ssh.reason = None
+        return userauth.SSHUserAuthClient.ssh_USERAUTH_SUCCESS(self, packet)
 
 
 class _Connection(connection.SSHConnection):
@@ -284,13 +290,18 @@ class SftpPusher(Pusher):
             remote = await self._step(ssh, f"creating {partial}", client.openFile(partial.encode(), _WRITE, {}))
             writing: list[defer.Deferred[Any]] = []
             offset = 0
-            while chunk := source.read(CHUNK):
-                writing.append(remote.writeChunk(offset, chunk))
-                offset += len(chunk)
-                if len(writing) >= IN_FLIGHT:
+            try:
+                while chunk := source.read(CHUNK):
+                    writing.append(remote.writeChunk(offset, chunk))
+                    offset += len(chunk)
+                    if len(writing) >= IN_FLIGHT:
+                        await self._step(ssh, f"writing {partial}", writing.pop(0))
+                while writing:
                     await self._step(ssh, f"writing {partial}", writing.pop(0))
-            for written in writing:
-                await self._step(ssh, f"writing {partial}", written)
+            except BaseException:
+                for written in writing:  # failed with the session: the first failure says why
+                    written.addErrback(lambda _: None)
+                raise
             await self._step(ssh, f"closing {partial}", remote.close())
         if not await self._tried(ssh, f"renaming {partial}", client.renameFile(partial.encode(), final.encode())):
             await self._tried(ssh, f"removing the older {final}", client.removeFile(final.encode()))
