@@ -341,6 +341,7 @@ DEMO_COLLECTION = CollectionConfig(
     processor="dummy",
     order_types=("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER"),
     online_data_access=("ftp", "http"),
+    online_data_delivery=PUSH_PROTOCOLS,  # the demo shows every push, secure ones included
     processor_options={"size": 1024, "delay": 0.0, "fail_rate": 0.0},
     packaging=PACKAGING_FORMATS,
     option=(OptionConfig(name="format", choices=("GeoTIFF", "NetCDF"), description="Output file format",

@@ -45,7 +45,7 @@ from tests.test_http_ordering import BASE, code_of, get_status, order_id_of, ser
 from tests.test_jobs_engine import ALICE, CONFIG, daemon
 from tests.test_jobs_push import LOOPBACK, infos, push_spec, pushed
 
-SECURE = attrs.evolve(DEMO_COLLECTION, online_data_delivery=("ftp", "ftps", "sftp"))
+SECURE = attrs.evolve(DEMO_COLLECTION, online_data_delivery=("ftp", "ftps", "sftp"))  # as the demo's
 TIMEOUTS = {"connect_timeout": 10.0, "idle_timeout": 10.0, "allowed_networks": ("127.0.0.0/8",)}
 BIG = 300_000  # bytes: several SFTP writes in flight, several FTPS data blocks
 
@@ -291,8 +291,8 @@ def _submit(protocol: str, address: str) -> str:
 @requires_schemas
 @pytest_twisted.ensureDeferred
 async def test_getoptions_offers_and_submit_takes_secure_push(server: Any, sftp_server: SftpServer) -> None:
-    srv = await server(Config(notifications=LOOPBACK, collections=(SECURE, attrs.evolve(DEMO_COLLECTION,
-                                                                                          id="urn:x:ftp"))))
+    ftp_only = attrs.evolve(DEMO_COLLECTION, id="urn:x:ftp", online_data_delivery=("ftp",))
+    srv = await server(Config(notifications=LOOPBACK, collections=(SECURE, ftp_only)))
     code, options = await srv.call(f'<GetOptions xmlns="{OSEO}" {BASE}><collectionId>urn:oseod:demo'
                                    "</collectionId></GetOptions>")
     assert code == 200

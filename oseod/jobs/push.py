@@ -25,6 +25,10 @@ the engine retries like any other ([processing] max_attempts, retry_delay).
 Files keep their names from the item's result directory and go straight
 into ``path``. [delivery] connect_timeout bounds the connection,
 idle_timeout any silence after it (no reply, no room to send more).
+
+:class:`Pusher` holds what every protocol shares (the destination, the
+address check, the sessions per server, the status text): ftps and sftp
+build on it in push_ftps.py and push_sftp.py.
 """
 
 from __future__ import annotations
