@@ -183,3 +183,19 @@ class SftpServer:
     def files(self) -> dict[str, bytes]:
         home = self.root / "bob"
         return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def main() -> None:
+    """``python -m tests.sftp_server ROOT``: serve until killed (for tests
+    of the real daemon, whose reactor is in another process); prints the
+    port and the host key's fingerprint, one line."""
+    import sys
+
+    server = SftpServer(Path(sys.argv[1]))
+    server.start()
+    print(server.port, server.fingerprint, flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,8 +40,10 @@ from oseod.model.errors import RequestRejected
 from oseod.model.orders import DeliveryChoice, DeliveryMethod, Notification, OnlineAddress, OrderStatus
 from oseod.oseo.namespaces import OSEO
 from oseod.store.connection import Redis
+from tests.daemon import Daemon
 from tests.fake_dns import FixedResolver
 from tests.oseo_schema import requires_schemas
+from tests.polling import wait_for
 from tests.sftp_server import SftpServer, new_key
 from tests.test_http_ordering import BASE, code_of, get_status, order_id_of, server  # noqa: F401 - a fixture
 from tests.test_jobs_engine import ALICE, CONFIG, daemon
@@ -239,6 +243,42 @@ async def test_a_refused_host_key_fails_each_attempt_then_the_item(redis: Redis,
     assert await infos(d, order_id) == [(OrderStatus.Failed, why)]
     assert sftp_server.logins == []
     await d.engine.stop()
+
+
+@requires_schemas
+@pytest.mark.slow
+def test_the_real_daemon_pushes_over_sftp_with_a_pinned_key(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """As an operator runs it: twistd -n oseod, the demo collection, a
+    client's SFTP server in another process."""
+    from tests.test_daemon import oseo_call
+
+    (tmp_path / "client").mkdir()
+    client = subprocess.Popen([sys.executable, "-m", "tests.sftp_server", str(tmp_path / "client")],
+                              stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    try:
+        assert client.stdout is not None
+        port_text, pin = client.stdout.readline().decode().split()
+        config = tmp_path / "oseod.toml"
+        config.write_text('[notifications]\nallowed_networks = ["127.0.0.0/8"]\n')
+        daemon = Daemon(tmp_path / "data", "--config", str(config))
+        daemons.append(daemon)
+        daemon.start()
+        assert daemon.ctl("user", "add", "erin", "--password-stdin", stdin="erin-password\n").returncode == 0
+        ack = oseo_call(daemon, "erin", _submit("sftp", f"sftp://127.0.0.1:{port_text}?fingerprint={pin}"))
+        order_id = order_id_of(ack)
+
+        def status() -> tuple[str | None, str | None]:
+            answer = oseo_call(daemon, "erin", get_status(order_id))
+            item = answer.find(f".//{{{OSEO}}}orderItem/{{{OSEO}}}orderItemStatusInfo")
+            assert item is not None
+            return item.findtext(f"{{{OSEO}}}status"), item.findtext(f"{{{OSEO}}}additionalStatusInfo")
+
+        wait_for(lambda: status()[0] == "Completed", 30, "the push")
+        assert status()[1] == f"Pushed 1 file (1024 bytes) to sftp://bob@127.0.0.1:{port_text}/drop"
+        assert (tmp_path / "client" / "bob" / "drop" / "p-a.dat").read_bytes() == content("a", 1024)
+    finally:
+        client.kill()
+        client.wait()
 
 
 # ------------------------------------------------------------ destinations and Submit
