@@ -181,6 +181,32 @@ async def test_sftp_push_to_a_server_that_never_answers_fails_after_idle_timeout
         await port.stopListening()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_cancelled_sftp_push_drops_its_connection(tmp_path: Path) -> None:
+    heard: defer.Deferred[None] = defer.Deferred()
+    gone: defer.Deferred[None] = defer.Deferred()
+
+    class Silent(protocol.Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            if not heard.called:
+                heard.callback(None)
+
+        def connectionLost(self, reason: Any = None) -> None:
+            gone.callback(None)
+
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(Silent), interface="127.0.0.1")
+    try:
+        pushing = defer.ensureDeferred(SftpPusher(reactor, task.Clock(), **TIMEOUTS).push(
+            OnlineAddress("sftp", f"127.0.0.1:{port.getHost().port}", "bob", "secret"), results(tmp_path, 10)))
+        await heard
+        pushing.cancel()  # the order was cancelled, or the daemon stops
+        with pytest.raises(defer.CancelledError):
+            await pushing
+        await gone
+    finally:
+        await port.stopListening()
+
+
 def test_every_push_protocol_has_a_pusher() -> None:
     assert set(default_pushers(Config(), reactor, reactor)) == set(PUSH_PROTOCOLS) == {"ftp", "ftps", "sftp"}
 
@@ -357,15 +383,15 @@ async def test_getoptions_offers_and_submit_takes_secure_push(server: Any, sftp_
 # ------------------------------------------------------------ ftps
 
 
-def _certificate(directory: Path, name: str) -> Path:
-    """A self-signed certificate for 127.0.0.1 and its key, in one PEM file."""
+def _certificate(directory: Path, name: str, address: str = "127.0.0.1") -> Path:
+    """A self-signed certificate for ``address`` and its key, in one PEM file."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
@@ -384,14 +410,14 @@ class FtpsServer:
 
 
 @pytest.fixture
-def ftps_server(tmp_path: Path) -> Iterator[FtpsServer]:
+def ftps_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FtpsServer]:
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
     from pyftpdlib.servers import FTPServer
 
     home = tmp_path / "client-ftps"
     home.mkdir()
-    made = FtpsServer(home, _certificate(tmp_path, "client-ftps"))
+    made = FtpsServer(home, _certificate(tmp_path, "client-ftps", getattr(request, "param", "127.0.0.1")))
     authorizer = DummyAuthorizer()
     authorizer.add_user("bob", "secret", str(home), perm="elradfmwMT")
 
@@ -454,3 +480,12 @@ async def test_ftps_push_refuses_an_untrusted_certificate(tmp_path: Path, ftps_s
         f"pushing to ftps://bob@127.0.0.1:{ftps_server.port}/in/box failed: starting TLS: "
         "the server's certificate is not trusted: ")
     assert not list(ftps_server.home.iterdir())
+
+
+@pytest.mark.parametrize("ftps_server", ["127.0.0.2"], indirect=True)  # a certificate for another address
+@pytest_twisted.ensureDeferred
+async def test_ftps_push_checks_the_certificates_name(tmp_path: Path, ftps_server: FtpsServer) -> None:
+    pusher = FtpsPusher(reactor, reactor, ca_file=str(ftps_server.certificate), **TIMEOUTS)
+    with pytest.raises(PushFailed) as failed:
+        await pusher.push(ftps_address(ftps_server), results(tmp_path, 10))
+    assert "starting TLS: the server's certificate is not trusted: IP address mismatch" in str(failed.value)
