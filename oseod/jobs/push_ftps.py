@@ -1,7 +1,9 @@
 """onlineDataDelivery over ftps: explicit FTPS (AUTH TLS, RFC 4217).
 
 Twisted's FTP client has no TLS, so the session is the standard library's
-``ftplib.FTP_TLS``, run in a thread of the reactor's pool (it blocks). The
+``ftplib.FTP_TLS``, run in a thread (it blocks) of a small pool of its own,
+so that slow client servers never hold the reactor pool's threads that
+password checks and packaging need. The
 control connection goes to the address the SSRF guard judged; the server's
 certificate is verified against the destination's host name
 (``ssl.create_default_context``: the system's CAs, or [delivery] ca_file);
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer, threads
+from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ..core.deliverables import Deliverable
@@ -146,9 +149,20 @@ class _Session:
 
 @implementer(IPusher)
 class FtpsPusher(Pusher):
+    THREADS = 4  # ftps sessions at once (more wait for a thread)
+
     def __init__(self, reactor: Any, clock: Any, *, ca_file: str = "", **kwargs: Any) -> None:
         Pusher.__init__(self, reactor, clock, **kwargs)
         self._ca_file = ca_file
+        self._pool: ThreadPool | None = None
+
+    def _threads(self) -> ThreadPool:
+        """The pool, started at the first push and stopped with the reactor."""
+        if self._pool is None:
+            self._pool = ThreadPool(0, self.THREADS, name="oseod-ftps-push")
+            self._pool.start()
+            self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+        return self._pool
 
     def _context(self) -> ssl.SSLContext:
         try:
@@ -158,7 +172,7 @@ class FtpsPusher(Pusher):
 
     async def deliver(self, destination: FtpDestination, ip: str, files: Sequence[Deliverable]) -> None:
         session = _Session(destination, ip, self._context(), self._connect_timeout, self._idle)
-        running = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), session.run, files)
+        running = threads.deferToThreadPool(self._reactor, self._threads(), session.run, files)
         # Cancelling (the order was cancelled, the daemon stops) shuts the
         # sockets; the thread then ends on its own.
         outer: defer.Deferred[None] = defer.Deferred(lambda _: session.abort())
