@@ -22,7 +22,7 @@ from .model.mailevents import MAIL_EVENTS
 
 ORDER_TYPES = ("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER", "TASKING_ORDER")
 ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
-PUSH_PROTOCOLS = ("ftp",)
+PUSH_PROTOCOLS = ("ftp", "ftps", "sftp")
 PACKAGING_FORMATS = ("zip", "tar", "tgz", "bzip2")
 DEMO_COLLECTION_ID = "urn:oseod:demo"
 # Option names become SWE field names in GetOptions: XML NCNames.
@@ -254,6 +254,10 @@ class DeliveryConfig:
     idle_timeout: float = key(120.0, checks.number(0.1))
     # Sessions this daemon opens at once to one server (host, port, user).
     max_sessions_per_server: int = key(2, checks.integer(1, 64))
+    # ftps pushes: PEM file of the CAs that sign the client servers'
+    # certificates; "": the system's. (sftp host keys: the order's
+    # fingerprint, else DATA_DIR/known_hosts.)
+    ca_file: str = key("", checks.string)
 
 
 @attrs.frozen
@@ -304,7 +308,7 @@ class CollectionConfig:
     processor: str = key("dummy", checks.nonempty_string)
     order_types: tuple[str, ...] = key(("PRODUCT_ORDER",), checks.list_of(checks.choice(*ORDER_TYPES)))
     online_data_access: tuple[str, ...] = key(("ftp", "http"), checks.list_of(checks.choice(*ONLINE_PROTOCOLS)))
-    # Pushes to the client's own server; ftp is the one protocol oseod pushes over.
+    # Pushes to the client's own server: ftp, ftps (explicit TLS) or sftp.
     online_data_delivery: tuple[str, ...] = key(("ftp",), checks.list_of(checks.choice(*PUSH_PROTOCOLS)))
     processor_options: Mapping[str, object] = key(attrs.Factory(dict), checks.table)
     # GetQuotation: an item costs price_per_item plus, for each option it is
@@ -337,6 +341,7 @@ DEMO_COLLECTION = CollectionConfig(
     processor="dummy",
     order_types=("PRODUCT_ORDER", "SUBSCRIPTION_ORDER", "MASSIVE_ORDER"),
     online_data_access=("ftp", "http"),
+    online_data_delivery=PUSH_PROTOCOLS,  # the demo shows every push, secure ones included
     processor_options={"size": 1024, "delay": 0.0, "fail_rate": 0.0},
     packaging=PACKAGING_FORMATS,
     option=(OptionConfig(name="format", choices=("GeoTIFF", "NetCDF"), description="Output file format",

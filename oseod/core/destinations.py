@@ -24,6 +24,9 @@ import attrs
 from ..model.orders import OnlineAddress, OrderSpec
 
 FTP_PORT = 21
+DEFAULT_PORTS = {"ftp": FTP_PORT, "ftps": FTP_PORT, "sftp": 22}  # ftps: explicit (AUTH TLS), as ftp
+# An SSH host key pin: OpenSSH's SHA256 fingerprint (base64, padding optional).
+_HOST_KEY_PIN = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 # Host names as DNS has them (letters, digits, hyphens, dots): anything else
 # in a serverAddress is a typo or an attempt at something.
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$")
@@ -39,22 +42,27 @@ class BadDestination(ValueError):
 
 @attrs.frozen
 class FtpDestination:
-    """An ftp onlineAddress, parsed."""
+    """A push onlineAddress (ftp, ftps or sftp), parsed."""
 
     host: str  # a DNS name or an IP address (IPv6 without brackets)
     port: int
     path: str  # "": the directory the server logs the user in to
-    user: str | None = None  # None: anonymous
+    user: str | None = None  # None: anonymous (ftp, ftps)
     password: str | None = attrs.field(default=None, repr=False)
+    scheme: str = "ftp"  # the protocol: ftp, ftps or sftp
+    # sftp: the server's host key as the client pinned it ("SHA256:" and the
+    # unpadded base64 of its SHA-256, as ssh-keygen -l shows it); None: the
+    # data directory's known_hosts decides.
+    host_key: str | None = None
 
     def __str__(self) -> str:
-        """The destination as an ftp:// URL, for status texts and logs:
-        never with the password."""
+        """The destination as an URL, for status texts and logs: never with
+        the password."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         user = f"{self.user}@" if self.user else ""
-        port = "" if self.port == FTP_PORT else f":{self.port}"
+        port = "" if self.port == DEFAULT_PORTS[self.scheme] else f":{self.port}"
         path = self.path if self.path.startswith("/") or not self.path else f"/{self.path}"
-        return f"ftp://{user}{host}{port}{path}"
+        return f"{self.scheme}://{user}{host}{port}{path}"
 
 
 def delivery_address(spec: OrderSpec, protocol: str) -> OnlineAddress | None:
@@ -63,39 +71,64 @@ def delivery_address(spec: OrderSpec, protocol: str) -> OnlineAddress | None:
     return next((a for a in spec.online_addresses if a.protocol == protocol), None)
 
 
-def ftp_destination(address: OnlineAddress) -> FtpDestination:
-    """``address`` as an FTP destination. Its serverAddress may be
-    ``host``, ``host:port``, ``[IPv6]:port``, a bare IPv6 address, or an URL
-    ``ftp://host[:port][/path]``; the URL's path is used when the address
-    gives no ``path`` (the ``path`` element wins). BadDestination says what
-    is wrong."""
+def push_destination(address: OnlineAddress) -> FtpDestination:
+    """``address`` (protocol ftp, ftps or sftp) as a destination. Its
+    serverAddress may be ``host``, ``host:port``, ``[IPv6]:port``, a bare
+    IPv6 address, or an URL ``PROTOCOL://host[:port][/path]``; the URL's
+    path is used when the address gives no ``path`` (the ``path`` element
+    wins). An sftp address may pin the server's host key with a query
+    ``?fingerprint=SHA256:...`` (after the URL or the host). BadDestination
+    says what is wrong."""
+    scheme = address.protocol
+    if scheme not in DEFAULT_PORTS:
+        raise BadDestination(f'cannot push over "{scheme}"')
     text = address.server_address.strip()
     url_path = ""
     if "://" in text:
         parts = urlsplit(text)
-        if parts.scheme.lower() != "ftp":
-            raise BadDestination(f'serverAddress "{text}" is not an ftp:// URL')
+        if parts.scheme.lower() != scheme:
+            raise BadDestination(f'serverAddress "{text}" is not an {scheme}:// URL')
         if parts.username is not None or parts.password is not None:
             raise BadDestination("serverAddress must not hold credentials: give userName and userPassword")
-        if parts.query or parts.fragment:
-            raise BadDestination(f'serverAddress "{text}" has a query or fragment, which FTP has no use for')
+        if parts.fragment:
+            raise BadDestination(f'serverAddress "{text}" has a fragment, which {scheme} has no use for')
         try:
-            host, port = parts.hostname or "", parts.port or FTP_PORT
+            host, port = parts.hostname or "", parts.port or DEFAULT_PORTS[scheme]
         except ValueError:
             raise BadDestination(f'serverAddress "{text}" has a bad port') from None
-        url_path = unquote(parts.path)
+        url_path, query = unquote(parts.path), parts.query
     else:
-        host, port = _host_port(text)
+        text, _, query = text.partition("?")
+        host, port = _host_port(text, DEFAULT_PORTS[scheme])
+    host_key = _host_key(query, scheme, text) if query else None
     if not host or not (_is_ip(host) or _HOST_NAME.match(host)):
         raise BadDestination(f'serverAddress "{text}" names no host')
     if not 0 < port < 65536:
         raise BadDestination(f'serverAddress "{text}" has a bad port')
+    if scheme == "sftp" and not address.user_name:
+        raise BadDestination("sftp has no anonymous login: give userName")
     path = address.path if address.path is not None else url_path
     for name, value in (("userName", address.user_name), ("userPassword", address.user_password), ("path", path)):
         if value and _CONTROL.search(value):
-            raise BadDestination(f"{name} holds control characters, which FTP commands cannot carry")
+            raise BadDestination(f"{name} holds control characters, which {scheme} cannot carry")
     return FtpDestination(host.rstrip(".").lower() if not _is_ip(host) else host, port, path or "",
-                          address.user_name, address.user_password)
+                          address.user_name, address.user_password, scheme, host_key)
+
+
+ftp_destination = push_destination  # its name when ftp was the one protocol
+
+
+def _host_key(query: str, scheme: str, text: str) -> str:
+    """The host key pin of an sftp serverAddress's query."""
+    name, _, value = query.partition("=")
+    value = unquote(value)  # not unquote_plus: base64 has "+"
+    if scheme != "sftp" or name != "fingerprint" or "&" in value:
+        raise BadDestination(f'serverAddress "{text}" has a query, which {scheme} has no use for'
+                             + (" (sftp takes ?fingerprint=SHA256:...)" if scheme == "sftp" else ""))
+    if not _HOST_KEY_PIN.match(value):
+        raise BadDestination(f'fingerprint "{value}" is not an SSH host key fingerprint "SHA256:" '
+                             "and 43 base64 characters (ssh-keygen -lf KEY shows it)")
+    return value.rstrip("=")
 
 
 def network_refusal(ip: str, allowed: Sequence[str]) -> str | None:
@@ -181,16 +214,16 @@ def literal_refusal(host: str, allowed: Sequence[str]) -> str | None:
     return network_refusal(host, allowed) if _is_ip(host) else None
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(text: str, default: int) -> tuple[str, int]:
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
             raise BadDestination(f'serverAddress "{text}" is not [IPv6]:port')
-        return host, _port(rest[1:], text) if rest else FTP_PORT
+        return host, _port(rest[1:], text) if rest else default
     if text.count(":") > 1:
-        return text, FTP_PORT  # a bare IPv6 address
+        return text, default  # a bare IPv6 address
     host, sep, port = text.partition(":")
-    return host, _port(port, text) if sep else FTP_PORT
+    return host, _port(port, text) if sep else default
 
 
 def _port(text: str, whole: str) -> int:

@@ -30,7 +30,7 @@ from ..model.orders import (
     StatusNotification,
 )
 from .catalogue import Catalogue
-from .destinations import BadDestination, delivery_address, ftp_destination, literal_refusal
+from .destinations import BadDestination, delivery_address, literal_refusal, push_destination
 
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 MAX_REFERENCE = 30
@@ -300,7 +300,7 @@ class SubmitChecker:
                                            f"deliveryInformation/onlineAddress of protocol {_show(protocol)} "
                                            f"(given: {given})")
         try:
-            destination = ftp_destination(address)
+            destination = push_destination(address)
         except BadDestination as e:
             raise invalid("onlineAddress", f"deliveryInformation/onlineAddress: {e}") from None
         refusal = literal_refusal(destination.host, self._config.notifications.allowed_networks)

@@ -25,12 +25,17 @@ the engine retries like any other ([processing] max_attempts, retry_delay).
 Files keep their names from the item's result directory and go straight
 into ``path``. [delivery] connect_timeout bounds the connection,
 idle_timeout any silence after it (no reply, no room to send more).
+
+:class:`Pusher` holds what every protocol shares (the destination, the
+address check, the sessions per server, the status text): ftps and sftp
+build on it in push_ftps.py and push_sftp.py.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from twisted.internet import defer, error
@@ -44,7 +49,7 @@ from zope.interface import Interface, implementer
 
 from ..config import Config
 from ..core.deliverables import Deliverable
-from ..core.destinations import BadDestination, FtpDestination, ftp_destination, network_refusal
+from ..core.destinations import BadDestination, FtpDestination, network_refusal, push_destination
 from ..model.orders import OnlineAddress
 
 CHUNK = 256 * 1024  # the stock 16 KiB reads would cap a push far below the disk and the network
@@ -67,10 +72,18 @@ class IPusher(Interface):
 
 def default_pushers(config: Config, reactor: Any, clock: Any) -> dict[str, IPusher]:
     """The pushers of the protocols oseod pushes over, by protocol."""
-    return {"ftp": FtpPusher(reactor, clock, connect_timeout=config.delivery.connect_timeout,
-                             idle_timeout=config.delivery.idle_timeout,
-                             allowed_networks=config.notifications.allowed_networks,
-                             max_sessions_per_server=config.delivery.max_sessions_per_server)}
+    from .push_ftps import FtpsPusher  # (they build on this module)
+    from .push_sftp import SftpPusher
+
+    common: dict[str, Any] = dict(connect_timeout=config.delivery.connect_timeout,
+                                  idle_timeout=config.delivery.idle_timeout,
+                                  allowed_networks=config.notifications.allowed_networks,
+                                  max_sessions_per_server=config.delivery.max_sessions_per_server)
+    data_dir = Path(config.server.data_dir)
+    return {"ftp": FtpPusher(reactor, clock, **common),
+            "ftps": FtpsPusher(reactor, clock, ca_file=config.delivery.ca_file, **common),
+            "sftp": SftpPusher(reactor, clock, known_hosts=data_dir / "known_hosts",
+                               client_key=data_dir / "push_id_ed25519", **common)}
 
 
 class _Client(ftp.FTPClient, policies.TimeoutMixin):
@@ -153,8 +166,13 @@ class _Addresses:
             self.done.callback(self.found)
 
 
-@implementer(IPusher)
-class FtpPusher:
+class Pusher:
+    """What every pusher does alike, whatever its protocol: the destination
+    parsed from the onlineAddress, at most ``max_sessions_per_server``
+    sessions at once to one server (host, port, user), the resolved address
+    checked against the SSRF guard before connecting, and the status text.
+    A subclass delivers the files to an address (:meth:`deliver`)."""
+
     log = Logger()
 
     def __init__(self, reactor: Any, clock: Any, *, connect_timeout: float, idle_timeout: float,
@@ -165,14 +183,14 @@ class FtpPusher:
         self._idle = idle_timeout
         self._allowed = tuple(allowed_networks)
         self._max_sessions = max_sessions_per_server
-        # Sessions open to each server (host, port, user): FTP servers often
+        # Sessions open to each server (host, port, user): servers often
         # cap a user's logins at a few, and an order's items are made (and
         # pushed) several at once.
         self._sessions: dict[tuple[str, int, str | None], defer.DeferredSemaphore] = {}
 
     async def push(self, address: OnlineAddress, files: Sequence[Deliverable]) -> str:
         try:
-            destination = ftp_destination(address)
+            destination = push_destination(address)
         except BadDestination as e:
             raise PushFailed(f'cannot push to "{address.server_address}": {e}') from None
         if not files:
@@ -182,7 +200,7 @@ class FtpPusher:
         try:
             await sessions.acquire()
             try:
-                await self._push(destination, files)
+                await self.deliver(destination, await self._address(destination.host), files)
             finally:
                 sessions.release()
         except PushFailed as e:
@@ -195,8 +213,35 @@ class FtpPusher:
                       destination=str(destination))
         return f"Pushed {_files(len(files))} ({size} bytes) to {destination}"
 
-    async def _push(self, destination: FtpDestination, files: Sequence[Deliverable]) -> None:
-        ip = await self._address(destination.host)
+    async def deliver(self, destination: FtpDestination, ip: str, files: Sequence[Deliverable]) -> None:
+        """Every one of ``files`` to ``destination``, connecting to ``ip``
+        (its address, judged reachable); PushFailed saying why not."""
+        raise NotImplementedError
+
+    async def _address(self, host: str) -> str:
+        """The address to push to: the first of ``host``'s that may be reached."""
+        receiver = _Addresses()
+        self._reactor.nameResolver.resolveHostName(receiver, host)
+        try:
+            found = await receiver.done.addTimeout(self._connect_timeout, self._clock)
+        except defer.TimeoutError:
+            raise PushFailed(f"resolving {host} took longer than {self._connect_timeout:g} s") from None
+        if not found:
+            raise PushFailed(f"cannot resolve {host}")
+        refusals = [network_refusal(ip, self._allowed) for ip in found]
+        for ip, refusal in zip(found, refusals):
+            if refusal is None:
+                return ip
+        raise PushFailed(refusals[0] if found == [host] else f"{host}: {refusals[0]}")
+
+    def _endpoint(self, ip: str, port: int) -> Any:
+        return (TCP6ClientEndpoint if ":" in ip else TCP4ClientEndpoint)(self._reactor, ip, port)
+
+
+@implementer(IPusher)
+class FtpPusher(Pusher):
+
+    async def deliver(self, destination: FtpDestination, ip: str, files: Sequence[Deliverable]) -> None:
         client = await self._connect(ip, destination)
         delivered = False
         try:
@@ -216,28 +261,11 @@ class FtpPusher:
             else:
                 client.abort()
 
-    async def _address(self, host: str) -> str:
-        """The address to push to: the first of ``host``'s that may be reached."""
-        receiver = _Addresses()
-        self._reactor.nameResolver.resolveHostName(receiver, host)
-        try:
-            found = await receiver.done.addTimeout(self._connect_timeout, self._clock)
-        except defer.TimeoutError:
-            raise PushFailed(f"resolving {host} took longer than {self._connect_timeout:g} s") from None
-        if not found:
-            raise PushFailed(f"cannot resolve {host}")
-        refusals = [network_refusal(ip, self._allowed) for ip in found]
-        for ip, refusal in zip(found, refusals):
-            if refusal is None:
-                return ip
-        raise PushFailed(refusals[0] if found == [host] else f"{host}: {refusals[0]}")
-
     async def _connect(self, ip: str, destination: FtpDestination) -> _Client:
         user = destination.user or "anonymous"
         password = destination.password if destination.password is not None else ANONYMOUS_PASSWORD
         client = _Client(user, password, self._reactor, self._clock, self._idle)
-        endpoint = (TCP6ClientEndpoint if ":" in ip else TCP4ClientEndpoint)(self._reactor, ip, destination.port)
-        connecting = connectProtocol(endpoint, client)
+        connecting = connectProtocol(self._endpoint(ip, destination.port), client)
         try:
             await connecting.addTimeout(self._connect_timeout, self._clock)
         except defer.TimeoutError:
