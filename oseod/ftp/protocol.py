@@ -158,6 +158,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
         self.reply(ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX)
         self.disconnected = True  # stops lineReceived from reading more commands
         self.transport.loseConnection()
+        self.read_to_close()
 
     def _not_logged_in(self) -> None:
         self._login_deadline = None
@@ -166,6 +167,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
         self.sendLine(f"421 Not logged in within {self.factory.login_timeout} seconds: closing")
         self.disconnected = True  # stops lineReceived from reading more commands
         self.transport.loseConnection()
+        self.read_to_close()
 
     def callLater(self, period: float, func: Any) -> IDelayedCall:
         # TimeoutMixin's (the idle timeout and the login deadline), on the
@@ -242,6 +244,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
             self.disconnected = True
             if self.transport is not None:
                 self.transport.loseConnection()
+                self.read_to_close()
             return None
         raise ftp.AuthorizationError()
 

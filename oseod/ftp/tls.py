@@ -273,6 +273,18 @@ class FTPSCommands:
             self.sendLine(" " + feature)
         self.sendLine("211 End")
 
+    def ftp_QUIT(self) -> None:
+        ftp.FTP.ftp_QUIT(self)  # type: ignore[arg-type]  # mixed into an FTP
+        self.read_to_close()
+
+    def read_to_close(self) -> None:
+        """After a loseConnection with reading paused (the stock FTP pauses
+        while a command runs, and not again once it hangs up): under TLS the
+        connection closes only once the client's close_notify or FIN is read,
+        so the transport reads on (no more commands: lines stay paused)."""
+        if self._tls_options is not None and self.transport is not None:
+            self.transport.resumeProducing()
+
     def tls_refuses_login(self) -> FTPSReply | None:
         """Under ``required``: the refusal of a USER sent before AUTH."""
         settings = self._ftps()
