@@ -9,11 +9,13 @@ import datetime
 import ftplib
 import ipaddress
 import os
+import signal
 import socket
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_twisted
@@ -32,8 +34,10 @@ from oseod.ftp.results import _Reader
 from oseod.ftp.tls import CertificatePair, FTPSSettings, TLSFileError
 from oseod.ftp.tree import IDeliverableTree, Node
 from oseod.model.orders import OrderStatus
-from tests.polling import eventually
+from tests.daemon import Daemon
+from tests.polling import eventually, wait_for
 from tests.test_ftp import CLIENT_TIMEOUT, CURL, Server, StartServer, needs_curl, start_ftp, until  # noqa: F401 - a fixture
+from tests.test_daemon_ops import _assert_ends_with_the_cause, _failed_start
 from tests.test_http_ordering import order_id_of, server, submit  # noqa: F401 - a fixture
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
@@ -285,6 +289,21 @@ async def test_required_refuses_plain_logins_and_plain_data(start_ftp: StartServ
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_empty_listing_over_prot_p(start_ftp: StartServer, certificate: Any) -> None:
+    # Nothing to send: the data connection closes before the client's
+    # handshake has even started, and must still close cleanly.
+    srv = start_ftp(ftps=settings(certificate, "required"))
+
+    def talk() -> tuple[list[str], list[str]]:
+        with ftps_login(srv, trusting(certificate)) as client:
+            lines: list[str] = []
+            client.retrlines("LIST", lines.append)
+            return client.nlst(), lines
+
+    assert await in_thread(talk) == ([], [])
+
+
+@pytest_twisted.ensureDeferred
 async def test_plaintext_pipelined_after_auth_is_dropped(start_ftp: StartServer, certificate: Any) -> None:
     srv = start_ftp(ftps=settings(certificate))
 
@@ -387,3 +406,59 @@ async def test_a_whole_download_over_ftps_makes_the_order_downloaded(server: Any
     finally:
         await port.stopListening()
         await until(lambda: factory.connectionCount == 0, "the FTPS sessions to end")
+
+
+# -- a real daemon ----------------------------------------------------------
+
+
+def served_certificate(daemon: Daemon, context: ssl.SSLContext) -> bytes:
+    """The certificate a new FTPS session of ``daemon`` gets (DER)."""
+    where = urlsplit(daemon.endpoints["ftp"])
+    with socket.create_connection((where.hostname or "127.0.0.1", where.port or 21), timeout=30) as raw:
+        reader = raw.makefile("rb")
+        reader.readline()
+        raw.sendall(b"AUTH TLS\r\n")
+        assert reader.readline().startswith(b"234")
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+@pytest.mark.slow
+def test_a_daemon_with_a_key_that_does_not_match_does_not_start(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cert, _ = make_certificate(tmp_path)
+    _, other_key = make_certificate(tmp_path, "other")
+    config = tmp_path / "oseod.toml"
+    config.write_text(f'[server]\nftp_tls = "required"\ntls_certificate = "{cert}"\ntls_key = "{other_key}"\n')
+    lines = _failed_start(daemons, tmp_path / "data", "--config", str(config))
+    _assert_ends_with_the_cause(lines, f"tls certificate: the key {other_key} does not match the certificate {cert}")
+
+
+@pytest.mark.slow
+def test_a_daemon_serves_ftps_and_reloads_its_certificate_on_sighup(tmp_path: Path, daemons: list[Daemon]) -> None:
+    cert, key = make_certificate(tmp_path)
+    config = tmp_path / "oseod.toml"
+    config.write_text(f'[server]\nftp_tls = "required"\ntls_certificate = "{cert}"\ntls_key = "{key}"\n')
+    daemon = Daemon(tmp_path / "data", "--config", str(config)).start()
+    daemons.append(daemon)
+    assert daemon.ctl("user", "add", "alice", "--password-stdin", stdin="alicepw\n").returncode == 0
+
+    plain = daemon.ftp()
+    with plain, pytest.raises(ftplib.error_perm, match="^530 Non-anonymous sessions must use encryption"):
+        plain.sendcmd("USER alice")
+    where = urlsplit(daemon.endpoints["ftp"])
+    client = ftplib.FTP_TLS(context=trusting((cert, key)), timeout=30)
+    with client:
+        client.connect(where.hostname or "127.0.0.1", where.port or 21)
+        client.login("alice", "alicepw")
+        client.prot_p()
+        assert client.nlst() == []
+
+    before = served_certificate(daemon, ssl._create_unverified_context())  # noqa: SLF001 - any certificate
+    renewed, _ = make_certificate(tmp_path)  # the same paths, a new certificate and key
+    os.kill(daemon.pid, signal.SIGHUP)
+    wait_for(lambda: "TLS certificate reloaded" in daemon.log(), 30, "the daemon to reload its certificate")
+    after = served_certificate(daemon, trusting((renewed, key)))
+    assert after != before
+    assert daemon.get("/health")[0] == 200  # SIGHUP did not stop it

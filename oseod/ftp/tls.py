@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, ServerFactory
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols import ftp
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from zope.interface import alsoProvides
 
 log = Logger()
@@ -161,6 +161,22 @@ def reuse_required() -> FTPSReply:
     return FTPSReply("522", "SSL connection failed: session reuse required.")
 
 
+class _DataTLS(BufferingTLSTransport):
+    """A data connection's TLS, closed cleanly also when nothing was sent:
+    the client starts its handshake only after the 150 reply, so an empty
+    listing or file is sent (and the connection closed) before it; Twisted
+    aborts a TLS connection closed before its handshake (a reset, and the
+    client fails). Here the close waits for the handshake."""
+
+    close_after_handshake = False
+
+    def loseConnection(self) -> None:
+        if not self._handshakeDone and not self._appSendBuffer and not self.disconnecting:
+            self.close_after_handshake = True
+            return
+        BufferingTLSTransport.loseConnection(self)
+
+
 class ProtectedData(ServerFactory):
     """PROT P: wraps each data connection the stock DTPFactory builds in TLS
     with the control connection's options (so its session may resume), and
@@ -171,6 +187,7 @@ class ProtectedData(ServerFactory):
     def __init__(self, dtp: Factory, options: CertificateOptions, reuse_required: bool) -> None:
         self._dtp = dtp
         self._tls = TLSMemoryBIOFactory(options, False, dtp)
+        self._tls.protocol = _DataTLS
         self._reuse_required = reuse_required
 
     def buildProtocol(self, addr: Any) -> Any:
@@ -187,10 +204,10 @@ class ProtectedData(ServerFactory):
         connection = dtp.transport._tlsConnection  # noqa: SLF001 - the one place that has the SSL*
         reused = bool(_ssl_lib.SSL_session_reused(connection._ssl))  # noqa: SLF001
         dtp.tls_session_reused = reused
-        if reused:
-            return
         peer = dtp.transport.getPeer()
-        if self._reuse_required:
+        if reused:
+            pass
+        elif self._reuse_required:
             log.info("FTPS data connection from {peer} refused: it did not resume the control connection's "
                      "TLS session (ftp_tls_reuse = required)", peer=getattr(peer, "host", peer))
             dtp.reuse_refused = True
@@ -198,6 +215,8 @@ class ProtectedData(ServerFactory):
         else:
             log.debug("FTPS data connection from {peer} did not resume the TLS session",
                       peer=getattr(peer, "host", peer))
+        if getattr(dtp.transport, "close_after_handshake", False) and not dtp.transport.disconnecting:
+            dtp.transport.loseConnection()
 
 
 _MECHANISMS = ("TLS", "TLS-C", "SSL")  # curl 7.88 sends AUTH SSL first
