@@ -165,14 +165,14 @@ def test_reload_takes_a_renewed_certificate_and_keeps_the_old_one_on_error(tmp_p
     cert, key = make_certificate(tmp_path)
     pair = CertificatePair(str(cert), str(key))
     pair.load()
-    first = pair.options().certificate.digest("sha256")
+    first = pair.options().certificate.fingerprint(hashes.SHA256())
     make_certificate(tmp_path)  # renewed in place
     pair.reload()
-    second = pair.options().certificate.digest("sha256")
+    second = pair.options().certificate.fingerprint(hashes.SHA256())
     assert second != first
     key.write_text("garbage")
     pair.reload()  # logged; the one in use stays
-    assert pair.options().certificate.digest("sha256") == second
+    assert pair.options().certificate.fingerprint(hashes.SHA256()) == second
 
 
 def test_ftp_tls_needs_a_certificate(tmp_path: Path) -> None:

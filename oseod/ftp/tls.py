@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from OpenSSL import SSL, crypto
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
 from OpenSSL._util import lib as _ssl_lib  # SSL_session_reused: a private binding, pinned by tests/test_ftps.py
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, ServerFactory
@@ -40,7 +42,7 @@ class CertificatePair:
     def __init__(self, certificate: str, key: str) -> None:
         self.certificate_path = certificate
         self.key_path = key
-        self._loaded: tuple[crypto.PKey, crypto.X509, list[crypto.X509]] | None = None
+        self._loaded: tuple[Any, x509.Certificate, list[x509.Certificate]] | None = None
 
     def load(self) -> None:
         """Read both files; :class:`TLSFileError` with one line if either is
@@ -73,7 +75,9 @@ class CertificatePair:
         if self._loaded is None:
             raise RuntimeError("the TLS certificate was not loaded")
         key, certificate, chain = self._loaded
-        return CertificateOptions(privateKey=key, certificate=certificate, extraCertChain=chain,
+        # cryptography's objects, which pyOpenSSL 26 takes (its own are
+        # deprecated), though Twisted's hints still name pyOpenSSL's.
+        return CertificateOptions(privateKey=key, certificate=certificate, extraCertChain=chain,  # type: ignore[arg-type]
                                   enableSessions=True, enableSessionTickets=True)
 
 
@@ -84,25 +88,18 @@ def _read(path: str, what: str) -> bytes:
         raise TLSFileError(f"cannot read the TLS {what} {path}: {e.strerror}") from None
 
 
-def _read_certificates(path: str) -> list[crypto.X509]:
-    data = _read(path, "certificate")
-    marker = b"-----BEGIN CERTIFICATE-----"
-    certs = []
-    for block in data.split(marker)[1:]:
-        try:
-            certs.append(crypto.load_certificate(crypto.FILETYPE_PEM, marker + block))
-        except crypto.Error:
-            break
-    if not certs:
-        raise TLSFileError(f"the TLS certificate {path} holds no PEM certificate")
-    return certs
-
-
-def _read_key(path: str) -> crypto.PKey:
-    data = _read(path, "key")
+def _read_certificates(path: str) -> list[x509.Certificate]:
+    """The certificate first, then its chain."""
     try:
-        return crypto.load_privatekey(crypto.FILETYPE_PEM, data)
-    except crypto.Error:
+        return x509.load_pem_x509_certificates(_read(path, "certificate"))
+    except ValueError:
+        raise TLSFileError(f"the TLS certificate {path} holds no PEM certificate") from None
+
+
+def _read_key(path: str) -> Any:
+    try:
+        return serialization.load_pem_private_key(_read(path, "key"), None)
+    except (ValueError, TypeError):  # TypeError: it has a passphrase
         raise TLSFileError(f"the TLS key {path} is not a PEM private key (or has a passphrase)") from None
 
 
