@@ -9,6 +9,7 @@ import datetime
 import ftplib
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -367,6 +368,33 @@ async def test_curl_list_download_and_resume(start_ftp: StartServer, certificate
 
     _, _, code = await curl("--ssl-reqd", "-u", "alice:alicepw", "-l", base)  # no --cacert: not trusted
     assert code == 60
+
+
+LFTP = shutil.which("lftp")
+
+
+@pytest.mark.skipif(LFTP is None, reason="lftp is not on PATH (.ci/run installs it)")
+@pytest_twisted.ensureDeferred
+async def test_lftp_list_download_and_resume(start_ftp: StartServer, certificate: Any, one_file: OneFile,
+                                             tmp_path: Path) -> None:
+    # lftp (GnuTLS) resumes the TLS session on its data connections: reuse required.
+    srv = start_ftp(lambda account: one_file, ftps=settings(certificate, "required", reuse=True))
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "data.bin").write_bytes(DATA[:777_777])
+    script = "; ".join([
+        "set ftp:ssl-force true", "set ftp:ssl-protect-data true", "set ftp:ssl-allow true",
+        f"set ssl:ca-file {certificate[0]}", "set ssl:verify-certificate true", "set net:max-retries 1",
+        f"open -u alice,alicepw -p {srv.port} 127.0.0.1", "cls -1 /ORD-1",
+        f"get /ORD-1/data.bin -o {tmp_path}/whole.bin", f"lcd {tmp_path}/partial", "get -c /ORD-1/data.bin",
+        "quit",
+    ])  # fmt: skip
+    assert LFTP is not None
+    out, err, code = await utils.getProcessOutputAndValue(LFTP, ["-c", script], env={**os.environ, "HOME": str(tmp_path)})
+    assert code == 0, err
+    assert out.split() == [b"/ORD-1/data.bin"] or out.split() == [b"data.bin"], out
+    assert (tmp_path / "whole.bin").read_bytes() == DATA
+    assert (tmp_path / "partial" / "data.bin").read_bytes() == DATA
+    assert one_file.finished[-1] == (True, len(DATA) - 777_777)
 
 
 # -- end to end: an order's result over FTPS -----------------------------------
