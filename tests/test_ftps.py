@@ -249,17 +249,21 @@ async def test_session_reuse_required(start_ftp: StartServer, certificate: Any, 
 
     assert await in_thread(resuming) == DATA
 
-    def stock() -> str:
+    def stock(transfer: Callable[[ftplib.FTP_TLS], object]) -> str:
         with ftps_login(srv, trusting(certificate)) as client:
             try:
-                client.retrbinary("RETR /ORD-1/data.bin", lambda data: None)
+                transfer(client)
             except ftplib.error_perm as e:
                 return str(e)
             except (OSError, EOFError):  # the handshake or the read failed first
                 return client.getline()
             raise AssertionError("a data connection without session reuse was served")
 
-    assert (await in_thread(stock)).startswith("522")
+    refused = "522 SSL connection failed: session reuse required."
+    assert await in_thread(lambda: stock(lambda c: c.retrbinary("RETR /ORD-1/data.bin", lambda data: None))) == refused
+    # A listing is all written before the client's handshake: its 226 waits for the check.
+    assert await in_thread(lambda: stock(lambda c: c.nlst("/ORD-1"))) == refused
+    assert await in_thread(lambda: stock(lambda c: c.retrlines("LIST /ORD-1", lambda line: None))) == refused
     assert one_file.finished[0] == (True, len(DATA))
     assert not one_file.finished[1][0]
 

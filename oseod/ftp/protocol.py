@@ -267,7 +267,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
         def opened(file: Any) -> Deferred[Any]:
             self.reply(ftp.DATA_CNX_ALREADY_OPEN_START_XFR if dtp.isConnected else ftp.FILE_STATUS_OK_OPEN_DATA_CNX)
             sending: Deferred[Any] = file.send(consumer)
-            return sending.addCallbacks(lambda _: (ftp.TXFR_COMPLETE_OK,), broken)
+            return sending.addCallbacks(lambda _: self.after_data_closed(dtp, (ftp.TXFR_COMPLETE_OK,)), broken)
 
         def broken(failure: Failure) -> Any:
             if failure.check(ftp.FTPCmdError):
@@ -412,7 +412,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
             if pattern is None or fnmatch.fnmatchcase(name, pattern):
                 dtp.sendLine(name.encode("utf-8"))
         dtp.transport.loseConnection()
-        return (ftp.TXFR_COMPLETE_OK,)
+        return self.after_data_closed(dtp, (ftp.TXFR_COMPLETE_OK,))  # type: ignore[no-any-return]
 
     def _send_no_names(self, failure: Failure) -> Failure | tuple[str]:
         # RFC 959: NLST of a path that does not exist sends nothing.
@@ -424,7 +424,9 @@ class OseodFTP(FTPSCommands, ftp.FTP):
         refusal = self.tls_refuses_data()
         if refusal is not None:
             return fail(refusal)
-        return ftp.FTP.ftp_LIST(self, path)  # type: ignore[no-any-return]
+        dtp = self.dtpInstance
+        listing: Deferred[Any] = ftp.FTP.ftp_LIST(self, path)
+        return listing.addCallback(lambda reply: self.after_data_closed(dtp, reply))
 
     def ftp_PORT(self, address: str = "") -> Deferred[Any]:
         # Gap 5: active mode makes the server connect wherever the client says

@@ -15,12 +15,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL._util import lib as _ssl_lib  # SSL_session_reused: a private binding, pinned by tests/test_ftps.py
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols import ftp
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
 log = Logger()
@@ -314,6 +316,19 @@ class FTPSCommands:
         if settings is not None and settings.mode == "required" and not self._protected:
             return must_encrypt_data()
         return None
+
+    def after_data_closed(self, dtp: Any, reply: Any) -> Any:
+        """The final reply of a transfer, ``reply``; under PROT P only once
+        the data connection has ended: the client starts its handshake after
+        the 1xx reply, so a listing or a small file is all written (and
+        ``reply`` due) before the reuse check may refuse the connection,
+        which is then answered 522."""
+        if not self._protected or dtp is None or not dtp.isConnected:
+            return Failure(reuse_required()) if getattr(dtp, "reuse_refused", False) else reply
+        closed: Deferred[None] = Deferred()
+        dtp._onConnLost = closed  # noqa: SLF001 - the stock DTP fires it in connectionLost
+        return closed.addCallback(lambda _: Failure(reuse_required()) if getattr(dtp, "reuse_refused", False)
+                                  else reply)
 
     def data_factory(self, dtp: Factory) -> Factory:
         """The data port's factory: under PROT P, its connections in TLS."""
