@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,24 @@ async def test_curl_list_download_and_resume(start_ftp: StartServer, certificate
 
     _, _, code = await curl("--ssl-reqd", "-u", "alice:alicepw", "-l", base)  # no --cacert: not trusted
     assert code == 60
+
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is not on PATH")
+@pytest_twisted.ensureDeferred
+async def test_openssl_s_client_starttls_ftp(start_ftp: StartServer, certificate: Any) -> None:
+    srv = start_ftp(ftps=settings(certificate, "required"))
+    assert OPENSSL is not None
+    argv = [OPENSSL, "s_client", "-starttls", "ftp", "-connect", f"127.0.0.1:{srv.port}",
+            "-CAfile", str(certificate[0]), "-verify_return_error", "-verify_ip", "127.0.0.1", "-quiet"]
+    # Once TLS is up, s_client sends its stdin: a login, then QUIT (-quiet waits for the server to close).
+    done = await in_thread(lambda: subprocess.run(argv, input=b"USER alice\r\nPASS alicepw\r\nQUIT\r\n",
+                                                   capture_output=True, timeout=CLIENT_TIMEOUT))
+    assert done.returncode == 0, done.stderr
+    assert b"verify return:1" in done.stderr
+    assert [line[:3] for line in done.stdout.splitlines()] == [b"331", b"230", b"221"], done.stdout
 
 
 LFTP = shutil.which("lftp")
