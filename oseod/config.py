@@ -490,6 +490,9 @@ def _check_listeners(config: Config) -> None:
         for name in ("tls_certificate", "tls_key"):
             if not getattr(config.server, name):
                 raise ConfigError(f"server.{name}", f'is required when server.ftp_tls is "{config.server.ftp_tls}"')
+    if config.server.ftp.startswith("ssl:") and config.server.ftp_tls_reuse != "off":
+        raise ConfigError("server.ftp_tls_reuse", 'must be "off" with an ssl: FTP endpoint (implicit FTPS): '
+                                                  "its data connections cannot resume the TLS session")
 
 
 def _check_auth(config: Config) -> None:

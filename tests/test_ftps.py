@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import reactor, threads, utils
+from twisted.internet import endpoints, reactor, threads, utils
 from twisted.internet.address import IPv4Address
 from twisted.protocols import ftp
 from zope.interface import implementer
@@ -184,6 +184,9 @@ def test_ftp_tls_needs_a_certificate(tmp_path: Path) -> None:
         load_config(str(config), [])
     config.write_text('[server]\nftp_tls = "optional"\ntls_certificate = "c.pem"\ntls_key = "k.pem"\n')
     assert load_config(str(config), []).server.ftp_tls == "optional"
+    config.write_text('[server]\nftp = "ssl:990:privateKey=k.pem"\nftp_tls_reuse = "required"\n')
+    with pytest.raises(ConfigError, match="server.ftp_tls_reuse"):
+        load_config(str(config), [])
 
 
 # -- the protocol -------------------------------------------------------------
@@ -418,6 +421,30 @@ async def test_lftp_list_download_and_resume(start_ftp: StartServer, certificate
     assert (tmp_path / "whole.bin").read_bytes() == DATA
     assert (tmp_path / "partial" / "data.bin").read_bytes() == DATA
     assert one_file.finished[-1] == (True, len(DATA) - 777_777)
+
+
+@needs_curl
+@pytest_twisted.ensureDeferred
+async def test_implicit_ftps_on_an_ssl_endpoint(start_ftp: StartServer, certificate: Any, one_file: OneFile,
+                                               tmp_path: Path) -> None:
+    # The factory as the daemon makes it, behind an ssl: endpoint (TLS from
+    # the first byte, the endpoint's certificate): curl's ftps:// sends
+    # PBSZ and PROT P. (The endpoint's context has no session cache: no reuse.)
+    srv = start_ftp(lambda account: one_file, ftps=settings(certificate, "required"))
+    cert, key = certificate
+    endpoint = endpoints.serverFromString(reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}")
+    port = await endpoint.listen(srv.factory)
+    try:
+        base = f"ftps://127.0.0.1:{port.getHost().port}/ORD-1/"
+        tls = ["--cacert", str(cert), "-u", "alice:alicepw"]
+        out, err, code = await curl(*tls, "-l", base)
+        assert code == 0, err
+        assert out.split() == [b"data.bin"]
+        out, err, code = await curl(*tls, "-o", str(tmp_path / "got.bin"), base + "data.bin")
+        assert code == 0, err
+        assert (tmp_path / "got.bin").read_bytes() == DATA
+    finally:
+        await port.stopListening()
 
 
 # -- end to end: an order's result over FTPS -----------------------------------

@@ -141,6 +141,7 @@ class OseodFTP(FTPSCommands, ftp.FTP):
             self.going_down()
             return
         ftp.FTP.connectionMade(self)
+        self.implicit_tls()
         limit = getattr(self.factory, "login_timeout", 0)
         if limit:
             self._login_deadline = self.callLater(limit, self._not_logged_in)

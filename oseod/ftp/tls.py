@@ -16,14 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL._util import lib as _ssl_lib  # SSL_session_reused: a private binding, pinned by tests/test_ftps.py
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols import ftp
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
-from zope.interface import alsoProvides
+from zope.interface import alsoProvides, implementer
 
 log = Logger()
 
@@ -176,6 +176,17 @@ class _DataTLS(BufferingTLSTransport):
         BufferingTLSTransport.loseConnection(self)
 
 
+@implementer(IOpenSSLServerConnectionCreator)
+class SameContext:
+    """TLS connections from one existing context (an ``ssl:`` listener's)."""
+
+    def __init__(self, context: SSL.Context) -> None:
+        self._context = context
+
+    def serverConnectionForTLS(self, protocol: Any) -> SSL.Connection:
+        return SSL.Connection(self._context, None)
+
+
 class ProtectedData(ServerFactory):
     """PROT P: wraps each data connection the stock DTPFactory builds in TLS
     with the control connection's options (so its session may resume), and
@@ -183,7 +194,7 @@ class ProtectedData(ServerFactory):
 
     noisy = False
 
-    def __init__(self, dtp: Factory, options: CertificateOptions, reuse_required: bool) -> None:
+    def __init__(self, dtp: Factory, options: CertificateOptions | SameContext, reuse_required: bool) -> None:
         self._dtp = dtp
         self._tls = TLSMemoryBIOFactory(options, False, dtp)
         self._tls.protocol = _DataTLS
@@ -231,7 +242,7 @@ class FTPSCommands:
     FEATURES: list[str]
     # The control connection's options once AUTH succeeded (the data
     # connections' too); PBSZ seen; PROT P in force.
-    _tls_options: CertificateOptions | None = None
+    _tls_options: CertificateOptions | SameContext | None = None
     _pbsz = False
     _protected = False
 
@@ -284,7 +295,7 @@ class FTPSCommands:
 
     def ftp_FEAT(self) -> None:
         features = [*self.FEATURES, "EPSV", "REST STREAM"]
-        if self._ftps() is not None:
+        if self._ftps() is not None or self._tls_options is not None:
             features += ["AUTH TLS", "PBSZ", "PROT"]
         self.sendLine("211-Features:")
         for feature in sorted(features):
@@ -332,7 +343,20 @@ class FTPSCommands:
 
     def data_factory(self, dtp: Factory) -> Factory:
         """The data port's factory: under PROT P, its connections in TLS."""
-        settings = self._ftps()
-        if not self._protected or settings is None or self._tls_options is None:
+        if not self._protected or self._tls_options is None:
             return dtp
-        return ProtectedData(dtp, self._tls_options, settings.reuse_required)
+        settings = self._ftps()
+        return ProtectedData(dtp, self._tls_options, settings is not None and settings.reuse_required)
+
+    def implicit_tls(self) -> None:
+        """At connectionMade: on an ``ssl:`` listener (implicit FTPS, port
+        990 style) TLS is on from the first byte, with the endpoint's own
+        certificate; the data connections get TLS from its context. That
+        context has no session cache (Twisted's default, and pyOpenSSL
+        forbids changing a context in use), so they cannot resume the
+        session: ``ftp_tls_reuse = "required"`` is refused with such a
+        listener (a configuration error)."""
+        connection = getattr(self.transport, "_tlsConnection", None)  # through the wrappers to the TLS one
+        if connection is None:
+            return
+        self._tls_options = SameContext(connection.get_context())
