@@ -212,7 +212,9 @@ async def test_feat_and_auth_when_off(start_ftp: StartServer) -> None:
 @pytest_twisted.ensureDeferred
 async def test_list_retrieve_and_resume_with_stock_ftplib(start_ftp: StartServer, certificate: Any,
                                                           one_file: OneFile) -> None:
-    srv = start_ftp(lambda account: one_file, ftps=settings(certificate))
+    # Behind NAT: PASV names the public address (ftplib connects to the
+    # control connection's, as most clients do).
+    srv = start_ftp(lambda account: one_file, ftps=settings(certificate), public_host="203.0.113.7")
 
     def talk() -> tuple[str, list[str], bytes, bytes, str]:
         with ftplib.FTP(timeout=CLIENT_TIMEOUT) as plain:  # the order of things, in clear
@@ -222,6 +224,10 @@ async def test_list_retrieve_and_resume_with_stock_ftplib(start_ftp: StartServer
                 plain.sendcmd("PBSZ 0")
         client = ftps_login(srv, trusting(certificate))
         with client:
+            pasv = client.sendcmd("PASV")
+            assert pasv.startswith("227 Entering Passive Mode (203,0,113,7,")
+            high, low = pasv.rstrip(").").split(",")[-2:]
+            socket.create_connection((srv.host, int(high) * 256 + int(low)), timeout=CLIENT_TIMEOUT).close()
             names = client.nlst("/ORD-1")
             whole: list[bytes] = []
             client.retrbinary("RETR /ORD-1/data.bin", whole.append)
