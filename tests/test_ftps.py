@@ -1,7 +1,8 @@
-"""FTPS (explicit, RFC 4217) on the FTP listener, with real clients over
-loopback: ftplib.FTP_TLS (stock, and with the data connections resuming the
-control connection's TLS session), curl, and a raw socket for the STARTTLS
-injection; a self-signed certificate made here."""
+"""FTPS (explicit, RFC 4217; implicit on an ssl: endpoint) on the FTP
+listener, with real clients over loopback: ftplib.FTP_TLS (stock, and with the
+data connections resuming the control connection's TLS session), curl, lftp,
+openssl s_client, and a raw socket for the STARTTLS injection; a real daemon
+for the start-up check and SIGHUP; a self-signed certificate made here."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 # mypy: untyped-calls-exclude=twisted.protocols.ftp
-"""FTPS (explicit, RFC 4217) for the FTP listener: the server's certificate,
-and the commands and data-connection wrapping that :class:`OseodFTP` takes
-in (notes/secure-delivery.md §1). Twisted has no FTPS of its own."""
+"""FTPS for the FTP listener (notes/secure-delivery.md §1; Twisted has none):
+explicit (RFC 4217: AUTH TLS, PBSZ, PROT) with the server's certificate read
+here, or implicit on an ``ssl:`` endpoint; the commands and the wrapping of
+data connections in TLS that :class:`OseodFTP` takes in."""
 
 from __future__ import annotations
 
