@@ -24,8 +24,15 @@ in the same run with the same client (curl) on the same file.
    figure; oseod FTP / vsftpd and oseod HTTP / nginx are the ratios (target
    >= 0.9).
 
-Needs vsftpd, nginx and curl (Debian: ``apt-get install vsftpd nginx-light
-curl``); exits with status 2 saying so when one is missing. Run it with
+FTPS (explicit, PROT P, curl ``--ssl-reqd`` with a self-signed certificate
+made here): oseod with ``ftp_tls = "optional"`` as a ratio to vsftpd with
+``ssl_enable`` (a second vsftpd; curl resumes the TLS session on the data
+connection, as vsftpd's default ``require_ssl_reuse`` wants). Target >= 0.5.
+
+Needs curl (exits with status 2 without it). vsftpd and nginx are the
+baselines (Debian: ``apt-get install vsftpd nginx-light``): the script installs
+nothing, and says which baseline it could not start; the oseod targets are
+measured anyway and the ratios to a missing baseline are n/a. Run it with
 ``make bench-downloads`` (or ``.venv/bin/python bench/downloads.py --help``).
 Every server started here is stopped on exit, error or Ctrl-C.
 """
@@ -59,8 +66,10 @@ ITEM = "item-1"
 USER = "bench-downloads"
 PASSWORD = "bench-downloads-password"
 TARGET = 0.9
+FTPS_TARGET = 0.5  # TLS in Twisted's userspace (no sendfile) against vsftpd's OpenSSL
 MIB = 1024 * 1024
-INSTALL = "apt-get install vsftpd nginx-light curl"
+INSTALL = {"vsftpd": "apt-get install vsftpd", "nginx": "apt-get install nginx-light",
+           "curl": "apt-get install curl"}
 CURL_TIMEOUT = 600  # seconds for one download: only bounds a hung server
 
 
@@ -201,11 +210,15 @@ while True:
 """
 
 
-def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server]) -> tuple[Server, int]:
+def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server],
+                 tls: tuple[Path, Path] | None = None) -> tuple[Server, int]:
     """Anonymous, read only, in the foreground, on a free loopback port; passive
-    data ports are taken on the control connection's address (loopback)."""
+    data ports are taken on the control connection's address (loopback).
+    With ``tls`` (certificate, key): FTPS required for logins and data, with
+    vsftpd's default session reuse check."""
     port = free_port()
-    empty = tmp / "vsftpd-empty"  # where its unprivileged helper is chrooted
+    name = "vsftpd-tls" if tls else "vsftpd"
+    empty = tmp / f"{name}-empty"  # where its unprivileged helper is chrooted
     empty.mkdir(mode=0o755)
     # Anonymous sessions run as the "ftp" user the Debian package creates
     # (vsftpd changes to its home first). Without root, or without that user,
@@ -224,9 +237,13 @@ def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server]) -> t
         lines["ftp_username"] = "ftp"
     else:
         lines["run_as_launching_user"] = "YES"
-    config = tmp / "vsftpd.conf"
+    if tls:
+        lines.update({"ssl_enable": "YES", "allow_anon_ssl": "YES", "force_anon_logins_ssl": "YES",
+                      "force_anon_data_ssl": "YES", "require_ssl_reuse": "YES", "ssl_tlsv1_2": "YES",
+                      "rsa_cert_file": str(tls[0]), "rsa_private_key_file": str(tls[1])})
+    config = tmp / f"{name}.conf"
     config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
-    server = Server("vsftpd", [sys.executable, "-c", SUBREAPER, vsftpd, str(config)], tmp / "vsftpd.log", cwd=tmp)
+    server = Server(name, [sys.executable, "-c", SUBREAPER, vsftpd, str(config)], tmp / f"{name}.log", cwd=tmp)
     started.append(server)
     wait_for(f"vsftpd listening on 127.0.0.1:{port}", server, lambda: listening(port))
     return server, port
@@ -261,11 +278,47 @@ def start_nginx(nginx: str, tmp: Path, root: Path, started: list[Server]) -> tup
     return server, port
 
 
+def make_certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (ECDSA P-256, as a modern
+    deployment has) and its key, PEM, readable by vsftpd and oseod alike."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert, key_path = tmp / "tls-cert.pem", tmp / "tls-key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert, key_path
+
+
 # --- the order -------------------------------------------------------------------------
 
 
-def write_config(path: Path, archive: Path) -> None:
+def write_config(path: Path, archive: Path, tls: tuple[Path, Path]) -> None:
     path.write_text(
+        "[server]\n"
+        "# FTPS offered beside plain FTP: the same listener serves both targets.\n"
+        'ftp_tls = "optional"\n'
+        f'tls_certificate = "{tls[0]}"\n'
+        f'tls_key = "{tls[1]}"\n\n'
+
         "[auth]\n"
         "# One scrypt check for the whole run, as for any client that comes back\n"
         "# (vsftpd's anonymous login checks nothing).\n"
@@ -314,10 +367,10 @@ def order_result(daemon: Server, http_url: str) -> str:
 # --- downloads -------------------------------------------------------------------------
 
 
-def curl(curl_path: str, url: str, user: str | None) -> tuple[int, float, float, str]:
+def curl(curl_path: str, url: str, user: str | None, extra: list[str]) -> tuple[int, float, float, str]:
     """One whole download to /dev/null: bytes, curl's average speed (bytes/s),
     seconds, and the last response code (226 for FTP, 200 for HTTP)."""
-    argv = [curl_path, "--silent", "--show-error", "--noproxy", "*", "--max-time", str(CURL_TIMEOUT),
+    argv = [curl_path, *extra, "--silent", "--show-error", "--noproxy", "*", "--max-time", str(CURL_TIMEOUT),
             "--output", "/dev/null", "--write-out", "%{size_download} %{speed_download} %{time_total} "
             "%{response_code}"]
     if user:
@@ -362,13 +415,16 @@ def main() -> int:
     rounds = min(max(args.rounds, 1), 20)
 
     programs = {name: shutil.which(name) or shutil.which(f"/usr/sbin/{name}") for name in ("vsftpd", "nginx", "curl")}
-    missing = [name for name, path in programs.items() if path is None]
-    if missing:
-        print(f"bench: {', '.join(missing)} not found; install with: {INSTALL}", file=sys.stderr)
+    if programs["curl"] is None:
+        print(f"bench: curl not found; install with: {INSTALL['curl']}", file=sys.stderr)
         return 2
+    for name in ("vsftpd", "nginx"):
+        if programs[name] is None:
+            print(f"bench: baseline {name} not found, so not started (install with: {INSTALL[name]}); "
+                  f"the ratios to it are n/a", file=sys.stderr, flush=True)
     if not args.twistd.exists():
         parser.error(f"{args.twistd} not found: run `make bench-downloads`, or pass --twistd")
-    vsftpd, nginx, curl_path = (str(programs[n]) for n in ("vsftpd", "nginx", "curl"))
+    vsftpd, nginx, curl_path = programs["vsftpd"], programs["nginx"], str(programs["curl"])
 
     info = machine_info()
     tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-downloads-"))
@@ -385,8 +441,9 @@ def main() -> int:
             product.chmod(0o644)
             print(f"reading it once (page cache): {read_once(product):.1f} s", flush=True)
 
+            tls = make_certificate(tmp)
             config = tmp / "oseod.toml"
-            write_config(config, archive)
+            write_config(config, archive, tls)
             print(f"starting oseod ({args.twistd}) ...", flush=True)
             daemon, http_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
             data = tmp / "data"
@@ -395,47 +452,59 @@ def main() -> int:
             delivered = data / "results" / USER / path.lstrip("/")
             linked = delivered.exists() and delivered.stat().st_ino == product.stat().st_ino
             ftp_url = json.loads((data / "endpoints.json").read_text())["ftp"]
-            print(f"vsftpd and nginx on the same directory ({'hard link: one inode' if linked else 'a copy'}) ...",
+            print(f"the baselines on the same directory ({'hard link: one inode' if linked else 'a copy'}) ...",
                   flush=True)
-            ftp_server, vsftpd_port = start_vsftpd(vsftpd, tmp, archive, servers)
-            http_server, nginx_port = start_nginx(nginx, tmp, archive, servers)
-            targets = {
-                "oseod FTP": (f"{ftp_url}{path}", f"{USER}:{PASSWORD}"),
-                "vsftpd": (f"ftp://127.0.0.1:{vsftpd_port}/{FILE_NAME}", None),
-                "oseod HTTP": (f"{http_url}/results{path}", f"{USER}:{PASSWORD}"),
-                "nginx": (f"http://127.0.0.1:{nginx_port}/{FILE_NAME}", None),
-            }
-            serving = {"oseod FTP": daemon, "vsftpd": ftp_server, "oseod HTTP": daemon, "nginx": http_server}
+            # PROT P (curl's default with --ssl-reqd); the certificate trusted as a CA.
+            ftps = ["--ssl-reqd", "--cacert", str(tls[0])]
+            targets: dict[str, tuple[str, str | None, list[str]]] = {
+                "oseod FTP": (f"{ftp_url}{path}", f"{USER}:{PASSWORD}", []),
+                "oseod FTPS": (f"{ftp_url}{path}", f"{USER}:{PASSWORD}", ftps)}
+            serving = {"oseod FTP": daemon, "oseod FTPS": daemon, "oseod HTTP": daemon}
+            if vsftpd is not None:
+                serving["vsftpd"], vsftpd_port = start_vsftpd(vsftpd, tmp, archive, servers)
+                targets["vsftpd"] = (f"ftp://127.0.0.1:{vsftpd_port}/{FILE_NAME}", None, [])
+                serving["vsftpd FTPS"], tls_port = start_vsftpd(vsftpd, tmp, archive, servers, tls)
+                targets["vsftpd FTPS"] = (f"ftp://127.0.0.1:{tls_port}/{FILE_NAME}", None, ftps)
+            targets["oseod HTTP"] = (f"{http_url}/results{path}", f"{USER}:{PASSWORD}", [])
+            if nginx is not None:
+                serving["nginx"], nginx_port = start_nginx(nginx, tmp, archive, servers)
+                targets["nginx"] = (f"http://127.0.0.1:{nginx_port}/{FILE_NAME}", None, [])
             idle = {server.name: tree_size(server.process.pid) for server in serving.values()}
             order = list(targets)
             for n in range(rounds + 1):
                 for target in (order if n % 2 == 0 else order[::-1]):
-                    url, user = targets[target]
+                    url, user, extra = targets[target]
                     server = serving[target]
                     before = settled_cpu(server, idle[server.name])
-                    got, speed, seconds, code = curl(curl_path, url, user)
+                    got, speed, seconds, code = curl(curl_path, url, user, extra)
                     spent = settled_cpu(server, idle[server.name]) - before
                     if got != size or code not in ("200", "226"):
                         culprit = daemon if target.startswith("oseod") else None
                         raise BenchError(f"{target}: {url} brought {got} of {size} bytes (code {code})"
                                          + (f"\n{culprit.log_tail()}" if culprit else ""))
                     downloads.append(Download(target, n, speed, got, seconds, spent))
-                    print(f"{'warm-up' if n == 0 else f'round {n}'}: {target:<10} {speed / 1e6:8.0f} MB/s"
+                    print(f"{'warm-up' if n == 0 else f'round {n}'}: {target:<11} {speed / 1e6:8.0f} MB/s"
                           f"  ({seconds:.2f} s)", flush=True)
     finally:
         stop_all(servers)
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = {t: median_row(t, targets[t][0], downloads, size) for t in targets}
-    ratios = {
-        "oseod FTP / vsftpd": _ratio(rows["oseod FTP"].median_mb_per_s, rows["vsftpd"].median_mb_per_s),
-        "oseod HTTP / nginx": _ratio(rows["oseod HTTP"].median_mb_per_s, rows["nginx"].median_mb_per_s),
-    }
-    cpu_ratios = {
-        "CPU/GiB oseod FTP / vsftpd": _ratio(rows["oseod FTP"].cpu_seconds_per_gib, rows["vsftpd"].cpu_seconds_per_gib),
-        "CPU/GiB oseod HTTP / nginx": _ratio(rows["oseod HTTP"].cpu_seconds_per_gib, rows["nginx"].cpu_seconds_per_gib),
-    }
-    verdicts = {name: "PASS" if value is not None and value >= TARGET else "MISS" for name, value in ratios.items()}
+    pairs = {"oseod FTP / vsftpd": ("oseod FTP", "vsftpd", TARGET),
+             "oseod FTPS / vsftpd FTPS": ("oseod FTPS", "vsftpd FTPS", FTPS_TARGET),
+             "oseod HTTP / nginx": ("oseod HTTP", "nginx", TARGET)}
+    targets_of = {name: goal for name, (_, _, goal) in pairs.items()}
+
+    def ratio_of(ours: str, theirs: str, field: str) -> float | None:
+        if theirs not in rows:  # the baseline could not be started
+            return None
+        return _ratio(getattr(rows[ours], field), getattr(rows[theirs], field))
+
+    ratios = {name: ratio_of(ours, theirs, "median_mb_per_s") for name, (ours, theirs, _) in pairs.items()}
+    cpu_ratios = {f"CPU/GiB {name}": ratio_of(ours, theirs, "cpu_seconds_per_gib")
+                  for name, (ours, theirs, _) in pairs.items()}
+    verdicts = {name: "n/a" if value is None else "PASS" if value >= targets_of[name] else "MISS"
+                for name, value in ratios.items()}
     print()
     print(f"machine: nproc {info['nproc']} ({info['cpus']} CPUs), {info['system']}, {info['python']}, "
           f"Twisted {info['twisted']}, oseod {info['oseod']}")
@@ -448,9 +517,12 @@ def main() -> int:
         print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<28} {row.cpu_seconds_per_gib:>16.2f}")
     print()
     for name, value in ratios.items():
-        print(f"{name:<28} {_shown(value)}   (target >= {TARGET}: {verdicts[name]})")
+        print(f"{name:<36} {_shown(value)}   (target >= {targets_of[name]}: {verdicts[name]})")
     for name, value in cpu_ratios.items():
-        print(f"{name:<28} {_shown(value)}   (for information)")
+        print(f"{name:<36} {_shown(value)}   (for information)")
+    missing = [name for name in ("vsftpd", "nginx") if programs[name] is None]
+    if missing:
+        print(f"not started (not installed): {', '.join(missing)}")
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -459,7 +531,8 @@ def main() -> int:
         "when": stamp, "machine": info, "size": size, "rounds": rounds, "hard_linked": linked,
         "rows": [rounded(asdict(r)) for r in rows.values()],
         "downloads": [rounded(asdict(d)) for d in downloads],
-        "ratios": rounded(ratios), "target": TARGET, "verdicts": verdicts, "cpu_ratios": rounded(cpu_ratios),
+        "ratios": rounded(ratios), "target": TARGET, "targets": targets_of, "verdicts": verdicts,
+        "cpu_ratios": rounded(cpu_ratios), "baselines_not_started": missing,
     }, indent=2) + "\n")
     print(f"\nsaved {record}")
     return 0

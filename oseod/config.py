@@ -489,6 +489,15 @@ def _check_listeners(config: Config) -> None:
     if not config.server.http and not config.server.public_url:
         raise ConfigError("server.public_url", "is required when server.http is empty (no HTTP listener): "
                                                "result URLs name where clients reach the front daemons")
+    # FTPS needs a certificate and its key (read at start, naming the file
+    # that is missing or wrong).
+    if config.server.ftp and config.server.ftp_tls != "off":
+        for name in ("tls_certificate", "tls_key"):
+            if not getattr(config.server, name):
+                raise ConfigError(f"server.{name}", f'is required when server.ftp_tls is "{config.server.ftp_tls}"')
+    if config.server.ftp.startswith("ssl:") and config.server.ftp_tls_reuse != "off":
+        raise ConfigError("server.ftp_tls_reuse", 'must be "off" with an ssl: FTP endpoint (implicit FTPS): '
+                                                  "its data connections cannot resume the TLS session")
 
 
 def _check_auth(config: Config) -> None:

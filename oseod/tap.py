@@ -40,6 +40,7 @@ from .forwarded import ClientAddresses
 from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.factory import refusal_answer as ftp_refusal
 from .ftp.results import ResultsTree
+from .ftp.tls import CertificatePair, FTPSSettings, reload_on_sighup
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
@@ -222,13 +223,25 @@ def makeService(options: Options) -> IService:
     elif config.server.http:
         listeners["http"] = Listener("http", config.server.http, site(parts.frontend.resource(), "http"), reactor)
     if config.server.ftp:
+        ftps = None
+        if config.server.ftp_tls != "off":
+            # Read now, so that a missing file or a key that does not match
+            # stops the start naming it; SIGHUP reads both again (a renewed
+            # certificate serves the sessions that start after it).
+            pair = CertificatePair(config.server.tls_certificate, config.server.tls_key)
+            root.step("tls certificate", pair.load)
+            undo: list[Callable[[], None]] = []
+            root.step("SIGHUP reloads the tls certificate", lambda: undo.append(reload_on_sighup(pair, reactor)),
+                      lambda: undo.pop()())
+            ftps = FTPSSettings(config.server.ftp_tls, pair, reuse_required=config.server.ftp_tls_reuse == "required")
         ftp_factory = make_ftp_factory(parts.portal, passive_ports=port_range(config.server.ftp_passive_ports),
                                        max_connections=config.server.ftp_max_connections,
                                        idle_timeout=config.server.ftp_idle_timeout,
                                        login_timeout=config.server.ftp_login_timeout,
                                        public_host=config.server.ftp_public_host,
                                        max_sessions_per_user=config.server.ftp_max_sessions_per_user,
-                                       metrics=parts.metrics, clock=reactor, closing=root.readiness.is_draining)
+                                       metrics=parts.metrics, clock=reactor, closing=root.readiness.is_draining,
+                                       ftps=ftps)
         ftp_guarded = budget.guard(ftp_factory, ftp_refusal, "ftp")
         guarded.append(ftp_guarded)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)

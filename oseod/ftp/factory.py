@@ -16,6 +16,7 @@ from ..connections import Refusal
 from ..metrics import RequestMetrics
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
+from .tls import FTPSSettings
 from .tree import EmptyTree, IDeliverableTree
 
 DEFAULT_BANNER = "oseod FTP server ready"
@@ -47,6 +48,7 @@ class OseodFTPFactory(ftp.FTPFactory):
     metrics: RequestMetrics | None = None  # where sessions' request lines go
     # Whether the daemon drains: new logins then get 421 (None: never).
     closing: Callable[[], bool] | None = None
+    ftps: FTPSSettings | None = None  # None: no FTPS (AUTH answers 502)
 
     def __init__(self, portal: Portal) -> None:
         ftp.FTPFactory.__init__(self, portal)
@@ -71,6 +73,7 @@ def make_ftp_factory(
     clock: IReactorTime | None = None,
     metrics: RequestMetrics | None = None,
     closing: Callable[[], bool] | None = None,
+    ftps: FTPSSettings | None = None,
 ) -> OseodFTPFactory:
     """The factory for ``strports.service(endpoint, ...)``.
 
@@ -86,6 +89,7 @@ def make_ftp_factory(
     ``metrics`` gets a request line per login (refused ones too) and logout.
     While ``closing()`` (the daemon drains), a new connection or login gets
     421 and is closed; sessions already logged in go on.
+    ``ftps``: explicit FTPS (AUTH TLS), its mode and certificate.
     """
     if "\r" in banner or "\n" in banner:
         raise ValueError("the FTP banner must be one line")
@@ -111,6 +115,7 @@ def make_ftp_factory(
     factory.max_sessions_per_user = max_sessions_per_user
     factory.metrics = metrics
     factory.closing = closing
+    factory.ftps = ftps
     if public_host:
         if len(public_host.split(".")) != 4 or not all(p.isdigit() and int(p) < 256 for p in public_host.split(".")):
             raise ValueError(f"public_host must be an IPv4 address, not {public_host!r}")

@@ -30,6 +30,7 @@ from ..forwarded import ip_of
 from ..store.connection import RedisUnavailable
 from ..store.outage import UNAVAILABLE_TEXT
 from .shell import ReadOnlyShell
+from .tls import FTPSCommands, reuse_required
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -120,11 +121,13 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 _CLIENT_GONE = (error.ConnectionLost, error.ConnectionDone)
 
 
-class OseodFTP(ftp.FTP):
+class OseodFTP(FTPSCommands, ftp.FTP):
     """One FTP session. The avatar is a :class:`ReadOnlyShell`. There is no
-    anonymous login: "anonymous" is checked like any other user name."""
+    anonymous login: "anonymous" is checked like any other user name.
+    FTPS (AUTH TLS, PBSZ, PROT) comes from :class:`FTPSCommands`."""
 
     log = Logger()
+    PUBLIC_COMMANDS = [*ftp.FTP.PUBLIC_COMMANDS, "AUTH", "PBSZ", "PROT"]
 
     # The login deadline: an idle timeout alone (reset by every command) would
     # let a client that never logs in hold its connection with a NOOP now and
@@ -138,6 +141,7 @@ class OseodFTP(ftp.FTP):
             self.going_down()
             return
         ftp.FTP.connectionMade(self)
+        self.implicit_tls()
         limit = getattr(self.factory, "login_timeout", 0)
         if limit:
             self._login_deadline = self.callLater(limit, self._not_logged_in)
@@ -155,6 +159,7 @@ class OseodFTP(ftp.FTP):
         self.reply(ftp.SVC_NOT_AVAIL_CLOSING_CTRL_CNX)
         self.disconnected = True  # stops lineReceived from reading more commands
         self.transport.loseConnection()
+        self.read_to_close()
 
     def _not_logged_in(self) -> None:
         self._login_deadline = None
@@ -163,6 +168,7 @@ class OseodFTP(ftp.FTP):
         self.sendLine(f"421 Not logged in within {self.factory.login_timeout} seconds: closing")
         self.disconnected = True  # stops lineReceived from reading more commands
         self.transport.loseConnection()
+        self.read_to_close()
 
     def callLater(self, period: float, func: Any) -> IDelayedCall:
         # TimeoutMixin's (the idle timeout and the login deadline), on the
@@ -194,6 +200,9 @@ class OseodFTP(ftp.FTP):
         if self._closing():  # no new login while the daemon drains
             self.going_down()
             return None
+        refusal = self.tls_refuses_login()
+        if refusal is not None:  # ftp_tls = required: no password in clear
+            return fail(refusal)
         return ftp.FTP.ftp_USER(self, username)
 
     def ftp_PASS(self, password: str) -> Deferred[Any]:
@@ -236,6 +245,7 @@ class OseodFTP(ftp.FTP):
             self.disconnected = True
             if self.transport is not None:
                 self.transport.loseConnection()
+                self.read_to_close()
             return None
         raise ftp.AuthorizationError()
 
@@ -244,6 +254,9 @@ class OseodFTP(ftp.FTP):
         # unhandled error with a traceback, and its TYPE A sending is broken.
         if self.dtpInstance is None:
             raise ftp.BadCmdSequenceError("PASV required before RETR")
+        refusal = self.tls_refuses_data()
+        if refusal is not None:
+            return fail(refusal)
         try:
             segments = ftp.toSegments(self.workingDirectory, path)
         except ftp.InvalidPath:
@@ -255,11 +268,13 @@ class OseodFTP(ftp.FTP):
         def opened(file: Any) -> Deferred[Any]:
             self.reply(ftp.DATA_CNX_ALREADY_OPEN_START_XFR if dtp.isConnected else ftp.FILE_STATUS_OK_OPEN_DATA_CNX)
             sending: Deferred[Any] = file.send(consumer)
-            return sending.addCallbacks(lambda _: (ftp.TXFR_COMPLETE_OK,), broken)
+            return sending.addCallbacks(lambda _: self.after_data_closed(dtp, (ftp.TXFR_COMPLETE_OK,)), broken)
 
         def broken(failure: Failure) -> Any:
             if failure.check(ftp.FTPCmdError):
                 return failure
+            if getattr(dtp, "reuse_refused", False):  # ftp_tls_reuse = required: a full handshake
+                return Failure(reuse_required())
             if not failure.check(*_CLIENT_GONE):
                 self.log.failure("sending {path} to {peer} failed", failure, path=path, peer=self._peer())
             return (ftp.CNX_CLOSED_TXFR_ABORTED,)
@@ -378,6 +393,9 @@ class OseodFTP(ftp.FTP):
         # and for a missing path it sent 226 without the 125 first.
         if self.dtpInstance is None or not self.dtpInstance.isConnected:
             return fail(ftp.BadCmdSequenceError("must send PASV or EPSV before NLST"))
+        refusal = self.tls_refuses_data()
+        if refusal is not None:
+            return fail(refusal)
         try:
             segments = ftp.toSegments(self.workingDirectory, path)
         except ftp.InvalidPath:
@@ -395,13 +413,21 @@ class OseodFTP(ftp.FTP):
             if pattern is None or fnmatch.fnmatchcase(name, pattern):
                 dtp.sendLine(name.encode("utf-8"))
         dtp.transport.loseConnection()
-        return (ftp.TXFR_COMPLETE_OK,)
+        return self.after_data_closed(dtp, (ftp.TXFR_COMPLETE_OK,))  # type: ignore[no-any-return]
 
     def _send_no_names(self, failure: Failure) -> Failure | tuple[str]:
         # RFC 959: NLST of a path that does not exist sends nothing.
         if not isinstance(failure.value, ftp.FileNotFoundError):
             return failure
         return self._send_names([], None)
+
+    def ftp_LIST(self, path: str = "") -> Deferred[Any]:
+        refusal = self.tls_refuses_data()
+        if refusal is not None:
+            return fail(refusal)
+        dtp = self.dtpInstance
+        listing: Deferred[Any] = ftp.FTP.ftp_LIST(self, path)
+        return listing.addCallback(lambda reply: self.after_data_closed(dtp, reply))
 
     def ftp_PORT(self, address: str = "") -> Deferred[Any]:
         # Gap 5: active mode makes the server connect wherever the client says
@@ -473,7 +499,9 @@ class OseodFTP(ftp.FTP):
         # advertises. Gap 4: only the control peer may connect (see above).
         assert self.transport is not None
         control = _host(self.transport.getHost())
-        guarded = _ControlPeerOnly(factory, self._peer())
+        # The guard stays outermost: it refuses by returning None, which a
+        # TLS wrapper could not take.
+        guarded = _ControlPeerOnly(self.data_factory(factory), self._peer())
         try:
             return ftp.FTP.getDTPPort(self, guarded, interface=control)
         except error.CannotListenError:
