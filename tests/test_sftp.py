@@ -1,0 +1,186 @@
+"""The SFTP listener (oseod/sftp) with real clients: OpenSSH's sftp, scp
+and ssh, and curl (libssh2), against the results tree of a real order
+made by the engine; the daemon's host key pinned in a known_hosts file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from oseod.jobs.dummy import content
+from oseod.model.orders import OrderStatus
+from oseod.sftp.hostkey import host_key, host_key_fingerprint
+from oseod.sftp.server import make_sftp_factory
+from oseod.store.connection import Redis
+from oseod.store.sshkeys import SshKeyStore, parse_public_key
+from tests.polling import eventually
+from tests.test_http_ordering import order_id_of, server, submit  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.skipif(not (shutil.which("sftp") and shutil.which("ssh-keygen")),
+                                reason="needs OpenSSH's client")
+
+TIMEOUT = 30  # only bounds a hung client
+
+
+@attrs.define
+class Sftp:
+    srv: Any
+    port: int
+    home: Path
+    fingerprint: str
+    key: Path
+
+    def ssh_options(self, user_key: bool = True) -> list[str]:
+        options = ["-F", "/dev/null", "-o", f"UserKnownHostsFile={self.home / 'known_hosts'}",
+                   "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                   "-o", "ConnectTimeout=10"]
+        return options + (["-i", str(self.key)] if user_key else ["-o", "PubkeyAuthentication=no"])
+
+    async def run(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HOME": str(self.home)}
+        return await threads.deferToThread(subprocess.run, list(argv), input=stdin, capture_output=True, text=True,
+                                           timeout=TIMEOUT, env=env, cwd=self.home)
+
+    async def batch(self, *commands: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
+        return await self.run("sftp", *self.ssh_options(), "-P", str(self.port), "-b", "-",
+                              f"{user}@127.0.0.1", stdin="\n".join(commands) + "\n")
+
+    async def ssh(self, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
+        return await self.run("ssh", *self.ssh_options(), "-p", str(self.port), *args, f"{user}@127.0.0.1")
+
+    async def curl(self, user: str, password: str, path: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return await self.run("curl", "-sS", "--hostpubsha256", self.fingerprint.removeprefix("SHA256:") + "=",
+                              *extra, f"sftp://{user}:{password}@127.0.0.1:{self.port}{path}")
+
+
+@pytest_twisted.async_yield_fixture
+async def sftp(server: Any, redis: Redis, tmp_path: Path) -> AsyncIterator[Any]:  # noqa: F811 - a fixture
+    ports: list[Any] = []
+
+    async def start() -> tuple[Sftp, str]:
+        srv = await server()
+        code, ack = await srv.call(submit("a1", "a2"))
+        assert code == 200
+        order_id = order_id_of(ack)
+        await srv.parts.engine.drain()
+        key = host_key(tmp_path)
+        port = reactor.listenTCP(0, make_sftp_factory(srv.parts.portal, key, idle_timeout=60),
+                                 interface="127.0.0.1")
+        ports.append(port)
+        home = tmp_path / "home"
+        home.mkdir()
+        number = port.getHost().port
+        (home / "known_hosts").write_text(f"[127.0.0.1]:{number} {key.public().toString('openssh').decode()}\n")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "id_ed25519")], check=True)
+        await SshKeyStore(redis).add("alice", parse_public_key((home / "id_ed25519.pub").read_text()))
+        return Sftp(srv, number, home, host_key_fingerprint(key), home / "id_ed25519"), order_id
+
+    yield start
+    for port in ports:
+        await port.stopListening()
+
+
+async def status_of(srv: Any, order_id: str) -> tuple[OrderStatus, list[OrderStatus]]:
+    order = await srv.parts.ordering.find(order_id)
+    return order.status.status, [i.status.status for i in order.items]
+
+
+@pytest_twisted.ensureDeferred
+async def test_key_login_lists_gets_and_resumes_and_a_whole_download_counts(sftp: Any) -> None:
+    s, order_id = await sftp()
+    partial = s.home / "a2.part"
+    partial.write_bytes(content("a2", 1024)[:100])
+    done = await s.batch("ls /", f"ls /{order_id}", f"ls -l /{order_id}/a1", f"get /{order_id}/a1/a1-product.dat",
+                         f"reget /{order_id}/a2/a2-product.dat a2.part")
+    assert done.returncode == 0, done.stderr
+    assert order_id in done.stdout and "a1-product.dat" in done.stdout
+    assert (s.home / "a1-product.dat").read_bytes() == content("a1", 1024)
+    assert partial.read_bytes() == content("a2", 1024)
+    # The whole file of a1, and a2 resumed to its end: both downloaded.
+
+    async def downloaded() -> bool:
+        return await status_of(s.srv, order_id) == (OrderStatus.Downloaded, [OrderStatus.Downloaded] * 2)
+
+    await eventually(downloaded, what="the SFTP downloads to make the order Downloaded")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_partial_read_is_no_download_and_passwords_work_through_curl(sftp: Any) -> None:
+    s, order_id = await sftp()
+    if not shutil.which("curl"):
+        pytest.skip("needs curl")
+    path = f"/{order_id}/a1/a1-product.dat"
+    got = await s.curl("alice", "alice-password", path, "-r", "0-99")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.encode("latin-1", "replace")[:10] and len(got.stdout) <= 100
+    got = await s.curl("alice", "alice-password", f"/{order_id}/")
+    assert got.returncode == 0 and "a1" in got.stdout, got.stderr
+    # What one read ended before the end of the file: nothing counted.
+    assert await status_of(s.srv, order_id) == (OrderStatus.Completed, [OrderStatus.Completed] * 2)
+    wrong = await s.curl("alice", "not-the-password", path)
+    assert wrong.returncode != 0
+    # Another user sees nothing of alice's order.
+    other = await s.curl("bob", "bob-password", path)
+    assert other.returncode != 0
+    listed = await s.curl("bob", "bob-password", "/")
+    assert listed.returncode == 0 and order_id not in listed.stdout
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_shells_and_forwarding_are_refused(sftp: Any) -> None:
+    s, order_id = await sftp()
+    (s.home / "upload.txt").write_text("x")
+    for command in (f"put upload.txt /{order_id}/a1/upload.txt", "put upload.txt /upload.txt",
+                    f"rm /{order_id}/a1/a1-product.dat", "mkdir /new", f"rename /{order_id} /x"):
+        refused = await s.batch(command)
+        assert refused.returncode != 0, command
+        assert "denied" in refused.stderr.lower() or "failure" in refused.stderr.lower(), refused.stderr
+    assert (await s.batch(f"ls /{order_id}/a1")).stdout.count("upload") == 0
+    shell = await s.ssh("echo", "hello")
+    assert shell.returncode != 0 and "hello" not in shell.stdout
+    tty = await s.ssh("-tt")
+    assert tty.returncode != 0
+    forward = await s.ssh("-W", "127.0.0.1:9")  # a direct-tcpip channel, as -L opens
+    assert forward.returncode != 0
+    remote = await s.ssh("-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9")
+    assert remote.returncode != 0 and "forward" in remote.stderr.lower(), remote.stderr
+    # scp (through the sftp subsystem) exits 0.
+    copied = await s.run("scp", *s.ssh_options(), "-P", str(s.port),
+                         f"alice@127.0.0.1:/{order_id}/a2/a2-product.dat", "scp.dat")
+    assert copied.returncode == 0, copied.stderr
+    assert (s.home / "scp.dat").read_bytes() == content("a2", 1024)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disabled_user_and_an_unknown_key_are_refused(sftp: Any) -> None:
+    s, order_id = await sftp()
+    other = s.home / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    unknown = await s.run("sftp", *s.ssh_options(), "-o", f"IdentityFile={other}", "-o", "IdentitiesOnly=yes",
+                          "-P", str(s.port), "-b", "-", "bob@127.0.0.1", stdin="ls /\n")
+    assert unknown.returncode != 0
+    assert (await s.batch("ls /")).returncode == 0
+    await s.srv.parts.users.update("alice", disabled=True)
+    refused = await s.batch("ls /")
+    assert refused.returncode != 0 and "denied" in refused.stderr.lower(), refused.stderr
+
+
+def test_host_key_is_made_once_private(tmp_path: Path) -> None:
+    key = host_key(tmp_path)
+    path = tmp_path / "ssh_host_ed25519_key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert host_key(tmp_path).public().blob() == key.public().blob()
+    shown = subprocess.run(["ssh-keygen", "-l", "-f", str(path.with_suffix(".pub"))], capture_output=True,
+                           text=True, check=True).stdout
+    assert host_key_fingerprint(key) in shown
+
+
