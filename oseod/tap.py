@@ -241,13 +241,19 @@ def makeService(options: Options) -> IService:
         guarded.append(ftp_guarded)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)
     if config.server.sftp:
-        key = host_key(data_dir.path)
-        fingerprint = host_key_fingerprint(key)
-        log.info("SFTP host key {fingerprint} ({file})", fingerprint=fingerprint,
-                 file=data_dir.path / "ssh_host_ed25519_key.pub")
-        parts.frontend.probes.details["sftp"] = {"host_key": fingerprint}
-        sftp_factory = make_sftp_factory(parts.portal, key, idle_timeout=config.server.ftp_idle_timeout,
+        sftp_factory = make_sftp_factory(parts.portal, None, idle_timeout=config.server.ftp_idle_timeout,
                                          clock=reactor, closing=root.readiness.is_draining)
+
+        def sftp_host_key() -> None:
+            # Made in the data dir at first start, once the data dir is there.
+            key = host_key(data_dir.path)
+            sftp_factory.use_key(key)
+            fingerprint = host_key_fingerprint(key)
+            log.info("SFTP host key {fingerprint} ({file})", fingerprint=fingerprint,
+                     file=data_dir.path / "ssh_host_ed25519_key.pub")
+            parts.frontend.probes.details["sftp"] = {"host_key": fingerprint}
+
+        root.step("sftp host key", sftp_host_key)
         sftp_guarded = budget.guard(sftp_factory, sftp_refusal, "sftp")
         guarded.append(sftp_guarded)
         listeners["sftp"] = Listener("sftp", config.server.sftp, sftp_guarded, reactor)

@@ -184,3 +184,113 @@ def test_host_key_is_made_once_private(tmp_path: Path) -> None:
     assert host_key_fingerprint(key) in shown
 
 
+
+
+# --- no unbounded buffering: a client that asks and never reads -----------------------------
+
+class FakeTcp:
+    def __init__(self) -> None:
+        self.dataBuffer = b""
+        self.lost = False
+
+    def getPeer(self) -> Any:
+        from twisted.internet.address import IPv4Address
+        return IPv4Address("TCP", "127.0.0.1", 1)
+
+    getHost = getPeer
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+
+class FakeConn:
+    """The SSH connection under one channel: what it sends is counted."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.transport = attrs.make_class("T", {"transport": attrs.field()})(FakeTcp())
+
+    def sendData(self, channel: Any, data: bytes) -> None:
+        self.sent.append(data)
+
+    def sendRequest(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def sendClose(self, channel: Any) -> None:
+        pass
+
+
+class FakeTree:
+    def __init__(self, path: Path) -> None:
+        from oseod.auth.account import Account
+        self.account = Account(name="alice")
+        self._path = path
+        self.finished: list[tuple[bool, int]] = []
+
+    async def stat(self, names: Sequence[str]) -> Any:
+        from oseod.results import Node
+        return Node("f", False, self._path.stat().st_size)
+
+    async def locate(self, names: Sequence[str], client: Any, via: str) -> Any:
+        from oseod.results import Located
+        return Located(self._path, self._path.stat().st_size, lambda c, n: self.finished.append((c, n)))
+
+
+def sftp_packet(kind: int, payload: bytes) -> bytes:
+    import struct
+    return struct.pack("!LB", len(payload) + 1, kind) + payload
+
+
+def test_a_client_that_never_reads_gets_one_answer_buffered(tmp_path: Path) -> None:
+    import struct
+
+    from twisted.conch.ssh.common import NS
+    from twisted.internet.task import Clock
+
+    from oseod.sftp.server import MAX_HELD, SFTPSession, SFTPUser
+
+    data = tmp_path / "f"
+    data.write_bytes(os.urandom(4 * 1024 * 1024))
+    tree = FakeTree(data)
+    clock = Clock()
+    avatar = SFTPUser(tree.account, tree, clock)  # type: ignore[arg-type]
+    conn = FakeConn()
+    window = 64 * 1024
+    session = SFTPSession(remoteWindow=window, remoteMaxPacket=32768, conn=conn, avatar=avatar)
+    assert session.request_subsystem(NS(b"sftp")) == 1
+    session.dataReceived(sftp_packet(1, struct.pack("!L", 3)))
+    session.dataReceived(sftp_packet(3, struct.pack("!L", 1) + NS(b"/o/i/f") + struct.pack("!LL", 1, 0)))
+    answer = b"".join(conn.sent)
+    handle = answer[answer.rindex(struct.pack("!BL", 102, 1)) + 5:]
+    handle = handle[4:4 + struct.unpack("!L", handle[:4])[0]]
+    conn.sent.clear()
+    reads = b"".join(sftp_packet(5, struct.pack("!L", 10 + n) + NS(handle) + struct.pack("!QL", n * 65536, 65536))
+                     for n in range(64))
+    session.dataReceived(reads)
+    # One answer went out as far as the window let it; the rest of it waits,
+    # and the other 63 requests are held, not answered into a buffer.
+    assert sum(map(len, conn.sent)) <= window
+    assert len(session.buf) < 65536 + 64
+    assert session._held  # noqa: SLF001
+    # The client reads (its window grows): the next answers go, one window's worth.
+    session.addWindowBytes(window)
+    assert window < sum(map(len, conn.sent)) <= 2 * window
+    assert len(session.buf) < 65536 + 64
+    # A client that keeps sending without reading is cut off.
+    session.dataReceived(b"\0" * MAX_HELD)
+    assert conn.transport.transport.lost
+    clock.advance(1)
+
+
+def test_conch_chatter_is_filtered() -> None:
+    from twisted.logger import LogLevel, PredicateResult
+
+    from oseod.sftp.noise import sftp_chatter
+
+    assert sftp_chatter({"log_namespace": "twisted.conch.ssh.filetransfer.FileTransferServer",
+                         "log_level": LogLevel.info, "log_format": "dispatching: {x}"}) is PredicateResult.no
+    assert sftp_chatter({"log_namespace": "oseod.sftp.server.OseodSSHTransport", "log_level": LogLevel.error,
+                         "log_format": "Got remote error, code {code}\nreason: {description}",
+                         "code": 11}) is PredicateResult.no
+    assert sftp_chatter({"log_namespace": "oseod.sftp", "log_level": LogLevel.info,
+                         "log_format": "SFTP login {user} from {peer}"}) is PredicateResult.maybe

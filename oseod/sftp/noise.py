@@ -11,6 +11,7 @@ from twisted.logger import ILogFilterPredicate, LogEvent, LogLevel, PredicateRes
 from zope.interface import provider
 
 _CHATTY = ("twisted.conch.", "oseod.sftp.server.")
+_BY_APPLICATION = 11  # SSH_DISCONNECT_BY_APPLICATION
 
 
 @provider(ILogFilterPredicate)
@@ -26,4 +27,7 @@ def sftp_chatter(event: LogEvent) -> object:  # a PredicateResult constant
         return PredicateResult.no
     if event.get("log_format") in ("channel open failed", "too much data"):
         return PredicateResult.no
+    text = event.get("log_format")
+    if isinstance(text, str) and text.startswith("Got remote error") and event.get("code") == _BY_APPLICATION:
+        return PredicateResult.no  # a client saying goodbye (OpenSSH ends every session so)
     return PredicateResult.maybe

@@ -327,25 +327,30 @@ class OseodSSHFactory(SSHFactory):
     services = {b"ssh-userauth": OseodUserAuth, b"ssh-connection": connection.SSHConnection}
     noisy = False  # the Listener logs where it listens
 
-    def __init__(self, portal: Portal, key: Key, *, idle_timeout: int, clock: Any = None,
+    def __init__(self, portal: Portal, key: Key | None, *, idle_timeout: int, clock: Any = None,
                  closing: Callable[[], bool] | None = None) -> None:
         self.portal = portal
-        self.privateKeys = {b"ssh-ed25519": key}
-        self.publicKeys = {b"ssh-ed25519": key.public()}
+        if key is not None:
+            self.use_key(key)
         self.primes = None  # no DH group exchange (no moduli file)
         self.idle_timeout = idle_timeout
         self.clock = clock
         self.closing = closing
 
+    def use_key(self, key: Key) -> None:
+        """The host key (ed25519), before the listener starts."""
+        self.privateKeys = {b"ssh-ed25519": key}
+        self.publicKeys = {b"ssh-ed25519": key.public()}
+
     def getPrimes(self) -> None:
         return None
 
 
-def make_sftp_factory(portal: Portal, key: Key, *, idle_timeout: int = 600, clock: Any = None,
+def make_sftp_factory(portal: Portal, key: Key | None, *, idle_timeout: int = 600, clock: Any = None,
                       closing: Callable[[], bool] | None = None) -> OseodSSHFactory:
     """The factory for the SFTP listener. ``portal``: the daemon's one
     Portal, whose realm has the SFTP avatars (:func:`install_sftp_avatars`);
-    ``key``: the host key; ``idle_timeout``: seconds without a packet that
+    ``key``: the host key (None: given later by ``use_key``); ``idle_timeout``: seconds without a packet that
     close a connection; while ``closing()`` new connections are closed."""
     if idle_timeout < 1:
         raise ValueError(f"idle_timeout must be at least 1 second, not {idle_timeout}")
