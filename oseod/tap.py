@@ -241,8 +241,12 @@ def makeService(options: Options) -> IService:
         guarded.append(ftp_guarded)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)
     if config.server.sftp:
+        # The FTP sessions' count, so that [server] ftp_max_sessions_per_user spans both.
+        sessions = ftp_factory.sessions_per_user if config.server.ftp else None
         sftp_factory = make_sftp_factory(parts.portal, None, idle_timeout=config.server.ftp_idle_timeout,
-                                         clock=reactor, closing=root.readiness.is_draining)
+                                         clock=reactor, closing=root.readiness.is_draining,
+                                         max_sessions_per_user=config.server.ftp_max_sessions_per_user,
+                                         sessions_per_user=sessions)
 
         def sftp_host_key() -> None:
             # Made in the data dir at first start, once the data dir is there.

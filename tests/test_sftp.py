@@ -174,6 +174,30 @@ async def test_a_disabled_user_and_an_unknown_key_are_refused(sftp: Any) -> None
     assert refused.returncode != 0 and "denied" in refused.stderr.lower(), refused.stderr
 
 
+@pytest_twisted.ensureDeferred
+async def test_sessions_per_user_count_with_ftp(sftp: Any, tmp_path: Path) -> None:
+    s, order_id = await sftp()
+    held = {"alice": 1}  # as the FTP factory counts a session of alice's
+    port = reactor.listenTCP(0, make_sftp_factory(s.srv.parts.portal, host_key(tmp_path), idle_timeout=60,
+                                                  max_sessions_per_user=1, sessions_per_user=held),
+                             interface="127.0.0.1")
+    try:
+        (s.home / "known_hosts").write_text((s.home / "known_hosts").read_text().replace(
+            f"[127.0.0.1]:{s.port}", f"[127.0.0.1]:{port.getHost().port}"))
+        s.port = port.getHost().port
+        refused = await s.batch("ls /")
+        assert refused.returncode != 0
+        held.clear()
+        assert (await s.batch("ls /")).returncode == 0
+
+        async def released() -> bool:
+            return held == {}
+
+        await eventually(released, what="the session's count to be released at its end")
+    finally:
+        await port.stopListening()
+
+
 def test_host_key_is_made_once_private(tmp_path: Path) -> None:
     key = host_key(tmp_path)
     path = tmp_path / "ssh_host_ed25519_key"

@@ -24,7 +24,7 @@ from typing import Any
 
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ConchError
-from twisted.conch.ssh import connection, filetransfer, session, userauth
+from twisted.conch.ssh import connection, filetransfer, session, transport, userauth
 from twisted.conch.ssh.common import NS, getNS
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.keys import Key
@@ -135,8 +135,30 @@ class OseodUserAuth(userauth.SSHUserAuthServer):
     def _cbFinishedAuth(self, result: Any) -> None:
         interface, avatar, logout = result
         if isinstance(avatar, SFTPUser):
+            factory = self.transport.factory
+            name = avatar.account.name
+            sessions: dict[str, int] = factory.sessions_per_user
+            limit = factory.max_sessions_per_user
+            if limit and sessions.get(name, 0) >= limit:
+                # The same count as FTP's (the daemon hands both the same dict).
+                log.info("SFTP login {user} from {peer} refused: {limit} sessions already", user=name,
+                         peer=self._peer, limit=limit)
+                logout()
+                self.transport.sendDisconnect(transport.DISCONNECT_TOO_MANY_CONNECTIONS,
+                                              f"at most {limit} sessions per user".encode())
+                return
+            sessions[name] = sessions.get(name, 0) + 1
+
+            def release() -> None:
+                left = sessions.get(name, 1) - 1
+                if left > 0:
+                    sessions[name] = left
+                else:
+                    sessions.pop(name, None)
+
             avatar.client = self._peer
-            log.info("SFTP login {user} from {peer}", user=avatar.account.name, peer=self._peer)
+            avatar.on_logout = release
+            log.info("SFTP login {user} from {peer}", user=name, peer=self._peer)
         userauth.SSHUserAuthServer._cbFinishedAuth(self, result)
 
 
@@ -299,6 +321,7 @@ class SFTPUser(ConchUser):
         self.client: str | None = None
         self._clock = clock
         self._channels: set[Any] = set()
+        self.on_logout: Callable[[], None] | None = None  # releases its count in the sessions per user
         self.channelLookup[b"session"] = SFTPSession
 
     def lookupChannel(self, channelType: bytes, windowSize: int, maxPacket: int, data: bytes) -> Any:
@@ -319,6 +342,9 @@ class SFTPUser(ConchUser):
         return clock.callLater(seconds, f)  # type: ignore[no-any-return]
 
     def logout(self) -> None:
+        release, self.on_logout = self.on_logout, None
+        if release is not None:
+            release()
         log.info("SFTP logout {user} from {peer}", user=self.account.name, peer=self.client or "-")
 
 
@@ -336,6 +362,10 @@ class OseodSSHFactory(SSHFactory):
         self.idle_timeout = idle_timeout
         self.clock = clock
         self.closing = closing
+        # Sessions of each user now, and how many one may hold (0: any);
+        # the daemon passes FTP's count, so the limit spans both.
+        self.sessions_per_user: dict[str, int] = {}
+        self.max_sessions_per_user = 0
 
     def use_key(self, key: Key) -> None:
         """The host key (ed25519), before the listener starts."""
@@ -347,14 +377,24 @@ class OseodSSHFactory(SSHFactory):
 
 
 def make_sftp_factory(portal: Portal, key: Key | None, *, idle_timeout: int = 600, clock: Any = None,
-                      closing: Callable[[], bool] | None = None) -> OseodSSHFactory:
+                      closing: Callable[[], bool] | None = None, max_sessions_per_user: int = 0,
+                      sessions_per_user: dict[str, int] | None = None) -> OseodSSHFactory:
     """The factory for the SFTP listener. ``portal``: the daemon's one
     Portal, whose realm has the SFTP avatars (:func:`install_sftp_avatars`);
     ``key``: the host key (None: given later by ``use_key``); ``idle_timeout``: seconds without a packet that
-    close a connection; while ``closing()`` new connections are closed."""
+    close a connection; while ``closing()`` new connections are closed.
+    One account may hold ``max_sessions_per_user`` sessions at once (0:
+    any), counted in ``sessions_per_user`` (give the FTP factory's to share
+    the limit with FTP)."""
     if idle_timeout < 1:
         raise ValueError(f"idle_timeout must be at least 1 second, not {idle_timeout}")
-    return OseodSSHFactory(portal, key, idle_timeout=idle_timeout, clock=clock, closing=closing)
+    if max_sessions_per_user < 0:
+        raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
+    factory = OseodSSHFactory(portal, key, idle_timeout=idle_timeout, clock=clock, closing=closing)
+    factory.max_sessions_per_user = max_sessions_per_user
+    if sessions_per_user is not None:
+        factory.sessions_per_user = sessions_per_user
+    return factory
 
 
 def refusal_answer(refusal: Refusal) -> bytes:
