@@ -318,3 +318,54 @@ def test_conch_chatter_is_filtered() -> None:
                          "code": 11}) is PredicateResult.no
     assert sftp_chatter({"log_namespace": "oseod.sftp", "log_level": LogLevel.info,
                          "log_format": "SFTP login {user} from {peer}"}) is PredicateResult.maybe
+
+
+@pytest_twisted.ensureDeferred
+async def test_key_checker_answers_pk_ok_only_for_stored_keys_and_counts_bad_signatures(server: Any,  # noqa: F811
+                                                                                        redis: Redis) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from twisted.conch.error import ValidPublicKey
+    from twisted.conch.interfaces import IConchUser
+    from twisted.conch.ssh.keys import Key
+    from twisted.cred.credentials import SSHPrivateKey, UsernamePassword
+    from twisted.cred.error import UnauthorizedLogin
+
+    from oseod.auth.checkers import NotAGuess
+    from oseod.auth.lockout import Client, LockedOut
+
+    srv = await server()
+    portal, mind = srv.parts.portal, Client("192.0.2.7", "sftp")
+    mine, stranger = Key(Ed25519PrivateKey.generate()), Key(Ed25519PrivateKey.generate())
+    await SshKeyStore(redis).add("alice", parse_public_key(mine.public().toString("openssh").decode()))
+
+    async def login(key: Key, signer: Key | None) -> Any:
+        blob, data = key.public().blob(), b"session-and-request"
+        signature = signer.sign(data) if signer is not None else None
+        return await portal.login(SSHPrivateKey(b"alice", b"ssh-ed25519", blob, data, signature), mind, IConchUser)
+
+    with pytest.raises(ValidPublicKey):
+        await login(mine, None)
+    for _ in range(6):  # asking about a key is no guess: never locked out by it
+        with pytest.raises(NotAGuess):
+            await login(stranger, None)
+    _, avatar, logout = await login(mine, mine)
+    assert avatar.account.name == "alice"
+    logout()
+    for _ in range(5):  # a signature by another key: a failure, as a wrong password
+        with pytest.raises(UnauthorizedLogin):
+            await login(mine, stranger)
+    with pytest.raises(LockedOut):
+        await portal.login(UsernamePassword(b"alice", b"alice-password"), mind, IConchUser)
+
+
+@pytest_twisted.ensureDeferred
+async def test_weak_algorithms_are_refused(sftp: Any) -> None:
+    s, _ = await sftp()
+    for option in ("Ciphers=aes128-cbc", "Ciphers=3des-cbc", "MACs=hmac-sha1", "MACs=hmac-md5",
+                   "HostKeyAlgorithms=ssh-rsa", "HostKeyAlgorithms=ssh-dss"):
+        refused = await s.run("sftp", *s.ssh_options(), "-o", option, "-P", str(s.port), "-b", "-",
+                              "alice@127.0.0.1", stdin="ls /\n")
+        assert refused.returncode != 0 and "no matching" in refused.stderr, (option, refused.stderr)
+    banner = await s.run("ssh", *s.ssh_options(), "-v", "-p", str(s.port), "alice@127.0.0.1", "true")
+    assert "remote software version oseod" in banner.stderr and "Twisted" not in banner.stderr
+    assert "kex: algorithm: " in banner.stderr

@@ -126,6 +126,8 @@ class OseodUserAuth(userauth.SSHUserAuthServer):
     transport: Any
 
     def serviceStarted(self) -> None:
+        if self.transport.factory.clock is not None:  # the login timeout's clock
+            self.clock = self.transport.factory.clock
         userauth.SSHUserAuthServer.serviceStarted(self)
         self._peer = self.transport.peer()
         self.portal = _AddressedPortal(self.transport.factory.portal, Client(self._peer, "sftp"))
