@@ -369,3 +369,17 @@ async def test_weak_algorithms_are_refused(sftp: Any) -> None:
     banner = await s.run("ssh", *s.ssh_options(), "-v", "-p", str(s.port), "alice@127.0.0.1", "true")
     assert "remote software version oseod" in banner.stderr and "Twisted" not in banner.stderr
     assert "kex: algorithm: " in banner.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_user_loses_its_keys(server: Any, redis: Redis) -> None:  # noqa: F811
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from twisted.conch.ssh.keys import Key
+
+    srv = await server()
+    store = SshKeyStore(redis)
+    key = parse_public_key(Key(Ed25519PrivateKey.generate()).public().toString("openssh").decode() + " me@home")
+    assert await store.add("bob", key) and not await store.add("bob", key)
+    assert [k.fingerprint for k in await store.list("bob")] == [key.fingerprint]
+    await srv.parts.users.delete("bob")
+    assert await store.list("bob") == []
