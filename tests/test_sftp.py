@@ -39,9 +39,10 @@ class Sftp:
     fingerprint: str
     key: Path
 
-    def ssh_options(self, user_key: bool = True) -> list[str]:
+    def ssh_options(self, user_key: bool = True, batch: bool = True) -> list[str]:
         options = ["-F", "/dev/null", "-o", f"UserKnownHostsFile={self.home / 'known_hosts'}",
-                   "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                   "-o", "StrictHostKeyChecking=yes", "-o", f"BatchMode={'yes' if batch else 'no'}",
+                   "-o", "IdentitiesOnly=yes",
                    "-o", "ConnectTimeout=10"]
         return options + (["-i", str(self.key)] if user_key else ["-o", "PubkeyAuthentication=no"])
 
@@ -383,3 +384,67 @@ async def test_a_deleted_user_loses_its_keys(server: Any, redis: Redis) -> None:
     assert [k.fingerprint for k in await store.list("bob")] == [key.fingerprint]
     await srv.parts.users.delete("bob")
     assert await store.list("bob") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_and_login_timeouts(sftp: Any, tmp_path: Path) -> None:
+    from twisted.internet import task
+    from twisted.internet.task import Clock
+
+    s, _ = await sftp()
+    clock, held = Clock(), {}  # type: ignore[var-annotated]
+    factory = make_sftp_factory(s.srv.parts.portal, host_key(tmp_path), idle_timeout=600, clock=clock,
+                                sessions_per_user=held)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    number = port.getHost().port
+    (s.home / "known_hosts").write_text((s.home / "known_hosts").read_text().replace(
+        f"[127.0.0.1]:{s.port}", f"[127.0.0.1]:{number}"))
+    env = {**os.environ, "HOME": str(s.home)}
+
+    async def ends_while_the_clock_runs(process: subprocess.Popen[bytes], step: float) -> int | None:
+        for _ in range(2000):
+            if process.poll() is not None:
+                return process.returncode
+            clock.advance(step)
+            await task.deferLater(reactor, 0.01, lambda: None)
+        process.kill()
+        return None
+
+    try:
+        # Logged in, then silent: closed after the idle timeout.
+        idle = subprocess.Popen(["ssh", *s.ssh_options(), "-N", "-p", str(number), "alice@127.0.0.1"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def logged_in() -> bool:
+            return held.get("alice") == 1
+
+        await eventually(logged_in, what="the silent client to log in")
+        clock.advance(599)
+        assert idle.poll() is None
+        assert await ends_while_the_clock_runs(idle, 2) is not None
+        # Never answering the password prompt: cut off after the login timeout (120 s).
+        factory.idle_timeout = 10**6  # so that only the login timeout can end it
+        built: list[Any] = []
+        build = factory.buildProtocol
+        factory.buildProtocol = lambda addr: built.append(build(addr)) or built[-1]  # type: ignore[method-assign]
+        askpass = s.home / "askpass-sleeps"
+        askpass.write_text("#!/bin/sh\nsleep 20\n")
+        askpass.chmod(0o700)
+        stuck = subprocess.Popen(
+            ["setsid", "-w", "ssh", *s.ssh_options(user_key=False, batch=False), "-N", "-p", str(number),
+             "alice@127.0.0.1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**env, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"})
+        try:
+            async def asking() -> bool:  # the client waits for its password prompt: userauth has started
+                return bool(built) and getattr(built[0].service, "name", None) == b"ssh-userauth"
+
+            await eventually(asking, what="the client to reach the password prompt")
+            clock.advance(119)
+            assert not built[0].transport.disconnecting
+            clock.advance(2)
+            assert built[0].transport.disconnecting
+        finally:
+            stuck.kill()
+        assert held == {}
+    finally:
+        await port.stopListening()
