@@ -272,7 +272,7 @@ def test_a_client_that_never_reads_gets_one_answer_buffered(tmp_path: Path) -> N
     from twisted.conch.ssh.common import NS
     from twisted.internet.task import Clock
 
-    from oseod.sftp.server import MAX_HELD, SFTPSession, SFTPUser
+    from oseod.sftp.server import MAX_HELD, RESUME_POLL, TCP_HIGH_WATER, SFTPSession, SFTPUser
 
     data = tmp_path / "f"
     data.write_bytes(os.urandom(4 * 1024 * 1024))
@@ -299,8 +299,20 @@ def test_a_client_that_never_reads_gets_one_answer_buffered(tmp_path: Path) -> N
     assert session._held  # noqa: SLF001
     # The client reads (its window grows): the next answers go, one window's worth.
     session.addWindowBytes(window)
-    assert window < sum(map(len, conn.sent)) <= 2 * window
+    assert 2 * window - 64 < sum(map(len, conn.sent)) <= 2 * window
     assert len(session.buf) < 65536 + 64
+    assert session._held and not clock.getDelayedCalls()  # noqa: SLF001 - no poll: the window said it
+    # The window is open but the socket's send buffer is full: the next
+    # answers wait for it to drain (looked at on the clock).
+    tcp = conn.transport.transport
+    tcp.dataBuffer = b"x" * (TCP_HIGH_WATER + 1)
+    before = sum(map(len, conn.sent))
+    session.addWindowBytes(10 * window)
+    flushed = sum(map(len, conn.sent))
+    assert flushed - before < 65536 + 64 and clock.getDelayedCalls()
+    tcp.dataBuffer = b""
+    clock.advance(RESUME_POLL)
+    assert sum(map(len, conn.sent)) > flushed + window
     # A client that keeps sending without reading is cut off.
     session.dataReceived(b"\0" * MAX_HELD)
     assert conn.transport.transport.lost

@@ -266,10 +266,15 @@ class SFTPSession(session.SSHSession):
             return
         self._pump()
 
+    def _tcp_full(self) -> bool:
+        return _tcp_buffered(self.conn.transport.transport) > TCP_HIGH_WATER
+
     def _blocked(self) -> bool:
-        return bool(self.buf) or _tcp_buffered(self.conn.transport.transport) > TCP_HIGH_WATER
+        return bool(self.buf) or self._tcp_full()
 
     def _pump(self) -> None:
+        if self._poll is not None and self._poll.active():
+            self._poll.cancel()
         self._poll = None
         while self._server is not None and len(self._held) >= 4 and not self._blocked():
             (length,) = struct.unpack("!L", self._held[:4])
@@ -283,12 +288,16 @@ class SFTPSession(session.SSHSession):
                 return
             packet, self._held = self._held[:4 + length], self._held[4 + length:]
             self._server.dataReceived(packet)
-        if self._held and self._blocked() and self._poll is None and not self.closing:
-            # The window's reopening calls startWriting; a full TCP buffer
+        if self._held and not self.buf and self._tcp_full() and not self.closing:
+            # The window's reopening calls addWindowBytes; a full TCP buffer
             # says nothing when it drains, so look again shortly.
             self._poll = self.avatar.callLater(RESUME_POLL, self._pump)
 
-    def startWriting(self) -> None:
+    def addWindowBytes(self, data: int) -> None:
+        # The client read: its window grew. Conch sends what waited (after
+        # calling startWriting, so that is not the hook); then the next
+        # requests are answered.
+        session.SSHSession.addWindowBytes(self, data)
         self._pump()
 
     def eofReceived(self) -> None:
