@@ -460,3 +460,39 @@ async def test_idle_and_login_timeouts(sftp: Any, tmp_path: Path) -> None:
         assert held == {}
     finally:
         await port.stopListening()
+
+
+def test_at_most_64_handles_and_two_channels(tmp_path: Path) -> None:
+    import struct
+
+    from twisted.conch.error import ConchError
+    from twisted.conch.ssh.common import NS
+
+    from oseod.sftp.server import MAX_CHANNELS, MAX_HANDLES, SFTPSession, SFTPUser
+
+    data = tmp_path / "f"
+    data.write_bytes(b"x" * 10)
+    tree = FakeTree(data)
+    avatar = SFTPUser(tree.account, tree)  # type: ignore[arg-type]
+    conn = FakeConn()
+    session = avatar.lookupChannel(b"session", 1 << 30, 32768, b"")
+    assert isinstance(session, SFTPSession)
+    session.conn = conn
+    assert session.request_subsystem(NS(b"sftp")) == 1
+    session.dataReceived(sftp_packet(1, struct.pack("!L", 3)))
+    conn.sent.clear()
+    session.dataReceived(b"".join(sftp_packet(3, struct.pack("!L", n) + NS(b"/o/i/f") + struct.pack("!LL", 1, 0))
+                                  for n in range(MAX_HANDLES + 1)))
+    answers = b"".join(conn.sent)
+    assert answers.count(struct.pack("!B", 102)) >= MAX_HANDLES  # FXP_HANDLE
+    status = struct.pack("!BL", 101, MAX_HANDLES) + struct.pack("!L", 4)  # FXP_STATUS, FX_FAILURE
+    assert status in answers
+    # Closing the channel closes its files: 64 transfers reported, none of them complete (never read).
+    session.closed()
+    assert tree.finished == []
+    with pytest.raises(ConchError):  # no -L forwarding
+        avatar.lookupChannel(b"direct-tcpip", 1 << 20, 32768, b"")
+    others = [avatar.lookupChannel(b"session", 1 << 20, 32768, b"") for _ in range(MAX_CHANNELS)]
+    with pytest.raises(ConchError):
+        avatar.lookupChannel(b"session", 1 << 20, 32768, b"")
+    assert len(others) == MAX_CHANNELS
