@@ -150,7 +150,7 @@ class ReadOnlySFTP:
     def __init__(self, tree: ResultFiles, client: str | None) -> None:
         self._tree = tree
         self._client = client
-        self.avatar = None
+        self.avatar = None  # ISFTPServer names it; the session knows the avatar
 
     def gotVersion(self, otherVersion: int, extData: dict[bytes, bytes]) -> dict[bytes, bytes]:
         return {}

@@ -24,8 +24,8 @@ from typing import Any
 
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ConchError
-from twisted.conch.ssh import connection, filetransfer, session, transport, userauth
-from twisted.conch.ssh.common import NS, getNS
+from twisted.conch.ssh import channel, connection, filetransfer, session, transport, userauth
+from twisted.conch.ssh.common import getNS
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.keys import Key
 from twisted.conch.ssh.transport import SSHServerTransport
@@ -316,7 +316,7 @@ class SFTPSession(session.SSHSession):
         self.avatar.channel_closed(self)
 
     def loseConnection(self) -> None:
-        from twisted.conch.ssh import channel
+        # SSHSession's would also close a client process: there is none.
         channel.SSHChannel.loseConnection(self)
 
 
@@ -419,5 +419,3 @@ def install_sftp_avatars(realm: AccountRealm, trees: TreeSource, clock: Any = No
     from twisted.conch.interfaces import IConchUser
     realm.register(IConchUser, lambda account: SFTPUser(account, trees(account), clock))
 
-
-__all__ = ["NS", "make_sftp_factory", "install_sftp_avatars", "refusal_answer"]
