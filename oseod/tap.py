@@ -246,7 +246,7 @@ def makeService(options: Options) -> IService:
         sftp_factory = make_sftp_factory(parts.portal, None, idle_timeout=config.server.ftp_idle_timeout,
                                          clock=reactor, closing=root.readiness.is_draining,
                                          max_sessions_per_user=config.server.ftp_max_sessions_per_user,
-                                         sessions_per_user=sessions)
+                                         sessions_per_user=sessions, metrics=parts.metrics)
 
         def sftp_host_key() -> None:
             # Made in the data dir at first start, once the data dir is there.

@@ -178,9 +178,12 @@ async def test_a_disabled_user_and_an_unknown_key_are_refused(sftp: Any) -> None
 @pytest_twisted.ensureDeferred
 async def test_sessions_per_user_count_with_ftp(sftp: Any, tmp_path: Path) -> None:
     s, order_id = await sftp()
-    held = {"alice": 1}  # as the FTP factory counts a session of alice's
+    from oseod.metrics import RequestMetrics
+
+    held, metrics = {"alice": 1}, RequestMetrics()  # as the FTP factory counts a session of alice's
     port = reactor.listenTCP(0, make_sftp_factory(s.srv.parts.portal, host_key(tmp_path), idle_timeout=60,
-                                                  max_sessions_per_user=1, sessions_per_user=held),
+                                                  max_sessions_per_user=1, sessions_per_user=held,
+                                                  metrics=metrics),
                              interface="127.0.0.1")
     try:
         (s.home / "known_hosts").write_text((s.home / "known_hosts").read_text().replace(
@@ -195,6 +198,8 @@ async def test_sessions_per_user_count_with_ftp(sftp: Any, tmp_path: Path) -> No
             return held == {}
 
         await eventually(released, what="the session's count to be released at its end")
+        assert [metrics.count("sftp", *line) for line in (("login", "421"), ("login", "ok"), ("logout", "ok"))] \
+            == [1, 1, 1]
     finally:
         await port.stopListening()
 

@@ -39,6 +39,7 @@ from ..auth.lockout import Client
 from ..auth.realm import AccountRealm
 from ..connections import Refusal
 from ..forwarded import ip_of
+from ..metrics import RequestMetrics
 from ..results import ResultFiles
 from .files import MAX_READ, ReadOnlySFTP
 
@@ -145,13 +146,16 @@ class OseodUserAuth(userauth.SSHUserAuthServer):
                 # The same count as FTP's (the daemon hands both the same dict).
                 log.info("SFTP login {user} from {peer} refused: {limit} sessions already", user=name,
                          peer=self._peer, limit=limit)
+                self._request("login", "421", name)
                 logout()
                 self.transport.sendDisconnect(transport.DISCONNECT_TOO_MANY_CONNECTIONS,
                                               f"at most {limit} sessions per user".encode())
                 return
             sessions[name] = sessions.get(name, 0) + 1
+            started = self.clock.seconds()
 
             def release() -> None:
+                self._request("logout", "ok", name, self.clock.seconds() - started)
                 left = sessions.get(name, 1) - 1
                 if left > 0:
                     sessions[name] = left
@@ -161,7 +165,15 @@ class OseodUserAuth(userauth.SSHUserAuthServer):
             avatar.client = self._peer
             avatar.on_logout = release
             log.info("SFTP login {user} from {peer}", user=name, peer=self._peer)
+            self._request("login", "ok", name)
         userauth.SSHUserAuthServer._cbFinishedAuth(self, result)
+
+    def _request(self, operation: str, outcome: str, user: str, seconds: float = 0.0) -> None:
+        """The session's request line (login, logout; each download has its
+        own from the results tree), as FTP sessions have theirs."""
+        metrics = self.transport.factory.metrics
+        if metrics is not None:
+            metrics.record("sftp", operation, outcome, seconds, user, self._peer or None)
 
 
 class _ChannelPipe:
@@ -377,6 +389,7 @@ class OseodSSHFactory(SSHFactory):
         # the daemon passes FTP's count, so the limit spans both.
         self.sessions_per_user: dict[str, int] = {}
         self.max_sessions_per_user = 0
+        self.metrics: RequestMetrics | None = None  # where sessions' request lines go
 
     def use_key(self, key: Key) -> None:
         """The host key (ed25519), before the listener starts."""
@@ -389,20 +402,22 @@ class OseodSSHFactory(SSHFactory):
 
 def make_sftp_factory(portal: Portal, key: Key | None, *, idle_timeout: int = 600, clock: Any = None,
                       closing: Callable[[], bool] | None = None, max_sessions_per_user: int = 0,
-                      sessions_per_user: dict[str, int] | None = None) -> OseodSSHFactory:
+                      sessions_per_user: dict[str, int] | None = None,
+                      metrics: RequestMetrics | None = None) -> OseodSSHFactory:
     """The factory for the SFTP listener. ``portal``: the daemon's one
     Portal, whose realm has the SFTP avatars (:func:`install_sftp_avatars`);
     ``key``: the host key (None: given later by ``use_key``); ``idle_timeout``: seconds without a packet that
     close a connection; while ``closing()`` new connections are closed.
     One account may hold ``max_sessions_per_user`` sessions at once (0:
     any), counted in ``sessions_per_user`` (give the FTP factory's to share
-    the limit with FTP)."""
+    the limit with FTP). ``metrics`` gets a request line per login and logout."""
     if idle_timeout < 1:
         raise ValueError(f"idle_timeout must be at least 1 second, not {idle_timeout}")
     if max_sessions_per_user < 0:
         raise ValueError(f"max_sessions_per_user must be 0 or more, not {max_sessions_per_user}")
     factory = OseodSSHFactory(portal, key, idle_timeout=idle_timeout, clock=clock, closing=closing)
     factory.max_sessions_per_user = max_sessions_per_user
+    factory.metrics = metrics
     if sessions_per_user is not None:
         factory.sessions_per_user = sessions_per_user
     return factory
