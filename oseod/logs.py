@@ -41,6 +41,7 @@ from twisted.logger import (
 from zope.interface import implementer, provider
 
 from .ftp.noise import ftp_chatter
+from .sftp.noise import sftp_chatter
 from .store.noise import redis_chatter
 
 
@@ -86,7 +87,7 @@ def filtered(observer: ILogObserver) -> ILogObserver:
         level = event.get("log_level")
         if level is not None and level < floor:
             return PredicateResult.no
-        if ftp_chatter(event) is PredicateResult.no:
+        if ftp_chatter(event) is PredicateResult.no or sftp_chatter(event) is PredicateResult.no:
             return PredicateResult.no
         return redis_chatter(event)
 

@@ -24,6 +24,7 @@ from .auth.lockout import LockoutLimits, LockoutPortal, LoginLockout
 from .auth.ldap import LdapChecker
 from .auth.realm import AccountRealm
 from .auth.secrets import SecretBox
+from .auth.sshkeys import SshKeyChecker
 from .auth.tokens import DigestChecker, TextTokenChecker
 from .config import Config, ConfigError, ServerConfig, load_config, port_range
 from .connections import GuardedFactory, process_budget
@@ -41,6 +42,7 @@ from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.factory import refusal_answer as ftp_refusal
 from .ftp.results import ResultsTree
 from .ftp.tls import CertificatePair, FTPSSettings, reload_on_sighup
+from .results import ResultFiles
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
@@ -63,6 +65,9 @@ from .notify.mails import MailChannel
 from .notify.wsn import Notifications
 from .notify.sender import OutboxSender
 from .readiness import Readiness
+from .sftp.hostkey import host_key, host_key_fingerprint
+from .sftp.server import install_sftp_avatars, make_sftp_factory
+from .sftp.server import refusal_answer as sftp_refusal
 from .service import DaemonService, settle_heap
 from .store.connection import Redis, RedisAddress
 from .store.embedded import EmbeddedRedis
@@ -79,6 +84,7 @@ from .store.outbox import CALLBACK, MAIL, OutboxStore
 from .store.wsn import WSN, SubscriptionStore
 from .store.quotations import QUOTATION, QuotationStore
 from .store.sessions import SessionStore
+from .store.sshkeys import SshKeyStore
 from .store.stats import StatsStore
 from .store.users import UserStore
 
@@ -87,8 +93,8 @@ log = Logger()
 
 
 class Options(usage.Options):
-    synopsis = ("[--config FILE] [--data-dir DIR] [--http ENDPOINT] [--ftp ENDPOINT] [--admin ENDPOINT] "
-                "[--redis URL]")
+    synopsis = ("[--config FILE] [--data-dir DIR] [--http ENDPOINT] [--ftp ENDPOINT] [--sftp ENDPOINT] "
+                "[--admin ENDPOINT] [--redis URL]")
     longdesc = ("Runs the oseod OGC OSEO 1.0 ordering server. With no options: the demo setup "
                 "(./var/oseod, HTTP on 127.0.0.1:8080, FTP on 127.0.0.1:2121, an embedded Redis).")
     optParameters = [
@@ -97,6 +103,8 @@ class Options(usage.Options):
         ["http", None, None, "HTTP endpoint, e.g. tcp:8080:interface=127.0.0.1 (tcp:0 picks a port); an empty "
                              "string: no HTTP listener (a worker daemon; needs [server] public_url)."],
         ["ftp", None, None, "FTP endpoint, e.g. tcp:2121:interface=127.0.0.1; an empty string disables FTP."],
+        ["sftp", None, None, "SFTP endpoint, e.g. tcp:2222:interface=127.0.0.1; default: [server] sftp "
+                             "(empty: no SFTP)."],
         ["admin", None, None, "Endpoint of the operators' side (console, /admin/api/, /metrics), e.g. "
                               "tcp:8081:interface=127.0.0.1; default: the HTTP endpoint serves it too."],
         ["redis", None, None, "redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N]; "
@@ -109,7 +117,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         overrides: list[tuple[str, Any]] = [(key.replace("-", "_"), self[key])
-                                            for key in ("data-dir", "http", "ftp", "admin", "redis")
+                                            for key in ("data-dir", "http", "ftp", "sftp", "admin", "redis")
                                             if self[key] is not None]
         try:
             if self["drain-seconds"] is not None:
@@ -136,7 +144,7 @@ def _check_endpoints(config: Config) -> None:
 
     server = config.server
     for name, description in (("server.http", server.http), ("server.ftp", server.ftp),
-                              ("server.admin", server.admin)):
+                              ("server.sftp", server.sftp), ("server.admin", server.admin)):
         if description:
             try:
                 endpoints.serverFromString(reactor, description)
@@ -245,6 +253,27 @@ def makeService(options: Options) -> IService:
         ftp_guarded = budget.guard(ftp_factory, ftp_refusal, "ftp")
         guarded.append(ftp_guarded)
         listeners["ftp"] = Listener("ftp", config.server.ftp, ftp_guarded, reactor)
+    if config.server.sftp:
+        # The FTP sessions' count, so that [server] ftp_max_sessions_per_user spans both.
+        sessions = ftp_factory.sessions_per_user if config.server.ftp else None
+        sftp_factory = make_sftp_factory(parts.portal, None, idle_timeout=config.server.ftp_idle_timeout,
+                                         clock=reactor, closing=root.readiness.is_draining,
+                                         max_sessions_per_user=config.server.ftp_max_sessions_per_user,
+                                         sessions_per_user=sessions, metrics=parts.metrics)
+
+        def sftp_host_key() -> None:
+            # Made in the data dir at first start, once the data dir is there.
+            key = host_key(data_dir.path)
+            sftp_factory.use_key(key)
+            fingerprint = host_key_fingerprint(key)
+            log.info("SFTP host key {fingerprint} ({file})", fingerprint=fingerprint,
+                     file=data_dir.path / "ssh_host_ed25519_key.pub")
+            parts.frontend.probes.details["sftp"] = {"host_key": fingerprint}
+
+        root.step("sftp host key", sftp_host_key)
+        sftp_guarded = budget.guard(sftp_factory, sftp_refusal, "sftp")
+        guarded.append(sftp_guarded)
+        listeners["sftp"] = Listener("sftp", config.server.sftp, sftp_guarded, reactor)
     # Stopped right after the listeners: what is in flight then finishes, at
     # most [server] request_timeout seconds.
     root.step("requests and transfers in flight", lambda: None,
@@ -261,7 +290,7 @@ def makeService(options: Options) -> IService:
 def log_role(config: Config, listeners: dict[str, Listener]) -> None:
     """One line saying which role this daemon plays in a deployment: a
     front takes requests, a worker makes the items, both do both."""
-    clients = [name for name in ("http", "ftp") if name in listeners]
+    clients = [name for name in ("http", "ftp", "sftp") if name in listeners]
     workers = config.processing.workers
     role = "both" if clients and workers else "front" if clients else "worker" if workers else "idle"
     log.info("role: {role} (client listeners: {clients}; [processing] workers = {workers})", role=role,
@@ -313,8 +342,10 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
         per_user=config.auth.max_failures_per_user, per_address=config.auth.max_failures_per_address,
         seconds=config.auth.lockout_minutes * 60), audit=audit, observer=metrics)
     # DigestChecker stays registered with digests off, to say so to the client.
+    ssh_keys = SshKeyStore(redis)
     portal = LockoutPortal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
-                                   TextTokenChecker(passwords, nonces, reactor, max_age)], lockout)
+                                   TextTokenChecker(passwords, nonces, reactor, max_age),
+                                   SshKeyChecker(ssh_keys, users)], lockout)
 
     catalogue = Catalogue(config)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
@@ -334,6 +365,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
 
     deliverables = Deliverables(ordering, results)
     install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables, metrics, reactor))
+    install_sftp_avatars(realm, lambda account: ResultFiles(account, ordering, deliverables, metrics, reactor),
+                         reactor)
 
     result_url = result_urls(config.server, listener_url)
 
@@ -357,7 +390,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                               leader=scheduler.leader, task_runs=task_runs,
                               task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
                               file_accounts=password_file.accounts if password_file is not None else None)
-    admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients)
+    admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients,
+                     ssh_keys=ssh_keys)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, clients=clients)
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,

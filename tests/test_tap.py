@@ -28,6 +28,14 @@ def test_a_bad_admin_endpoint_is_one_line_naming_the_key(tmp_path: Path) -> None
         steps(tmp_path, "--admin", "nonsense:1")
 
 
+def test_sftp_endpoint_adds_a_listener_and_its_host_key(tmp_path: Path) -> None:
+    assert not {"sftp listener", "sftp host key"} & set(steps(tmp_path))
+    made = steps(tmp_path, "--sftp", "tcp:0:interface=127.0.0.1")
+    assert made.index("data dir") < made.index("sftp host key") < made.index("sftp listener")
+    with pytest.raises(SystemExit, match=r"^oseod: configuration error: server\.sftp.*'nonsense:1'"):
+        steps(tmp_path, "--sftp", "nonsense:1")
+
+
 def test_console_links_point_at_the_listener_that_serves_the_console() -> None:
     from oseod.config import ServerConfig
     from oseod.tap import console_base

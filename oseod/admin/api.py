@@ -30,6 +30,8 @@ from ..metrics import RequestMetrics
 from ..model.orders import Order, OrderStatus, StatusInfo
 from ..store.connection import RedisUnavailable
 from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
+from ..store.sshkeys import BadPublicKey, SshKeyStore, TooManyKeys, parse_public_key
+from ..store.users import check_user_name
 from .actions import (
     MAX_PAGE,
     ActionRefused,
@@ -89,8 +91,10 @@ class AdminApi:
     log = Logger()
 
     def __init__(self, *, token: Callable[[], str], actions: OperatorActions, metrics: RequestMetrics,
-                 clock: Any, clients: ClientAddresses = ClientAddresses()) -> None:
+                 clock: Any, clients: ClientAddresses = ClientAddresses(),
+                 ssh_keys: SshKeyStore | None = None) -> None:
         self._token = token
+        self._ssh_keys = ssh_keys
         self._clients = clients
         self._actions = actions
         self._metrics = metrics
@@ -213,6 +217,49 @@ class AdminApi:
             return {"name": name, "deleted": True}
 
         return await self._answer(request, "user.del", action)
+
+    # ------------------------------------------------------------ SSH keys (SFTP logins)
+
+    def _keys(self, name: str) -> SshKeyStore:
+        if self._ssh_keys is None:
+            raise ApiError(404, "no SSH key store in this daemon")
+        try:
+            check_user_name(name)
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
+        return self._ssh_keys
+
+    @app.route("/users/<name>/keys", methods=["GET"])
+    async def list_keys(self, request: IRequest, name: str) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            return {"name": name, "keys": [attrs.asdict(k) for k in await self._keys(name).list(name)]}
+
+        return await self._answer(request, "user.key.list", action)
+
+    @app.route("/users/<name>/keys", methods=["POST"])
+    async def add_key(self, request: IRequest, name: str) -> bytes:
+        """``{"key": "ssh-ed25519 AAAA... comment"}``: the line of a .pub file."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            store = self._keys(name)
+            try:
+                key = parse_public_key(_field(body, "key", str))
+                added = await store.add(name, key)
+            except (BadPublicKey, TooManyKeys) as e:
+                raise ApiError(400, str(e)) from None
+            await self._actions.record(actor, "user.key.add", name, key.fingerprint)
+            return {"name": name, **attrs.asdict(key), "added": added}
+
+        return await self._answer(request, "user.key.add", action, status=201)
+
+    @app.route("/users/<name>/keys/<path:fingerprint>", methods=["DELETE"])
+    async def delete_key(self, request: IRequest, name: str, fingerprint: str) -> bytes:
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            if not await self._keys(name).delete(name, fingerprint):
+                raise ApiError(404, f"{name} has no key {fingerprint}")
+            await self._actions.record(actor, "user.key.del", name, fingerprint)
+            return {"name": name, "fingerprint": fingerprint, "deleted": True}
+
+        return await self._answer(request, "user.key.del", action)
 
     # ------------------------------------------------------------ the service
 

@@ -203,6 +203,8 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
     elif args.action == "passwd":
         _warn(client.call("PUT", f"/users/{name}/password", {"password": _read_password(args.password_stdin)}))
         print(f"changed the password of {args.name}")
+    elif args.action == "key":
+        _key_command(client, args, name)
     elif args.action == "set":
         changes = {k: v for k, v in (("group", args.group), ("admin", args.admin), ("email", args.email),
                                      ("disabled", args.disabled)) if v is not None}
@@ -211,6 +213,26 @@ def _user_command(client: AdminClient, args: argparse.Namespace) -> None:
         user = client.call("PATCH", f"/users/{name}", changes)
         print(f"user {user['name']}: group {user['group']}, admin {'yes' if user['admin'] else 'no'}, "
               f"email {user['email'] or '-'}{', disabled' if user.get('disabled') else ''}")
+
+
+def _key_command(client: AdminClient, args: argparse.Namespace, name: str) -> None:
+    if args.key_action == "add":
+        text = sys.stdin.read(64 * 1024)
+        key = client.call("POST", f"/users/{name}/keys", {"key": text})
+        print(f"{'added' if key['added'] else 'already there:'} {key['type']} key {key['fingerprint']} "
+              f"for {args.name}")
+    elif args.key_action == "list":
+        found = client.call("GET", f"/users/{name}/keys")["keys"]
+        if args.json:
+            print(json.dumps(found, indent=2))
+        elif found:
+            _table([("FINGERPRINT", "TYPE", "COMMENT")] + [(k["fingerprint"], k["type"], k["comment"] or "-")
+                                                           for k in found])
+        else:
+            print(f"{args.name} has no SSH key")
+    elif args.key_action == "del":
+        client.call("DELETE", f"/users/{name}/keys/{quote(args.fingerprint, safe='')}")
+        print(f"deleted key {args.fingerprint} of {args.name}")
 
 
 def _print_orders(orders: list[dict[str, Any]]) -> None:
@@ -350,6 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--enable", dest="disabled", action="store_const", const=False,
                         help="let a disabled user log in again")
 
+    key = user.add_parser("key", help="SSH public keys a user logs in with over SFTP").add_subparsers(
+        dest="key_action", required=True)
+    key.add_parser("add", help="add a key: the line of a .pub file on standard input "
+                               "(oseoctl user key add NAME < id_ed25519.pub)").add_argument("name")
+    key_list = key.add_parser("list", help="list a user's keys")
+    key_list.add_argument("name")
+    key_list.add_argument("--json", action="store_true", help="print JSON")
+    key_del = key.add_parser("del", help="delete a key by its SHA256: fingerprint")
+    key_del.add_argument("name")
+    key_del.add_argument("fingerprint")
     order = topics.add_parser("order", help="list, inspect and moderate orders").add_subparsers(dest="action",
                                                                                                required=True)
     orders = order.add_parser("list", help="list orders, last updated first")

@@ -11,22 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 
-import attrs
 from twisted.protocols import ftp
 from zope.interface import Interface, implementer
 
+# Shared with the other transports (oseod.results); named here as before.
+from ..results import ROOT, Node
 
-@attrs.frozen
-class Node:
-    """One directory or file of a tree."""
-
-    name: str
-    directory: bool
-    size: int = 0
-    modified: float = 0.0  # seconds since the epoch
-
-
-ROOT = Node(name="/", directory=True)
+__all__ = ["ROOT", "EmptyTree", "IDeliverableTree", "Node"]
 
 
 class IDeliverableTree(Interface):

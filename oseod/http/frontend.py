@@ -77,6 +77,8 @@ class Probes:
         self._ping_timeout = ping_timeout
         self._clock = clock
         self._started = time.time()
+        # More of what /health shows, set by the daemon's wiring (the SFTP host key...).
+        self.details: dict[str, Any] = {}
 
     async def ready(self, request: IRequest) -> bytes:
         """200 while this daemon wants requests; 503 with one line saying why
@@ -116,6 +118,7 @@ class Probes:
             "redis": {"reachable": redis_ok, "address": self._redis.address.describe(),
                       "primary": self._redis.primary},
             "jobs": await self._processing.health() if redis_ok else None,
+            **self.details,
         }).encode() + b"\n"
 
     async def metrics(self, request: IRequest) -> bytes:
@@ -281,6 +284,7 @@ class HttpFrontend:
         self._console = console
         probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources, readiness=readiness,
                         ping_timeout=ping_timeout, clock=clock)
+        self.probes = probes
         self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes)
         self.operators = OperatorRoutes(admin=admin, console=console, probes=probes)
 

@@ -275,3 +275,10 @@ def submit_message(owner: str, message_digest: str) -> str:
     wsa:MessageID made (named by the SHA-256 of the MessageID: client-chosen
     text never appears in a key), so a retry answers it again."""
     return f"{PREFIX}submitted:u:{owner}:{message_digest}"
+
+
+def ssh_keys(name: str) -> str:
+    """Hash: the SSH public keys user ``name`` may log in with over SFTP
+    (oseod.store.sshkeys), field the key's ``SHA256:`` fingerprint, value
+    its OpenSSH line."""
+    return f"{PREFIX}sshkeys:{name}"

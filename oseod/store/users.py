@@ -26,6 +26,7 @@ return 1
 _DELETE = """
 local n = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+if n == 1 and KEYS[3] then redis.call('DEL', KEYS[3]) end
 return n
 """
 
@@ -179,7 +180,9 @@ class UserStore:
 
     async def delete(self, name: str) -> None:
         self._forget(name)
-        deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users()], [name], acknowledged=True)
+        # Its SSH keys go with it: a user made again under that name starts without them.
+        deleted = await self._redis.conn.eval(_DELETE, [keys.user(name), keys.users(), keys.ssh_keys(name)], [name],
+                                              acknowledged=True)
         if str(deleted) != "1":
             raise NoSuchUser(name)
 
