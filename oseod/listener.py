@@ -9,6 +9,8 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
+_SECURE = {"http": "https", "ftp": "ftps"}
+
 
 class Listener:
     log = Logger()
@@ -18,7 +20,10 @@ class Listener:
         """``scheme`` names the listener; its URL has ``url_scheme`` (the
         same by default)."""
         self.scheme = scheme
-        self.url_scheme = url_scheme or scheme
+        # An ssl: endpoint speaks TLS from the first byte: https, and implicit
+        # FTPS (ftps://, as curl names it).
+        plain = url_scheme or scheme
+        self.url_scheme = _SECURE.get(plain, plain) if description.startswith("ssl:") else plain
         self.description = description
         self._endpoint = endpoints.serverFromString(reactor, description)
         self._factory = factory

@@ -114,7 +114,7 @@ class StubTree:
         here = tuple(path)
         return [n for k, n in self.NODES.items() if len(k) == len(here) + 1 and k[: len(here)] == here]
 
-    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
+    async def open(self, path: Sequence[str], client: str | None = None, via: str = "ftp") -> ftp.IReadFile:
         raise ftp.FileNotFoundError("/" + "/".join(path))
 
 

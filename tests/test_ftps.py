@@ -106,7 +106,7 @@ class OneFile:
             return [Node("ORD-1", True)]
         return [Node("data.bin", False, size=len(DATA))] if list(path) == ["ORD-1"] else []
 
-    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
+    async def open(self, path: Sequence[str], client: str | None = None, via: str = "ftp") -> ftp.IReadFile:
         if list(path) != ["ORD-1", "data.bin"]:
             raise ftp.FileNotFoundError("/" + "/".join(path))
         return _Reader(str(self.path), len(DATA), lambda complete, sent: self.finished.append((complete, sent)))
@@ -488,6 +488,8 @@ async def test_a_whole_download_over_ftps_makes_the_order_downloaded(server: Any
             return order is not None and order.status.status is OrderStatus.Downloaded
 
         await eventually(downloaded, what="the FTPS download to make the order Downloaded")
+        # The transfer is recorded as encrypted (the console's order page shows it).
+        assert [t.via for t in await srv.parts.ordering.transfers(order_id)] == ["ftps"]
     finally:
         await port.stopListening()
         await until(lambda: factory.connectionCount == 0, "the FTPS sessions to end")

@@ -292,6 +292,8 @@ class OseodFTP(FTPSCommands, ftp.FTP):
             return result
 
         assert self.shell is not None
+        if isinstance(self.shell, ReadOnlyShell):
+            self.shell.via = "ftps" if self._protected else "ftp"
         opening: Deferred[Any] = self.shell.openForReading(segments)
         return opening.addCallbacks(opened, not_opened).addBoth(timeout_again)
 

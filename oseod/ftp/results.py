@@ -58,10 +58,8 @@ class _Reader:
 class ResultsTree(ResultFiles):
     """The results tree (oseod.results) as the FTP shell serves it."""
 
-    via = "ftp"
-
-    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
-        found = await self.locate(path, client, self.via)
+    async def open(self, path: Sequence[str], client: str | None = None, via: str = "ftp") -> ftp.IReadFile:
+        found = await self.locate(path, client, via)
         if found is None:
             raise ftp.FileNotFoundError("/" + "/".join(path))
         return _Reader(str(found.path), found.size, found.finished)

@@ -63,8 +63,10 @@ class ReadOnlyShell:
         self._tree: IDeliverableTree = tree if tree is not None else EmptyTree()
         # Set by REST for the next RETR (the stock protocol has no REST).
         self.restart_offset = 0
-        # The session's peer address, set by the protocol at login.
+        # The session's peer address, set by the protocol at login, and how
+        # the files go (the protocol says "ftps" while data is protected).
         self.client: str | None = None
+        self.via = "ftp"
 
     # -- writes: all refused ------------------------------------------------
 
@@ -126,7 +128,7 @@ class ReadOnlyShell:
         names, node = await self._node(path)
         if node.directory:
             raise ftp.IsADirectoryError(_shown(path))
-        reader = await self._tree.open(names, self.client)
+        reader = await self._tree.open(names, self.client, self.via)
         if offset:
             start = getattr(reader, "start_at", None)
             if start is None:

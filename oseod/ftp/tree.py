@@ -36,9 +36,10 @@ class IDeliverableTree(Interface):
         """The nodes in the directory at ``path`` (which :meth:`stat` said
         is a directory)."""
 
-    def open(path: Sequence[str], client: str | None = None) -> Awaitable[ftp.IReadFile]:
+    def open(path: Sequence[str], client: str | None = None, via: str = "ftp") -> Awaitable[ftp.IReadFile]:
         """The file at ``path`` (which :meth:`stat` said is a file), ready to
-        send to ``client`` (its address, for the transfer log). Raises :class:`twisted.protocols.ftp.FileNotFoundError` when
+        send to ``client`` (its address, for the transfer log) over ``via``
+        ("ftp", "ftps"). Raises :class:`twisted.protocols.ftp.FileNotFoundError` when
         it has gone in the meantime."""
 
 
@@ -53,5 +54,5 @@ class EmptyTree:
     async def children(self, path: Sequence[str]) -> Sequence[Node]:
         return []
 
-    async def open(self, path: Sequence[str], client: str | None = None) -> ftp.IReadFile:
+    async def open(self, path: Sequence[str], client: str | None = None, via: str = "ftp") -> ftp.IReadFile:
         raise ftp.FileNotFoundError("/" + "/".join(path))

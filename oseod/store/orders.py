@@ -655,7 +655,7 @@ class Transfer:
     item_id: str  # "" for the order's package
     file: str
     user: str
-    via: str  # "ftp" or "http"
+    via: str  # "ftp", "ftps", "sftp" or "http"
     address: str
     bytes: int
     complete: bool
