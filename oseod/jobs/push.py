@@ -57,6 +57,18 @@ ANONYMOUS_PASSWORD = "anonymous@"  # what anonymous FTP asks for: an e-mail addr
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def ftp_source(file: Deliverable) -> tuple[str, BinaryIO]:
+    """The temporary name ``file`` is stored under over FTP, and the file
+    opened: before the STOR, so a result gone from the disk fails here, not
+    halfway through a transfer."""
+    if _CONTROL.search(file.name):
+        raise PushFailed(f"the file name {file.name!r} holds control characters, which FTP cannot carry")
+    try:
+        return f".{file.name}.partial", open(file.path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        raise PushFailed(f"reading {file.name}: {e.strerror}") from None
+
+
 class PushFailed(Exception):
     """A push that did not deliver every file: the message says where to
     and why, never with a password."""
@@ -234,6 +246,17 @@ class Pusher:
                 return ip
         raise PushFailed(refusals[0] if found == [host] else f"{host}: {refusals[0]}")
 
+    async def _connected(self, ip: str, port: int, protocol: Any) -> None:
+        """``protocol`` connected to ``ip`` ``port`` within the connect timeout,
+        or PushFailed saying why not."""
+        try:
+            await connectProtocol(self._endpoint(ip, port), protocol).addTimeout(self._connect_timeout, self._clock)
+        except defer.TimeoutError:
+            raise PushFailed(f"no connection to {ip} port {port} within {self._connect_timeout:g} s") from None
+        except error.ConnectError as e:
+            why = "connection refused" if isinstance(e, error.ConnectionRefusedError) else str(e)
+            raise PushFailed(f"cannot connect to {ip} port {port}: {why}") from None
+
     def _endpoint(self, ip: str, port: int) -> Any:
         return (TCP6ClientEndpoint if ":" in ip else TCP4ClientEndpoint)(self._reactor, ip, port)
 
@@ -265,15 +288,7 @@ class FtpPusher(Pusher):
         user = destination.user or "anonymous"
         password = destination.password if destination.password is not None else ANONYMOUS_PASSWORD
         client = _Client(user, password, self._reactor, self._clock, self._idle)
-        connecting = connectProtocol(self._endpoint(ip, destination.port), client)
-        try:
-            await connecting.addTimeout(self._connect_timeout, self._clock)
-        except defer.TimeoutError:
-            raise PushFailed(f"no connection to {ip} port {destination.port} within "
-                             f"{self._connect_timeout:g} s") from None
-        except error.ConnectError as e:
-            why = "connection refused" if isinstance(e, error.ConnectionRefusedError) else str(e)
-            raise PushFailed(f"cannot connect to {ip} port {destination.port}: {why}") from None
+        await self._connected(ip, destination.port, client)
         return client
 
     async def _change_directory(self, client: _Client, path: str) -> None:
@@ -295,15 +310,7 @@ class FtpPusher(Pusher):
             await self._step(client, f"changing to {shown}", client.cwd(part))
 
     async def _store(self, client: _Client, file: Deliverable) -> None:
-        if _CONTROL.search(file.name):
-            raise PushFailed(f"the file name {file.name!r} holds control characters, which FTP cannot carry")
-        partial = f".{file.name}.partial"
-        # Opened before the STOR: a result gone from the disk fails here, not
-        # halfway through a transfer.
-        try:
-            source = open(file.path, "rb")  # noqa: SIM115 - closed below
-        except OSError as e:
-            raise PushFailed(f"reading {file.name}: {e.strerror}") from None
+        partial, source = ftp_source(file)
         with source:
             connected, stored = client.storeFile(partial)
             sending = defer.ensureDeferred(self._send(client, connected, source))

@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from ..core.deliverables import Deliverable
 from ..core.destinations import FtpDestination
-from .push import ANONYMOUS_PASSWORD, CHUNK, IPusher, Pusher, PushFailed, _CONTROL
+from .push import ANONYMOUS_PASSWORD, CHUNK, IPusher, Pusher, PushFailed, ftp_source
 
 
 class _FtpTls(ftplib.FTP_TLS):
@@ -126,13 +126,7 @@ class _Session:
             ftp.cwd(part)
 
     def _store(self, ftp: _FtpTls, file: Deliverable) -> None:
-        if _CONTROL.search(file.name):
-            raise PushFailed(f"the file name {file.name!r} holds control characters, which FTP cannot carry")
-        partial = f".{file.name}.partial"
-        try:
-            source = open(file.path, "rb")  # noqa: SIM115 - closed below
-        except OSError as e:
-            raise PushFailed(f"reading {file.name}: {e.strerror}") from None
+        partial, source = ftp_source(file)
         with source:
             self.doing = f"storing {file.name}"
             ftp.storbinary(f"STOR {partial}", source, blocksize=CHUNK)

@@ -26,7 +26,6 @@ from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.error import HostKeyChanged
 from twisted.conch.ssh import channel, common, connection, filetransfer, keys, transport, userauth
 from twisted.internet import defer, error
-from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import ITCPTransport
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -236,15 +235,7 @@ class SftpPusher(Pusher):
             raise PushFailed("sftp needs a userName")
         ssh = _Transport(destination, lambda key: self._host_keys.refusal(destination, key), self._key(),
                          self._clock, self._idle)
-        try:
-            await connectProtocol(self._endpoint(ip, destination.port), ssh).addTimeout(
-                self._connect_timeout, self._clock)
-        except defer.TimeoutError:
-            raise PushFailed(f"no connection to {ip} port {destination.port} within "
-                             f"{self._connect_timeout:g} s") from None
-        except error.ConnectError as e:
-            why = "connection refused" if isinstance(e, error.ConnectionRefusedError) else str(e)
-            raise PushFailed(f"cannot connect to {ip} port {destination.port}: {why}") from None
+        await self._connected(ip, destination.port, ssh)
         delivered = False
         try:
             client = await _shielded(ssh, ssh.ready)
