@@ -33,7 +33,8 @@ from oseod.config import DEMO_COLLECTION, PUSH_PROTOCOLS, Config
 from oseod.core.deliverables import Deliverable
 from oseod.core.destinations import FtpDestination, push_destination
 from oseod.jobs.dummy import content
-from oseod.jobs.push import IPusher, PushFailed, default_pushers
+from oseod.jobs.push import IPusher, PushFailed
+from oseod.jobs.pushers import default_pushers
 from oseod.jobs.push_ftps import FtpsPusher
 from oseod.jobs.push_sftp import SftpPusher, fingerprint
 from oseod.model.errors import RequestRejected

@@ -59,7 +59,8 @@ from .processors import (
     UnknownProcessor,
     load_processor,
 )
-from .push import IPusher, PushFailed, default_pushers
+from .push import IPusher, PushFailed
+from .pushers import default_pushers
 
 BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": CommandProcessor,
                                             "archive": ArchiveProcessor, "http": HttpProcessor}

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from twisted.internet import defer, error
@@ -47,7 +46,6 @@ from twisted.protocols import basic, ftp, policies
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from ..config import Config
 from ..core.deliverables import Deliverable
 from ..core.destinations import BadDestination, FtpDestination, network_refusal, push_destination
 from ..model.orders import OnlineAddress
@@ -80,22 +78,6 @@ class IPusher(Interface):
     def push(address: OnlineAddress, files: Sequence[Deliverable]) -> Any:
         """Send ``files`` to ``address``. What to tell the client (where they
         went), or PushFailed. May return a Deferred or be a coroutine."""
-
-
-def default_pushers(config: Config, reactor: Any, clock: Any) -> dict[str, IPusher]:
-    """The pushers of the protocols oseod pushes over, by protocol."""
-    from .push_ftps import FtpsPusher  # (they build on this module)
-    from .push_sftp import SftpPusher
-
-    common: dict[str, Any] = dict(connect_timeout=config.delivery.connect_timeout,
-                                  idle_timeout=config.delivery.idle_timeout,
-                                  allowed_networks=config.notifications.allowed_networks,
-                                  max_sessions_per_server=config.delivery.max_sessions_per_server)
-    data_dir = Path(config.server.data_dir)
-    return {"ftp": FtpPusher(reactor, clock, **common),
-            "ftps": FtpsPusher(reactor, clock, ca_file=config.delivery.ca_file, **common),
-            "sftp": SftpPusher(reactor, clock, known_hosts=data_dir / "known_hosts",
-                               client_key=data_dir / "push_id_ed25519", **common)}
 
 
 class _Client(ftp.FTPClient, policies.TimeoutMixin):
