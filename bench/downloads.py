@@ -557,13 +557,14 @@ def main() -> int:
     print()
     print(f"machine: nproc {info['nproc']} ({info['cpus']} CPUs), {info['system']}, {info['python']}, "
           f"Twisted {info['twisted']}, oseod {info['oseod']}")
-    print(f"file:    {size // MIB} MiB, page cache warm; curl to /dev/null over 127.0.0.1; median of {rounds} "
+    print(f"file:    {size // MIB} MiB, page cache warm; curl to /dev/null, sftp to tmpfs, over 127.0.0.1; "
+          f"median of {rounds} "
           f"after one uncounted download each; client and servers share this machine")
     print()
-    print(f"{'target':<12} {'MB/s':>8}   {'runs':<28} {'server CPU s/GiB':>16}")
+    print(f"{'target':<12} {'MB/s':>8}   {'runs':<36} {'server CPU s/GiB':>16}")
     for row in rows.values():
         runs = " ".join(f"{r:.0f}" for r in row.runs_mb_per_s)
-        print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<28} {row.cpu_seconds_per_gib:>16.2f}")
+        print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<36} {row.cpu_seconds_per_gib:>16.2f}")
     print()
     for name, value in ratios.items():
         print(f"{name:<36} {_shown(value)}   (target >= {targets_of[name]}: {verdicts[name]})")
