@@ -7,7 +7,7 @@
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
-#   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP and HTTP vs. vsftpd and nginx
+#   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP(S), HTTP, SFTP vs. vsftpd, nginx, sshd
 #   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
 #   make chaos [CHAOS_ARGS='--seed 7']               kill/stop Redis and daemons under load; check invariants
 #   make bench-ha [BENCH_ARGS='--duration 5']         Submit with min_replicas 1 vs 0; failover window
@@ -109,8 +109,8 @@ bench-ordering: $(STAMP)
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py $(BENCH_ARGS)
 
-# About a minute; needs vsftpd, nginx and curl (Debian: apt-get install vsftpd
-# nginx-light curl) and says so when one is missing.
+# About 3 minutes; needs curl, and vsftpd, nginx and sshd as baselines (Debian:
+# apt-get install vsftpd nginx-light openssh-server curl); says so when one is missing.
 bench-downloads: $(STAMP)
 	$(BIN)/python bench/downloads.py $(BENCH_ARGS)
 

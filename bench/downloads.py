@@ -29,8 +29,15 @@ made here): oseod with ``ftp_tls = "optional"`` as a ratio to vsftpd with
 ``ssl_enable`` (a second vsftpd; curl resumes the TLS session on the data
 connection, as vsftpd's default ``require_ssl_reuse`` wants). Target >= 0.5.
 
-Needs curl (exits with status 2 without it). vsftpd and nginx are the
-baselines (Debian: ``apt-get install vsftpd nginx-light``): the script installs
+SFTP (OpenSSH ``sftp -b``, ``get`` into a file on tmpfs, removed after each
+download; key login, both host keys pinned): oseod's SFTP listener as a ratio
+to a private OpenSSH sshd (``internal-sftp``, its own config, host key and
+authorized keys in the temporary directory), both held to the algorithms
+oseod negotiates (aes128-ctr, hmac-sha2-256). Target >= 0.5.
+
+Needs curl (exits with status 2 without it). vsftpd, nginx and sshd are the
+baselines (Debian: ``apt-get install vsftpd nginx-light openssh-server``; the
+SFTP targets also need ``sftp`` and ``ssh-keygen``): the script installs
 nothing, and says which baseline it could not start; the oseod targets are
 measured anyway and the ratios to a missing baseline are n/a. Run it with
 ``make bench-downloads`` (or ``.venv/bin/python bench/downloads.py --help``).
@@ -58,6 +65,7 @@ from pathlib import Path
 
 from harness import HERE, BenchError, Server, machine_info, rounded, reported, start_oseod, stop_all, wait_for
 from ordering import add_user, envelope, post
+from sftp_targets import add_user_key, sftp_get, sshd_program, start_sshd, trust_host, user_key
 
 COLLECTION = "urn:oseod:bench-downloads"
 PRODUCT = "product-1GiB"
@@ -67,9 +75,11 @@ USER = "bench-downloads"
 PASSWORD = "bench-downloads-password"
 TARGET = 0.9
 FTPS_TARGET = 0.5  # TLS in Twisted's userspace (no sendfile) against vsftpd's OpenSSL
+SFTP_TARGET = 0.5  # conch's SSH in Python against OpenSSH's C
 MIB = 1024 * 1024
 INSTALL = {"vsftpd": "apt-get install vsftpd", "nginx": "apt-get install nginx-light",
-           "curl": "apt-get install curl"}
+           "curl": "apt-get install curl", "sshd": "apt-get install openssh-server",
+           "sftp": "apt-get install openssh-client"}
 CURL_TIMEOUT = 600  # seconds for one download: only bounds a hung server
 
 
@@ -239,7 +249,7 @@ def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server],
         lines["run_as_launching_user"] = "YES"
     if tls:
         lines.update({"ssl_enable": "YES", "allow_anon_ssl": "YES", "force_anon_logins_ssl": "YES",
-                      "force_anon_data_ssl": "YES", "require_ssl_reuse": "YES", "ssl_tlsv1_2": "YES",
+                      "force_anon_data_ssl": "YES", "require_ssl_reuse": "YES",
                       "rsa_cert_file": str(tls[0]), "rsa_private_key_file": str(tls[1])})
     config = tmp / f"{name}.conf"
     config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
@@ -403,7 +413,7 @@ def _shown(value: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="oseod FTP and HTTP download throughput of a 1 GiB file vs. vsftpd and nginx.")
+        description="oseod FTP, FTPS, HTTP and SFTP download throughput of a 1 GiB file vs. vsftpd, nginx and sshd.")
     parser.add_argument("--size-mib", type=int, default=1024, help="the file's size in MiB (default 1024)")
     parser.add_argument("--rounds", type=int, default=7, help="counted downloads per target (default 7)")
     parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
@@ -425,6 +435,14 @@ def main() -> int:
     if not args.twistd.exists():
         parser.error(f"{args.twistd} not found: run `make bench-downloads`, or pass --twistd")
     vsftpd, nginx, curl_path = programs["vsftpd"], programs["nginx"], str(programs["curl"])
+    sftp_client = shutil.which("sftp") if shutil.which("ssh-keygen") else None
+    sshd = sshd_program()
+    if sftp_client is None:
+        print(f"bench: sftp or ssh-keygen not found, so no SFTP targets (install with: {INSTALL['sftp']})",
+              file=sys.stderr, flush=True)
+    elif sshd is None:
+        print(f"bench: baseline sshd not found, so not started (install with: {INSTALL['sshd']}); "
+              f"the ratio to it is n/a", file=sys.stderr, flush=True)
 
     info = machine_info()
     tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-downloads-"))
@@ -445,13 +463,15 @@ def main() -> int:
             config = tmp / "oseod.toml"
             write_config(config, archive, tls)
             print(f"starting oseod ({args.twistd}) ...", flush=True)
-            daemon, http_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
+            daemon, http_url = start_oseod(args.twistd, tmp, servers, oseod_options=[
+                "--config", str(config), "--sftp", "tcp:0:interface=127.0.0.1"])
             data = tmp / "data"
             add_user(Path(sys.executable).parent / "oseoctl", data, USER, PASSWORD + "\n")
             path = order_result(daemon, http_url)
             delivered = data / "results" / USER / path.lstrip("/")
             linked = delivered.exists() and delivered.stat().st_ino == product.stat().st_ino
-            ftp_url = json.loads((data / "endpoints.json").read_text())["ftp"]
+            endpoints = json.loads((data / "endpoints.json").read_text())
+            ftp_url = endpoints["ftp"]
             print(f"the baselines on the same directory ({'hard link: one inode' if linked else 'a copy'}) ...",
                   flush=True)
             # PROT P (curl's default with --ssl-reqd); the certificate trusted as a CA.
@@ -469,6 +489,26 @@ def main() -> int:
             if nginx is not None:
                 serving["nginx"], nginx_port = start_nginx(nginx, tmp, archive, servers)
                 targets["nginx"] = (f"http://127.0.0.1:{nginx_port}/{FILE_NAME}", None, [])
+            # SFTP: who logs in, on which port, and the file's path there.
+            sftp_gets: dict[str, tuple[str, int, str]] = {}
+            if sftp_client is not None:
+                key, public = user_key(tmp)
+                add_user_key(Path(sys.executable).parent / "oseoctl", data, USER, public)
+                known_hosts = tmp / "known_hosts"
+                sftp_port = int(endpoints["sftp"].rstrip("/").rsplit(":", 1)[1])
+                trust_host(known_hosts, sftp_port, data / "ssh_host_ed25519_key.pub")
+                sftp_gets["oseod SFTP"] = (USER, sftp_port, path)
+                serving["oseod SFTP"] = daemon
+                if sshd is not None:
+                    sshd_port = free_port()
+                    serving["sshd SFTP"], sshd_user, sshd_key = start_sshd(
+                        sshd, tmp, public, sshd_port, servers, [sys.executable, "-c", SUBREAPER], listening)
+                    trust_host(known_hosts, sshd_port, sshd_key)
+                    sftp_gets["sshd SFTP"] = (sshd_user, sshd_port, str(product))
+                for target, (who, port, remote) in sftp_gets.items():
+                    targets[target] = (f"sftp://{who}@127.0.0.1:{port}{remote}", None, [])
+                shm = Path("/dev/shm")  # the client writes to memory, as curl to /dev/null nearly does
+                sink = (shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp) / f"oseod-bench-{os.getpid()}.bin"
             idle = {server.name: tree_size(server.process.pid) for server in serving.values()}
             order = list(targets)
             for n in range(rounds + 1):
@@ -476,7 +516,13 @@ def main() -> int:
                     url, user, extra = targets[target]
                     server = serving[target]
                     before = settled_cpu(server, idle[server.name])
-                    got, speed, seconds, code = curl(curl_path, url, user, extra)
+                    if target in sftp_gets:
+                        who, port, remote = sftp_gets[target]
+                        got, speed, seconds = sftp_get(str(sftp_client), key, known_hosts, who, port, remote,
+                                                       sink, CURL_TIMEOUT)
+                        code = "226"  # sftp exited 0
+                    else:
+                        got, speed, seconds, code = curl(curl_path, url, user, extra)
                     spent = settled_cpu(server, idle[server.name]) - before
                     if got != size or code not in ("200", "226"):
                         culprit = daemon if target.startswith("oseod") else None
@@ -492,7 +538,10 @@ def main() -> int:
     rows = {t: median_row(t, targets[t][0], downloads, size) for t in targets}
     pairs = {"oseod FTP / vsftpd": ("oseod FTP", "vsftpd", TARGET),
              "oseod FTPS / vsftpd FTPS": ("oseod FTPS", "vsftpd FTPS", FTPS_TARGET),
-             "oseod HTTP / nginx": ("oseod HTTP", "nginx", TARGET)}
+             "oseod HTTP / nginx": ("oseod HTTP", "nginx", TARGET),
+             "oseod SFTP / sshd SFTP": ("oseod SFTP", "sshd SFTP", SFTP_TARGET)}
+    if "oseod SFTP" not in rows:  # no sftp client: neither side measured
+        del pairs["oseod SFTP / sshd SFTP"]
     targets_of = {name: goal for name, (_, _, goal) in pairs.items()}
 
     def ratio_of(ours: str, theirs: str, field: str) -> float | None:
@@ -508,19 +557,26 @@ def main() -> int:
     print()
     print(f"machine: nproc {info['nproc']} ({info['cpus']} CPUs), {info['system']}, {info['python']}, "
           f"Twisted {info['twisted']}, oseod {info['oseod']}")
-    print(f"file:    {size // MIB} MiB, page cache warm; curl to /dev/null over 127.0.0.1; median of {rounds} "
+    print(f"file:    {size // MIB} MiB, page cache warm; curl to /dev/null, sftp to tmpfs, over 127.0.0.1; "
+          f"median of {rounds} "
           f"after one uncounted download each; client and servers share this machine")
     print()
-    print(f"{'target':<12} {'MB/s':>8}   {'runs':<28} {'server CPU s/GiB':>16}")
+    print(f"{'target':<12} {'MB/s':>8}   {'runs':<36} {'server CPU s/GiB':>16}")
     for row in rows.values():
         runs = " ".join(f"{r:.0f}" for r in row.runs_mb_per_s)
-        print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<28} {row.cpu_seconds_per_gib:>16.2f}")
+        print(f"{row.target:<12} {row.median_mb_per_s:>8.0f}   {runs:<36} {row.cpu_seconds_per_gib:>16.2f}")
     print()
     for name, value in ratios.items():
         print(f"{name:<36} {_shown(value)}   (target >= {targets_of[name]}: {verdicts[name]})")
     for name, value in cpu_ratios.items():
         print(f"{name:<36} {_shown(value)}   (for information)")
+    # What the daemon's one thread could do at most, were it alone on a core.
+    for row in rows.values():
+        if row.target.startswith("oseod") and row.cpu_seconds_per_gib > 0:
+            print(f"{row.target:<12} daemon CPU {row.cpu_seconds_per_gib:.2f} s/GiB: at most "
+                  f"{1024**3 / 1e6 / row.cpu_seconds_per_gib:.0f} MB/s on one core")
     missing = [name for name in ("vsftpd", "nginx") if programs[name] is None]
+    missing += ["sshd"] if sftp_client is not None and sshd is None else []
     if missing:
         print(f"not started (not installed): {', '.join(missing)}")
 
