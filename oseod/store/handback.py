@@ -1,5 +1,5 @@
 """The drain's hand-back of jobs: what a stopping daemon had claimed goes
-back to the queue at once (see job_hand_back.lua), so another daemon makes
+back to the queue at once (see lua/job_hand_back.lua), so another daemon makes
 it within its poll interval instead of after ``[processing] lease_seconds``.
 
 A job handed back is claimed again from its first item that is not final
@@ -8,14 +8,13 @@ joins the end of its priority's stream."""
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Sequence
 from typing import Any
 
-from . import keys
+from . import keys, lua
 from .jobs import GROUP, Job, JobStore, job_fields
 
-_HAND_BACK = (importlib.resources.files(__package__) / "job_hand_back.lua").read_text(encoding="utf-8")
+_HAND_BACK = lua.load("job_hand_back")
 
 
 class JobHandBack:

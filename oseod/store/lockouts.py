@@ -11,14 +11,13 @@ sweeps away subjects nobody fails with any more.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from . import keys
+from . import keys, lua
 
 USER = "user"
 ADDRESS = "addr"
@@ -26,13 +25,9 @@ ADDRESS = "addr"
 SWEEP_MARGIN = 60
 
 
-def _script(name: str) -> str:
-    return (importlib.resources.files(__package__) / name).read_text(encoding="utf-8")
-
-
-_READ = _script("login_failures_read.lua")
-_COUNT = _script("login_failures_count.lua")
-_CLEAR = _script("login_failures_clear.lua")
+_READ = lua.load("login_failures_read")
+_COUNT = lua.load("login_failures_count")
+_CLEAR = lua.load("login_failures_clear")
 
 
 @attrs.frozen

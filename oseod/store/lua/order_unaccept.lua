@@ -1,9 +1,15 @@
--- Appended to orders.py's _PRELUDE (its KEYS layout and helpers).
+-- A new order WAIT found on too few replicas, taken back whole.
+-- KEYS: as order_prelude's, then the subscription indexes, the job stream,
+-- the e-mail queue, the outbox's due set and the wsa:MessageID key.
+-- ARGV: member, order id, how many subscription indexes, the ids of the
+-- jobs queued (JSON array), the workers' consumer group (a job claimed
+-- meanwhile is acknowledged).
 -- Whatever the order went through since its create (a worker may have
 -- claimed its job meanwhile), it is taken out of the counters and every
 -- index it can be in, its jobs out of the stream, its keys deleted: as if
 -- the Submit had never come, which is what its client was told (503).
 -- Returns 1 taken back, 0 no such order.
+-- include: order_prelude
 local STREAM, MAILS, DUE, SEEN = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local member, order_id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', ORDER) == 0 then return 0 end

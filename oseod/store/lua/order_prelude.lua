@@ -1,0 +1,64 @@
+-- Shared by the scripts that change an order (each includes it): the
+-- constants filled in from OrderStatus, the helpers, and the KEYS layout,
+-- as built by _order_keys():
+--   1 order hash, 2 items hash, 3 ready set, 4 owner's active-item counter,
+--   5 every order's results by completion time (for their expiry),
+--   6 the items-per-status counters, 7 the order's history, 8 and 9 the hour
+--   and minute buckets of the change's time (oseod.store.stats),
+--   F+1 .. F+N the owner's per-status indexes, F+N+1 .. F+2N everybody's (N
+--   statuses, in OrderStatus order; F the 9 keys before), then every index
+--   scored but not chosen by status (all orders of the owner, of everybody,
+--   the two orderReference indexes, the order type's and the collections').
+local N = ${N}
+local POS = {${POS}}
+local FINAL = {${FINAL}}
+local WITH_RESULT = {${WITH_RESULT}}
+local HISTORY_KEPT = ${HISTORY_KEPT}
+-- include: bucket_hook
+
+local ORDER, ITEMS, READY, ACTIVE, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local ITEM_STATS, HISTORY, HOUR, MINUTE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local F = 9
+-- The last index key; a script with a job to queue has the stream after it.
+local INDEX_END = #KEYS
+
+local function in_set(set, value)
+  return set == '' or string.find(set, '|' .. value .. '|', 1, true) ~= nil
+end
+
+-- Record an update at time `at` (a string, passed through exactly); the last
+-- update never goes backwards. Returns the score for the indexes.
+local function touch(at)
+  local last = redis.call('HGET', ORDER, 'updated_at')
+  if last and tonumber(last) > tonumber(at) then at = last end
+  redis.call('HSET', ORDER, 'updated_at', at)
+  redis.call('HINCRBY', ORDER, 'version', 1)
+  return at
+end
+
+-- Put the order in the status indexes of `new` (out of those of `old`) and
+-- give it `score` everywhere.
+local function reindex(member, old, new, score)
+  if old then
+    redis.call('ZREM', KEYS[F + POS[old]], member)
+    redis.call('ZREM', KEYS[F + N + POS[old]], member)
+  end
+  redis.call('ZADD', KEYS[F + POS[new]], score, member)
+  redis.call('ZADD', KEYS[F + N + POS[new]], score, member)
+  for i = F + 2 * N + 1, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+end
+
+-- Whether the order's items are in the items-per-status counters: orders
+-- stored before them are not, until OrderStore.index_older_orders adds them
+-- (with the 'collections' field it writes, as create does).
+local is_counted = nil
+local function counted()
+  if is_counted == nil then is_counted = redis.call('HEXISTS', ORDER, 'collections') == 1 end
+  return is_counted
+end
+
+-- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
+local function remember(entry)
+  redis.call('RPUSH', HISTORY, entry)
+  redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
+end
