@@ -8,7 +8,7 @@ import importlib.resources
 import pytest
 
 from oseod.store import lua
-from oseod.store import orders
+from oseod.store.orders import layout as orders
 
 
 def _names() -> list[str]:
@@ -23,7 +23,7 @@ def test_every_file_names_its_keys_and_argv() -> None:
 
 
 def test_includes_and_values_are_filled_in() -> None:
-    text = orders._PURGE
+    text = lua.load("order_purge", **orders._VALUES)
     assert "-- include:" not in text and "${" not in text
     assert "local function reindex" in text and "local function fenced" in text
     assert "local function count_event" in text  # the prelude's own include
