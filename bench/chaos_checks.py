@@ -4,7 +4,7 @@ in Redis (read from the primary the sentinels name), on the worker's result
 files, and on the load client's record of every attempt.
 
 ``recount`` rebuilds, from the order hashes alone, what the store's scripts
-keep beside them (oseod/store/orders.py: the per-status item counts in each
+keep beside them (oseod/store/orders/ and lua/order_*.lua: the per-status item counts in each
 order, the owner's unfinished-item counter, the items-per-status totals, and
 the sorted-set indexes by owner, status, orderReference, type and
 collection) and lists every difference.

@@ -6,7 +6,7 @@ Layout (names in :mod:`oseod.store.keys`): one list per (channel, name), e.g.
 they leave in the order their changes happened; and one sorted set of the
 queues that have something to send, scored by when their first message is
 due. A message is written by the same Lua script as the change that causes
-it (see ``_SET_ORDER_STATUS`` in :mod:`oseod.store.orders`): a crash at any
+it (see ``lua/order_set_status.lua``, run by :mod:`oseod.store.orders`): a crash at any
 moment loses none.
 
 Sending is at least once. A daemon claims a due queue by moving its score a

@@ -4,7 +4,7 @@ A subscription is a hash (owner, consumer endpoint, topics, dialect, SOAP
 version, end) and an entry in its owner's sorted set scored by its end. An
 order of the owner that reaches a final status is queued for each of the
 owner's live subscriptions by the script that changes the status
-(``_SET_ORDER_STATUS`` in :mod:`oseod.store.orders`, through
+(``lua/order_set_status.lua``, run by :mod:`oseod.store.orders`, through
 :data:`NOTIFY_HOOK`): one outbox queue per subscription, so that a slow or
 dead consumer holds up only its own messages. A subscription past its end
 is no longer written to, and its hash expires with it.

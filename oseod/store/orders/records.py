@@ -19,6 +19,8 @@ _RECORD_TRANSFER = script("order_record_transfer")
 
 
 class OrderRecords(OrderStoreBase):
+    """Downloads, transfers and the history of an order."""
+
     async def record_download(self, order_id: str, item_id: str, name: str, at: float) -> set[str]:
         """Count a complete download of file ``name`` of the item, at ``at``;
         the names of the item's files downloaded completely so far."""

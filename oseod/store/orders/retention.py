@@ -20,6 +20,8 @@ _INDEX_OLDER = script("order_index_older")
 
 
 class OrderRetention(OrderStoreBase):
+    """What the periodic tasks of retention and migration call (the writes fenced by the leader)."""
+
     async def index_older_orders(self, ids: int = 500, calls: int = 20, *,
                                  fence: Fence | None = None) -> tuple[bool, int]:
         """Add orders stored by a version before the collection and type

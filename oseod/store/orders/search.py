@@ -35,6 +35,8 @@ def _cursor(text: str | None) -> tuple[str, str]:
 
 
 class OrderSearch(OrderStoreBase):
+    """Searches over the indexes."""
+
     async def search(self, owner: str | None, last_update: float | None, last_update_end: float | None,
                      statuses: Collection[OrderStatus], reference: str | None, limit: int) -> list[Order]:
         """The orders of ``owner`` (None: of everybody) last updated within

@@ -11,6 +11,8 @@ from .layout import _member, _order_id, _score
 
 
 class OrderSubscriptions(OrderStoreBase):
+    """The subscription indexes of the collections."""
+
     async def subscriptions(self, collection_id: str, active_at: float) -> list[str]:
         """Ids of the subscriptions on ``collection_id`` whose end is after
         ``active_at`` (those cancelled since may be among them)."""

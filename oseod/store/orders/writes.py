@@ -39,6 +39,8 @@ _QUEUE_MAIL = script("order_queue_mail")
 
 
 class OrderWrites(OrderStoreBase):
+    """Every change of an order: one Lua script each, indexes and counters included."""
+
     async def create(self, order: Order, *, max_active_items: int | None = None,
                      jobs: Callable[[str], Sequence[Job]] = lambda order_id: (),
                      subscribed_until: float | None = None, message_id: str | None = None,
