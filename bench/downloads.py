@@ -51,8 +51,8 @@ import base64
 import json
 import os
 import pwd
+import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,10 +60,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from harness import HERE, BenchError, Server, machine_info, rounded, reported, start_oseod, stop_all, wait_for
+from harness import (HERE, BenchError, Server, ServerExited, machine_info, rounded, reported, start_oseod, stop_all,
+                     wait_for)
 from ordering import add_user, envelope, post
 from sftp_targets import add_user_key, sftp_get, sshd_program, start_sshd, trust_host, user_key
 
@@ -178,18 +181,58 @@ def settled_cpu(server: Server, idle_size: int) -> float:
 # --- the servers ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# vsftpd, nginx and sshd cannot bind port 0 and say which port they got, and
+# a port probed free and handed over later may be taken in between. So each
+# gets a port below the kernel's ephemeral range (no client socket is handed
+# one meanwhile), counts as up only once its own process tree listens there
+# (a stranger holding the port is not mistaken for it), and is started again
+# on another port when it exits first (most likely, the port was taken).
 
 
-def listening(port: int) -> bool | None:
+T = TypeVar("T")
+
+
+def candidate_port() -> int:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return random.randrange(10_000, low)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
     except OSError:
-        return None
+        pass  # gone meanwhile, or not ours to read
+    return found
+
+
+def listening(server: Server, port: int) -> bool | None:
+    """True once ``server`` (its process or a descendant) listens on
+    127.0.0.1:``port``; None until then."""
+    inodes = set().union(*(_socket_inodes(pid) for pid in _tree(server.process.pid, _processes())))
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+            return True
+    return None
+
+
+def on_own_port(what: str, start: Callable[[int], T]) -> tuple[T, int]:
+    """``start(port)`` (which waits for ``listening``) on candidate ports
+    until one works; its result and the port."""
+    for _ in range(20):
+        port = candidate_port()
+        try:
+            return start(port), port
+        except ServerExited as e:
+            last: BenchError = e
+    raise BenchError(f"{what} could not start on 20 ports; the last time: {last}")
 
 
 def _has_user(name: str) -> bool:
@@ -226,10 +269,14 @@ def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server],
     data ports are taken on the control connection's address (loopback).
     With ``tls`` (certificate, key): FTPS required for logins and data, with
     vsftpd's default session reuse check."""
-    port = free_port()
     name = "vsftpd-tls" if tls else "vsftpd"
     empty = tmp / f"{name}-empty"  # where its unprivileged helper is chrooted
     empty.mkdir(mode=0o755)
+    return on_own_port(name, lambda port: _start_vsftpd(vsftpd, tmp, root, started, tls, name, empty, port))
+
+
+def _start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server], tls: tuple[Path, Path] | None,
+                  name: str, empty: Path, port: int) -> Server:
     # Anonymous sessions run as the "ftp" user the Debian package creates
     # (vsftpd changes to its home first). Without root, or without that user,
     # vsftpd runs as whoever started it: no chroot, no user change, loopback
@@ -255,16 +302,19 @@ def start_vsftpd(vsftpd: str, tmp: Path, root: Path, started: list[Server],
     config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
     server = Server(name, [sys.executable, "-c", SUBREAPER, vsftpd, str(config)], tmp / f"{name}.log", cwd=tmp)
     started.append(server)
-    wait_for(f"vsftpd listening on 127.0.0.1:{port}", server, lambda: listening(port))
-    return server, port
+    wait_for(f"vsftpd listening on 127.0.0.1:{port}", server, lambda: listening(server, port))
+    return server
 
 
 def start_nginx(nginx: str, tmp: Path, root: Path, started: list[Server]) -> tuple[Server, int]:
     """One worker, ``sendfile on`` (with ``tcp_nopush``, as a tuned static
     server has it), no access log, everything it writes inside ``tmp``."""
-    port = free_port()
     state = tmp / "nginx"
     state.mkdir()
+    return on_own_port("nginx", lambda port: _start_nginx(nginx, tmp, root, started, state, port))
+
+
+def _start_nginx(nginx: str, tmp: Path, root: Path, started: list[Server], state: Path, port: int) -> Server:
     temp_paths = "".join(f"    {kind}_temp_path {state / kind};\n"
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     config = tmp / "nginx.conf"
@@ -284,8 +334,8 @@ def start_nginx(nginx: str, tmp: Path, root: Path, started: list[Server]) -> tup
         "}\n")
     server = Server("nginx", [nginx, "-c", str(config), "-p", str(state)], tmp / "nginx.log", cwd=tmp)
     started.append(server)
-    wait_for(f"nginx listening on 127.0.0.1:{port}", server, lambda: listening(port))
-    return server, port
+    wait_for(f"nginx listening on 127.0.0.1:{port}", server, lambda: listening(server, port))
+    return server
 
 
 def make_certificate(tmp: Path) -> tuple[Path, Path]:
@@ -500,9 +550,9 @@ def main() -> int:
                 sftp_gets["oseod SFTP"] = (USER, sftp_port, path)
                 serving["oseod SFTP"] = daemon
                 if sshd is not None:
-                    sshd_port = free_port()
-                    serving["sshd SFTP"], sshd_user, sshd_key = start_sshd(
-                        sshd, tmp, public, sshd_port, servers, [sys.executable, "-c", SUBREAPER], listening)
+                    wrapper = [sys.executable, "-c", SUBREAPER]
+                    (serving["sshd SFTP"], sshd_user, sshd_key), sshd_port = on_own_port(
+                        "sshd", lambda port: start_sshd(sshd, tmp, public, port, servers, wrapper, listening))
                     trust_host(known_hosts, sshd_port, sshd_key)
                     sftp_gets["sshd SFTP"] = (sshd_user, sshd_port, str(product))
                 for target, (who, port, remote) in sftp_gets.items():

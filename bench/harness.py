@@ -41,6 +41,11 @@ class BenchError(Exception):
     """A failure worth one clear message (and a log tail), not a traceback."""
 
 
+class ServerExited(BenchError):
+    """A server exited while it was awaited (a caller may start it again,
+    e.g. on another port)."""
+
+
 @dataclass(frozen=True)
 class Target:
     key: str  # "echo GET", "echo POST", "oseod KVP", "oseod SOAP"
@@ -134,7 +139,7 @@ def wait_for(what: str, server: Server, read: Any) -> Any:
         if value is not None:
             return value
         if not server.alive():
-            raise BenchError(f"{server.name} exited with status {server.process.returncode} "
+            raise ServerExited(f"{server.name} exited with status {server.process.returncode} "
                              f"before {what}.\n{server.log_tail()}")
         if time.monotonic() > deadline:
             raise BenchError(f"{server.name}: no {what} after {START_TIMEOUT:.0f} s.\n{server.log_tail()}")

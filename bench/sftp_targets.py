@@ -52,13 +52,13 @@ def trust_host(known_hosts: Path, port: int, public_key_file: Path) -> None:
 
 
 def start_sshd(sshd: str, tmp: Path, public: str, port: int, started: list[Server],
-               wrapper: list[str], listening: Callable[[int], bool | None]) -> tuple[Server, str, Path]:
+               wrapper: list[str], listening: Callable[[Server, int], bool | None]) -> tuple[Server, str, Path]:
     """A private sshd on 127.0.0.1:``port`` in the foreground, only for the
     current user (``public`` its one authorized key), serving nothing but
     ``internal-sftp``. Its user name and host public key file. ``wrapper``
     runs it under the subreaper, so that its session processes' CPU is
     counted."""
-    state = tmp / "sshd"
+    state = tmp / f"sshd-{port}"  # one per port tried (the caller may try another)
     state.mkdir(mode=0o700)
     host_key = state / "ssh_host_ed25519_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench-sshd", "-f", str(host_key)],
@@ -96,7 +96,7 @@ def start_sshd(sshd: str, tmp: Path, public: str, port: int, started: list[Serve
         "LogLevel ERROR\n")
     server = Server("sshd", [*wrapper, sshd, "-D", "-e", "-f", str(config)], tmp / "sshd.log", cwd=tmp)
     started.append(server)
-    wait_for(f"sshd listening on 127.0.0.1:{port}", server, lambda: listening(port))
+    wait_for(f"sshd listening on 127.0.0.1:{port}", server, lambda: listening(server, port))
     return server, pwd.getpwuid(os.geteuid()).pw_name, host_key.with_suffix(".pub")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.polling import wait_for
+from tests.ports import start_listening
 
 SLAPD = "/usr/sbin/slapd"
 SUFFIX = "dc=example,dc=org"
@@ -43,12 +42,6 @@ def available() -> str | None:
         if not os.access(tool, os.X_OK):
             return f"{tool} is missing (Debian: apt-get install slapd ldap-utils; .ci/run installs them)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _password_hash(password: str) -> str:
@@ -87,8 +80,7 @@ def _certificates(where: Path) -> tuple[Path, Path, Path]:
 class Slapd:
     def __init__(self, where: Path) -> None:
         self.where = where
-        self.port = _free_port()
-        self.tls_port = _free_port()
+        self.port = self.tls_port = 0  # known once started
         self.process: subprocess.Popen[bytes] | None = None
         self.ca_pem, key_pem, cert_pem = _certificates(where)
         (where / "db").mkdir()
@@ -133,22 +125,22 @@ class Slapd:
         return f"ldaps://localhost:{self.tls_port}"
 
     def start(self) -> Slapd:
-        urls = f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/"
-        # -d 0: in the foreground, quiet; it runs as this user (the test's).
-        self.process = subprocess.Popen([SLAPD, "-f", str(self.where / "slapd.conf"), "-h", urls, "-d", "0"],
-                                        stdout=subprocess.DEVNULL, stderr=open(self.where / "slapd.log", "wb"))
-        wait_for(self._listening, 30, f"slapd on port {self.port} (log: {self.where / 'slapd.log'})")
-        return self
+        """Start slapd on two loopback ports. It cannot bind port 0 (it reads
+        ``:0`` as its default, 389), so it gets free-looking ports and is
+        started again on others when it could not bind them (tests/ports.py)."""
+        def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+            urls = f"ldap://127.0.0.1:{ports[0]}/ ldaps://127.0.0.1:{ports[1]}/"
+            # -d 0: in the foreground, quiet; it runs as this user (the test's).
+            with open(self.where / "slapd.log", "wb") as log:
+                return subprocess.Popen([SLAPD, "-f", str(self.where / "slapd.conf"), "-h", urls, "-d", "0"],
+                                        stdout=subprocess.DEVNULL, stderr=log)
 
-    def _listening(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"slapd exited: {(self.where / 'slapd.log').read_text(errors='replace')[-2000:]}")
-        for port in (self.port, self.tls_port):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
-                return False
-        return True
+        try:
+            self.process, (self.port, self.tls_port) = start_listening(launch, 2, "slapd")
+        except AssertionError as e:
+            log = (self.where / "slapd.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{e}; slapd's last log: {log}") from None
+        return self
 
     def connections(self) -> int:
         """Established TCP connections to slapd's ports now (from /proc)."""

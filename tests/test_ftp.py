@@ -7,12 +7,10 @@ from __future__ import annotations
 import ftplib
 import io
 import os
-import random
 import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -41,6 +39,7 @@ from oseod.ftp.tree import EmptyTree, IDeliverableTree, Node
 from oseod.store.connection import Redis
 from oseod.store.users import UserRecord, UserStore
 from tests.polling import wait_for
+from tests.ports import candidate_ports
 
 PASSWORDS = {"alice": "alicepw", "bob": "pässwörd"}
 CLIENT_TIMEOUT = 20.0  # only bounds a hung test; nothing asserts on time
@@ -675,31 +674,32 @@ async def test_data_connection_only_from_the_control_peer(start_ftp: StartServer
     assert await in_thread(talk) == "226 Transfer Complete."
 
 
-def _unassigned_port() -> int:
-    """A free port below the kernel's ephemeral range: one that was free a
-    moment ago, and that no client socket is handed meanwhile (the clients'
-    control connections would otherwise get it, once released)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.sample(range(10_000, low), 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
-
-
 @pytest_twisted.ensureDeferred
 async def test_passive_port_range_and_exhaustion(start_ftp: StartServer) -> None:
-    free = _unassigned_port()
+    # A passive range of one port cannot say "port 0": the port is one below
+    # the kernel's ephemeral range (no client socket is handed it meanwhile),
+    # and another one when a stranger holds it (the server answers 425).
+    free = candidate_ports(1)[0]
     server = start_ftp(passive_ports=range(free, free + 1))
-    first = await in_thread(lambda: server.client("alice", "alicepw"))
+
+    def passive_session() -> tuple[ftplib.FTP, int]:
+        """A session holding the one passive port, as PASV answered it."""
+        nonlocal free
+        for _ in range(20):
+            client = server.client("alice", "alicepw")
+            try:
+                return client, ftplib.parse227(client.sendcmd("PASV"))[1]
+            except ftplib.error_temp:  # a stranger holds the port: another one, for the sessions to come
+                client.close()
+                free = candidate_ports(1)[0]
+                server.factory.passivePortRange = range(free, free + 1)
+        raise AssertionError("no free passive port below the ephemeral range")
+
+    first, port = await in_thread(passive_session)
     second = await in_thread(lambda: server.client("bob", PASSWORDS["bob"]))
     try:
 
         def both() -> tuple[int, str, str]:
-            _, port = ftplib.parse227(first.sendcmd("PASV"))
             with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT):
                 # The only passive port is the first session's.
                 with pytest.raises(ftplib.error_temp) as busy:

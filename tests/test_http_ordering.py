@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -191,9 +191,7 @@ async def test_product_order_lifecycle(server: Any) -> None:
     assert len(addresses) == 2 and all(a.startswith(f"ftp://127.0.0.1:2121/{order_id}/") for a in addresses)
     assert urls.find(f".//{{{OSEO}}}expirationDate") is not None
     code, first = await srv.call(describe(order_id, "nextReady"))
-    assert len(list(first.iter(f"{{{OSEO}}}URL"))) == 2
-    code, again = await srv.call(describe(order_id, "nextReady"))
-    assert list(again.iter(f"{{{OSEO}}}URL")) == []
+    assert list(first.iter(f"{{{OSEO}}}URL")) == []  # the allReady above counted as the previous call
 
     code, refused = await srv.call(cancel(order_id))
     assert code == 400 and code_of(refused) == ("InvalidParameterValue", "orderId")
@@ -416,3 +414,58 @@ async def test_identifiers_payment_and_scene_selection(server: Any) -> None:
     assert code == 400 and code_of(fault) == ("InvalidParameterValue", "paymentMethod")
     code, fault = await srv.call(item_submit("UNKNOWN_PRODUCT"))
     assert code == 400 and code_of(fault) == ("UnsupportedCollection", "collectionId")
+
+
+def describe_at(order_id: str, sub_function: str, stamp: str) -> str:
+    return (f'<DescribeResultAccess xmlns="{OSEO}" {BASE}><timeStamp>{stamp}</timeStamp><orderId>{order_id}</orderId>'
+            f"<subFunction>{sub_function}</subFunction></DescribeResultAccess>")
+
+
+def item_ids(answer: etree._Element) -> list[str | None]:
+    return [e.findtext(f"{{{OSEO}}}itemId") for e in answer.findall(f"{{{OSEO}}}URLs")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_next_ready_counts_from_the_previous_describe_result_access(server: Any) -> None:
+    srv = await server()
+    # The items are completed one by one between the calls, as the engine
+    # does when it finishes each (stopped here, so the test decides when).
+    await srv.parts.engine.stop()
+    code, ack = await srv.call(submit("a1", "a2", "a3", "a4", reference="next ready"))
+    order_id = order_id_of(ack)
+    ordering = srv.parts.ordering
+    try:
+        code, none = await srv.call(describe(order_id, "nextReady"))
+        assert code == 200 and item_ids(none) == []
+        assert await ordering.complete_item(order_id, "a1")
+        code, everything = await srv.call(describe(order_id, "allReady"))
+        assert item_ids(everything) == ["a1"]
+        assert await ordering.complete_item(order_id, "a2")
+        # allReady moved the mark too: only what became ready after it
+        code, fresh = await srv.call(describe(order_id, "nextReady"))
+        assert item_ids(fresh) == ["a2"]
+        code, again = await srv.call(describe(order_id, "nextReady"))
+        assert item_ids(again) == []  # nextReady twice: nothing new
+        code, everything = await srv.call(describe(order_id, "allReady"))
+        assert item_ids(everything) == ["a1", "a2"]  # allReady still lists all of them
+
+        # A timeStamp: the items completed at or after it, whatever the mark says.
+        assert await ordering.complete_item(order_id, "a3")
+        order = await ordering.find(order_id)
+        assert order is not None
+        completed = {i.spec.item_id: i.completed_at for i in order.items if i.completed_at is not None}
+        # a2's completion time, to the microsecond and a hair earlier (xs:dateTime is decimal, the store binary)
+        at = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(completed["a2"] * 1e6) - 1)
+        stamp = at.isoformat().replace("+00:00", "Z")
+        assert completed["a1"] < at.timestamp() <= completed["a2"]
+        code, since = await srv.call(describe_at(order_id, "nextReady", stamp))
+        assert code == 200 and item_ids(since) == ["a2", "a3"]  # a3 was never offered by nextReady, a2 was
+        code, later = await srv.call(describe_at(order_id, "nextReady", "2999-01-01T00:00:00Z"))
+        assert item_ids(later) == []
+        assert await ordering.complete_item(order_id, "a4")
+        code, timed_all = await srv.call(describe_at(order_id, "allReady", "2999-01-01T00:00:00Z"))
+        assert item_ids(timed_all) == ["a1", "a2", "a3", "a4"]  # allReady lists all, its timeStamp aside
+        code, fresh = await srv.call(describe(order_id, "nextReady"))
+        assert item_ids(fresh) == []  # the timed calls moved the mark as well
+    finally:
+        await srv.parts.engine.start()  # the fixture drains and stops it

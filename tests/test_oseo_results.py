@@ -45,7 +45,9 @@ def test_next_ready_and_time_stamp() -> None:
     parsed = parse_describe_result_access(request(
         "<timeStamp>2024-01-01T00:00:00.5+01:00</timeStamp><orderId> 42 </orderId><subFunction> nextReady</subFunction>"
     ))
-    assert parsed == DescribeResultAccessRequest("42", True)
+    assert parsed == DescribeResultAccessRequest("42", True, datetime(2023, 12, 31, 23, 0, 0, 500000, timezone.utc))
+    untimed = parse_describe_result_access(request("<orderId>42</orderId><subFunction>allReady</subFunction>"))
+    assert untimed == DescribeResultAccessRequest("42", False) and untimed.since is None
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in SOAPUI.glob("*DescribeResultAccess*.xml")))

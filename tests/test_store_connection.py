@@ -10,7 +10,7 @@ import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress, RedisUnavailable
 from oseod.store.embedded import find_redis_server
-from tests.polling import wait_for
+from tests.ports import start_listening
 
 
 @pytest.mark.parametrize(
@@ -40,37 +40,35 @@ def test_describe_never_shows_the_password() -> None:
     assert repr(RedisAddress.from_url("redis://:pw@h:1/2")).count("pw") == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A redis-server on a loopback TCP port that requires a password."""
+    """A redis-server on a loopback TCP port that requires a password.
+    redis-server cannot bind port 0 (``port 0``: no TCP at all), so it is
+    started again on another port when its port was taken (tests/ports.py)."""
     directory: Path = tmp_path_factory.mktemp("redis-auth")
-    port = _free_port()
-    process = subprocess.Popen(
-        [find_redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--requirepass", "sesame",
-         "--dir", str(directory), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError("password redis-server exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
 
+    def launch(ports: list[int]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [find_redis_server(), "--bind", "127.0.0.1", "--port", str(ports[0]), "--requirepass", "sesame",
+             "--dir", str(directory), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    process, (port,) = start_listening(launch, 1, "the password redis-server")
     try:
-        wait_for(ready, 20, "the password redis-server")
         yield port
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the test runs: bound
+    (port 0, so the kernel's pick) but not listening, and held."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 @pytest_twisted.ensureDeferred
@@ -100,8 +98,9 @@ async def test_password_and_database_are_used(password_redis: int) -> None:
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_wrong_redis_fails_fast_and_clearly(password_redis: int, url: str, fragment: str) -> None:
-    address = RedisAddress.from_url(url.format(port=password_redis, closed=_free_port()))
+async def test_wrong_redis_fails_fast_and_clearly(password_redis: int, closed_port: int, url: str,
+                                                   fragment: str) -> None:
+    address = RedisAddress.from_url(url.format(port=password_redis, closed=closed_port))
     with pytest.raises(RedisUnavailable) as caught:
         await address.check()
     assert fragment in str(caught.value)

@@ -227,6 +227,13 @@ async def test_product_order_lifecycle_with_password_text(server: Any) -> None:
     # one result file per item: the URL names it
     assert urls == {item: f"ftp://127.0.0.1:2121/{order_id}/{item}/{item}-product.dat" for item in ("z1", "z2")}, urls
     assert all(isinstance(url.expirationDate, datetime) and url.expirationDate.tzinfo for url in access.URLs)
+    # nextReady counts from the previous DescribeResultAccess, the allReady above included
+    fresh = await call("DescribeResultAccess", orderId=order_id, subFunction="nextReady")
+    assert fresh.status == "success" and not fresh.URLs
+    # with a timeStamp: the items completed at or after it
+    since = await call("DescribeResultAccess", orderId=order_id, subFunction="nextReady",
+                       timeStamp=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    assert sorted(url.itemId for url in since.URLs) == ["z1", "z2"]
 
 
 @pytest_twisted.ensureDeferred

@@ -14,21 +14,27 @@ from lxml import etree
 from oseod.oseo.common import (
     request_children,
     content,
+    date_time,
     format_date_time,
     response,
     string,
     sub,
     token,
 )
+from oseod.oseo.namespaces import OSEO
 
 
 @attrs.frozen
 class DescribeResultAccessRequest:
-    """``next_ready``: only the items completed since the previous call
-    (subFunction nextReady); otherwise all of them (allReady)."""
+    """``next_ready``: only the items completed since the previous
+    DescribeResultAccess of the order, whatever its subFunction (nextReady);
+    otherwise all of them (allReady). ``since``: the request's timeStamp
+    (aware, UTC) when given; with nextReady, the items completed at or after
+    that time instead of since the previous call."""
 
     order_id: str
     next_ready: bool
+    since: datetime | None = None
 
 
 _KNOWN: Final = content("timeStamp", "orderId", "subFunction")
@@ -37,10 +43,13 @@ _KNOWN: Final = content("timeStamp", "orderId", "subFunction")
 def parse_describe_result_access(payload: etree._Element) -> DescribeResultAccessRequest:
     """The request carried by an ``oseo:DescribeResultAccess`` element."""
     children = request_children(payload, "DescribeResultAccess", _KNOWN)
+    # request_children checked the timeStamp (first child when present).
+    stamp = payload.find(f"{{{OSEO}}}timeStamp")
+    since = date_time(stamp) if stamp is not None else None
     order_id = string(children.required("orderId"), required=True)
     sub_function = token(children.required("subFunction"), ("allReady", "nextReady"))
     children.finish()
-    return DescribeResultAccessRequest(order_id, sub_function == "nextReady")
+    return DescribeResultAccessRequest(order_id, sub_function == "nextReady", since)
 
 
 @attrs.frozen
