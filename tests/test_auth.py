@@ -134,3 +134,48 @@ async def test_a_chain_of_one_answers_like_a_chain() -> None:
             await chain(UnauthorizedLogin("bad password")).requestAvatarId(credentials)
         with pytest.raises(UnauthorizedLogin, match="cannot be checked now"):
             await chain(ConnectionError("directory down")).requestAvatarId(credentials)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_logins_runs_one_password_check(redis: Redis) -> None:
+    from twisted.internet import defer
+
+    users = UserStore(redis)
+    await users.create(UserRecord(name="alice", password_hash=hash_password("pw123456")))
+    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=Clock())
+    # A busy client's concurrent requests, its cache entry missing: one scrypt, shared.
+    right = await defer.gatherResults([checker.requestAvatarId(UsernamePassword(b"alice", b"pw123456"))
+                                       for _ in range(12)])
+    assert len(right) == 12 and checker.verifications == 1
+    wrong = [checker.requestAvatarId(UsernamePassword(b"alice", b"guess")) for _ in range(12)]
+    for attempt in wrong:
+        with pytest.raises(UnauthorizedLogin):
+            await attempt
+    assert checker.verifications == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_password_in_use_is_checked_again_before_its_cache_entry_expires(redis: Redis) -> None:
+    from tests.polling import eventually
+
+    users = UserStore(redis)
+    await users.create(UserRecord(name="alice", password_hash=hash_password("pw123456")))
+    clock = Clock()
+    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=clock)
+    credentials = UsernamePassword(b"alice", b"pw123456")
+    await checker.requestAvatarId(credentials)
+    assert checker.verifications == 1
+    clock.advance(40)  # not due yet
+    await checker.requestAvatarId(credentials)
+    assert checker.verifications == 1
+    clock.advance(10)  # in its last quarter: answered from the cache, and checked again meanwhile
+    await checker.requestAvatarId(credentials)
+
+    async def checked_again() -> bool:
+        return checker.verifications == 2
+
+    await eventually(checked_again, 30, "the check ahead of expiry")
+    await checker.requestAvatarId(credentials)  # (one check ahead, not one per request)
+    clock.advance(20)  # past the first entry's life: the renewed one answers
+    await checker.requestAvatarId(credentials)
+    assert checker.verifications == 2

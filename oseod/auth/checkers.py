@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -25,6 +25,7 @@ from .passwords import hash_password, verify_password
 
 CACHE_LIMIT = 10_000
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 def credential_bytes(value: str | bytes) -> bytes:
@@ -48,6 +49,8 @@ class SuccessCache(Generic[V]):
         self._clock = clock
         self._key = os.urandom(32)
         self._entries: dict[bytes, tuple[float, V]] = {}
+        # Checks under way, by credentials: the callers that wait for each.
+        self._flights: dict[bytes, list[defer.Deferred[Any]]] = {}
 
     def _digest(self, name: bytes, password: bytes) -> bytes:
         return hashlib.blake2b(name + b"\0" + password, key=self._key, digest_size=32).digest()
@@ -57,6 +60,40 @@ class SuccessCache(Generic[V]):
             return None
         entry = self._entries.get(self._digest(name, password))
         return entry[1] if entry is not None and entry[0] > self._clock.seconds() else None
+
+    def due(self, name: bytes, password: bytes) -> bool:
+        """Whether the entry is in the last quarter of its life, and no check
+        of it is under way: time to check again, in the background, so that a
+        busy client never finds it expired (and all its requests waiting)."""
+        if self._ttl <= 0:
+            return False
+        digest = self._digest(name, password)
+        entry = self._entries.get(digest)
+        return (entry is not None and entry[0] - self._clock.seconds() < self._ttl / 4
+                and digest not in self._flights)
+
+    async def once(self, name: bytes, password: bytes, check: Callable[[], Awaitable[T]]) -> T:
+        """``check()`` for these credentials, one at a time: a client's
+        concurrent requests (its entry just expired, or its first burst)
+        wait for the one check under way and share its outcome, instead of
+        each running scrypt."""
+        digest = self._digest(name, password)
+        waiting = self._flights.get(digest)
+        if waiting is not None:
+            mine: defer.Deferred[T] = defer.Deferred()
+            waiting.append(mine)
+            return await mine
+        waiting = self._flights[digest] = []
+        try:
+            outcome = await check()
+        except BaseException:
+            failure = Failure()
+            for other in self._flights.pop(digest, ()):
+                other.errback(failure)
+            raise
+        for other in self._flights.pop(digest, ()):
+            other.callback(outcome)
+        return outcome
 
     def remember(self, name: bytes, password: bytes, value: V) -> None:
         if self._ttl <= 0:
@@ -154,6 +191,8 @@ class UserStoreChecker:
             record = self._users.held(name)
             if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
                     and hmac.compare_digest(cached, record.password_hash):
+                if self._cache.due(name_bytes, password):
+                    self._check_again(name_bytes, password, record.password_hash)
                 return defer.succeed(self._enabled(record))
         except UnauthorizedLogin:
             return defer.fail()
@@ -168,11 +207,10 @@ class UserStoreChecker:
         assert stored is not None
         if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
                 and hmac.compare_digest(cached, stored):
+            if self._cache.due(name_bytes, password):
+                self._check_again(name_bytes, password, stored)
             return self._enabled(record)
-        self.verifications += 1
-        matched = await threads.deferToThreadPool(
-            self._reactor, self._reactor.getThreadPool(), verify_password, password, stored
-        )
+        matched = await self._cache.once(name_bytes, password, lambda: self._verify(password, stored))
         if record is None or not matched:
             self.log.info("login refused for {user}", user=name)
             raise UnauthorizedLogin("wrong user name or password")
@@ -180,6 +218,22 @@ class UserStoreChecker:
         known = self._enabled(record)
         await record_login(self._users, name, "redis", self._clock.seconds(), self.log)
         return known
+
+    def _verify(self, password: bytes, stored: str) -> defer.Deferred[bool]:
+        self.verifications += 1
+        return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), verify_password, password,
+                                         stored)
+
+    def _check_again(self, name: bytes, password: bytes, stored: str) -> None:
+        """Verify a cached password again before its entry expires (in the
+        background: the request that noticed is answered from the cache)."""
+
+        async def again() -> None:
+            if await self._cache.once(name, password, lambda: self._verify(password, stored)):
+                self._cache.remember(name, password, stored)
+
+        defer.Deferred.fromCoroutine(again()).addErrback(
+            lambda failure: self.log.debug("password check ahead of expiry failed: {error}", error=failure.value))
 
     def _enabled(self, record: UserRecord) -> KnownUser:
         # After the password check, so that a wrong password to a disabled

@@ -138,8 +138,8 @@ class PasswordFileChecker:
         if account is None:
             raise UnknownUser("wrong user name or password")
         if self._cache.get(name_bytes, password) != account.hash:
-            matched = await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), check_hash,
-                                                      password, account.hash)
+            matched = await self._cache.once(name_bytes, password, lambda: threads.deferToThreadPool(
+                self._reactor, self._reactor.getThreadPool(), check_hash, password, account.hash))
             if not matched:
                 self.log.info("login refused for {user} (password file)", user=name)
                 raise UnauthorizedLogin("wrong user name or password")
