@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from zope.interface import Interface
 
 from ..config import Config
-from ..model.errors import RequestRejected
+from ..model.errors import RequestRejected, invalid
 from ..model.orders import (
     DeliveryMethod,
     Item,
@@ -32,7 +32,6 @@ from ..model.orders import (
     Priority,
     StatusInfo,
 )
-from ..model.errors import invalid
 from ..store.jobs import Job
 from ..store.orders import ItemChange, OrderProgress, OrderStore
 from .catalogue import Catalogue
@@ -72,6 +71,7 @@ class ReadyItem(NamedTuple):
 # How a rejected order's status text begins (the e-mail channel tells a
 # rejection from a cancel by it).
 REJECTED = "Rejected by an operator"
+
 
 class OrderWriter:
     """The state every part of the ordering core works on (one store, one
