@@ -29,10 +29,6 @@ from .validation import subscription_period
 class Moderation(OrderWriter):
     """Operators' actions on anybody's orders; ``by`` names the operator in the order's history."""
 
-    async def order(self, order_id: str) -> Order:
-        """Any order, for operators; RequestRejected when there is none."""
-        return await self._existing(order_id)
-
     async def approve(self, order_id: str, by: str = "") -> Order:
         """Accept an order waiting in Submitted (manual moderation) and start
         it; ``by``: the operator (the order's history names them)."""

@@ -90,6 +90,11 @@ class OrderWriter:
         )  # fmt: skip
         self.dispatcher: IDispatcher | None = None
 
+    async def order(self, order_id: str) -> Order:
+        """Any order, whoever owns it (for operators and the notification
+        channels); RequestRejected when there is none."""
+        return await self._existing(order_id)
+
     async def _items_change(self, order_id: str, texts: Mapping[str, str], status: OrderStatus,
                             allowed: frozenset[OrderStatus]) -> dict[str, bool]:
         """Move the items of ``texts`` (id: additionalStatusInfo) to
