@@ -15,7 +15,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import reactor, task
 
-from oseod.admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, Refusal
+from oseod.admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, Refusal, SystemActions
 from oseod.auth.checkers import UserStoreChecker
 from oseod.auth.htpasswd import PasswordFileChecker
 from oseod.auth.passwords import hash_password
@@ -396,8 +396,8 @@ def test_configuration_masks_secrets() -> None:
     assert "s3cret" not in repr(shown) and "directory-secret" not in repr(shown) and "tok-123" not in repr(shown)
 
 
-def _with_config(config: Config) -> OperatorActions:
-    actions = OperatorActions.__new__(OperatorActions)
+def _with_config(config: Config) -> SystemActions:
+    actions = SystemActions.__new__(SystemActions)
     actions._config = config  # noqa: SLF001 - configuration() reads nothing else
     return actions
 

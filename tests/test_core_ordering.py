@@ -671,3 +671,34 @@ async def test_cancel_stops_running_work(redis: Redis) -> None:
     assert stored.status.status is S.Cancelled
     assert [i.status.status for i in stored.items] == [S.Cancelled, S.Cancelled]
     assert not results.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_part_of_the_core_works_alone_on_the_same_store(redis: Redis) -> None:
+    """The parts split by caller share nothing but the store: each can be
+    built alone, as a caller that needs only it would."""
+    from oseod.core.downloads import DownloadRecords
+    from oseod.core.moderation import Moderation
+    from oseod.core.ordering import ClientOrders
+    from oseod.core.production import ItemProgress
+    from oseod.core.retention import Retention
+
+    clock = task.Clock()
+    clock.advance(START)
+    store = OrderStore(redis)
+    client, engine = ClientOrders(store, CONFIG, clock), ItemProgress(store, CONFIG, clock)
+    order = await client.submit(ALICE, order_spec(product("p1", "p2", collection="urn:x:engine")), NONE)
+    assert (await Moderation(store, CONFIG, clock).order(order.order_id)).status.status is S.Accepted
+    assert await engine.start_items(order.order_id, ["item0", "item1"]) == {"item0": True, "item1": True}
+    assert await engine.complete_items(order.order_id, ["item0", "item1"]) == {"item0": True, "item1": True}
+    assert (await client.get(ALICE, order.order_id)).status.status is S.Completed
+    assert await DownloadRecords(store, CONFIG, clock).record_download(order.order_id, "item0", "a.tif", ["a.tif"])
+    assert (await client.get(ALICE, order.order_id)).items[0].status.status is S.Downloaded
+    cleaned: list[str] = []
+
+    async def clean(order: Order, item: Item) -> None:
+        cleaned.append(item.spec.item_id)
+
+    clock.advance(3 * 86400)  # past item_availability_days
+    assert await Retention(store, CONFIG, clock).expire_results(clean) == 2
+    assert sorted(cleaned) == ["item0", "item1"]

@@ -26,6 +26,7 @@ from oseod.ftp.factory import make_ftp_factory
 from oseod.jobs.dummy import content
 from oseod.model.orders import OrderStatus
 from oseod.oseo.namespaces import OSEO
+from oseod.store.orders import OrderStore
 from tests.events import captured, transfer_event
 from tests.polling import eventually
 from tests.test_http_downloads import fetch
@@ -123,7 +124,7 @@ async def test_a_package_over_ftp_and_http(server: Any, ftp_client: Any, packagi
 
     async def downloads_are(status: OrderStatus, count: int) -> bool:
         order = await srv.parts.ordering.find(order_id)
-        counted = await srv.parts.ordering.downloads(order_id)
+        counted = await OrderStore(srv.redis).downloads(order_id)
         return (order is not None and order.status.status is status
                 and {i: counted.get(i, (0, 0.0))[0] for i in items} == dict.fromkeys(items, count))
 

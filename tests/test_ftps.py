@@ -37,6 +37,7 @@ from oseod.ftp.results import _Reader
 from oseod.ftp.tls import CertificatePair, FTPSSettings, TLSFileError
 from oseod.ftp.tree import IDeliverableTree, Node
 from oseod.model.orders import OrderStatus
+from oseod.store.orders import OrderStore
 from tests.daemon import Daemon
 from tests.polling import eventually, wait_for
 from tests.test_ftp import CLIENT_TIMEOUT, CURL, Server, StartServer, needs_curl, start_ftp, until  # noqa: F401 - a fixture
@@ -489,7 +490,7 @@ async def test_a_whole_download_over_ftps_makes_the_order_downloaded(server: Any
 
         await eventually(downloaded, what="the FTPS download to make the order Downloaded")
         # The transfer is recorded as encrypted (the console's order page shows it).
-        assert [t.via for t in await srv.parts.ordering.transfers(order_id)] == ["ftps"]
+        assert [t.via for t in await OrderStore(srv.redis).transfers(order_id)] == ["ftps"]
     finally:
         await port.stopListening()
         await until(lambda: factory.connectionCount == 0, "the FTPS sessions to end")

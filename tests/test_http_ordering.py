@@ -92,6 +92,7 @@ def cancel(order_id: str) -> str:
 
 class Server:
     def __init__(self, redis: Redis, config: Config) -> None:
+        self.redis = redis
         secrets = SecretBox(os.urandom(32))
         self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets,
                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")

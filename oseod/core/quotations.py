@@ -33,7 +33,7 @@ from ..model.errors import invalid
 from ..model.orders import ItemSpec, Notification, Order, OrderSpec
 from ..model.quotations import ItemPrice, Provider, Quotation, amount
 from ..store.quotations import QuotationStore
-from .ordering import OrderingService
+from .ordering import ClientOrders
 from .validation import CheckedOrder, check_reply_to
 
 HOUR = 3600.0
@@ -87,7 +87,7 @@ def _unknown(quotation_id: str) -> Exception:
 class QuotationService:
     log = Logger()
 
-    def __init__(self, store: QuotationStore, ordering: OrderingService, config: Config, clock: IReactorTime, *,
+    def __init__(self, store: QuotationStore, ordering: ClientOrders, config: Config, clock: IReactorTime, *,
                  quote_item: ItemQuoter = _no_quote, new_id: Callable[[], str] = new_quotation_id) -> None:
         self._store = store
         self._ordering = ordering
