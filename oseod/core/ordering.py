@@ -114,7 +114,9 @@ class ClientOrders(OrderWriter):
 
     async def ready_items(self, account: Account, order_id: str, next_ready: bool) -> list[ReadyItem]:
         """The order's results available online now (allReady); with
-        ``next_ready``, only those completed since the previous nextReady."""
+        ``next_ready``, only those completed since the mark last moved, and
+        the mark moved (every DescribeResultAccess moves it: see
+        http/operations.py)."""
         order = await self.get(account, order_id)
         fresh: frozenset[str] | None = None
         if next_ready:
