@@ -51,7 +51,6 @@ import base64
 import json
 import os
 import pwd
-import random
 import shutil
 import statistics
 import subprocess
@@ -69,6 +68,8 @@ from harness import (HERE, BenchError, Server, ServerExited, machine_info, round
                      wait_for)
 from ordering import add_user, envelope, post
 from sftp_targets import add_user_key, sftp_get, sshd_program, start_sshd, trust_host, user_key
+
+from tests.ports import candidate_ports, socket_inodes
 
 COLLECTION = "urn:oseod:bench-downloads"
 PRODUCT = "product-1GiB"
@@ -192,30 +193,10 @@ def settled_cpu(server: Server, idle_size: int) -> float:
 T = TypeVar("T")
 
 
-def candidate_port() -> int:
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    return random.randrange(10_000, low)
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    found = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                found.add(target[8:-1])
-    except OSError:
-        pass  # gone meanwhile, or not ours to read
-    return found
-
-
 def listening(server: Server, port: int) -> bool | None:
     """True once ``server`` (its process or a descendant) listens on
     127.0.0.1:``port``; None until then."""
-    inodes = set().union(*(_socket_inodes(pid) for pid in _tree(server.process.pid, _processes())))
+    inodes = set().union(*(socket_inodes(pid) for pid in _tree(server.process.pid, _processes())))
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
@@ -227,7 +208,7 @@ def on_own_port(what: str, start: Callable[[int], T]) -> tuple[T, int]:
     """``start(port)`` (which waits for ``listening``) on candidate ports
     until one works; its result and the port."""
     for _ in range(20):
-        port = candidate_port()
+        [port] = candidate_ports(1)
         try:
             return start(port), port
         except ServerExited as e:

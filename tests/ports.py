@@ -33,8 +33,8 @@ def candidate_ports(count: int) -> list[int]:
     return random.sample(range(10_000, _ephemeral_low()), count)
 
 
-def listening_ports(pid: int) -> set[int]:
-    """The TCP ports (IPv4 and IPv6) process ``pid`` listens on now, from /proc."""
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds (none when it is gone)."""
     inodes = set()
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -45,6 +45,14 @@ def listening_ports(pid: int) -> set[int]:
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
     except OSError:
+        pass  # gone meanwhile, or not ours to read
+    return inodes
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports (IPv4 and IPv6) process ``pid`` listens on now, from /proc."""
+    inodes = socket_inodes(pid)
+    if not inodes:
         return set()
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
