@@ -9,7 +9,7 @@ import hashlib
 import importlib.resources
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from klein import Klein
 from twisted.cred.portal import Portal
@@ -357,7 +357,7 @@ class Console:
             await self._actions.approve(who, order_id)
             return f"order {order_id} approved"
 
-        return await self._post(request, {"order", "reason"}, _order_page(order_id), act)
+        return await self._post(request, {"order", "reason"}, _page("orders", order_id), act)
 
     @app.route("/orders/<order_id>/reject", methods=["POST"])
     async def reject(self, request: IRequest, order_id: str) -> bytes:
@@ -366,7 +366,7 @@ class Console:
             await self._actions.reject(who, order_id, reason)
             return f"order {order_id} rejected: {reason}"
 
-        return await self._post(request, {"order", "reason"}, _order_page(order_id), act)
+        return await self._post(request, {"order", "reason"}, _page("orders", order_id), act)
 
     @app.route("/orders/<order_id>/cancel", methods=["POST"])
     async def cancel(self, request: IRequest, order_id: str) -> bytes:
@@ -374,7 +374,7 @@ class Console:
             await self._actions.cancel(who, order_id, form.text("reason"))
             return f"order {order_id} cancelled"
 
-        return await self._post(request, {"reason"}, _order_page(order_id), act)
+        return await self._post(request, {"reason"}, _page("orders", order_id), act)
 
     @app.route("/orders/<order_id>/retry", methods=["POST"])
     async def retry(self, request: IRequest, order_id: str) -> bytes:
@@ -384,7 +384,7 @@ class Console:
                 return f"order {order_id} had no failed item to retry"
             return f"order {order_id}: {len(items)} failed item{'s' if len(items) > 1 else ''} queued again"
 
-        return await self._post(request, (), _order_page(order_id), act)
+        return await self._post(request, (), _page("orders", order_id), act)
 
     # --- moderation --------------------------------------------------------------------
 
@@ -447,7 +447,7 @@ class Console:
             Form(request, ())
             if len(name) > MAX_ID:
                 raise ActionRefused(Refusal.NOT_FOUND, "no such user")
-            return "user.html", {"user": await self._actions.user(name), "back": _user_page(name)}
+            return "user.html", {"user": await self._actions.user(name), "back": _page("users", name)}
 
         return await self._page(request, "users", build)
 
@@ -458,7 +458,7 @@ class Console:
                                                 email=form.text("email", max_length=254), admin=form.flag("admin"))
             return f"user {view.name} changed: group {view.group}, {'operator' if view.admin else 'not an operator'}"
 
-        return await self._post(request, {"group", "email", "admin"}, _user_page(name), act)
+        return await self._post(request, {"group", "email", "admin"}, _page("users", name), act)
 
     @app.route("/users/<name>/disable", methods=["POST"])
     async def disable_user(self, request: IRequest, name: str) -> bytes:
@@ -466,7 +466,7 @@ class Console:
             await self._actions.set_user(who, name, disabled=True)
             return f"user {name} disabled: they can no longer log in"
 
-        return await self._post(request, (), _user_page(name), act)
+        return await self._post(request, (), _page("users", name), act)
 
     @app.route("/users/<name>/enable", methods=["POST"])
     async def enable_user(self, request: IRequest, name: str) -> bytes:
@@ -474,7 +474,7 @@ class Console:
             await self._actions.set_user(who, name, disabled=False)
             return f"user {name} enabled"
 
-        return await self._post(request, (), _user_page(name), act)
+        return await self._post(request, (), _page("users", name), act)
 
     @app.route("/users/<name>/password", methods=["POST"])
     async def reset_password(self, request: IRequest, name: str) -> bytes:
@@ -485,7 +485,7 @@ class Console:
             warnings = await self._actions.set_password(who, name, password)
             return f"password of {name} changed" + (f" ({'; '.join(warnings)})" if warnings else "")
 
-        return await self._post(request, {"password", "password2"}, _user_page(name), act)
+        return await self._post(request, {"password", "password2"}, _page("users", name), act)
 
     @app.route("/users/<name>/delete", methods=["POST"])
     async def delete_user(self, request: IRequest, name: str) -> bytes:
@@ -564,16 +564,9 @@ class Console:
                             session=None, active="", flashes=())
 
 
-def _order_page(order_id: str) -> str:
-    from urllib.parse import quote
-
-    return f"{BASE}orders/{quote(order_id, safe='')}"
-
-
-def _user_page(name: str) -> str:
-    from urllib.parse import quote
-
-    return f"{BASE}users/{quote(name, safe='')}"
+def _page(kind: str, name: str) -> str:
+    """The console page of an order (``kind`` "orders") or a user ("users")."""
+    return f"{BASE}{kind}/{quote(name, safe='')}"
 
 
 def _query_args(request: IRequest) -> list[tuple[str, str]]:

@@ -23,7 +23,6 @@ item.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from ..store.jobs import PRIORITIES, Job, JobStore
 from ..store.orders import NoSuchOrder
 from ..store.outage import Backoff, is_unavailable
 from .archive import ArchiveProcessor
+from .attempts import CollectionStats, Made, ProcessorError, cancellation, clip, settle
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from .fetch import HttpProcessor
@@ -67,28 +67,6 @@ BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": 
 POLL_SECONDS = 1.0  # jobs queued by other daemons are seen this late at most
 PROMOTE_SECONDS = 1.0  # retries start this late at most
 WAITING_FOR_PACKAGE = "Made; waiting for the other items of its batch, to be packaged with them"
-
-
-class ProcessorError(Exception):
-    """A collection's processor cannot be loaded or built."""
-
-
-@attrs.define
-class CollectionStats:
-    """What this daemon's engine did for one collection since it started."""
-
-    completed: int = 0
-    failed: int = 0  # for good, attempts used up
-    retried: int = 0  # attempts that failed and will be tried again
-    seconds: float = 0.0  # spent making items (prepare + deliver + push)
-
-
-@attrs.frozen
-class Made:
-    """One attempt at an item: why it failed, or what to say of its result."""
-
-    failure: str | None = None
-    info: str = "Completed"
 
 
 @implementer(IDispatcher)
@@ -325,7 +303,7 @@ class Engine:
             if isinstance(result, Failure) and is_unavailable(result.value):
                 self.log.warn("job {entry} (order {order_id}) stopped, Redis is away: it stays queued ({error})",
                               entry=job.entry_id, order_id=job.order_id, error=str(result.value))
-            elif isinstance(result, Failure) and not (result.value is not None and _cancellation(result.value)):
+            elif isinstance(result, Failure) and not (result.value is not None and cancellation(result.value)):
                 self.log.failure("job {entry} (order {order_id}) failed; it stays queued", result,
                                  entry=job.entry_id, order_id=job.order_id)
             self.wake()
@@ -365,7 +343,7 @@ class Engine:
             outcomes = await defer.gatherResults([self._slots.run(self._make, order, item, job.attempt)
                                                   for item in items], consumeErrors=True)
         except (defer.CancelledError, defer.FirstError) as e:
-            if not _cancellation(e) or job.entry_id not in self._stopping:
+            if not cancellation(e) or job.entry_id not in self._stopping:
                 raise  # the daemon stops: the job stays queued for the restart
             self._stopping.discard(job.entry_id)
             self.log.info("stopped job {entry}: order {order_id} was cancelled", entry=job.entry_id,
@@ -393,7 +371,7 @@ class Engine:
             await self._ordering.complete_items(order.order_id, item_ids, info)
         if retrying:
             delay = self._config.processing.retry_delay * 2 ** (job.attempt - 1)
-            await self._ordering.start_items(order.order_id, list(failures), _clip(
+            await self._ordering.start_items(order.order_id, list(failures), clip(
                 f"Attempt {job.attempt} failed: {next(iter(failures.values()))}; trying again in {delay:g} s"))
             again = Job(job.order_id, tuple(failures), job.priority, job.attempt + 1, job.batch)
             await self._jobs.retry(job, again, self._clock.seconds() + delay, then=await self._next_batch(order, job))
@@ -475,7 +453,7 @@ class Engine:
         the expansion is over, the template item completed."""
         expansion = IMassiveExpansion(self._processor(template.collection_id or ""))
         size = self._config.orders.max_items_per_order
-        identifiers = list(await _settle(expansion.batch_identifiers(template, index, size)))[:size]
+        identifiers = list(await settle(expansion.batch_identifiers(template, index, size)))[:size]
         if not identifiers:
             made = len(order.items) - 1
             text = f"Expanded into {made} items in {index} batches"
@@ -504,8 +482,8 @@ class Engine:
         started = self._clock.seconds()
         try:
             processor = self._processor(item.spec.collection_id or "")
-            await _settle(processor.prepare_item(work))
-            await _settle(processor.deliver_item(work))
+            await settle(processor.prepare_item(work))
+            await settle(processor.deliver_item(work))
             info = await self._push(order, item)
         except defer.CancelledError:
             raise
@@ -534,7 +512,7 @@ class Engine:
             raise PushFailed(f"cannot push over {protocol!r}: " + ("no onlineAddress of that protocol"
                                                                    if pusher is not None else "not offered"))
         files = self._deliverables.listing(order.owner, order.order_id, item.spec.item_id)
-        return str(await _settle(pusher.push(address, files)))
+        return str(await settle(pusher.push(address, files)))
 
     # ------------------------------------------------------------ Submit hooks
 
@@ -578,7 +556,7 @@ class Engine:
             self.log.warn("cannot clean item {item_id} of order {order_id}: {error}", item_id=item.spec.item_id,
                           order_id=order.order_id, error=str(e))
             return
-        await _settle(processor.clean_item(work))
+        await settle(processor.clean_item(work))
 
     def _processor(self, collection_id: str) -> IItemProcessor:
         processor = self._processors.get(collection_id)
@@ -590,22 +568,3 @@ class Engine:
             processor = self._processors[collection_id] = factory(collection.processor_options, self._reactor,
                                                                   self._clock)
         return processor
-
-
-def _cancellation(error: BaseException) -> bool:
-    """Whether ``error`` is a cancellation, also as the first error of a
-    gatherResults (how cancelling a job's items comes back)."""
-    if isinstance(error, defer.FirstError):
-        return bool(error.subFailure.check(defer.CancelledError))
-    return isinstance(error, defer.CancelledError)
-
-
-async def _settle(result: Any) -> Any:
-    """A processor method's result: a value, a Deferred or a coroutine."""
-    if isinstance(result, defer.Deferred) or inspect.isawaitable(result):
-        return await result
-    return result
-
-
-def _clip(text: str, limit: int = 4000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
