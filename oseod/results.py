@@ -73,7 +73,7 @@ class ResultFiles:
             return ROOT
         try:
             if len(path) == 1:
-                ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+                ready = await self._ordering.ready_items(self._account, path[0])
                 return Node(path[0], True, modified=_newest(ready)) if ready else None
             if len(path) == 2:
                 try:  # the order's package of that name (which wins over an item so named)
@@ -82,7 +82,7 @@ class ResultFiles:
                 except NotDeliverable:
                     pass
                 await self._deliverables.files(self._account, path[0], path[1])
-                ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+                ready = await self._ordering.ready_items(self._account, path[0])
                 return Node(path[1], True, modified=_newest(r for r in ready if r.item.spec.item_id == path[1]))
             if len(path) == 3:
                 found = await self._deliverables.file(self._account, *path)
@@ -100,7 +100,7 @@ class ResultFiles:
                     found.append(Node(order.order_id, True, modified=_newest(ready)))
             return found
         if len(path) == 1:
-            ready = await self._ordering.ready_items(self._account, path[0], next_ready=False)
+            ready = await self._ordering.ready_items(self._account, path[0])
             packages = self._deliverables.packages_in(self._account.name, path[0], ready)
             taken = {p.name for p in packages}
             return ([Node(r.item.spec.item_id, True, modified=_newest([r])) for r in ready

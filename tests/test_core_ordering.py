@@ -507,8 +507,8 @@ async def test_ownership(redis: Redis) -> None:
     missing = "k" * len(order.order_id)
     for order_id in (order.order_id, missing):
         for call in (world.service.get(BOB, order_id),
-                     world.service.ready_items(BOB, order_id, False),
-                     world.service.ready_items(BOB, order_id, True),
+                     world.service.ready_items(BOB, order_id),
+                     world.service.describe_result_access(BOB, order_id, next_ready=True),
                      world.service.cancel(BOB, order_id, NONE)):
             error = await rejected(call)
             assert (error.code, error.locator) == ("InvalidOrderIdentifier", "orderId")
@@ -578,7 +578,7 @@ async def test_cancel_product_order(redis: Redis) -> None:
     assert (error.code, error.locator) == ("InvalidParameterValue", "orderId")
     assert error.text == f"order {oid} is already Cancelled"
     # Completed results stay downloadable.
-    assert [r.item.spec.item_id for r in await service.ready_items(ALICE, oid, False)] == ["item0"]
+    assert [r.item.spec.item_id for r in await service.ready_items(ALICE, oid)] == ["item0"]
 
 
 @pytest_twisted.ensureDeferred
@@ -614,8 +614,9 @@ async def test_ready_items(redis: Redis) -> None:
     oid = order.order_id
 
     async def ready(next_ready: bool) -> list[tuple[str, str, float]]:
-        return [(r.item.spec.item_id, r.protocol, r.expires_at) for r in await service.ready_items(ALICE, oid,
-                                                                                                    next_ready)]
+        found = await (service.describe_result_access(ALICE, oid, next_ready=True) if next_ready
+                       else service.ready_items(ALICE, oid))
+        return [(r.item.spec.item_id, r.protocol, r.expires_at) for r in found]
 
     keep = 2 * DAY
     assert await ready(False) == [] and await ready(True) == []
@@ -648,7 +649,7 @@ async def test_ready_items_follow_the_delivery_choice(redis: Redis) -> None:
                       delivery=http, online_addresses=(OnlineAddress("ftp", "127.0.0.1:1"),))
     order = await service.submit(ALICE, spec, NONE)
     await world.process()
-    ready = await service.ready_items(ALICE, order.order_id, False)
+    ready = await service.ready_items(ALICE, order.order_id)
     assert all(isinstance(r, ReadyItem) for r in ready)
     assert [(r.item.spec.item_id, r.protocol) for r in ready] == [("item0", "http"), ("item1", "http")]
 

@@ -223,7 +223,7 @@ async def test_a_batch_is_packaged_then_completed(redis: Redis, packaging_value:
     assert unpack(package_of(w, order).read_bytes(), packaging_value) == expected(*ids)
     assert sorted(expected(*ids)) == sorted(["first/product.dat", "first/note.txt", "a%252Fb/product.dat",
                                              "a%252Fb/note.txt", "%2Ex/product.dat", "%2Ex/note.txt"])
-    ready = await w.service.ready_items(ALICE, order.order_id, next_ready=True)
+    ready = await w.service.describe_result_access(ALICE, order.order_id, next_ready=True)
     assert [(r.item.spec.item_id, r.package, r.expires_at) for r in ready] == [
         (i, name, w.clock.seconds() + 10 * DAY) for i in ids]
     # the items' own files stay where they are, each downloadable too
@@ -242,7 +242,7 @@ async def test_made_items_wait_for_the_retry_of_their_batch(redis: Redis) -> Non
         (S.InProduction, WAITING_FOR_PACKAGE),
         (S.InProduction, "Attempt 1 failed: fail-once failed; trying again in 10 s"),
         (S.InProduction, WAITING_FOR_PACKAGE)]
-    assert await w.service.ready_items(ALICE, order.order_id, next_ready=False) == []
+    assert await w.service.ready_items(ALICE, order.order_id) == []
     assert not package_of(w, order).exists()
 
     w.clock.advance(10.0)  # the retry is due
@@ -251,7 +251,7 @@ async def test_made_items_wait_for_the_retry_of_their_batch(redis: Redis) -> Non
     assert stored.status.status is S.Completed
     assert {i.status.status for i in stored.items} == {S.Completed}
     assert unpack(package_of(w, order).read_bytes(), "zip") == expected("i0", "i1", "i2")
-    ready = await w.service.ready_items(ALICE, order.order_id, next_ready=True)
+    ready = await w.service.describe_result_access(ALICE, order.order_id, next_ready=True)
     assert [r.item.spec.item_id for r in ready] == ["i0", "i1", "i2"]  # the three at once, for nextReady
     await w.engine.stop()
 
@@ -268,7 +268,7 @@ async def test_items_failed_for_good_are_left_out_of_the_package(redis: Redis) -
     assert [i.status.status for i in stored.items] == [S.Completed, S.Failed, S.Completed]
     assert (stored.status.status, stored.status.additional_info) == (S.Completed, "2 of 3 items completed, 1 failed")
     assert unpack(package_of(w, order).read_bytes(), "tgz") == expected("i0", "i2")
-    assert [r.item.spec.item_id for r in await w.service.ready_items(ALICE, order.order_id, False)] == ["i0", "i2"]
+    assert [r.item.spec.item_id for r in await w.service.ready_items(ALICE, order.order_id)] == ["i0", "i2"]
 
     every = await w.service.submit(ALICE, order_spec("tgz", "fail-always-1", "fail-always-2"), Notification())
     await w.engine.drain()
@@ -290,7 +290,7 @@ async def test_each_batch_of_a_massive_order_has_its_package(redis: Redis) -> No
     assert (await w.service.get(ALICE, order.order_id)).status.status is S.Completed
     assert unpack(package_of(w, order, 0).read_bytes(), "bzip2") == expected("i0", "i1", "i2")
     assert unpack(package_of(w, order, 1).read_bytes(), "bzip2") == expected("i3", "i4")
-    ready = await w.service.ready_items(ALICE, order.order_id, next_ready=False)
+    ready = await w.service.ready_items(ALICE, order.order_id)
     assert [r.package for r in ready] == [f"{order.order_id}-0.tar.bz2"] * 3 + [f"{order.order_id}-1.tar.bz2"] * 2
     await w.engine.stop()
 
@@ -304,12 +304,12 @@ async def test_a_package_expires_with_its_items(redis: Redis) -> None:
     await w.engine.drain()
     package = package_of(w, order)
     assert package.exists()
-    assert [r.package for r in await w.service.ready_items(ALICE, plain.order_id, False)] == [None]
+    assert [r.package for r in await w.service.ready_items(ALICE, plain.order_id)] == [None]
 
     w.clock.advance(10 * DAY - 1)
     assert await w.service.expire_results(w.engine.clean) == 0
     w.clock.advance(1)
-    assert await w.service.ready_items(ALICE, order.order_id, next_ready=False) == []  # due: no longer offered
+    assert await w.service.ready_items(ALICE, order.order_id) == []  # due: no longer offered
     w.clock.advance(1)
     assert await w.service.expire_results(w.engine.clean) == 3
     assert not package.exists()
@@ -327,7 +327,7 @@ async def test_each_timeslot_of_a_subscription_has_its_package(redis: Redis) -> 
     for timestamp in ("2024-05-01T10:00:00Z", "2024-05-02T10:00:00Z"):
         assert await w.service.timeslot(DEMO_COLLECTION.id, timestamp) == [order.order_id]
         await w.engine.drain()
-    ready = await w.service.ready_items(ALICE, order.order_id, next_ready=False)
+    ready = await w.service.ready_items(ALICE, order.order_id)
     assert [(r.item.spec.item_id, r.package) for r in ready] == [
         ("s@2024-05-01T10:00:00Z", f"{order.order_id}-1.zip"), ("s@2024-05-02T10:00:00Z", f"{order.order_id}-2.zip")]
     for batch, r in enumerate(ready, 1):
@@ -353,7 +353,7 @@ async def test_an_expanded_massive_order_packages_each_batch_and_its_template(re
     stored = await d.service.get(ALICE, order.order_id)
     assert stored.status.status is S.Completed
     assert stored.items[0].status.additional_info == f"Expanded into 5 items in 2 batches; in package {order.order_id}-0.tar"
-    ready = await d.service.ready_items(ALICE, order.order_id, next_ready=False)
+    ready = await d.service.ready_items(ALICE, order.order_id)
     assert [r.package for r in ready] == [f"{order.order_id}-{b}.tar" for b in (0, 1, 1, 1, 2, 2)]
     assert ExpandingProcessor.asked[-1] == 2
     for batch in (0, 1, 2):  # the counting processor writes no file: packages of no file, but there

@@ -221,7 +221,7 @@ async def test_results_are_pushed_under_their_names_into_the_path(redis: Redis, 
     order = await d.service.get(ALICE, order_id)
     assert order.status.status is S.Completed
     # What went to the client is not offered for download here as well.
-    assert await d.service.ready_items(ALICE, order_id, next_ready=False) == []
+    assert await d.service.ready_items(ALICE, order_id) == []
     await d.engine.stop()
 
 
@@ -246,7 +246,7 @@ async def test_items_to_download_are_not_pushed_and_a_second_push_replaces_the_f
     assert await infos(d, first) == [(S.Completed, f"Pushed 1 file (1024 bytes) to "
                                                    f"ftp://bob@127.0.0.1:{client_server.port}/in"),
                                      (S.Completed, "Completed")]
-    assert [r.item.spec.item_id for r in await d.service.ready_items(ALICE, first, next_ready=False)] == ["kept"]
+    assert [r.item.spec.item_id for r in await d.service.ready_items(ALICE, first)] == ["kept"]
     (client_server.home / "in" / "p-a.dat").write_bytes(b"an older p-a")
     second = await pushed(d, spec)
     assert (await infos(d, second))[0][0] is S.Completed

@@ -82,7 +82,7 @@ async def test_results_expire_after_the_availability_days(redis: Redis) -> None:
     await d.engine.start()
     order = await d.service.submit(ALICE, spec("a", "b", collection=DEMO_COLLECTION.id), Notification())
     await d.engine.drain()
-    assert len(await d.service.ready_items(ALICE, order.order_id, next_ready=False)) == 2
+    assert len(await d.service.ready_items(ALICE, order.order_id)) == 2
     files = [p for p in d.results.rglob("*") if p.is_file()]
     assert len(files) == 2
 
@@ -94,7 +94,7 @@ async def test_results_expire_after_the_availability_days(redis: Redis) -> None:
     assert [i.status.status for i in stored.items] == [S.Completed, S.Completed]
     assert all(i.status.additional_info == "Result expired on 1970-01-14T13:46:41Z: no longer downloadable"
                for i in stored.items)
-    assert await d.service.ready_items(ALICE, order.order_id, next_ready=False) == []
+    assert await d.service.ready_items(ALICE, order.order_id) == []
     assert not any(p.exists() for p in files)
     assert await d.service.expire_results(d.engine.clean) == 0  # once only
     await d.engine.stop()

@@ -45,7 +45,7 @@ async def test_each_timeslot_makes_a_batch_for_each_active_subscription(redis: R
     assert [(i.spec.item_id, i.status.status, i.batch) for i in order.items] == [
         ("s0", S.Accepted, 0), ("s1", S.Accepted, 0), ("s0@2026-11-25T12:00:00Z", S.Completed, 1)]
     assert order.status.status is S.Accepted  # a standing order: its items come and go
-    ready = await d.service.ready_items(ALICE, two.order_id, next_ready=True)
+    ready = await d.service.describe_result_access(ALICE, two.order_id, next_ready=True)
     assert [r.item.spec.item_id for r in ready] == ["s0@2026-11-25T12:00:00Z"]
 
     forced = await d.service.timeslot(DEMO_COLLECTION.id, "2026-11-25T12:00:00Z", force=True)

@@ -67,7 +67,7 @@ class Deliverables:
     async def files(self, account: Account, order_id: str, item_id: str) -> list[Deliverable]:
         """The item's result files; RequestRejected for another user's order
         or an unknown one, NotDeliverable when the item offers nothing."""
-        ready = await self._ordering.ready_items(account, order_id, next_ready=False)
+        ready = await self._ordering.ready_items(account, order_id)
         if item_id not in {r.item.spec.item_id for r in ready}:
             raise NotDeliverable(f"item {item_id!r} of order {order_id} has no result to download")
         return self.listing(account.name, order_id, item_id)
@@ -86,7 +86,7 @@ class Deliverables:
         """File ``name`` of the item, or with ``item_id`` None the order's
         package ``name``; RequestRejected or NotDeliverable as :meth:`files`."""
         if item_id is None:
-            ready = await self._ordering.ready_items(account, order_id, next_ready=False)
+            ready = await self._ordering.ready_items(account, order_id)
             package = self._package(account.name, order_id, name) if any(r.package == name for r in ready) else None
             if package is None:
                 raise NotDeliverable(f"no package {name!r} of order {order_id}")
@@ -102,7 +102,7 @@ class Deliverables:
         ``item_id`` None, of the order's package ``name``: every item it
         holds is Downloaded."""
         if item_id is None:
-            ready = await self._ordering.ready_items(account, order_id, next_ready=False)
+            ready = await self._ordering.ready_items(account, order_id)
             held = [r.item.spec.item_id for r in ready if r.package == name]
             if held:
                 await self._ordering.record_package_download(order_id, held, name)

@@ -112,17 +112,26 @@ class ClientOrders(OrderWriter):
         return await self._store.search(account.name, last_update, last_update_end, frozenset(statuses), reference,
                                         MAX_SEARCH_RESULTS)
 
-    async def ready_items(self, account: Account, order_id: str, next_ready: bool) -> list[ReadyItem]:
-        """The order's results available online now (allReady); with
-        ``next_ready``, only those completed since the mark last moved, and
-        the mark moved (every DescribeResultAccess moves it: see
-        http/operations.py)."""
-        order = await self.get(account, order_id)
-        fresh: frozenset[str] | None = None
-        if next_ready:
-            fresh = await self._store.next_ready(order_id)
-            order = await self.get(account, order_id)  # with the items just counted
-        return [r for r in self.ready_in(order) if fresh is None or r.item.spec.item_id in fresh]
+    async def ready_items(self, account: Account, order_id: str) -> list[ReadyItem]:
+        """The order's results available online now."""
+        return self.ready_in(await self.get(account, order_id))
+
+    async def describe_result_access(self, account: Account, order_id: str, *, next_ready: bool,
+                                     since: float | None = None) -> list[ReadyItem]:
+        """DescribeResultAccess: the results online now (allReady), or with
+        ``next_ready`` those completed since the previous DescribeResultAccess
+        of the order, whatever it asked (the standard's "since the previous
+        call", as pyoseo counts it), or since ``since`` (its timeStamp) when
+        given. Every call moves the order's mark, before the order is read:
+        an item completed meanwhile is offered twice, never lost."""
+        await self.get(account, order_id)  # (only its owner moves the mark)
+        fresh = await self._store.next_ready(order_id)
+        ready = self.ready_in(await self.get(account, order_id))
+        if not next_ready:
+            return ready
+        if since is not None:
+            return [r for r in ready if r.item.completed_at is not None and r.item.completed_at >= since]
+        return [r for r in ready if r.item.spec.item_id in fresh]
 
     def ready_in(self, order: Order) -> list[ReadyItem]:
         """The order's results available online now (no I/O: ``order`` as read).

@@ -188,17 +188,9 @@ class OseoOperations:
         return self._status.render(call.message.encoding, orders, request.full)
 
     async def describe_result_access(self, call: OseoCall, request: DescribeResultAccessRequest) -> bytes:
-        if request.next_ready and request.since is None:
-            ready = await self._ordering.ready_items(call.user, request.order_id, next_ready=True)
-        else:
-            # Any DescribeResultAccess moves the order's nextReady mark (the
-            # standard's "since the previous call", as pyoseo counts it): moved
-            # first, so an item completed meanwhile is offered twice, never lost.
-            await self._ordering.ready_items(call.user, request.order_id, next_ready=True)
-            ready = await self._ordering.ready_items(call.user, request.order_id, next_ready=False)
-            if request.next_ready and request.since is not None:
-                since = request.since.timestamp()
-                ready = [r for r in ready if r.item.completed_at is not None and r.item.completed_at >= since]
+        ready = await self._ordering.describe_result_access(
+            call.user, request.order_id, next_ready=request.next_ready,
+            since=request.since.timestamp() if request.since is not None else None)
         urls = []
         for item, protocol, expires, package in ready:
             if package is not None:
