@@ -17,12 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.daemon import Daemon
+from tests.polling import wait_for
 from tests.sentinel_cluster import MASTER_NAME, PASSWORD, SentinelCluster, Server, start_cluster
 
 BIN = Path(sys.executable).parent
@@ -181,15 +181,21 @@ def start_deployment(root: Path, *, fronts: int = 2, worker: bool = True, min_re
 
 
 def wait_until(condition: Any, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """tests/polling.wait_for, with a condition that may fail meanwhile (a
+    server half-way through a restart) and False instead of an error at the
+    end: the chaos reports a window that did not close, it does not stop."""
+
+    def quietly() -> bool:
         try:
-            if condition():
-                return True
-        except Exception:  # noqa: BLE001 - a server half-way through a restart
-            pass
-        time.sleep(interval)
-    return False
+            return bool(condition())
+        except Exception:  # noqa: BLE001
+            return False
+
+    try:
+        wait_for(quietly, timeout, "a chaos condition", interval)
+    except AssertionError:
+        return False
+    return True
 
 
 def ready(daemon: Daemon) -> bool:
