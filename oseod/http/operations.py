@@ -70,10 +70,6 @@ class OseoCall:
 
 Handler = Callable[[OseoCall, Any], Awaitable[bytes]]
 
-# Every request operation of OSEO 1.0; those without a handler are answered
-# with OperationNotSupported, so a client learns what it can rely on.
-OSEO_OPERATIONS = ("GetCapabilities", "GetOptions", "GetQuotation", "Submit", "GetStatus",
-                   "DescribeResultAccess", "Cancel")
 
 
 def _answer(call: OseoCall, payload: etree._Element) -> bytes:
@@ -120,7 +116,7 @@ class OseoOperations:
     @property
     def served(self) -> tuple[str, ...]:
         """The operations with a handler, in the standard's order (OperationsMetadata)."""
-        return tuple(op for op in OSEO_OPERATIONS if op in self.handlers)
+        return tuple(op for op in soap.OSEO_OPERATIONS if op in self.handlers)
 
     async def run(self, operation: str, call: OseoCall) -> bytes:
         parse, handle = self.handlers[operation]

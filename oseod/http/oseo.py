@@ -8,7 +8,6 @@ import io
 import os
 from typing import Any, BinaryIO
 
-from lxml import etree
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import threads
@@ -25,7 +24,6 @@ from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
 from ..oseo.kvp import requested_operation
-from ..oseo.namespaces import OSEO, WSNT
 from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
@@ -33,8 +31,7 @@ from ..store.connection import RedisUnavailable
 from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account, too_many_requests
-from .operations import OFF_THREAD_BYTES, OSEO_OPERATIONS, OseoCall, OseoOperations
-from .wsn import WSN_OPERATIONS
+from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations
 
 # The operations a query string may run (the others need an XML body).
 KVP_OPERATIONS = ("GetCapabilities",)
@@ -125,7 +122,7 @@ class OseoEndpoint:
                 async with self._large_parses if size > TURN_BYTES else contextlib.nullcontext():
                     message = await self._unwrap(received, content_type, soap_action)
                     encoding = message.encoding
-                    operation = self._operation(message.payload)
+                    operation = soap.body_operation(message.payload, self._operations.handlers)
                     account = await self._account(request, operation, message)
             finally:
                 if not isinstance(received, bytes):
@@ -147,7 +144,7 @@ class OseoEndpoint:
         operation, account = "unknown", None
         try:
             operation = requested_operation(params, served=self.operations, over_get=KVP_OPERATIONS,
-                                            known=OSEO_OPERATIONS)
+                                            known=soap.OSEO_OPERATIONS)
             account = await self._account(request, operation)
             get_capabilities = parse_get_capabilities_kvp(params)
             negotiate(get_capabilities)
@@ -173,18 +170,6 @@ class OseoEndpoint:
         message: soap.Message = await threads.deferToThreadPool(
             self._clock, self._clock.getThreadPool(), soap.unwrap, body, content_type, soap_action, self._xml_limits)
         return message
-
-    def _operation(self, payload: etree._Element) -> str:
-        name = etree.QName(payload)
-        if name.namespace == WSNT and name.localname in WSN_OPERATIONS and name.localname in self._operations.handlers:
-            return name.localname  # WS-Notification, served on the same endpoint
-        if name.namespace != OSEO or name.localname not in OSEO_OPERATIONS:
-            raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
-                            f'"{name.text}" is not an OSEO 1.0 request')
-        if name.localname not in self._operations.handlers:
-            raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
-                            f"operation {name.localname} is not supported by this server")
-        return name.localname
 
     async def _account(self, request: IRequest, operation: str, message: soap.Message | None = None) -> Account | None:
         """The caller: a wsse:UsernameToken in the SOAP header, else HTTP Basic

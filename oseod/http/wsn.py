@@ -27,7 +27,6 @@ from ..oseo.wsn import (
 )
 from .operations import Handler, OseoCall
 
-WSN_OPERATIONS = ("Subscribe", "Unsubscribe")
 
 
 class WsnOperations:

@@ -10,14 +10,14 @@ write the answer in the same one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import BinaryIO
 
 import attrs
 from lxml import etree
 
 from oseod.oseo.errors import ExceptionCode, OseoError, quote, render_exception_report, xml_safe
-from oseod.oseo.namespaces import OWS, SOAP11, SOAP12, XML, qname
+from oseod.oseo.namespaces import OSEO, OWS, SOAP11, SOAP12, WSNT, XML, qname
 from oseod.oseo.xmlparse import DEFAULT_LIMITS, XmlLimits, parse_xml
 
 
@@ -259,3 +259,26 @@ _CONTENT_TYPES = {
 def content_type(encoding: Encoding) -> str:
     """The Content-Type of a response in ``encoding``."""
     return _CONTENT_TYPES[encoding]
+
+
+# Every request operation of OSEO 1.0; those a server has no handler for are
+# answered with OperationNotSupported, so a client learns what it can rely on.
+OSEO_OPERATIONS = ("GetCapabilities", "GetOptions", "GetQuotation", "Submit", "GetStatus",
+                   "DescribeResultAccess", "Cancel")
+# WS-Notification requests, served on the same endpoint.
+WSN_OPERATIONS = ("Subscribe", "Unsubscribe")
+
+
+def body_operation(payload: etree._Element, served: Collection[str]) -> str:
+    """The operation a SOAP body (or bare XML request) holds, of those
+    ``served``; OperationNotSupported for anything else."""
+    name = etree.QName(payload)
+    if name.namespace == WSNT and name.localname in WSN_OPERATIONS and name.localname in served:
+        return name.localname
+    if name.namespace != OSEO or name.localname not in OSEO_OPERATIONS:
+        raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
+                        f'"{name.text}" is not an OSEO 1.0 request')
+    if name.localname not in served:
+        raise OseoError(ExceptionCode.OperationNotSupported, name.localname,
+                        f"operation {name.localname} is not supported by this server")
+    return name.localname
