@@ -48,14 +48,15 @@ class DropsWhenReadonly:
     factory: Any
 
     def replyReceived(self, reply: Any) -> None:
-        super().replyReceived(reply)  # type: ignore[misc]
         if says_readonly(reply):
-            # Lent to no command from now on: the pool only lets go of a
-            # connection once it has closed.
+            # Lent to no command from now on, before the reply is handed on:
+            # its caller may send the next command at once, from inside that
+            # hand-over. (The pool only lets go of a connection once closed.)
             free = self.factory.connectionQueue.pending
             if self in free:
                 free.remove(self)
             self.transport.loseConnection()
+        super().replyReceived(reply)  # type: ignore[misc]
 
 
 class _PlainProtocol(DropsWhenReadonly, txredisapi.RedisProtocol):  # type: ignore[misc]
