@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from .store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
+from .model.errors import RETRY_AFTER, UNAVAILABLE_TEXT
 
 
 def error_answer(request: IRequest, status: int, reason: str, *, as_json: bool = False) -> bytes:

@@ -20,10 +20,10 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .auth.account import Account
 from .core.deliverables import Deliverables, NotDeliverable, log_transfer
 from .core.ordering import OrderingService, ReadyItem
 from .metrics import RequestMetrics
+from .model.accounts import Account
 from .model.errors import RequestRejected
 
 

@@ -27,11 +27,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from ..answers import allow_header, error_answer
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
+from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
 from ..model.orders import Order, OrderStatus, StatusInfo
-from ..store.connection import RedisUnavailable
-from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
+from ..model.users import check_user_name
 from ..store.sshkeys import BadPublicKey, SshKeyStore, TooManyKeys, parse_public_key
-from ..store.users import check_user_name
 from .actions import (
     MAX_PAGE,
     ActionRefused,

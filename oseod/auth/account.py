@@ -1,30 +1,14 @@
-"""What a logged-in user is, whatever transport they came through."""
+"""The avatar ids of the checkers. What a logged-in user is (:class:`Account`,
+:class:`IAccount`) lives in :mod:`oseod.model.accounts`, which every room
+reads; named here too for the auth package's own modules."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
-from zope.interface import Interface
 
-if TYPE_CHECKING:
-    from ..store.users import UserRecord
+from ..model.accounts import Account, IAccount, account_of
 
-
-class IAccount(Interface):
-    """The avatar interface for "who is this": an :class:`Account`."""
-
-
-@attrs.frozen
-class Account:
-    name: str
-    group: str = "default"
-    admin: bool = False
-    email: str = ""
-
-
-def account_of(record: UserRecord) -> Account:
-    return Account(name=record.name, group=record.group, admin=record.admin, email=record.email)
+__all__ = ["Account", "IAccount", "KnownUser", "account_of"]
 
 
 @attrs.frozen

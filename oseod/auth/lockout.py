@@ -26,7 +26,6 @@ guesses at one user name are taken one at a time (see :class:`LockoutPortal`).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol
 
 import attrs
@@ -37,9 +36,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
+from ..model.logins import ADDRESS, USER, Client, LockedOut
 from ..store.audit import AuditStore
 from ..store.connection import RedisUnavailable
-from ..store.lockouts import ADDRESS, USER, Failures, LockoutStore, Subject
+from ..store.lockouts import Failures, LockoutStore, Subject
 from .checkers import NotAGuess, credential_bytes
 
 AUDIT_ACTION = "login.lockout"
@@ -52,36 +52,10 @@ MAX_SHOWN_NAME = 256
 
 
 @attrs.frozen
-class Client:
-    """Who knocks: the ``mind`` a transport passes to :meth:`LockoutPortal.login`.
-    ``address``: the client's IP address as :class:`oseod.forwarded.ClientAddresses`
-    resolves it ("" when unknown: then only the user name counts);
-    ``via``: the transport ("soap", "http", "ftp", "console"), for the audit
-    log and the metrics."""
-
-    address: str
-    via: str
-
-
-@attrs.frozen
 class LockoutLimits:
     per_user: int = 5
     per_address: int = 20
     seconds: float = 15 * 60.0
-
-
-class LockedOut(UnauthorizedLogin):
-    """Refused without a check: the user name or the address is locked out
-    for ``seconds`` more. The message says so and for how long; it is the
-    same for a user name that exists and one that does not."""
-
-    def __init__(self, scope: str, seconds: float) -> None:
-        self.scope = scope
-        self.seconds = max(1, math.ceil(seconds))
-        minutes = max(1, math.ceil(self.seconds / 60))
-        whom = "this user name is" if scope == USER else "this address is"
-        super().__init__(f"too many failed logins: {whom} locked out; try again in {minutes} "
-                         f"minute{'s' if minutes > 1 else ''}")
 
 
 class LockoutObserver(Protocol):

@@ -21,10 +21,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from ..admin.actions import ActionRefused, Actor, OperatorActions, OrderQuery, Refusal
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
+from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
 from ..model.orders import OrderStatus
-from ..store.connection import RedisUnavailable
-from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
-from ..store.sessions import SessionRecord, SessionStore
+from ..model.sessions import SessionRecord
+from ..store.sessions import SessionStore
 from .forms import Form, FormError
 from .gate import Gate, Refused, SessionLimits
 from .live import EventStream, Recent

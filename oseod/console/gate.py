@@ -14,12 +14,12 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ..admin.actions import Actor, OperatorActions
-from ..auth.account import Account, IAccount
 from ..forwarded import ClientAddresses
-from ..auth.lockout import Client, LockedOut
-from ..store.connection import RedisUnavailable
-from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
-from ..store.sessions import SessionRecord, SessionStore
+from ..model.accounts import Account, IAccount
+from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
+from ..model.logins import Client, LockedOut
+from ..model.sessions import SessionRecord
+from ..store.sessions import SessionStore
 
 COOKIE = b"oseod_console"
 COOKIE_PATH = b"/console/"

@@ -9,7 +9,8 @@ from twisted.internet import threads
 
 from ..auth.passwords import hash_password
 from ..auth.secrets import SecretBox
-from ..store.users import Login, UserRecord, UserStore, check_group_name, check_user_name
+from ..model.users import Login, UserRecord, check_group_name, check_user_name
+from ..store.users import UserStore
 
 RECOMMENDED_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024

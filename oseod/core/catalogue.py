@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..auth.account import Account
 from ..config import CollectionConfig, Config
+from ..model.accounts import Account
 
 
 class Catalogue:

@@ -24,8 +24,8 @@ from pathlib import Path
 import attrs
 from twisted.logger import Logger
 
-from ..auth.account import Account
-from ..store.orders import Transfer
+from ..model.accounts import Account
+from ..model.transfers import Transfer
 from .ordering import OrderingService, ReadyItem
 
 PACKAGES = ".packages"  # the order's packages, beside its items' directories

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model.orders import OrderStatus, StatusInfo
-from ..store.orders import ItemChange, Transfer
+from ..model.progress import ItemChange
+from ..model.transfers import Transfer
 from .orderstate import WITH_RESULT, OrderWriter
 
 

@@ -10,7 +10,7 @@ import attrs
 
 from ..model.errors import RequestRejected, invalid
 from ..model.orders import Item, Order, OrderStatus, OrderType, StatusInfo
-from ..store.orders import ItemChange
+from ..model.progress import ItemChange
 from .orderstate import (
     REJECTED,
     WITH_RESULT,

@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..auth.account import Account
+from ..model.accounts import Account
 from ..model.errors import invalid
 from ..model.orders import Fragment
-from ..store.wsn import Subscription, SubscriptionStore
+from ..model.subscriptions import Subscription
+from ..store.wsn import SubscriptionStore
 from .destinations import literal_refusal
 
 

@@ -19,10 +19,9 @@ from collections.abc import Collection
 
 import attrs
 
-from ..auth.account import Account
-from ..model.errors import invalid
+from ..model.accounts import Account
+from ..model.errors import Resubmitted, TooManyActiveItems, invalid
 from ..model.orders import Item, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo, StatusNotification
-from ..store.orders import Resubmitted, TooManyActiveItems
 from .downloads import DownloadRecords
 from .moderation import Moderation
 from .orderstate import (  # noqa: F401 - re-exported: the names importers know this module by

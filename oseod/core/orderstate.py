@@ -20,6 +20,7 @@ from zope.interface import Interface
 
 from ..config import Config
 from ..model.errors import RequestRejected, invalid
+from ..model.jobs import Job
 from ..model.orders import (
     DeliveryMethod,
     Item,
@@ -32,8 +33,8 @@ from ..model.orders import (
     Priority,
     StatusInfo,
 )
-from ..store.jobs import Job
-from ..store.orders import ItemChange, OrderProgress, OrderStore
+from ..model.progress import ItemChange, OrderProgress
+from ..store.orders import OrderStore
 from .catalogue import Catalogue
 from .validation import Resolver, SubmitChecker, resolve_collection
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..model import codec
+from ..model.jobs import Job
 from ..model.orders import Item, Order, OrderStatus
-from ..store.jobs import Job
 from .orderstate import STARTABLE, UNFINISHED, OrderWriter
 
 

@@ -27,8 +27,8 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ..auth.account import Account
 from ..config import CollectionConfig, Config
+from ..model.accounts import Account
 from ..model.errors import invalid
 from ..model.orders import ItemSpec, Notification, Order, OrderSpec
 from ..model.quotations import ItemPrice, Provider, Quotation, amount

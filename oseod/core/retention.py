@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..model.orders import Item, Order, OrderStatus, StatusInfo
+from ..model.progress import ItemChange, StoredResult
 from ..store.leader import Fence
-from ..store.orders import ItemChange, StoredResult
 from .orderstate import DAY, FINAL, UNFINISHED, WITH_RESULT, OrderWriter, iso
 
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ..auth.account import Account
 from ..config import CollectionConfig, Config
+from ..model.accounts import Account
 from ..model.errors import RequestRejected, invalid, missing
 from ..model.orders import (
     MASSIVE_ORDER_REFERENCE,

@@ -10,10 +10,10 @@ from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorTime
 from twisted.protocols import ftp
 
-from ..auth.account import Account
 from ..auth.realm import AccountRealm
 from ..connections import Refusal
 from ..metrics import RequestMetrics
+from ..model.accounts import Account
 from .protocol import OseodFTP
 from .shell import ReadOnlyShell
 from .tls import FTPSSettings

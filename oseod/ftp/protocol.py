@@ -25,10 +25,9 @@ from twisted.protocols import ftp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..auth.lockout import Client, LockedOut
 from ..forwarded import ip_of
-from ..store.connection import RedisUnavailable
-from ..store.outage import UNAVAILABLE_TEXT
+from ..model.errors import UNAVAILABLE_TEXT, RedisUnavailable
+from ..model.logins import Client, LockedOut
 from .shell import ReadOnlyShell
 from .tls import FTPSCommands, reuse_required
 

@@ -10,7 +10,7 @@ from twisted.protocols import ftp
 from twisted.python.filepath import Permissions
 from zope.interface import implementer
 
-from ..auth.account import Account
+from ..model.accounts import Account
 from .tree import EmptyTree, IDeliverableTree, Node
 
 Facts = list[object]

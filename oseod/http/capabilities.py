@@ -11,9 +11,9 @@ from typing import Any
 
 import attrs
 
-from ..auth.account import Account
 from ..config import Config
 from ..core.catalogue import Catalogue
+from ..model.accounts import Account
 from ..oseo import capabilities as oseo_capabilities
 from ..oseo.soap import Encoding, wrap
 

@@ -7,8 +7,8 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.web.iweb import IRequest
 
-from ..auth.account import Account, IAccount
-from ..auth.lockout import Client, LockedOut
+from ..model.accounts import Account, IAccount
+from ..model.logins import Client, LockedOut
 
 
 class BadCredentials(Exception):

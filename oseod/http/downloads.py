@@ -20,13 +20,12 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from ..answers import error_answer
-from ..auth.account import Account
-from ..auth.lockout import Client, LockedOut
 from ..core.deliverables import Deliverables, NotDeliverable, log_transfer
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
-from ..model.errors import RequestRejected
-from ..store.connection import RedisUnavailable
+from ..model.accounts import Account
+from ..model.errors import RedisUnavailable, RequestRejected
+from ..model.logins import Client, LockedOut
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .files import SentFile
 

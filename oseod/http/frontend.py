@@ -24,8 +24,9 @@ from .. import __version__
 from ..answers import allow_header, error_answer, unavailable_answer
 from ..core.packages import is_package_name
 from ..metrics import RequestMetrics, Sample
+from ..model.errors import RedisUnavailable
 from ..readiness import Readiness
-from ..store.connection import Redis, RedisUnavailable
+from ..store.connection import Redis
 from .downloads import Downloads
 from .oseo import OseoEndpoint
 

@@ -14,9 +14,10 @@ import attrs
 from lxml import etree
 from twisted.internet import threads
 
-from ..auth.account import Account
+from ..core.deliverables import Deliverables
 from ..core.ordering import OrderingService
 from ..core.quotations import QuotationService
+from ..model.accounts import Account
 from ..model.errors import RequestRejected
 from ..model.orders import Notification, StatusNotification
 from ..oseo import soap
@@ -34,7 +35,6 @@ from ..oseo.results import (
 from ..oseo.security import parse_addressing
 from ..oseo.status import GetStatusRequest, parse_get_status
 from ..oseo.submit import SubmitRequest, parse_submit, render_submit_ack
-from ..core.deliverables import Deliverables
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
 from .status import StatusPresenter

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..auth.account import Account
 from ..config import CollectionConfig, OptionConfig
 from ..core.catalogue import Catalogue
+from ..model.accounts import Account
 from ..model.errors import RequestRejected, invalid
 from ..oseo.options import OptionDescription, OrderOptionSet
 

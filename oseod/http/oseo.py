@@ -15,11 +15,12 @@ from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ..auth.account import Account
-from ..auth.lockout import Client, LockedOut
 from ..auth.tokens import login_with_token
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
+from ..model.accounts import Account
+from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
+from ..model.logins import Client, LockedOut
 from ..oseo import soap
 from ..oseo.capabilities import negotiate, parse_get_capabilities_kvp
 from ..oseo.errors import ExceptionCode, OseoError
@@ -27,8 +28,6 @@ from ..oseo.kvp import requested_operation
 from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
-from ..store.connection import RedisUnavailable
-from ..store.outage import RETRY_AFTER, UNAVAILABLE_TEXT
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations

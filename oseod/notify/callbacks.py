@@ -28,8 +28,8 @@ from ..core.ordering import OrderingService
 from ..model import codec
 from ..model.errors import RequestRejected
 from ..model.orders import StatusInfo
+from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, cancel_response_callback, submit_response_callback
-from ..store.outbox import OutboxMessage
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 

@@ -22,15 +22,15 @@ from datetime import datetime, timezone
 
 from zope.interface import implementer
 
-from ..auth.account import Account, account_of
 from ..config import Config
 from ..core.ordering import REJECTED, OrderingService
 from ..model import codec
+from ..model.accounts import Account, account_of
 from ..model.addresses import mail_address
 from ..model.errors import RequestRejected
 from ..model.mailevents import MailEvent
 from ..model.orders import Order, OrderStatus, StatusInfo
-from ..store.outbox import OutboxMessage
+from ..model.outbox import OutboxMessage
 from ..store.users import UserStore
 from .mail import IMailSender, MailError, MailMessage
 from .mailtext import MailTemplates, console_url, order_values

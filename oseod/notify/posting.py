@@ -25,9 +25,9 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from ..core.destinations import network_refusal
+from ..model.outbox import OutboxMessage
 from ..oseo.acks import parse_ack
 from ..oseo.callbacks import Callback
-from ..store.outbox import OutboxMessage
 from .sender import Undeliverable
 
 # A client's answer is an acknowledgement of a few hundred bytes; more than

@@ -17,8 +17,8 @@ from typing import Any
 
 from zope.interface import implementer
 
+from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, encoding_of, get_quotation_response_callback
-from ..store.outbox import OutboxMessage
 from ..store.quotations import quotation_message
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..auth.account import Account
 from ..config import Config
+from ..model.accounts import Account
 from ..model.addresses import is_mail_address, mail_address
 from ..model.mailevents import MailEvent
 

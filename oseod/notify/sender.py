@@ -21,8 +21,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from ..metrics import Sample
-from ..store.outbox import OutboxMessage, OutboxStore
+from ..model.outbox import OutboxMessage
 from ..store.outage import Backoff, is_unavailable
+from ..store.outbox import OutboxStore
 
 POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 0.5

@@ -19,9 +19,9 @@ from zope.interface import implementer
 
 from ..model import codec
 from ..model.orders import StatusInfo
+from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, encoding_of, notify_callback
 from ..oseo.wsn import EndpointReference, OrderEvent, SubscriptionReference
-from ..store.outbox import OutboxMessage
 from ..store.wsn import SubscriptionStore
 from .posting import PostingChannel
 from .sender import IOutboxChannel

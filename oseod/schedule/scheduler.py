@@ -27,8 +27,9 @@ import attrs
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ..store.connection import RedisUnavailable, ReplicationShortfall
-from ..store.leader import Deposed, LeaderLock, TaskRunRecord, TaskRuns
+from ..model.errors import RedisUnavailable, ReplicationShortfall
+from ..model.tasks import TaskRunRecord
+from ..store.leader import Deposed, LeaderLock, TaskRuns
 
 TICK = 10.0  # seconds
 

@@ -34,12 +34,12 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
-from ..auth.account import Account
-from ..auth.lockout import Client
 from ..auth.realm import AccountRealm
 from ..connections import Refusal
 from ..forwarded import ip_of
 from ..metrics import RequestMetrics
+from ..model.accounts import Account
+from ..model.logins import Client
 from ..results import ResultFiles
 from .files import MAX_READ, ReadOnlySFTP
 

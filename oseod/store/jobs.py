@@ -25,6 +25,7 @@ import attrs
 import txredisapi
 
 from ..model import codec
+from ..model.jobs import Job
 from . import keys
 
 GROUP = "oseod-workers"
@@ -65,27 +66,6 @@ for _, text in ipairs(due) do
 end
 return #due
 """
-
-
-@attrs.frozen
-class Job:
-    """Work on ``items`` of order ``order_id``; ``attempt`` counts from 1."""
-
-    order_id: str
-    item_ids: tuple[str, ...]
-    priority: str = "STANDARD"
-    attempt: int = 1
-    batch: int = 0  # which batch of the order (massive orders have several)
-    entry_id: str = ""  # the stream entry, once read from the queue
-    # Whether its first attempt queues the order's next batch: not when an
-    # operator queues failed items again (their next batch is done). Only
-    # first attempts read it, so a delayed retry (oseod.store.jobs._PROMOTE)
-    # does not carry it.
-    chained: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps({"order": self.order_id, "items": list(self.item_ids), "attempt": self.attempt,
-                           "priority": self.priority, "batch": self.batch}, separators=(",", ":"))
 
 
 def job_fields(job: Job) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import txredisapi
 
+from ..model.tasks import TaskRunRecord
 from . import keys
 
 # KEYS: the lock, the epoch. ARGV: holder, ttl in ms.
@@ -136,14 +137,6 @@ class LeaderLock:
         """The daemon that leads now (None: none)."""
         holder = await self._redis.conn.get(keys.leader())
         return None if holder is None else str(holder)
-
-
-@attrs.frozen
-class TaskRunRecord:
-    name: str
-    at: float  # when it started
-    seconds: float
-    ok: bool
 
 
 class TaskRuns:

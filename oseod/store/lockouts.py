@@ -19,8 +19,6 @@ import attrs
 
 from . import keys, lua
 
-USER = "user"
-ADDRESS = "addr"
 # A subject's hash is kept this much longer than its window after its last failure.
 SWEEP_MARGIN = 60
 
@@ -32,7 +30,7 @@ _CLEAR = lua.load("login_failures_clear")
 
 @attrs.frozen
 class Subject:
-    """Whose failures: ``scope`` USER or ADDRESS, ``name`` the user name's
+    """Whose failures: ``scope`` oseod.model.logins.USER or ADDRESS, ``name`` the user name's
     bytes as the client sent them, or the address."""
 
     scope: str

@@ -2,7 +2,7 @@
 and the two log lines an operator reads (gone, back) instead of one
 traceback per request or per tick.
 
-Every command fails with :class:`~oseod.store.connection.RedisUnavailable`
+Every command fails with :class:`~oseod.model.errors.RedisUnavailable`
 at once while the pool has no connection, and within ``[redis]
 command_timeout`` otherwise. A transport answers it with
 :data:`UNAVAILABLE_TEXT` and a ``Retry-After`` of :data:`RETRY_AFTER`
@@ -18,13 +18,12 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+# What a client is told lives with the error it answers; named here too,
+# where the transports read it before oseod.model had it.
+from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT
 from .connection import RedisUnavailable
 
-# The one line a client reads while Redis is away.
-UNAVAILABLE_TEXT = "the order store is unavailable, try again later"
-# Seconds a client is asked to wait: a restarted Redis or a Sentinel
-# failover (down-after + about 1 s) is usually back by then.
-RETRY_AFTER = 2
+__all__ = ["RETRY_AFTER", "UNAVAILABLE_TEXT", "WATCH_SECONDS", "Backoff", "RedisWatch", "is_unavailable"]
 
 # How often the watch asks Redis whether it is there.
 WATCH_SECONDS = 1.0

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from ..model.outbox import Failure, OutboxMessage
 from . import keys
 
 CALLBACK = "callback"
@@ -131,32 +132,6 @@ if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
 end
 """ + _NEXT_OR_DONE + """return dropped
 """
-
-
-@attrs.frozen
-class OutboxMessage:
-    """The first message of a queue, as claimed."""
-
-    channel: str
-    name: str  # the queue's subject: an order id for call-backs
-    seq: int
-    data: dict[str, Any]  # what the writer put in it (status, StatusInfo JSON, ...)
-    attempts: int = 0
-    error: str = ""
-
-    @property
-    def member(self) -> str:
-        return f"{self.channel}:{self.name}"
-
-
-@attrs.frozen
-class Failure:
-    channel: str
-    name: str
-    seq: int
-    at: float
-    attempts: int
-    error: str
 
 
 class OutboxStore:

@@ -8,27 +8,9 @@ from typing import Any
 
 import txredisapi
 
+from ..model.errors import RedisUnavailable, ReplicationShortfall
 
-class RedisUnavailable(Exception):
-    """Redis cannot be reached or refuses us; the message says which and where.
-
-    Raised by every command while the pool holds no live connection, and by
-    a command that has no answer within ``[redis] command_timeout``: the
-    caller answers "try again later" (SOAP 503, FTP 421) instead of waiting.
-    A write that timed out may still have been carried out."""
-
-
-class ReplicationShortfall(RedisUnavailable):
-    """A write was made on the primary but fewer replicas than ``[redis]
-    min_replicas`` confirmed it within ``wait_timeout``: a failover now
-    could lose it, so the client is not told it was done (retryable, 503).
-    ``reply``: what the script answered (its caller may undo the write);
-    ``replicas``: how many had it."""
-
-    def __init__(self, message: str, *, reply: Any = None, replicas: int = 0) -> None:
-        super().__init__(message)
-        self.reply = reply
-        self.replicas = replicas
+__all__ = ["UNAVAILABLE_REPLIES", "RedisUnavailable", "ReplicationShortfall", "says_readonly", "says_unavailable"]
 
 # A replica (READONLY), a server loading its data or cut off from its primary,
 # too few replicas to write (min-replicas-to-write), a script running too long.

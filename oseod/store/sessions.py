@@ -15,8 +15,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
+from ..model.sessions import SessionRecord
 from . import keys
 
 # A session key outlives its idle timeout by this much at most before Redis drops it.
@@ -25,16 +24,6 @@ SWEEP_MARGIN = 60
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-@attrs.frozen
-class SessionRecord:
-    token_digest: str
-    user: str
-    csrf: str = attrs.field(repr=False)
-    created_at: float
-    seen_at: float
-    address: str = ""
 
 
 # Creates the hash only when absent (a token is 256 random bits, but one check costs nothing).

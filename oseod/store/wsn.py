@@ -17,9 +17,8 @@ import math
 import secrets
 from typing import Any
 
-import attrs
-
 from ..model.orders import Fragment
+from ..model.subscriptions import Subscription
 from . import keys
 
 WSN = "wsn"
@@ -37,18 +36,6 @@ local function notify_subscribers(subs, seqs, due, queue_prefix, order_id, statu
   end
 end
 """
-
-
-@attrs.frozen
-class Subscription:
-    subscription_id: str
-    owner: str
-    consumer: str  # the ConsumerReference's address
-    reference_parameters: tuple[Fragment, ...]  # the consumer's, sent back as headers
-    topics: frozenset[str]
-    dialect: str
-    soap_version: str  # "1.1" or "1.2"
-    ends_at: float | None  # Unix time; None: no end
 
 
 class SubscriptionStore:

@@ -12,9 +12,11 @@ import attrs
 
 from ...core.moderation import Moderation
 from ...core.validation import subscription_period
-from ...model.errors import RequestRejected
+from ...model.errors import BadCursor, RequestRejected
+from ...model.history import HistoryLine
 from ...model.orders import Order, OrderStatus, OrderType
-from ...store.orders import BadCursor, HistoryLine, OrderStore, Transfer
+from ...model.transfers import Transfer
+from ...store.orders import OrderStore
 from ...store.outbox import ORDER_CHANNELS, OutboxStore
 from .audit import MAX_PAGE, ActionRefused, Actor, AuditTrail, Refusal
 

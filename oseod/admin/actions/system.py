@@ -12,8 +12,9 @@ from twisted.logger import Logger
 
 from ...config import Config
 from ...model.orders import Order
+from ...model.tasks import TaskRunRecord
 from ...store.connection import Redis
-from ...store.leader import LeaderLock, TaskRunRecord, TaskRuns
+from ...store.leader import LeaderLock, TaskRuns
 from ...store.orders import OrderStore
 from ...store.outbox import OutboxStore
 from ...store.stats import StatsStore

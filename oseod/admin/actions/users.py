@@ -10,7 +10,7 @@ from twisted.logger import Logger
 
 from ...auth.htpasswd import FileAccount
 from ...core.accounts import AccountService, password_warnings
-from ...store.users import Login, NoSuchUser, UserExists, UserRecord
+from ...model.users import Login, NoSuchUser, UserExists, UserRecord
 from .audit import ActionRefused, Actor, AuditTrail, Refusal
 
 
