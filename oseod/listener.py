@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet import endpoints
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.logger import Logger
 
 _SECURE = {"http": "https", "ftp": "ftps"}
@@ -15,7 +15,7 @@ _SECURE = {"http": "https", "ftp": "ftps"}
 class Listener:
     log = Logger()
 
-    def __init__(self, scheme: str, description: str, factory: Any, reactor: Any, *,
+    def __init__(self, scheme: str, description: str, factory: Any, reactor: IReactorCore, *,
                  url_scheme: str | None = None) -> None:
         """``scheme`` names the listener; its URL has ``url_scheme`` (the
         same by default)."""

@@ -41,6 +41,7 @@ from twisted.logger import (
 from zope.interface import implementer, provider
 
 from .ftp.noise import ftp_chatter
+from .reactors import IDaemonReactor, daemon_reactor
 from .sftp.noise import sftp_chatter
 from .store.noise import redis_chatter
 
@@ -153,7 +154,7 @@ class LineObserver:
     has stopped. At most the info lines of the turn a SIGKILL interrupts are
     lost."""
 
-    def __init__(self, stream: TextIO, format: Callable[[LogEvent], str | None], reactor: Any) -> None:
+    def __init__(self, stream: TextIO, format: Callable[[LogEvent], str | None], reactor: IDaemonReactor) -> None:
         self._stream = stream
         self._format = format
         self._reactor = reactor
@@ -184,11 +185,11 @@ class LineObserver:
             self._stream.flush()
 
 
-def text_observer(stream: TextIO, reactor: Any) -> ILogObserver:
+def text_observer(stream: TextIO, reactor: IDaemonReactor) -> ILogObserver:
     return _tame(filtered(LineObserver(stream, ClassicText(), reactor)))
 
 
-def json_observer(stream: TextIO, reactor: Any) -> ILogObserver:
+def json_observer(stream: TextIO, reactor: IDaemonReactor) -> ILogObserver:
     # No RFC 7464 record separator: one JSON object per line, as journald,
     # jq and log shippers expect.
     return _tame(filtered(LineObserver(stream, _json_line, reactor)))
@@ -286,15 +287,11 @@ def tame_global_observers(publisher: LogPublisher | None = None) -> Callable[[],
 
 
 def text_stdout() -> ILogObserver:
-    from twisted.internet import reactor
-
-    return text_observer(sys.stdout, reactor)
+    return text_observer(sys.stdout, daemon_reactor())
 
 
 def json_stdout() -> ILogObserver:
-    from twisted.internet import reactor
-
-    return json_observer(sys.stdout, reactor)
+    return json_observer(sys.stdout, daemon_reactor())
 
 
 class GlobalLogTaming:

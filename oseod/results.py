@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from .core.deliverables import Deliverables, NotDeliverable, log_transfer
@@ -57,7 +57,7 @@ class ResultFiles:
     log = Logger()
 
     def __init__(self, account: Account, ordering: OrderingService, deliverables: Deliverables,
-                 metrics: RequestMetrics, clock: Any) -> None:
+                 metrics: RequestMetrics, clock: IReactorTime) -> None:
         self._account = account
         self._ordering = ordering
         self._deliverables = deliverables

@@ -31,8 +31,10 @@ from typing import Any
 import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from .reactors import IDaemonReactor
 from .readiness import Readiness
 from .store.outage import is_unavailable
 
@@ -56,8 +58,8 @@ class Step:
 class DaemonService(Service):
     log = Logger()
 
-    def __init__(self, reactor: Any, exit: Callable[[int], None] | None = None, *,
-                 readiness: Readiness | None = None, drain_seconds: float = 0.0, clock: Any = None) -> None:
+    def __init__(self, reactor: IDaemonReactor, exit: Callable[[int], None] | None = None, *,
+                 readiness: Readiness | None = None, drain_seconds: float = 0.0, clock: IReactorTime | None = None) -> None:
         """``readiness``: moved to serving once every step started, to
         draining at a stop; ``drain_seconds``: how long a stop keeps serving
         first, on ``clock`` (the reactor by default)."""
@@ -132,7 +134,7 @@ class DaemonService(Service):
         # daemon stopped as it was asked: it exits 0, which every
         # supervisor reads as a clean stop.
         if getattr(self._reactor, "_exitSignal", None) is not None:
-            self._reactor._exitSignal = None
+            setattr(self._reactor, "_exitSignal", None)  # twistd's own, not in an interface
 
     def _take_signals(self) -> Callable[[], None]:
         """While draining, SIGTERM or SIGINT again (a second Ctrl-C, an
@@ -200,7 +202,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _exit_after_shutdown(reactor: Any) -> Callable[[int], None]:
+def _exit_after_shutdown(reactor: IDaemonReactor) -> Callable[[int], None]:
     """Stop the reactor and leave the process with ``status`` once the
     shutdown triggers have run (twistd has no other way to set the status)."""
 

@@ -42,6 +42,7 @@ from .ftp.factory import install_ftp_avatars, make_ftp_factory
 from .ftp.factory import refusal_answer as ftp_refusal
 from .ftp.results import ResultsTree
 from .ftp.tls import CertificatePair, FTPSSettings, reload_on_sighup
+from .reactors import IDaemonReactor, daemon_reactor
 from .results import ResultFiles
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
@@ -158,7 +159,7 @@ def _check_endpoints(config: Config) -> None:
 
 
 def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
+    reactor = daemon_reactor()
 
     config = options.config
     data_dir = DataDir(config.server.data_dir)
@@ -320,7 +321,7 @@ class Parts:
     actions: OperatorActions
 
 
-def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Callable[[], str],
+def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
                 consumer: str, readiness: Readiness | None = None) -> Parts:
     """``listener_url(scheme)``: where the listener of that scheme ended up;
@@ -480,7 +481,7 @@ class MailSetup:
         self.channel.start()
 
 
-def password_sources(config: Config, users: UserStore, reactor: Any) -> list[tuple[str, ICredentialsChecker]]:
+def password_sources(config: Config, users: UserStore, reactor: IDaemonReactor) -> list[tuple[str, ICredentialsChecker]]:
     """The [auth] checkers, in their order."""
     cache = config.auth.password_cache_seconds
     sources: list[tuple[str, ICredentialsChecker]] = []

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 from klein import Klein
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
@@ -90,7 +91,7 @@ class AdminApi:
     log = Logger()
 
     def __init__(self, *, token: Callable[[], str], actions: OperatorActions, metrics: RequestMetrics,
-                 clock: Any, clients: ClientAddresses = ClientAddresses(),
+                 clock: IReactorTime, clients: ClientAddresses = ClientAddresses(),
                  ssh_keys: SshKeyStore | None = None) -> None:
         self._token = token
         self._ssh_keys = ssh_keys

@@ -14,10 +14,12 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..reactors import IDaemonReactor
 from ..store.connection import RedisUnavailable
 from ..store.users import UserRecord, UserStore
 from .account import Account, KnownUser, account_of
@@ -44,7 +46,7 @@ class SuccessCache(Generic[V]):
     against, so that a password change invalidates the entry at once, or the
     account it vouched for."""
 
-    def __init__(self, ttl: float, clock: Any) -> None:
+    def __init__(self, ttl: float, clock: IReactorTime) -> None:
         self._ttl = ttl
         self._clock = clock
         self._key = os.urandom(32)
@@ -167,7 +169,7 @@ class UserStoreChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, users: UserStore, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+    def __init__(self, users: UserStore, reactor: IDaemonReactor, cache_seconds: float = 60.0, clock: IReactorTime | None = None, *,
                  decoy: bool = True) -> None:
         self._users = users
         self._reactor = reactor

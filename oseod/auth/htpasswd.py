@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 import attrs
 import bcrypt
@@ -26,9 +25,11 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..reactors import IDaemonReactor
 from .account import Account, KnownUser
 from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
 from .passwords import verify_password
@@ -87,7 +88,7 @@ class PasswordFileChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, path: str, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+    def __init__(self, path: str, reactor: IDaemonReactor, cache_seconds: float = 60.0, clock: IReactorTime | None = None, *,
                  logins: LoginRecorder | None = None) -> None:
         self._path = path
         self._reactor = reactor

@@ -32,11 +32,12 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, endpoints, ssl
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..config import LdapConfig
+from ..reactors import IDaemonReactor
 from ..trust import trust_root
 from .account import Account, KnownUser
 from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
@@ -93,7 +94,7 @@ class LdapChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, settings: LdapConfig, reactor: Any, cache_seconds: float = 60.0, clock: Any = None, *,
+    def __init__(self, settings: LdapConfig, reactor: IDaemonReactor, cache_seconds: float = 60.0, clock: IReactorTime | None = None, *,
                  logins: LoginRecorder | None = None) -> None:
         self._settings = settings
         self._logins = logins

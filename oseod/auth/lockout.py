@@ -32,6 +32,7 @@ import attrs
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -87,7 +88,7 @@ class LoginLockout:
 
     log = Logger()
 
-    def __init__(self, store: LockoutStore, clock: Any, limits: LockoutLimits = LockoutLimits(), *,
+    def __init__(self, store: LockoutStore, clock: IReactorTime, limits: LockoutLimits = LockoutLimits(), *,
                  audit: AuditStore | None = None, observer: LockoutObserver | None = None,
                  view_seconds: float = DEFAULT_VIEW_SECONDS) -> None:
         self._store = store

@@ -40,6 +40,7 @@ from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, implementer
 
@@ -156,7 +157,7 @@ def _refuse(reason: str, user: str, *, wrong_password: bool = False) -> Unauthor
 class TokenRules:
     """Freshness of Created and single use of Nonce, shared by both token checkers."""
 
-    def __init__(self, nonces: NonceStore, clock: Any, max_age: float = DEFAULT_MAX_AGE) -> None:
+    def __init__(self, nonces: NonceStore, clock: IReactorTime, max_age: float = DEFAULT_MAX_AGE) -> None:
         if max_age <= 0:
             raise ValueError("max_age must be positive")
         self._nonces = nonces
@@ -200,7 +201,7 @@ class DigestChecker:
 
     credentialInterfaces = (IUsernameDigest,)
 
-    def __init__(self, users: UserStore, nonces: NonceStore, secrets: SecretBox | None, clock: Any,
+    def __init__(self, users: UserStore, nonces: NonceStore, secrets: SecretBox | None, clock: IReactorTime,
                  max_age: float = DEFAULT_MAX_AGE) -> None:
         self._users = users
         self._secrets = secrets
@@ -267,7 +268,7 @@ class TextTokenChecker:
 
     credentialInterfaces = (IUsernamePasswordToken,)
 
-    def __init__(self, passwords: ICredentialsChecker, nonces: NonceStore, clock: Any,
+    def __init__(self, passwords: ICredentialsChecker, nonces: NonceStore, clock: IReactorTime,
                  max_age: float = DEFAULT_MAX_AGE) -> None:
         self._passwords = passwords
         self._rules = TokenRules(nonces, clock, max_age)

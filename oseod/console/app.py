@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from klein import Klein
 from twisted.cred.portal import Portal
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
@@ -66,7 +67,7 @@ class Console:
     app = Klein()
     log = Logger()
 
-    def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: Any,
+    def __init__(self, *, portal: Portal, actions: OperatorActions, store: SessionStore, clock: IReactorTime,
                  limits: SessionLimits = SessionLimits(),
                  live_interval: float = 3.0, public: Callable[[], str] | None = None,
                  clients: ClientAddresses = ClientAddresses(), metrics: RequestMetrics | None = None) -> None:

@@ -4,12 +4,12 @@ sessions with an idle timeout, the session cookie and the CSRF token."""
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 import attrs
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -51,7 +51,7 @@ def _cookie(request: IRequest, value: bytes, extra: bytes, tls: bool) -> None:
 class Gate:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, clock: Any,
+    def __init__(self, *, portal: Portal, store: SessionStore, actions: OperatorActions, clock: IReactorTime,
                  limits: SessionLimits = SessionLimits(), clients: ClientAddresses = ClientAddresses()) -> None:
         # ``portal``: the daemon's LockoutPortal, whose lock-out counts
         # failed console logins with every other transport's.

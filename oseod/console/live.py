@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,7 +30,7 @@ class Recent:
     the overview each tick, and a dozen Redis commands once per tick are
     enough for all of them."""
 
-    def __init__(self, compute: Callable[[], Awaitable[str]], clock: Any, max_age: float) -> None:
+    def __init__(self, compute: Callable[[], Awaitable[str]], clock: IReactorTime, max_age: float) -> None:
         self._compute = compute
         self._clock = clock
         self._max_age = max_age
@@ -52,7 +53,7 @@ class EventStream(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, name: str, produce: Produce, clock: Any, interval: float) -> None:
+    def __init__(self, name: str, produce: Produce, clock: IReactorTime, interval: float) -> None:
         super().__init__()
         self._name = name
         self._produce = produce

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet import threads
+from twisted.internet.interfaces import IReactorThreads
 
 from ..auth.passwords import hash_password
 from ..auth.secrets import SecretBox
@@ -34,7 +33,7 @@ class AccountService:
     set here is also stored sealed, for PasswordDigest logins; when None, none
     is, and setting a password removes the account's old secret."""
 
-    def __init__(self, users: UserStore, reactor: Any, min_password_length: int = 1,
+    def __init__(self, users: UserStore, reactor: IReactorThreads, min_password_length: int = 1,
                  secrets: SecretBox | None = None) -> None:
         self._users = users
         self._reactor = reactor

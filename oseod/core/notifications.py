@@ -9,8 +9,9 @@ user unsubscribes; only the subscriber may unsubscribe.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IReactorTime
 
 from ..model.accounts import Account
 from ..model.errors import invalid
@@ -21,7 +22,7 @@ from .destinations import literal_refusal
 
 
 class NotificationSubscriptions:
-    def __init__(self, store: SubscriptionStore, clock: Any, allowed_networks: tuple[str, ...] = ()) -> None:
+    def __init__(self, store: SubscriptionStore, clock: IReactorTime, allowed_networks: tuple[str, ...] = ()) -> None:
         self._store = store
         self._clock = clock
         self._allowed = allowed_networks

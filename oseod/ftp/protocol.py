@@ -18,7 +18,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IConsumer, IDelayedCall
+from twisted.internet.interfaces import IAddress, IConsumer, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.logger import Logger, LogLevel
 from twisted.protocols import ftp
@@ -172,12 +172,12 @@ class OseodFTP(FTPSCommands, ftp.FTP):
     def callLater(self, period: float, func: Any) -> IDelayedCall:
         # TimeoutMixin's (the idle timeout and the login deadline), on the
         # factory's clock when it has one (tests drive a Clock).
-        clock: Any = getattr(self.factory, "clock", None)
+        clock: IReactorTime | None = getattr(self.factory, "clock", None)
         if clock is None:
             from twisted.internet import reactor
 
             clock = reactor
-        return clock.callLater(period, func)  # type: ignore[no-any-return]
+        return clock.callLater(period, func)
 
     def sendLine(self, line: Any) -> None:
         # A reply to a command that ended after the connection did (a login
@@ -328,9 +328,11 @@ class OseodFTP(FTPSCommands, ftp.FTP):
     _session_started = 0.0
 
     def _seconds(self) -> float:
-        clock: Any = getattr(self.factory, "clock", None)
+        clock: IReactorTime | None = getattr(self.factory, "clock", None)
         if clock is None:
-            from twisted.internet import reactor as clock
+            from twisted.internet import reactor
+
+            clock = reactor
         return float(clock.seconds())
 
     def _request(self, operation: str, outcome: str, seconds: float, user: str | None) -> None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL._util import lib as _ssl_lib  # SSL_session_reused: a private binding, pinned by tests/test_ftps.py
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator, IReactorFromThreads
 from twisted.internet.protocol import Factory, ServerFactory
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
@@ -106,7 +106,7 @@ def _read_key(path: str) -> Any:
         raise TLSFileError(f"the TLS key {path} is not a PEM private key (or has a passphrase)") from None
 
 
-def reload_on_sighup(pair: CertificatePair, reactor: Any) -> Callable[[], None]:
+def reload_on_sighup(pair: CertificatePair, reactor: IReactorFromThreads) -> Callable[[], None]:
     """SIGHUP reloads ``pair`` (on the reactor thread); returns the undo.
     (twistd leaves SIGHUP alone; its default would end the process.)"""
     previous = signal.getsignal(signal.SIGHUP)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from twisted.cred.portal import Portal
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -40,7 +41,7 @@ class Refused(Exception):
 class Downloads:
     log = Logger()
 
-    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: Any,
+    def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: IReactorTime,
                  clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
         self._clients = clients

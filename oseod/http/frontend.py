@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
@@ -69,7 +70,7 @@ class Probes:
 
     def __init__(self, *, redis: Redis, metrics: RequestMetrics, processing: ProcessingView,
                  sources: tuple[SampleSource, ...], readiness: Readiness | None = None,
-                 ping_timeout: float = 2.0, clock: Any = None) -> None:
+                 ping_timeout: float = 2.0, clock: IReactorTime | None = None) -> None:
         self._redis = redis
         self._metrics = metrics
         self._processing = processing
@@ -278,7 +279,7 @@ class HttpFrontend:
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
                  processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
                  console: Any = None, readiness: Readiness | None = None, ping_timeout: float = 2.0,
-                 clock: Any = None) -> None:
+                 clock: IReactorTime | None = None) -> None:
         """``readiness``: the daemon's state for /ready (None: always ready
         once Redis answers); ``ping_timeout``: how long /ready waits for
         Redis's PING on ``clock``."""

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 from lxml import etree
 from twisted.internet import threads
+from twisted.internet.interfaces import IReactorThreads
 
 from ..core.deliverables import Deliverables
 from ..core.ordering import OrderingService
@@ -90,7 +91,7 @@ def _epoch(moment: datetime | None) -> float | None:
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
                  options: OptionsPresenter, result_urls: Callable[[str, str, str | None, str | None], str],
-                 deliverables: Deliverables, reactor: Any, status: StatusPresenter | None = None,
+                 deliverables: Deliverables, reactor: IReactorThreads, status: StatusPresenter | None = None,
                  quotations: QuotationService | None = None) -> None:
         self._deliverables = deliverables
         self._reactor = reactor

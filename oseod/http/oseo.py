@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
@@ -28,6 +28,7 @@ from ..oseo.kvp import requested_operation
 from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
+from ..reactors import IDaemonReactor
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations
@@ -82,7 +83,7 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: Any, public_url: str, anonymous_capabilities: bool,
+                 metrics: RequestMetrics, clock: IDaemonReactor, public_url: str, anonymous_capabilities: bool,
                  clients: ClientAddresses = ClientAddresses(), max_items_per_order: int = 200) -> None:
         self._portal = portal
         self._operations = operations

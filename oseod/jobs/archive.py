@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import threads
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from zope.interface import implementer
 
 from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template
@@ -36,7 +37,7 @@ class ArchiveMiss(Exception):
 
 @implementer(IItemProcessor)
 class ArchiveProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IReactorThreads, clock: IReactorTime) -> None:
         root, pattern = options.get("root"), options.get("pattern", "{product_id}*")
         if not isinstance(root, str) or not root:
             raise ProcessorConfigError("processor_options.root must name the archive directory")

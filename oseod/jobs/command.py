@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -54,7 +55,7 @@ class _Collect(protocol.ProcessProtocol):
 
 @implementer(IItemProcessor)
 class CommandProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IReactorProcess, clock: IReactorTime) -> None:
         argv = options.get("argv")
         if not isinstance(argv, Sequence) or isinstance(argv, str) or not argv or not all(
                 isinstance(a, str) for a in argv):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import task, threads
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from zope.interface import implementer
 
 from .processors import IItemProcessor, ItemWork, file_name
@@ -33,7 +34,7 @@ def result_name(work: ItemWork) -> str:
 
 @implementer(IItemProcessor)
 class DummyProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any,
+    def __init__(self, options: Mapping[str, Any], reactor: IReactorThreads, clock: IReactorTime,
                  rng: random.Random | None = None) -> None:
         self._size = int(options.get("size", 1024))
         self._delay = float(options.get("delay", 0.0))

@@ -22,8 +22,10 @@ from urllib.parse import quote
 
 import treq
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from ..reactors import IDaemonReactor
 from .processors import IItemProcessor, ItemWork, ProcessorConfigError, ResultFile, check_template
 
 FIELDS = ("product_id", "collection_id", "item_id")
@@ -45,7 +47,7 @@ def _cancelled(error: BaseException) -> bool:
 
 @implementer(IItemProcessor)
 class HttpProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IDaemonReactor, clock: IReactorTime) -> None:
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ProcessorConfigError("processor_options.url must be an http:// or https:// URL template")

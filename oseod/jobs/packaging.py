@@ -25,10 +25,11 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import attrs
 from twisted.internet import threads
+from twisted.internet.interfaces import IReactorThreads
 
 from ..core.deliverables import files_in
 from ..core.packages import SUFFIXES
@@ -56,7 +57,7 @@ class Package:
 class Packer:
     """Builds and removes packages off the reactor thread."""
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: IReactorThreads) -> None:
         self._reactor = reactor
 
     async def pack(self, target: Path, packaging: str, members: Sequence[Member]) -> Package:

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 from twisted.internet import defer, error
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IAddress, IConnector, IHostResolution, IResolutionReceiver, ITCPTransport
+from twisted.internet.interfaces import IAddress, IConnector, IHostResolution, IReactorTime, IResolutionReceiver, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import basic, ftp, policies
@@ -49,6 +49,7 @@ from zope.interface import Interface, implementer
 from ..core.deliverables import Deliverable
 from ..core.destinations import BadDestination, FtpDestination, network_refusal, push_destination
 from ..model.orders import OnlineAddress
+from ..reactors import IDaemonReactor
 
 CHUNK = 256 * 1024  # the stock 16 KiB reads would cap a push far below the disk and the network
 ANONYMOUS_PASSWORD = "anonymous@"  # what anonymous FTP asks for: an e-mail address, by convention
@@ -85,7 +86,7 @@ class _Client(ftp.FTPClient, policies.TimeoutMixin):
     or room to send more of a file, resets it; once it runs out the
     connection is dropped, which fails every command still waiting."""
 
-    def __init__(self, user: str, password: str, reactor: Any, clock: Any, idle: float) -> None:
+    def __init__(self, user: str, password: str, reactor: IDaemonReactor, clock: IReactorTime, idle: float) -> None:
         ftp.FTPClient.__init__(self, user, password, passive=1)
         self._reactor = reactor
         self._clock = clock
@@ -169,7 +170,7 @@ class Pusher:
 
     log = Logger()
 
-    def __init__(self, reactor: Any, clock: Any, *, connect_timeout: float, idle_timeout: float,
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, connect_timeout: float, idle_timeout: float,
                  allowed_networks: Sequence[str] = (), max_sessions_per_server: int = 2) -> None:
         self._reactor = reactor
         self._clock = clock

@@ -26,11 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ..core.deliverables import Deliverable
 from ..core.destinations import FtpDestination
+from ..reactors import IDaemonReactor
 from .push import ANONYMOUS_PASSWORD, CHUNK, IPusher, Pusher, PushFailed, ftp_source
 
 
@@ -145,7 +147,7 @@ class _Session:
 class FtpsPusher(Pusher):
     THREADS = 4  # ftps sessions at once (more wait for a thread)
 
-    def __init__(self, reactor: Any, clock: Any, *, ca_file: str = "", **kwargs: Any) -> None:
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, ca_file: str = "", **kwargs: Any) -> None:
         Pusher.__init__(self, reactor, clock, **kwargs)
         self._ca_file = ca_file
         self._pool: ThreadPool | None = None

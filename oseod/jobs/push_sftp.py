@@ -26,13 +26,14 @@ from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.error import HostKeyChanged
 from twisted.conch.ssh import channel, common, connection, filetransfer, keys, transport, userauth
 from twisted.internet import defer, error
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from ..core.deliverables import Deliverable
 from ..core.destinations import DEFAULT_PORTS, FtpDestination
+from ..reactors import IDaemonReactor
 from .push import IPusher, Pusher, PushFailed
 
 CHUNK = 32 * 1024  # what every SFTP server takes in one write (OpenSSH keeps 64 of these in flight)
@@ -89,7 +90,7 @@ class _Transport(transport.SSHClientTransport):
                            if k not in (b"ssh-rsa", b"ssh-dss")]
 
     def __init__(self, destination: FtpDestination, judge: Callable[[keys.Key], str | None],
-                 key: keys.Key | None, clock: Any, idle: float) -> None:
+                 key: keys.Key | None, clock: IReactorTime, idle: float) -> None:
         self.destination = destination
         self._judge = judge
         self._key = key
@@ -224,7 +225,7 @@ class _Session(channel.SSHChannel):
 
 @implementer(IPusher)
 class SftpPusher(Pusher):
-    def __init__(self, reactor: Any, clock: Any, *, known_hosts: Path | None = None,
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, known_hosts: Path | None = None,
                  client_key: Path | None = None, **kwargs: Any) -> None:
         Pusher.__init__(self, reactor, clock, **kwargs)
         self._host_keys = HostKeys(known_hosts)

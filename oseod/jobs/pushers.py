@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
+
 from ..config import Config
+from ..reactors import IDaemonReactor
 from .push import FtpPusher, IPusher
 from .push_ftps import FtpsPusher
 from .push_sftp import SftpPusher
 
 
-def default_pushers(config: Config, reactor: Any, clock: Any) -> dict[str, IPusher]:
+def default_pushers(config: Config, reactor: IDaemonReactor, clock: IReactorTime) -> dict[str, IPusher]:
     """The pushers of the protocols oseod pushes over, by protocol."""
     common: dict[str, Any] = dict(connect_timeout=config.delivery.connect_timeout,
                                   idle_timeout=config.delivery.idle_timeout,

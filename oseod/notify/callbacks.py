@@ -19,7 +19,6 @@ right before each attempt, is :mod:`oseod.notify.posting`.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import attrs
 from zope.interface import implementer
@@ -30,6 +29,7 @@ from ..model.errors import RequestRejected
 from ..model.orders import StatusInfo
 from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, cancel_response_callback, submit_response_callback
+from ..reactors import IDaemonReactor
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
@@ -41,7 +41,7 @@ def message_id(order_id: str, created_at: float, seq: int) -> str:
 
 @implementer(IOutboxChannel)
 class StatusCallbacks(PostingChannel):
-    def __init__(self, ordering: OrderingService, reactor: Any, *, timeout: float,
+    def __init__(self, ordering: OrderingService, reactor: IDaemonReactor, *, timeout: float,
                  allowed_networks: tuple[str, ...] = ()) -> None:
         super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._ordering = ordering

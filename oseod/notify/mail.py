@@ -40,6 +40,7 @@ from zope.interface import Interface, implementer
 
 from ..config import EmailConfig
 from ..model.addresses import mail_address, smtp_address
+from ..reactors import IDaemonReactor
 from ..trust import trust_root
 from .mailtext import MailText
 
@@ -124,7 +125,7 @@ class IMailSender(Interface):
 class SmtpMailSender:
     """Sends each message on a connection of its own to [email] smtp_host."""
 
-    def __init__(self, settings: EmailConfig, reactor: Any, clock: IReactorTime | None = None) -> None:
+    def __init__(self, settings: EmailConfig, reactor: IDaemonReactor, clock: IReactorTime | None = None) -> None:
         self._settings = settings
         self._reactor = reactor
         self._clock: IReactorTime = clock if clock is not None else reactor

@@ -15,7 +15,6 @@ a failed attempt.
 from __future__ import annotations
 
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 import treq
@@ -28,6 +27,7 @@ from ..core.destinations import network_refusal
 from ..model.outbox import OutboxMessage
 from ..oseo.acks import parse_ack
 from ..oseo.callbacks import Callback
+from ..reactors import IDaemonReactor
 from .sender import Undeliverable
 
 # A client's answer is an acknowledgement of a few hundred bytes; more than
@@ -52,7 +52,7 @@ class _QuietClientFactory(_HTTP11ClientFactory):
 
 
 class CallbackPoster:
-    def __init__(self, reactor: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+    def __init__(self, reactor: IDaemonReactor, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
         self._reactor = reactor
         self._timeout = timeout
         self._allowed = allowed_networks
@@ -130,7 +130,7 @@ class PostingChannel:
     closed at shutdown, and the host of the message's ``to`` as its
     destination (deliveries to one host are limited together)."""
 
-    def __init__(self, reactor: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+    def __init__(self, reactor: IDaemonReactor, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
         self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
 
     async def close(self) -> None:
@@ -146,7 +146,7 @@ def host_of(address: object) -> str:
     return urlsplit(str(address or "")).hostname or "?"
 
 
-async def _resolve(reactor: Any, host: str) -> list[str]:
+async def _resolve(reactor: IDaemonReactor, host: str) -> list[str]:
     infos = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None,
                                             0, socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})

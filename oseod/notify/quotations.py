@@ -13,12 +13,13 @@ and the check of the target right before it are :mod:`oseod.notify.posting`'s.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from zope.interface import implementer
+from twisted.internet.interfaces import IReactorTime
 
 from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, encoding_of, get_quotation_response_callback
+from ..reactors import IDaemonReactor
 from ..store.quotations import quotation_message
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
@@ -31,7 +32,7 @@ def message_id(quotation_id: str, seq: int) -> str:
 
 @implementer(IOutboxChannel)
 class QuotationCallbacks(PostingChannel):
-    def __init__(self, reactor: Any, clock: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
         super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._clock = clock
 

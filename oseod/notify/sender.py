@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -52,7 +53,7 @@ class IOutboxChannel(Interface):
 class OutboxSender:
     log = Logger()
 
-    def __init__(self, store: OutboxStore, channels: Mapping[str, Any], clock: Any, *, max_attempts: int,
+    def __init__(self, store: OutboxStore, channels: Mapping[str, Any], clock: IReactorTime, *, max_attempts: int,
                  retry_delay: float, timeout: float, concurrency: int = 256, per_destination: int = 32) -> None:
         self._store = store
         self._channels = dict(channels)

@@ -22,6 +22,7 @@ from ..model.orders import StatusInfo
 from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, encoding_of, notify_callback
 from ..oseo.wsn import EndpointReference, OrderEvent, SubscriptionReference
+from ..reactors import IDaemonReactor
 from ..store.wsn import SubscriptionStore
 from .posting import PostingChannel
 from .sender import IOutboxChannel
@@ -29,7 +30,7 @@ from .sender import IOutboxChannel
 
 @implementer(IOutboxChannel)
 class Notifications(PostingChannel):
-    def __init__(self, subscriptions: SubscriptionStore, reactor: Any, *, timeout: float,
+    def __init__(self, subscriptions: SubscriptionStore, reactor: IDaemonReactor, *, timeout: float,
                  allowed_networks: tuple[str, ...], producer: Any) -> None:
         super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
         self._subscriptions = subscriptions

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..model.errors import RedisUnavailable, ReplicationShortfall
@@ -47,7 +48,7 @@ class PeriodicTask:
 class Scheduler:
     log = Logger()
 
-    def __init__(self, lock: LeaderLock, clock: Any, tasks: Sequence[PeriodicTask], tick: float = TICK, *,
+    def __init__(self, lock: LeaderLock, clock: IReactorTime, tasks: Sequence[PeriodicTask], tick: float = TICK, *,
                  runs: TaskRuns | None = None) -> None:
         """``runs``: where each run is recorded (operators see the last)."""
         self._lock = lock

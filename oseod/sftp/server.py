@@ -30,7 +30,7 @@ from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.keys import Key
 from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.cred.portal import Portal
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
@@ -337,7 +337,7 @@ class SFTPUser(ConchUser):
     no global requests (so no ``-R`` forwarding) and no ``direct-tcpip``
     channel (no ``-L``)."""
 
-    def __init__(self, account: Account, tree: ResultFiles, clock: Any = None) -> None:
+    def __init__(self, account: Account, tree: ResultFiles, clock: IReactorTime | None = None) -> None:
         ConchUser.__init__(self)
         self.account = account
         self.tree = tree
@@ -376,7 +376,7 @@ class OseodSSHFactory(SSHFactory):
     services = {b"ssh-userauth": OseodUserAuth, b"ssh-connection": connection.SSHConnection}
     noisy = False  # the Listener logs where it listens
 
-    def __init__(self, portal: Portal, key: Key | None, *, idle_timeout: int, clock: Any = None,
+    def __init__(self, portal: Portal, key: Key | None, *, idle_timeout: int, clock: IReactorTime | None = None,
                  closing: Callable[[], bool] | None = None) -> None:
         self.portal = portal
         if key is not None:
@@ -400,7 +400,7 @@ class OseodSSHFactory(SSHFactory):
         return None
 
 
-def make_sftp_factory(portal: Portal, key: Key | None, *, idle_timeout: int = 600, clock: Any = None,
+def make_sftp_factory(portal: Portal, key: Key | None, *, idle_timeout: int = 600, clock: IReactorTime | None = None,
                       closing: Callable[[], bool] | None = None, max_sessions_per_user: int = 0,
                       sessions_per_user: dict[str, int] | None = None,
                       metrics: RequestMetrics | None = None) -> OseodSSHFactory:
@@ -429,7 +429,7 @@ def refusal_answer(refusal: Refusal) -> bytes:
     return f"{refusal.reason}\r\n".encode()
 
 
-def install_sftp_avatars(realm: AccountRealm, trees: TreeSource, clock: Any = None) -> None:
+def install_sftp_avatars(realm: AccountRealm, trees: TreeSource, clock: IReactorTime | None = None) -> None:
     """Make ``realm`` answer SSH logins with an :class:`SFTPUser` over ``trees(account)``."""
     from twisted.conch.interfaces import IConchUser
     realm.register(IConchUser, lambda account: SFTPUser(account, trees(account), clock))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from .address import CONNECT_TIMEOUT, POOL_SIZE, RedisAddress
@@ -36,7 +37,7 @@ class Redis:
     log = Logger()
 
     def __init__(self, address: RedisAddress, *, command_timeout: float = COMMAND_TIMEOUT,
-                 clock: Any = None, min_replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
+                 clock: IReactorTime | None = None, min_replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT) -> None:
         """``min_replicas``, ``wait_timeout``: a write a client is told about
         (``eval(..., acknowledged=True)``) is followed by WAIT for that many
         replicas, at most that many seconds (0 replicas: no WAIT)."""

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..reactors import IDaemonReactor
 from .connection import RedisAddress, RedisUnavailable
 
 START_TIMEOUT = 30.0
@@ -85,7 +86,7 @@ class EmbeddedRedis:
 
     log = Logger()
 
-    def __init__(self, data_dir: Path, reactor: Any, executable: str | None = None) -> None:
+    def __init__(self, data_dir: Path, reactor: IDaemonReactor, executable: str | None = None) -> None:
         self.data_dir = data_dir.absolute()
         self.redis_dir = self.data_dir / "redis"
         self.socket = self.data_dir / "redis.sock"

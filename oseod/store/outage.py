@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 # What a client is told lives with the error it answers; named here too,
@@ -41,7 +42,7 @@ class Backoff:
     loop ticking every second asks a Redis that is away every few seconds,
     not every tick."""
 
-    def __init__(self, clock: Any, first: float = 0.5, most: float = 4.0) -> None:
+    def __init__(self, clock: IReactorTime, first: float = 0.5, most: float = 4.0) -> None:
         self._clock = clock
         self._first = first
         self._most = most
@@ -75,7 +76,7 @@ class RedisWatch:
 
     log = Logger()
 
-    def __init__(self, redis: Any, clock: Any, interval: float = WATCH_SECONDS) -> None:
+    def __init__(self, redis: Any, clock: IReactorTime, interval: float = WATCH_SECONDS) -> None:
         self._redis = redis
         self._clock = clock
         self._interval = interval

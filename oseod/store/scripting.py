@@ -11,6 +11,7 @@ from typing import Any
 
 import txredisapi
 from twisted.internet.defer import Deferred, ensureDeferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -64,7 +65,7 @@ class _Deadlines:
     they were sent, which is the order they fall due: one timer, armed for
     the oldest, goes through those due and skips the ones answered."""
 
-    def __init__(self, clock: Any, late: Callable[[Deferred[Any], float], None]) -> None:
+    def __init__(self, clock: IReactorTime, late: Callable[[Deferred[Any], float], None]) -> None:
         self._clock = clock
         self._late = late
         self._queues: dict[float, collections.deque[tuple[float, Deferred[Any]]]] = {}
@@ -129,7 +130,7 @@ class Scripting:
 
     log = Logger()
 
-    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: Any = None,
+    def __init__(self, handler: Any, *, deadline: float = COMMAND_TIMEOUT, clock: IReactorTime | None = None,
                  replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT, acks: Any = None) -> None:
         """``acks``: the pool for the writes WAIT follows (None: ``handler``'s)."""
         self._handler = handler

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
+from ..reactors import IDaemonReactor
 from .reconnect import DropsWhenReadonly, KeepTrying
 
 # Past this, a sentinel that has not answered (stopped, unreachable) is not
@@ -36,7 +37,7 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
 
     log = Logger()
 
-    def __init__(self, addresses: Sequence[tuple[str, int]], reactor: Any, *,
+    def __init__(self, addresses: Sequence[tuple[str, int]], reactor: IDaemonReactor, *,
                  password: str | None = None, discovery_timeout: float = DISCOVERY_TIMEOUT) -> None:
         # Not txredisapi's __init__: its lazyConnection gives a sentinel up
         # for good when the connection is lost during AUTH (a sentinel
@@ -118,7 +119,7 @@ class FailFastSentinel(txredisapi.Sentinel):  # type: ignore[misc]
         return result
 
     @staticmethod
-    def _connection(reactor: Any, host: str, port: int, password: str | None, timeout: float) -> Any:
+    def _connection(reactor: IDaemonReactor, host: str, port: int, password: str | None, timeout: float) -> Any:
         factory = _SentinelFactory(f"{host}:{port}", None, 1, isLazy=True, password=password, replyTimeout=timeout,
                                    convertNumbers=False)
         factory.startConnecting(HostnameEndpoint(reactor, host, port, timeout=timeout))

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 
 from ..model.users import USER_NAME, Login, NoSuchUser, UserExists, UserRecord, check_group_name, check_user_name
 from . import keys
@@ -50,7 +51,7 @@ class UserStore:
     With a ``clock``, a record read is reused for RECORD_FRESH_SECONDS;
     without one, every ``get`` reads Redis."""
 
-    def __init__(self, redis: Any, clock: Any = None) -> None:
+    def __init__(self, redis: Any, clock: IReactorTime | None = None) -> None:
         self._redis = redis
         self._clock = clock
         self._fresh: dict[str, tuple[float, UserRecord | None]] = {}

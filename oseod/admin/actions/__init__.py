@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
+
 from ...auth.htpasswd import FileAccount
 from ...config import Config
 from ...core.accounts import AccountService
@@ -53,7 +55,7 @@ class OperatorActions:
     """See the module's docstring. Built once in ``oseod.tap`` and handed to
     the admin API and the console; each method is its part's."""
 
-    def __init__(self, *, config: Config, clock: Any, ordering: Moderation, orders: OrderStore,
+    def __init__(self, *, config: Config, clock: IReactorTime, ordering: Moderation, orders: OrderStore,
                  accounts: AccountService, audit: AuditStore, stats: StatsStore, outbox: OutboxStore,
                  leader: LeaderLock, task_runs: TaskRuns, task_names: Sequence[str], processing: JobReport,
                  redis: Redis, file_accounts: Callable[[], Sequence[FileAccount]] | None = None) -> None:

@@ -4,9 +4,9 @@ asked (:class:`Actor`) and how a refusal is said (:class:`ActionRefused`)."""
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ...store.audit import AuditStore
@@ -59,7 +59,7 @@ class AuditTrail:
 
     log = Logger()
 
-    def __init__(self, *, audit: AuditStore, clock: Any) -> None:
+    def __init__(self, *, audit: AuditStore, clock: IReactorTime) -> None:
         self._audit = audit
         self._clock = clock
 

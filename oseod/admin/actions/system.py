@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ...config import Config
@@ -73,7 +74,7 @@ class JobReport(Protocol):
 class SystemActions:
     log = Logger()
 
-    def __init__(self, *, config: Config, clock: Any, orders: OrderStore, stats: StatsStore, outbox: OutboxStore,
+    def __init__(self, *, config: Config, clock: IReactorTime, orders: OrderStore, stats: StatsStore, outbox: OutboxStore,
                  leader: LeaderLock, task_runs: TaskRuns, task_names: Sequence[str], processing: JobReport,
                  redis: Redis) -> None:
         self._config = config
