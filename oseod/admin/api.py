@@ -30,8 +30,9 @@ from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
 from ..model.orders import Order, OrderStatus, StatusInfo
+from ..model.sshkeys import BadPublicKey, TooManyKeys
 from ..model.users import check_user_name
-from ..store.sshkeys import BadPublicKey, SshKeyStore, TooManyKeys, parse_public_key
+from ..store.sshkeys import SshKeyStore, parse_public_key
 from .actions import (
     MAX_PAGE,
     ActionRefused,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 
-import attrs
 import bcrypt
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -29,6 +28,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..model.users import FileAccount
 from ..reactors import IDaemonReactor
 from .account import Account, KnownUser
 from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
@@ -41,13 +41,6 @@ _GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 class PasswordFileError(ValueError):
     """The file cannot be used; the text names the line."""
-
-
-@attrs.frozen
-class FileAccount:
-    name: str
-    hash: str
-    group: str = "default"
 
 
 def parse_password_file(text: str, path: str = "password file") -> dict[str, FileAccount]:

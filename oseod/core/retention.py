@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ..model.orders import Item, Order, OrderStatus, StatusInfo
 from ..model.progress import ItemChange, StoredResult
-from ..store.leader import Fence
+from ..model.tasks import Fence
 from .orderstate import DAY, FINAL, UNFINISHED, WITH_RESULT, OrderWriter, iso
 
 

@@ -1,5 +1,6 @@
-"""The last run of a periodic task, as the scheduler records it and the
-operators read it."""
+"""Periodic tasks as values: the leader's fencing token their writes carry,
+and the last run of a task, as the scheduler records it and the operators
+read it."""
 
 from __future__ import annotations
 
@@ -12,3 +13,16 @@ class TaskRunRecord:
     at: float  # when it started
     seconds: float
     ok: bool
+
+
+@attrs.frozen
+class Fence:
+    """The leader's fencing token, for the scripts of the periodic tasks:
+    they are given the epoch's key and ``argument`` (see
+    oseod.store.leader.FENCE_HOOK); a write with an older token is refused."""
+
+    token: int
+
+    @property
+    def argument(self) -> str:
+        return str(self.token)

@@ -87,3 +87,13 @@ class Login:
     group: str = ""
     admin: bool = False
     email: str = ""
+
+
+@attrs.frozen
+class FileAccount:
+    """An account of the password file (``[auth] password_file``): read-only
+    to oseod, shown to operators beside the Redis accounts."""
+
+    name: str
+    hash: str
+    group: str = "default"

@@ -67,7 +67,9 @@ def _long_name(node: Node, owner: str, group: str) -> bytes:
     return f"{kind}    1 {owner[:8]:<8} {group[:8]:<8} {node.size:>12} {when} {node.name}".encode("utf-8")
 
 
-def _denied(*args: Any) -> Any:
+def _denied(self: object, *args: Any) -> Any:
+    # A method of the file and of the server (``self`` named, so that
+    # zope.interface's verifyClass can read its signature).
     raise ft.SFTPError(ft.FX_PERMISSION_DENIED, "read-only: results can only be downloaded")
 
 
@@ -166,7 +168,7 @@ class ReadOnlySFTP:
 
     async def _open(self, filename: bytes, flags: int) -> ResultFile:
         if flags & (ft.FXF_WRITE | ft.FXF_APPEND | ft.FXF_CREAT | ft.FXF_TRUNC | ft.FXF_EXCL):
-            _denied()
+            _denied(self)
         names = names_of(filename)
         node = await self._node(names)
         if node.directory:

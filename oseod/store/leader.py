@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import attrs
 import txredisapi
 
-from ..model.tasks import TaskRunRecord
+from ..model.tasks import Fence, TaskRunRecord
 from . import keys
 
 # KEYS: the lock, the epoch. ARGV: holder, ttl in ms.
@@ -82,22 +81,6 @@ def deposed(error: BaseException) -> bool:
     return isinstance(error, txredisapi.ResponseError) and "DEPOSED " in str(error)
 
 
-@attrs.frozen
-class Fence:
-    """The leader's fencing token, for the scripts of the periodic tasks:
-    they are given ``key`` and ``token`` (see FENCE_HOOK)."""
-
-    token: int
-
-    @property
-    def key(self) -> str:
-        return keys.leader_epoch()
-
-    @property
-    def argument(self) -> str:
-        return str(self.token)
-
-
 class LeaderLock:
     def __init__(self, redis: Any, holder: str) -> None:
         self._redis = redis
@@ -123,7 +106,7 @@ class LeaderLock:
         fence = self.fence
         if fence is None:
             return False
-        answer = await self._redis.conn.eval(_LEADS, [keys.leader(), fence.key], [self.holder, fence.argument])
+        answer = await self._redis.conn.eval(_LEADS, [keys.leader(), keys.leader_epoch()], [self.holder, fence.argument])
         if int(answer) != 1:
             self.fence = None
             return False

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 from twisted.conch.ssh.keys import BadKeyError, FingerprintFormats, Key
 
+from ..model.sshkeys import BadPublicKey, PublicKey, TooManyKeys
 from . import keys
 
 # Key types a user may register: what the hardened SFTP server accepts.
@@ -16,18 +16,6 @@ ACCEPTED_TYPES = frozenset({"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-ni
 MIN_RSA_BITS = 2048
 MAX_KEYS_PER_USER = 100
 MAX_LINE = 16 * 1024
-
-
-class BadPublicKey(ValueError):
-    """Not an OpenSSH public key line the server would accept."""
-
-
-@attrs.frozen
-class PublicKey:
-    fingerprint: str  # "SHA256:..." as ssh-keygen -l shows it
-    type: str
-    comment: str
-    line: str  # the OpenSSH line, "TYPE BASE64 [COMMENT]"
 
 
 def fingerprint(key: Key) -> str:
@@ -57,10 +45,6 @@ def parse_public_key(text: str) -> PublicKey:
         raise BadPublicKey(f"RSA keys need at least {MIN_RSA_BITS} bits")
     comment = fields[2].strip() if len(fields) > 2 else ""
     return PublicKey(fingerprint(key), kind, comment, " ".join([fields[0], fields[1], comment]).strip())
-
-
-class TooManyKeys(Exception):
-    pass
 
 
 class SshKeyStore:

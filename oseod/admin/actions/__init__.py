@@ -18,11 +18,11 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from ...auth.htpasswd import FileAccount
 from ...config import Config
 from ...core.accounts import AccountService
 from ...core.moderation import Moderation
 from ...model.orders import Order
+from ...model.users import FileAccount
 from ...store.audit import AuditStore
 from ...store.connection import Redis
 from ...store.leader import LeaderLock, TaskRuns

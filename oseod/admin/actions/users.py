@@ -8,9 +8,8 @@ from collections.abc import Callable, Sequence
 import attrs
 from twisted.logger import Logger
 
-from ...auth.htpasswd import FileAccount
 from ...core.accounts import AccountService, password_warnings
-from ...model.users import Login, NoSuchUser, UserExists, UserRecord
+from ...model.users import FileAccount, Login, NoSuchUser, UserExists, UserRecord
 from .audit import ActionRefused, Actor, AuditTrail, Refusal
 
 
