@@ -1,6 +1,6 @@
-"""Periodic tasks as values: the leader's fencing token their writes carry,
-and the last run of a task, as the scheduler records it and the operators
-read it."""
+"""Periodic tasks as values: the leader's fencing token their writes carry
+(and the refusal of a write with an old one), and the last run of a task, as
+the scheduler records it and the operators read it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ class TaskRunRecord:
     at: float  # when it started
     seconds: float
     ok: bool
+
+
+class Deposed(Exception):
+    """A periodic task's write refused: another daemon took the leader lock
+    since this one did (its fencing token is old)."""
 
 
 @attrs.frozen

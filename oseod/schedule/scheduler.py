@@ -29,8 +29,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..model.errors import RedisUnavailable, ReplicationShortfall
-from ..model.tasks import TaskRunRecord
-from ..store.leader import Deposed, LeaderLock, TaskRuns
+from ..model.tasks import Deposed, TaskRunRecord
+from ..store.leader import LeaderLock, TaskRuns
 
 TICK = 10.0  # seconds
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import txredisapi
 
-from ..model.tasks import Fence, TaskRunRecord
+from ..model.tasks import Deposed, Fence, TaskRunRecord
 from . import keys
 
 # KEYS: the lock, the epoch. ARGV: holder, ttl in ms.
@@ -69,11 +69,6 @@ _RECORD = FENCE_HOOK + """
 if fenced(KEYS[2], ARGV[3]) then return redis.error_reply(DEPOSED) end
 return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 """
-
-
-class Deposed(Exception):
-    """A periodic task's write refused: another daemon took the leader lock
-    since this one did (its fencing token is old)."""
 
 
 def deposed(error: BaseException) -> bool:
