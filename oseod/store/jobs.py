@@ -21,7 +21,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import txredisapi
 
 from ..model import codec
