@@ -3,8 +3,9 @@ terms but without its XML), what the orders store answers that is not a
 value, and "the state is out of reach now" (Redis away), which every
 transport answers with a retry.
 
-``code`` is the name of an OWS/OSEO exceptionCode (InvalidParameterValue,
-InvalidOrderIdentifier, ...); the transport turns it into its own fault."""
+A RequestRejected's ``code`` is the name of an OWS/OSEO exceptionCode
+(InvalidParameterValue, InvalidOrderIdentifier, ...); the transport turns it
+into its own fault."""
 
 from __future__ import annotations
 
