@@ -95,7 +95,7 @@ class World:
     clock: task.Clock
 
     async def start(self) -> None:
-        if not self.engine._started:  # noqa: SLF001
+        if not self.engine.started:
             await self.engine.start()
 
     async def process(self) -> None:
@@ -665,7 +665,7 @@ async def test_cancel_stops_running_work(redis: Redis) -> None:
     # delay is cut short) and its job leaves the queue.
     await world.engine.drain()
     assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
-    results = result_directory(world.engine._results, "alice", order.order_id, "item0")  # noqa: SLF001
+    results = result_directory(world.engine.results, "alice", order.order_id, "item0")
     world.clock.advance(5)
     await world.process()
     stored = await world.service.get(ALICE, order.order_id)
