@@ -8,11 +8,15 @@ item at once. Left alone, such a burst runs to its end in the turn it
 began, and a request that arrived meanwhile waits behind all of it.
 
 :class:`TurnBudget` caps it: each unit of work (starting a job, starting an
-item) first takes a unit from the budget; once a turn's units are spent,
+item) first takes a unit from the budget; once ``PER_TURN`` units have run,
 the rest waits for a later turn (``callLater(0)``), after the reactor has
-looked at its sockets again. It costs the engine nothing while the budget
-is not spent (``take`` answers at once), and a burst only its order: every
-unit runs, a few per turn, first come first served.
+looked at its sockets again, and the budget is whole again. A turn thus
+runs at most ``PER_TURN`` units of the engine's. It costs the engine next
+to nothing: ``take`` answers at once while the budget lasts, and the budget
+is only renewed through the reactor once it is spent (one ``callLater(0)``
+every ``PER_TURN`` units, whether or not those units came in one turn: not
+worth telling apart). A burst keeps its order: every unit runs, a slice per
+turn, first come first served.
 """
 
 from __future__ import annotations
@@ -37,15 +41,15 @@ class TurnBudget:
         self._next: IDelayedCall | None = None
 
     def take(self) -> defer.Deferred[None]:
-        """Fires once the work may run: now while this turn's budget lasts,
-        else in a later turn."""
+        """Fires once the work may run: now while the budget lasts, else in
+        a later turn."""
         if self._spent < self._per_turn and not self._waiting:
             self._spent += 1
-            self._renew()
             return defer.succeed(None)
         waiting: defer.Deferred[None] = defer.Deferred(lambda d: self._forget(d))
         self._waiting.append(waiting)
-        self._renew()
+        if self._next is None:
+            self._next = self._reactor.callLater(0, self._turn)
         return waiting
 
     @property
@@ -53,20 +57,14 @@ class TurnBudget:
         """Units put off to a later turn, not run yet."""
         return len(self._waiting)
 
-    def _renew(self) -> None:
-        # A new turn starts the count again: the first call of the next
-        # turn (scheduled once, when the budget is first used in this one).
-        if self._next is None:
-            self._next = self._reactor.callLater(0, self._turn)
-
     def _turn(self) -> None:
         self._next = None
         self._spent = 0
         while self._waiting and self._spent < self._per_turn:
             self._spent += 1
             self._waiting.popleft().callback(None)
-        if self._spent:
-            self._renew()
+        if self._waiting and self._next is None:
+            self._next = self._reactor.callLater(0, self._turn)
 
     def _forget(self, waiting: defer.Deferred[None]) -> None:
         """A unit put off was cancelled (its job stopped): it waits no more."""
