@@ -60,7 +60,7 @@ class Engine:
         daemon's registry (else one of ``builtins`` and the configuration);
         ``results``: where processors put the items' results; ``consumer``:
         this daemon's name on the queue."""
-        self._jobs = jobs
+        self.jobs = jobs  # the queue (shared by every daemon)
         self.results = results
         self.processors = (ProcessorRegistry(config, reactor, clock, builtins=builtins) if processors is None
                            else processors)
@@ -98,7 +98,7 @@ class Engine:
         # Every collection's processor is built first: a misnamed or
         # misconfigured one stops the start, naming it.
         self.processors.start()
-        await self._jobs.setup()
+        await self.jobs.setup()
         await self.worker.start()
 
     async def stop(self) -> None:
@@ -143,7 +143,7 @@ class Engine:
 
     async def health(self) -> dict[str, Any]:
         """Its state for /health."""
-        depth = await self._jobs.depth()
+        depth = await self.jobs.depth()
         return {"waiting": {p: depth[p] for p in PRIORITIES}, "delayed": depth["delayed"], "running": self.running}
 
     async def report(self) -> dict[str, Any]:
@@ -153,7 +153,7 @@ class Engine:
 
     async def samples(self) -> list[Sample]:
         """Its state for /metrics: the queue (all daemons) and its own work."""
-        depth = await self._jobs.depth()
+        depth = await self.jobs.depth()
         found = [Sample("oseod_jobs_waiting", "Jobs in the queue, waiting or being worked on, by priority.",
                         float(depth[p]), (("priority", p),)) for p in PRIORITIES]
         found.append(Sample("oseod_jobs_delayed", "Jobs waiting for a retry.", float(depth["delayed"])))
