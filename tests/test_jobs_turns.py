@@ -30,6 +30,18 @@ def test_work_beyond_a_turns_budget_waits_for_the_next_turn() -> None:
     assert budget.waiting == 0
 
 
+def test_a_piece_of_work_takes_its_units_and_a_large_one_has_a_turn_to_itself() -> None:
+    clock = task.Clock()
+    budget = TurnBudget(clock, per_turn=3)
+    ran: list[str] = []
+    for name, units in (("small", 1), ("job of 3", 3), ("job of 100", 100), ("item", 1)):
+        budget.take(units).addCallback(lambda _, name=name: ran.append(name))
+    assert ran == ["small"]  # the job of 3 would overspend this turn's budget
+    clock.callLater(0, ran.append, "request")
+    clock.advance(0)
+    assert ran == ["small", "job of 3", "request", "job of 100", "item"]
+
+
 def test_a_unit_put_off_and_cancelled_is_forgotten() -> None:
     clock = task.Clock()
     budget = TurnBudget(clock, per_turn=1)
@@ -71,16 +83,16 @@ async def test_the_engine_gives_the_reactor_back_between_slices_of_a_job(redis: 
     def made() -> int:
         return sum(n for (order_id, _), n in CountingProcessor.made.items() if order_id == order.order_id)
 
-    async def first_slice_made() -> bool:
-        return made() > 0 and bool(turns.getDelayedCalls())
+    async def items_waiting() -> bool:
+        return bool(turns.getDelayedCalls())
 
-    await eventually(first_slice_made, what="the job's first slice")
+    # The job's start took a whole turn (200 items' worth): its items wait.
+    await eventually(items_waiting, what="the job's items to wait for a turn")
     first = made()
-    assert first < PER_TURN  # the job's start took a unit too; the rest waits for a turn
     seen: list[int] = []
     turns.callLater(0, lambda: seen.append(made()))  # a request that came in meanwhile
     turns.advance(0)  # every later turn (a Clock runs what each schedules)
-    assert seen and first < seen[0] <= first + PER_TURN < ITEMS  # it ran after one more slice only
+    assert first == 0 and seen == [PER_TURN]  # the request ran after one slice of items
     await d.engine.drain()
     assert made() == ITEMS
     assert await statuses(d, order.order_id) == (OrderStatus.Completed, [OrderStatus.Completed] * ITEMS)

@@ -162,8 +162,9 @@ class QueueWorker:
         claimed = await self._jobs.claim(self.consumer, free)
         self.backoff.succeeded()  # Redis answers
         for job in claimed:
-            # Jobs of one claim start a few per reactor turn (see .turns).
-            await self._turns.take()
+            # Jobs of one claim start a few per reactor turn, by their size
+            # (see .turns): each reads its whole order, then starts its items.
+            await self._turns.take(len(job.item_ids))
             if not self.started:
                 break  # stopped meanwhile: claimed jobs stay pending, taken back at the next start
             self._start(job)
