@@ -55,7 +55,7 @@ from .http.site import refusal_answer as http_refusal
 from .http.wsn import WsnOperations
 from .inflight import finish_in_flight
 from .jobs.engine import Engine
-from .jobs.processors import processor_quote
+from .jobs.registry import ProcessorRegistry
 from .listener import Listener
 from .logs import GlobalLogTaming
 from .metrics import RequestMetrics
@@ -349,11 +349,15 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                                    SshKeyChecker(ssh_keys, users)], lockout)
 
     catalogue = Catalogue(config)
+    # Each collection's processor, built first: the Submit checks (identifiers
+    # it claims, items it refuses), GetQuotation and the engine all ask it.
+    processors = ProcessorRegistry(config, reactor, reactor)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
-    ordering = OrderingService(orders, config, reactor, catalogue=catalogue)
-    engine = Engine(ordering, JobStore(redis), config, reactor, reactor, results=results, consumer=consumer)
-    ordering.dispatcher = engine
-    engine.attach_checks()
+    ordering = OrderingService(orders, config, reactor, catalogue=catalogue, resolve=processors.resolve,
+                               check_item=processors.check_item)
+    engine = Engine(ordering, JobStore(redis), config, reactor, reactor, processors=processors, results=results,
+                    consumer=consumer)
+    ordering.dispatcher = engine  # accepted orders wake it; cancelled ones stop its work on them
     task_runs = TaskRuns(redis)
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
         PeriodicTask("expire results", config.processing.expire_interval,
@@ -372,8 +376,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     result_url = result_urls(config.server, listener_url)
 
     # Items are priced by their collection's processor when it provides IQuotes.
-    quotations = QuotationService(QuotationStore(redis), ordering, config, reactor, quote_item=lambda c, item: (
-        processor_quote(engine._processor(c.id), c.id, item)))  # noqa: SLF001 - the engine's processors
+    quotations = QuotationService(QuotationStore(redis), ordering, config, reactor, quote_item=processors.quote)
     capabilities = CapabilitiesPresenter(config, catalogue)
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
                                 options=OptionsPresenter(catalogue, ordering.checker.resolve),

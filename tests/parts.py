@@ -40,7 +40,7 @@ async def started(parts: Parts) -> Parts:
 
 
 def results_of(parts: Parts) -> Any:
-    return parts.engine._results  # noqa: SLF001 - tests look at what processors wrote
+    return parts.engine.results
 
 
 def guarded(site: Any, config: Config, limit: int = 1000) -> GuardedFactory:

@@ -95,7 +95,7 @@ class World:
     clock: task.Clock
 
     async def start(self) -> None:
-        if not self.engine._started:  # noqa: SLF001
+        if not self.engine.started:
             await self.engine.start()
 
     async def process(self) -> None:
@@ -419,7 +419,7 @@ async def test_cascade_failures(redis: Redis) -> None:
         await world.process()
     info = (await service.get(ALICE, broken.order_id)).status
     assert info.status is S.Failed and "fail_rate" in (info.additional_info or "")
-    assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
+    assert await world.engine.jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
     broken_stats = world.engine.stats["urn:x:broken"]
     assert (broken_stats.completed, broken_stats.retried, broken_stats.failed) == (0, 2, 1)
 
@@ -664,8 +664,8 @@ async def test_cancel_stops_running_work(redis: Redis) -> None:
     # The running work stops at once (the clock has not moved: the dummy's
     # delay is cut short) and its job leaves the queue.
     await world.engine.drain()
-    assert await world.engine._jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}  # noqa: SLF001
-    results = result_directory(world.engine._results, "alice", order.order_id, "item0")  # noqa: SLF001
+    assert await world.engine.jobs.depth() == {"FAST_TRACK": 0, "STANDARD": 0, "delayed": 0}
+    results = result_directory(world.engine.results, "alice", order.order_id, "item0")
     world.clock.advance(5)
     await world.process()
     stored = await world.service.get(ALICE, order.order_id)

@@ -21,6 +21,7 @@ from oseod.core.ordering import OrderingService
 from oseod.jobs.dummy import content
 from oseod.core.deliverables import path_name, result_directory
 from oseod.jobs.engine import BUILTINS, Engine
+from oseod.jobs.registry import ProcessorRegistry
 from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderChecks, ItemWork
 from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OrderSpec, OrderStatus, OrderType, Priority
@@ -68,16 +69,18 @@ class Daemon:
 
 
 def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = None, config: Config = CONFIG,
-           clock: task.Clock | None = None) -> Daemon:
+           clock: task.Clock | None = None, jobs: JobStore | None = None, turns: Any = reactor) -> Daemon:
+    """``turns``: the reactor whose turns the engine shares (a Clock to watch them)."""
     clock = clock or task.Clock()
-    service = OrderingService(OrderStore(redis), config, clock)
+    processors = ProcessorRegistry(config, turns, clock, builtins={
+        **BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor, "flaky": FlakyProcessor,
+        "expanding": ExpandingProcessor})
+    service = OrderingService(OrderStore(redis), config, clock, resolve=processors.resolve,
+                              check_item=processors.check_item)
     results = RESULTS / uuid.uuid4().hex
-    engine = Engine(service, JobStore(redis), config, reactor, clock, results=results,
-                    consumer=consumer or uuid.uuid4().hex, lease_seconds=lease,
-                    builtins={**BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor, "flaky": FlakyProcessor,
-                              "expanding": ExpandingProcessor})
+    engine = Engine(service, jobs or JobStore(redis), config, turns, clock, results=results,
+                    consumer=consumer or uuid.uuid4().hex, lease_seconds=lease, processors=processors)
     service.dispatcher = engine
-    engine.attach_checks()
     return Daemon(service, engine, clock, results)
 
 
@@ -228,7 +231,7 @@ async def test_the_dummy_writes_one_file_per_item_however_often_it_runs(redis: R
     assert [f.name for f in files] == ["urn_oseod_demo_x_.._1.dat"]
     assert files[0].read_bytes() == content("i0", 1024)
     # Run again (as after a crash): the same one file.
-    processor = d.engine._processor(DEMO_COLLECTION.id)  # noqa: SLF001
+    processor = d.engine.processors.processor(DEMO_COLLECTION.id)
     await processor.prepare_item(ItemWork(order.order_id, "alice", order.items[0].spec, 2, directory))
     assert [f.name for f in directory.iterdir()] == ["urn_oseod_demo_x_.._1.dat"]
     await d.engine.stop()
@@ -386,9 +389,8 @@ class FlakyJobStore(JobStore):
 
 @pytest_twisted.ensureDeferred
 async def test_a_timer_step_that_fails_runs_again_at_the_next_tick(redis: Redis) -> None:
-    d = daemon(redis)
     jobs = FlakyJobStore(redis)
-    d.engine._jobs = jobs  # noqa: SLF001
+    d = daemon(redis, jobs=jobs)
     await jobs.setup()
     order = await d.service.submit(ALICE, spec("x"), Notification())
     [job] = await jobs.claim("someone-else", 1)  # its first attempt failed elsewhere: a retry is due now

@@ -90,8 +90,8 @@ async def test_the_engine_backs_off_and_resumes(redis_process: RedisProcess) -> 
     d = daemon(redis, clock=clock)
     await d.engine.start()
     try:
-        await _pauses_then_resumes(redis_process, redis, clock, d.engine, d.engine._jobs)  # noqa: SLF001
-        assert not d.engine._backoff.failing  # noqa: SLF001
+        await _pauses_then_resumes(redis_process, redis, clock, d.engine, d.engine.jobs)
+        assert not d.engine.worker.backoff.failing
     finally:
         await d.engine.stop()
         await redis.close()

@@ -36,7 +36,7 @@ from ..model.orders import (
 from ..model.progress import ItemChange, OrderProgress
 from ..store.orders import OrderStore
 from .catalogue import Catalogue
-from .validation import Resolver, SubmitChecker, resolve_collection
+from .validation import ItemCheck, Resolver, SubmitChecker, resolve_collection
 
 MAX_SEARCH_RESULTS = 1000
 MAX_STATUS_INFO = 4000  # additionalStatusInfo, by the XSD
@@ -81,13 +81,18 @@ class OrderWriter:
     log = Logger()
 
     def __init__(self, store: OrderStore, config: Config, clock: IReactorTime, *,
-                 catalogue: Catalogue | None = None, resolve: Resolver | None = None) -> None:
+                 catalogue: Catalogue | None = None, resolve: Resolver | None = None,
+                 check_item: ItemCheck | None = None) -> None:
+        """``resolve`` and ``check_item``: the Submit checks' collection of a
+        bare identifier and objection to an item (the processor registry's;
+        by default the configured prefixes, and no objection)."""
         self._store = store
         self._config = config
         self._clock = clock
         self.checker = SubmitChecker(
             config, catalogue or Catalogue(config),
             resolve or (lambda identifier: resolve_collection(identifier, config.collections)),
+            check_item or (lambda collection, item: None),
         )  # fmt: skip
         self.dispatcher: IDispatcher | None = None
 

@@ -57,7 +57,8 @@ def resolve_collection(identifier: str, collections: Sequence[CollectionConfig])
     """The collection of a product given without productId/collectionId: the
     one with the longest configured identifier prefix matching it, else the
     one whose id prefixes it, else the only collection there is. (A
-    processor that provides IOrderChecks is asked first: see the engine.)"""
+    processor that provides IOrderChecks is asked first: see
+    :mod:`oseod.jobs.registry`.)"""
     prefixed = [(len(p), c.id) for c in collections for p in c.identifier_prefixes if identifier.startswith(p)]
     if prefixed:
         return max(prefixed)[1]

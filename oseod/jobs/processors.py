@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorThreads, IReactorTime
 from zope.interface import Interface
 
 from ..model.orders import ItemSpec
@@ -35,6 +36,13 @@ class ItemWork:
     item: ItemSpec
     attempt: int
     directory: Path  # the item's own result directory (the user's delivery area)
+
+
+class IProcessingReactor(IReactorCore, IReactorTime, IReactorThreads, IReactorProcess, IReactorTCP):
+    """The reactor the engine and its processors run on, by what they use of
+    it (processes, threads, connections, time): one name for a parameter's
+    type instead of Any, as Synapse's ISynapseReactor. The daemon's reactor
+    provides them all."""
 
 
 class IItemProcessor(Interface):
@@ -112,7 +120,8 @@ class ResultFile:
         self.path(work, values).unlink(missing_ok=True)
 
 
-ProcessorFactory = Callable[[Mapping[str, Any], Any, Any], IItemProcessor]
+# Built with the collection's processor_options, the reactor and the clock.
+ProcessorFactory = Callable[[Mapping[str, Any], IProcessingReactor, IReactorTime], IItemProcessor]
 
 
 class UnknownProcessor(Exception):
