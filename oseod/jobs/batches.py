@@ -21,7 +21,7 @@ from ..core.orderstate import batch_job
 from ..core.packages import package_name, packaged
 from ..core.production import ItemProgress
 from ..model.orders import Item, ItemSpec, Order, OrderStatus, OrderType, Priority, StatusInfo
-from ..store.jobs import Job
+from ..model.jobs import Job
 from .attempts import settle
 from .packaging import Member, Packer
 from .registry import ProcessorRegistry

@@ -38,7 +38,8 @@ from ..store.jobs import PRIORITIES, JobStore
 from .attempts import CollectionStats
 from .batches import WAITING_FOR_PACKAGE, Batches
 from .packaging import Packer
-from .processors import IProcessingReactor, ProcessorFactory
+from ..reactors import IDaemonReactor
+from .processors import ProcessorFactory
 from .push import IPusher
 from .pushers import default_pushers
 from .registry import BUILTINS, ProcessorRegistry
@@ -51,7 +52,7 @@ __all__ = ["BUILTINS", "Engine", "POLL_SECONDS", "PROMOTE_SECONDS", "WAITING_FOR
 
 @implementer(IDispatcher)
 class Engine:
-    def __init__(self, progress: ItemProgress, jobs: JobStore, config: Config, reactor: IProcessingReactor,
+    def __init__(self, progress: ItemProgress, jobs: JobStore, config: Config, reactor: IDaemonReactor,
                  clock: IReactorTime, *, results: Path, consumer: str, lease_seconds: float | None = None,
                  processors: ProcessorRegistry | None = None,
                  builtins: Mapping[str, ProcessorFactory] = BUILTINS,

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface
 
 from ..model.orders import ItemSpec
+from ..reactors import IDaemonReactor
 
 
 @attrs.frozen
@@ -36,13 +37,6 @@ class ItemWork:
     item: ItemSpec
     attempt: int
     directory: Path  # the item's own result directory (the user's delivery area)
-
-
-class IProcessingReactor(IReactorCore, IReactorTime, IReactorThreads, IReactorProcess, IReactorTCP):
-    """The reactor the engine and its processors run on, by what they use of
-    it (processes, threads, connections, time): one name for a parameter's
-    type instead of Any, as Synapse's ISynapseReactor. The daemon's reactor
-    provides them all."""
 
 
 class IItemProcessor(Interface):
@@ -121,7 +115,7 @@ class ResultFile:
 
 
 # Built with the collection's processor_options, the reactor and the clock.
-ProcessorFactory = Callable[[Mapping[str, Any], IProcessingReactor, IReactorTime], IItemProcessor]
+ProcessorFactory = Callable[[Mapping[str, Any], IDaemonReactor, IReactorTime], IItemProcessor]
 
 
 class UnknownProcessor(Exception):

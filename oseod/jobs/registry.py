@@ -25,12 +25,12 @@ from .archive import ArchiveProcessor
 from .attempts import ProcessorError
 from .command import CommandProcessor
 from .dummy import DummyProcessor
+from ..reactors import IDaemonReactor
 from .fetch import HttpProcessor
 from .processors import (
     IItemProcessor,
     IMassiveExpansion,
     IOrderChecks,
-    IProcessingReactor,
     ProcessorFactory,
     UnknownProcessor,
     load_processor,
@@ -44,7 +44,7 @@ BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": 
 class ProcessorRegistry:
     """The configured collections' processors, by collection id."""
 
-    def __init__(self, config: Config, reactor: IProcessingReactor, clock: IReactorTime, *,
+    def __init__(self, config: Config, reactor: IDaemonReactor, clock: IReactorTime, *,
                  builtins: Mapping[str, ProcessorFactory] = BUILTINS) -> None:
         self._config = config
         self._reactor = reactor

@@ -28,8 +28,9 @@ from ..core.destinations import delivery_address
 from ..core.packages import package_name, packaged
 from ..core.production import ItemProgress
 from ..model.orders import DeliveryMethod, Item, Order, OrderType
-from ..store.jobs import Job, JobStore
-from ..store.orders import NoSuchOrder
+from ..model.jobs import Job
+from ..store.jobs import JobStore
+from ..model.errors import NoSuchOrder
 from .attempts import CollectionStats, Made, cancellation, clip, settle
 from .batches import Batches
 from .packaging import Packer

@@ -19,7 +19,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..store.jobs import Job, JobStore
+from ..model.jobs import Job
+from ..store.jobs import JobStore
 from ..store.outage import Backoff, is_unavailable
 from .attempts import cancellation
 from .turns import TurnBudget
