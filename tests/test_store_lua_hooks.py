@@ -1,0 +1,32 @@
+"""The Lua of the stats, leader and WS-Notification stores lives in
+oseod/store/lua (as the orders store's does): their scripts and the hooks
+the orders scripts include are loaded from files, complete."""
+
+from __future__ import annotations
+
+import inspect
+
+from oseod.store import leader, lua, stats, wsn
+from oseod.store.orders import layout
+
+
+def test_the_modules_hold_no_lua_of_their_own() -> None:
+    for module in (stats, leader, wsn):
+        assert "redis.call" not in inspect.getsource(module), module.__name__
+
+
+def test_their_scripts_are_complete() -> None:
+    for text in (stats.BUCKET_HOOK, stats._READ_HASHES, stats._SIZES, leader._HOLD, leader._RELEASE,
+                 leader._LEADS, leader.FENCE_HOOK, leader._RECORD, wsn.NOTIFY_HOOK):
+        assert "-- include:" not in text and "${" not in text
+    assert "redis.call('EXPIRE', hour_key, %d)" % stats.HOUR_TTL in stats.BUCKET_HOOK
+    assert "redis.call('EXPIRE', minute_key, %d)" % stats.MINUTE_TTL in stats.BUCKET_HOOK
+    assert leader._RECORD.index("local function fenced") < leader._RECORD.index("if fenced(KEYS[2], ARGV[3])")
+
+
+def test_the_orders_scripts_include_the_hooks_from_their_files() -> None:
+    assert layout._VALUES["fence_hook"] == lua.load("fence_hook")
+    assert layout._VALUES["notify_hook"] == lua.load("notify_hook")
+    purge = layout.script("order_purge")
+    assert stats.BUCKET_HOOK in purge and leader.FENCE_HOOK in purge
+    assert wsn.NOTIFY_HOOK in layout.script("order_set_status")
