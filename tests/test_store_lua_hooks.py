@@ -1,17 +1,17 @@
-"""The Lua of the stats, leader and WS-Notification stores lives in
-oseod/store/lua (as the orders store's does): their scripts and the hooks
-the orders scripts include are loaded from files, complete."""
+"""The Lua of the stores lives in oseod/store/lua (as the orders store's
+does): their scripts and the hooks the orders scripts include are loaded
+from files, complete."""
 
 from __future__ import annotations
 
 import inspect
 
-from oseod.store import leader, lua, stats, wsn
+from oseod.store import leader, lua, outbox, quotations, sessions, stats, wsn
 from oseod.store.orders import layout
 
 
 def test_the_modules_hold_no_lua_of_their_own() -> None:
-    for module in (stats, leader, wsn):
+    for module in (stats, leader, wsn, outbox, sessions, quotations):
         assert "redis.call" not in inspect.getsource(module), module.__name__
 
 
@@ -30,3 +30,12 @@ def test_the_orders_scripts_include_the_hooks_from_their_files() -> None:
     purge = layout.script("order_purge")
     assert stats.BUCKET_HOOK in purge and leader.FENCE_HOOK in purge
     assert wsn.NOTIFY_HOOK in layout.script("order_set_status")
+
+
+def test_the_outbox_scripts_include_their_fragments() -> None:
+    for text in (outbox._DONE, outbox._RETRY, outbox._GIVE_UP):
+        assert "-- include:" not in text and "${" not in text
+        assert "redis.call('LTRIM', key, -%d, -1)" % outbox.LOG_KEPT in text
+        assert "redis.call('EXPIRE', key, %d)" % outbox.LOG_SECONDS in text
+    for text in (outbox._DONE, outbox._GIVE_UP):
+        assert "if redis.call('LLEN', KEYS[1]) > 0 then" in text
