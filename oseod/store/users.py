@@ -9,35 +9,17 @@ from typing import Any
 
 import attrs
 
-from . import keys
+from . import keys, lua
 
 # Conservative on purpose: a user name travels in FTP commands, URLs, LDAP
 # filters and log lines, and must mean the same thing in all of them.
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-"""
-
-_DELETE = """
-local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-if n == 1 and KEYS[3] then redis.call('DEL', KEYS[3]) end
-return n
-"""
-
-# ARGV: the number n of fields to delete, those n field names, then field/value pairs to set.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n = tonumber(ARGV[1])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 2, n + 1)) end
-if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
-return 1
-"""
+# The users' scripts (lua/user_*.lua, each headed by its KEYS and ARGV).
+_CREATE = lua.load("user_create")
+_DELETE = lua.load("user_delete")
+_UPDATE = lua.load("user_update")
 
 
 class UserExists(Exception):
