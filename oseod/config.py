@@ -1,13 +1,14 @@
 """The daemon's configuration: one TOML file, every key defaulted and validated.
 
 A bad file must stop the start with one line that names the offending key, so
-every value goes through a checker here and the rest of the code can trust the
-frozen objects it receives.
+every value goes through a checker and the rest of the code can trust the
+frozen objects it receives. This module declares the keys (each with its
+checker from :mod:`oseod.config_checks`) and parses; the rules across keys
+are :mod:`oseod.config_rules`.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import attrs
 
 from . import config_checks as checks
+from . import config_rules as rules
 # ConfigError and port_range are part of this module's face (tap, tests).
 from .config_checks import Check, ConfigError, port_range  # noqa: F401
 from .model.mailevents import MAIL_EVENTS
@@ -25,8 +27,6 @@ ONLINE_PROTOCOLS = ("ftp", "http", "https", "sftp", "ftps")
 PUSH_PROTOCOLS = ("ftp", "ftps", "sftp")
 PACKAGING_FORMATS = ("zip", "tar", "tgz", "bzip2")
 DEMO_COLLECTION_ID = "urn:oseod:demo"
-# Option names become SWE field names in GetOptions: XML NCNames.
-_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 T = TypeVar("T")
@@ -409,43 +409,8 @@ def _collections(value: object) -> tuple[CollectionConfig, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError("collection", "must be one or more [[collection]] tables")
     collections = tuple(_section(CollectionConfig, t, f"collection[{i}]") for i, t in enumerate(value))
-    seen: set[str] = set()
-    for i, collection in enumerate(collections):
-        if collection.id in seen:
-            raise ConfigError(f"collection[{i}].id", f'"{collection.id}" is defined twice')
-        seen.add(collection.id)
-        if not collection.online_data_access:
-            raise ConfigError(f"collection[{i}].online_data_access", "must offer at least one protocol")
-        _check_options(collection.option, f"collection[{i}].option")
-        _check_options(collection.scene_selection, f"collection[{i}].scene_selection")
-        _check_prices(collection, f"collection[{i}].prices")
+    rules.check_collections(collections)
     return collections
-
-
-def _check_options(options: tuple[OptionConfig, ...], where: str) -> None:
-    names = [o.name for o in options]
-    for j, option in enumerate(options):
-        here = f"{where}[{j}]"
-        if names.count(option.name) > 1:
-            raise ConfigError(f"{here}.name", f'option "{option.name}" is defined twice')
-        if not _XML_NAME.match(option.name):
-            raise ConfigError(f"{here}.name", f'"{option.name}" is not an XML name (letters, digits, _ . -)')
-        if not option.choices:
-            raise ConfigError(f"{here}.choices", "must list at least one choice")
-        if option.default and option.default not in option.choices:
-            raise ConfigError(f"{here}.default", f'"{option.default}" is not one of the choices')
-
-
-def _check_prices(collection: CollectionConfig, where: str) -> None:
-    choices = {o.name: o.choices for o in collection.option}
-    for name in collection.prices:
-        option, _, choice = name.partition("=")
-        if option not in choices:
-            raise ConfigError(f"{where}.{name}", f'the collection has no option "{option}" '
-                                                 f"(options: {', '.join(choices) or 'none'})")
-        if choice not in choices[option]:
-            raise ConfigError(f"{where}.{name}", f'"{choice}" is not a choice of option "{option}" '
-                                                 f"(choices: {', '.join(choices[option])})")
 
 
 def parse_config(document: Mapping[str, object]) -> Config:
@@ -458,65 +423,9 @@ def parse_config(document: Mapping[str, object]) -> Config:
             kwargs[name] = _section(_SECTIONS[name], value, name)
         else:
             raise ConfigError(name, "unknown section or key")
-    config = Config(**kwargs)  # type: ignore[arg-type]
-    config = _lockout_aliases(config, document)
-    _check_auth(config)
-    _check_email(config)
-    _check_listeners(config)
+    config = rules.lockout_aliases(Config(**kwargs), document)  # type: ignore[arg-type]
+    rules.check_config(config)
     return config
-
-
-# Deprecated [console] keys of the lock-out (from when it guarded the console
-# alone): each applies when [auth] does not set its key.
-_LOCKOUT_ALIASES = (("max_failures_per_user", "max_failures_per_user"),
-                    ("max_failures_per_address", "max_failures_per_address"),
-                    ("window_minutes", "lockout_minutes"))
-
-
-def _lockout_aliases(config: Config, document: Mapping[str, object]) -> Config:
-    console, auth = document.get("console"), document.get("auth")
-    if not isinstance(console, Mapping):
-        return config
-    given = auth if isinstance(auth, Mapping) else {}
-    taken = {new: getattr(config.console, old) for old, new in _LOCKOUT_ALIASES
-             if old in console and new not in given}
-    return attrs.evolve(config, auth=attrs.evolve(config.auth, **taken)) if taken else config
-
-
-def _check_listeners(config: Config) -> None:
-    # Result URLs (in e-mails, WS-N notifications) name the HTTP listener
-    # unless public_url says where clients reach the front daemons.
-    if not config.server.http and not config.server.public_url:
-        raise ConfigError("server.public_url", "is required when server.http is empty (no HTTP listener): "
-                                               "result URLs name where clients reach the front daemons")
-    # FTPS needs a certificate and its key (read at start, naming the file
-    # that is missing or wrong).
-    if config.server.ftp and config.server.ftp_tls != "off":
-        for name in ("tls_certificate", "tls_key"):
-            if not getattr(config.server, name):
-                raise ConfigError(f"server.{name}", f'is required when server.ftp_tls is "{config.server.ftp_tls}"')
-    if config.server.ftp.startswith("ssl:") and config.server.ftp_tls_reuse != "off":
-        raise ConfigError("server.ftp_tls_reuse", 'must be "off" with an ssl: FTP endpoint (implicit FTPS): '
-                                                  "its data connections cannot resume the TLS session")
-
-
-def _check_auth(config: Config) -> None:
-    if "file" in config.auth.checkers and not config.auth.password_file:
-        raise ConfigError("auth.password_file", 'is required when auth.checkers names "file"')
-    if "ldap" in config.auth.checkers:
-        ldap = config.ldap
-        if not ldap.url:
-            raise ConfigError("ldap.url", 'is required when auth.checkers names "ldap"')
-        if bool(ldap.user_dn_template) == bool(ldap.user_base):
-            raise ConfigError("ldap.user_base", "set either ldap.user_dn_template (bind as the user) or "
-                                                "ldap.user_base (search, then bind), not both")
-
-
-def _check_email(config: Config) -> None:
-    if config.email.username and not config.email.password_file:
-        raise ConfigError("email.password_file", "is required when email.username is set")
-    if config.email.password_file and not config.email.username:
-        raise ConfigError("email.username", "is required when email.password_file is set")
 
 
 def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = ()) -> Config:
@@ -540,5 +449,5 @@ def load_config(path: str | Path | None, overrides: Sequence[tuple[str, str]] = 
     if overrides:
         server = attrs.evolve(config.server, **dict(overrides))  # type: ignore[arg-type]
         config = attrs.evolve(config, server=server)
-        _check_listeners(config)
+        rules.check_listeners(config)
     return config

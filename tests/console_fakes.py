@@ -101,6 +101,31 @@ class CannedActions(OperatorActions):
         self.calls.append(("reject", (actor, order_id, reason)))
         return order(order_id, OrderStatus.Cancelled)
 
+    async def cancel(self, actor: Actor, order_id: str, reason: str = "") -> Order:
+        self.calls.append(("cancel", (actor, order_id, reason)))
+        return order(order_id, OrderStatus.Cancelled)
+
+    async def retry_failed(self, actor: Actor, order_id: str) -> tuple[str, ...]:
+        self.calls.append(("retry", (actor, order_id)))
+        return ("i0",)
+
+    async def add_user(self, actor: Actor, name: str, password: str, *, group: str = "default",
+                       admin: bool = False, email: str = "") -> tuple[UserView, tuple[str, ...]]:
+        self.calls.append(("add_user", (actor, name, group, admin, email)))
+        return await self.user(name), ()
+
+    async def set_user(self, actor: Actor, name: str, *, group: str | None = None, admin: bool | None = None,
+                       email: str | None = None, disabled: bool | None = None) -> UserView:
+        self.calls.append(("set_user", (actor, name, group, admin, email, disabled)))
+        return await self.user(name)
+
+    async def set_password(self, actor: Actor, name: str, password: str) -> tuple[str, ...]:
+        self.calls.append(("set_password", (actor, name)))
+        return ()
+
+    async def delete_user(self, actor: Actor, name: str) -> None:
+        self.calls.append(("delete_user", (actor, name)))
+
     async def users(self) -> tuple[UserView, ...]:
         return (UserView(HOSTILE, "redis", HOSTILE, True, HOSTILE, False, NOW, NOW, True),
                 UserView("ldapuser", "ldap", "default", False, "", False, None, None, False))

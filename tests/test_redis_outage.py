@@ -122,6 +122,9 @@ def test_clients_are_told_to_come_back_while_redis_is_away(tmp_path: Path, redis
         return answer.findtext(f".//{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status") == "Completed"
 
     wait_for(completed, 30, "the order submitted after the outage to complete")
+    # The watch's next PING (every WATCH_SECONDS) says Redis is back: the
+    # order may complete before it.
+    wait_for(lambda: "answers again after" in daemon.log(), 30, "the watch's line that Redis is back")
     log = daemon.log()
     assert "Traceback" not in log and "Unhandled error" not in log, log
     assert log.count("does not answer: requests get 503") == 1, log

@@ -31,8 +31,9 @@ WAIT_POOL_SIZE = 4
 class Redis:
     """The daemon's handle on Redis, shared by every store.
 
-    Exposes the txredisapi command API (``await redis.conn.get(k)``) plus the
-    few things the daemon itself needs (health)."""
+    Exposes the txredisapi command API (``await redis.conn.get(k)``, for
+    the stores only) plus the few things the daemon itself needs (health:
+    PING and INFO, so that no module outside the store sends a command)."""
 
     log = Logger()
 
@@ -145,6 +146,15 @@ class Redis:
             return False
         return str(answer).upper() == "PONG"
 
+    async def round_trip(self) -> None:
+        """One PING, for the operators' latency figure; raises what the
+        command raised (RedisUnavailable, a timeout, a refused command)."""
+        await self.conn.ping()
+
+    async def info(self) -> dict[str, str]:
+        """Redis's INFO, field by field (``used_memory``, ``redis_version``...)."""
+        return info_fields(str(await self.conn.execute_command("INFO")))
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
@@ -155,3 +165,13 @@ class Redis:
         if self._sentinel is not None:
             sentinel, self._sentinel = self._sentinel, None
             await sentinel.disconnect()
+
+
+def info_fields(text: str) -> dict[str, str]:
+    """The ``field:value`` lines of an INFO reply (its ``# Section`` lines left out)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("#"):
+            fields[key.strip()] = value.strip()
+    return fields

@@ -25,46 +25,15 @@ import txredisapi
 
 from ..model import codec
 from ..model.jobs import Job
-from . import keys
+from . import keys, lua
 
 GROUP = "oseod-workers"
 PRIORITIES = ("FAST_TRACK", "STANDARD")  # the order streams are read in
 
-# KEYS: the stream, the stream of the job that follows. ARGV: group, entry
-# id, then the next job's field/value pairs (none: no next job). Acknowledged
-# and removed, and the next one queued, in one step.
-_ACK = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if #ARGV > 2 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) end
-return 1
-"""
-
-# KEYS: the stream, the delayed set, the stream of the job that follows.
-# ARGV: group, entry id, due time, the job as JSON, then the next job's
-# field/value pairs (none: no next job). The job leaves the stream and waits
-# in the set; the next one is queued.
-_RETRY = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if #ARGV > 4 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, 5)) end
-return redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-"""
-
-# KEYS: the delayed set, then the streams in PRIORITIES order. ARGV: now, at
-# most how many. Due jobs go back to their stream. Returns how many moved.
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, text in ipairs(due) do
-  local job = cjson.decode(text)
-  local stream = KEYS[3]
-  if job.priority == 'FAST_TRACK' then stream = KEYS[2] end
-  redis.call('XADD', stream, '*', 'order', job.order, 'items', cjson.encode(job.items), 'attempt', job.attempt,
-             'priority', job.priority, 'batch', job.batch or 0)
-  redis.call('ZREM', KEYS[1], text)
-end
-return #due
-"""
+# The queue's scripts (lua/job_*.lua, each headed by its KEYS and ARGV).
+_ACK = lua.load("job_ack")
+_RETRY = lua.load("job_retry")
+_PROMOTE = lua.load("job_promote")
 
 
 def job_fields(job: Job) -> list[str]:

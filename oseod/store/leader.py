@@ -22,53 +22,19 @@ from typing import Any
 import txredisapi
 
 from ..model.tasks import Deposed, Fence, TaskRunRecord
-from . import keys
+from . import keys, lua
 
-# KEYS: the lock, the epoch. ARGV: holder, ttl in ms.
-# Returns {1, token} when the caller held it already, {2, token} when it has
-# just taken it (a new epoch), {0, ''} when another daemon holds it.
-_HOLD = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, redis.call('GET', KEYS[2]) or '0'}
-end
-if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {2, tostring(redis.call('INCR', KEYS[2]))}
-end
-return {0, ''}
-"""
-
-# KEYS: the lock. ARGV: holder. Lets go, if held by the caller.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: the lock, the epoch. ARGV: holder, token. 1 while the caller holds
-# the lock it took with that token.
-_LEADS = """
-if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
-return 0
-"""
+# The lock's scripts (lua/leader_*.lua, each headed by its KEYS and ARGV).
+_HOLD = lua.load("leader_hold")
+_RELEASE = lua.load("leader_release")
+_LEADS = lua.load("leader_leads")
 
 # For the scripts of periodic tasks: `fenced(epoch key, token)` is true when
-# a newer leader took the lock than the one whose token it is ('' no fence).
-# Such a script returns redis.error_reply(DEPOSED) before writing anything.
-FENCE_HOOK = """
-local DEPOSED = 'DEPOSED a newer leader took the lock'
-local function fenced(epoch_key, token)
-  if token == '' then return false end
-  local epoch = redis.call('GET', epoch_key)
-  return epoch ~= false and tonumber(epoch) > tonumber(token)
-end
-"""
-
-# KEYS: the task runs hash, the epoch. ARGV: task name, record JSON, token.
-_RECORD = FENCE_HOOK + """
-if fenced(KEYS[2], ARGV[3]) then return redis.error_reply(DEPOSED) end
-return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-"""
+# a newer leader took the lock than the one whose token it is ('' no fence);
+# such a script returns redis.error_reply(DEPOSED) before writing anything
+# (a fragment they include: lua/fence_hook.lua).
+FENCE_HOOK = lua.load("fence_hook")
+_RECORD = lua.load("task_run_record")
 
 
 def deposed(error: BaseException) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from ..model.outbox import Failure, OutboxMessage
-from . import keys
+from . import keys, lua
 
 CALLBACK = "callback"
 MAIL = "mail"
@@ -36,102 +36,14 @@ FAILURES_KEPT = 1000
 LOG_KEPT = 100  # entries of a queue's log (oseod.store.keys.outbox_log)
 LOG_SECONDS = 30 * 86400  # a log not written for this long goes (an order's goes with the order)
 
-# Appends ARGV[LOG] to the queue's log, KEYS[LOG_KEY], capped.
-_LOG = """
-local function log(key, entry)
-  redis.call('RPUSH', key, entry)
-  redis.call('LTRIM', key, -%d, -1)
-  redis.call('EXPIRE', key, %d)
-end
-""" % (LOG_KEPT, LOG_SECONDS)
-
-# KEYS: queue, due set, the hash numbering such queues' messages. ARGV:
-# member, now, the message JSON without its seq, the queue's field in that hash. Appends the message,
-# numbered, and makes the queue due (unless it already is). Returns the seq.
-_ENQUEUE = """
-local seq = redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-local message = cjson.decode(ARGV[3])
-message['seq'] = seq
-redis.call('RPUSH', KEYS[1], cjson.encode(message))
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-return seq
-"""
-
-# KEYS: due set. ARGV: now, lease end, how many, the prefix of the queues'
-# names. Returns, per queue now due, its CHANNEL:NAME member and its first
-# message (false when it is empty), its score moved to the lease end (claimed).
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-  out[#out + 1] = member
-  out[#out + 1] = redis.call('LINDEX', ARGV[4] .. member, 0)
-end
-return out
-"""
-
-# The end of a message: the queue is due again now if more wait, else no more.
-_NEXT_OR_DONE = """
-if redis.call('LLEN', KEYS[1]) > 0 then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-else redis.call('ZREM', KEYS[2], ARGV[1]) end
-"""
-
-# KEYS: queue, due set, counters, the queue's log. ARGV: member, seq sent,
-# now, channel, the log entry. Removes the first message if it is still the
-# one sent (a queue taken over after a lease ran out may have been served
-# meanwhile); the queue is due again now when more wait. Returns 1 removed, 0 not.
-_DONE = _LOG + """
-local head = redis.call('LINDEX', KEYS[1], 0)
-local removed = 0
-if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
-  redis.call('LPOP', KEYS[1])
-  redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':sent', 1)
-  log(KEYS[4], ARGV[5])
-  removed = 1
-end
-""" + _NEXT_OR_DONE + """return removed
-"""
-
-# KEYS: queue, due set, counters, the queue's log. ARGV: member, seq, when
-# due again, channel, error, the log entry. Counts a failed attempt on the
-# first message (if still it) and schedules the queue. Returns the attempts
-# made so far.
-_RETRY = _LOG + """
-local head = redis.call('LINDEX', KEYS[1], 0)
-if not head then redis.call('ZREM', KEYS[2], ARGV[1]) return 0 end
-local message = cjson.decode(head)
-if tostring(message['seq']) ~= ARGV[2] then redis.call('ZADD', KEYS[2], 0, ARGV[1]) return 0 end
-message['attempts'] = (message['attempts'] or 0) + 1
-message['error'] = ARGV[5]
-redis.call('LSET', KEYS[1], 0, cjson.encode(message))
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':retried', 1)
-log(KEYS[4], ARGV[6])
-return message['attempts']
-"""
-
-# KEYS: queue, due set, counters, failures list, the queue's log, then the
-# hash that records the failure of its subject (none: no such key is
-# passed). ARGV: member, seq, now, channel, failure JSON, kept failures, the
-# log entry. Gives up on the first message (if still it). Returns 1 given
-# up, 0 not.
-_GIVE_UP = _LOG + """
-local head = redis.call('LINDEX', KEYS[1], 0)
-local dropped = 0
-if head and tostring(cjson.decode(head)['seq']) == ARGV[2] then
-  redis.call('LPOP', KEYS[1])
-  redis.call('HINCRBY', KEYS[3], ARGV[4] .. ':failed', 1)
-  redis.call('LPUSH', KEYS[4], ARGV[5])
-  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-  log(KEYS[5], ARGV[7])
-  if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then
-    redis.call('HSET', KEYS[6], ARGV[4] .. '_failure', ARGV[5])
-  end
-  dropped = 1
-end
-""" + _NEXT_OR_DONE + """return dropped
-"""
+# The outbox's scripts (lua/outbox_*.lua, each headed by its KEYS and ARGV;
+# outbox_log.lua and outbox_next_or_done.lua are fragments the others include).
+_SCRIPT_VALUES = {"LOG_KEPT": LOG_KEPT, "LOG_SECONDS": LOG_SECONDS}
+_ENQUEUE = lua.load("outbox_enqueue")
+_CLAIM = lua.load("outbox_claim")
+_DONE = lua.load("outbox_done", **_SCRIPT_VALUES)
+_RETRY = lua.load("outbox_retry", **_SCRIPT_VALUES)
+_GIVE_UP = lua.load("outbox_give_up", **_SCRIPT_VALUES)
 
 
 class OutboxStore:

@@ -25,7 +25,7 @@ import attrs
 
 from ..model.orders import Notification
 from ..model.quotations import Quotation, quotation_from_data, quotation_to_data
-from . import keys
+from . import keys, lua
 from .outbox import OutboxMessage
 
 # The outbox channel of GetQuotationResponse call-backs.
@@ -33,38 +33,10 @@ QUOTATION = "quotation"
 # Longer ids are nobody's quotation (and never become key names).
 MAX_QUOTATION_ID = 200
 
-# KEYS: the quotation; for a call-back also its outbox queue and the due set.
-# ARGV: owner, quotation JSON, TTL (ms); for a call-back also the queue's
-# member, now, the message JSON (numbered 1).
-_SAVE = """
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'data', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if KEYS[2] then
-  redis.call('RPUSH', KEYS[2], ARGV[6])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
-end
-return 1
-"""
-
-# KEYS: the quotation. ARGV: owner. Deletes the owner's quotation and
-# returns {JSON, TTL left in ms}; nil when there is none of the owner's.
-_TAKE = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
-local data = redis.call('HGET', KEYS[1], 'data')
-local left = redis.call('PTTL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return {data, left}
-"""
-
-# KEYS: the quotation. ARGV: owner, JSON, TTL (ms). Puts a taken quotation
-# back, unless the id is in use again.
-_RESTORE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'data', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
+# The quotations' scripts (lua/quotation_*.lua, each headed by its KEYS and ARGV).
+_SAVE = lua.load("quotation_save")
+_TAKE = lua.load("quotation_take")
+_RESTORE = lua.load("quotation_restore")
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model.sessions import SessionRecord
-from . import keys
+from . import keys, lua
 
 # A session key outlives its idle timeout by this much at most before Redis drops it.
 SWEEP_MARGIN = 60
@@ -26,39 +26,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-# Creates the hash only when absent (a token is 256 random bits, but one check costs nothing).
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-# ARGV: the new last-activity time, the TTL. Touches only a session that still exists.
-_TOUCH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'seen', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-# Appends one flash message (JSON) to the session's list, if the session exists.
-_FLASH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local kept = redis.call('HGET', KEYS[1], 'flash')
-local list = kept and cjson.decode(kept) or {}
-table.insert(list, cjson.decode(ARGV[1]))
-redis.call('HSET', KEYS[1], 'flash', cjson.encode(list))
-return 1
-"""
-
-
-# Reads and forgets the flash messages.
-_TAKE = """
-local kept = redis.call('HGET', KEYS[1], 'flash')
-if kept then redis.call('HDEL', KEYS[1], 'flash') end
-return kept
-"""
+# The sessions' scripts (lua/session_*.lua, each headed by its KEYS and ARGV).
+_CREATE = lua.load("session_create")
+_TOUCH = lua.load("session_touch")
+_FLASH = lua.load("session_flash")
+_TAKE = lua.load("session_take_flashes")
 
 
 class SessionStore:

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from ..model.orders import OrderStatus
-from . import keys
+from . import keys, lua
 
 HOUR = 3600
 MINUTE = 60
@@ -21,30 +21,11 @@ MINUTE_TTL = 2 * 3600
 # What the buckets count (their hash fields).
 COMPLETED, FAILED, DOWNLOADS = "completed", "failed", "downloads"
 
-# The Lua that counts one event in both buckets of the moment: KEYS[H] and
-# KEYS[M] are the hour and minute buckets; shared by the scripts that count.
-BUCKET_HOOK = """
-local function count_event(hour_key, minute_key, field, n)
-  redis.call('HINCRBY', hour_key, field, n)
-  redis.call('EXPIRE', hour_key, %d)
-  redis.call('HINCRBY', minute_key, field, n)
-  redis.call('EXPIRE', minute_key, %d)
-end
-""" % (HOUR_TTL, MINUTE_TTL)
-
-# KEYS: hashes. ARGV: fields. Per key, HMGET of the fields.
-_READ_HASHES = """
-local out = {}
-for i, k in ipairs(KEYS) do out[i] = redis.call('HMGET', k, unpack(ARGV)) end
-return out
-"""
-
-# KEYS: the global status indexes. Returns their sizes.
-_SIZES = """
-local out = {}
-for i, k in ipairs(KEYS) do out[i] = redis.call('ZCARD', k) end
-return out
-"""
+# The Lua that counts one event in both buckets of the moment (a fragment
+# the scripts that count include; lua/bucket_hook.lua).
+BUCKET_HOOK = lua.load("bucket_hook", HOUR_TTL=HOUR_TTL, MINUTE_TTL=MINUTE_TTL)
+_READ_HASHES = lua.load("stats_read_hashes")
+_SIZES = lua.load("stats_sizes")
 
 
 def bucket_keys(at: float) -> list[str]:

@@ -10,30 +10,12 @@ import attrs
 from twisted.internet.interfaces import IReactorTime
 
 from ..model.users import USER_NAME, Login, NoSuchUser, UserExists, UserRecord, check_group_name, check_user_name
-from . import keys
+from . import keys, lua
 
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-"""
-
-_DELETE = """
-local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-if n == 1 and KEYS[3] then redis.call('DEL', KEYS[3]) end
-return n
-"""
-
-# ARGV: the number n of fields to delete, those n field names, then field/value pairs to set.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n = tonumber(ARGV[1])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 2, n + 1)) end
-if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
-return 1
-"""
+# The users' scripts (lua/user_*.lua, each headed by its KEYS and ARGV).
+_CREATE = lua.load("user_create")
+_DELETE = lua.load("user_delete")
+_UPDATE = lua.load("user_update")
 
 
 # How long a daemon may answer from a user record it read: every request

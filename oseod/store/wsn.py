@@ -19,23 +19,13 @@ from typing import Any
 
 from ..model.orders import Fragment
 from ..model.subscriptions import Subscription
-from . import keys
+from . import keys, lua
 
 WSN = "wsn"
 
-# Lua, for the order-changing script: KEYS[SUBS] is the owner's subscription
-# set, KEYS[SEQS] the outbox's sequence hash, DUE its due set; QUEUE_PREFIX
-# (an ARGV) + a subscription id names that subscription's outbox queue.
-NOTIFY_HOOK = """
-local function notify_subscribers(subs, seqs, due, queue_prefix, order_id, status, info, at)
-  redis.call('ZREMRANGEBYSCORE', subs, '-inf', at)  -- ended: their hashes expire on their own
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', subs, '(' .. at, '+inf')) do
-    local seq = redis.call('HINCRBY', seqs, 'wsn:' .. id, 1)
-    redis.call('RPUSH', queue_prefix .. id, cjson.encode({seq = seq, order = order_id, status = status, info = info}))
-    redis.call('ZADD', due, 'NX', at, 'wsn:' .. id)
-  end
-end
-"""
+# Lua, for the order-changing script (a fragment it includes:
+# lua/notify_hook.lua): queues a final status for each live subscription.
+NOTIFY_HOOK = lua.load("notify_hook")
 
 
 class SubscriptionStore:

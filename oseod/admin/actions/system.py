@@ -123,9 +123,9 @@ class SystemActions:
         address = self._redis.address.describe()
         started = self._clock.seconds()
         try:
-            await self._redis.conn.ping()
+            await self._redis.round_trip()
             latency = (self._clock.seconds() - started) * 1000.0
-            info = _info_fields(str(await self._redis.conn.execute_command("INFO")))
+            info = await self._redis.info()
         except Exception as e:
             self.log.warn("Redis health check failed: {error}", error=str(e) or repr(e))
             return RedisHealth(False, None, None, "", address)
@@ -146,11 +146,3 @@ def _task_run(name: str, run: TaskRunRecord | None) -> TaskRun:
         return TaskRun(name, None, None, "never")
     return TaskRun(name, run.at, run.seconds, "ok" if run.ok else "failed")
 
-
-def _info_fields(text: str) -> dict[str, str]:
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and not key.startswith("#"):
-            fields[key.strip()] = value.strip()
-    return fields

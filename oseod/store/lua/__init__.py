@@ -5,10 +5,11 @@ data, each headed by a comment naming its KEYS and ARGV.
 in, so that what several scripts share is written once:
 
 * a line ``-- include: NAME`` becomes the fragment given to :func:`load`
-  under that name (Lua that Python builds elsewhere, such as
-  :data:`oseod.store.leader.FENCE_HOOK`), else the file ``NAME.lua`` here,
-  itself expanded the same way (``order_prelude.lua``: the helpers and KEYS
-  layout of the scripts that change an order);
+  under that name (a hook another module loaded with values of its own,
+  such as :data:`oseod.store.stats.BUCKET_HOOK` from ``bucket_hook.lua``),
+  else the file ``NAME.lua`` here, itself expanded the same way
+  (``order_prelude.lua``: the helpers and KEYS layout of the scripts that
+  change an order; ``fence_hook.lua``: the leader's fencing);
 * ``${NAME}`` becomes the value given under that name (constants Python
   owns, such as the statuses of :class:`oseod.model.orders.OrderStatus`).
 
