@@ -35,7 +35,19 @@ local function hset_all(key, pairs)
   end
 end
 hset_all(ORDER, cjson.decode(ARGV[5]))
-redis.call('HSET', ORDER, 'spec', ARGV[10])
+-- The spec in chunks p/0, p/1, ... of at most ${CHUNK_BYTES} bytes, never cut inside a
+-- UTF-8 character: the hash stays a listpack (see layout.CHUNK_BYTES).
+local spec, chunk, start = ARGV[10], 0, 1
+while start <= #spec do
+  local stop = math.min(#spec, start + ${CHUNK_BYTES} - 1)
+  while stop < #spec and stop > start do
+    local byte = string.byte(spec, stop + 1)
+    if byte < 128 or byte >= 192 then break end
+    stop = stop - 1
+  end
+  redis.call('HSET', ORDER, 'p/' .. chunk, string.sub(spec, start, stop))
+  chunk, start = chunk + 1, stop + 1
+end
 local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ITEMS, items) end
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end

@@ -57,6 +57,20 @@ local function counted()
   return is_counted
 end
 
+-- The status name and the additional info in an item's stored status:
+-- layout 3's [status, changed_at, info, ...] (layout._packed_status) or
+-- layout 2's StatusInfo JSON object.
+local function status_of(stored)
+  local d = cjson.decode(stored)
+  return d[1] or d['status']
+end
+local function reason_of(stored)
+  local d = cjson.decode(stored)
+  local reason = d[3] or d['additional_info']
+  if type(reason) ~= 'string' then reason = '' end
+  return reason
+end
+
 -- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
 local function remember(entry)
   redis.call('RPUSH', HISTORY, entry)

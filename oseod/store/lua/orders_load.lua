@@ -1,8 +1,9 @@
 -- KEYS: (order hash, items hash) per order. ARGV: per order, the version the
 -- caller already holds ('' none). One consistent snapshot; per order:
--- {} no such order; {version} unchanged; else {version, owner, status_info,
--- created_at, notification, spec (false when the caller holds the order:
--- written once, never changed), the items hash as field/value pairs}.
+-- {} no such order; {version} unchanged; else {version, the order hash as
+-- field/value pairs (without its spec, 'spec' or its chunks 'p/N', when the
+-- caller holds the order: written once, never changed), the items hash as
+-- field/value pairs}.
 local out = {}
 for i = 1, #KEYS, 2 do
   local known = ARGV[(i + 1) / 2]
@@ -12,12 +13,19 @@ for i = 1, #KEYS, 2 do
   elseif version == known then
     out[#out + 1] = {version}
   else
-    local wanted = {'owner', 'status_info', 'created_at', 'notification'}
-    if known == '' then wanted[#wanted + 1] = 'spec' end
-    local fields = redis.call('HMGET', KEYS[i], unpack(wanted))
-    if known ~= '' then fields[5] = false end
-    out[#out + 1] = {version, fields[1], fields[2], fields[3], fields[4], fields[5],
-                     redis.call('HGETALL', KEYS[i + 1])}
+    local fields = redis.call('HGETALL', KEYS[i])
+    if known ~= '' then
+      local kept = {}
+      for j = 1, #fields, 2 do
+        local name = fields[j]
+        if name ~= 'spec' and string.sub(name, 1, 2) ~= 'p/' then
+          kept[#kept + 1] = name
+          kept[#kept + 1] = fields[j + 1]
+        end
+      end
+      fields = kept
+    end
+    out[#out + 1] = {version, fields, redis.call('HGETALL', KEYS[i + 1])}
   end
 end
 return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -70,4 +71,12 @@ class OrderRecords(OrderStoreBase):
         if not ORDER_ID.match(order_id):
             return []
         found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
-        return [HistoryLine(**json.loads(text)) for text in found]
+        return [_history_line(json.loads(text)) for text in found]
+
+
+def _history_line(entry: list[Any] | dict[str, Any]) -> HistoryLine:
+    """A line of history as stored: layout 3's [at, status, info, by] or layout 2's object."""
+    if isinstance(entry, dict):
+        return HistoryLine(**entry)
+    at, status, info, by = entry
+    return HistoryLine(at, status, info, by)

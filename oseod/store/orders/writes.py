@@ -21,10 +21,10 @@ from ..jobs import Job, job_fields
 from ..orderids import ORDER_ID
 from ..outbox import CALLBACK, MAIL, Failure, failure_from_json
 from ..wsn import WSN
-from .base import OrderStoreBase
+from .base import OrderStoreBase, _status
 from .layout import (
     _STATUSES, _WITH_RESULT, ID_ATTEMPTS, _collections_field, _history_entry, _Identity, _jobs_argument,
-    _json_array, _member, _order_keys, _score, _scored_indexes, _statuses, _stream_of, collections_of, script,
+    _json_array, _member, _order_keys, _packed_status, _score, _scored_indexes, _statuses, _stream_of, collections_of, script,
 )
 from .values import Conflict, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, Resubmitted, TooManyActiveItems
 
@@ -65,16 +65,17 @@ class OrderWrites(OrderStoreBase):
         fields = [
             "owner", order.owner,
             "order_type", order.spec.order_type.value,
-            "reference", order.spec.reference or "",
             "created_at", _score(order.created_at),
             "notification", codec.dumps(order.notification),
             "status", status.value,
-            "status_info", codec.dumps(order.status),
-            "completion_seq", "0",
-            "ready_cursor", "0",
+            "status_info", _packed_status(order.status, named=False),
             "items_total", str(len(order.items)),
             "collections", _collections_field(collections_of(order)),
         ]  # fmt: skip
+        # Absent means empty (reference) or 0 (completion_seq, ready_cursor): not written, every byte
+        # of the order hash is kept for as long as the order.
+        if order.spec.reference:
+            fields += ["reference", order.spec.reference]
         counts = collections.Counter(i.status.status.value for i in order.items)
         for item_status, count in counts.items():
             fields += [f"n/{item_status}", str(count)]
@@ -84,7 +85,7 @@ class OrderWrites(OrderStoreBase):
             if item.status.status in _WITH_RESULT:
                 raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
             if item.status not in encoded:
-                encoded[item.status] = codec.dumps(item.status)
+                encoded[item.status] = _packed_status(item.status)
             item_fields += [f"s/{item.spec.item_id}", encoded[item.status]]
             if item.batch:
                 item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
@@ -209,7 +210,7 @@ class OrderWrites(OrderStoreBase):
             return []
         identity = await self._identity(order_id)
         payload = _json_array([
-            [change.item_id, change.status.status.value, codec.dumps(change.status),
+            [change.item_id, change.status.status.value, _packed_status(change.status),
              "" if change.completed_at is None else _score(change.completed_at)]
             for change in changes
         ])
@@ -236,17 +237,17 @@ class OrderWrites(OrderStoreBase):
         number of items), ask ``decide`` for its new status (None: leave it),
         write it only if nothing changed the order or its items meanwhile,
         else start over. Returns the progress with the status decided on."""
-        fields = ["version", "order_type", "status_info", "items_total", "failed_item", "failed_reason",
+        fields = ["version", "order_type", "status_info", "status", "items_total", "failed_item", "failed_reason",
                   *(f"n/{s.value}" for s in _STATUSES)]
         for _ in range(attempts):
             values = await self._redis.conn.hmget(keys.order(order_id), fields) if ORDER_ID.match(order_id) else []
             if not values or values[0] is None:
                 raise NoSuchOrder(order_id)
-            version, order_type, status_info, total, failed_item, failed_reason, *counts = values
+            version, order_type, status_info, status_name, total, failed_item, failed_reason, *counts = values
             progress = OrderProgress(
                 order_id=order_id,
                 order_type=OrderType(order_type),
-                status=codec.loads(StatusInfo, status_info),
+                status=_status(status_info, status_name),
                 total=int(total),
                 counts={s: int(n) for s, n in zip(_STATUSES, counts) if n and int(n)},
                 last_failure=(failed_item, failed_reason) if failed_item is not None else None,
@@ -273,7 +274,7 @@ class OrderWrites(OrderStoreBase):
         ``job`` for them, in one step; with ``marker``, only once per marker
         (a subscription's timeslot). False when not added."""
         identity = await self._identity(order_id)
-        payload = _json_array([[item.spec.item_id, codec.to_data(item.spec), codec.dumps(item.status)]
+        payload = _json_array([[item.spec.item_id, codec.to_data(item.spec), _packed_status(item.status)]
                                for item in items])
         try:
             answer = int(await self._redis.conn.eval(
@@ -302,7 +303,7 @@ class OrderWrites(OrderStoreBase):
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
              _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, ""),
-             _history_entry(status, by), by],
+             _history_entry(status, by), by, _packed_status(status, named=False)],
             acknowledged=acknowledged,
         ))
         if answer == -1:
