@@ -68,9 +68,14 @@ def read_orders(redis: Any) -> Orders:
             continue
         orders[order_id] = redis.hgetall(key)
         fields = redis.hgetall(keys.order_items(order_id))
-        items[order_id] = {name[2:]: json.loads(value)["status"] for name, value in fields.items()
-                           if name.startswith("s/")}
+        items[order_id] = {name[2:]: _status_name(value) for name, value in fields.items() if name.startswith("s/")}
     return Orders(orders, items)
+
+
+def _status_name(stored: str) -> str:
+    """An item's status as stored: [status, ...] (layout 3) or a StatusInfo object (layout 2)."""
+    value = json.loads(stored)
+    return str(value[0] if isinstance(value, list) else value["status"])
 
 
 def _member(order_id: str) -> str:

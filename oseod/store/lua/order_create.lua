@@ -59,7 +59,10 @@ end
 local last = TAIL - 2  -- then the mail queue and the outbox's due set
 local subscribed = tonumber(ARGV[8])
 for i = 7, last - subscribed do redis.call('ZADD', KEYS[i], at, member) end
-redis.call('RPUSH', KEYS[6], ARGV[13])
+-- The first line of the history (as order_prelude's remember() keeps it; KEYS[6] is not made).
+local first = cjson.decode(ARGV[13])
+redis.call('HSET', ORDER, 'h', 1, 'h/1', first[1])
+if first[2] ~= '' then redis.call('HSET', ORDER, 'i/1', first[2]) end
 for status, n in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[5], status, n) end
 for i = last - subscribed + 1, last do redis.call('ZADD', KEYS[i], ARGV[9], member) end
 if ARGV[11] ~= '' then

@@ -71,8 +71,23 @@ local function reason_of(stored)
   return reason
 end
 
--- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
+-- One more line of the order's history, the oldest dropped past
+-- HISTORY_KEPT. `entry`: layout._history_entry's [head, info]. Layout 3
+-- keeps the lines in the order hash (a key of their own cost more than
+-- the lines): 'h' their number, 'h/N' the head of line N, 'i/N' its info
+-- when not empty (apart: both fit the listpack limit, together they often do
+-- not). An order whose history is still a list (layout 2) goes on in it.
 local function remember(entry)
-  redis.call('RPUSH', HISTORY, entry)
-  redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
+  local line = cjson.decode(entry)
+  if redis.call('EXISTS', HISTORY) == 1 then
+    local full = line[1]
+    if line[2] ~= '' then full = string.sub(full, 1, -2) .. ',' .. cjson.encode(line[2]) .. ']' end
+    redis.call('RPUSH', HISTORY, full)
+    redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
+    return
+  end
+  local n = redis.call('HINCRBY', ORDER, 'h', 1)
+  redis.call('HSET', ORDER, 'h/' .. n, line[1])
+  if line[2] ~= '' then redis.call('HSET', ORDER, 'i/' .. n, line[2]) end
+  if n > HISTORY_KEPT then redis.call('HDEL', ORDER, 'h/' .. (n - HISTORY_KEPT), 'i/' .. (n - HISTORY_KEPT)) end
 end

@@ -53,12 +53,13 @@ for i, change in ipairs(changes) do
       if not WITH_RESULT[old] then
         if completed == '' then completed = at end
         redis.call('HSET', ITEMS, 'c/' .. item, completed)
-        redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+        -- Its place in the completion sequence (nextReady): r/ITEM in layout 3, a key of its own cost more.
+        redis.call('HSET', ITEMS, 'r/' .. item, redis.call('HINCRBY', ORDER, 'completion_seq', 1))
         redis.call('ZADD', RESULTS, completed, cjson.encode({ARGV[1], item}))
       end
     else
-      redis.call('HDEL', ITEMS, 'c/' .. item)
-      redis.call('ZREM', READY, item)
+      redis.call('HDEL', ITEMS, 'c/' .. item, 'r/' .. item)
+      redis.call('ZREM', READY, item)  -- layout 2
       redis.call('ZREM', RESULTS, cjson.encode({ARGV[1], item}))
     end
   end

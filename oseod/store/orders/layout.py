@@ -74,8 +74,11 @@ def collections_of(order: Order) -> set[str]:
 
 
 def _history_entry(status: StatusInfo, by: str) -> str:
-    # [at, status, info, by]: keys the readers know (records.history) rather than repeated per line.
-    return codec.json_text([status.changed_at, status.status.value, status.additional_info or "", by])
+    """A line of history for the scripts (order_prelude's remember): [head,
+    info], the head ``[at, status, by]`` as JSON (the readers, records.history,
+    know the keys: not repeated per line)."""
+    return codec.json_text([codec.json_text([status.changed_at, status.status.value, by]),
+                            status.additional_info or ""])
 
 
 def _packed_status(status: StatusInfo, *, named: bool = True) -> str:

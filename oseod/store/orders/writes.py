@@ -264,7 +264,8 @@ class OrderWrites(OrderStoreBase):
         (all of them at the first call); the next call starts after them."""
         if not ORDER_ID.match(order_id):
             raise NoSuchOrder(order_id)
-        ids = await self._redis.conn.eval(_NEXT_READY, [keys.order(order_id), keys.order_ready(order_id)], [])
+        ids = await self._redis.conn.eval(_NEXT_READY, [keys.order(order_id), keys.order_items(order_id),
+                                                        keys.order_ready(order_id)], [])
         if ids is None:
             raise NoSuchOrder(order_id)
         return frozenset(ids)
