@@ -67,7 +67,8 @@ def read_orders(redis: Any) -> Orders:
         if ":" in order_id or redis.type(key) != "hash":
             continue
         orders[order_id] = redis.hgetall(key)
-        fields = redis.hgetall(keys.order_items(order_id))
+        # Layout 3 (its spec in chunks) keeps the items in the order hash.
+        fields = orders[order_id] if "p/0" in orders[order_id] else redis.hgetall(keys.order_items(order_id))
         items[order_id] = {name[2:]: _status_name(value) for name, value in fields.items() if name.startswith("s/")}
     return Orders(orders, items)
 

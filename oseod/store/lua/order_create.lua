@@ -1,4 +1,4 @@
--- KEYS: order hash, items hash, owner's active-item counter, the job stream,
+-- KEYS: order hash, items hash (only checked not to exist: see order_prelude.lua), owner's active-item counter, the job stream,
 -- the items-per-status counters, the order's history, then the indexes the
 -- new order goes into. ARGV: member, time, number of new
 -- unfinished items, the limit of unfinished items per owner ('' none), the
@@ -12,10 +12,12 @@
 -- outbox's due set; then the first history entry (JSON) and the items per
 -- status (a JSON object); then, for a Submit that named itself with a
 -- wsa:MessageID, how long (seconds) to remember which order it made ('' not
--- named), and the order id. The last KEY is where that is remembered.
+-- named), the order id, and the notification JSON. The last KEY is where
+-- the MessageID is remembered.
 -- Returns {1, '', the ids of the jobs queued...}; over the limit, {0, items
 -- unfinished now}; {2, ''} when the id is taken (the caller draws another);
 -- {3, order id} when the MessageID made that order already.
+-- include: order_chunks
 local ORDER, ITEMS, ACTIVE = KEYS[1], KEYS[2], KEYS[3]
 local SEEN, TAIL = KEYS[#KEYS], #KEYS - 1  -- TAIL: the last key before SEEN
 local member, at, added, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -35,21 +37,12 @@ local function hset_all(key, pairs)
   end
 end
 hset_all(ORDER, cjson.decode(ARGV[5]))
--- The spec in chunks p/0, p/1, ... of at most ${CHUNK_BYTES} bytes, never cut inside a
--- UTF-8 character: the hash stays a listpack (see layout.CHUNK_BYTES).
-local spec, chunk, start = ARGV[10], 0, 1
-while start <= #spec do
-  local stop = math.min(#spec, start + ${CHUNK_BYTES} - 1)
-  while stop < #spec and stop > start do
-    local byte = string.byte(spec, stop + 1)
-    if byte < 128 or byte >= 192 then break end
-    stop = stop - 1
-  end
-  redis.call('HSET', ORDER, 'p/' .. chunk, string.sub(spec, start, stop))
-  chunk, start = chunk + 1, stop + 1
-end
+-- The spec and the notification in chunks p/0, p/1, ... and nt/0, ...: the
+-- hash stays a listpack (see layout.CHUNK_BYTES).
+write_chunks(ORDER, 'p/', ARGV[10])
+write_chunks(ORDER, 'nt/', ARGV[17])
 local items = cjson.decode(ARGV[6])
-if #items > 0 then hset_all(ITEMS, items) end
+if #items > 0 then hset_all(ORDER, items) end  -- layout 3: see order_prelude.lua
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end
 redis.call('HSET', ORDER, 'updated_at', at, 'version', '1')
 local answer = {1, ''}

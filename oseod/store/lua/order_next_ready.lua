@@ -9,7 +9,9 @@ local last = redis.call('HGET', KEYS[1], 'completion_seq') or '0'
 redis.call('HSET', KEYS[1], 'ready_cursor', last)
 last = tonumber(last)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. cursor, last)
-local fields = redis.call('HGETALL', KEYS[2])
+local items = KEYS[2]
+if redis.call('HEXISTS', KEYS[1], 'p/0') == 1 then items = KEYS[1] end  -- layout 3: in the order hash
+local fields = redis.call('HGETALL', items)
 for i = 1, #fields, 2 do
   if string.sub(fields[i], 1, 2) == 'r/' then
     local seq = tonumber(fields[i + 1])

@@ -15,10 +15,18 @@ local FINAL = {${FINAL}}
 local WITH_RESULT = {${WITH_RESULT}}
 local HISTORY_KEPT = ${HISTORY_KEPT}
 -- include: bucket_hook
+-- include: order_chunks
 
 local ORDER, ITEMS, READY, ACTIVE, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ITEM_STATS, HISTORY, HOUR, MINUTE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local F = 9
+-- Layout 3 (an order with its spec in chunks, p/0 ...) keeps the items'
+-- fields (s/ITEM, c/ITEM, ...) in the order hash itself, whose own field
+-- names never take those forms: a key of their own cost more than they do.
+-- Its items hash (KEYS[2]) then holds only download counts (OrderRecords),
+-- made at the first download: file names are often longer than the
+-- listpack limit, and would turn the whole order hash into a hashtable.
+if redis.call('HEXISTS', ORDER, 'p/0') == 1 then ITEMS = ORDER end
 -- The last index key; a script with a job to queue has the stream after it.
 local INDEX_END = #KEYS
 

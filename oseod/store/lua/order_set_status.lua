@@ -27,14 +27,19 @@ if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
 if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return 0 end
 redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[14])
-if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
+if ARGV[7] ~= '' then
+  write_chunks(ORDER, 'nt/', ARGV[7])
+  redis.call('HDEL', ORDER, 'notification')  -- as layout 2 kept it
+end
 if ARGV[8] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 5], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 if current ~= ARGV[2] or ARGV[13] ~= '' then remember(ARGV[12]) end
 if current ~= ARGV[2] then
-  local notification = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')
+  local stored = redis.call('HGET', ORDER, 'notification') or read_chunks(ORDER, 'nt/')
+  if stored == '' then stored = '{}' end
+  local notification = cjson.decode(stored)
   local mode = notification['mode']
   if mode == 'All' or (mode == 'Final' and FINAL[ARGV[2]]) then
     local seq = redis.call('HINCRBY', ORDER, 'callback_seq', 1)

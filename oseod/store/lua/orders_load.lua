@@ -3,7 +3,7 @@
 -- {} no such order; {version} unchanged; else {version, the order hash as
 -- field/value pairs (without its spec, 'spec' or its chunks 'p/N', when the
 -- caller holds the order: written once, never changed), the items hash as
--- field/value pairs}.
+-- field/value pairs, empty when the order hash holds them (layout 3)}.
 local out = {}
 for i = 1, #KEYS, 2 do
   local known = ARGV[(i + 1) / 2]
@@ -25,7 +25,10 @@ for i = 1, #KEYS, 2 do
       end
       fields = kept
     end
-    out[#out + 1] = {version, fields, redis.call('HGETALL', KEYS[i + 1])}
+    -- The items' fields: in their own hash (layout 2), else in the order's (layout 3; sent once).
+    local items = {}
+    if redis.call('HEXISTS', KEYS[i], 'p/0') == 0 then items = redis.call('HGETALL', KEYS[i + 1]) end
+    out[#out + 1] = {version, fields, items}
   end
 end
 return out

@@ -106,10 +106,10 @@ class OrderStoreBase:
                     spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec or ""),
                     status=_status(stored["status_info"], stored.get("status")),
                     created_at=float(stored["created_at"]),
-                    notification=codec.loads(Notification, stored["notification"]),
+                    notification=codec.loads(Notification, stored.get("notification") or _joined(stored, "nt/")),
                     version=int(version),
                 )
-                fields = _pairs(item_flat)
+                fields = _pairs(item_flat) if item_flat else stored  # layout 3: items in the order hash
                 order = attrs.evolve(order, items=_items((*order.spec.items, *_added_specs(fields)), fields))
                 self._orders.put(order)
             loaded.append(order)
@@ -149,11 +149,14 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 def _spec_text(fields: dict[str, str]) -> str | None:
     """The order's spec JSON from its hash: layout 3's chunks ``p/0``,
     ``p/1``, ... joined, else layout 2's ``spec``; None when neither is there."""
-    if "p/0" not in fields:
-        return fields.get("spec")
+    return _joined(fields, "p/") if "p/0" in fields else fields.get("spec")
+
+
+def _joined(fields: dict[str, str], prefix: str) -> str:
+    """A value kept as chunks PREFIX0, PREFIX1, ... (lua/order_chunks.lua)."""
     chunks, n = [], 0
-    while f"p/{n}" in fields:
-        chunks.append(fields[f"p/{n}"])
+    while f"{prefix}{n}" in fields:
+        chunks.append(fields[f"{prefix}{n}"])
         n += 1
     return "".join(chunks)
 

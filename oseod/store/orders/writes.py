@@ -66,7 +66,6 @@ class OrderWrites(OrderStoreBase):
             "owner", order.owner,
             "order_type", order.spec.order_type.value,
             "created_at", _score(order.created_at),
-            "notification", codec.dumps(order.notification),
             "status", status.value,
             "status_info", _packed_status(order.status, named=False),
             "items_total", str(len(order.items)),
@@ -119,7 +118,8 @@ class OrderWrites(OrderStoreBase):
                      encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
                      # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
                      _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
-                     history, per_status, str(self._message_seconds) if message_id else "", order_id],
+                     history, per_status, str(self._message_seconds) if message_id else "", order_id,
+                     codec.dumps(order.notification)],
                     acknowledged=acknowledged,
                 )
             except ReplicationShortfall as e:
