@@ -14,7 +14,7 @@ from oseod.model import codec
 from oseod.model.orders import ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo, StatusNotification
 from oseod.store import keys
 from oseod.store.connection import Redis
-from oseod.store.orders import CHUNK_BYTES, ItemChange, OrderStore
+from oseod.store.orders import CHUNK_BYTES, HISTORY_KEPT, ItemChange, OrderStore
 from oseod.store.orders.base import _status
 from tests.test_store_orders import make_order
 
@@ -141,3 +141,21 @@ async def test_orders_of_layout_2_are_read_and_changed(redis: Redis) -> None:
     assert await old.purge(oid, {S.Completed})
     assert await all_keys_of(redis, oid) == []
     assert await redis.conn.zcard(keys.results_by_completion()) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_history_in_the_order_hash_keeps_its_last_lines(redis: Redis) -> None:
+    store = OrderStore(redis)
+    order = await store.create(make_order(n_items=1, status=S.InProduction))
+    for n in range(HISTORY_KEPT + 5):  # an operator's changes are history even when the status stays
+        await store.set_order_status(order.order_id, StatusInfo(S.InProduction, f"step {n}" if n % 2 else None,
+                                                                changed_at=200.0 + n), by="op")
+    lines = await store.history(order.order_id)
+    assert len(lines) == HISTORY_KEPT
+    # The first line (the order made) and the first five changes are gone.
+    assert (lines[0].info, lines[0].at, lines[0].by) == ("step 5", 205.0, "op")
+    assert (lines[1].info, lines[1].at) == ("", 206.0)
+    assert (lines[-1].info, lines[-1].status) == (f"step {HISTORY_KEPT + 4}", "InProduction")
+    fields = await redis.conn.hkeys(keys.order(order.order_id))
+    assert len([f for f in fields if f.startswith("h/")]) == HISTORY_KEPT
+    assert "h/6" not in fields and "i/5" not in fields and "h/7" in fields
