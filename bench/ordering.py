@@ -42,6 +42,7 @@ import json
 import math
 import os
 import pstats
+import random
 import re
 import shutil
 import subprocess
@@ -413,7 +414,7 @@ class BulkLoader:
         class Connection:
             conn = recorder
 
-        store = OrderStore(Connection())
+        store = OrderStore(Connection(), new_id=_archive_order_id(random.Random(os.urandom(16))))
         clock = Clock()
         ordering = OrderingService(store, self.config, clock)  # no dispatcher: nothing runs
         step = (newest - oldest) / max(1, count)
@@ -475,6 +476,23 @@ class BulkLoader:
             raise
         finally:
             self.redis.connection_pool.release(connection)
+
+
+def _archive_order_id(draw: random.Random) -> Callable[[], str]:
+    """Order ids of the store's form (oseod.store.orderids) drawn from a
+    seeded PRNG: the store's own read the OS's random source twice per id, a
+    tenth of the archive's fill here. The store's script still refuses a
+    taken id, and an archive needs no unguessable ids."""
+    from oseod.store.orderids import DIGITS, LENGTH, LETTERS, ORDER_ID
+
+    def new_id() -> str:
+        bits = draw.getrandbits(5 * (LENGTH - 1))
+        rest = "".join(DIGITS[(bits >> (5 * n)) & 31] for n in range(LENGTH - 1))
+        order_id = LETTERS[draw.randrange(len(LETTERS))] + rest
+        assert ORDER_ID.match(order_id), order_id
+        return order_id
+
+    return new_id
 
 
 def _resp(args: list[str]) -> bytes:
