@@ -15,7 +15,7 @@ from oseod.model.orders import ItemSpec, Notification, Order, OrderSpec, OrderSt
 from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.orders import CHUNK_BYTES, HISTORY_KEPT, ItemChange, OrderStore
-from oseod.store.orders.base import _status
+from oseod.store.orders.base import _joined, _status
 from tests.test_store_orders import make_order
 
 S = OrderStatus
@@ -35,8 +35,9 @@ async def as_layout_2(redis: Redis, order_id: str) -> None:
     conn = redis.conn
     order_key = keys.order(order_id)
     fields: dict[str, str] = await conn.hgetall(order_key)
-    old: dict[str, Any] = {"reference": fields.get("reference", ""), "completion_seq": fields.get("completion_seq", "0"),
-                           "ready_cursor": fields.get("ready_cursor", "0")}
+    old: dict[str, Any] = {"reference": fields.get("reference", ""), "ready_cursor": fields.get("ready_cursor", "0"),
+                           "completion_seq": fields.get("completion_seq", "0"),
+                           "notification": _joined(fields, "nt/") or codec.dumps(Notification())}
     chunks = sorted((f for f in fields if f.startswith("p/")), key=lambda f: int(f[2:]))
     old["spec"] = "".join(fields[f] for f in chunks)
     old["status_info"] = codec.dumps(_status(fields["status_info"], fields["status"]))
@@ -51,7 +52,8 @@ async def as_layout_2(redis: Redis, order_id: str) -> None:
             items[field] = codec.dumps(_status(value)) if field.startswith("s/") else value
         elif field.startswith("r/"):
             ready += [value, field[2:]]
-    gone = [f for f in fields if f[:2] in ("s/", "c/", "b/", "x/", "r/", "p/", "h/", "i/") or f == "h"]
+    gone = [f for f in fields if f[:2] in ("s/", "c/", "b/", "x/", "r/", "p/", "h/", "i/") or f == "h"
+            or f.startswith("nt/")]
     await conn.execute_command("HDEL", order_key, *gone)
     await conn.execute_command("HSET", order_key, *(x for pair in old.items() for x in pair))
     if items:

@@ -1,4 +1,5 @@
--- KEYS: order hash, items hash (only checked not to exist: see order_prelude.lua), owner's active-item counter, the job stream,
+-- KEYS: order hash, items hash (only checked not to exist: see
+-- order_prelude.lua), owner's active-item counter, the job stream,
 -- the items-per-status counters, the order's history, then the indexes the
 -- new order goes into. ARGV: member, time, number of new
 -- unfinished items, the limit of unfinished items per owner ('' none), the
@@ -12,7 +13,8 @@
 -- outbox's due set; then the first history entry (JSON) and the items per
 -- status (a JSON object); then, for a Submit that named itself with a
 -- wsa:MessageID, how long (seconds) to remember which order it made ('' not
--- named), the order id, and the notification JSON. The last KEY is where
+-- named), the order id, and the notification JSON ('' the default: not
+-- written). The last KEY is where
 -- the MessageID is remembered.
 -- Returns {1, '', the ids of the jobs queued...}; over the limit, {0, items
 -- unfinished now}; {2, ''} when the id is taken (the caller draws another);
@@ -40,7 +42,7 @@ hset_all(ORDER, cjson.decode(ARGV[5]))
 -- The spec and the notification in chunks p/0, p/1, ... and nt/0, ...: the
 -- hash stays a listpack (see layout.CHUNK_BYTES).
 write_chunks(ORDER, 'p/', ARGV[10])
-write_chunks(ORDER, 'nt/', ARGV[17])
+if ARGV[17] ~= '' then write_chunks(ORDER, 'nt/', ARGV[17]) end
 local items = cjson.decode(ARGV[6])
 if #items > 0 then hset_all(ORDER, items) end  -- layout 3: see order_prelude.lua
 if added > 0 then redis.call('INCRBY', ACTIVE, added) end

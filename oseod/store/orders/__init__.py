@@ -7,7 +7,8 @@ number for orders stored before ids were random: :mod:`.orderids`):
   listpack by writing no value over 64 bytes, see layout.CHUNK_BYTES):
   ``owner``, ``order_type``, ``reference`` (when given), ``created_at``, the
   spec (the OrderSpec with its items, JSON, written once) in chunks ``p/0``,
-  ``p/1``, ..., the notification (JSON) in chunks ``nt/0``, ...,
+  ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
+  chunks ``nt/0``, ...,
   ``status`` (the bare name, for the scripts), ``status_info``
   ([changed_at, info, mission info]), ``updated_at``, ``version`` (bumped by
   every change, for compare-and-set and for the readers' caches: a write that

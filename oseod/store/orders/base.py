@@ -106,7 +106,9 @@ class OrderStoreBase:
                     spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec or ""),
                     status=_status(stored["status_info"], stored.get("status")),
                     created_at=float(stored["created_at"]),
-                    notification=codec.loads(Notification, stored.get("notification") or _joined(stored, "nt/")),
+                    # Absent: the default, no call-backs (writes.OrderWrites.create).
+                    notification=codec.loads(Notification,
+                                             stored.get("notification") or _joined(stored, "nt/") or "{}"),
                     version=int(version),
                 )
                 fields = _pairs(item_flat) if item_flat else stored  # layout 3: items in the order hash

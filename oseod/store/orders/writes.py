@@ -24,11 +24,14 @@ from ..wsn import WSN
 from .base import OrderStoreBase, _status
 from .layout import (
     _STATUSES, _WITH_RESULT, ID_ATTEMPTS, _collections_field, _history_entry, _Identity, _jobs_argument,
-    _json_array, _member, _order_keys, _packed_status, _score, _scored_indexes, _statuses, _stream_of, collections_of, script,
+    _json_array, _member, _order_keys, _packed_status, _score, _scored_indexes, _statuses, _stream_of, collections_of,
+    script,
 )
 from .values import Conflict, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, Resubmitted, TooManyActiveItems
 
 _CREATE = script("order_create")
+# Most orders ask for no call-back: their notification is not written (absent: this one).
+_NO_NOTIFICATION = Notification()
 _FORGET_MESSAGE = script("order_forget_message")
 _UNACCEPT = script("order_unaccept")
 _SET_ORDER_STATUS = script("order_set_status")
@@ -119,7 +122,7 @@ class OrderWrites(OrderStoreBase):
                      # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
                      _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
                      history, per_status, str(self._message_seconds) if message_id else "", order_id,
-                     codec.dumps(order.notification)],
+                     "" if order.notification == _NO_NOTIFICATION else codec.dumps(order.notification)],
                     acknowledged=acknowledged,
                 )
             except ReplicationShortfall as e:
