@@ -582,7 +582,9 @@ def submit_part(run: Run) -> None:
             check_answer(target)
         # An All order as stored: its call-backs would go to the receiver.
         order_id = submit_once(endpoint, all_body)
-        notification = json.loads(redis.hget(keys.order(order_id), "notification") or "{}")
+        stored = redis.hgetall(keys.order(order_id))  # the notification whole, or in chunks nt/0, nt/1, ...
+        notification = json.loads(stored.get("notification") or "".join(
+            stored[f"nt/{n}"] for n in range(len(stored)) if f"nt/{n}" in stored) or "{}")
         if f"{receiver.url}{SUBMIT_PATH}" not in json.dumps(notification):
             raise BenchError(f"order {order_id} (statusNotification All) was stored with the notification "
                              f"{notification}, without the receiver's address")

@@ -67,10 +67,16 @@ def read_orders(redis: Any) -> Orders:
         if ":" in order_id or redis.type(key) != "hash":
             continue
         orders[order_id] = redis.hgetall(key)
-        fields = redis.hgetall(keys.order_items(order_id))
-        items[order_id] = {name[2:]: json.loads(value)["status"] for name, value in fields.items()
-                           if name.startswith("s/")}
+        # Layout 3 (its spec in chunks) keeps the items in the order hash.
+        fields = orders[order_id] if "p/0" in orders[order_id] else redis.hgetall(keys.order_items(order_id))
+        items[order_id] = {name[2:]: _status_name(value) for name, value in fields.items() if name.startswith("s/")}
     return Orders(orders, items)
+
+
+def _status_name(stored: str) -> str:
+    """An item's status as stored: [status, ...] (layout 3) or a StatusInfo object (layout 2)."""
+    value = json.loads(stored)
+    return str(value[0] if isinstance(value, list) else value["status"])
 
 
 def _member(order_id: str) -> str:

@@ -42,6 +42,7 @@ import json
 import math
 import os
 import pstats
+import random
 import re
 import shutil
 import subprocess
@@ -86,6 +87,7 @@ SUBMIT_USER = "bench"
 SEARCH_USER = "bench-search"
 SEARCH_MATCHES = 10  # recent orders the search finds, whatever the archive's size
 SMALL_ARCHIVE = 100  # "10^2 stored orders": the search user's orders in the first search run
+ARCHIVE_DAYS = 366  # the span of the search user's archive, ending a day ago
 SEARCH_WARMUP = 50  # uncounted sequential requests before each search measurement
 DRAIN_TIMEOUT = 120.0  # seconds to wait for the engine to finish a load's orders
 # The worker daemon meets the whole Submit load's backlog at once; while it
@@ -199,7 +201,10 @@ def write_config(path: Path, workers: int | None = None) -> None:
     delay; ``workers``: [processing] workers (None: the default)."""
     text = ("[orders]\n"
             "# Submit load must not be refused for unfinished items.\n"
-            "max_active_items_per_user = 1000000000\n")
+            "max_active_items_per_user = 1000000000\n"
+            "# The search user's archive spans a year: its results must not expire\n"
+            "# during the run (an expiry updates the order, and the search then finds it).\n"
+            f"item_availability_days = {ARCHIVE_DAYS + 35}\n")
     if workers is not None:
         text += f"\n[processing]\nworkers = {workers}\n"
     path.write_text(text + "\n" + LOAD_LIMITS)
@@ -342,7 +347,7 @@ class _Recorder:
         self.reply: Any = None
         self.calls: list[tuple[str, list[str], list[str], Any]] = []
 
-    def eval(self, script: str, script_keys: Iterable[str], args: Iterable[str]) -> Any:
+    def eval(self, script: str, script_keys: Iterable[str], args: Iterable[str], acknowledged: bool = False) -> Any:
         from twisted.internet import defer
 
         self.calls.append((script, list(script_keys), [str(a) for a in args], self.reply))
@@ -409,7 +414,7 @@ class BulkLoader:
         class Connection:
             conn = recorder
 
-        store = OrderStore(Connection())
+        store = OrderStore(Connection(), new_id=_archive_order_id(random.Random(os.urandom(16))))
         clock = Clock()
         ordering = OrderingService(store, self.config, clock)  # no dispatcher: nothing runs
         step = (newest - oldest) / max(1, count)
@@ -471,6 +476,23 @@ class BulkLoader:
             raise
         finally:
             self.redis.connection_pool.release(connection)
+
+
+def _archive_order_id(draw: random.Random) -> Callable[[], str]:
+    """Order ids of the store's form (oseod.store.orderids) drawn from a
+    seeded PRNG: the store's own read the OS's random source twice per id, a
+    tenth of the archive's fill here. The store's script still refuses a
+    taken id, and an archive needs no unguessable ids."""
+    from oseod.store.orderids import DIGITS, LENGTH, LETTERS, ORDER_ID
+
+    def new_id() -> str:
+        bits = draw.getrandbits(5 * (LENGTH - 1))
+        rest = "".join(DIGITS[(bits >> (5 * n)) & 31] for n in range(LENGTH - 1))
+        order_id = LETTERS[draw.randrange(len(LETTERS))] + rest
+        assert ORDER_ID.match(order_id), order_id
+        return order_id
+
+    return new_id
 
 
 def _resp(args: list[str]) -> bytes:
@@ -942,7 +964,7 @@ def search_part(run: Run) -> None:
     since = math.floor(now) - 1
     body = envelope(SEARCH_USER, run.password, status_search_payload(since))
     # The archive ends a day before the recent orders, outside the searched window.
-    oldest, newest = now - 366 * 86400, now - 86400
+    oldest, newest = now - ARCHIVE_DAYS * 86400, now - 86400
     boundary = oldest + (newest - oldest) * SMALL_ARCHIVE / stored_orders
 
     def archive_size() -> int:
@@ -962,6 +984,7 @@ def search_part(run: Run) -> None:
         run.operator_searches.append(measure_operator_search(run.endpoint.removesuffix("/oseo"), run.admin_token(),
                                                              requests, archive_size()))
         print(f"search: archiving {stored_orders - SMALL_ARCHIVE} more orders of {SEARCH_USER} ...", flush=True)
+        memory_before, keys_before = int(run.redis.info("memory")["used_memory"]), int(run.redis.dbsize())
         bulk_started = time.monotonic()
         loader.load(stored_orders - SMALL_ARCHIVE, boundary, newest,
                     progress=lambda n: print(f"  {n} ...", end="\r", flush=True) if n % 10_000 == 0 else None)
@@ -972,9 +995,78 @@ def search_part(run: Run) -> None:
                                            run.redis_stats))
         run.operator_searches.append(measure_operator_search(run.endpoint.removesuffix("/oseo"), run.admin_token(),
                                                              requests, archive_size()))
+        footprint(run, stored_orders - SMALL_ARCHIVE, memory_before, keys_before, body)
     except BenchError as e:
         raise run.fail(e) from None
     run.timings["search"] = time.monotonic() - began
+
+
+def rss_mb(pid: int) -> float:
+    """The resident set of process ``pid``, in MB (VmRSS of /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bucket_bytes(redis: Any) -> tuple[int, int]:
+    """The statistics' time buckets (oseod.store.stats): how many and their
+    bytes (MEMORY USAGE). The archive's orders, completed over a year, made one
+    per minute of it; a live service keeps two hours' and two days' worth (their
+    TTL), so they are counted apart from the orders."""
+    from oseod.store import keys
+
+    names = list(redis.scan_iter(match=keys.hour_bucket(0)[:-1] + "*", count=10_000))
+    names += list(redis.scan_iter(match=keys.minute_bucket(0)[:-1] + "*", count=10_000))
+    total = 0
+    for start in range(0, len(names), 10_000):
+        pipe = redis.pipeline(transaction=False)
+        for name in names[start:start + 10_000]:
+            pipe.memory_usage(name, samples=0)
+        total += sum(int(n or 0) for n in pipe.execute())
+    return len(names), total
+
+
+def footprint(run: Run, archived: int, memory_before: int, keys_before: int, search_body: bytes) -> None:
+    """Issue 16's footprint at the archive's size: Redis bytes and keys per
+    stored order (the time buckets apart), the measured daemon's RSS after the
+    searches, and a daemon's cold start on that data set: a new front daemon on
+    the same Redis, from its launch to its first answer to the search."""
+    memory = int(run.redis.info("memory")["used_memory"]) - memory_before
+    keys_added = int(run.redis.dbsize()) - keys_before
+    buckets, buckets_bytes = bucket_bytes(run.redis)
+    per_order = (memory - buckets_bytes) / max(1, archived)
+    keys_per_order = (keys_added - buckets) / max(1, archived)
+    config = run.tmp / "cold.toml"
+    write_config(config, workers=0)
+    launched = time.monotonic()
+    cold, url = start_oseod(run.args.twistd, run.tmp, run.servers, subdir="cold",
+                            oseod_options=["--config", str(config), "--redis",
+                                           f"unix://{run.tmp / 'data' / 'redis.sock'}"])
+    while True:
+        try:
+            status, _ = post(f"{url}/oseo", search_body)
+        except BenchError:
+            status = 0
+        if status == 200:
+            break
+        if time.monotonic() - launched > 60:
+            raise BenchError(f"the cold daemon did not answer the search in 60 s (last status {status})")
+        time.sleep(0.02)
+    cold_start = time.monotonic() - launched
+    found = {"orders_archived": archived, "redis_bytes_per_order": round(per_order),
+             "redis_keys_per_order": round(keys_per_order, 2), "time_buckets": buckets,
+             "time_bucket_bytes": buckets_bytes, "daemon_rss_mb": round(rss_mb(run.daemon.process.pid), 1),
+             "cold_daemon_rss_mb": round(rss_mb(cold.process.pid), 1), "cold_start_s": round(cold_start, 3),
+             "search_p99_ms": round(run.searches[-1].p99_ms, 2)}
+    run.extra["footprint"] = found
+    run.notes.append(
+        f"footprint at {archived + SMALL_ARCHIVE} stored orders of {SEARCH_USER}: Redis {per_order:.0f} B and "
+        f"{keys_per_order:.2f} keys per one-item completed order (target <= 1500 B; besides, {buckets} time "
+        f"buckets of the archive's year, {buckets_bytes / 2**20:.0f} MB, that a live service holds two days of); "
+        f"measured daemon RSS {found['daemon_rss_mb']} MB (target < 150); search p99 "
+        f"{found['search_p99_ms']} ms (target < 20); cold start of a new daemon on that Redis to its first "
+        f"search answer {cold_start:.2f} s (target < 2), its RSS then {found['cold_daemon_rss_mb']} MB")
 
 
 def ratios_of(run: Run) -> dict[str, float | None]:

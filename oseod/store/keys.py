@@ -65,14 +65,17 @@ def order(order_id: str) -> str:
 
 
 def order_items(order_id: str) -> str:
-    """Hash: the items' state, fields ``s/ITEM`` (StatusInfo JSON), ``c/ITEM``
-    (completion time) and ``b/ITEM`` (batch number, when not 0)."""
+    """Hash: the download counts of the order's items; of an order stored
+    before layout 3 (oseod.store.orders), also the items' state, fields
+    ``s/ITEM`` (StatusInfo JSON), ``c/ITEM`` (completion time) and ``b/ITEM``
+    (batch number, when not 0), which layout 3 keeps in the order hash."""
     return f"{PREFIX}order:{order_id}:items"
 
 
 def order_ready(order_id: str) -> str:
-    """Sorted set: ids of the order's items with a result, scored by completion
-    sequence number (DescribeResultAccess nextReady)."""
+    """Sorted set, of an order stored before layout 3 only: ids of the
+    order's items with a result, scored by completion sequence number
+    (DescribeResultAccess nextReady; layout 3: ``r/ITEM`` in the order hash)."""
     return f"{PREFIX}order:{order_id}:ready"
 
 
@@ -224,7 +227,9 @@ def orders_of_type(order_type: str) -> str:
 
 
 def order_history(order_id: str) -> str:
-    """List: the order's changes of status (JSON: at, status, info, by), oldest first, capped."""
+    """List, of an order stored before layout 3 only: the order's changes of
+    status (JSON: at, status, info, by), oldest first, capped (layout 3: ``h/N``
+    and ``i/N`` in the order hash)."""
     return f"{PREFIX}order:{order_id}:history"
 
 

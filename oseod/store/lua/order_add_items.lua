@@ -1,7 +1,7 @@
 -- KEYS: as _order_keys, then the job stream. ARGV: member, time, a marker
 -- field of the order ('' none: else the call does nothing when the order
 -- has it already), the new items as a JSON array of [item id, ItemSpec data,
--- StatusInfo JSON], their batch, the job's field/value pairs as a JSON array.
+-- stored status (layout._packed_status)], their batch, the job's field/value pairs as a JSON array.
 -- Returns 1 added, 0 not (the order is final, or has the marker), -1 no such
 -- order. Items added so are kept as x/ITEM fields: the spec is never rewritten.
 -- include: order_prelude
@@ -16,7 +16,7 @@ for _, item in ipairs(items) do
 end
 for _, item in ipairs(items) do
   local seq = redis.call('HINCRBY', ORDER, 'added_seq', 1)
-  local status = cjson.decode(item[3])['status']
+  local status = status_of(item[3])
   redis.call('HSET', ITEMS, 'x/' .. item[1], cjson.encode({seq, item[2]}), 's/' .. item[1], item[3],
              'b/' .. item[1], ARGV[5])
   redis.call('HINCRBY', ORDER, 'n/' .. status, 1)

@@ -20,11 +20,22 @@ local done = 0
 for n = first, stop do
   local order_id = string.format('%d', n)
   local order = ARGV[1] .. order_id
-  if redis.call('HEXISTS', order, 'spec') == 1 and redis.call('HEXISTS', order, 'collections') == 0 then
+  if redis.call('HEXISTS', order, 'collections') == 0 and redis.call('EXISTS', order) == 1 then
     local member = string.rep('0', ${MEMBER_WIDTH} - #order_id) .. order_id
     local score = redis.call('ZSCORE', KEYS[4], member)
     local seen, names = {}, {}
-    for _, item in ipairs(cjson.decode(redis.call('HGET', order, 'spec'))['items'] or {}) do
+    -- The spec: 'spec' as layout 2 wrote it, else its chunks p/0, p/1, ...
+    local spec = redis.call('HGET', order, 'spec')
+    if not spec then
+      local chunks = {}
+      while true do
+        local chunk = redis.call('HGET', order, 'p/' .. #chunks)
+        if not chunk then break end
+        chunks[#chunks + 1] = chunk
+      end
+      spec = table.concat(chunks)
+    end
+    for _, item in ipairs(cjson.decode(spec)['items'] or {}) do
       local c = item['collection_id']
       if c and not seen[c] then seen[c] = true names[#names + 1] = c end
     end

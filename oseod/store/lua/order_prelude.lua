@@ -15,10 +15,18 @@ local FINAL = {${FINAL}}
 local WITH_RESULT = {${WITH_RESULT}}
 local HISTORY_KEPT = ${HISTORY_KEPT}
 -- include: bucket_hook
+-- include: order_chunks
 
 local ORDER, ITEMS, READY, ACTIVE, RESULTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ITEM_STATS, HISTORY, HOUR, MINUTE = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local F = 9
+-- Layout 3 (an order with its spec in chunks, p/0 ...) keeps the items'
+-- fields (s/ITEM, c/ITEM, ...) in the order hash itself, whose own field
+-- names never take those forms: a key of their own cost more than they do.
+-- Its items hash (KEYS[2]) then holds only download counts (OrderRecords),
+-- made at the first download: file names are often longer than the
+-- listpack limit, and would turn the whole order hash into a hashtable.
+if redis.call('HEXISTS', ORDER, 'p/0') == 1 then ITEMS = ORDER end
 -- The last index key; a script with a job to queue has the stream after it.
 local INDEX_END = #KEYS
 
@@ -57,8 +65,37 @@ local function counted()
   return is_counted
 end
 
--- One more line of the order's history (a JSON entry), the oldest dropped past HISTORY_KEPT.
+-- The status name and the additional info in an item's stored status:
+-- layout 3's [status, changed_at, info, ...] (layout._packed_status) or
+-- layout 2's StatusInfo JSON object.
+local function status_of(stored)
+  local d = cjson.decode(stored)
+  return d[1] or d['status']
+end
+local function reason_of(stored)
+  local d = cjson.decode(stored)
+  local reason = d[3] or d['additional_info']
+  if type(reason) ~= 'string' then reason = '' end
+  return reason
+end
+
+-- One more line of the order's history, the oldest dropped past
+-- HISTORY_KEPT. `entry`: layout._history_entry's [head, info]. Layout 3
+-- keeps the lines in the order hash (a key of their own cost more than
+-- the lines): 'h' their number, 'h/N' the head of line N, 'i/N' its info
+-- when not empty (apart: both fit the listpack limit, together they often do
+-- not). An order whose history is still a list (layout 2) goes on in it.
 local function remember(entry)
-  redis.call('RPUSH', HISTORY, entry)
-  redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
+  local line = cjson.decode(entry)
+  if redis.call('EXISTS', HISTORY) == 1 then
+    local full = line[1]
+    if line[2] ~= '' then full = string.sub(full, 1, -2) .. ',' .. cjson.encode(line[2]) .. ']' end
+    redis.call('RPUSH', HISTORY, full)
+    redis.call('LTRIM', HISTORY, -HISTORY_KEPT, -1)
+    return
+  end
+  local n = redis.call('HINCRBY', ORDER, 'h', 1)
+  redis.call('HSET', ORDER, 'h/' .. n, line[1])
+  if line[2] ~= '' then redis.call('HSET', ORDER, 'i/' .. n, line[2]) end
+  if n > HISTORY_KEPT then redis.call('HDEL', ORDER, 'h/' .. (n - HISTORY_KEPT), 'i/' .. (n - HISTORY_KEPT)) end
 end

@@ -23,5 +23,5 @@ for _, field in ipairs(fields) do
   end
 end
 for i = F + 1, INDEX_END do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('DEL', ORDER, ITEMS, READY, HISTORY)
+redis.call('DEL', ORDER, KEYS[2], READY, HISTORY)  -- KEYS[2]: the items hash, ITEMS may be ORDER
 return 1

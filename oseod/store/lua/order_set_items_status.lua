@@ -1,6 +1,6 @@
 -- KEYS: as _order_keys, then the job stream when jobs are queued.
 -- ARGV: member, time, allowed current statuses ('|A|B|', '' any), then the
--- changes as a JSON array of [item id, status, StatusInfo JSON, completion
+-- changes as a JSON array of [item id, status, stored status (layout._packed_status), completion
 -- time ('' the time)], applied in order, then the jobs to queue ('' none: else
 -- a JSON array of field/value arrays; then every item must be in an allowed
 -- status, or nothing is done). Returns -1 when there is no such
@@ -18,7 +18,7 @@ end
 local results = {}
 if ARGV[5] ~= '' then
   for i, change in ipairs(changes) do
-    if not in_set(allowed, cjson.decode(redis.call('HGET', ITEMS, 's/' .. change[1]))['status']) then
+    if not in_set(allowed, status_of(redis.call('HGET', ITEMS, 's/' .. change[1]))) then
       for j = 1, #changes do results[j] = 0 end
       return results
     end
@@ -28,20 +28,21 @@ end
 for i, change in ipairs(changes) do
   local item, new, info, completed = change[1], change[2], change[3], change[4]
   -- an earlier change of the same call may have moved the item already
-  local old = cjson.decode(redis.call('HGET', ITEMS, 's/' .. item))['status']
+  local old = status_of(redis.call('HGET', ITEMS, 's/' .. item))
   if not in_set(allowed, old) then
     results[i] = 0
   else
     results[i] = 1
     redis.call('HSET', ITEMS, 's/' .. item, info)
-    redis.call('HINCRBY', ORDER, 'n/' .. old, -1)
+    -- A count back to 0 is removed (read as 0): most orders end with every item in one status.
+    if redis.call('HINCRBY', ORDER, 'n/' .. old, -1) == 0 then redis.call('HDEL', ORDER, 'n/' .. old) end
     redis.call('HINCRBY', ORDER, 'n/' .. new, 1)
     if old ~= new and counted() then
       redis.call('HINCRBY', ITEM_STATS, old, -1)
       redis.call('HINCRBY', ITEM_STATS, new, 1)
     end
     if new == 'Failed' then
-      redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', cjson.decode(info)['additional_info'] or '')
+      redis.call('HSET', ORDER, 'failed_item', item, 'failed_reason', reason_of(info))
       if old ~= 'Failed' then count_event(HOUR, MINUTE, 'failed', 1) end
     elseif new == 'Completed' and not WITH_RESULT[old] then
       count_event(HOUR, MINUTE, 'completed', 1)
@@ -52,12 +53,13 @@ for i, change in ipairs(changes) do
       if not WITH_RESULT[old] then
         if completed == '' then completed = at end
         redis.call('HSET', ITEMS, 'c/' .. item, completed)
-        redis.call('ZADD', READY, redis.call('HINCRBY', ORDER, 'completion_seq', 1), item)
+        -- Its place in the completion sequence (nextReady): r/ITEM in layout 3, a key of its own cost more.
+        redis.call('HSET', ITEMS, 'r/' .. item, redis.call('HINCRBY', ORDER, 'completion_seq', 1))
         redis.call('ZADD', RESULTS, completed, cjson.encode({ARGV[1], item}))
       end
     else
-      redis.call('HDEL', ITEMS, 'c/' .. item)
-      redis.call('ZREM', READY, item)
+      redis.call('HDEL', ITEMS, 'c/' .. item, 'r/' .. item)
+      redis.call('ZREM', READY, item)  -- layout 2
       redis.call('ZREM', RESULTS, cjson.encode({ARGV[1], item}))
     end
   end

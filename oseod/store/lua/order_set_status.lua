@@ -8,7 +8,8 @@
 -- arrays), the order id, '1' when e-mail is on (else ''), the name of the
 -- WS-Notification queues less the subscription id, the history entry (JSON)
 -- and who made the change ('' the service: then a change that keeps the
--- status, such as a new count of items done, is not history).
+-- status, such as a new count of items done, is not history), then the
+-- status as stored (layout._packed_status; ARGV[3] is what the outbox gets).
 -- A change of the order's status that its statusNotification asks to hear
 -- of (All: every one; Final: a final one) is queued for the call-back in the
 -- same step, so that no crash can lose it; with e-mail on, every change is
@@ -25,15 +26,20 @@ local current = redis.call('HGET', ORDER, 'status')
 if not current then return -1 end
 if not in_set(ARGV[5], current) then return 0 end
 if ARGV[6] ~= '' and redis.call('HGET', ORDER, 'version') ~= ARGV[6] then return 0 end
-redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[3])
-if ARGV[7] ~= '' then redis.call('HSET', ORDER, 'notification', ARGV[7]) end
+redis.call('HSET', ORDER, 'status', ARGV[2], 'status_info', ARGV[14])
+if ARGV[7] ~= '' then
+  write_chunks(ORDER, 'nt/', ARGV[7])
+  redis.call('HDEL', ORDER, 'notification')  -- as layout 2 kept it
+end
 if ARGV[8] ~= '' then
   for _, job in ipairs(cjson.decode(ARGV[8])) do redis.call('XADD', KEYS[#KEYS - 5], '*', unpack(job)) end
 end
 reindex(ARGV[1], current, ARGV[2], touch(ARGV[4]))
 if current ~= ARGV[2] or ARGV[13] ~= '' then remember(ARGV[12]) end
 if current ~= ARGV[2] then
-  local notification = cjson.decode(redis.call('HGET', ORDER, 'notification') or '{}')
+  local stored = redis.call('HGET', ORDER, 'notification') or read_chunks(ORDER, 'nt/')
+  if stored == '' then stored = '{}' end
+  local notification = cjson.decode(stored)
   local mode = notification['mode']
   if mode == 'All' or (mode == 'Final' and FINAL[ARGV[2]]) then
     local seq = redis.call('HINCRBY', ORDER, 'callback_seq', 1)

@@ -35,7 +35,7 @@ for _, id in ipairs(cjson.decode(ARGV[4])) do
   redis.call('XACK', STREAM, ARGV[5], id)
   redis.call('XDEL', STREAM, id)
 end
-redis.call('DEL', ORDER, ITEMS, READY, HISTORY, MAILS)
+redis.call('DEL', ORDER, KEYS[2], READY, HISTORY, MAILS)  -- KEYS[2]: the items hash, ITEMS may be ORDER
 redis.call('ZREM', DUE, 'mail:' .. order_id)
 if redis.call('GET', SEEN) == order_id then redis.call('DEL', SEEN) end
 return 1

@@ -1,8 +1,10 @@
 -- KEYS: (order hash, items hash) per order. ARGV: per order, the version the
 -- caller already holds ('' none). One consistent snapshot; per order:
--- {} no such order; {version} unchanged; else {version, owner, status_info,
--- created_at, notification, spec (false when the caller holds the order:
--- written once, never changed), the items hash as field/value pairs}.
+-- {} no such order; {version} unchanged; else {version, the order hash as
+-- field/value pairs (without its history lines, h/N and i/N, read by
+-- OrderRecords.history; nor its spec, 'spec' or its chunks 'p/N', when the
+-- caller holds the order: written once, never changed), the items hash as
+-- field/value pairs, empty when the order hash holds them (layout 3)}.
 local out = {}
 for i = 1, #KEYS, 2 do
   local known = ARGV[(i + 1) / 2]
@@ -12,12 +14,20 @@ for i = 1, #KEYS, 2 do
   elseif version == known then
     out[#out + 1] = {version}
   else
-    local wanted = {'owner', 'status_info', 'created_at', 'notification'}
-    if known == '' then wanted[#wanted + 1] = 'spec' end
-    local fields = redis.call('HMGET', KEYS[i], unpack(wanted))
-    if known ~= '' then fields[5] = false end
-    out[#out + 1] = {version, fields[1], fields[2], fields[3], fields[4], fields[5],
-                     redis.call('HGETALL', KEYS[i + 1])}
+    local fields, kept = redis.call('HGETALL', KEYS[i]), {}
+    for j = 1, #fields, 2 do
+      local name = fields[j]
+      local prefix = string.sub(name, 1, 2)
+      if prefix ~= 'h/' and prefix ~= 'i/' and (known == '' or (prefix ~= 'p/' and name ~= 'spec')) then
+        kept[#kept + 1] = name
+        kept[#kept + 1] = fields[j + 1]
+      end
+    end
+    fields = kept
+    -- The items' fields: in their own hash (layout 2), else in the order's (layout 3; sent once).
+    local items = {}
+    if redis.call('HEXISTS', KEYS[i], 'p/0') == 0 then items = redis.call('HGETALL', KEYS[i + 1]) end
+    out[#out + 1] = {version, fields, items}
   end
 end
 return out

@@ -3,20 +3,33 @@
 Layout (names in :mod:`oseod.store.keys`; ID a random order id, or a
 number for orders stored before ids were random: :mod:`.orderids`):
 
-* ``order:ID`` hash: ``owner``, ``order_type``, ``reference``, ``created_at``,
-  ``spec`` (the OrderSpec with its items, JSON, written once),
-  ``notification`` (JSON), ``status`` (the bare name, for the scripts),
-  ``status_info`` (StatusInfo JSON), ``updated_at``, ``version`` (bumped by
+* ``order:ID`` hash (layout 3: one key for a typical order, kept a compact
+  listpack by writing no value over 64 bytes, see layout.CHUNK_BYTES):
+  ``owner``, ``order_type``, ``reference`` (when given), ``created_at``, the
+  spec (the OrderSpec with its items, JSON, written once) in chunks ``p/0``,
+  ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
+  chunks ``nt/0``, ...,
+  ``status`` (the bare name, for the scripts), ``status_info``
+  ([changed_at, info, mission info]), ``updated_at``, ``version`` (bumped by
   every change, for compare-and-set and for the readers' caches: a write that
   skipped it would leave them stale), ``completion_seq`` and ``ready_cursor``
-  (DescribeResultAccess nextReady), and what deriving the order's status from
-  its items needs without reading them: ``items_total``, ``n/STATUS`` (how
-  many items are in each status), ``failed_item`` and ``failed_reason`` (the
-  latest failure).
-* ``order:ID:items`` hash: per item ``s/ITEM`` (StatusInfo JSON), ``c/ITEM``
-  (completion time) and ``b/ITEM`` (batch, when not 0); a status change
-  rewrites one small field, never the spec.
-* ``order:ID:ready`` sorted set: the items with a result, by completion sequence.
+  (DescribeResultAccess nextReady; absent: 0), and what deriving the order's
+  status from its items needs without reading them: ``items_total``,
+  ``n/STATUS`` (how many items are in each status; absent: 0),
+  ``failed_item`` and ``failed_reason`` (the latest failure). The history:
+  ``h`` (lines so far), ``h/N`` ([at, status, by]) and ``i/N`` (its info,
+  when not empty). The items: per item ``s/ITEM`` ([status, changed_at,
+  info, mission info]), ``c/ITEM`` (completion time), ``r/ITEM`` (its place
+  in the completion sequence, for nextReady) and ``b/ITEM`` (batch, when not
+  0); ``x/ITEM`` for items added later. A status change rewrites a few small
+  fields, never the spec.
+* ``order:ID:items`` hash: the download counts (``d/"ITEM"/FILE``,
+  ``dl/ITEM``), made at the first download.
+* Layout 2 (orders stored before; read and changed as they are): the spec,
+  notification and statuses as whole JSON objects (``spec``,
+  ``notification``), the items' fields in ``order:ID:items``, the ready items
+  in the sorted set ``order:ID:ready``, the history in the list
+  ``order:ID:history``. An order is in layout 3 when it has ``p/0``.
 * indexes, per owner and across owners, all scored by the order's last update
   (any change to the order or one of its items): every order; per status; per
   orderReference. Plus a per-owner counter of items not in a final status.
@@ -39,6 +52,7 @@ from __future__ import annotations
 from .layout import (
     CACHED_ITEMS,
     CACHED_ORDERS,
+    CHUNK_BYTES,
     DOWNLOADS_KEPT,
     HISTORY_KEPT,
     ID_ATTEMPTS,
@@ -67,7 +81,7 @@ from .values import (
 from .writes import OrderWrites
 
 __all__ = [
-    "CACHED_ITEMS", "CACHED_ORDERS", "DOWNLOADS_KEPT", "HISTORY_KEPT", "ID_ATTEMPTS", "LAYOUT_VERSION",
+    "CACHED_ITEMS", "CACHED_ORDERS", "CHUNK_BYTES", "DOWNLOADS_KEPT", "HISTORY_KEPT", "ID_ATTEMPTS", "LAYOUT_VERSION",
     "MESSAGE_SECONDS", "SEARCH_BUDGET", "BadCursor", "Conflict", "FoundOrders", "HistoryLine", "ItemChange",
     "NoSuchItem", "NoSuchOrder", "OrderProgress", "OrderStore", "Resubmitted", "StoredResult",
     "TooManyActiveItems", "Transfer", "collections_of",

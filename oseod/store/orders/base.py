@@ -12,7 +12,7 @@ import attrs
 from twisted.logger import Logger
 
 from ...model import codec
-from ...model.orders import Item, ItemSpec, Notification, Order, OrderSpec, StatusInfo
+from ...model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo
 from .. import keys
 from ..orderids import ORDER_ID, new_order_id
 from .layout import CACHED_ITEMS, CACHED_ORDERS, MESSAGE_SECONDS, _collections_field, _Identity, script
@@ -66,7 +66,7 @@ class OrderStoreBase:
                 raise NoSuchOrder(order_id)
             if collections is None:
                 # An order stored before the collection indexes: its spec says (once: identities are kept).
-                spec = codec.loads(OrderSpec, await self._redis.conn.hget(keys.order(order_id), "spec"))
+                spec = codec.loads(OrderSpec, _spec_text(await self._redis.conn.hgetall(keys.order(order_id))) or "")
                 collections = _collections_field({i.collection_id for i in spec.items if i.collection_id})
             identity = _Identity(owner, reference or None, order_type or "", tuple(json.loads(collections)))
             self._remember(order_id, identity)
@@ -97,17 +97,21 @@ class OrderStoreBase:
             if len(reply) == 1 and held is not None:
                 order = held
             else:
-                version, owner, status_info, created_at, notification, spec, item_flat = reply
+                version, order_flat, item_flat = reply
+                stored = _pairs(order_flat)
+                spec = _spec_text(stored)
                 order = Order(
                     order_id=order_id,
-                    owner=owner,
-                    spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec),
-                    status=codec.loads(StatusInfo, status_info),
-                    created_at=float(created_at),
-                    notification=codec.loads(Notification, notification),
+                    owner=stored["owner"],
+                    spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec or ""),
+                    status=_status(stored["status_info"], stored.get("status")),
+                    created_at=float(stored["created_at"]),
+                    # Absent: the default, no call-backs (writes.OrderWrites.create).
+                    notification=codec.loads(Notification,
+                                             stored.get("notification") or _joined(stored, "nt/") or "{}"),
                     version=int(version),
                 )
-                fields = _pairs(item_flat)
+                fields = _pairs(item_flat) if item_flat else stored  # layout 3: items in the order hash
                 order = attrs.evolve(order, items=_items((*order.spec.items, *_added_specs(fields)), fields))
                 self._orders.put(order)
             loaded.append(order)
@@ -144,6 +148,34 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[0::2], flat[1::2]))
 
 
+def _spec_text(fields: dict[str, str]) -> str | None:
+    """The order's spec JSON from its hash: layout 3's chunks ``p/0``,
+    ``p/1``, ... joined, else layout 2's ``spec``; None when neither is there."""
+    return _joined(fields, "p/") if "p/0" in fields else fields.get("spec")
+
+
+def _joined(fields: dict[str, str], prefix: str) -> str:
+    """A value kept as chunks PREFIX0, PREFIX1, ... (lua/order_chunks.lua)."""
+    chunks, n = [], 0
+    while f"{prefix}{n}" in fields:
+        chunks.append(fields[f"{prefix}{n}"])
+        n += 1
+    return "".join(chunks)
+
+
+def _status(stored: str, status: str | None = None) -> StatusInfo:
+    """A stored status: layout 3's array (layout._packed_status; an order's
+    is without its ``status``, given here) or layout 2's StatusInfo JSON."""
+    if stored.startswith("{"):
+        return codec.loads(StatusInfo, stored)
+    packed = json.loads(stored)
+    if isinstance(packed[0], str):
+        status, *packed = packed
+    changed_at, *info = packed
+    return StatusInfo(OrderStatus(status), info[0] if info else None, info[1] if len(info) > 1 else None,
+                      float(changed_at))
+
+
 def _added_specs(item_fields: dict[str, str]) -> list[ItemSpec]:
     """The items added after the order was made (a subscription's
     timeslots), in the order they were added."""
@@ -158,7 +190,7 @@ def _items(specs: Iterable[ItemSpec], item_fields: dict[str, str]) -> tuple[Item
         completed = item_fields.get(f"c/{item_id}")
         items.append(Item(
             spec=spec,
-            status=codec.loads(StatusInfo, item_fields[f"s/{item_id}"]),
+            status=_status(item_fields[f"s/{item_id}"]),
             batch=int(item_fields.get(f"b/{item_id}", "0")),
             completed_at=float(completed) if completed is not None else None,
         ))

@@ -31,7 +31,17 @@ _STATUSES = tuple(OrderStatus)
 _WITH_RESULT = (OrderStatus.Completed, OrderStatus.Downloaded)
 # The layout this code writes (keys.schema_version once every order is in it):
 # 2 added the collection and type indexes and the items-per-status counters.
+# What is called layout 3 below (issue 16) changed only how values are
+# written, not the keys: the order's spec in chunks (p/N), statuses and history
+# lines as short JSON arrays; the readers take the layout-2 forms as well, an
+# order is rewritten field by field as it changes, so no migration runs and
+# schema_version stays "2".
 LAYOUT_VERSION = "2"
+# Redis keeps a hash (and a list's node) as one compact listpack only while
+# every value is at most this long (hash-max-listpack-value, 64 by default):
+# one longer value turns the whole order into a hashtable, about three times
+# the memory. Long values are written in chunks of at most this many bytes.
+CHUNK_BYTES = 64
 HISTORY_KEPT = 200  # status changes kept per order (a subscription changes little; items do not write here)
 DOWNLOADS_KEPT = 500  # transfers kept per order
 
@@ -45,6 +55,7 @@ _VALUES: dict[str, object] = {
     "HISTORY_KEPT": HISTORY_KEPT,
     "MEMBER_WIDTH": _MEMBER_WIDTH,
     "DOWNLOADS_KEPT": DOWNLOADS_KEPT,
+    "CHUNK_BYTES": CHUNK_BYTES,
     "DOWNLOADS": DOWNLOADS,
     "bucket_hook": BUCKET_HOOK,
     "fence_hook": FENCE_HOOK,
@@ -63,8 +74,26 @@ def collections_of(order: Order) -> set[str]:
 
 
 def _history_entry(status: StatusInfo, by: str) -> str:
-    return codec.json_text({"at": status.changed_at, "status": status.status.value,
-                            "info": status.additional_info or "", "by": by})
+    """A line of history for the scripts (order_prelude's remember): [head,
+    info], the head ``[at, status, by]`` as JSON (the readers, records.history,
+    know the keys: not repeated per line)."""
+    return codec.json_text([codec.json_text([status.changed_at, status.status.value, by]),
+                            status.additional_info or ""])
+
+
+def _packed_status(status: StatusInfo, *, named: bool = True) -> str:
+    """A StatusInfo as stored in layout 3: ``[status, changed_at, additional
+    info, mission-specific info]``, trailing nulls left out, so that what a
+    status usually holds fits in CHUNK_BYTES; the order's own (``named``
+    False) without the status, which its hash holds in ``status`` already
+    ("Waiting for approval by an operator" with it would not fit).
+    :func:`base._status` reads both and the layout-2 StatusInfo JSON; the
+    scripts read an item's status name as ``[1]``."""
+    packed: list[object] = [status.status.value] if named else []
+    packed += [status.changed_at, status.additional_info, status.mission_specific_info]
+    while packed[-1] is None:
+        packed.pop()
+    return codec.json_text(packed)
 
 
 def _member(order_id: str) -> str:

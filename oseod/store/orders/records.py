@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -12,7 +13,7 @@ from .. import keys
 from ..orderids import ORDER_ID
 from ..stats import bucket_keys
 from .base import OrderStoreBase
-from .layout import _score, script
+from .layout import HISTORY_KEPT, _score, script
 from .values import HistoryLine, Transfer
 
 _RECORD_TRANSFER = script("order_record_transfer")
@@ -69,5 +70,20 @@ class OrderRecords(OrderStoreBase):
         """The order's changes of status, oldest first (the last HISTORY_KEPT)."""
         if not ORDER_ID.match(order_id):
             return []
-        found = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1) or ()
-        return [HistoryLine(**json.loads(text)) for text in found]
+        # Layout 2's list, else layout 3's lines in the order hash (see lua/order_prelude.lua's remember).
+        listed = await self._redis.conn.lrange(keys.order_history(order_id), 0, -1)
+        if listed:
+            return [_history_line(json.loads(text)) for text in listed]
+        fields: dict[str, str] = await self._redis.conn.hgetall(keys.order(order_id))
+        last = int(fields.get("h", 0))
+        return [_history_line([*json.loads(fields[f"h/{n}"]), fields.get(f"i/{n}", "")])
+                for n in range(max(1, last - HISTORY_KEPT + 1), last + 1) if f"h/{n}" in fields]
+
+
+def _history_line(entry: list[Any] | dict[str, Any]) -> HistoryLine:
+    """A line of history as stored: layout 3's [at, status, by, info] (info
+    left out when empty) or layout 2's object."""
+    if isinstance(entry, dict):
+        return HistoryLine(**entry)
+    at, status, by, *info = entry
+    return HistoryLine(at, status, info[0] if info else "", by)

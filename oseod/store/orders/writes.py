@@ -21,14 +21,17 @@ from ..jobs import Job, job_fields
 from ..orderids import ORDER_ID
 from ..outbox import CALLBACK, MAIL, Failure, failure_from_json
 from ..wsn import WSN
-from .base import OrderStoreBase
+from .base import OrderStoreBase, _status
 from .layout import (
     _STATUSES, _WITH_RESULT, ID_ATTEMPTS, _collections_field, _history_entry, _Identity, _jobs_argument,
-    _json_array, _member, _order_keys, _score, _scored_indexes, _statuses, _stream_of, collections_of, script,
+    _json_array, _member, _order_keys, _packed_status, _score, _scored_indexes, _statuses, _stream_of, collections_of,
+    script,
 )
 from .values import Conflict, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, Resubmitted, TooManyActiveItems
 
 _CREATE = script("order_create")
+# Most orders ask for no call-back: their notification is not written (absent: this one).
+_NO_NOTIFICATION = Notification()
 _FORGET_MESSAGE = script("order_forget_message")
 _UNACCEPT = script("order_unaccept")
 _SET_ORDER_STATUS = script("order_set_status")
@@ -65,16 +68,16 @@ class OrderWrites(OrderStoreBase):
         fields = [
             "owner", order.owner,
             "order_type", order.spec.order_type.value,
-            "reference", order.spec.reference or "",
             "created_at", _score(order.created_at),
-            "notification", codec.dumps(order.notification),
             "status", status.value,
-            "status_info", codec.dumps(order.status),
-            "completion_seq", "0",
-            "ready_cursor", "0",
+            "status_info", _packed_status(order.status, named=False),
             "items_total", str(len(order.items)),
             "collections", _collections_field(collections_of(order)),
         ]  # fmt: skip
+        # Absent means empty (reference) or 0 (completion_seq, ready_cursor): not written, every byte
+        # of the order hash is kept for as long as the order.
+        if order.spec.reference:
+            fields += ["reference", order.spec.reference]
         counts = collections.Counter(i.status.status.value for i in order.items)
         for item_status, count in counts.items():
             fields += [f"n/{item_status}", str(count)]
@@ -84,7 +87,7 @@ class OrderWrites(OrderStoreBase):
             if item.status.status in _WITH_RESULT:
                 raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
             if item.status not in encoded:
-                encoded[item.status] = codec.dumps(item.status)
+                encoded[item.status] = _packed_status(item.status)
             item_fields += [f"s/{item.spec.item_id}", encoded[item.status]]
             if item.batch:
                 item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
@@ -118,7 +121,8 @@ class OrderWrites(OrderStoreBase):
                      encoded_fields, encoded_items, _jobs_argument(queued), str(len(subscription_keys)),
                      # The spec on its own: the largest value, not encoded a second time inside the fields' JSON.
                      _score(subscribed_until or 0.0), spec, order_id if self._mail else "", first_status,
-                     history, per_status, str(self._message_seconds) if message_id else "", order_id],
+                     history, per_status, str(self._message_seconds) if message_id else "", order_id,
+                     "" if order.notification == _NO_NOTIFICATION else codec.dumps(order.notification)],
                     acknowledged=acknowledged,
                 )
             except ReplicationShortfall as e:
@@ -209,7 +213,7 @@ class OrderWrites(OrderStoreBase):
             return []
         identity = await self._identity(order_id)
         payload = _json_array([
-            [change.item_id, change.status.status.value, codec.dumps(change.status),
+            [change.item_id, change.status.status.value, _packed_status(change.status),
              "" if change.completed_at is None else _score(change.completed_at)]
             for change in changes
         ])
@@ -236,17 +240,17 @@ class OrderWrites(OrderStoreBase):
         number of items), ask ``decide`` for its new status (None: leave it),
         write it only if nothing changed the order or its items meanwhile,
         else start over. Returns the progress with the status decided on."""
-        fields = ["version", "order_type", "status_info", "items_total", "failed_item", "failed_reason",
+        fields = ["version", "order_type", "status_info", "status", "items_total", "failed_item", "failed_reason",
                   *(f"n/{s.value}" for s in _STATUSES)]
         for _ in range(attempts):
             values = await self._redis.conn.hmget(keys.order(order_id), fields) if ORDER_ID.match(order_id) else []
             if not values or values[0] is None:
                 raise NoSuchOrder(order_id)
-            version, order_type, status_info, total, failed_item, failed_reason, *counts = values
+            version, order_type, status_info, status_name, total, failed_item, failed_reason, *counts = values
             progress = OrderProgress(
                 order_id=order_id,
                 order_type=OrderType(order_type),
-                status=codec.loads(StatusInfo, status_info),
+                status=_status(status_info, status_name),
                 total=int(total),
                 counts={s: int(n) for s, n in zip(_STATUSES, counts) if n and int(n)},
                 last_failure=(failed_item, failed_reason) if failed_item is not None else None,
@@ -263,7 +267,8 @@ class OrderWrites(OrderStoreBase):
         (all of them at the first call); the next call starts after them."""
         if not ORDER_ID.match(order_id):
             raise NoSuchOrder(order_id)
-        ids = await self._redis.conn.eval(_NEXT_READY, [keys.order(order_id), keys.order_ready(order_id)], [])
+        ids = await self._redis.conn.eval(_NEXT_READY, [keys.order(order_id), keys.order_items(order_id),
+                                                        keys.order_ready(order_id)], [])
         if ids is None:
             raise NoSuchOrder(order_id)
         return frozenset(ids)
@@ -273,7 +278,7 @@ class OrderWrites(OrderStoreBase):
         ``job`` for them, in one step; with ``marker``, only once per marker
         (a subscription's timeslot). False when not added."""
         identity = await self._identity(order_id)
-        payload = _json_array([[item.spec.item_id, codec.to_data(item.spec), codec.dumps(item.status)]
+        payload = _json_array([[item.spec.item_id, codec.to_data(item.spec), _packed_status(item.status)]
                                for item in items])
         try:
             answer = int(await self._redis.conn.eval(
@@ -302,7 +307,7 @@ class OrderWrites(OrderStoreBase):
             [_member(order_id), status.status.value, codec.dumps(status), _score(status.changed_at),
              _statuses(allowed), version or "", "" if notification is None else codec.dumps(notification),
              _jobs_argument(jobs), order_id, "1" if self._mail else "", keys.outbox_queue(WSN, ""),
-             _history_entry(status, by), by],
+             _history_entry(status, by), by, _packed_status(status, named=False)],
             acknowledged=acknowledged,
         ))
         if answer == -1:
