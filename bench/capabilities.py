@@ -33,6 +33,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ordering import CpuMeter
 from harness import (
     HERE,
     BenchError,
@@ -67,20 +68,25 @@ def _ratio(a: Result | None, b: Result | None) -> float | None:
     return a.rps / b.rps if a and b and b.rps else None
 
 
+def _cpu_ratio(cpu: dict[str, float], a: str, b: str) -> float | None:
+    return cpu[b] / cpu[a] if a in cpu and b in cpu and cpu[a] else None
+
+
 def report(info: dict[str, str], load: str, settings: str, results: list[Result],
-           ratios: dict[str, float | None]) -> None:
+           ratios: dict[str, float | None], cpu: dict[str, float]) -> None:
     print()
     print(f"machine: nproc {info['nproc']} ({info['cpus']} CPUs), {info['system']}, {info['python']}, "
           f"Twisted {info['twisted']}, Klein {info['klein']}, oseod {info['oseod']}")
     print(f"load:    {load}; {settings}; client and servers share this machine")
     print()
-    print(f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU ms/req':>11}")
     for r in results:
-        print(f"{r.label:<44} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}"
-              + (f"  ({r.note})" if r.note else ""))
+        print(f"{r.label:<44} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} "
+              f"{cpu.get(r.key, float('nan')):>11.3f}" + (f"  ({r.note})" if r.note else ""))
+    print("  CPU: the answering server's (user + system, from /proc), per request")
     print()
     for name, value in ratios.items():
-        print(f"{name:<28} {'n/a' if value is None else f'{value:.2f}'}")
+        print(f"{name:<38} {'n/a' if value is None else f'{value:.2f}'}")
 
 
 def main() -> int:
@@ -94,6 +100,8 @@ def main() -> int:
     parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
                         help="twistd of the venv oseod is installed in (default: next to this python)")
     parser.add_argument("--echo-only", action="store_true", help="measure the echo server only")
+    parser.add_argument("--logger", default=None,
+                        help="twistd --logger for the daemon (default: none, the README's plain `twistd -n oseod`)")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results",
                         help="where the JSON record goes (default: bench/results)")
     args = parser.parse_args()
@@ -113,6 +121,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-"))
     servers: list[Server] = []
     results: list[Result] = []
+    cpu: dict[str, float] = {}
+    daemon: Server | None = None
     try:
         with reported():
             echo, echo_url = start_echo(tmp, servers)
@@ -125,7 +135,8 @@ def main() -> int:
                 print(f"starting oseod ({args.twistd}) ...", flush=True)
                 config = tmp / "oseod.toml"
                 config.write_text(LOAD_LIMITS)
-                daemon, oseod_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
+                daemon, oseod_url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)],
+                                             logger=args.logger)
                 targets += [
                     Target("oseod KVP", "oseod GET KVP GetCapabilities",
                            f"{oseod_url}{KVP_GET_CAPABILITIES}", expect=b"Capabilities"),
@@ -141,12 +152,22 @@ def main() -> int:
                 except BenchError as e:
                     culprit = daemon if target.key.startswith("oseod") else echo
                     raise BenchError(f"{e}\n{culprit.log_tail()}") from None
+            if "oseod KVP" in sizes:
+                # The fair ceiling for a GetCapabilities: an echo answering as many bytes.
+                same = Target("echo GET sized", f"echo GET /echo/{sizes['oseod KVP']} (the KVP answer's size)",
+                              f"{echo_url}/echo/{sizes['oseod KVP']}", expect=b"echo")
+                sizes[same.key] = check_answer(same)
+                targets.insert(1, same)
             for target in targets:
                 print(f"{target.label}: {sizes[target.key]} bytes per answer; warm-up {warmup:.0f} s, "
                       f"then {duration:.0f} s of load ...", flush=True)
                 if warmup:
                     load.run(target, warmup, tmp)
+                meter = CpuMeter({"server": (daemon if target.key.startswith("oseod") else echo).process.pid})
+                start = meter.read()
                 results.append(load.run(target, duration, tmp))
+                spent = CpuMeter.spent(start, meter.read())["server"]
+                cpu[target.key] = 1000 * spent / results[-1].requests if results[-1].requests else float("nan")
     finally:
         stop_all(servers)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -154,16 +175,24 @@ def main() -> int:
     by_key = {r.key: r for r in results}
     ratios = {
         "oseod KVP / echo GET": _ratio(by_key.get("oseod KVP"), by_key.get("echo GET")),
+        "oseod KVP / echo GET, same bytes": _ratio(by_key.get("oseod KVP"), by_key.get("echo GET sized")),
         "oseod SOAP / echo POST": _ratio(by_key.get("oseod SOAP"), by_key.get("echo POST")),
     }
-    settings = f"{duration:.0f} s per target after {warmup:.0f} s warm-up, 127.0.0.1"
-    report(info, load.description, settings, results, ratios)
+    settings = (f"{duration:.0f} s per target after {warmup:.0f} s warm-up, 127.0.0.1; daemon logging "
+                f"{'--logger ' + args.logger if args.logger else 'as plain twistd -n'}")
+    # Steadier than the rates when other work shares the machine: the
+    # servers' CPU per request (the echo's over oseod's).
+    ratios.update({
+        "CPU: echo GET same bytes / oseod KVP": _cpu_ratio(cpu, "oseod KVP", "echo GET sized"),
+        "CPU: echo POST / oseod SOAP": _cpu_ratio(cpu, "oseod SOAP", "echo POST"),
+    })
+    report(info, load.description, settings, results, ratios, cpu)
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     record = args.results_dir / f"capabilities-{stamp}.json"
     record.write_text(json.dumps({"when": stamp, "machine": info, "load": load.description,
-                                  "settings": settings, "results": [rounded(asdict(r)) for r in results],
+                                  "settings": settings, "results": [rounded(asdict(r)) for r in results], "cpu_ms_per_request": rounded(cpu),
                                   "ratios": ratios}, indent=2) + "\n")
     print(f"\nsaved {record}")
     return 0

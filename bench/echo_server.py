@@ -8,6 +8,7 @@ stack as oseod (twisted.web Site, Klein routing, the default reactor) with no
 work in the handlers:
 
     GET  /echo   a fixed small body
+    GET  /echo/N N bytes (an answer as long as another server's)
     POST /echo   the request body, echoed back
 
 The access log is off: it goes through the global log on every request and costs
@@ -42,6 +43,13 @@ app = Klein()
 def fixed(request: IRequest) -> bytes:
     request.setHeader(b"content-type", b"text/plain")
     return FIXED_BODY
+
+
+@app.route("/echo/<int:size>", methods=["GET"])
+def sized(request: IRequest, size: int) -> bytes:
+    """``size`` bytes (at most 1 MiB): the ceiling for an answer that long."""
+    request.setHeader(b"content-type", b"text/plain")
+    return b"echo" + b"." * (min(size, 1 << 20) - 4)
 
 
 @app.route("/echo", methods=["POST"])

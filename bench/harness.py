@@ -165,13 +165,15 @@ LOAD_LIMITS = "[server]\nmax_connections_per_address = 4096\n"
 
 
 def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, subdir: str = "",
-                twistd_options: Sequence[str] = (), oseod_options: Sequence[str] = ()) -> tuple[Server, str]:
+                twistd_options: Sequence[str] = (), oseod_options: Sequence[str] = (),
+                logger: str | None = "oseod.logs.text_stdout") -> tuple[Server, str]:
     """The daemon on TMP/data with an embedded Redis (unless ``oseod_options``
     name a ``--redis``), HTTP and FTP on free loopback ports, its log in
     TMP/oseod.log; with ``subdir``, TMP/SUBDIR/data and TMP/SUBDIR/oseod.log,
     so that several daemons can run side by side. ``twistd_options`` go before
     the ``oseod`` subcommand (e.g. ``--profile``), ``oseod_options`` after it
-    (e.g. ``--config FILE``)."""
+    (e.g. ``--config FILE``); ``logger``: twistd's ``--logger`` (None: none,
+    as the README's plain ``twistd -n oseod``)."""
     home = tmp / subdir
     data = home / "data"
     data.mkdir(parents=True)
@@ -179,7 +181,7 @@ def start_oseod(twistd: Path, tmp: Path, started: list[Server], *, subdir: str =
     # Logged as `make run` and etc/oseod.service do (the deployment's observer
     # on stdout), so the figures include what logging costs there. stderr
     # shares the file: an option error or a crash shows up in it too.
-    argv = [str(twistd), "-n", "--pidfile=", "--logger", "oseod.logs.text_stdout", *twistd_options, "oseod",
+    argv = [str(twistd), "-n", "--pidfile=", *(("--logger", logger) if logger else ()), *twistd_options, "oseod",
             "--data-dir", str(data),
             "--http", "tcp:0:interface=127.0.0.1", "--ftp", "tcp:0:interface=127.0.0.1", *oseod_options]
     server = Server(f"oseod daemon ({subdir})" if subdir else "oseod daemon", argv, home / "oseod.log", cwd=home)

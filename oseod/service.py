@@ -32,7 +32,8 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
 
 from .reactors import IDaemonReactor
 from .readiness import Readiness
@@ -59,10 +60,13 @@ class DaemonService(Service):
     log = Logger()
 
     def __init__(self, reactor: IDaemonReactor, exit: Callable[[int], None] | None = None, *,
-                 readiness: Readiness | None = None, drain_seconds: float = 0.0, clock: IReactorTime | None = None) -> None:
+                 readiness: Readiness | None = None, drain_seconds: float = 0.0, clock: IReactorTime | None = None,
+                 log_observer: Callable[[], ILogObserver] | None = None) -> None:
         """``readiness``: moved to serving once every step started, to
         draining at a stop; ``drain_seconds``: how long a stop keeps serving
-        first, on ``clock`` (the reactor by default)."""
+        first, on ``clock`` (the reactor by default); ``log_observer``: makes
+        the observer twistd is to log to (see ``setServiceParent``)."""
+        self._log_observer = log_observer
         self._reactor = reactor
         self._clock = clock if clock is not None else reactor
         self.readiness = readiness if readiness is not None else Readiness()
@@ -74,6 +78,16 @@ class DaemonService(Service):
         self._serving_on: defer.Deferred[None] | None = None
         self._exit = exit if exit is not None else _exit_after_shutdown(reactor)
         self.name = "oseod"
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd makes its Application after makeService and, when not given
+        # --logger, logs to the application's ILogObserver if it has one
+        # (the component a .tac file sets): the one place to choose the
+        # observer before logging begins. Set only when none is there.
+        if (self._log_observer is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver) is None):
+            parent.setComponent(ILogObserver, self._log_observer())
+        super().setServiceParent(parent)
 
     def step(self, name: str, start: Action, stop: Action | None = None) -> None:
         """Add a part to start after the ones added before it."""

@@ -57,7 +57,7 @@ from .inflight import finish_in_flight
 from .jobs.engine import Engine
 from .jobs.registry import ProcessorRegistry
 from .listener import Listener
-from .logs import GlobalLogTaming
+from .logs import GlobalLogTaming, default_observer
 from .metrics import RequestMetrics
 from .notify.callbacks import StatusCallbacks
 from .notify.quotations import QuotationCallbacks
@@ -164,7 +164,10 @@ def makeService(options: Options) -> IService:
     config = options.config
     data_dir = DataDir(config.server.data_dir)
     # SIGTERM drains: not ready at once, serving on for [server] drain_seconds.
-    root = DaemonService(reactor, readiness=Readiness(), drain_seconds=config.server.drain_seconds)
+    # A plain `twistd -n oseod` logs through the daemon's own text observer
+    # (the one `--logger oseod.logs.text_stdout` names): same lines, cheaper.
+    root = DaemonService(reactor, readiness=Readiness(), drain_seconds=config.server.drain_seconds,
+                         log_observer=default_observer(options.parent))
     # First, so the FTP module's chatter and forged lines are kept out of the
     # log however twistd was told to log (plain `twistd -n oseod` included).
     # Not undone at stop: the last lines (a failed start's cause) pass it too.

@@ -41,10 +41,14 @@ def children_of(pid: int) -> list[int]:
 
 
 class Daemon:
-    def __init__(self, data_dir: Path, *extra: str, drain_seconds: float | None = 0.0) -> None:
+    def __init__(self, data_dir: Path, *extra: str, drain_seconds: float | None = 0.0,
+                 twistd_options: tuple[str, ...] = ("--logfile=-",)) -> None:
         """``drain_seconds``: --drain-seconds (0 by default, so that each
-        SIGTERM of a test stops at once; None: the config's drain)."""
+        SIGTERM of a test stops at once; None: the config's drain);
+        ``twistd_options``: twistd's own, before ``oseod`` (besides ``-n
+        --pidfile=``)."""
         self.data_dir = data_dir
+        self.twistd_options = twistd_options
         if drain_seconds is not None and "--drain-seconds" not in extra:
             extra = (*extra, "--drain-seconds", str(drain_seconds))
         self.extra = extra
@@ -55,7 +59,7 @@ class Daemon:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile=-", "oseod", "--data-dir", str(self.data_dir),
+            [str(BIN / "twistd"), "-n", "--pidfile=", *self.twistd_options, "oseod", "--data-dir", str(self.data_dir),
              "--http", "tcp:0:interface=127.0.0.1", "--ftp", "tcp:0:interface=127.0.0.1", *self.extra],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent, start_new_session=True,
         )  # fmt: skip

@@ -134,3 +134,27 @@ def test_the_readmes_install_step_is_a_make_target() -> None:
     assert "-g oseod" in readme  # the config file is readable by the daemon's group
     make = subprocess.run(["make", "-n", "-C", str(root), "install"], capture_output=True, text=True, timeout=60)
     assert make.returncode == 0, make.stderr
+
+
+_REQUEST_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[oseod\.metrics\.RequestMetrics#info\] "
+                           r"http GetCapabilities ok user=- from=127\.0\.0\.1 \d+\.\dms$")
+
+
+@pytest.mark.parametrize("twistd_options", [(), ("--logfile", "twistd.log")], ids=["plain", "logfile"])
+def test_a_start_without_logger_logs_classic_lines_at_info(tmp_path: Path, daemons: list[Daemon],
+                                                            twistd_options: tuple[str, ...]) -> None:
+    """README's `twistd -n oseod` (the daemon's own text observer), and
+    `--logfile FILE` (twistd's file observer behind the daemon's filter):
+    the same classic lines, in the place twistd was told, nothing below info."""
+    daemon = Daemon(tmp_path / "data", twistd_options=twistd_options)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.get("/oseo?service=OS&request=GetCapabilities")[0] == 200
+    assert daemon.stop() in (0, -15)
+    log = (tmp_path / "twistd.log").read_text() if twistd_options else daemon.log()
+    lines = log.splitlines()
+    assert sum(bool(_REQUEST_LINE.match(line)) for line in lines) == 1, lines
+    assert "oseod is running" in log and "Server Shut Down." in log
+    assert not [line for line in lines if "#debug]" in line]
+    if twistd_options:
+        assert "RequestMetrics" not in daemon.log()  # stdout

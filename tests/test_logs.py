@@ -189,3 +189,37 @@ def test_the_daemons_own_observers_are_not_wrapped_twice() -> None:
     publisher = LogPublisher(ours)
     logs.tame_global_observers(publisher)
     assert publisher._observers == [ours]  # noqa: SLF001 - what twistd's publisher holds
+
+
+@pytest.mark.parametrize(("argv", "chosen"), [
+    (["-n"], True),
+    (["-n", "--logfile=-"], True),
+    (["-n", "--logfile", "twistd.log"], False),
+    (["-n", "--logger", "oseod.logs.json_stdout"], False),
+    (["-n", "--syslog"], False),
+    ([], False),  # daemonised: twistd.log
+])
+def test_a_plain_twistd_start_logs_through_the_text_observer(argv: list[str], chosen: bool, tmp_path: Any) -> None:
+    """`twistd -n oseod` would write twistd's stock text lines to stdout:
+    the daemon's own text observer writes the same lines for less."""
+    from twisted.scripts.twistd import ServerOptions
+
+    options = ServerOptions()
+    options.parseOptions([*argv, "--pidfile=", "oseod", "--data-dir", str(tmp_path)])
+    assert options.subOptions.parent is options
+    assert (logs.default_observer(options) is logs.text_stdout) is chosen
+
+
+def test_an_event_below_the_floor_is_not_formatted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSEOD_LOG_LEVEL", "info")
+
+    class Unformattable:
+        def __format__(self, spec: str) -> str:
+            raise AssertionError("a debug event was formatted")
+
+    out, reactor = io.StringIO(), _running_reactor()
+    log = Logger(namespace="oseod.test", observer=logs.text_observer(out, reactor))
+    log.debug("{value}", value=Unformattable())
+    log.info("{value}", value="shown")
+    reactor.advance(0)
+    assert out.getvalue().endswith(" [oseod.test#info] shown\n") and out.getvalue().count("\n") == 1

@@ -73,3 +73,29 @@ async def test_a_failed_start_logs_its_cause_last_and_stops_quietly() -> None:
     assert [e["log_level"] for e in events] == [LogLevel.warn, LogLevel.info, LogLevel.critical]
     assert "log_failure" not in events[0] and events[0]["step"] == "engine"
     assert events[-1]["step"] == "ftp listener" and "Address already in use" in events[-1]["reason"]
+
+
+def test_twistds_application_gets_the_daemons_log_observer() -> None:
+    """twistd logs to its Application's ILogObserver when given no --logger:
+    the root service sets the one it was given, and leaves one set before."""
+    from twisted.application.service import Application
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.logger import ILogObserver
+
+    made: list[object] = []
+
+    def observer(event: dict[str, object]) -> None:
+        made.append(event)
+
+    application = Application("oseod")
+    DaemonService(MemoryReactorClock(), log_observer=lambda: observer).setServiceParent(application)
+    assert application.getComponent(ILogObserver) is observer
+
+    kept = Application("oseod")
+    kept.setComponent(ILogObserver, print)
+    DaemonService(MemoryReactorClock(), log_observer=lambda: observer).setServiceParent(kept)
+    assert kept.getComponent(ILogObserver) is print
+
+    bare = Application("oseod")
+    DaemonService(MemoryReactorClock()).setServiceParent(bare)
+    assert bare.getComponent(ILogObserver) is None

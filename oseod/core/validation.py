@@ -211,8 +211,11 @@ class SubmitChecker:
                 raise invalid("packaging", f"collection {_show(collection.id)} does not offer packaging "
                                            f"{_show(spec.packaging)} (offers: {_choices(collection.packaging)})")
         moderation = {c.moderation or self._config.orders.moderation for c in used.values()}
+        # The spec as it came when nothing was filled in (the usual Submit):
+        # attrs.evolve would copy it field by field for an equal value.
+        unchanged = order_type is spec.order_type and all(a is b for a, b in zip(items, spec.items))
         return CheckedOrder(
-            spec=attrs.evolve(spec, order_type=order_type, items=tuple(items)),
+            spec=spec if unchanged else attrs.evolve(spec, order_type=order_type, items=tuple(items)),
             collections=tuple(used.values()),
             manual="manual" in moderation,
         )

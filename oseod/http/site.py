@@ -96,6 +96,20 @@ class LimitedChannel(HTTPChannel):
     _linger: IDelayedCall | None = None
     # Set while a request is being received: when it must be whole.
     _deadline: IDelayedCall | None = None
+    # Whether the connection is TLS, once asked (see isSecure).
+    _secure: bool | None = None
+
+    def isSecure(self) -> bool:
+        # Asked several times a request (Twisted's Request, Klein's URL,
+        # the forwarded-for rules), and each answer is a zope adaptation of
+        # the transport, through the connection limiter's wrapper: a few
+        # percent of a Submit. A connection does not turn TLS midway.
+        secure = self._secure
+        if secure is None:
+            secure = bool(super().isSecure())
+            if self.transport is not None:
+                self._secure = secure
+        return secure
 
     def refuse(self, status: bytes, reason: str) -> None:
         """Answer ``status`` with ``reason`` (one line of text), whatever

@@ -156,7 +156,10 @@ class Notification:
     cancel: bool = False
 
 
-@attrs.frozen
+# The hash kept: a new order's items share one StatusInfo, which the store
+# looks up once per item (each hash, of an enum among the fields, cost more
+# than the lookup).
+@attrs.frozen(cache_hash=True)
 class StatusInfo:
     status: OrderStatus
     additional_info: str | None = None
