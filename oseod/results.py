@@ -101,7 +101,7 @@ class ResultFiles:
             return found
         if len(path) == 1:
             ready = await self._ordering.ready_items(self._account, path[0])
-            packages = self._deliverables.packages_in(self._account.name, path[0], ready)
+            packages = await self._deliverables.packages_in(self._account.name, path[0], ready)
             taken = {p.name for p in packages}
             return ([Node(r.item.spec.item_id, True, modified=_newest([r])) for r in ready
                      if r.item.spec.item_id not in taken]

@@ -28,6 +28,7 @@ from oseod.store.connection import Redis
 from oseod.store.jobs import Job, JobStore
 from oseod.store.orders import OrderStore
 from tests.parts import RESULTS
+from tests.pools import POOLS
 
 S = OrderStatus
 ALICE = Account("alice")
@@ -75,7 +76,7 @@ def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = N
     engine = Engine(service, JobStore(redis), config, reactor, clock, results=results,
                     consumer=consumer or uuid.uuid4().hex, lease_seconds=lease,
                     builtins={**BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor, "flaky": FlakyProcessor,
-                              "expanding": ExpandingProcessor})
+                              "expanding": ExpandingProcessor}, threads=POOLS)
     service.dispatcher = engine
     engine.attach_checks()
     return Daemon(service, engine, clock, results)

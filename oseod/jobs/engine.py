@@ -44,6 +44,7 @@ from ..metrics import Sample
 from ..store.jobs import PRIORITIES, Job, JobStore
 from ..store.orders import NoSuchOrder
 from ..store.outage import Backoff, is_unavailable
+from ..threads import ThreadPools
 from .archive import ArchiveProcessor
 from .attempts import CollectionStats, Made, ProcessorError, cancellation, clip, settle
 from .command import CommandProcessor
@@ -57,6 +58,7 @@ from .processors import (
     ItemWork,
     ProcessorFactory,
     UnknownProcessor,
+    build_processor,
     load_processor,
 )
 from .push import IPusher, PushFailed
@@ -74,7 +76,7 @@ class Engine:
     log = Logger()
 
     def __init__(self, ordering: OrderingService, jobs: JobStore, config: Config, reactor: Any, clock: Any, *,
-                 results: Path, consumer: str, lease_seconds: float | None = None,
+                 results: Path, consumer: str, threads: ThreadPools, lease_seconds: float | None = None,
                  builtins: Mapping[str, ProcessorFactory] = BUILTINS,
                  pushers: Mapping[str, IPusher] | None = None) -> None:
         self._ordering = ordering
@@ -82,6 +84,7 @@ class Engine:
         self._config = config
         self._reactor = reactor
         self._clock = clock
+        self._threads = threads
         self._results = results
         self.consumer = consumer
         self._lease = config.processing.lease_seconds if lease_seconds is None else lease_seconds
@@ -89,8 +92,8 @@ class Engine:
         self._processors: dict[str, IItemProcessor] = {}
         # onlineDataDelivery, by protocol: results pushed to the client's server.
         self._pushers = default_pushers(config, reactor, clock) if pushers is None else pushers
-        self._deliverables = Deliverables(ordering, results)
-        self._packer = Packer(reactor)
+        self._deliverables = Deliverables(ordering, results, threads)
+        self._packer = Packer(threads)
         # [processing] workers bounds the items made at once (a job may hold
         # many); with none, this engine claims nothing (a front daemon).
         self._slots = defer.DeferredSemaphore(max(config.processing.workers, 1))
@@ -511,7 +514,7 @@ class Engine:
         if pusher is None or address is None:  # Submit refuses these: a configuration changed since
             raise PushFailed(f"cannot push over {protocol!r}: " + ("no onlineAddress of that protocol"
                                                                    if pusher is not None else "not offered"))
-        files = self._deliverables.listing(order.owner, order.order_id, item.spec.item_id)
+        files = await self._deliverables.listing(order.owner, order.order_id, item.spec.item_id)
         return str(await settle(pusher.push(address, files)))
 
     # ------------------------------------------------------------ Submit hooks
@@ -565,6 +568,6 @@ class Engine:
             if collection is None:
                 raise UnknownProcessor(f"collection {collection_id!r} is no longer configured")
             factory = load_processor(collection.processor, self._builtins)
-            processor = self._processors[collection_id] = factory(collection.processor_options, self._reactor,
-                                                                  self._clock)
+            processor = self._processors[collection_id] = build_processor(
+                factory, collection.processor_options, self._reactor, self._clock, self._threads)
         return processor

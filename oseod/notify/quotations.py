@@ -20,6 +20,7 @@ from zope.interface import implementer
 from ..oseo.callbacks import CallbackTarget, encoding_of, get_quotation_response_callback
 from ..store.outbox import OutboxMessage
 from ..store.quotations import quotation_message
+from ..threads import ThreadPools
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
@@ -31,8 +32,9 @@ def message_id(quotation_id: str, seq: int) -> str:
 
 @implementer(IOutboxChannel)
 class QuotationCallbacks(PostingChannel):
-    def __init__(self, reactor: Any, clock: Any, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
-        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
+    def __init__(self, reactor: Any, clock: Any, *, threads: ThreadPools, timeout: float,
+                 allowed_networks: tuple[str, ...] = ()) -> None:
+        super().__init__(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
         self._clock = clock
 
     async def deliver(self, message: OutboxMessage) -> None:

@@ -23,15 +23,16 @@ from ..oseo.callbacks import CallbackTarget, encoding_of, notify_callback
 from ..oseo.wsn import EndpointReference, OrderEvent, SubscriptionReference
 from ..store.outbox import OutboxMessage
 from ..store.wsn import SubscriptionStore
+from ..threads import ThreadPools
 from .posting import PostingChannel
 from .sender import IOutboxChannel
 
 
 @implementer(IOutboxChannel)
 class Notifications(PostingChannel):
-    def __init__(self, subscriptions: SubscriptionStore, reactor: Any, *, timeout: float,
+    def __init__(self, subscriptions: SubscriptionStore, reactor: Any, *, threads: ThreadPools, timeout: float,
                  allowed_networks: tuple[str, ...], producer: Any) -> None:
-        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
+        super().__init__(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
         self._subscriptions = subscriptions
         self._producer = producer  # () -> the endpoint's URL, where subscriptions are managed
 
