@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 from twisted.internet import defer
@@ -136,6 +136,11 @@ class ResultFiles:
                 d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
 
         return Located(Path(found.path), found.size, finished)
+
+    async def opened(self, path: Path) -> BinaryIO:
+        """A located file open for reading (opened in the disk pool);
+        OSError when it is gone since."""
+        return await self._deliverables.open(path)
 
 
 def _newest(ready: Iterable[ReadyItem]) -> float:

@@ -402,7 +402,8 @@ def build_parts(config: Config, redis: Redis, reactor: Any, *, admin_token: Call
                               file_accounts=password_file.accounts if password_file is not None else None)
     admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients,
                      ssh_keys=ssh_keys)
-    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, clients=clients)
+    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, threads=threads,
+                          clients=clients)
     channels: dict[str, Any] = {
         CALLBACK: StatusCallbacks(ordering, reactor, threads=threads, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),

@@ -24,6 +24,7 @@ import os
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 from twisted.logger import Logger
@@ -128,6 +129,11 @@ class Deliverables:
         files = [f.name for f in await self.files(account, order_id, item_id)]
         return await self._ordering.record_download(order_id, item_id, name, files)
 
+    async def open(self, path: Path) -> BinaryIO:
+        """``path`` (a deliverable's) open for reading; OSError when it is
+        gone (expired and cleaned up since it was found)."""
+        return await self._threads.on_disk(_open_for_reading, path)
+
     async def transferred(self, account: Account, order_id: str, item_id: str | None, name: str, *, via: str,
                           address: str | None, sent: int, complete: bool, at: float) -> None:
         """One transfer ended, complete or not: logged with the order, for
@@ -148,6 +154,10 @@ def log_transfer(log: Logger, transport: str, user: str, client: str | None, ord
                             f"{path} {sent}/{size} bytes" + (f" to {client}" if client else ""),
              transport=transport, user=user, client=client, order_id=order_id, item_id=item_id, file=name,
              bytes_sent=sent, size=size, complete=complete)
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    return open(path, "rb")  # noqa: SIM115 - the transport closes it
 
 
 def _package(path: Path) -> Deliverable | None:
