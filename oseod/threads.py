@@ -1,4 +1,4 @@
-"""The daemon's named thread pools: ``disk``, ``cpu`` and ``resolve``.
+"""The daemon's named thread pools: ``disk``, ``cpu``, ``resolve``, ``push``.
 
 Work that would block the reactor runs in a thread, and which pool it takes
 says what it waits for. Twisted's one shared pool (``reactor.getThreadPool()``)
@@ -18,6 +18,9 @@ a slow DNS server; apart, each kind of work waits only behind its own kind.
   server is away; in ``disk`` it would hold threads that downloads need. Its
   callers (the outbox) are bounded already; a few threads keep one host's
   slow name from serialising the others.
+- ``push`` (a fixed few): FTPS pushes (onlineDataDelivery), a blocking
+  ftplib session each, held for a whole transfer: minutes that no other
+  pool's work should wait behind. More pushes at once wait for a thread.
 
 One :class:`ThreadPools` is made by the daemon's wiring (oseod.tap), started
 and stopped as a daemon step, and handed to each part that needs it.
@@ -37,6 +40,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 RESOLVE_THREADS = 4
+PUSH_THREADS = 4  # FTPS push sessions at once
 
 
 @attrs.define
@@ -47,13 +51,14 @@ class ThreadPools:
     disk: ThreadPool
     cpu: ThreadPool
     resolve: ThreadPool
+    push: ThreadPool
 
     @classmethod
     def sized(cls, reactor: IReactorFromThreads, *, disk: int, cpu: int) -> ThreadPools:
         """Pools of at most ``disk`` and ``cpu`` threads (made when first
         needed), named so that a thread dump or a log line says which one."""
         return cls(reactor, ThreadPool(0, disk, name="oseod-disk"), ThreadPool(0, cpu, name="oseod-cpu"),
-                   ThreadPool(0, RESOLVE_THREADS, name="oseod-resolve"))
+                   ThreadPool(0, RESOLVE_THREADS, name="oseod-resolve"), ThreadPool(0, PUSH_THREADS, name="oseod-push"))
 
     def start(self) -> None:
         for pool in self._pools():
@@ -66,7 +71,7 @@ class ThreadPools:
             pool.stop()
 
     def _pools(self) -> tuple[ThreadPool, ...]:
-        return self.disk, self.cpu, self.resolve
+        return self.disk, self.cpu, self.resolve, self.push
 
     def on_disk(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
         """``f(*args, **kwargs)`` in the disk pool; its result on the reactor."""
@@ -79,3 +84,7 @@ class ThreadPools:
     def on_resolve(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
         """``f(*args, **kwargs)`` in the resolver's pool; its result on the reactor."""
         return threads.deferToThreadPool(self.reactor, self.resolve, f, *args, **kwargs)
+
+    def on_push(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
+        """``f(*args, **kwargs)`` in the push pool; its result on the reactor."""
+        return threads.deferToThreadPool(self.reactor, self.push, f, *args, **kwargs)

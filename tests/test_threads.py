@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from oseod.auth.passwords import hash_password
 from oseod.config import ConfigError, parse_config
 from oseod.tap import Options, makeService
-from oseod.threads import RESOLVE_THREADS, ThreadPools
+from oseod.threads import PUSH_THREADS, RESOLVE_THREADS, ThreadPools
 from tests.pools import POOLS
 
 
@@ -44,17 +44,19 @@ def pools() -> Iterator[ThreadPools]:
 
 def test_pools_are_sized_and_named() -> None:
     made = ThreadPools.sized(IReactorFromThreads(reactor), disk=5, cpu=3)
-    assert (made.disk.max, made.cpu.max, made.resolve.max) == (5, 3, RESOLVE_THREADS)
-    assert (made.disk.name, made.cpu.name, made.resolve.name) == ("oseod-disk", "oseod-cpu", "oseod-resolve")
+    assert (made.disk.max, made.cpu.max, made.resolve.max, made.push.max) == (5, 3, RESOLVE_THREADS, PUSH_THREADS)
+    assert [pool.name for pool in (made.disk, made.cpu, made.resolve, made.push)] == [
+        "oseod-disk", "oseod-cpu", "oseod-resolve", "oseod-push"]
 
 
 def test_start_and_stop() -> None:
     made = ThreadPools.sized(IReactorFromThreads(reactor), disk=2, cpu=1)
     made.start()
-    assert made.disk.started and made.cpu.started and made.resolve.started
+    pools = (made.disk, made.cpu, made.resolve, made.push)
+    assert all(pool.started for pool in pools)
     made.stop()
-    assert not (made.disk.started or made.cpu.started or made.resolve.started)
-    assert made.disk.joined and made.cpu.joined and made.resolve.joined
+    assert not any(pool.started for pool in pools)
+    assert all(pool.joined for pool in pools)
 
 
 @pytest_twisted.ensureDeferred
@@ -65,6 +67,7 @@ async def test_each_pool_runs_its_work_in_threads_of_its_name(pools: ThreadPools
     assert "oseod-disk" in await pools.on_disk(name)
     assert "oseod-cpu" in await pools.on_cpu(name)
     assert "oseod-resolve" in await pools.on_resolve(name)
+    assert "oseod-push" in await pools.on_push(name)
     assert await pools.on_disk(lambda a, b=0: a + b, 1, b=2) == 3
 
 

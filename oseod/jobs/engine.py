@@ -91,7 +91,7 @@ class Engine:
         self._builtins = builtins
         self._processors: dict[str, IItemProcessor] = {}
         # onlineDataDelivery, by protocol: results pushed to the client's server.
-        self._pushers = default_pushers(config, reactor, clock) if pushers is None else pushers
+        self._pushers = default_pushers(config, reactor, clock, threads) if pushers is None else pushers
         self._deliverables = Deliverables(ordering, results, threads)
         self._packer = Packer(threads)
         # [processing] workers bounds the items made at once (a job may hold
