@@ -87,6 +87,8 @@ class Deliverables:
         """The files of several items of an order (ready, as the caller
         knows), by item id: one trip to the disk pool for all."""
         directories = {item_id: result_directory(self._results, owner, order_id, item_id) for item_id in item_ids}
+        if not directories:
+            return {}
         return await self._threads.on_disk(lambda: {item_id: files_in(directory)
                                                     for item_id, directory in directories.items()})
 
@@ -141,7 +143,6 @@ class Deliverables:
         await self._ordering.record_transfer(Transfer(
             at=at, item_id=item_id or "", file=name, user=account.name, via=via, address=address or "", bytes=sent,
             complete=complete), order_id)
-
 
 
 def log_transfer(log: Logger, transport: str, user: str, client: str | None, order_id: str, item_id: str | None,
