@@ -53,9 +53,9 @@ PASSWORD = "bench-latency-password"
 TARGET_P99_MS = 20.0
 
 
-def config_text(workers: int, items: int) -> str:
+def config_text(workers: int, items: int, server: str = "") -> str:
     return (f'[orders]\nmoderation = "manual"\nmax_active_items_per_user = {items + 1000}\n'
-            f"[processing]\nworkers = {workers}\n\n{LOAD_LIMITS}")
+            f"[processing]\nworkers = {workers}\n\n{LOAD_LIMITS}{server}")
 
 
 def submit(url: str, payload: str) -> str:
@@ -118,6 +118,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8, help="[processing] workers of the measured daemon")
     parser.add_argument("--rate", type=float, default=20.0, help="GetStatus requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the idle run")
+    parser.add_argument("--disk-threads", type=int, default=None,
+                        help="[server] disk_threads of the measured daemon (default: the config's default)")
     parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd")
     parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -128,7 +130,8 @@ def main() -> int:
         with signals_raise():
             front_config, measured_config = tmp / "front.toml", tmp / "measured.toml"
             front_config.write_text(config_text(0, total))
-            measured_config.write_text(config_text(args.workers, total))
+            measured_config.write_text(config_text(args.workers, total, "" if args.disk_threads is None
+                                                   else f"disk_threads = {args.disk_threads}\n"))
             print("starting the front daemon (workers = 0, the embedded Redis) ...", flush=True)
             _, front = start_oseod(args.twistd, tmp, servers, subdir="front",
                                    oseod_options=["--config", str(front_config)])
