@@ -5,7 +5,8 @@
 #   make run   [ARGS='--config etc/oseod.toml']   run the daemon in the foreground
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
-#   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo
+#   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo;
+#                       [LATENCY_ARGS='--rate 40']    then GetStatus latency while the engine works
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP(S), HTTP, SFTP vs. vsftpd, nginx, sshd
 #   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
@@ -102,9 +103,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/capabilities.py $(BENCH_ARGS)
 
 # About 3 minutes: a worker daemon makes the Submit load's orders, and 10^5
-# orders are stored for the search measurement.
+# orders are stored for the search measurement. Then, about 1 minute:
+# GetStatus latency in a daemon that also processes, idle and while its
+# engine makes 20,000 items (bench/latency.py).
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
+	$(BIN)/python bench/latency.py $(LATENCY_ARGS)
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py $(BENCH_ARGS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import attrs
 from twisted.internet import defer
@@ -101,7 +102,7 @@ class ResultFiles:
             return found
         if len(path) == 1:
             ready = await self._ordering.ready_items(self._account, path[0])
-            packages = self._deliverables.packages_in(self._account.name, path[0], ready)
+            packages = await self._deliverables.packages_in(self._account.name, path[0], ready)
             taken = {p.name for p in packages}
             return ([Node(r.item.spec.item_id, True, modified=_newest([r])) for r in ready
                      if r.item.spec.item_id not in taken]
@@ -136,6 +137,11 @@ class ResultFiles:
                 d.addErrback(lambda f: self.log.failure("recording the download of {file} failed", f, file=name))
 
         return Located(Path(found.path), found.size, finished)
+
+    async def opened(self, path: Path) -> BinaryIO:
+        """A located file open for reading (opened in the disk pool);
+        OSError when it is gone since."""
+        return await self._deliverables.open(path)
 
 
 def _newest(ready: Iterable[ReadyItem]) -> float:

@@ -13,6 +13,7 @@ from twisted.application.service import IService
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -88,6 +89,7 @@ from .store.sessions import SessionStore
 from .store.sshkeys import SshKeyStore
 from .store.stats import StatsStore
 from .store.users import UserStore
+from .threads import ThreadPools
 
 
 log = Logger()
@@ -189,11 +191,17 @@ def makeService(options: Options) -> IService:
     root.step("redis", redis.connect, redis.close)
     watch = RedisWatch(redis, reactor)
     root.step("redis watch", watch.start, watch.stop)
+    # Named pools for the work that would block the reactor (oseod.threads);
+    # stopped after every part that uses them.
+    threads = ThreadPools.sized(IReactorFromThreads(reactor), disk=config.server.disk_threads,
+                                cpu=config.server.cpu_threads)
+    root.step("thread pools", threads.start, threads.stop)
 
     listeners: dict[str, Listener] = {}
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
-                        consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness)
+                        consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness,
+                        threads=threads)
     root.step("password checkers", parts.passwords.start)
     # Steps stop last first, the drain's order: the periodic tasks (the
     # leader lock let go), the engine (no more claims, the jobs in hand
@@ -326,15 +334,15 @@ class Parts:
 
 def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
-                consumer: str, readiness: Readiness | None = None) -> Parts:
+                consumer: str, threads: ThreadPools, readiness: Readiness | None = None) -> Parts:
     """``listener_url(scheme)``: where the listener of that scheme ended up;
     ``results``: where processors put the items' results; ``consumer``: this
     daemon's name on the job queue (the same across restarts, so that it
-    takes back its own unfinished jobs); ``readiness``: what /ready says
-    besides Redis's PING."""
+    takes back its own unfinished jobs); ``threads``: the daemon's thread
+    pools; ``readiness``: what /ready says besides Redis's PING."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
-    sources = password_sources(config, users, reactor)
+    sources = password_sources(config, users, reactor, threads)
     passwords = PasswordChain(sources)
     nonces, max_age = NonceStore(redis), config.auth.token_max_age_seconds
     metrics = RequestMetrics()
@@ -354,12 +362,12 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     catalogue = Catalogue(config)
     # Each collection's processor, built first: the Submit checks (identifiers
     # it claims, items it refuses), GetQuotation and the engine all ask it.
-    processors = ProcessorRegistry(config, reactor, reactor)
+    processors = ProcessorRegistry(config, reactor, reactor, threads=threads)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
     ordering = OrderingService(orders, config, reactor, catalogue=catalogue, resolve=processors.resolve,
                                check_item=processors.check_item)
     engine = Engine(ordering, JobStore(redis), config, reactor, reactor, processors=processors, results=results,
-                    consumer=consumer)
+                    consumer=consumer, threads=threads)
     ordering.dispatcher = engine  # accepted orders wake it; cancelled ones stop its work on them
     task_runs = TaskRuns(redis)
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
@@ -371,7 +379,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
         PeriodicTask("index older orders", TICK, ordering.index_older_orders, fenced=True),
     ], runs=task_runs)
 
-    deliverables = Deliverables(ordering, results)
+    deliverables = Deliverables(ordering, results, threads)
     install_ftp_avatars(realm, lambda account: ResultsTree(account, ordering, deliverables, metrics, reactor))
     install_sftp_avatars(realm, lambda account: ResultFiles(account, ordering, deliverables, metrics, reactor),
                          reactor)
@@ -384,12 +392,13 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     operations = OseoOperations(ordering=ordering, capabilities=capabilities,
                                 options=OptionsPresenter(catalogue, ordering.checker.resolve),
                                 result_urls=result_url, deliverables=deliverables, reactor=reactor,
-                                quotations=quotations)
+                                threads=threads, quotations=quotations)
     oseo = OseoEndpoint(portal=portal, operations=operations, capabilities=capabilities, metrics=metrics,
-                        clock=reactor, public_url=config.server.public_url,
+                        clock=reactor, threads=threads, public_url=config.server.public_url,
                         anonymous_capabilities=config.auth.anonymous_capabilities, clients=clients,
                         max_items_per_order=config.orders.max_items_per_order)
-    accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets)
+    accounts = AccountService(users, reactor, config.auth.min_password_length, secrets=digest_secrets,
+                              threads=threads)
     outbox_store = OutboxStore(redis)
     password_file = next((c for _, c in sources if isinstance(c, PasswordFileChecker)), None)
     actions = OperatorActions(config=config, clock=reactor, ordering=ordering, orders=orders, accounts=accounts,
@@ -399,11 +408,12 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                               file_accounts=password_file.accounts if password_file is not None else None)
     admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients,
                      ssh_keys=ssh_keys)
-    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, clients=clients)
+    downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, threads=threads,
+                          clients=clients)
     channels: dict[str, Any] = {
-        CALLBACK: StatusCallbacks(ordering, reactor, timeout=config.notifications.timeout,
+        CALLBACK: StatusCallbacks(ordering, reactor, threads=threads, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks),
-        QUOTATION: QuotationCallbacks(reactor, reactor, timeout=config.notifications.timeout,
+        QUOTATION: QuotationCallbacks(reactor, reactor, threads=threads, timeout=config.notifications.timeout,
                                       allowed_networks=config.notifications.allowed_networks),
     }
     mail: MailSetup | None = None
@@ -417,7 +427,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     operations.handlers.update(WsnOperations(NotificationSubscriptions(
         subscriptions, reactor, config.notifications.allowed_networks)).handlers())
     http_side = http_base(config.server, listener_url)
-    channels[WSN] = Notifications(subscriptions, reactor, timeout=config.notifications.timeout,
+    channels[WSN] = Notifications(subscriptions, reactor, threads=threads, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks,
                                   producer=lambda: config.server.public_url or f"{http_side()}/oseo")
     outbox = OutboxSender(outbox_store, channels, reactor, max_attempts=config.notifications.max_attempts,
@@ -487,7 +497,8 @@ class MailSetup:
         self.channel.start()
 
 
-def password_sources(config: Config, users: UserStore, reactor: IDaemonReactor) -> list[tuple[str, ICredentialsChecker]]:
+def password_sources(config: Config, users: UserStore, reactor: IDaemonReactor,
+                     threads: ThreadPools) -> list[tuple[str, ICredentialsChecker]]:
     """The [auth] checkers, in their order."""
     cache = config.auth.password_cache_seconds
     sources: list[tuple[str, ICredentialsChecker]] = []
@@ -495,9 +506,10 @@ def password_sources(config: Config, users: UserStore, reactor: IDaemonReactor) 
         checker: ICredentialsChecker
         if name == "redis":
             # Its decoy check for unknown names is for the last source only.
-            checker = UserStoreChecker(users, reactor, cache, decoy=position == len(config.auth.checkers))
+            checker = UserStoreChecker(users, reactor, cache, threads=threads,
+                                       decoy=position == len(config.auth.checkers))
         elif name == "file":
-            checker = PasswordFileChecker(config.auth.password_file, reactor, cache, logins=users)
+            checker = PasswordFileChecker(config.auth.password_file, reactor, cache, threads=threads, logins=users)
         else:
             checker = LdapChecker(config.ldap, reactor, cache, logins=users)
         sources.append((name, checker))

@@ -12,7 +12,16 @@ import pytest_twisted
 
 from oseod.store.connection import Redis, RedisAddress
 from tests.daemon import Daemon
+from tests.pools import POOLS
 from tests.redis_process import RedisProcess
+
+
+@pytest.fixture(scope="session", autouse=True)
+def thread_pools() -> Iterator[None]:
+    """The in-process tests' thread pools (tests/pools.py), stopped at the
+    end: their threads would keep the interpreter from exiting."""
+    yield
+    POOLS.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from oseod.forwarded import ClientAddresses
 from oseod.http.site import refusal_answer
 from oseod.store.connection import Redis
 from oseod.tap import Parts, build_parts
+from tests.pools import POOLS
 
 RESULTS = Path(tempfile.mkdtemp(prefix="oseod-test-results-"))
 atexit.register(shutil.rmtree, RESULTS, True)
@@ -30,7 +31,8 @@ def make_parts(config: Config, redis: Redis, *, admin_token: Callable[[], str] =
                listener_url: Callable[[str], str] = lambda scheme: f"{scheme}://127.0.0.1:1") -> Parts:
     name = uuid.uuid4().hex
     return build_parts(config, redis, reactor, admin_token=admin_token, digest_secrets=digest_secrets,
-                       listener_url=listener_url, results=RESULTS / name, consumer=f"tests-{name}")
+                       listener_url=listener_url, results=RESULTS / name, consumer=f"tests-{name}",
+                       threads=POOLS)
 
 
 async def started(parts: Parts) -> Parts:

@@ -45,6 +45,7 @@ from oseod.store.stats import StatsStore
 from oseod.store.users import UserStore
 from tests.parts import RESULTS
 from tests.test_core_ordering import ElsewhereProcessor
+from tests.pools import POOLS
 
 S = OrderStatus
 START = 1_700_000_000.0
@@ -85,7 +86,7 @@ def build(redis: Redis, config: Config = CONFIG, file_checker: PasswordFileCheck
     ordering = OrderingService(orders, config, clock)
     name = uuid.uuid4().hex
     engine = Engine(ordering, JobStore(redis), config, reactor, clock, results=RESULTS / name, consumer=name,
-                    builtins={**BUILTINS, "other": ElsewhereProcessor})
+                    builtins={**BUILTINS, "other": ElsewhereProcessor}, threads=POOLS)
     ordering.dispatcher = engine
     users = UserStore(redis)
     runs = TaskRuns(redis)
@@ -94,7 +95,8 @@ def build(redis: Redis, config: Config = CONFIG, file_checker: PasswordFileCheck
     files: list[Any] = []
     actions = OperatorActions(
         config=config, clock=clock, ordering=ordering, orders=orders,
-        accounts=AccountService(users, reactor), audit=AuditStore(redis), stats=StatsStore(redis), outbox=outbox,
+        accounts=AccountService(users, reactor, threads=POOLS), audit=AuditStore(redis), stats=StatsStore(redis),
+        outbox=outbox,
         leader=scheduler.leader, task_runs=runs, task_names=["tidy", "never run"], processing=engine, redis=redis,
         file_accounts=file_checker.accounts if file_checker is not None else None)
     return World(actions, ordering, orders, users, engine, outbox, scheduler, clock, redis, files)
@@ -338,7 +340,7 @@ async def test_overview_counts_and_buckets(redis: Redis) -> None:
 async def test_users_of_every_source_disabled_and_last_login(redis: Redis, tmp_path: Path) -> None:
     password_file = tmp_path / "passwords"
     password_file.write_text(f"fiona:{hash_password('fiona-password')}:eo\n")
-    file_checker = PasswordFileChecker(str(password_file), reactor, 0.0, logins=UserStore(redis))
+    file_checker = PasswordFileChecker(str(password_file), reactor, 0.0, logins=UserStore(redis), threads=POOLS)
     file_checker.start()
     world = build(redis, file_checker=file_checker)
     user, warnings = await world.actions.add_user(OPERATOR, "hugo", "short", group="ops", email="h@example.org")
@@ -349,7 +351,7 @@ async def test_users_of_every_source_disabled_and_last_login(redis: Redis, tmp_p
 
     clock = task.Clock()
     clock.advance(START + 99)
-    checker = UserStoreChecker(world.users, reactor, 60.0, clock, decoy=False)
+    checker = UserStoreChecker(world.users, reactor, 60.0, clock, decoy=False, threads=POOLS)
     await checker.requestAvatarId(UsernamePassword(b"hugo", b"short"))
     changed = await world.actions.set_user(OPERATOR, "hugo", disabled=True)
     assert changed.disabled and changed.last_login == START + 99

@@ -18,6 +18,7 @@ from oseod.auth.passwords import hash_password, verify_password
 from oseod.auth.realm import AccountRealm
 from oseod.store.connection import Redis
 from oseod.store.users import UserRecord, UserStore
+from tests.pools import POOLS
 
 
 def test_hash_is_salted_and_verifies() -> None:
@@ -45,7 +46,7 @@ async def test_portal_login_and_cache(redis: Redis) -> None:
     users = UserStore(redis)
     await users.create(UserRecord(name="alice", password_hash=hash_password("pässwörd1"), group="eo", admin=True))
     clock = Clock()
-    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=clock)
+    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=clock, threads=POOLS)
     realm = AccountRealm(users)
     assert verifyObject(ICredentialsChecker, checker)
     assert verifyObject(IRealm, realm)
@@ -82,7 +83,7 @@ async def test_portal_login_and_cache(redis: Redis) -> None:
 async def test_refusals(redis: Redis, user: bytes, password: bytes) -> None:
     users = UserStore(redis)
     await users.create(UserRecord(name="alice", password_hash=hash_password("pw123456")))
-    portal = Portal(AccountRealm(users), [UserStoreChecker(users, reactor)])
+    portal = Portal(AccountRealm(users), [UserStoreChecker(users, reactor, threads=POOLS)])
     with pytest.raises(UnauthorizedLogin):
         await _login(portal, user, password)
 
@@ -142,7 +143,7 @@ async def test_a_burst_of_logins_runs_one_password_check(redis: Redis) -> None:
 
     users = UserStore(redis)
     await users.create(UserRecord(name="alice", password_hash=hash_password("pw123456")))
-    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=Clock())
+    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=Clock(), threads=POOLS)
     # A busy client's concurrent requests, its cache entry missing: one scrypt, shared.
     right = await defer.gatherResults([checker.requestAvatarId(UsernamePassword(b"alice", b"pw123456"))
                                        for _ in range(12)])
@@ -161,7 +162,7 @@ async def test_a_password_in_use_is_checked_again_before_its_cache_entry_expires
     users = UserStore(redis)
     await users.create(UserRecord(name="alice", password_hash=hash_password("pw123456")))
     clock = Clock()
-    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=clock)
+    checker = UserStoreChecker(users, reactor, cache_seconds=60, clock=clock, threads=POOLS)
     credentials = UsernamePassword(b"alice", b"pw123456")
     await checker.requestAvatarId(credentials)
     assert checker.verifications == 1

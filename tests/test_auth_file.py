@@ -21,6 +21,7 @@ from oseod.auth.htpasswd import PasswordFileChecker, PasswordFileError, parse_pa
 from oseod.auth.passwords import hash_password
 from oseod.config import ConfigError, parse_config
 from tests.daemon import BIN, Daemon
+from tests.pools import POOLS
 
 
 def htpasswd_line(name: str, password: str) -> str:
@@ -48,7 +49,7 @@ async def test_htpasswd_and_scrypt_lines_log_in_with_their_groups(tmp_path: Path
     path = tmp_path / "passwd"
     path.write_text(f"# operators' accounts\n\n{htpasswd_line('alice', 'alice-pw')}:gold\n"
                     f"{scrypt_line('bob', 'bob-pw')}\n")
-    checker = PasswordFileChecker(str(path), reactor, cache_seconds=0.0)
+    checker = PasswordFileChecker(str(path), reactor, cache_seconds=0.0, threads=POOLS)
     checker.start()
     alice = await login(checker, "alice", "alice-pw")
     assert (alice.account.name, alice.account.group) == ("alice", "gold")  # type: ignore[attr-defined]
@@ -88,7 +89,7 @@ def test_a_name_listed_twice_or_a_bad_group_is_refused() -> None:
 async def test_edits_are_picked_up_and_a_broken_edit_keeps_the_accounts(tmp_path: Path) -> None:
     path = tmp_path / "passwd"
     path.write_text(scrypt_line("alice", "first") + "\n")
-    checker = PasswordFileChecker(str(path), reactor, cache_seconds=60.0, clock=task.Clock())
+    checker = PasswordFileChecker(str(path), reactor, cache_seconds=60.0, clock=task.Clock(), threads=POOLS)
     checker.start()
     await login(checker, "alice", "first")
     path.write_text(scrypt_line("alice", "second") + "\n" + scrypt_line("bob", "bob-pw") + "\n")
@@ -104,7 +105,7 @@ async def test_edits_are_picked_up_and_a_broken_edit_keeps_the_accounts(tmp_path
 
 def test_a_missing_or_broken_file_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(PasswordFileError, match="cannot read"):
-        PasswordFileChecker(str(tmp_path / "none"), reactor).start()
+        PasswordFileChecker(str(tmp_path / "none"), reactor, threads=POOLS).start()
 
 
 def test_checkers_in_the_config() -> None:

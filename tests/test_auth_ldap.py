@@ -27,6 +27,7 @@ from tests.daemon import Daemon
 from tests.ldap_server import ADMINS, GOLD, GROUPS, PEOPLE, READER, Slapd
 from tests.polling import eventually
 from tests.test_daemon import oseo_call
+from tests.pools import POOLS
 
 pytestmark = pytest.mark.skipif(ldap_server.available() is not None, reason=str(ldap_server.available()))
 
@@ -149,7 +150,8 @@ async def test_a_verified_login_is_remembered_and_a_dead_directory_does_not_bloc
     from oseod.auth.passwords import hash_password
     from oseod.store.users import UserRecord
     await users.create(UserRecord(name="local", password_hash=hash_password("local-pw")))
-    chain = PasswordChain([("redis", UserStoreChecker(users, reactor, 0.0, decoy=False)), ("ldap", ldap)])
+    chain = PasswordChain([("redis", UserStoreChecker(users, reactor, 0.0, decoy=False, threads=POOLS)),
+                           ("ldap", ldap)])
     assert str(await chain.requestAvatarId(UsernamePassword(b"local", b"local-pw"))) == "local"
     with pytest.raises(UnauthorizedLogin, match="cannot be checked now"):
         await chain.requestAvatarId(UsernamePassword(b"alice", b"alice-pw"))
@@ -162,7 +164,7 @@ async def test_the_chain_asks_each_source_in_its_order(slapd: Slapd, redis: Redi
 
     users = UserStore(redis)
     await users.create(UserRecord(name="alice", password_hash=hash_password("local-alice"), group="silver"))
-    chain = PasswordChain([("redis", UserStoreChecker(users, reactor, 0.0, decoy=False)),
+    chain = PasswordChain([("redis", UserStoreChecker(users, reactor, 0.0, decoy=False, threads=POOLS)),
                            ("ldap", checker(searching(slapd)))])
     local = await chain.requestAvatarId(UsernamePassword(b"alice", b"local-alice"))
     assert local.account.group == "silver"  # Redis first

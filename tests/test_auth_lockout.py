@@ -41,6 +41,7 @@ from oseod.store.users import UserStore
 from tests.oseo_schema import assert_valid, requires_schemas
 from tests.parts import make_parts
 from tests.test_http_ordering import envelope, get_status, token
+from tests.pools import POOLS
 
 PASSWORD = "alice-password"
 CLIENT_TIMEOUT = 20.0  # only bounds a hung test; nothing asserts on time
@@ -53,7 +54,7 @@ class Daemon:
     def __init__(self, redis: Redis, config: Config, secrets: SecretBox) -> None:
         self.redis = redis
         self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets)
-        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
+        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets, threads=POOLS)
         self.http: Any = reactor.listenTCP(0, OseodSite(self.parts.frontend.resource(), 1 << 20),
                                            interface="127.0.0.1")
         self.base = f"http://127.0.0.1:{self.http.getHost().port}"
@@ -309,9 +310,10 @@ class Door:
 
     def __init__(self, redis: Redis, clock: Clock, **limits: Any) -> None:
         users = UserStore(redis, clock=reactor)
-        self.accounts = AccountService(users, reactor)
+        self.accounts = AccountService(users, reactor, threads=POOLS)
         self.lockout = LoginLockout(LockoutStore(redis), clock, LockoutLimits(**limits), audit=AuditStore(redis))
-        self.portal = LockoutPortal(AccountRealm(users), [UserStoreChecker(users, reactor)], self.lockout)
+        self.portal = LockoutPortal(AccountRealm(users), [UserStoreChecker(users, reactor, threads=POOLS)],
+                                    self.lockout)
 
     async def login(self, user: str, password: str, address: str = "192.0.2.1") -> str:
         try:

@@ -40,6 +40,7 @@ from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.nonces import NonceStore
 from oseod.store.users import UserRecord, UserStore
+from tests.pools import POOLS
 
 NOW = calendar.timegm((2026, 5, 9, 12, 0, 0, 0, 0, 0))
 PASSWORD = "correct hörse battery"
@@ -84,11 +85,11 @@ def make_server(redis: Redis, tmp_path: Path, *, digest: bool = True) -> Server:
     box = SecretBox(DataDir(tmp_path).secret_key)
     clock = Clock()
     clock.advance(NOW)
-    passwords = UserStoreChecker(users, reactor, clock=clock)
+    passwords = UserStoreChecker(users, reactor, clock=clock, threads=POOLS)
     digest_checker = DigestChecker(users, nonces, box if digest else None, clock, max_age=300)
     text_checker = TextTokenChecker(passwords, nonces, clock, max_age=300)
     portal = Portal(AccountRealm(users), [passwords, digest_checker, text_checker])
-    accounts = AccountService(users, reactor, secrets=box if digest else None)
+    accounts = AccountService(users, reactor, secrets=box if digest else None, threads=POOLS)
     return Server(redis, users, box, clock, portal, accounts, digest_checker, text_checker)
 
 
@@ -224,7 +225,7 @@ async def test_digest_disabled(redis: Redis, tmp_path: Path) -> None:
 @pytest_twisted.ensureDeferred
 async def test_password_set_while_disabled_is_text_only_until_set_again(redis: Redis, tmp_path: Path) -> None:
     enabled = make_server(redis, tmp_path)
-    disabled_accounts = AccountService(enabled.users, reactor, secrets=None)
+    disabled_accounts = AccountService(enabled.users, reactor, secrets=None, threads=POOLS)
     await disabled_accounts.add("bob", PASSWORD)
     assert await refused(enabled.digest_login("bob")) == "wrong user name or password"
     await enabled.login("bob", PASSWORD)
@@ -301,7 +302,8 @@ def test_interfaces() -> None:
     users, nonces = UserStore(None), NonceStore(None)
     digest = DigestChecker(users, nonces, box, Clock())
     assert verifyObject(ICredentialsChecker, digest)
-    assert verifyObject(ICredentialsChecker, TextTokenChecker(UserStoreChecker(users, reactor), nonces, Clock()))
+    assert verifyObject(ICredentialsChecker, TextTokenChecker(UserStoreChecker(users, reactor, threads=POOLS), nonces,
+                                                              Clock()))
     assert verifyObject(IUsernameDigest, UsernameDigest("alice", b"nonce", "2026-05-09T12:00:00Z", "ZGlnZXN0"))
     assert verifyObject(IUsernamePasswordToken, UsernamePasswordToken("alice", "pw", b"nonce", None))
     assert "pw" not in repr(UsernamePasswordToken("alice", "pw"))

@@ -35,6 +35,7 @@ from oseod.store.sessions import SessionStore
 from oseod.store.users import UserStore
 from tests.console_fakes import HOSTILE, CannedActions
 from tests.polling import eventually
+from tests.pools import POOLS
 
 ADMIN, ADMIN_PASSWORD = "root", "root-password-1"
 PAGES = ["/console/", "/console/orders", "/console/orders?status=Submitted&status=Failed&user=alice&type=PRODUCT_ORDER"
@@ -49,11 +50,12 @@ class Site:
         # The daemon's own portal, as oseod.tap builds it for the Redis checker,
         # its lock-out on the console's clock.
         users = UserStore(redis, clock=reactor)
-        self.accounts = AccountService(users, reactor)
+        self.accounts = AccountService(users, reactor, threads=POOLS)
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.audit = AuditStore(redis)
-        portal = LockoutPortal(AccountRealm(users), [PasswordChain([("redis", UserStoreChecker(users, reactor))])],
+        checker = UserStoreChecker(users, reactor, threads=POOLS)
+        portal = LockoutPortal(AccountRealm(users), [PasswordChain([("redis", checker)])],
                                LoginLockout(LockoutStore(redis), self.clock, audit=self.audit))
         self.actions = CannedActions()
         self.console = Console(portal=portal, actions=self.actions, store=SessionStore(redis),
@@ -513,8 +515,8 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
     gate = parts.frontend._console.gate  # noqa: SLF001 - the [console] settings reach it
     # [console] max_failures_per_user, deprecated, still sets the lock-out's limit ([auth] does not).
     assert gate.limits.idle_seconds == 300 and parts.portal.lockout.limits.per_user == 3  # type: ignore[attr-defined]
-    await AccountService(parts.users, reactor).add(ADMIN, ADMIN_PASSWORD, admin=True)
-    await AccountService(parts.users, reactor).add("alice", "alice-password-1")
+    await AccountService(parts.users, reactor, threads=POOLS).add(ADMIN, ADMIN_PASSWORD, admin=True)
+    await AccountService(parts.users, reactor, threads=POOLS).add("alice", "alice-password-1")
     order = await parts.ordering.submit(Account("alice"), OrderSpec(
         order_type=OrderType.PRODUCT_ORDER, reference=HOSTILE[:30],
         items=(ItemSpec(item_id="i1", product_id="p1", collection_id="urn:oseod:demo"),)), Notification())
@@ -553,10 +555,10 @@ async def test_the_daemon_serves_the_console_with_its_real_actions(redis: Redis)
         _, _, body = await fetch("GET", "/console/config", cookie)
         assert "s3cr3t-pw" not in body and "password=••••" in body
         # Demoted while logged in (by oseoctl, another operator...): out at the next page.
-        await AccountService(parts.users, reactor).change(ADMIN, admin=False)
+        await AccountService(parts.users, reactor, threads=POOLS).change(ADMIN, admin=False)
         _, _, body = await fetch("GET", "/console/orders", cookie)
         assert_login_page(body)
-        await AccountService(parts.users, reactor).change(ADMIN, admin=True)
+        await AccountService(parts.users, reactor, threads=POOLS).change(ADMIN, admin=True)
         _, _, body = await fetch("GET", "/console/orders", cookie)
         assert_login_page(body)  # the session ended for good
         assert [e.action for e in await parts.actions.audit(limit=5)][:1] == ["console.revoked"]

@@ -25,6 +25,7 @@ from oseod.store.connection import Redis
 from tests.fake_dns import FixedResolver
 from tests.test_jobs_engine import ALICE, daemon
 from tests.test_jobs_push import push_spec
+from tests.pools import POOLS
 
 # Each IPv4 address of a kind, then the forms an IPv6 address can carry it in.
 KINDS = {
@@ -155,7 +156,7 @@ async def test_a_name_that_resolves_to_a_translated_internal_address_is_not_push
 async def test_a_callback_to_a_translated_loopback_address_is_not_posted(host: str) -> None:
     # As a call-back queued by an earlier version (or to a name) meets the
     # check again right before the connection.
-    poster = CallbackPoster(reactor, timeout=5.0)
+    poster = CallbackPoster(reactor, timeout=5.0, threads=POOLS)
     try:
         with pytest.raises(Undeliverable) as refused:
             await poster.post(Callback(CallbackKind.SUBMIT_RESPONSE, f"http://{host}:1/cb", "uuid:1", b"<x/>",

@@ -46,6 +46,7 @@ from oseod.store.jobs import JobStore
 from oseod.store.orders import OrderProgress, OrderStore
 from tests.parts import RESULTS
 from tests.polling import eventually
+from tests.pools import POOLS
 
 S = OrderStatus
 DEMO = DEMO_COLLECTION.id
@@ -111,7 +112,7 @@ def build(redis: Redis, config: Config = CONFIG) -> World:
     service = OrderingService(store, config, clock)
     name = uuid.uuid4().hex
     engine = Engine(service, JobStore(redis), config, reactor, clock, results=RESULTS / name, consumer=name,
-                    builtins={**BUILTINS, "other": ElsewhereProcessor})
+                    builtins={**BUILTINS, "other": ElsewhereProcessor}, threads=POOLS)
     service.dispatcher = engine
     return World(service, store, engine, clock)
 

@@ -40,6 +40,7 @@ from oseod.store.connection import Redis
 from oseod.store.users import UserRecord, UserStore
 from tests.polling import wait_for
 from tests.ports import candidate_ports
+from tests.pools import POOLS
 
 PASSWORDS = {"alice": "alicepw", "bob": "pässwörd"}
 CLIENT_TIMEOUT = 20.0  # only bounds a hung test; nothing asserts on time
@@ -147,7 +148,7 @@ async def start_ftp(redis: Redis) -> AsyncIterator[StartServer]:
                 install_ftp_avatars(realm)
             else:
                 install_ftp_avatars(realm, trees)
-            portal = Portal(realm, [UserStoreChecker(users, reactor, 60)])
+            portal = Portal(realm, [UserStoreChecker(users, reactor, 60, threads=POOLS)])
         factory = make_ftp_factory(portal, **options)
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         started.append((port, factory))

@@ -43,6 +43,7 @@ from tests.polling import eventually, wait_for
 from tests.test_ftp import CLIENT_TIMEOUT, CURL, Server, StartServer, needs_curl, start_ftp, until  # noqa: F401 - a fixture
 from tests.test_daemon_ops import _assert_ends_with_the_cause, _failed_start
 from tests.test_http_ordering import order_id_of, server, submit  # noqa: F401 - a fixture
+from tests.pools import POOLS
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -110,7 +111,8 @@ class OneFile:
     async def open(self, path: Sequence[str], client: str | None = None, via: str = "ftp") -> ftp.IReadFile:
         if list(path) != ["ORD-1", "data.bin"]:
             raise ftp.FileNotFoundError("/" + "/".join(path))
-        return _Reader(str(self.path), len(DATA), lambda complete, sent: self.finished.append((complete, sent)))
+        return _Reader(str(self.path), len(DATA), lambda complete, sent: self.finished.append((complete, sent)),
+                       lambda path: POOLS.on_disk(open, path, "rb"))
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from oseod.oseo.security import PASSWORD_DIGEST, PASSWORD_TEXT
 from oseod.store.connection import Redis
 from tests.oseo_schema import SCHEMAS_DIR, assert_valid, requires_schemas
 from tests.parts import guarded, make_parts
+from tests.pools import POOLS
 
 pytestmark = requires_schemas
 
@@ -97,7 +98,7 @@ class Server:
         self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets,
                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
         # Sealed with the server's own box, so PasswordDigest works for these users.
-        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
+        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets, threads=POOLS)
         self.site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
         # Behind the connection budget, as the daemon's listener is.
         self.port: Any = reactor.listenTCP(0, guarded(self.site, config), interface="127.0.0.1")

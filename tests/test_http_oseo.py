@@ -405,6 +405,7 @@ def _endpoint(pool: _HeldThreadPool, portal: Any = None) -> Any:
 
     from oseod.http.oseo import OseoEndpoint
     from oseod.metrics import RequestMetrics
+    from oseod.threads import ThreadPools
 
     clock: Any = Clock()
     clock.getThreadPool = lambda: pool
@@ -412,7 +413,8 @@ def _endpoint(pool: _HeldThreadPool, portal: Any = None) -> Any:
     nobody: Any = None
     operations: Any = SimpleNamespace(handlers={"GetStatus": None})
     return OseoEndpoint(portal=portal, operations=operations, capabilities=nobody, metrics=RequestMetrics(),
-                        clock=clock, public_url="", anonymous_capabilities=False)
+                        clock=clock, threads=ThreadPools(clock, pool, pool, pool),  # type: ignore[arg-type]
+                        public_url="", anonymous_capabilities=False)
 
 
 def _post(endpoint: Any, body: bytes) -> tuple[Any, Any]:

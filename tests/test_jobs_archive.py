@@ -17,6 +17,7 @@ from oseod.jobs.processors import ProcessorConfigError
 from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.test_jobs_engine import ALICE, CONFIG, Daemon, daemon, spec
+from tests.pools import POOLS
 
 S = OrderStatus
 
@@ -63,5 +64,5 @@ async def test_products_are_linked_from_the_archive(redis: Redis, tmp_path: Path
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProcessorConfigError) as error:
-        ArchiveProcessor(options, None, None)
+        ArchiveProcessor(options, None, None, threads=POOLS)
     assert message in str(error.value)

@@ -17,6 +17,7 @@ from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.polling import eventually
 from tests.test_jobs_engine import ALICE, CONFIG, Daemon, daemon, spec
+from tests.pools import POOLS
 
 S = OrderStatus
 WRITE = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
@@ -106,5 +107,5 @@ async def _in_production(d: Daemon, order_id: str) -> bool:
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProcessorConfigError) as error:
-        CommandProcessor(options, None, None)
+        CommandProcessor(options, None, None, threads=POOLS)
     assert message in str(error.value)

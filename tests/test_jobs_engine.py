@@ -29,6 +29,7 @@ from oseod.store.connection import Redis
 from oseod.store.jobs import Job, JobStore
 from oseod.store.orders import OrderStore
 from tests.parts import RESULTS
+from tests.pools import POOLS
 
 S = OrderStatus
 ALICE = Account("alice")
@@ -72,14 +73,14 @@ def daemon(redis: Redis, consumer: str | None = None, *, lease: float | None = N
            clock: task.Clock | None = None, jobs: JobStore | None = None, turns: Any = reactor) -> Daemon:
     """``turns``: the reactor whose turns the engine shares (a Clock to watch them)."""
     clock = clock or task.Clock()
-    processors = ProcessorRegistry(config, turns, clock, builtins={
+    processors = ProcessorRegistry(config, turns, clock, threads=POOLS, builtins={
         **BUILTINS, "counting": CountingProcessor, "picky": PickyProcessor, "flaky": FlakyProcessor,
         "expanding": ExpandingProcessor})
     service = OrderingService(OrderStore(redis), config, clock, resolve=processors.resolve,
                               check_item=processors.check_item)
     results = RESULTS / uuid.uuid4().hex
     engine = Engine(service, jobs or JobStore(redis), config, turns, clock, results=results,
-                    consumer=consumer or uuid.uuid4().hex, lease_seconds=lease, processors=processors)
+                    consumer=consumer or uuid.uuid4().hex, lease_seconds=lease, processors=processors, threads=POOLS)
     service.dispatcher = engine
     return Daemon(service, engine, clock, results)
 

@@ -20,6 +20,7 @@ from oseod.model.orders import Notification, OrderStatus
 from oseod.store.connection import Redis
 from tests.polling import eventually
 from tests.test_jobs_engine import ALICE, CONFIG, Daemon, daemon, spec
+from tests.pools import POOLS
 
 S = OrderStatus
 
@@ -104,5 +105,5 @@ async def test_a_transfer_past_its_timeout_fails(redis: Redis, server: tuple[str
 ])
 def test_bad_configurations_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProcessorConfigError) as error:
-        HttpProcessor(options, None, None)
+        HttpProcessor(options, None, None, threads=POOLS)
     assert message in str(error.value)

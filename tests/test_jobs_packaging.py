@@ -43,6 +43,7 @@ from oseod.store.jobs import JobStore
 from oseod.store.orders import OrderStore
 from tests.parts import RESULTS
 from tests.test_jobs_engine import ALICE
+from tests.pools import POOLS
 
 S = OrderStatus
 DAY = 86400.0
@@ -125,7 +126,7 @@ def test_removing_a_package_takes_what_a_crash_left_too(tmp_path: Path) -> None:
 async def test_the_packer_works_in_a_thread(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "f.dat").write_bytes(b"data")
-    packer = Packer(reactor)
+    packer = Packer(POOLS)
     package = await packer.pack(tmp_path / "out" / "1-0.tar", "tar", [Member("a", tmp_path / "a")])
     assert unpack(package.path.read_bytes(), "tar") == {"a/f.dat": b"data"}
     await packer.remove(package.path)
@@ -184,7 +185,7 @@ def world(redis: Redis) -> World:
     service = OrderingService(OrderStore(redis), CONFIG, clock)
     results = RESULTS / uuid.uuid4().hex
     engine = Engine(service, JobStore(redis), CONFIG, reactor, clock, results=results, consumer=uuid.uuid4().hex,
-                    builtins={**BUILTINS, "two": TwoFiles})
+                    builtins={**BUILTINS, "two": TwoFiles}, threads=POOLS)
     service.dispatcher = engine
     return World(service, engine, clock, results)
 

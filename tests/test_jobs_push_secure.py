@@ -45,6 +45,7 @@ from tests.daemon import Daemon
 from tests.fake_dns import FixedResolver
 from tests.oseo_schema import requires_schemas
 from tests.polling import wait_for
+from tests.pools import POOLS
 from tests.sftp_server import SftpServer, new_key
 from tests.test_http_ordering import BASE, code_of, get_status, order_id_of, server  # noqa: F401 - a fixture
 from tests.test_jobs_engine import ALICE, CONFIG, daemon
@@ -209,7 +210,7 @@ async def test_a_cancelled_sftp_push_drops_its_connection(tmp_path: Path) -> Non
 
 
 def test_every_push_protocol_has_a_pusher() -> None:
-    assert set(default_pushers(Config(), reactor, reactor)) == set(PUSH_PROTOCOLS) == {"ftp", "ftps", "sftp"}
+    assert set(default_pushers(Config(), reactor, reactor, POOLS)) == set(PUSH_PROTOCOLS) == {"ftp", "ftps", "sftp"}
 
 
 @pytest_twisted.ensureDeferred
@@ -221,7 +222,8 @@ async def test_secure_pushes_keep_to_the_allowed_networks(tmp_path: Path) -> Non
             raise AssertionError("no connection should be tried")
 
     for protocol, pusher in (("sftp", SftpPusher(Reactor(), reactor, connect_timeout=5.0, idle_timeout=5.0)),
-                             ("ftps", FtpsPusher(Reactor(), reactor, connect_timeout=5.0, idle_timeout=5.0))):
+                             ("ftps", FtpsPusher(Reactor(), reactor, threads=POOLS, connect_timeout=5.0,
+                                                 idle_timeout=5.0))):
         with pytest.raises(PushFailed) as failed:
             await pusher.push(OnlineAddress(protocol, "files.client.example", "bob", "secret", "in"),
                               results(tmp_path, 1))
@@ -459,7 +461,7 @@ def ftps_address(server: FtpsServer) -> OnlineAddress:
 
 @pytest_twisted.ensureDeferred
 async def test_ftps_push_to_a_trusted_server(tmp_path: Path, ftps_server: FtpsServer) -> None:
-    pusher = FtpsPusher(reactor, reactor, ca_file=str(ftps_server.certificate), **TIMEOUTS)
+    pusher = FtpsPusher(reactor, reactor, threads=POOLS, ca_file=str(ftps_server.certificate), **TIMEOUTS)
     verifyObject(IPusher, pusher)
     files = results(tmp_path, BIG, 10)
     told = await pusher.push(ftps_address(ftps_server), files)
@@ -474,7 +476,7 @@ async def test_ftps_push_to_a_trusted_server(tmp_path: Path, ftps_server: FtpsSe
 @pytest_twisted.ensureDeferred
 async def test_ftps_push_refuses_an_untrusted_certificate(tmp_path: Path, ftps_server: FtpsServer) -> None:
     other = _certificate(tmp_path, "other")
-    pusher = FtpsPusher(reactor, reactor, ca_file=str(other), **TIMEOUTS)
+    pusher = FtpsPusher(reactor, reactor, threads=POOLS, ca_file=str(other), **TIMEOUTS)
     with pytest.raises(PushFailed) as failed:
         await pusher.push(ftps_address(ftps_server), results(tmp_path, 10))
     assert str(failed.value).startswith(
@@ -486,7 +488,7 @@ async def test_ftps_push_refuses_an_untrusted_certificate(tmp_path: Path, ftps_s
 @pytest.mark.parametrize("ftps_server", ["127.0.0.2"], indirect=True)  # a certificate for another address
 @pytest_twisted.ensureDeferred
 async def test_ftps_push_checks_the_certificates_name(tmp_path: Path, ftps_server: FtpsServer) -> None:
-    pusher = FtpsPusher(reactor, reactor, ca_file=str(ftps_server.certificate), **TIMEOUTS)
+    pusher = FtpsPusher(reactor, reactor, threads=POOLS, ca_file=str(ftps_server.certificate), **TIMEOUTS)
     with pytest.raises(PushFailed) as failed:
         await pusher.push(ftps_address(ftps_server), results(tmp_path, 10))
     assert "starting TLS: the server's certificate is not trusted: IP address mismatch" in str(failed.value)

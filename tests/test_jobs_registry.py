@@ -19,6 +19,7 @@ from oseod.jobs.dummy import DummyProcessor
 from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderChecks, IQuotes, ItemWork
 from oseod.jobs.registry import BUILTINS, ProcessorRegistry
 from oseod.model.orders import ItemSpec
+from tests.pools import POOLS
 
 CHECKED = CollectionConfig(id="urn:x:checked", processor="checking", identifier_prefixes=("urn:x:checked:",))
 BY_NAME = CollectionConfig(id="urn:x:by-name", processor="oseod.jobs.dummy:DummyProcessor")
@@ -57,7 +58,7 @@ class CheckingProcessor:
 
 
 def registry(*collections: CollectionConfig) -> ProcessorRegistry:
-    return ProcessorRegistry(Config(collections=collections), reactor, task.Clock(),
+    return ProcessorRegistry(Config(collections=collections), reactor, task.Clock(), threads=POOLS,
                              builtins={**BUILTINS, "checking": CheckingProcessor})
 
 

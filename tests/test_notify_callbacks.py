@@ -30,6 +30,7 @@ from tests.polling import eventually, wait_for
 from tests.test_http_ordering import WSA, envelope, order_id_of, server, submit, token  # noqa: F401 - fixture
 from tests.test_http_ordering import cancel as cancel_request
 from tests.test_store_orders import make_order
+from tests.pools import POOLS
 
 S = OrderStatus
 LOOPBACK = NotificationsConfig(allowed_networks=("127.0.0.0/8",), retry_delay=0.1, timeout=10.0)
@@ -87,7 +88,7 @@ async def test_a_refusing_receiver_gets_the_same_messages_once_it_accepts(redis:
     from oseod.core.ordering import OrderingService
 
     ordering = OrderingService(store, Config(), clock)
-    channel = StatusCallbacks(ordering, reactor, timeout=10.0, allowed_networks=("127.0.0.0/8",))
+    channel = StatusCallbacks(ordering, reactor, timeout=10.0, allowed_networks=("127.0.0.0/8",), threads=POOLS)
     out = OutboxSender(OutboxStore(redis), {CALLBACK: channel}, clock, max_attempts=5, retry_delay=10.0,
                        timeout=10.0)
     with receiver() as client:
@@ -118,7 +119,8 @@ async def test_a_target_in_the_providers_network_is_given_up_at_send_time(redis:
     store, clock = OrderStore(redis), task.Clock()
     from oseod.core.ordering import OrderingService
 
-    channel = StatusCallbacks(OrderingService(store, Config(), clock), reactor, timeout=10.0)  # nothing allowed
+    channel = StatusCallbacks(OrderingService(store, Config(), clock), reactor, timeout=10.0,
+                              threads=POOLS)  # nothing allowed
     out = OutboxSender(OutboxStore(redis), {CALLBACK: channel}, clock, max_attempts=5, retry_delay=10.0,
                        timeout=10.0)
     with receiver() as client:
@@ -210,7 +212,7 @@ async def test_https_targets_must_show_a_certificate_the_server_trusts(redis: Re
     from oseod.core.ordering import OrderingService
 
     channel = StatusCallbacks(OrderingService(store, Config(), clock), reactor, timeout=10.0,
-                              allowed_networks=("127.0.0.0/8",))
+                              allowed_networks=("127.0.0.0/8",), threads=POOLS)
     out = OutboxSender(OutboxStore(redis), {CALLBACK: channel}, clock, max_attempts=5, retry_delay=10.0,
                        timeout=10.0)
     with receiver(context) as client:

@@ -24,6 +24,7 @@ from oseod.config import ConfigError, parse_config
 from oseod.core.ordering import OrderingService
 from oseod.core.quotations import QuotationService, new_quotation_id
 from oseod.jobs.dummy import DummyProcessor
+from oseod.threads import ThreadPools
 from oseod.jobs.processors import IItemProcessor, IQuotes, load_processor
 from oseod.model.errors import RequestRejected
 from oseod.model.orders import ItemSpec, Notification, OptionValue, OrderSpec, OrderType
@@ -39,6 +40,7 @@ from tests.callback_receiver import receiver
 from tests.oseo_schema import assert_valid, requires_schemas
 from tests.polling import eventually
 from tests.test_http_ordering import BASE, code_of, envelope, get_status, order_id_of, server, token  # noqa: F401
+from tests.pools import POOLS
 
 NS = {"o": OSEO}
 ALICE = Account("alice")
@@ -65,8 +67,8 @@ class QuotingProcessor(DummyProcessor):
 
     asked: list[tuple[str, str]] = []
 
-    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any) -> None:
-        super().__init__(options, reactor, clock)
+    def __init__(self, options: Mapping[str, Any], reactor: Any, clock: Any, *, threads: ThreadPools) -> None:
+        super().__init__(options, reactor, clock, threads=threads)
 
     async def quote_item(self, collection: str, item: ItemSpec) -> Decimal | None:
         self.asked.append((collection, item.item_id))
@@ -212,7 +214,7 @@ async def test_a_quotation_is_refused_as_the_submit_would_be(server: Any) -> Non
 async def test_a_processor_providing_iquotes_prices_items_first(server: Any) -> None:
     # As the engine loads it (pytest may have imported this module under another name).
     loaded: Any = load_processor(HOOKED["processor"], {})
-    verifyObject(IQuotes, loaded({}, reactor, reactor))
+    verifyObject(IQuotes, loaded({}, reactor, reactor, threads=POOLS))
     loaded.asked.clear()
     srv = await server(config())
     code, ack = await srv.call(get_quotation("gold-1", "tin-1", collection="urn:x:hooked"))
@@ -424,7 +426,7 @@ async def test_the_call_back_follows_the_soap_version_and_an_expired_one_is_give
     clock = task.Clock()
     clock.advance(1_800_000_000)
     quotations = service(redis, clock, "asynchronous", notifications=LOOPBACK)
-    channel = QuotationCallbacks(reactor, clock, timeout=10.0, allowed_networks=("127.0.0.0/8",))
+    channel = QuotationCallbacks(reactor, clock, timeout=10.0, allowed_networks=("127.0.0.0/8",), threads=POOLS)
     verifyObject(IOutboxChannel, channel)
     out = OutboxSender(OutboxStore(redis), {QUOTATION: channel}, clock, max_attempts=5, retry_delay=10.0, timeout=10.0)
     with receiver() as client:

@@ -41,6 +41,7 @@ from zeep.wsse.username import UsernameToken
 from tests.zeep_offline import (OSEO_BINDING, OfflineError, OfflineTransport, ServedTransport, load_wsdl,
                                 oseo_client, oseo_wsdl)
 from tests.parts import make_parts
+from tests.pools import POOLS
 
 pytestmark = requires_schemas
 
@@ -110,7 +111,7 @@ class Server:
         self.parts = make_parts(config, redis, admin_token=lambda: "t", digest_secrets=secrets,
                                 listener_url=lambda scheme: f"{scheme}://127.0.0.1:2121")
         # Sealed with the server's own box, so PasswordDigest works for these users.
-        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets)
+        self.accounts = AccountService(self.parts.users, reactor, secrets=secrets, threads=POOLS)
         site = OseodSite(self.parts.frontend.resource(), config.server.max_request_bytes)
         self.port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}/oseo"

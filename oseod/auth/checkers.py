@@ -13,7 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,6 +22,7 @@ from zope.interface import implementer
 from ..reactors import IDaemonReactor
 from ..store.connection import RedisUnavailable
 from ..store.users import UserRecord, UserStore
+from ..threads import ThreadPools
 from .account import Account, KnownUser, account_of
 from .passwords import hash_password, verify_password
 
@@ -170,9 +171,10 @@ class UserStoreChecker:
     log = Logger()
 
     def __init__(self, users: UserStore, reactor: IDaemonReactor, cache_seconds: float = 60.0, clock: IReactorTime | None = None, *,
-                 decoy: bool = True) -> None:
+                 threads: ThreadPools, decoy: bool = True) -> None:
         self._users = users
         self._reactor = reactor
+        self._threads = threads
         self._clock = clock if clock is not None else reactor
         self._cache: SuccessCache[str] = SuccessCache(cache_seconds, self._clock)
         #: scrypt verifications run so far (the cache's effect shows here).
@@ -223,8 +225,7 @@ class UserStoreChecker:
 
     def _verify(self, password: bytes, stored: str) -> defer.Deferred[bool]:
         self.verifications += 1
-        return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), verify_password, password,
-                                         stored)
+        return self._threads.on_cpu(verify_password, password, stored)
 
     def _check_again(self, name: bytes, password: bytes, stored: str) -> None:
         """Verify a cached password again before its entry expires (in the

@@ -23,13 +23,14 @@ import bcrypt
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..model.users import FileAccount
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .account import Account, KnownUser
 from .checkers import LoginRecorder, SuccessCache, UnknownUser, login_name, record_login
 from .passwords import verify_password
@@ -82,9 +83,10 @@ class PasswordFileChecker:
     log = Logger()
 
     def __init__(self, path: str, reactor: IDaemonReactor, cache_seconds: float = 60.0, clock: IReactorTime | None = None, *,
-                 logins: LoginRecorder | None = None) -> None:
+                 threads: ThreadPools, logins: LoginRecorder | None = None) -> None:
         self._path = path
         self._reactor = reactor
+        self._threads = threads
         self._clock = clock if clock is not None else reactor
         self._logins = logins
         self._cache: SuccessCache[str] = SuccessCache(cache_seconds, self._clock)
@@ -132,8 +134,8 @@ class PasswordFileChecker:
         if account is None:
             raise UnknownUser("wrong user name or password")
         if self._cache.get(name_bytes, password) != account.hash:
-            matched = await self._cache.once(name_bytes, password, lambda: threads.deferToThreadPool(
-                self._reactor, self._reactor.getThreadPool(), check_hash, password, account.hash))
+            matched = await self._cache.once(name_bytes, password, lambda: self._threads.on_cpu(
+                check_hash, password, account.hash))
             if not matched:
                 self.log.info("login refused for {user} (password file)", user=name)
                 raise UnauthorizedLogin("wrong user name or password")

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from twisted.internet import threads
 from twisted.internet.interfaces import IReactorThreads
 
 from ..auth.passwords import hash_password
 from ..auth.secrets import SecretBox
 from ..model.users import Login, UserRecord, check_group_name, check_user_name
 from ..store.users import UserStore
+from ..threads import ThreadPools
 
 RECOMMENDED_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -34,9 +34,10 @@ class AccountService:
     is, and setting a password removes the account's old secret."""
 
     def __init__(self, users: UserStore, reactor: IReactorThreads, min_password_length: int = 1,
-                 secrets: SecretBox | None = None) -> None:
+                 secrets: SecretBox | None = None, *, threads: ThreadPools) -> None:
         self._users = users
         self._reactor = reactor
+        self._threads = threads
         self._min_password_length = min_password_length
         self._secrets = secrets
 
@@ -51,9 +52,7 @@ class AccountService:
 
     async def _hash(self, password: str) -> str:
         # scrypt takes tens of milliseconds of CPU: keep it off the reactor.
-        return await threads.deferToThreadPool(
-            self._reactor, self._reactor.getThreadPool(), hash_password, self.check_password(password)
-        )
+        return await self._threads.on_cpu(hash_password, self.check_password(password))
 
     def _digest_secret(self, name: str, password_hash: str, password: str) -> str:
         return self._secrets.seal(name, password_hash, password) if self._secrets is not None else ""

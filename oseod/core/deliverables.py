@@ -12,6 +12,10 @@ An order with packaging also offers its packages (:mod:`.packages`), kept in
 ``RESULTS/<user>/<order>/.packages/`` (no item's directory starts with a
 dot): transports name one by ``item_id`` None and the package's name, and a
 complete download of a package makes every item in it Downloaded.
+
+Every look at the disk (a directory's listing, a package's size) runs in
+the daemon's disk thread pool: a slow or busy disk delays the answer that
+needs it, not every other client's.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import os
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 from twisted.logger import Logger
 
 from ..model.accounts import Account
 from ..model.transfers import Transfer
+from ..threads import ThreadPools
 from .ordering import OrderingService, ReadyItem
 
 PACKAGES = ".packages"  # the order's packages, beside its items' directories
@@ -60,9 +66,10 @@ class NotDeliverable(Exception):
 
 
 class Deliverables:
-    def __init__(self, ordering: OrderingService, results: Path) -> None:
+    def __init__(self, ordering: OrderingService, results: Path, threads: ThreadPools) -> None:
         self._ordering = ordering
         self._results = results
+        self._threads = threads
 
     async def files(self, account: Account, order_id: str, item_id: str) -> list[Deliverable]:
         """The item's result files; RequestRejected for another user's order
@@ -70,16 +77,29 @@ class Deliverables:
         ready = await self._ordering.ready_items(account, order_id)
         if item_id not in {r.item.spec.item_id for r in ready}:
             raise NotDeliverable(f"item {item_id!r} of order {order_id} has no result to download")
-        return self.listing(account.name, order_id, item_id)
+        return await self.listing(account.name, order_id, item_id)
 
-    def listing(self, owner: str, order_id: str, item_id: str) -> list[Deliverable]:
+    async def listing(self, owner: str, order_id: str, item_id: str) -> list[Deliverable]:
         """The files of an item the caller already knows to be ready."""
-        return files_in(result_directory(self._results, owner, order_id, item_id))
+        return await self._threads.on_disk(files_in, result_directory(self._results, owner, order_id, item_id))
 
-    def packages_in(self, owner: str, order_id: str, ready: Sequence[ReadyItem]) -> list[Deliverable]:
+    async def listings(self, owner: str, order_id: str, item_ids: Sequence[str]) -> dict[str, list[Deliverable]]:
+        """The files of several items of an order (ready, as the caller
+        knows), by item id: one trip to the disk pool for all."""
+        directories = {item_id: result_directory(self._results, owner, order_id, item_id) for item_id in item_ids}
+        if not directories:
+            return {}
+        return await self._threads.on_disk(lambda: {item_id: files_in(directory)
+                                                    for item_id, directory in directories.items()})
+
+    async def packages_in(self, owner: str, order_id: str, ready: Sequence[ReadyItem]) -> list[Deliverable]:
         """The packages holding the ``ready`` items of the order (as the
         core listed them), those on disk."""
-        found = (self._package(owner, order_id, name) for name in sorted({r.package for r in ready if r.package}))
+        paths = [package_path(self._results, owner, order_id, name)
+                 for name in sorted({r.package for r in ready if r.package})]
+        if not paths:
+            return []
+        found = await self._threads.on_disk(lambda: [_package(path) for path in paths])
         return [package for package in found if package is not None]
 
     async def file(self, account: Account, order_id: str, item_id: str | None, name: str) -> Deliverable:
@@ -87,7 +107,8 @@ class Deliverables:
         package ``name``; RequestRejected or NotDeliverable as :meth:`files`."""
         if item_id is None:
             ready = await self._ordering.ready_items(account, order_id)
-            package = self._package(account.name, order_id, name) if any(r.package == name for r in ready) else None
+            package = (await self._threads.on_disk(_package, package_path(self._results, account.name, order_id, name))
+                       if any(r.package == name for r in ready) else None)
             if package is None:
                 raise NotDeliverable(f"no package {name!r} of order {order_id}")
             return package
@@ -110,6 +131,11 @@ class Deliverables:
         files = [f.name for f in await self.files(account, order_id, item_id)]
         return await self._ordering.record_download(order_id, item_id, name, files)
 
+    async def open(self, path: Path) -> BinaryIO:
+        """``path`` (a deliverable's) open for reading; OSError when it is
+        gone (expired and cleaned up since it was found)."""
+        return await self._threads.on_disk(_open_for_reading, path)
+
     async def transferred(self, account: Account, order_id: str, item_id: str | None, name: str, *, via: str,
                           address: str | None, sent: int, complete: bool, at: float) -> None:
         """One transfer ended, complete or not: logged with the order, for
@@ -117,14 +143,6 @@ class Deliverables:
         await self._ordering.record_transfer(Transfer(
             at=at, item_id=item_id or "", file=name, user=account.name, via=via, address=address or "", bytes=sent,
             complete=complete), order_id)
-
-    def _package(self, owner: str, order_id: str, name: str) -> Deliverable | None:
-        path = package_path(self._results, owner, order_id, name)
-        try:
-            status = path.stat()
-        except OSError:
-            return None
-        return Deliverable(name, path, status.st_size, status.st_mtime)
 
 
 def log_transfer(log: Logger, transport: str, user: str, client: str | None, order_id: str, item_id: str | None,
@@ -139,8 +157,22 @@ def log_transfer(log: Logger, transport: str, user: str, client: str | None, ord
              bytes_sent=sent, size=size, complete=complete)
 
 
+def _open_for_reading(path: Path) -> BinaryIO:
+    return open(path, "rb")  # noqa: SIM115 - the transport closes it
+
+
+def _package(path: Path) -> Deliverable | None:
+    """The package at ``path``, if it is there. Blocking."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return Deliverable(path.name, path, status.st_size, status.st_mtime)
+
+
 def files_in(directory: Path) -> list[Deliverable]:
-    """The plain, non-hidden files of ``directory``, by name (none when it is missing)."""
+    """The plain, non-hidden files of ``directory``, by name (none when
+    it is missing). Blocking: in a thread."""
     try:
         entries = list(os.scandir(directory))
     except OSError:

@@ -5,8 +5,9 @@ download."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from twisted.internet import defer, interfaces
 from twisted.protocols import ftp
@@ -21,10 +22,11 @@ from .tree import IDeliverableTree
 class _Reader:
     """Sends one file; tells ``finished`` whether all of it went."""
 
-    def __init__(self, path: str, size: int, finished: Any) -> None:
+    def __init__(self, path: str, size: int, finished: Any, opener: Callable[[Path], Awaitable[BinaryIO]]) -> None:
         self._path = path
         self._size = size
         self._finished = finished
+        self._opener = opener  # off the reactor thread: oseod.results.ResultFiles.opened
         self._offset = 0
 
     def start_at(self, offset: int) -> None:
@@ -32,7 +34,10 @@ class _Reader:
         self._offset = offset
 
     def send(self, consumer: interfaces.IConsumer) -> defer.Deferred[None]:
-        source = open(self._path, "rb")  # noqa: SIM115 - closed when the transfer ends
+        return defer.Deferred.fromCoroutine(self._send(consumer))
+
+    async def _send(self, consumer: interfaces.IConsumer) -> None:
+        source = await self._opener(Path(self._path))  # closed when the transfer ends
         transfer = FileTransfer(source, self._offset, max(self._size - self._offset, 0))
         # In binary mode the consumer is the data connection itself, whose
         # socket can take the bytes straight from the file; in ASCII mode it
@@ -51,7 +56,7 @@ class _Reader:
             self._finished(False, transfer.sent)
             return reason
 
-        return sending.addCallbacks(done, failed)
+        await sending.addCallbacks(done, failed)
 
 
 @implementer(IDeliverableTree)
@@ -62,4 +67,4 @@ class ResultsTree(ResultFiles):
         found = await self.locate(path, client, via)
         if found is None:
             raise ftp.FileNotFoundError("/" + "/".join(path))
-        return _Reader(str(found.path), found.size, found.finished)
+        return _Reader(str(found.path), found.size, found.finished, self.opened)

@@ -27,6 +27,7 @@ from ..metrics import RequestMetrics
 from ..model.accounts import Account
 from ..model.errors import RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
+from ..threads import ThreadPools
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .files import SentFile
 
@@ -42,8 +43,9 @@ class Downloads:
     log = Logger()
 
     def __init__(self, *, portal: Portal, deliverables: Deliverables, metrics: RequestMetrics, clock: IReactorTime,
-                 clients: ClientAddresses = ClientAddresses()) -> None:
+                 threads: ThreadPools, clients: ClientAddresses = ClientAddresses()) -> None:
         self._portal = portal
+        self._threads = threads
         self._clients = clients
         self._deliverables = deliverables
         self._metrics = metrics
@@ -99,7 +101,13 @@ class Downloads:
             self._transferred(account, order_id, item_id, name, client, getattr(request, "sentLength", 0), False)
 
         request.notifyFinish().addCallbacks(finished, lost)  # type: ignore[attr-defined]
-        return SentFile(str(found.path), defaultType="application/octet-stream")
+        # Its stat and open in the disk pool; its body sent from the reactor (sendfile).
+        sent = await self._threads.on_disk(SentFile.prepared, str(found.path), defaultType="application/octet-stream")
+        if getattr(request, "_disconnected", False):  # the client left meanwhile: nobody renders it
+            sent.release()
+        else:
+            request.notifyFinish().addBoth(lambda _: sent.release())  # type: ignore[attr-defined]
+        return sent
 
     def _transferred(self, account: Account, order_id: str, item_id: str | None, name: str, client: str | None,
                      sent: int, complete: bool) -> None:

@@ -3,7 +3,11 @@ does well (HEAD, Range and 206, 416, Last-Modified and 304, the content
 headers), with the body sent by :class:`oseod.transfer.FileTransfer`, so
 that on a plain TCP connection it goes from the page cache to the socket
 with ``os.sendfile``. A request for several ranges (a multipart body) keeps
-the stock producer."""
+the stock producer.
+
+Made with :meth:`SentFile.prepared` in the daemon's disk thread pool, the
+file is stat'ed and opened there: rendering it on the reactor thread then
+reads only what the stat found, and sends the file already open."""
 
 from __future__ import annotations
 
@@ -22,6 +26,46 @@ class SentFile(File):
     # result) is a gzip or bzip2 file, not a Content-Encoding that clients
     # would undo before saving it.
     contentEncodings: dict[str, str] = {}
+    _prepared = False
+    _opened: Any = None  # the file prepared() opened, until openForReading takes it
+    _open_error: OSError | None = None
+
+    @classmethod
+    def prepared(cls, path: str, **kwargs: Any) -> SentFile:
+        """A SentFile of ``path`` whose stat and open are done now (call it
+        off the reactor thread): rendering it touches the disk no more."""
+        sent = cls(path, **kwargs)
+        sent.restat(False)
+        if sent.exists() and not sent.isdir():
+            try:
+                sent._opened = sent.open()
+            except OSError as e:  # render_GET answers it as the stock File does
+                sent._open_error = e
+        sent._prepared = True
+        return sent
+
+    def restat(self, reraise: bool = True) -> None:
+        if not self._prepared:
+            super().restat(reraise)
+        elif reraise and self._statinfo is None:
+            raise FileNotFoundError(self.path)
+
+    def openForReading(self) -> Any:
+        if not self._prepared:
+            return super().openForReading()
+        if self._open_error is not None:
+            raise self._open_error
+        opened, self._opened = self._opened, None
+        if opened is None:  # rendered a second time: the first took the file
+            raise FileNotFoundError(self.path)
+        return opened
+
+    def release(self) -> None:
+        """Close the prepared file if no answer took it (a request that
+        ended before, a HEAD answers without it itself)."""
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.close()
 
     def makeProducer(self, request: Any, fileForReading: Any) -> Any:
         # The stock method parses Range and sets the status and headers.

@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 from lxml import etree
-from twisted.internet import threads
 from twisted.internet.interfaces import IReactorThreads
 
 from ..core.deliverables import Deliverables
@@ -36,6 +35,8 @@ from ..oseo.results import (
 from ..oseo.security import parse_addressing
 from ..oseo.status import GetStatusRequest, parse_get_status
 from ..oseo.submit import SubmitRequest, parse_submit, render_submit_ack
+from ..core.deliverables import Deliverables
+from ..threads import ThreadPools
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
 from .status import StatusPresenter
@@ -91,10 +92,11 @@ def _epoch(moment: datetime | None) -> float | None:
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
                  options: OptionsPresenter, result_urls: Callable[[str, str, str | None, str | None], str],
-                 deliverables: Deliverables, reactor: IReactorThreads, status: StatusPresenter | None = None,
-                 quotations: QuotationService | None = None) -> None:
+                 deliverables: Deliverables, reactor: IReactorThreads, threads: ThreadPools,
+                 status: StatusPresenter | None = None, quotations: QuotationService | None = None) -> None:
         self._deliverables = deliverables
         self._reactor = reactor
+        self._threads = threads
         self._ordering = ordering
         self._capabilities = capabilities
         self._options = options
@@ -122,8 +124,7 @@ class OseoOperations:
     async def run(self, operation: str, call: OseoCall) -> bytes:
         parse, handle = self.handlers[operation]
         if call.body_size > OFF_THREAD_BYTES:
-            request = await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), parse,
-                                                      call.message.payload)
+            request = await self._threads.on_cpu(parse, call.message.payload)
         else:
             request = parse(call.message.payload)
         try:
@@ -189,13 +190,15 @@ class OseoOperations:
             call.user, request.order_id, next_ready=request.next_ready,
             since=request.since.timestamp() if request.since is not None else None)
         urls = []
+        listings = await self._deliverables.listings(call.user.name, request.order_id, [
+            item.spec.item_id for item, _, _, package in ready if package is None])
         for item, protocol, expires, package in ready:
             if package is not None:
                 # Packaging: each item's address is its batch's package.
                 url = self._result_urls(protocol, request.order_id, None, package)
             else:
                 # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
-                files = self._deliverables.listing(call.user.name, request.order_id, item.spec.item_id)
+                files = listings[item.spec.item_id]
                 only = files[0].name if len(files) == 1 else None
                 url = self._result_urls(protocol, request.order_id, item.spec.item_id, only)
             urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id, url=url,

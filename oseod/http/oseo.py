@@ -10,7 +10,6 @@ from typing import BinaryIO
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet import threads
 from twisted.internet.defer import DeferredSemaphore
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -29,6 +28,7 @@ from ..oseo.security import parse_username_token
 from ..oseo.wsdl import WsdlDocuments
 from ..oseo.xmlparse import XmlLimits
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .capabilities import CapabilitiesPresenter
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations
@@ -83,9 +83,11 @@ class OseoEndpoint:
     log = Logger()
 
     def __init__(self, *, portal: Portal, operations: OseoOperations, capabilities: CapabilitiesPresenter,
-                 metrics: RequestMetrics, clock: IDaemonReactor, public_url: str, anonymous_capabilities: bool,
-                 clients: ClientAddresses = ClientAddresses(), max_items_per_order: int = 200) -> None:
+                 metrics: RequestMetrics, clock: IDaemonReactor, threads: ThreadPools, public_url: str,
+                 anonymous_capabilities: bool, clients: ClientAddresses = ClientAddresses(),
+                 max_items_per_order: int = 200) -> None:
         self._portal = portal
+        self._threads = threads
         self._operations = operations
         self._capabilities = capabilities
         self._metrics = metrics
@@ -167,8 +169,8 @@ class OseoEndpoint:
         in the thread pool when large."""
         if isinstance(body, bytes):
             return soap.unwrap(body, content_type, soap_action, self._xml_limits)
-        message: soap.Message = await threads.deferToThreadPool(
-            self._clock, self._clock.getThreadPool(), soap.unwrap, body, content_type, soap_action, self._xml_limits)
+        message: soap.Message = await self._threads.on_cpu(soap.unwrap, body, content_type, soap_action,
+                                                           self._xml_limits)
         return message
 
     async def _account(self, request: IRequest, operation: str, message: soap.Message | None = None) -> Account | None:

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import threads
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from zope.interface import implementer
 
+from ..threads import ThreadPools
 from .processors import IItemProcessor, ItemWork, ProcessorConfigError, check_template
 
 FIELDS = ("product_id", "collection_id", "item_id")
@@ -37,7 +37,7 @@ class ArchiveMiss(Exception):
 
 @implementer(IItemProcessor)
 class ArchiveProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: IReactorThreads, clock: IReactorTime) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IReactorThreads, clock: IReactorTime, *, threads: ThreadPools) -> None:
         root, pattern = options.get("root"), options.get("pattern", "{product_id}*")
         if not isinstance(root, str) or not root:
             raise ProcessorConfigError("processor_options.root must name the archive directory")
@@ -47,9 +47,10 @@ class ArchiveProcessor:
         self._root = Path(root).resolve()
         self._pattern = pattern
         self._reactor = reactor
+        self._threads = threads
 
     def find(self, work: ItemWork) -> list[Path]:
-        """The archive's files for the item, inside root only."""
+        """The archive's files for the item, inside root only. Blocking."""
         item = work.item
         values = {"product_id": item.product_id or "", "collection_id": item.collection_id or "",
                   "item_id": item.item_id}
@@ -62,18 +63,16 @@ class ArchiveProcessor:
         return found
 
     async def prepare_item(self, work: ItemWork) -> None:
-        files = self.find(work)
+        files = await self._threads.on_disk(self.find, work)
         if not files:
             raise ArchiveMiss(f"no file for product {work.item.product_id!r} in the archive")
-        await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), _place, files,
-                                        work.directory)
+        await self._threads.on_disk(_place, files, work.directory)
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
-    def clean_item(self, work: ItemWork) -> None:
-        if work.directory.is_dir():
-            shutil.rmtree(work.directory, ignore_errors=True)
+    async def clean_item(self, work: ItemWork) -> None:
+        await self._threads.on_disk(shutil.rmtree, work.directory, ignore_errors=True)
 
 
 def _place(files: list[Path], directory: Path) -> None:

@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..threads import ThreadPools
 from .processors import IItemProcessor, ItemWork, ProcessorConfigError, ResultFile, check_template
 
 STDERR_KEPT = 2000  # characters of standard error kept for the item's info
@@ -55,7 +56,7 @@ class _Collect(protocol.ProcessProtocol):
 
 @implementer(IItemProcessor)
 class CommandProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: IReactorProcess, clock: IReactorTime) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IReactorProcess, clock: IReactorTime, *, threads: ThreadPools) -> None:
         argv = options.get("argv")
         if not isinstance(argv, Sequence) or isinstance(argv, str) or not argv or not all(
                 isinstance(a, str) for a in argv):
@@ -67,6 +68,7 @@ class CommandProcessor:
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
+        self._threads = threads
 
     def _values(self, work: ItemWork, output: Path) -> dict[str, str]:
         item = work.item
@@ -76,7 +78,7 @@ class CommandProcessor:
 
     async def prepare_item(self, work: ItemWork) -> None:
         final = self._result.path(work, self._values(work, Path()))
-        partial = self._result.partial(final)
+        partial = await self._threads.on_disk(self._result.partial, final)
         values = self._values(work, partial)
         argv = [arg.format(**values) for arg in self._argv]
         collect = _Collect()
@@ -97,18 +99,24 @@ class CommandProcessor:
         if code != 0:
             why = f"timed out after {self._timeout:g} s" if timed_out else f"exited with status {code}"
             stderr = collect.stderr.decode("utf-8", "replace").strip()[-STDERR_KEPT:]
-            if partial.exists():
-                partial.unlink()
+            await self._threads.on_disk(partial.unlink, missing_ok=True)
             raise CommandFailed(f"{os.path.basename(argv[0])} {why}" + (f": {stderr}" if stderr else ""))
-        if not partial.exists():
+        if not await self._threads.on_disk(_rename, partial, final):
             raise CommandFailed(f"{os.path.basename(argv[0])} wrote no {{output}} file")
-        os.replace(partial, final)
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
-    def clean_item(self, work: ItemWork) -> None:
-        self._result.remove(work, self._values(work, Path()))
+    async def clean_item(self, work: ItemWork) -> None:
+        await self._threads.on_disk(self._result.remove, work, self._values(work, Path()))
+
+
+def _rename(partial: Path, final: Path) -> bool:
+    """The program's output under its final name; False when it wrote none."""
+    if not partial.exists():
+        return False
+    os.replace(partial, final)
+    return True
 
 
 def _kill(process: Any) -> None:

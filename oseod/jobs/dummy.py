@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import task, threads
+from twisted.internet import task
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from zope.interface import implementer
 
+from ..threads import ThreadPools
 from .processors import IItemProcessor, ItemWork, file_name
 
 
@@ -35,12 +36,13 @@ def result_name(work: ItemWork) -> str:
 @implementer(IItemProcessor)
 class DummyProcessor:
     def __init__(self, options: Mapping[str, Any], reactor: IReactorThreads, clock: IReactorTime,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, *, threads: ThreadPools) -> None:
         self._size = int(options.get("size", 1024))
         self._delay = float(options.get("delay", 0.0))
         self._fail_rate = float(options.get("fail_rate", 0.0))
         self._reactor = reactor
         self._clock = clock
+        self._threads = threads
         self._rng = rng or random.Random()
 
     async def prepare_item(self, work: ItemWork) -> None:
@@ -49,16 +51,14 @@ class DummyProcessor:
         if self._rng.random() < self._fail_rate:
             raise DummyFailure(f"the dummy processor failed on purpose (fail_rate {self._fail_rate})")
         if self._size > 0:
-            await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), _write,
-                                            work.directory / result_name(work), content(work.item.item_id, self._size))
+            await self._threads.on_disk(_write, work.directory / result_name(work),
+                                        content(work.item.item_id, self._size))
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
-    def clean_item(self, work: ItemWork) -> None:
-        path = work.directory / result_name(work)
-        if path.exists():
-            path.unlink()
+    async def clean_item(self, work: ItemWork) -> None:
+        await self._threads.on_disk((work.directory / result_name(work)).unlink, missing_ok=True)
 
 
 def _write(path: Path, data: bytes) -> None:

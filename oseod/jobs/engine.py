@@ -34,11 +34,12 @@ from ..core.orderstate import IDispatcher
 from ..core.production import ItemProgress
 from ..metrics import Sample
 from ..model.orders import Item, Order
+from ..reactors import IDaemonReactor
 from ..store.jobs import PRIORITIES, JobStore
+from ..threads import ThreadPools
 from .attempts import CollectionStats
 from .batches import WAITING_FOR_PACKAGE, Batches
 from .packaging import Packer
-from ..reactors import IDaemonReactor
 from .processors import ProcessorFactory
 from .push import IPusher
 from .pushers import default_pushers
@@ -53,7 +54,7 @@ __all__ = ["BUILTINS", "Engine", "POLL_SECONDS", "PROMOTE_SECONDS", "WAITING_FOR
 @implementer(IDispatcher)
 class Engine:
     def __init__(self, progress: ItemProgress, jobs: JobStore, config: Config, reactor: IDaemonReactor,
-                 clock: IReactorTime, *, results: Path, consumer: str, lease_seconds: float | None = None,
+                 clock: IReactorTime, *, results: Path, consumer: str, threads: ThreadPools, lease_seconds: float | None = None,
                  processors: ProcessorRegistry | None = None,
                  builtins: Mapping[str, ProcessorFactory] = BUILTINS,
                  pushers: Mapping[str, IPusher] | None = None) -> None:
@@ -63,17 +64,18 @@ class Engine:
         this daemon's name on the queue."""
         self.jobs = jobs  # the queue (shared by every daemon)
         self.results = results
-        self.processors = (ProcessorRegistry(config, reactor, clock, builtins=builtins) if processors is None
+        self.processors = (ProcessorRegistry(config, reactor, clock, threads=threads,
+                                                                builtins=builtins) if processors is None
                            else processors)
         # The reactor's turns, not the clock's: a test's Clock drives the
         # timers, while the work still runs on the reactor.
         turns = TurnBudget(reactor)
-        packer = Packer(reactor)
+        packer = Packer(threads)
         batches = Batches(progress, config, clock, processors=self.processors, packer=packer, results=results,
                           wake=self.wake)
         self.runner = JobRunner(progress, jobs, config, clock, processors=self.processors, batches=batches,
-                                packer=packer, results=results, turns=turns,
-                                pushers=default_pushers(config, reactor, clock) if pushers is None else pushers)
+                                packer=packer, results=results, turns=turns, threads=threads,
+                                pushers=default_pushers(config, reactor, clock, threads) if pushers is None else pushers)
         self.worker = QueueWorker(jobs, clock, self.runner.run, consumer=consumer,
                                   workers=config.processing.workers, turns=turns,
                                   lease_seconds=config.processing.lease_seconds if lease_seconds is None

@@ -9,7 +9,9 @@ archive's download service), streamed to disk with treq.
 and ``{item_id}``; in the URL they are percent-encoded. The body is written to
 a temporary name and renamed once complete. Anything but a 200 fails the
 attempt with the status; so does a transfer that outlives ``timeout``
-seconds (connection and body alike).
+seconds (connection and body alike). The body's chunks are written in the
+daemon's disk thread pool, in order, those that arrived meanwhile together:
+the reactor only hands them over.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import treq
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .processors import IItemProcessor, ItemWork, ProcessorConfigError, ResultFile, check_template
 
 FIELDS = ("product_id", "collection_id", "item_id")
@@ -47,7 +51,7 @@ def _cancelled(error: BaseException) -> bool:
 
 @implementer(IItemProcessor)
 class HttpProcessor:
-    def __init__(self, options: Mapping[str, Any], reactor: IDaemonReactor, clock: IReactorTime) -> None:
+    def __init__(self, options: Mapping[str, Any], reactor: IDaemonReactor, clock: IReactorTime, *, threads: ThreadPools) -> None:
         url = options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ProcessorConfigError("processor_options.url must be an http:// or https:// URL template")
@@ -57,6 +61,7 @@ class HttpProcessor:
         self._timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         self._reactor = reactor
         self._clock = clock
+        self._threads = threads
 
     @staticmethod
     def _values(work: ItemWork) -> dict[str, str]:
@@ -69,7 +74,7 @@ class HttpProcessor:
     async def prepare_item(self, work: ItemWork) -> None:
         url = self.url(work)
         final = self._result.path(work, self._values(work))
-        partial = self._result.partial(final)
+        partial = await self._threads.on_disk(self._result.partial, final)
         transfer = defer.ensureDeferred(self._fetch(url, partial))
         timed_out: list[bool] = []
 
@@ -94,22 +99,63 @@ class HttpProcessor:
             if timer.active():
                 timer.cancel()
             if not fetched:
-                partial.unlink(missing_ok=True)
-        os.replace(partial, final)
+                await self._threads.on_disk(partial.unlink, missing_ok=True)
+        await self._threads.on_disk(os.replace, partial, final)
 
     async def _fetch(self, url: str, partial: Path) -> None:
         response = await treq.get(url, reactor=self._reactor, unbuffered=True)
         if response.code != 200:
             await response.text()
             raise FetchFailed(f"{url} answered {response.code} {response.phrase.decode('latin-1', 'replace')}")
-        with open(partial, "wb") as sink:
-            def write(data: bytes) -> None:
-                sink.write(data)
-
-            await treq.collect(response, write)
+        sink = _Sink(self._threads, await self._threads.on_disk(open, partial, "wb"))
+        try:
+            await treq.collect(response, sink.write)
+        finally:
+            await sink.close()
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
-    def clean_item(self, work: ItemWork) -> None:
-        self._result.remove(work, self._values(work))
+    async def clean_item(self, work: ItemWork) -> None:
+        await self._threads.on_disk(self._result.remove, work, self._values(work))
+
+
+class _Sink:
+    """A file written in the disk pool: one write at a time, in order; the
+    chunks that arrive during a write go together in the next one."""
+
+    def __init__(self, threads: ThreadPools, file: IO[bytes]) -> None:
+        self._threads = threads
+        self._file = file
+        self._waiting: list[bytes] = []
+        self._writing: defer.Deferred[None] | None = None
+        self._error: BaseException | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error  # (treq.collect then stops reading the body)
+        self._waiting.append(data)
+        if self._writing is None:
+            self._next()
+
+    def _next(self) -> None:
+        batch, self._waiting = b"".join(self._waiting), []
+        writing = self._threads.on_disk(self._file.write, batch)
+        self._writing = writing.addCallbacks(self._written, self._failed)
+
+    def _written(self, _: object) -> None:
+        self._writing = None
+        if self._waiting and self._error is None:
+            self._next()
+
+    def _failed(self, failure: Failure) -> None:
+        self._writing = None
+        self._error = failure.value
+
+    async def close(self) -> None:
+        """Once every chunk is written; raises what a write raised."""
+        while self._writing is not None:
+            await self._writing
+        await self._threads.on_disk(self._file.close)
+        if self._error is not None:
+            raise self._error

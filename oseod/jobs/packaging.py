@@ -1,7 +1,7 @@
 """The packer: one archive of a batch's result files (``packaging`` zip,
 tar, tgz or bzip2; see :mod:`oseod.core.packages`).
 
-It runs in the reactor's thread pool and streams each file from disk into
+It runs in the daemon's disk thread pool and streams each file from disk into
 the archive (never a whole file in memory). The archive is written under a
 hidden temporary name beside its final one, flushed to disk, then renamed:
 a package under its final name is always whole, and a crash midway leaves
@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import IO
 
 import attrs
-from twisted.internet import threads
-from twisted.internet.interfaces import IReactorThreads
 
 from ..core.deliverables import files_in
 from ..core.packages import SUFFIXES
+from ..threads import ThreadPools
 
 CHUNK = 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the oldest time a zip entry can hold
@@ -57,16 +56,14 @@ class Package:
 class Packer:
     """Builds and removes packages off the reactor thread."""
 
-    def __init__(self, reactor: IReactorThreads) -> None:
-        self._reactor = reactor
+    def __init__(self, threads: ThreadPools) -> None:
+        self._threads = threads
 
     async def pack(self, target: Path, packaging: str, members: Sequence[Member]) -> Package:
-        result: Package = await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
-                                                          build_package, target, packaging, members)
-        return result
+        return await self._threads.on_disk(build_package, target, packaging, members)
 
     async def remove(self, target: Path) -> None:
-        await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), remove_package, target)
+        await self._threads.on_disk(remove_package, target)
 
 
 def build_package(target: Path, packaging: str, members: Sequence[Member]) -> Package:

@@ -3,7 +3,9 @@
 A collection names its processor (``processor = "dummy"`` or
 ``"package.module:ClassName"``); the class is built once with the
 collection's ``processor_options``, the reactor (processes, threads) and
-the clock (time). The engine calls it for
+the clock (time); a class whose constructor also takes a ``threads``
+keyword is given the daemon's named thread pools (:mod:`oseod.threads`),
+whose ``disk`` pool is where file work belongs. The engine calls it for
 each item of a job, possibly more than once for the same item (a retry, or
 a crash before the outcome was stored): a processor's effects must be
 idempotent (write to a temporary name, then rename over the final one).
@@ -26,6 +28,7 @@ from zope.interface import Interface
 
 from ..model.orders import ItemSpec
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 
 
 @attrs.frozen
@@ -42,7 +45,7 @@ class ItemWork:
 class IItemProcessor(Interface):
     """Makes and delivers the items of the collections that name it. Every
     method may return a Deferred (or be a coroutine function) and must never
-    block the reactor: spawnProcess, deferToThread, treq."""
+    block the reactor: spawnProcess, the daemon's thread pools, treq."""
 
     def prepare_item(work: ItemWork) -> Any:
         """Produce the item's product in ``work.directory``; raise to fail
@@ -114,8 +117,8 @@ class ResultFile:
         self.path(work, values).unlink(missing_ok=True)
 
 
-# Built with the collection's processor_options, the reactor and the clock.
-ProcessorFactory = Callable[[Mapping[str, Any], IDaemonReactor, IReactorTime], IItemProcessor]
+# (options, reactor, clock), and a keyword ``threads`` when it takes one (build_processor)
+ProcessorFactory = Callable[..., IItemProcessor]
 
 
 class UnknownProcessor(Exception):
@@ -152,6 +155,19 @@ async def processor_quote(processor: object, collection_id: str, item: ItemSpec)
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def build_processor(factory: ProcessorFactory, options: Mapping[str, Any], reactor: Any, clock: Any,
+                    threads: ThreadPools) -> IItemProcessor:
+    """``factory(options, reactor, clock)``, with ``threads=threads`` when
+    it takes that keyword (the built-in processors do)."""
+    try:
+        wants_threads = "threads" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        wants_threads = False
+    if wants_threads:
+        return factory(options, reactor, clock, threads=threads)
+    return factory(options, reactor, clock)
 
 
 def load_processor(name: str, builtins: Mapping[str, ProcessorFactory]) -> ProcessorFactory:

@@ -25,14 +25,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ..core.deliverables import Deliverable
 from ..core.destinations import FtpDestination
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .push import ANONYMOUS_PASSWORD, CHUNK, IPusher, Pusher, PushFailed, ftp_source
 
 
@@ -145,20 +145,10 @@ class _Session:
 
 @implementer(IPusher)
 class FtpsPusher(Pusher):
-    THREADS = 4  # ftps sessions at once (more wait for a thread)
-
-    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, ca_file: str = "", **kwargs: Any) -> None:
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, threads: ThreadPools, ca_file: str = "", **kwargs: Any) -> None:
         Pusher.__init__(self, reactor, clock, **kwargs)
         self._ca_file = ca_file
-        self._pool: ThreadPool | None = None
-
-    def _threads(self) -> ThreadPool:
-        """The pool, started at the first push and stopped with the reactor."""
-        if self._pool is None:
-            self._pool = ThreadPool(0, self.THREADS, name="oseod-ftps-push")
-            self._pool.start()
-            self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
-        return self._pool
+        self._threads = threads  # its push pool: ftps sessions at once (more wait for a thread)
 
     def _context(self) -> ssl.SSLContext:
         try:
@@ -168,7 +158,7 @@ class FtpsPusher(Pusher):
 
     async def deliver(self, destination: FtpDestination, ip: str, files: Sequence[Deliverable]) -> None:
         session = _Session(destination, ip, self._context(), self._connect_timeout, self._idle)
-        running = threads.deferToThreadPool(self._reactor, self._threads(), session.run, files)
+        running = self._threads.on_push(session.run, files)
         # Cancelling (the order was cancelled, the daemon stops) shuts the
         # sockets; the thread then ends on its own.
         outer: defer.Deferred[None] = defer.Deferred(lambda _: session.abort())

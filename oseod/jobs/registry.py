@@ -26,6 +26,7 @@ from .attempts import ProcessorError
 from .command import CommandProcessor
 from .dummy import DummyProcessor
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .fetch import HttpProcessor
 from .processors import (
     IItemProcessor,
@@ -33,6 +34,7 @@ from .processors import (
     IOrderChecks,
     ProcessorFactory,
     UnknownProcessor,
+    build_processor,
     load_processor,
     processor_quote,
 )
@@ -44,11 +46,12 @@ BUILTINS: Mapping[str, ProcessorFactory] = {"dummy": DummyProcessor, "command": 
 class ProcessorRegistry:
     """The configured collections' processors, by collection id."""
 
-    def __init__(self, config: Config, reactor: IDaemonReactor, clock: IReactorTime, *,
+    def __init__(self, config: Config, reactor: IDaemonReactor, clock: IReactorTime, *, threads: ThreadPools,
                  builtins: Mapping[str, ProcessorFactory] = BUILTINS) -> None:
         self._config = config
         self._reactor = reactor
         self._clock = clock
+        self._threads = threads
         self._builtins = builtins
         self._processors: dict[str, IItemProcessor] = {}
 
@@ -71,8 +74,8 @@ class ProcessorRegistry:
             if collection is None:
                 raise UnknownProcessor(f"collection {collection_id!r} is no longer configured")
             factory = load_processor(collection.processor, self._builtins)
-            processor = self._processors[collection_id] = factory(collection.processor_options, self._reactor,
-                                                                  self._clock)
+            processor = self._processors[collection_id] = build_processor(
+                factory, collection.processor_options, self._reactor, self._clock, self._threads)
         return processor
 
     # ------------------------------------------------------------ Submit checks

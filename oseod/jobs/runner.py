@@ -27,10 +27,11 @@ from ..core.deliverables import files_in, package_path, result_directory
 from ..core.destinations import delivery_address
 from ..core.packages import package_name, packaged
 from ..core.production import ItemProgress
-from ..model.orders import DeliveryMethod, Item, Order, OrderType
-from ..model.jobs import Job
-from ..store.jobs import JobStore
 from ..model.errors import NoSuchOrder
+from ..model.jobs import Job
+from ..model.orders import DeliveryMethod, Item, Order, OrderType
+from ..store.jobs import JobStore
+from ..threads import ThreadPools
 from .attempts import CollectionStats, Made, cancellation, clip, settle
 from .batches import Batches
 from .packaging import Packer
@@ -45,11 +46,12 @@ class JobRunner:
 
     def __init__(self, progress: ItemProgress, jobs: JobStore, config: Config, clock: IReactorTime, *,
                  processors: ProcessorRegistry, batches: Batches, packer: Packer, pushers: Mapping[str, IPusher],
-                 results: Path, turns: TurnBudget) -> None:
+                 results: Path, turns: TurnBudget, threads: ThreadPools) -> None:
         self._progress = progress
         self._jobs = jobs
         self._config = config
         self._clock = clock
+        self._threads = threads
         self._processors = processors
         self._batches = batches
         self._packer = packer
@@ -182,7 +184,8 @@ class JobRunner:
         if pusher is None or address is None:  # Submit refuses these: a configuration changed since
             raise PushFailed(f"cannot push over {protocol!r}: " + ("no onlineAddress of that protocol"
                                                                    if pusher is not None else "not offered"))
-        files = files_in(result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
+        files = await self._threads.on_disk(
+            files_in, result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
         return str(await settle(pusher.push(address, files)))
 
     async def clean(self, order: Order, item: Item) -> None:

@@ -30,6 +30,7 @@ from ..model.orders import StatusInfo
 from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, cancel_response_callback, submit_response_callback
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
@@ -41,9 +42,9 @@ def message_id(order_id: str, created_at: float, seq: int) -> str:
 
 @implementer(IOutboxChannel)
 class StatusCallbacks(PostingChannel):
-    def __init__(self, ordering: OrderingService, reactor: IDaemonReactor, *, timeout: float,
+    def __init__(self, ordering: OrderingService, reactor: IDaemonReactor, *, threads: ThreadPools, timeout: float,
                  allowed_networks: tuple[str, ...] = ()) -> None:
-        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
+        super().__init__(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
         self._ordering = ordering
 
     async def deliver(self, message: OutboxMessage) -> None:

@@ -18,7 +18,7 @@ import socket
 from urllib.parse import urlsplit
 
 import treq
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
@@ -28,6 +28,7 @@ from ..model.outbox import OutboxMessage
 from ..oseo.acks import parse_ack
 from ..oseo.callbacks import Callback
 from ..reactors import IDaemonReactor
+from ..threads import ThreadPools
 from .sender import Undeliverable
 
 # A client's answer is an acknowledgement of a few hundred bytes; more than
@@ -52,8 +53,10 @@ class _QuietClientFactory(_HTTP11ClientFactory):
 
 
 class CallbackPoster:
-    def __init__(self, reactor: IDaemonReactor, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
+    def __init__(self, reactor: IDaemonReactor, *, threads: ThreadPools, timeout: float,
+                 allowed_networks: tuple[str, ...] = ()) -> None:
         self._reactor = reactor
+        self._threads = threads
         self._timeout = timeout
         self._allowed = allowed_networks
         self._pool = HTTPConnectionPool(reactor, persistent=True)
@@ -94,7 +97,7 @@ class CallbackPoster:
             found = known[1]
         else:
             try:
-                found = await _resolve(self._reactor, host)
+                found = await _resolve(self._threads, host)
             except OSError as e:
                 raise ConnectionError(f"cannot resolve {host}: {e.strerror or e}") from None
             if len(self._resolved) > 10_000:
@@ -130,8 +133,9 @@ class PostingChannel:
     closed at shutdown, and the host of the message's ``to`` as its
     destination (deliveries to one host are limited together)."""
 
-    def __init__(self, reactor: IDaemonReactor, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
-        self._poster = CallbackPoster(reactor, timeout=timeout, allowed_networks=allowed_networks)
+    def __init__(self, reactor: IDaemonReactor, *, threads: ThreadPools, timeout: float,
+                 allowed_networks: tuple[str, ...] = ()) -> None:
+        self._poster = CallbackPoster(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
 
     async def close(self) -> None:
         await self._poster.close()
@@ -146,9 +150,8 @@ def host_of(address: object) -> str:
     return urlsplit(str(address or "")).hostname or "?"
 
 
-async def _resolve(reactor: IDaemonReactor, host: str) -> list[str]:
-    infos = await threads.deferToThreadPool(reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None,
-                                            0, socket.SOCK_STREAM)
+async def _resolve(threads: ThreadPools, host: str) -> list[str]:
+    infos = await threads.on_resolve(socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
 
 

@@ -21,6 +21,7 @@ from ..model.outbox import OutboxMessage
 from ..oseo.callbacks import CallbackTarget, encoding_of, get_quotation_response_callback
 from ..reactors import IDaemonReactor
 from ..store.quotations import quotation_message
+from ..threads import ThreadPools
 from .posting import PostingChannel
 from .sender import IOutboxChannel, Undeliverable
 
@@ -32,8 +33,9 @@ def message_id(quotation_id: str, seq: int) -> str:
 
 @implementer(IOutboxChannel)
 class QuotationCallbacks(PostingChannel):
-    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, timeout: float, allowed_networks: tuple[str, ...] = ()) -> None:
-        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
+    def __init__(self, reactor: IDaemonReactor, clock: IReactorTime, *, threads: ThreadPools, timeout: float,
+                 allowed_networks: tuple[str, ...] = ()) -> None:
+        super().__init__(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
         self._clock = clock
 
     async def deliver(self, message: OutboxMessage) -> None:

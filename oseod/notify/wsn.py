@@ -24,15 +24,16 @@ from ..oseo.callbacks import CallbackTarget, encoding_of, notify_callback
 from ..oseo.wsn import EndpointReference, OrderEvent, SubscriptionReference
 from ..reactors import IDaemonReactor
 from ..store.wsn import SubscriptionStore
+from ..threads import ThreadPools
 from .posting import PostingChannel
 from .sender import IOutboxChannel
 
 
 @implementer(IOutboxChannel)
 class Notifications(PostingChannel):
-    def __init__(self, subscriptions: SubscriptionStore, reactor: IDaemonReactor, *, timeout: float,
+    def __init__(self, subscriptions: SubscriptionStore, reactor: IDaemonReactor, *, threads: ThreadPools, timeout: float,
                  allowed_networks: tuple[str, ...], producer: Any) -> None:
-        super().__init__(reactor, timeout=timeout, allowed_networks=allowed_networks)
+        super().__init__(reactor, threads=threads, timeout=timeout, allowed_networks=allowed_networks)
         self._subscriptions = subscriptions
         self._producer = producer  # () -> the endpoint's URL, where subscriptions are managed
 

@@ -92,9 +92,10 @@ class Listing:
 class ResultFile:
     """One file open for reading; its reads tracked for the download count."""
 
-    def __init__(self, found: Located) -> None:
+    def __init__(self, found: Located, source: IO[bytes]) -> None:
+        """``source``: the file, open (in the disk pool); closed by close()."""
         self._found = found
-        self._source: IO[bytes] | None = open(found.path, "rb")  # noqa: SIM115 - closed by close()
+        self._source: IO[bytes] | None = source
         self._ranges: list[tuple[int, int]] = []
         self._first: int | None = None
 
@@ -177,7 +178,7 @@ class ReadOnlySFTP:
         if found is None:
             raise ft.SFTPError(ft.FX_NO_SUCH_FILE, "no such file")
         try:
-            return ResultFile(found)
+            return ResultFile(found, await self._tree.opened(found.path))
         except OSError:  # expired and cleaned up in the meantime
             raise ft.SFTPError(ft.FX_NO_SUCH_FILE, "no such file") from None
 

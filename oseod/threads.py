@@ -1,0 +1,90 @@
+"""The daemon's named thread pools: ``disk``, ``cpu``, ``resolve``, ``push``.
+
+Work that would block the reactor runs in a thread, and which pool it takes
+says what it waits for. Twisted's one shared pool (``reactor.getThreadPool()``)
+would put a login's scrypt behind a package build, and an FTP listing behind
+a slow DNS server; apart, each kind of work waits only behind its own kind.
+
+- ``disk`` (``[server] disk_threads``): the file system. Result files
+  written and removed, packages built, directories listed and stat'ed for
+  DescribeResultAccess, FTP, SFTP and HTTP downloads, chunks written by the
+  http processor. Threads that mostly wait on the disk: several of them.
+- ``cpu`` (``[server] cpu_threads``): work that holds a core: password
+  hashes (scrypt, bcrypt) and the parsing of large request bodies. More
+  threads than cores would only queue them inside the kernel instead of
+  here, so the default is the machine's usual two.
+- ``resolve`` (a fixed few): ``getaddrinfo`` for call-backs. It waits on the
+  network, up to the resolver's timeout of several seconds when a DNS
+  server is away; in ``disk`` it would hold threads that downloads need. Its
+  callers (the outbox) are bounded already; a few threads keep one host's
+  slow name from serialising the others.
+- ``push`` (a fixed few): FTPS pushes (onlineDataDelivery), a blocking
+  ftplib session each, held for a whole transfer: minutes that no other
+  pool's work should wait behind. More pushes at once wait for a thread.
+
+One :class:`ThreadPools` is made by the daemon's wiring (oseod.tap), started
+and stopped as a daemon step, and handed to each part that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import attrs
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.python.threadpool import ThreadPool
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RESOLVE_THREADS = 4
+PUSH_THREADS = 4  # FTPS push sessions at once
+
+
+@attrs.define
+class ThreadPools:
+    """The pools, and the reactor their results are handed back on."""
+
+    reactor: IReactorFromThreads
+    disk: ThreadPool
+    cpu: ThreadPool
+    resolve: ThreadPool
+    push: ThreadPool
+
+    @classmethod
+    def sized(cls, reactor: IReactorFromThreads, *, disk: int, cpu: int) -> ThreadPools:
+        """Pools of at most ``disk`` and ``cpu`` threads (made when first
+        needed), named so that a thread dump or a log line says which one."""
+        return cls(reactor, ThreadPool(0, disk, name="oseod-disk"), ThreadPool(0, cpu, name="oseod-cpu"),
+                   ThreadPool(0, RESOLVE_THREADS, name="oseod-resolve"), ThreadPool(0, PUSH_THREADS, name="oseod-push"))
+
+    def start(self) -> None:
+        for pool in self._pools():
+            pool.start()
+
+    def stop(self) -> None:
+        """Waits for the work in hand to end (the engine, stopped before,
+        has cancelled its jobs; a thread ends the file it is at)."""
+        for pool in self._pools():
+            pool.stop()
+
+    def _pools(self) -> tuple[ThreadPool, ...]:
+        return self.disk, self.cpu, self.resolve, self.push
+
+    def on_disk(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
+        """``f(*args, **kwargs)`` in the disk pool; its result on the reactor."""
+        return threads.deferToThreadPool(self.reactor, self.disk, f, *args, **kwargs)
+
+    def on_cpu(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
+        """``f(*args, **kwargs)`` in the cpu pool; its result on the reactor."""
+        return threads.deferToThreadPool(self.reactor, self.cpu, f, *args, **kwargs)
+
+    def on_resolve(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
+        """``f(*args, **kwargs)`` in the resolver's pool; its result on the reactor."""
+        return threads.deferToThreadPool(self.reactor, self.resolve, f, *args, **kwargs)
+
+    def on_push(self, f: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[R]:
+        """``f(*args, **kwargs)`` in the push pool; its result on the reactor."""
+        return threads.deferToThreadPool(self.reactor, self.push, f, *args, **kwargs)
