@@ -33,6 +33,7 @@ from oseod.jobs.processors import IItemProcessor, IMassiveExpansion, IOrderCheck
 from oseod.jobs.push import IPusher
 from oseod.notify.mail import IMailSender
 from oseod.notify.sender import IOutboxChannel
+from tests.pools import POOLS
 
 # oseod's own plug-in points, and the Twisted ones oseod plugs into.
 PLUG_IN_POINTS = (IItemProcessor, IPusher, IOutboxChannel, IMailSender, IDeliverableTree, IDispatcher,
@@ -88,10 +89,10 @@ def test_the_built_in_processors_provide_their_interface(tmp_path: Path) -> None
     __init__ sets counts too)."""
     reactor = MemoryReactorClock()
     built = [
-        DummyProcessor({}, reactor, Clock()),
-        CommandProcessor({"argv": ["/bin/true", "{product_id}"]}, reactor, Clock()),
-        ArchiveProcessor({"root": str(tmp_path)}, reactor, Clock()),
-        HttpProcessor({"url": "http://127.0.0.1:9/{product_id}"}, reactor, Clock()),
+        DummyProcessor({}, reactor, Clock(), threads=POOLS),
+        CommandProcessor({"argv": ["/bin/true", "{product_id}"]}, reactor, Clock(), threads=POOLS),
+        ArchiveProcessor({"root": str(tmp_path)}, reactor, Clock(), threads=POOLS),
+        HttpProcessor({"url": "http://127.0.0.1:9/{product_id}"}, reactor, Clock(), threads=POOLS),
     ]
     for processor in built:
         assert verifyObject(IItemProcessor, processor)
