@@ -36,6 +36,7 @@ from .core.catalogue import Catalogue
 from .core.deliverables import Deliverables
 from .core.notifications import NotificationSubscriptions
 from .core.ordering import OrderingService
+from .core.production import ItemProgress
 from .core.quotations import QuotationService
 from .datadir import DataDir
 from .forwarded import ClientAddresses
@@ -364,11 +365,12 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     # it claims, items it refuses), GetQuotation and the engine all ask it.
     processors = ProcessorRegistry(config, reactor, reactor, threads=threads)
     orders = OrderStore(redis, mail=bool(config.email.smtp_host))
+    # The engine writes its items' progress; accepted orders wake it and
+    # cancelled ones stop its work on them (the dispatcher).
+    engine = Engine(ItemProgress(orders, config, reactor), JobStore(redis), config, reactor, reactor,
+                    processors=processors, results=results, consumer=consumer, threads=threads)
     ordering = OrderingService(orders, config, reactor, catalogue=catalogue, resolve=processors.resolve,
-                               check_item=processors.check_item)
-    engine = Engine(ordering, JobStore(redis), config, reactor, reactor, processors=processors, results=results,
-                    consumer=consumer, threads=threads)
-    ordering.dispatcher = engine  # accepted orders wake it; cancelled ones stop its work on them
+                               check_item=processors.check_item, dispatcher=engine)
     task_runs = TaskRuns(redis)
     scheduler = Scheduler(LeaderLock(redis, consumer), reactor, [
         PeriodicTask("expire results", config.processing.expire_interval,

@@ -14,7 +14,7 @@ from oseod.model import codec
 from oseod.model.orders import ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo, StatusNotification
 from oseod.store import keys
 from oseod.store.connection import Redis
-from oseod.store.orders import CHUNK_BYTES, HISTORY_KEPT, ItemChange, OrderStore
+from oseod.store.orders import CHUNK_BYTES, CHUNKS_MAX, HISTORY_KEPT, ItemChange, OrderStore
 from oseod.store.orders.base import _joined, _status
 from tests.test_store_orders import make_order
 
@@ -97,6 +97,25 @@ async def test_a_spec_is_cut_between_characters(redis: Redis) -> None:
     fields = await redis.conn.hgetall(keys.order(order.order_id))
     assert len([f for f in fields if f.startswith("p/")]) > 5
     assert all(len(v.encode()) <= CHUNK_BYTES for f, v in fields.items() if f.startswith("p/"))
+    again = await OrderStore(redis).get(order.order_id)
+    assert again is not None and again.items[0].spec.product_id == long_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_long_spec_is_kept_whole(redis: Redis) -> None:
+    """Past CHUNKS_MAX chunks a spec is one field: a megabyte in 64-byte
+    chunks would be tens of thousands of fields, read back one reply each."""
+    store = OrderStore(redis)
+    base = make_order(n_items=1)
+    long_id = "p" * (CHUNK_BYTES * CHUNKS_MAX + 1)
+    spec = ItemSpec(item_id="i0", product_id=long_id, collection_id="c")
+    order = await store.create(base.__class__(
+        order_id="", owner=base.owner, spec=OrderSpec(base.spec.order_type, items=(spec,)), status=base.status,
+        created_at=base.created_at, notification=base.notification,
+        items=(base.items[0].__class__(spec, base.items[0].status),)))
+    fields = await redis.conn.hgetall(keys.order(order.order_id))
+    assert [f for f in fields if f.startswith("p/")] == ["p/0"]
+    assert long_id in fields["p/0"]
     again = await OrderStore(redis).get(order.order_id)
     assert again is not None and again.items[0].spec.product_id == long_id
 

@@ -82,10 +82,11 @@ class OrderWriter:
 
     def __init__(self, store: OrderStore, config: Config, clock: IReactorTime, *,
                  catalogue: Catalogue | None = None, resolve: Resolver | None = None,
-                 check_item: ItemCheck | None = None) -> None:
+                 check_item: ItemCheck | None = None, dispatcher: IDispatcher | None = None) -> None:
         """``resolve`` and ``check_item``: the Submit checks' collection of a
         bare identifier and objection to an item (the processor registry's;
-        by default the configured prefixes, and no objection)."""
+        by default the configured prefixes, and no objection); ``dispatcher``:
+        told of the orders accepted and cancelled (the engine)."""
         self._store = store
         self._config = config
         self._clock = clock
@@ -94,7 +95,7 @@ class OrderWriter:
             resolve or (lambda identifier: resolve_collection(identifier, config.collections)),
             check_item or (lambda collection, item: None),
         )  # fmt: skip
-        self.dispatcher: IDispatcher | None = None
+        self.dispatcher = dispatcher
 
     async def order(self, order_id: str) -> Order:
         """Any order, whoever owns it (for operators and the notification

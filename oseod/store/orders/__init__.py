@@ -53,6 +53,7 @@ from .layout import (
     CACHED_ITEMS,
     CACHED_ORDERS,
     CHUNK_BYTES,
+    CHUNKS_MAX,
     DOWNLOADS_KEPT,
     HISTORY_KEPT,
     ID_ATTEMPTS,
@@ -81,7 +82,7 @@ from .values import (
 from .writes import OrderWrites
 
 __all__ = [
-    "CACHED_ITEMS", "CACHED_ORDERS", "CHUNK_BYTES", "DOWNLOADS_KEPT", "HISTORY_KEPT", "ID_ATTEMPTS", "LAYOUT_VERSION",
+    "CACHED_ITEMS", "CACHED_ORDERS", "CHUNK_BYTES", "CHUNKS_MAX", "DOWNLOADS_KEPT", "HISTORY_KEPT", "ID_ATTEMPTS", "LAYOUT_VERSION",
     "MESSAGE_SECONDS", "SEARCH_BUDGET", "BadCursor", "Conflict", "FoundOrders", "HistoryLine", "ItemChange",
     "NoSuchItem", "NoSuchOrder", "OrderProgress", "OrderStore", "Resubmitted", "StoredResult",
     "TooManyActiveItems", "Transfer", "collections_of",

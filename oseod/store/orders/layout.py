@@ -42,6 +42,7 @@ LAYOUT_VERSION = "2"
 # one longer value turns the whole order into a hashtable, about three times
 # the memory. Long values are written in chunks of at most this many bytes.
 CHUNK_BYTES = 64
+CHUNKS_MAX = 32  # longer values are kept whole (lua/order_chunks.lua)
 HISTORY_KEPT = 200  # status changes kept per order (a subscription changes little; items do not write here)
 DOWNLOADS_KEPT = 500  # transfers kept per order
 
@@ -56,6 +57,7 @@ _VALUES: dict[str, object] = {
     "MEMBER_WIDTH": _MEMBER_WIDTH,
     "DOWNLOADS_KEPT": DOWNLOADS_KEPT,
     "CHUNK_BYTES": CHUNK_BYTES,
+    "CHUNKS_MAX": CHUNKS_MAX,
     "DOWNLOADS": DOWNLOADS,
     "bucket_hook": BUCKET_HOOK,
     "fence_hook": FENCE_HOOK,
