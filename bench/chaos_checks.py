@@ -104,7 +104,7 @@ def recount(redis: Any, found: Orders) -> list[str]:
         if "collections" in order:
             totals.update(statuses)
         for scope in (owner, None):
-            expected[keys.orders_updated(scope)].add(member)
+            expected.setdefault(keys.orders_updated(scope), set())  # not written since issue 16: empty
             expected[keys.orders_in_status(scope, order.get("status", "?"))].add(member)
             if order.get("reference"):
                 expected[keys.orders_with_reference(scope, order["reference"])].add(member)

@@ -162,3 +162,73 @@ async def test_the_history_in_the_order_hash_keeps_its_last_lines(redis: Redis) 
     fields = await redis.conn.hkeys(keys.order(order.order_id))
     assert len([f for f in fields if f.startswith("h/")]) == HISTORY_KEPT
     assert "h/6" not in fields and "i/5" not in fields and "h/7" in fields
+
+
+async def as_indexed_by_update(redis: Redis, store: OrderStore, order_id: str) -> None:
+    """Add the order to the indexes of every order by last update (the
+    owner's, everybody's), as versions before issue 16's second footprint
+    change wrote them."""
+    order = await store.get(order_id)
+    assert order is not None
+    updated = await redis.conn.hget(keys.order(order_id), "updated_at")
+    for owner in (order.owner, None):
+        await redis.conn.execute_command("ZADD", keys.orders_updated(owner), updated, order_id.zfill(20))
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_order_is_found_without_the_indexes_by_update(redis: Redis) -> None:
+    store = OrderStore(redis)
+    made = []
+    for n, status in enumerate([S.Submitted, S.InProduction, S.Completed, S.Failed, S.Submitted, S.Cancelled]):
+        order = await store.create(make_order(n_items=1, status=S.Submitted, at=100.0 + n))
+        if status is not S.Submitted:
+            await store.set_order_status(order.order_id, StatusInfo(status, changed_at=100.0 + n))
+        made.append(order.order_id)
+    newest_first = made[::-1]
+    assert await redis.conn.exists(keys.orders_updated(None)) == 0
+    assert await redis.conn.exists(keys.orders_updated("alice")) == 0
+    # GetStatus by owner, no status: every order, newest update first, in pages with a stable cursor.
+    assert await store.search_ids("alice", None, None, (), None, 10) == newest_first
+    assert await store.search_ids("alice", 102.0, 104.0, (), None, 10) == newest_first[1:4]
+    pages, after = [], None
+    while True:
+        found = await store.find(owner=None, limit=2, after=after)
+        pages.append(found.order_ids)
+        if found.next is None:
+            break
+        after = found.next
+    assert [i for page in pages for i in page] == newest_first and all(len(p) == 2 for p in pages)
+    oldest = await store.find(oldest_first=True, limit=4)
+    assert oldest.order_ids == tuple(made[:4])
+    # With a budget: a page cut short goes on where it stopped, nothing lost or repeated.
+    seen: list[str] = []
+    after = None
+    for _ in range(20):
+        found = await store.find(owner="alice", collection="c", limit=3, budget=2, after=after)
+        seen += found.order_ids
+        if found.next is None:
+            break
+        after = found.next
+    assert seen == newest_first
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_indexed_by_update_are_found_and_leave_those_indexes(redis: Redis) -> None:
+    store = OrderStore(redis)
+    first = await store.create(make_order(n_items=1, status=S.Submitted, at=100.0))
+    second = await store.create(make_order(n_items=1, status=S.Submitted, at=101.0))
+    for order in (first, second):
+        await as_indexed_by_update(redis, store, order.order_id)
+    old = OrderStore(redis)
+    assert await old.search_ids("alice", None, None, (), None, 10) == [second.order_id, first.order_id]
+    # A change takes the order out of them (its score there would be stale); a purge too.
+    await old.set_order_status(first.order_id, StatusInfo(S.Completed, changed_at=110.0))
+    assert await redis.conn.zcard(keys.orders_updated(None)) == 1
+    assert await redis.conn.zcard(keys.orders_updated("alice")) == 1
+    assert await old.search_ids("alice", None, None, (), None, 10) == [first.order_id, second.order_id]
+    await old.set_order_status(second.order_id, StatusInfo(S.Cancelled, changed_at=111.0))
+    await as_indexed_by_update(redis, old, second.order_id)
+    assert await old.purge(second.order_id, {S.Cancelled})
+    assert await redis.conn.exists(keys.orders_updated(None)) == 0
+    assert await redis.conn.exists(keys.orders_updated("alice")) == 0
+    assert (await old.find()).order_ids == (first.order_id,)

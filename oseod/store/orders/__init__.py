@@ -31,8 +31,11 @@ number for orders stored before ids were random: :mod:`.orderids`):
   in the sorted set ``order:ID:ready``, the history in the list
   ``order:ID:history``. An order is in layout 3 when it has ``p/0``.
 * indexes, per owner and across owners, all scored by the order's last update
-  (any change to the order or one of its items): every order; per status; per
+  (any change to the order or one of its items): per status; per
   orderReference. Plus a per-owner counter of items not in a final status.
+  "Every order" is the status indexes together (each order is in exactly one):
+  versions before wrote an index of every order too (``orders_updated``);
+  nothing reads it now, an order leaves it when it next changes.
 
 Every change is one Lua script that updates the data, the counter and every
 index together, so an index never disagrees with the order it points to.
