@@ -108,8 +108,8 @@ def recount(redis: Any, found: Orders) -> list[str]:
             expected[keys.orders_in_status(scope, order.get("status", "?"))].add(member)
             if order.get("reference"):
                 expected[keys.orders_with_reference(scope, order["reference"])].add(member)
-        if order.get("order_type"):
-            expected[keys.orders_of_type(order["order_type"])].add(member)
+        # absent: PRODUCT_ORDER (oseod.store.orders.layout.DEFAULT_ORDER_TYPE)
+        expected[keys.orders_of_type(order.get("order_type") or "PRODUCT_ORDER")].add(member)
         for collection in json.loads(order.get("collections") or "[]"):
             expected[keys.orders_in_collection(collection)].add(member)
     for owner in owners:

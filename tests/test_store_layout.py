@@ -11,11 +11,14 @@ from typing import Any
 import pytest_twisted
 
 from oseod.model import codec
-from oseod.model.orders import ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo, StatusNotification
+from oseod.model.orders import (
+    ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo, StatusNotification,
+)
 from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.orders import CHUNK_BYTES, HISTORY_KEPT, ItemChange, OrderStore
 from oseod.store.orders.base import _joined, _status
+from oseod.store.orders.layout import read_spec
 from tests.test_store_orders import make_order
 
 S = OrderStatus
@@ -39,7 +42,9 @@ async def as_layout_2(redis: Redis, order_id: str) -> None:
                            "completion_seq": fields.get("completion_seq", "0"),
                            "notification": _joined(fields, "nt/") or codec.dumps(Notification())}
     chunks = sorted((f for f in fields if f.startswith("p/")), key=lambda f: int(f[2:]))
-    old["spec"] = "".join(fields[f] for f in chunks)
+    # The spec whole, its type in it and in 'order_type'.
+    spec = read_spec("".join(fields[f] for f in chunks), fields.get("order_type"))
+    old["spec"], old["order_type"] = codec.dumps(spec), spec.order_type.value
     old["status_info"] = codec.dumps(_status(fields["status_info"], fields["status"]))
     items: dict[str, str] = {}
     ready: list[Any] = []
@@ -76,6 +81,9 @@ async def test_a_typical_order_is_one_compact_hash(redis: Redis) -> None:
     fields = await redis.conn.hgetall(keys.order(oid))
     assert all(len(v.encode()) <= CHUNK_BYTES for v in fields.values())
     assert "spec" not in fields and "n/Submitted" not in fields
+    # Nothing the hash says twice or a reader fills in: the type (PRODUCT_ORDER when absent), the defaults.
+    assert "order_type" not in fields
+    assert '"order_type"' not in _joined(fields, "p/") and '"subscription"' not in _joined(fields, "p/")
     again = await OrderStore(redis).get(oid)
     assert again is not None and again.spec == order.spec and again.items[0].status.status is S.Completed
     assert [(line.status, line.info) for line in await store.history(oid)] == [
@@ -232,3 +240,32 @@ async def test_orders_indexed_by_update_are_found_and_leave_those_indexes(redis:
     assert await redis.conn.exists(keys.orders_updated(None)) == 0
     assert await redis.conn.exists(keys.orders_updated("alice")) == 0
     assert (await old.find()).order_ids == (first.order_id,)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_order_type_and_specs_written_whole_are_read(redis: Redis) -> None:
+    store = OrderStore(redis)
+    product = await store.create(make_order(n_items=1, status=S.Submitted))
+    massive = await store.create(make_order(n_items=2, status=S.Submitted, order_type=OrderType.MASSIVE_ORDER))
+    assert await redis.conn.hget(keys.order(massive.order_id), "order_type") == "MASSIVE_ORDER"
+    # As the version before wrote them: the spec whole in its chunks, 'order_type' always.
+    whole = await store.create(make_order(n_items=2, status=S.Submitted, reference="r"))
+    fields = await redis.conn.hgetall(keys.order(whole.order_id))
+    await redis.conn.execute_command("HDEL", keys.order(whole.order_id), *(f for f in fields if f.startswith("p/")))
+    text = codec.dumps(whole.spec)
+    chunks = [text[i:i + CHUNK_BYTES] for i in range(0, len(text), CHUNK_BYTES)]
+    await redis.conn.execute_command("HSET", keys.order(whole.order_id), "order_type", "PRODUCT_ORDER",
+                                     *(x for n, chunk in enumerate(chunks) for x in (f"p/{n}", chunk)))
+    fresh = OrderStore(redis)  # nothing cached
+    for order in (product, massive, whole):
+        again = await fresh.get(order.order_id)
+        assert again is not None and again.spec == order.spec
+        progress = await fresh.update_order_status(order.order_id, lambda p: None)
+        assert progress.order_type is order.spec.order_type
+    assert set((await fresh.find(order_type="PRODUCT_ORDER")).order_ids) == {product.order_id, whole.order_id}
+    assert (await fresh.find(order_type="MASSIVE_ORDER")).order_ids == (massive.order_id,)
+    for order in (product, massive, whole):  # the identity read back names the type index: purged out of it
+        await fresh.set_order_status(order.order_id, StatusInfo(S.Cancelled, changed_at=120.0))
+        assert await OrderStore(redis).purge(order.order_id, {S.Cancelled})
+    for order_type in OrderType:
+        assert await redis.conn.exists(keys.orders_of_type(order_type.value)) == 0

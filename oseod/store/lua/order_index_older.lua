@@ -42,7 +42,7 @@ for n = first, stop do
     end
     table.sort(names)
     if score then
-      redis.call('ZADD', ARGV[2] .. redis.call('HGET', order, 'order_type'), score, member)
+      redis.call('ZADD', ARGV[2] .. (redis.call('HGET', order, 'order_type') or 'PRODUCT_ORDER'), score, member)
       for _, c in ipairs(names) do redis.call('ZADD', ARGV[3] .. c, score, member) end
     end
     for _, status in ipairs(statuses) do

@@ -5,9 +5,10 @@ number for orders stored before ids were random: :mod:`.orderids`):
 
 * ``order:ID`` hash (layout 3: one key for a typical order, kept a compact
   listpack by writing no value over 64 bytes, see layout.CHUNK_BYTES):
-  ``owner``, ``order_type``, ``reference`` (when given), ``created_at``, the
-  spec (the OrderSpec with its items, JSON, written once) in chunks ``p/0``,
-  ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
+  ``owner``, ``order_type`` (absent: PRODUCT_ORDER), ``reference`` (when
+  given), ``created_at``, the spec (the OrderSpec with its items, JSON,
+  written once, without its type and the items' default ``subscription``:
+  layout.stored_spec) in chunks ``p/0``, ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
   chunks ``nt/0``, ...,
   ``status`` (the bare name, for the scripts), ``status_info``
   ([changed_at, info, mission info]), ``updated_at``, ``version`` (bumped by

@@ -4,6 +4,7 @@ and how script arguments are encoded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 import txredisapi
 
 from ...model import codec
-from ...model.orders import Order, OrderStatus, StatusInfo
+from ...model.orders import Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from .. import keys, lua
 from ..jobs import Job, job_fields
 from ..leader import FENCE_HOOK, Deposed, deposed
@@ -66,6 +67,32 @@ _VALUES: dict[str, object] = {
 def script(name: str) -> str:
     """The text of the orders store's script ``name`` (loaded at import)."""
     return lua.load(name, **_VALUES)
+
+
+# The type of most orders: not written in the order hash (absent: this one).
+DEFAULT_ORDER_TYPE = OrderType.PRODUCT_ORDER
+
+
+def stored_spec(spec: OrderSpec) -> str:
+    """The spec as its chunks (p/N) hold it: its JSON without what the order
+    hash says already or a reader fills in, every byte of it being kept for as
+    long as the order (issue 16): the order type (the hash's ``order_type``)
+    and the items' ``"subscription": false`` (the default). :func:`read_spec`
+    reads it and the whole JSON of orders written before."""
+    data = codec.to_data(spec)
+    del data["order_type"]
+    for item in data["items"]:
+        if item.get("subscription") is False:
+            del item["subscription"]
+    return codec.json_text(data)
+
+
+def read_spec(text: str, order_type: str | None) -> OrderSpec:
+    """An order's spec from its stored JSON (:func:`stored_spec`'s, or the
+    whole spec), ``order_type`` the hash's field (None: absent)."""
+    data = json.loads(text)
+    data.setdefault("order_type", order_type or DEFAULT_ORDER_TYPE.value)
+    return codec.from_data(OrderSpec, data)
 
 
 def collections_of(order: Order) -> set[str]:
