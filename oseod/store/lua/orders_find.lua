@@ -51,7 +51,16 @@ if #criteria > 1 then
 end
 local read, tests = {}, {}
 for i, key in ipairs(criteria[best]) do read[i] = key end
-for i, ks in ipairs(criteria) do if i ~= best then tests[#tests + 1] = ks end end
+for i, ks in ipairs(criteria) do
+  if i ~= best then
+    -- Tested biggest key first (every order: most are in one or two statuses).
+    table.sort(ks, function(a, b)
+      if count(a) ~= count(b) then return count(a) > count(b) end
+      return a < b
+    end)
+    tests[#tests + 1] = ks
+  end
+end
 local function matches(member)
   for _, ks in ipairs(tests) do
     local found = false
