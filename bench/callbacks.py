@@ -266,6 +266,7 @@ def outbox_counters(redis: Any) -> dict[str, int]:
 
 
 def callbacks_part(run: Run) -> None:
+    from oseod.model.orders import OrderStatus
     from oseod.store import keys
 
     orders = run.args.orders
@@ -343,8 +344,10 @@ def callbacks_part(run: Run) -> None:
             processed_seen, cpu_processed, stats_processed = ended, cpu_end, stats_end
         # The last order change the engine made (Completed of the last order):
         # when the processing was done, on the monotonic clock the receiver uses.
-        newest = redis.zrange(keys.orders_updated(USER), -1, -1, withscores=True)
-        processed = float(newest[0][1]) - wall_offset if newest else processed_seen
+        # (each order is in one status index: the newest of their last entries)
+        newest = [row for status in OrderStatus
+                  for row in redis.zrange(keys.orders_in_status(USER, status.value), -1, -1, withscores=True)]
+        processed = max(float(row[1]) for row in newest) - wall_offset if newest else processed_seen
         records = receiver.records(CALLBACKS_PATH)
         counters = {k: v - counters_start.get(k, 0) for k, v in outbox_counters(redis).items()}
     except BaseException as e:

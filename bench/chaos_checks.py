@@ -104,12 +104,12 @@ def recount(redis: Any, found: Orders) -> list[str]:
         if "collections" in order:
             totals.update(statuses)
         for scope in (owner, None):
-            expected[keys.orders_updated(scope)].add(member)
+            expected.setdefault(keys.orders_updated(scope), set())  # not written since issue 16: empty
             expected[keys.orders_in_status(scope, order.get("status", "?"))].add(member)
             if order.get("reference"):
                 expected[keys.orders_with_reference(scope, order["reference"])].add(member)
-        if order.get("order_type"):
-            expected[keys.orders_of_type(order["order_type"])].add(member)
+        # absent: PRODUCT_ORDER (oseod.store.orders.layout.DEFAULT_ORDER_TYPE)
+        expected[keys.orders_of_type(order.get("order_type") or "PRODUCT_ORDER")].add(member)
         for collection in json.loads(order.get("collections") or "[]"):
             expected[keys.orders_in_collection(collection)].add(member)
     for owner in owners:

@@ -11,11 +11,14 @@ from typing import Any
 import pytest_twisted
 
 from oseod.model import codec
-from oseod.model.orders import ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo, StatusNotification
+from oseod.model.orders import (
+    ItemSpec, Notification, Order, OrderSpec, OrderStatus, OrderType, StatusInfo, StatusNotification,
+)
 from oseod.store import keys
 from oseod.store.connection import Redis
 from oseod.store.orders import CHUNK_BYTES, CHUNKS_MAX, HISTORY_KEPT, ItemChange, OrderStore
 from oseod.store.orders.base import _joined, _status
+from oseod.store.orders.layout import read_spec
 from tests.test_store_orders import make_order
 
 S = OrderStatus
@@ -39,7 +42,9 @@ async def as_layout_2(redis: Redis, order_id: str) -> None:
                            "completion_seq": fields.get("completion_seq", "0"),
                            "notification": _joined(fields, "nt/") or codec.dumps(Notification())}
     chunks = sorted((f for f in fields if f.startswith("p/")), key=lambda f: int(f[2:]))
-    old["spec"] = "".join(fields[f] for f in chunks)
+    # The spec whole, its type in it and in 'order_type'.
+    spec = read_spec("".join(fields[f] for f in chunks), fields.get("order_type"))
+    old["spec"], old["order_type"] = codec.dumps(spec), spec.order_type.value
     old["status_info"] = codec.dumps(_status(fields["status_info"], fields["status"]))
     items: dict[str, str] = {}
     ready: list[Any] = []
@@ -76,6 +81,9 @@ async def test_a_typical_order_is_one_compact_hash(redis: Redis) -> None:
     fields = await redis.conn.hgetall(keys.order(oid))
     assert all(len(v.encode()) <= CHUNK_BYTES for v in fields.values())
     assert "spec" not in fields and "n/Submitted" not in fields
+    # Nothing the hash says twice or a reader fills in: the type (PRODUCT_ORDER when absent), the defaults.
+    assert "order_type" not in fields
+    assert '"order_type"' not in _joined(fields, "p/") and '"subscription"' not in _joined(fields, "p/")
     again = await OrderStore(redis).get(oid)
     assert again is not None and again.spec == order.spec and again.items[0].status.status is S.Completed
     assert [(line.status, line.info) for line in await store.history(oid)] == [
@@ -181,3 +189,102 @@ async def test_the_history_in_the_order_hash_keeps_its_last_lines(redis: Redis) 
     fields = await redis.conn.hkeys(keys.order(order.order_id))
     assert len([f for f in fields if f.startswith("h/")]) == HISTORY_KEPT
     assert "h/6" not in fields and "i/5" not in fields and "h/7" in fields
+
+
+async def as_indexed_by_update(redis: Redis, store: OrderStore, order_id: str) -> None:
+    """Add the order to the indexes of every order by last update (the
+    owner's, everybody's), as versions before issue 16's second footprint
+    change wrote them."""
+    order = await store.get(order_id)
+    assert order is not None
+    updated = await redis.conn.hget(keys.order(order_id), "updated_at")
+    for owner in (order.owner, None):
+        await redis.conn.execute_command("ZADD", keys.orders_updated(owner), updated, order_id.zfill(20))
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_order_is_found_without_the_indexes_by_update(redis: Redis) -> None:
+    store = OrderStore(redis)
+    made = []
+    for n, status in enumerate([S.Submitted, S.InProduction, S.Completed, S.Failed, S.Submitted, S.Cancelled]):
+        order = await store.create(make_order(n_items=1, status=S.Submitted, at=100.0 + n))
+        if status is not S.Submitted:
+            await store.set_order_status(order.order_id, StatusInfo(status, changed_at=100.0 + n))
+        made.append(order.order_id)
+    newest_first = made[::-1]
+    assert await redis.conn.exists(keys.orders_updated(None)) == 0
+    assert await redis.conn.exists(keys.orders_updated("alice")) == 0
+    # GetStatus by owner, no status: every order, newest update first, in pages with a stable cursor.
+    assert await store.search_ids("alice", None, None, (), None, 10) == newest_first
+    assert await store.search_ids("alice", 102.0, 104.0, (), None, 10) == newest_first[1:4]
+    pages, after = [], None
+    while True:
+        found = await store.find(owner=None, limit=2, after=after)
+        pages.append(found.order_ids)
+        if found.next is None:
+            break
+        after = found.next
+    assert [i for page in pages for i in page] == newest_first and all(len(p) == 2 for p in pages)
+    oldest = await store.find(oldest_first=True, limit=4)
+    assert oldest.order_ids == tuple(made[:4])
+    # With a budget: a page cut short goes on where it stopped, nothing lost or repeated.
+    seen: list[str] = []
+    after = None
+    for _ in range(20):
+        found = await store.find(owner="alice", collection="c", limit=3, budget=2, after=after)
+        seen += found.order_ids
+        if found.next is None:
+            break
+        after = found.next
+    assert seen == newest_first
+
+
+@pytest_twisted.ensureDeferred
+async def test_orders_indexed_by_update_are_found_and_leave_those_indexes(redis: Redis) -> None:
+    store = OrderStore(redis)
+    first = await store.create(make_order(n_items=1, status=S.Submitted, at=100.0))
+    second = await store.create(make_order(n_items=1, status=S.Submitted, at=101.0))
+    for order in (first, second):
+        await as_indexed_by_update(redis, store, order.order_id)
+    old = OrderStore(redis)
+    assert await old.search_ids("alice", None, None, (), None, 10) == [second.order_id, first.order_id]
+    # A change takes the order out of them (its score there would be stale); a purge too.
+    await old.set_order_status(first.order_id, StatusInfo(S.Completed, changed_at=110.0))
+    assert await redis.conn.zcard(keys.orders_updated(None)) == 1
+    assert await redis.conn.zcard(keys.orders_updated("alice")) == 1
+    assert await old.search_ids("alice", None, None, (), None, 10) == [first.order_id, second.order_id]
+    await old.set_order_status(second.order_id, StatusInfo(S.Cancelled, changed_at=111.0))
+    await as_indexed_by_update(redis, old, second.order_id)
+    assert await old.purge(second.order_id, {S.Cancelled})
+    assert await redis.conn.exists(keys.orders_updated(None)) == 0
+    assert await redis.conn.exists(keys.orders_updated("alice")) == 0
+    assert (await old.find()).order_ids == (first.order_id,)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_order_type_and_specs_written_whole_are_read(redis: Redis) -> None:
+    store = OrderStore(redis)
+    product = await store.create(make_order(n_items=1, status=S.Submitted))
+    massive = await store.create(make_order(n_items=2, status=S.Submitted, order_type=OrderType.MASSIVE_ORDER))
+    assert await redis.conn.hget(keys.order(massive.order_id), "order_type") == "MASSIVE_ORDER"
+    # As the version before wrote them: the spec whole in its chunks, 'order_type' always.
+    whole = await store.create(make_order(n_items=2, status=S.Submitted, reference="r"))
+    fields = await redis.conn.hgetall(keys.order(whole.order_id))
+    await redis.conn.execute_command("HDEL", keys.order(whole.order_id), *(f for f in fields if f.startswith("p/")))
+    text = codec.dumps(whole.spec)
+    chunks = [text[i:i + CHUNK_BYTES] for i in range(0, len(text), CHUNK_BYTES)]
+    await redis.conn.execute_command("HSET", keys.order(whole.order_id), "order_type", "PRODUCT_ORDER",
+                                     *(x for n, chunk in enumerate(chunks) for x in (f"p/{n}", chunk)))
+    fresh = OrderStore(redis)  # nothing cached
+    for order in (product, massive, whole):
+        again = await fresh.get(order.order_id)
+        assert again is not None and again.spec == order.spec
+        progress = await fresh.update_order_status(order.order_id, lambda p: None)
+        assert progress.order_type is order.spec.order_type
+    assert set((await fresh.find(order_type="PRODUCT_ORDER")).order_ids) == {product.order_id, whole.order_id}
+    assert (await fresh.find(order_type="MASSIVE_ORDER")).order_ids == (massive.order_id,)
+    for order in (product, massive, whole):  # the identity read back names the type index: purged out of it
+        await fresh.set_order_status(order.order_id, StatusInfo(S.Cancelled, changed_at=120.0))
+        assert await OrderStore(redis).purge(order.order_id, {S.Cancelled})
+    for order_type in OrderType:
+        assert await redis.conn.exists(keys.orders_of_type(order_type.value)) == 0

@@ -85,7 +85,9 @@ def active_items(owner: str) -> str:
 
 
 def orders_updated(owner: str | None) -> str:
-    """Sorted set: every order of ``owner`` (or of everybody)."""
+    """Sorted set, written by versions before issue 16's footprint work
+    only: every order of ``owner`` (or of everybody). Orders are taken out of
+    it as they change; the status indexes together are this index."""
     return f"{PREFIX}orders:u:{owner}:updated" if owner is not None else f"{PREFIX}orders:updated"
 
 

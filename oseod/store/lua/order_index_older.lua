@@ -22,7 +22,8 @@ for n = first, stop do
   local order = ARGV[1] .. order_id
   if redis.call('HEXISTS', order, 'collections') == 0 and redis.call('EXISTS', order) == 1 then
     local member = string.rep('0', ${MEMBER_WIDTH} - #order_id) .. order_id
-    local score = redis.call('ZSCORE', KEYS[4], member)
+    -- An order changed since this version (out of that index: order_prelude's reindex) has its time in the hash.
+    local score = redis.call('ZSCORE', KEYS[4], member) or redis.call('HGET', order, 'updated_at')
     local seen, names = {}, {}
     -- The spec: 'spec' as layout 2 wrote it, else its chunks p/0, p/1, ...
     local spec = redis.call('HGET', order, 'spec')
@@ -41,7 +42,7 @@ for n = first, stop do
     end
     table.sort(names)
     if score then
-      redis.call('ZADD', ARGV[2] .. redis.call('HGET', order, 'order_type'), score, member)
+      redis.call('ZADD', ARGV[2] .. (redis.call('HGET', order, 'order_type') or 'PRODUCT_ORDER'), score, member)
       for _, c in ipairs(names) do redis.call('ZADD', ARGV[3] .. c, score, member) end
     end
     for _, status in ipairs(statuses) do

@@ -6,9 +6,12 @@
 --   6 the items-per-status counters, 7 the order's history, 8 and 9 the hour
 --   and minute buckets of the change's time (oseod.store.stats),
 --   F+1 .. F+N the owner's per-status indexes, F+N+1 .. F+2N everybody's (N
---   statuses, in OrderStatus order; F the 9 keys before), then every index
---   scored but not chosen by status (all orders of the owner, of everybody,
---   the two orderReference indexes, the order type's and the collections').
+--   statuses, in OrderStatus order; F the 9 keys before), then the two
+--   indexes of every order by last update (the owner's, everybody's) that
+--   earlier versions wrote and this one only takes orders out of (the status
+--   indexes together are those: layout._scored_indexes), then every index
+--   scored but not chosen by status (the two orderReference indexes, the
+--   order type's and the collections').
 local N = ${N}
 local POS = {${POS}}
 local FINAL = {${FINAL}}
@@ -45,7 +48,9 @@ local function touch(at)
 end
 
 -- Put the order in the status indexes of `new` (out of those of `old`) and
--- give it `score` everywhere.
+-- give it `score` everywhere; out of the indexes by last update of earlier
+-- versions (their entries' scores would be stale: nothing reads them, they
+-- go away as orders change).
 local function reindex(member, old, new, score)
   if old then
     redis.call('ZREM', KEYS[F + POS[old]], member)
@@ -53,7 +58,9 @@ local function reindex(member, old, new, score)
   end
   redis.call('ZADD', KEYS[F + POS[new]], score, member)
   redis.call('ZADD', KEYS[F + N + POS[new]], score, member)
-  for i = F + 2 * N + 1, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
+  redis.call('ZREM', KEYS[F + 2 * N + 1], member)
+  redis.call('ZREM', KEYS[F + 2 * N + 2], member)
+  for i = F + 2 * N + 3, INDEX_END do redis.call('ZADD', KEYS[i], score, member) end
 end
 
 -- Whether the order's items are in the items-per-status counters: orders

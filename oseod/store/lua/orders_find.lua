@@ -6,7 +6,7 @@
 -- An order matches when it is in one index of each criterion. The criterion
 -- with the fewest orders in the time range is read, the others only tested
 -- (ZSCORE), so the work is bounded by the smallest side, not by all orders;
--- and by the budget, shared by the keys read, so that an unlucky search
+-- and by the budget, shared by the keys read (see below), so that an unlucky search
 -- (few matches among many candidates) ends. Each key is read until it gives
 -- ``limit`` matches, ends, or has used its share. Where a key stopped early,
 -- what lies past it is unknown: the page ends there (the frontier) and the
@@ -32,18 +32,35 @@ for i, n in ipairs(sizes) do
   for j = 1, n do ks[j] = KEYS[k] k = k + 1 end
   criteria[i] = ks
 end
+-- The entries of each key in the time range, when needed: to choose the
+-- criterion read, and to share the budget among the keys it has.
+local counts = {}
+local function count(key)
+  if counts[key] == nil then counts[key] = redis.call('ZCOUNT', key, min, max) end
+  return counts[key]
+end
 local best = 1
 if #criteria > 1 then
   local fewest = nil
   for i, ks in ipairs(criteria) do
     local n = 0
-    for _, key in ipairs(ks) do n = n + redis.call('ZCOUNT', key, min, max) end
+    for _, key in ipairs(ks) do n = n + count(key) end
     if fewest == nil or n < fewest then best, fewest = i, n end
     if n == 0 then return {{}, '', '', 0} end
   end
 end
-local read, tests = criteria[best], {}
-for i, ks in ipairs(criteria) do if i ~= best then tests[#tests + 1] = ks end end
+local read, tests = {}, {}
+for i, key in ipairs(criteria[best]) do read[i] = key end
+for i, ks in ipairs(criteria) do
+  if i ~= best then
+    -- Tested biggest key first (every order: most are in one or two statuses).
+    table.sort(ks, function(a, b)
+      if count(a) ~= count(b) then return count(a) > count(b) end
+      return a < b
+    end)
+    tests[#tests + 1] = ks
+  end
+end
 local function matches(member)
   for _, ks in ipairs(tests) do
     local found = false
@@ -63,12 +80,22 @@ local function before(a, b)
 end
 local cursor = nil
 if ncs then cursor = {ncs, cm} end
-local share = 0
-if budget > 0 then share = math.max(1, math.floor(budget / #read)) end
+-- With a budget and several keys to read (every order: all its status
+-- indexes), the smallest first, each given an even share of what the keys
+-- before left: empty and small keys leave theirs to the big ones.
+if budget > 0 and #read > 1 then
+  table.sort(read, function(a, b)
+    if count(a) ~= count(b) then return count(a) < count(b) end
+    return a < b
+  end)
+end
+local left = budget
 local page = limit
 if #tests > 0 then page = math.max(limit, 256) end
 local found, frontier, cut = {}, nil, false
-for _, key in ipairs(read) do
+for r, key in ipairs(read) do
+  local share = 0
+  if budget > 0 then share = math.max(1, math.floor(left / (#read - r + 1))) end
   local offset, taken, examined, last, done = 0, 0, 0, nil, false
   while taken < limit do
     local want = page
@@ -79,9 +106,12 @@ for _, key in ipairs(read) do
     else rows = redis.call('ZREVRANGEBYSCORE', key, max, min, 'WITHSCORES', 'LIMIT', offset, want) end
     for i = 1, #rows, 2 do
       local entry = {tonumber(rows[i + 1]), rows[i], rows[i + 1]}
-      examined = examined + 1
       last = entry
-      if (cursor == nil or before(cursor, entry)) and matches(rows[i]) then
+      -- Entries up to the cursor (ties of its score) are not counted: every
+      -- page gets past the cursor, however small the share.
+      local past = cursor == nil or before(cursor, entry)
+      if past then examined = examined + 1 end
+      if past and matches(rows[i]) then
         found[#found + 1] = entry
         taken = taken + 1
         if taken == limit then break end
@@ -90,6 +120,7 @@ for _, key in ipairs(read) do
     if taken < limit and #rows < 2 * want then done = true break end
     offset = offset + want
   end
+  left = math.max(0, left - examined)
   if not done and last ~= nil and (frontier == nil or before(last, frontier)) then frontier = last end
 end
 table.sort(found, before)

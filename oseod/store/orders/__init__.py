@@ -5,9 +5,10 @@ number for orders stored before ids were random: :mod:`.orderids`):
 
 * ``order:ID`` hash (layout 3: one key for a typical order, kept a compact
   listpack by writing no value over 64 bytes, see layout.CHUNK_BYTES):
-  ``owner``, ``order_type``, ``reference`` (when given), ``created_at``, the
-  spec (the OrderSpec with its items, JSON, written once) in chunks ``p/0``,
-  ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
+  ``owner``, ``order_type`` (absent: PRODUCT_ORDER), ``reference`` (when
+  given), ``created_at``, the spec (the OrderSpec with its items, JSON,
+  written once, without its type and the items' default ``subscription``:
+  layout.stored_spec) in chunks ``p/0``, ``p/1``, ..., the notification (JSON; absent when it asks for nothing) in
   chunks ``nt/0``, ...,
   ``status`` (the bare name, for the scripts), ``status_info``
   ([changed_at, info, mission info]), ``updated_at``, ``version`` (bumped by
@@ -31,8 +32,11 @@ number for orders stored before ids were random: :mod:`.orderids`):
   in the sorted set ``order:ID:ready``, the history in the list
   ``order:ID:history``. An order is in layout 3 when it has ``p/0``.
 * indexes, per owner and across owners, all scored by the order's last update
-  (any change to the order or one of its items): every order; per status; per
+  (any change to the order or one of its items): per status; per
   orderReference. Plus a per-owner counter of items not in a final status.
+  "Every order" is the status indexes together (each order is in exactly one):
+  versions before wrote an index of every order too (``orders_updated``);
+  nothing reads it now, an order leaves it when it next changes.
 
 Every change is one Lua script that updates the data, the counter and every
 index together, so an index never disagrees with the order it points to.

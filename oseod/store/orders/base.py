@@ -12,10 +12,12 @@ import attrs
 from twisted.logger import Logger
 
 from ...model import codec
-from ...model.orders import Item, ItemSpec, Notification, Order, OrderSpec, OrderStatus, StatusInfo
+from ...model.orders import Item, ItemSpec, Notification, Order, OrderStatus, StatusInfo
 from .. import keys
 from ..orderids import ORDER_ID, new_order_id
-from .layout import CACHED_ITEMS, CACHED_ORDERS, MESSAGE_SECONDS, _collections_field, _Identity, script
+from .layout import (
+    CACHED_ITEMS, CACHED_ORDERS, DEFAULT_ORDER_TYPE, MESSAGE_SECONDS, _collections_field, _Identity, read_spec, script,
+)
 from .values import NoSuchOrder
 
 
@@ -66,9 +68,11 @@ class OrderStoreBase:
                 raise NoSuchOrder(order_id)
             if collections is None:
                 # An order stored before the collection indexes: its spec says (once: identities are kept).
-                spec = codec.loads(OrderSpec, _spec_text(await self._redis.conn.hgetall(keys.order(order_id))) or "")
+                fields = await self._redis.conn.hgetall(keys.order(order_id))
+                spec = read_spec(_spec_text(fields) or "", fields.get("order_type"))
                 collections = _collections_field({i.collection_id for i in spec.items if i.collection_id})
-            identity = _Identity(owner, reference or None, order_type or "", tuple(json.loads(collections)))
+            identity = _Identity(owner, reference or None, order_type or DEFAULT_ORDER_TYPE.value,
+                                 tuple(json.loads(collections)))
             self._remember(order_id, identity)
         return identity
 
@@ -103,7 +107,8 @@ class OrderStoreBase:
                 order = Order(
                     order_id=order_id,
                     owner=stored["owner"],
-                    spec=held.spec if spec is None and held is not None else codec.loads(OrderSpec, spec or ""),
+                    spec=held.spec if spec is None and held is not None else read_spec(spec or "",
+                                                                                       stored.get("order_type")),
                     status=_status(stored["status_info"], stored.get("status")),
                     created_at=float(stored["created_at"]),
                     # Absent: the default, no call-backs (writes.OrderWrites.create).

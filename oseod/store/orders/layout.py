@@ -4,6 +4,7 @@ and how script arguments are encoded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 import txredisapi
 
 from ...model import codec
-from ...model.orders import Order, OrderStatus, StatusInfo
+from ...model.orders import Order, OrderSpec, OrderStatus, OrderType, StatusInfo
 from .. import keys, lua
 from ..jobs import Job, job_fields
 from ..leader import FENCE_HOOK, Deposed, deposed
@@ -70,6 +71,32 @@ def script(name: str) -> str:
     return lua.load(name, **_VALUES)
 
 
+# The type of most orders: not written in the order hash (absent: this one).
+DEFAULT_ORDER_TYPE = OrderType.PRODUCT_ORDER
+
+
+def stored_spec(spec: OrderSpec) -> str:
+    """The spec as its chunks (p/N) hold it: its JSON without what the order
+    hash says already or a reader fills in, every byte of it being kept for as
+    long as the order (issue 16): the order type (the hash's ``order_type``)
+    and the items' ``"subscription": false`` (the default). :func:`read_spec`
+    reads it and the whole JSON of orders written before."""
+    data = codec.to_data(spec)
+    del data["order_type"]
+    for item in data["items"]:
+        if item.get("subscription") is False:
+            del item["subscription"]
+    return codec.json_text(data)
+
+
+def read_spec(text: str, order_type: str | None) -> OrderSpec:
+    """An order's spec from its stored JSON (:func:`stored_spec`'s, or the
+    whole spec), ``order_type`` the hash's field (None: absent)."""
+    data = json.loads(text)
+    data.setdefault("order_type", order_type or DEFAULT_ORDER_TYPE.value)
+    return codec.from_data(OrderSpec, data)
+
+
 def collections_of(order: Order) -> set[str]:
     """The collections of the order's items (its entries in the collection indexes)."""
     return {item.spec.collection_id for item in order.items if item.spec.collection_id}
@@ -122,15 +149,23 @@ def _order_keys(order_id: str, identity: _Identity, at: float) -> list[str]:
         keys.results_by_completion(), keys.items_by_status(), keys.order_history(order_id), *bucket_keys(at),
         *(keys.orders_in_status(owner, s.value) for s in _STATUSES),
         *(keys.orders_in_status(None, s.value) for s in _STATUSES),
+        # Written by earlier versions, only taken out of now (see _scored_indexes).
+        keys.orders_updated(owner), keys.orders_updated(None),
         *_scored_indexes(identity),
     ]  # fmt: skip
     return layout
 
 
 def _scored_indexes(identity: _Identity) -> list[str]:
-    """The indexes an order is in whatever its status."""
+    """The indexes an order is in whatever its status. Not "every order by
+    last update" (of its owner, of everybody): each order is in exactly one
+    status index of each scope, so the status indexes together are that
+    index (search.OrderSearch.find reads them as one), and two entries of
+    ~110 bytes per order are saved (issue 16). Orders written before are
+    still in those indexes: an order leaves them when it next changes or is
+    purged (see lua/order_prelude.lua)."""
     owner, reference = identity.owner, identity.reference
-    found = [keys.orders_updated(owner), keys.orders_updated(None)]
+    found: list[str] = []
     if reference:
         found += [keys.orders_with_reference(owner, reference), keys.orders_with_reference(None, reference)]
     if identity.order_type:

@@ -75,7 +75,9 @@ class OrderSearch(OrderStoreBase):
         if order_type:
             criteria.append([keys.orders_of_type(order_type)])
         if not criteria or (owner is not None and not (statuses or reference)):
-            criteria.insert(0, [keys.orders_updated(owner)])
+            # Every order of ``owner`` (of everybody): its status indexes together,
+            # each order in exactly one (see layout._scored_indexes).
+            criteria.insert(0, [keys.orders_in_status(owner, s.value) for s in _STATUSES])
         cursor_score, cursor_member = _cursor(after)
         if limit <= 0:
             return FoundOrders((), None)

@@ -23,9 +23,9 @@ from ..outbox import CALLBACK, MAIL, Failure, failure_from_json
 from ..wsn import WSN
 from .base import OrderStoreBase, _status
 from .layout import (
-    _STATUSES, _WITH_RESULT, ID_ATTEMPTS, _collections_field, _history_entry, _Identity, _jobs_argument,
+    _STATUSES, _WITH_RESULT, DEFAULT_ORDER_TYPE, ID_ATTEMPTS, _collections_field, _history_entry, _Identity, _jobs_argument,
     _json_array, _member, _order_keys, _packed_status, _score, _scored_indexes, _statuses, _stream_of, collections_of,
-    script,
+    script, stored_spec,
 )
 from .values import Conflict, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, Resubmitted, TooManyActiveItems
 
@@ -67,7 +67,6 @@ class OrderWrites(OrderStoreBase):
         status = order.status.status
         fields = [
             "owner", order.owner,
-            "order_type", order.spec.order_type.value,
             "created_at", _score(order.created_at),
             "status", status.value,
             "status_info", _packed_status(order.status, named=False),
@@ -78,6 +77,8 @@ class OrderWrites(OrderStoreBase):
         # of the order hash is kept for as long as the order.
         if order.spec.reference:
             fields += ["reference", order.spec.reference]
+        if order.spec.order_type is not DEFAULT_ORDER_TYPE:
+            fields += ["order_type", order.spec.order_type.value]
         counts = collections.Counter(i.status.status.value for i in order.items)
         for item_status, count in counts.items():
             fields += [f"n/{item_status}", str(count)]
@@ -98,7 +99,7 @@ class OrderWrites(OrderStoreBase):
             keys.subscriptions(c) for c in sorted({i.spec.collection_id or "" for i in order.items})]
         # The same for every candidate id: encoded once.
         encoded_fields, encoded_items = _json_array(fields), _json_array(item_fields)
-        spec, first_status = codec.dumps(order.spec), codec.dumps(order.status) if self._mail else ""
+        spec, first_status = stored_spec(order.spec), codec.dumps(order.status) if self._mail else ""
         history, per_status = _history_entry(order.status, ""), codec.json_text(counts)
         # Where the MessageID names the order (without one, a key the script leaves alone).
         seen = keys.submit_message(order.owner, hashlib.sha256(message_id.encode()).hexdigest()
@@ -249,7 +250,7 @@ class OrderWrites(OrderStoreBase):
             version, order_type, status_info, status_name, total, failed_item, failed_reason, *counts = values
             progress = OrderProgress(
                 order_id=order_id,
-                order_type=OrderType(order_type),
+                order_type=OrderType(order_type or DEFAULT_ORDER_TYPE.value),
                 status=_status(status_info, status_name),
                 total=int(total),
                 counts={s: int(n) for s, n in zip(_STATUSES, counts) if n and int(n)},
