@@ -15,7 +15,6 @@ Run it with ``make bench-engine`` (or ``.venv/bin/python bench/engine.py --help`
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import BenchError, Server, machine_info, rounded, signals_raise, start_oseod, stop_all
+from harness import BenchError, Server, machine_info, rounded, save_record, signals_raise, start_oseod, stop_all
 from ordering import Backlog, CpuMeter, RedisStats, add_user, connect_redis, envelope, post
 
 COLLECTION = "urn:oseod:demo"
@@ -101,13 +100,10 @@ def main() -> int:
             print("CPU per item: " + ", ".join(f"{k} {1000 * v / total:.3f} ms" for k, v in spent.items()))
             print("Redis commands per item (script-internal included): "
                   + ", ".join(f"{k} {v}" for k, v in per_item.items()))
-            args.results_dir.mkdir(parents=True, exist_ok=True)
-            out = args.results_dir / f"engine-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-            out.write_text(json.dumps(rounded({"items": total, "seconds": elapsed, "items_per_second": rate,
-                                               "cpu_ms_per_item": {k: 1000 * v / total for k, v in spent.items()},
-                                               "redis_commands_per_item": per_item, "machine": machine_info(),
-                                               "workers": args.workers}), indent=2))
-            print(f"\nsaved {out}")
+            save_record(args.results_dir, "engine", rounded({
+                "items": total, "seconds": elapsed, "items_per_second": rate,
+                "cpu_ms_per_item": {k: 1000 * v / total for k, v in spent.items()},
+                "redis_commands_per_item": per_item, "machine": machine_info(), "workers": args.workers}))
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         for server in servers:

@@ -343,6 +343,15 @@ def rounded(record: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
 
 
+def save_record(results_dir: Path, kind: str, record: dict[str, Any]) -> Path:
+    """Write a run's JSON record as RESULTS_DIR/KIND-<UTC time>.json and say where."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = results_dir / f"{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nsaved {out}")
+    return out
+
+
 @dataclass
 class BenchRun:
     """What every part of one run of a bench shares; each bench adds its own."""

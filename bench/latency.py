@@ -26,7 +26,6 @@ p99 under load < 20 ms. Run by ``make bench-ordering`` after bench/ordering.py
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -35,7 +34,8 @@ import time
 from pathlib import Path
 
 from engine import admin_post, submit_payload
-from harness import LOAD_LIMITS, BenchError, Server, machine_info, rounded, signals_raise, start_oseod, stop_all
+from harness import (LOAD_LIMITS, BenchError, Server, machine_info, rounded, save_record, signals_raise, start_oseod,
+                     stop_all)
 from ordering import (
     ITEMS_PER_ORDER,
     Backlog,
@@ -179,13 +179,10 @@ def main() -> int:
             verdict = "PASS" if busy["p99_ms"] < TARGET_P99_MS else "MISS"
             print(f"busy p99 {busy['p99_ms']:.2f} ms (target < {TARGET_P99_MS:g} ms: {verdict}); the engine made "
                   f"{total} items in {elapsed:.1f} s ({rate:.0f} items/s, the poller and the approvals included)")
-            args.results_dir.mkdir(parents=True, exist_ok=True)
-            out = args.results_dir / f"latency-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-            out.write_text(json.dumps({"idle": rounded(idle), "busy": rounded(busy), "items": total,
-                                       "seconds": round(elapsed, 3), "items_per_second": round(rate, 1),
-                                       "rate": args.rate, "workers": args.workers, "machine": machine_info(),
-                                       "target_p99_ms": TARGET_P99_MS, "verdict": verdict}, indent=2) + "\n")
-            print(f"\nsaved {out}")
+            save_record(args.results_dir, "latency", {
+                "idle": rounded(idle), "busy": rounded(busy), "items": total, "seconds": round(elapsed, 3),
+                "items_per_second": round(rate, 1), "rate": args.rate, "workers": args.workers,
+                "machine": machine_info(), "target_p99_ms": TARGET_P99_MS, "verdict": verdict})
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         for server in servers:
