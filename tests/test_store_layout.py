@@ -68,6 +68,16 @@ async def as_layout_2(redis: Redis, order_id: str) -> None:
     await conn.execute_command("RPUSH", keys.order_history(order_id), *history)
 
 
+async def order_of_product(redis: Redis, product_id: str) -> Order:
+    """A new one-item order of ``product_id``, stored."""
+    base = make_order(n_items=1)
+    spec = ItemSpec(item_id="i0", product_id=product_id, collection_id="c")
+    return await OrderStore(redis).create(base.__class__(
+        order_id="", owner=base.owner, spec=OrderSpec(base.spec.order_type, items=(spec,)), status=base.status,
+        created_at=base.created_at, notification=base.notification,
+        items=(base.items[0].__class__(spec, base.items[0].status),)))
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_typical_order_is_one_compact_hash(redis: Redis) -> None:
     store = OrderStore(redis)
@@ -94,14 +104,8 @@ async def test_a_typical_order_is_one_compact_hash(redis: Redis) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_spec_is_cut_between_characters(redis: Redis) -> None:
-    store = OrderStore(redis)
-    base = make_order(n_items=1)
     long_id = "é€𝄞x" * 40  # characters of 2, 3 and 4 bytes
-    spec = ItemSpec(item_id="i0", product_id=long_id, collection_id="c")
-    order = await store.create(base.__class__(
-        order_id="", owner=base.owner, spec=OrderSpec(base.spec.order_type, items=(spec,)), status=base.status,
-        created_at=base.created_at, notification=base.notification,
-        items=(base.items[0].__class__(spec, base.items[0].status),)))
+    order = await order_of_product(redis, long_id)
     fields = await redis.conn.hgetall(keys.order(order.order_id))
     assert len([f for f in fields if f.startswith("p/")]) > 5
     assert all(len(v.encode()) <= CHUNK_BYTES for f, v in fields.items() if f.startswith("p/"))
@@ -113,14 +117,8 @@ async def test_a_spec_is_cut_between_characters(redis: Redis) -> None:
 async def test_a_long_spec_is_kept_whole(redis: Redis) -> None:
     """Past CHUNKS_MAX chunks a spec is one field: a megabyte in 64-byte
     chunks would be tens of thousands of fields, read back one reply each."""
-    store = OrderStore(redis)
-    base = make_order(n_items=1)
     long_id = "p" * (CHUNK_BYTES * CHUNKS_MAX + 1)
-    spec = ItemSpec(item_id="i0", product_id=long_id, collection_id="c")
-    order = await store.create(base.__class__(
-        order_id="", owner=base.owner, spec=OrderSpec(base.spec.order_type, items=(spec,)), status=base.status,
-        created_at=base.created_at, notification=base.notification,
-        items=(base.items[0].__class__(spec, base.items[0].status),)))
+    order = await order_of_product(redis, long_id)
     fields = await redis.conn.hgetall(keys.order(order.order_id))
     assert [f for f in fields if f.startswith("p/")] == ["p/0"]
     assert long_id in fields["p/0"]
