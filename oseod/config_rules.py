@@ -17,7 +17,7 @@ import attrs
 from .config_checks import ConfigError
 
 if TYPE_CHECKING:
-    from .config import CollectionConfig, Config, OptionConfig
+    from .config_keys import CollectionConfig, Config, OptionConfig
 
 # Option names become SWE field names in GetOptions: XML NCNames.
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

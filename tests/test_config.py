@@ -36,10 +36,10 @@ def test_example_config_names_every_key() -> None:
 
     import attrs
 
-    from oseod.config import _SECTIONS, CollectionConfig, OptionConfig
+    from oseod.config import SECTIONS, CollectionConfig, OptionConfig
 
     document = tomllib.loads((REPO / "etc" / "oseod.toml").read_text())
-    for name, cls in _SECTIONS.items():
+    for name, cls in SECTIONS.items():
         assert set(document[name]) == {f.name for f in attrs.fields(cls)}, name
     collection = document["collection"][0]
     assert set(collection) == {f.name for f in attrs.fields(CollectionConfig)}

@@ -157,7 +157,7 @@ async def processor_quote(processor: object, collection_id: str, item: ItemSpec)
     return result
 
 
-def build_processor(factory: ProcessorFactory, options: Mapping[str, Any], reactor: Any, clock: Any,
+def build_processor(factory: ProcessorFactory, options: Mapping[str, Any], reactor: IDaemonReactor, clock: IReactorTime,
                     threads: ThreadPools) -> IItemProcessor:
     """``factory(options, reactor, clock)``, with ``threads=threads`` when
     it takes that keyword (the built-in processors do)."""
