@@ -182,6 +182,7 @@ class SubmitChecker:
         seen: set[str] = set()
         items: list[ItemSpec] = []
         used: dict[str, CollectionConfig] = {}
+        known: dict[str, CollectionConfig] = {}  # by the id the items name
         for item in spec.items:
             if len(item.item_id) > MAX_ITEM_ID:
                 raise invalid("itemId", f"itemId {_show(item.item_id[:40])}... is longer than {MAX_ITEM_ID} characters")
@@ -191,7 +192,7 @@ class SubmitChecker:
             if item.item_id in seen:
                 raise invalid("itemId", f"itemId {_show(item.item_id)} is used by more than one orderItem")
             seen.add(item.item_id)
-            collection = self._item_collection(account, order_type, item)
+            collection = self._item_collection(account, order_type, item, known)
             used.setdefault(collection.id, collection)
             self._check_options(collection, item.options)
             if (refusal := self.check_item(collection, item)) is not None:
@@ -220,7 +221,10 @@ class SubmitChecker:
             manual="manual" in moderation,
         )
 
-    def _item_collection(self, account: Account, order_type: OrderType, item: ItemSpec) -> CollectionConfig:
+    def _item_collection(self, account: Account, order_type: OrderType, item: ItemSpec,
+                         known: dict[str, CollectionConfig]) -> CollectionConfig:
+        """The item's collection, offered to ``account`` for ``order_type``;
+        ``known``: the collections found so far for this order, by id."""
         if order_type in (OrderType.PRODUCT_ORDER, OrderType.MASSIVE_ORDER):
             if item.subscription or item.tasking_request_id is not None:
                 raise invalid("orderItem", f"{_item_name(item.item_id)}: the items of a {order_type.wire} are "
@@ -241,6 +245,8 @@ class SubmitChecker:
                                                   f"identified by taskingRequestId")
             identifier = item.tasking_request_id
         collection_id = item.collection_id or self.resolve(identifier)
+        if collection_id is not None and (found := known.get(collection_id)) is not None:
+            return found  # (an order's items mostly share one collection: checked once)
         if collection_id is None:
             raise RequestRejected("UnsupportedCollection", "collectionId",
                                   f"{_item_name(item.item_id)}: cannot tell the collection of {_show(identifier)}; "
@@ -256,6 +262,7 @@ class SubmitChecker:
                     else f"{order_type.value}s")
             raise RequestRejected(_NOT_SUPPORTED[order_type], "orderType",
                                   f"collection {_show(collection.id)} does not accept {what}")
+        known[collection_id] = collection
         return collection
 
     @staticmethod

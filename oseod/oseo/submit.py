@@ -282,47 +282,56 @@ _IDENTIFIER_TAG: Final = oseo("identifier")
 _COLLECTION_ID_TAG: Final = oseo("collectionId")
 
 
-def _blank(text: str | None) -> bool:
-    return not text or text.isspace()
-
-
-def _leaf_text(element: etree._Element) -> str:
-    """The text of an element without children, stripped; "" when it has
-    children (which only the general path may report)."""
-    if len(element):
-        return ""
-    text = element.text
-    return text.strip() if text else ""
-
-
 def _plain_product_item(element: etree._Element) -> ItemSpec | None:
     """The commonest item, read in one pass: an itemId and a productId of an
     identifier and an optional collectionId, nothing else, all within their
     limits. None for any other item, which _item then reads (and refuses,
     saying why): this path only ever accepts what _item accepts, the same
-    way. A Submit of many items spends most of its parsing here."""
-    if len(element) != 2 or not _blank(element.text):
+    way. A Submit of many items spends most of its parsing here, so the
+    tests are written out (each text, tail and tag read once, no helper
+    called): a text between elements must be blank, a leaf has no
+    children and its text is stripped."""
+    if len(element) != 2:
+        return None
+    text = element.text
+    if text and not text.isspace():
         return None
     item_id_element, identity = element
-    if (item_id_element.tag != _ITEM_ID_TAG or identity.tag != _PRODUCT_ID_TAG
-            or not _blank(item_id_element.tail) or not _blank(identity.tail) or not _blank(identity.text)):
+    if item_id_element.tag != _ITEM_ID_TAG or identity.tag != _PRODUCT_ID_TAG or len(item_id_element):
+        return None
+    text = item_id_element.tail
+    if text and not text.isspace():
+        return None
+    text = identity.tail
+    if text and not text.isspace():
+        return None
+    text = identity.text
+    if text and not text.isspace():
         return None
     parts = len(identity)
+    collection_id = None
     if parts == 1:
         (identifier,) = identity
-        collection = None
     elif parts == 2:
         identifier, collection = identity
-        if collection.tag != _COLLECTION_ID_TAG or not _blank(collection.tail):
+        if collection.tag != _COLLECTION_ID_TAG or len(collection):
+            return None
+        text = collection.tail
+        if text and not text.isspace():
+            return None
+        collection_id = (collection.text or "").strip()
+        if not collection_id or len(collection_id) > 255:
             return None
     else:
         return None
-    if identifier.tag != _IDENTIFIER_TAG or not _blank(identifier.tail):
+    if identifier.tag != _IDENTIFIER_TAG or len(identifier):
         return None
-    item_id = _leaf_text(item_id_element)
-    product_id = _leaf_text(identifier)
-    collection_id = _leaf_text(collection) if collection is not None else None
-    if not item_id or len(item_id) > 80 or not product_id or collection_id == "" or len(collection_id or "") > 255:
+    text = identifier.tail
+    if text and not text.isspace():
+        return None
+    item_id = (item_id_element.text or "").strip()
+    product_id = (identifier.text or "").strip()
+    if not item_id or len(item_id) > 80 or not product_id:
         return None
     return ItemSpec(item_id=item_id, product_id=product_id, collection_id=collection_id)
 

@@ -315,7 +315,28 @@ def _drop(factory: Any, connection: Any, *, reset: bool = False) -> None:
 
 
 def _tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:
-    """An EVAL's array header, then its arguments after the script."""
+    """An EVAL's array header, then its arguments after the script.
+
+    The arguments are text (a Submit sends some thirty): written as one
+    string and encoded once, a bulk's length counted in characters when
+    they are ASCII (as they mostly are) and in UTF-8 bytes otherwise;
+    bytes among them take the general way."""
+    texts = [str(len(keys))]
+    for values in (keys, args):
+        for value in values:
+            if value.__class__ is str:
+                texts.append(value)  # type: ignore[arg-type]
+            elif isinstance(value, bytes):
+                return _bytes_tail(keys, args)
+            elif isinstance(value, float):
+                texts.append(format(value, "f"))  # as _encoded
+            else:
+                texts.append(str(value))
+    frame = "".join([f"${len(text) if text.isascii() else len(text.encode())}\r\n{text}\r\n" for text in texts])
+    return [b"*%d\r\n" % (len(texts) + 2), frame.encode()]
+
+
+def _bytes_tail(keys: Sequence[str], args: Sequence[object]) -> list[bytes]:
     tail = [_bulk(str(len(keys)).encode())]
     tail += [_bulk(_encoded(value)) for value in keys]
     tail += [_bulk(_encoded(value)) for value in args]

@@ -4,7 +4,6 @@ nextReady."""
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -63,15 +62,19 @@ class OrderWrites(OrderStoreBase):
         client is told, so with ``[redis] min_replicas`` the order must be
         on the replicas; when it is not, it is taken back whole and
         ReplicationShortfall raised."""
-        order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=tuple(i.spec for i in order.items)))
+        specs = tuple(i.spec for i in order.items)
+        if len(specs) != len(order.spec.items) or any(a is not b for a, b in zip(specs, order.spec.items)):
+            # (A Submit's items are its spec's: no copy of the order for an equal one.)
+            order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=specs))
         status = order.status.status
+        order_collections = collections_of(order)
         fields = [
             "owner", order.owner,
             "created_at", _score(order.created_at),
             "status", status.value,
             "status_info", _packed_status(order.status, named=False),
             "items_total", str(len(order.items)),
-            "collections", _collections_field(collections_of(order)),
+            "collections", _collections_field(order_collections),
         ]  # fmt: skip
         # Absent means empty (reference) or 0 (completion_seq, ready_cursor): not written, every byte
         # of the order hash is kept for as long as the order.
@@ -79,22 +82,30 @@ class OrderWrites(OrderStoreBase):
             fields += ["reference", order.spec.reference]
         if order.spec.order_type is not DEFAULT_ORDER_TYPE:
             fields += ["order_type", order.spec.order_type.value]
-        counts = collections.Counter(i.status.status.value for i in order.items)
+        # One pass over the items: the items of a new order mostly share one
+        # status, looked up (checked, packed, counted) once per StatusInfo.
+        counts: dict[str, int] = {}
+        item_fields: list[str] = []
+        encoded: dict[StatusInfo, tuple[str, str, bool]] = {}
+        added = 0
+        for item in order.items:
+            known = encoded.get(item.status)
+            if known is None:
+                if item.status.status in _WITH_RESULT:
+                    raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
+                known = encoded[item.status] = (item.status.status.value, _packed_status(item.status),
+                                                not item.status.status.is_final)
+            name, packed, active = known
+            counts[name] = counts.get(name, 0) + 1
+            added += active
+            item_id = item.spec.item_id
+            item_fields += [f"s/{item_id}", packed]
+            if item.batch:
+                item_fields += [f"b/{item_id}", str(item.batch)]
         for item_status, count in counts.items():
             fields += [f"n/{item_status}", str(count)]
-        item_fields: list[str] = []
-        encoded: dict[StatusInfo, str] = {}  # the items of a new order mostly share one status
-        for item in order.items:
-            if item.status.status in _WITH_RESULT:
-                raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
-            if item.status not in encoded:
-                encoded[item.status] = _packed_status(item.status)
-            item_fields += [f"s/{item.spec.item_id}", encoded[item.status]]
-            if item.batch:
-                item_fields += [f"b/{item.spec.item_id}", str(item.batch)]
-        added = sum(1 for item in order.items if not item.status.status.is_final)
         reference = order.spec.reference or None
-        identity = _Identity(order.owner, reference, order.spec.order_type.value, tuple(sorted(collections_of(order))))
+        identity = _Identity(order.owner, reference, order.spec.order_type.value, tuple(sorted(order_collections)))
         subscription_keys = [] if subscribed_until is None else [
             keys.subscriptions(c) for c in sorted({i.spec.collection_id or "" for i in order.items})]
         # The same for every candidate id: encoded once.
