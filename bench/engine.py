@@ -15,14 +15,12 @@ Run it with ``make bench-engine`` (or ``.venv/bin/python bench/engine.py --help`
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from harness import BenchError, Server, machine_info, rounded, save_record, signals_raise, start_oseod, stop_all
+from harness import BenchError, bench_servers, machine_info, rounded, save_record, start_oseod
 from ordering import Backlog, CpuMeter, RedisStats, add_user, connect_redis, envelope, post
 
 COLLECTION = "urn:oseod:demo"
@@ -57,63 +55,50 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     total = args.orders * args.items
-    tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-engine-"))
-    servers: list[Server] = []
-    config = tmp / "oseod.toml"
-    config.write_text(f'[orders]\nmoderation = "manual"\nmax_active_items_per_user = {total + 1}\n'
-                      f"[processing]\nworkers = {args.workers}\n")
-    try:
-        with signals_raise():
-            daemon, url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
-            data = tmp / "data"
-            add_user(Path(sys.executable).parent / "oseoctl", data, USER, "bench-password\n")
-            redis = connect_redis(data / "redis.sock")
-            token = (data / "admin.token").read_text().strip()
-            print(f"submitting {args.orders} orders of {args.items} items ...", flush=True)
-            ids = []
-            for n in range(args.orders):
-                status, answer = post(f"{url}/oseo", envelope(USER, "bench-password", submit_payload(n, args.items)))
-                found = answer.split(b"orderId>")
-                if status != 200 or len(found) < 2:
-                    raise BenchError(f"Submit answered {status}: {answer[:500]!r}")
-                ids.append(found[1].split(b"<")[0].decode())
-            redis_pid = int((data / "redis" / "redis.pid").read_text())
-            cpu, stats = CpuMeter({"daemon": daemon.process.pid, "redis": redis_pid}), RedisStats(redis)
-            before_cpu, before_stats = cpu.read(), stats.read()
-            print(f"approving them; {total} items to make ...", flush=True)
-            started = time.monotonic()
-            for order_id in ids:
-                admin_post(url, token, f"/orders/{order_id}/approve")
-            drained = Backlog(redis, USER).drain(timeout=600)
-            elapsed = time.monotonic() - started
-            if drained.stuck_items:
-                raise BenchError(f"{drained.stuck_items} items never finished")
-            spent = CpuMeter.spent(before_cpu, cpu.read())
-            commands = {k: v - before_stats.get(k, 0) for k, v in stats.read().items()}
-            commands = {k: v for k, v in commands.items() if v > 0 and k not in ("info", "get")}
-            rate = total / elapsed
-            per_item = {k: round(v / total, 2) for k, v in sorted(commands.items(), key=lambda kv: -kv[1])}
-            print(f"\nmachine: {machine_info()}")
-            print(f"{total} items ({args.orders} orders x {args.items}), workers {args.workers}: "
-                  f"{elapsed:.2f} s, {rate:.0f} items/s (target >= {TARGET:.0f}: "
-                  f"{'PASS' if rate >= TARGET else 'MISS'})")
-            print("CPU per item: " + ", ".join(f"{k} {1000 * v / total:.3f} ms" for k, v in spent.items()))
-            print("Redis commands per item (script-internal included): "
-                  + ", ".join(f"{k} {v}" for k, v in per_item.items()))
-            save_record(args.results_dir, "engine", rounded({
-                "items": total, "seconds": elapsed, "items_per_second": rate,
-                "cpu_ms_per_item": {k: 1000 * v / total for k, v in spent.items()},
-                "redis_commands_per_item": per_item, "machine": machine_info(), "workers": args.workers}))
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        for server in servers:
-            print(server.log_tail(), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        stop_all(servers)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with bench_servers("engine") as (servers, tmp):
+        config = tmp / "oseod.toml"
+        config.write_text(f'[orders]\nmoderation = "manual"\nmax_active_items_per_user = {total + 1}\n'
+                          f"[processing]\nworkers = {args.workers}\n")
+        daemon, url = start_oseod(args.twistd, tmp, servers, oseod_options=["--config", str(config)])
+        data = tmp / "data"
+        add_user(Path(sys.executable).parent / "oseoctl", data, USER, "bench-password\n")
+        redis = connect_redis(data / "redis.sock")
+        token = (data / "admin.token").read_text().strip()
+        print(f"submitting {args.orders} orders of {args.items} items ...", flush=True)
+        ids = []
+        for n in range(args.orders):
+            status, answer = post(f"{url}/oseo", envelope(USER, "bench-password", submit_payload(n, args.items)))
+            found = answer.split(b"orderId>")
+            if status != 200 or len(found) < 2:
+                raise BenchError(f"Submit answered {status}: {answer[:500]!r}")
+            ids.append(found[1].split(b"<")[0].decode())
+        redis_pid = int((data / "redis" / "redis.pid").read_text())
+        cpu, stats = CpuMeter({"daemon": daemon.process.pid, "redis": redis_pid}), RedisStats(redis)
+        before_cpu, before_stats = cpu.read(), stats.read()
+        print(f"approving them; {total} items to make ...", flush=True)
+        started = time.monotonic()
+        for order_id in ids:
+            admin_post(url, token, f"/orders/{order_id}/approve")
+        drained = Backlog(redis, USER).drain(timeout=600)
+        elapsed = time.monotonic() - started
+        if drained.stuck_items:
+            raise BenchError(f"{drained.stuck_items} items never finished")
+        spent = CpuMeter.spent(before_cpu, cpu.read())
+        commands = {k: v - before_stats.get(k, 0) for k, v in stats.read().items()}
+        commands = {k: v for k, v in commands.items() if v > 0 and k not in ("info", "get")}
+        rate = total / elapsed
+        per_item = {k: round(v / total, 2) for k, v in sorted(commands.items(), key=lambda kv: -kv[1])}
+        print(f"\nmachine: {machine_info()}")
+        print(f"{total} items ({args.orders} orders x {args.items}), workers {args.workers}: "
+              f"{elapsed:.2f} s, {rate:.0f} items/s (target >= {TARGET:.0f}: "
+              f"{'PASS' if rate >= TARGET else 'MISS'})")
+        print("CPU per item: " + ", ".join(f"{k} {1000 * v / total:.3f} ms" for k, v in spent.items()))
+        print("Redis commands per item (script-internal included): "
+              + ", ".join(f"{k} {v}" for k, v in per_item.items()))
+        save_record(args.results_dir, "engine", rounded({
+            "items": total, "seconds": elapsed, "items_per_second": rate,
+            "cpu_ms_per_item": {k: 1000 * v / total for k, v in spent.items()},
+            "redis_commands_per_item": per_item, "machine": machine_info(), "workers": args.workers}))
     return 0
 
 

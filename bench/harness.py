@@ -19,9 +19,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -401,6 +403,29 @@ def reported() -> Iterator[None]:
     except KeyboardInterrupt:
         print("bench: interrupted; stopping servers", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+@contextmanager
+def bench_servers(name: str) -> Iterator[tuple[list[Server], Path]]:
+    """The servers a run starts and its scratch directory. A BenchError is
+    said in one line with the servers' log tails and ends the process
+    (status 1), Ctrl-C too (130); the servers are stopped and the directory
+    removed however the run ends."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"oseod-bench-{name}-"))
+    servers: list[Server] = []
+    try:
+        with signals_raise():
+            yield servers, tmp
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        for server in servers:
+            print(server.log_tail(), file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    finally:
+        stop_all(servers)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stop_all(servers: list[Server]) -> None:

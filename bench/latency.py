@@ -26,16 +26,13 @@ p99 under load < 20 ms. Run by ``make bench-ordering`` after bench/ordering.py
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from engine import admin_post, submit_payload
-from harness import (LOAD_LIMITS, BenchError, Server, machine_info, rounded, save_record, signals_raise, start_oseod,
-                     stop_all)
+from harness import LOAD_LIMITS, BenchError, bench_servers, machine_info, rounded, save_record, start_oseod
 from ordering import (
     ITEMS_PER_ORDER,
     Backlog,
@@ -124,75 +121,62 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     total = args.orders * args.items
-    tmp = Path(tempfile.mkdtemp(prefix="oseod-bench-latency-"))
-    servers: list[Server] = []
-    try:
-        with signals_raise():
-            front_config, measured_config = tmp / "front.toml", tmp / "measured.toml"
-            front_config.write_text(config_text(0, total))
-            measured_config.write_text(config_text(args.workers, total, "" if args.disk_threads is None
-                                                   else f"disk_threads = {args.disk_threads}\n"))
-            print("starting the front daemon (workers = 0, the embedded Redis) ...", flush=True)
-            _, front = start_oseod(args.twistd, tmp, servers, subdir="front",
-                                   oseod_options=["--config", str(front_config)])
-            data = tmp / "front" / "data"
-            add_user(Path(sys.executable).parent / "oseoctl", data, USER, PASSWORD + "\n")
-            redis = connect_redis(data / "redis.sock")
-            token = (data / "admin.token").read_text().strip()
-            print(f"starting the measured daemon (workers = {args.workers}, on the front's Redis) ...", flush=True)
-            _, measured = start_oseod(args.twistd, tmp, servers, subdir="measured",
-                                      oseod_options=["--config", str(measured_config),
-                                                     "--redis", f"unix://{data / 'redis.sock'}"])
-            backlog = Backlog(redis, USER)
-            polled = submit(front, submit_payload(-1, ITEMS_PER_ORDER))
-            admin_post(front, token, f"/orders/{polled}/approve")
-            backlog.drain()
-            print(f"submitting {args.orders} orders of {args.items} items (left in Submitted) ...", flush=True)
-            ids = [submit(front, submit_payload(n, args.items)) for n in range(args.orders)]
-            body = envelope(USER, PASSWORD, status_by_id_payload(polled))
+    with bench_servers("latency") as (servers, tmp):
+        front_config, measured_config = tmp / "front.toml", tmp / "measured.toml"
+        front_config.write_text(config_text(0, total))
+        measured_config.write_text(config_text(args.workers, total, "" if args.disk_threads is None
+                                               else f"disk_threads = {args.disk_threads}\n"))
+        print("starting the front daemon (workers = 0, the embedded Redis) ...", flush=True)
+        _, front = start_oseod(args.twistd, tmp, servers, subdir="front",
+                               oseod_options=["--config", str(front_config)])
+        data = tmp / "front" / "data"
+        add_user(Path(sys.executable).parent / "oseoctl", data, USER, PASSWORD + "\n")
+        redis = connect_redis(data / "redis.sock")
+        token = (data / "admin.token").read_text().strip()
+        print(f"starting the measured daemon (workers = {args.workers}, on the front's Redis) ...", flush=True)
+        _, measured = start_oseod(args.twistd, tmp, servers, subdir="measured",
+                                  oseod_options=["--config", str(measured_config),
+                                                 "--redis", f"unix://{data / 'redis.sock'}"])
+        backlog = Backlog(redis, USER)
+        polled = submit(front, submit_payload(-1, ITEMS_PER_ORDER))
+        admin_post(front, token, f"/orders/{polled}/approve")
+        backlog.drain()
+        print(f"submitting {args.orders} orders of {args.items} items (left in Submitted) ...", flush=True)
+        ids = [submit(front, submit_payload(n, args.items)) for n in range(args.orders)]
+        body = envelope(USER, PASSWORD, status_by_id_payload(polled))
 
-            print(f"idle: GetStatus at {args.rate:g}/s for {args.seconds:g} s ...", flush=True)
-            poller = Poller(measured, body, args.rate).start()
-            time.sleep(args.seconds)
-            idle = poller.stop()
+        print(f"idle: GetStatus at {args.rate:g}/s for {args.seconds:g} s ...", flush=True)
+        poller = Poller(measured, body, args.rate).start()
+        time.sleep(args.seconds)
+        idle = poller.stop()
 
-            print(f"busy: GetStatus at {args.rate:g}/s while the measured daemon makes {total} items ...",
-                  flush=True)
-            poller = Poller(measured, body, args.rate).start()
-            started = time.monotonic()
-            for order_id in ids:
-                admin_post(front, token, f"/orders/{order_id}/approve")
-            drained = backlog.drain(timeout=600)
-            elapsed = time.monotonic() - started
-            busy = poller.stop()
-            if drained.stuck_items:
-                raise BenchError(f"{drained.stuck_items} items never finished")
-            redis.close()
+        print(f"busy: GetStatus at {args.rate:g}/s while the measured daemon makes {total} items ...",
+              flush=True)
+        poller = Poller(measured, body, args.rate).start()
+        started = time.monotonic()
+        for order_id in ids:
+            admin_post(front, token, f"/orders/{order_id}/approve")
+        drained = backlog.drain(timeout=600)
+        elapsed = time.monotonic() - started
+        busy = poller.stop()
+        if drained.stuck_items:
+            raise BenchError(f"{drained.stuck_items} items never finished")
+        redis.close()
 
-            print(f"\nmachine: {machine_info()}")
-            print(f"GetStatus full by orderId ({ITEMS_PER_ORDER} items), one client at {args.rate:g} req/s, "
-                  f"measured daemon with [processing] workers = {args.workers}:")
-            print(f"{'':<44} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
-            print(line("idle", idle))
-            print(line(f"while the engine makes {total} items", busy))
-            rate = total / elapsed
-            verdict = "PASS" if busy["p99_ms"] < TARGET_P99_MS else "MISS"
-            print(f"busy p99 {busy['p99_ms']:.2f} ms (target < {TARGET_P99_MS:g} ms: {verdict}); the engine made "
-                  f"{total} items in {elapsed:.1f} s ({rate:.0f} items/s, the poller and the approvals included)")
-            save_record(args.results_dir, "latency", {
-                "idle": rounded(idle), "busy": rounded(busy), "items": total, "seconds": round(elapsed, 3),
-                "items_per_second": round(rate, 1), "rate": args.rate, "workers": args.workers,
-                "machine": machine_info(), "target_p99_ms": TARGET_P99_MS, "verdict": verdict})
-    except BenchError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        for server in servers:
-            print(server.log_tail(), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        stop_all(servers)
-        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"\nmachine: {machine_info()}")
+        print(f"GetStatus full by orderId ({ITEMS_PER_ORDER} items), one client at {args.rate:g} req/s, "
+              f"measured daemon with [processing] workers = {args.workers}:")
+        print(f"{'':<44} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+        print(line("idle", idle))
+        print(line(f"while the engine makes {total} items", busy))
+        rate = total / elapsed
+        verdict = "PASS" if busy["p99_ms"] < TARGET_P99_MS else "MISS"
+        print(f"busy p99 {busy['p99_ms']:.2f} ms (target < {TARGET_P99_MS:g} ms: {verdict}); the engine made "
+              f"{total} items in {elapsed:.1f} s ({rate:.0f} items/s, the poller and the approvals included)")
+        save_record(args.results_dir, "latency", {
+            "idle": rounded(idle), "busy": rounded(busy), "items": total, "seconds": round(elapsed, 3),
+            "items_per_second": round(rate, 1), "rate": args.rate, "workers": args.workers,
+            "machine": machine_info(), "target_p99_ms": TARGET_P99_MS, "verdict": verdict})
     return 0
 
 
