@@ -40,6 +40,7 @@ from oseod.model.orders import (
 )
 from oseod.store.connection import Redis
 from oseod.core.deliverables import result_directory
+from oseod.core.orderstate import ITEMS_PER_WRITE
 from oseod.jobs.engine import BUILTINS, Engine
 from oseod.jobs.processors import IItemProcessor, ItemWork
 from oseod.store.jobs import JobStore
@@ -704,3 +705,36 @@ async def test_each_part_of_the_core_works_alone_on_the_same_store(redis: Redis)
     clock.advance(3 * 86400)  # past item_availability_days
     assert await Retention(store, CONFIG, clock).expire_results(clean) == 2
     assert sorted(cleaned) == ["item0", "item1"]
+
+
+class WritesCounted(OrderStore):
+    """The store, recording how many items each set_items_status changes."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis)
+        self.sizes: list[int] = []
+
+    async def set_items_status(self, order_id: str, changes: Any, **kwargs: Any) -> list[bool]:
+        self.sizes.append(len(changes))
+        return await super().set_items_status(order_id, changes, **kwargs)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_engine_changes_a_large_batch_a_few_items_per_write(redis: Redis) -> None:
+    # Redis runs one script at a time: 200 items in one held every other
+    # client (a GetStatus) for tens of milliseconds.
+    config = attrs.evolve(CONFIG, orders=OrdersConfig(max_items_per_order=200, max_active_items_per_user=200))
+    store = WritesCounted(redis)
+    progress = OrderingService(store, config, task.Clock())
+    order = await progress.submit(ALICE, order_spec(product(*(f"p{n}" for n in range(70)),
+                                                            collection="urn:x:engine")), NONE)
+    ids = [item.spec.item_id for item in order.items]
+    store.sizes.clear()
+    started = await progress.start_items(order.order_id, ids)
+    assert all(started.values()) and list(started) == ids
+    assert store.sizes == [ITEMS_PER_WRITE, ITEMS_PER_WRITE, 70 - 2 * ITEMS_PER_WRITE]
+    done = await progress.complete_items(order.order_id, ids)
+    assert all(done.values())
+    stored = await progress.get(ALICE, order.order_id)
+    assert [item.status.status for item in stored.items] == [S.Completed] * 70
+    assert stored.status.status is S.Completed
