@@ -49,7 +49,7 @@ from tests.pools import POOLS
 from tests.sftp_server import SftpServer, new_key
 from tests.test_http_ordering import BASE, code_of, get_status, order_id_of, server  # noqa: F401 - a fixture
 from tests.test_jobs_engine import ALICE, CONFIG, daemon
-from tests.test_jobs_push import LOOPBACK, infos, push_spec, pushed
+from tests.test_jobs_push import LOOPBACK, first_item_status, infos, push_spec, pushed
 
 SECURE = attrs.evolve(DEMO_COLLECTION, online_data_delivery=("ftp", "ftps", "sftp"))  # as the demo's
 TIMEOUTS = {"connect_timeout": 10.0, "idle_timeout": 10.0, "allowed_networks": ("127.0.0.0/8",)}
@@ -297,10 +297,7 @@ def test_the_real_daemon_pushes_over_sftp_with_a_pinned_key(tmp_path: Path, daem
         order_id = order_id_of(ack)
 
         def status() -> tuple[str | None, str | None]:
-            answer = oseo_call(daemon, "erin", get_status(order_id))
-            item = answer.find(f".//{{{OSEO}}}orderItem/{{{OSEO}}}orderItemStatusInfo")
-            assert item is not None
-            return item.findtext(f"{{{OSEO}}}status"), item.findtext(f"{{{OSEO}}}additionalStatusInfo")
+            return first_item_status(oseo_call(daemon, "erin", get_status(order_id)))
 
         wait_for(lambda: status()[0] == "Completed", 30, "the push")
         assert status()[1] == f"Pushed 1 file (1024 bytes) to sftp://bob@127.0.0.1:{port_text}/drop"
@@ -374,10 +371,8 @@ async def test_getoptions_offers_and_submit_takes_secure_push(server: Any, sftp_
     await srv.parts.engine.drain()
     assert sftp_server.files() == {"drop/p-a.dat": content("a", 1024)}
     code, status = await srv.call(get_status(order_id))
-    item = status.find(f".//{{{OSEO}}}orderItem/{{{OSEO}}}orderItemStatusInfo")
-    assert item is not None and item.findtext(f"{{{OSEO}}}status") == "Completed"
-    assert item.findtext(f"{{{OSEO}}}additionalStatusInfo") == (
-        f"Pushed 1 file (1024 bytes) to sftp://bob@127.0.0.1:{sftp_server.port}/drop")
+    assert first_item_status(status) == (
+        "Completed", f"Pushed 1 file (1024 bytes) to sftp://bob@127.0.0.1:{sftp_server.port}/drop")
     # Offered only where the collection says so.
     code, fault = await srv.call(_submit("ftps", "ftps.client.example").replace("urn:oseod:demo", "urn:x:ftp"))
     assert code == 400 and code_of(fault) == ("InvalidParameterValue", "deliveryOptions")
