@@ -38,6 +38,7 @@ from .config_keys import (
     PUSH_PROTOCOLS,
     ProcessingConfig,
     ProviderConfig,
+    ODataConfig,
     QuotationConfig,
     SECTIONS,
     RedisConfig,
@@ -47,7 +48,7 @@ from .config_keys import (
     section,
 )
 
-__all__ = ["AuthConfig", "CollectionConfig", "Config", "ConsoleConfig", "DEMO_COLLECTION", "DEMO_COLLECTION_ID", "DeliveryConfig", "EmailConfig", "LdapConfig", "NotificationsConfig", "ONLINE_PROTOCOLS", "ORDER_TYPES", "OptionConfig", "OrdersConfig", "PACKAGING_FORMATS", "PUSH_PROTOCOLS", "ProcessingConfig", "ProviderConfig", "QuotationConfig", "RedisConfig", "ServerConfig", "ServiceIdentificationConfig", "key", "section", "ConfigError", "load_config", "parse_config", "port_range"]
+__all__ = ["AuthConfig", "CollectionConfig", "Config", "ConsoleConfig", "DEMO_COLLECTION", "DEMO_COLLECTION_ID", "DeliveryConfig", "EmailConfig", "LdapConfig", "NotificationsConfig", "ONLINE_PROTOCOLS", "ORDER_TYPES", "ODataConfig", "OptionConfig", "OrdersConfig", "PACKAGING_FORMATS", "PUSH_PROTOCOLS", "ProcessingConfig", "ProviderConfig", "QuotationConfig", "RedisConfig", "ServerConfig", "ServiceIdentificationConfig", "key", "section", "ConfigError", "load_config", "parse_config", "port_range"]
 
 
 def _collections(value: object) -> tuple[CollectionConfig, ...]:

@@ -258,6 +258,23 @@ class DeliveryConfig:
 
 
 @attrs.frozen
+class ODataConfig:
+    """/odata/v1: ODIP production orders, LTA orders and batch orders as JSON."""
+
+    enabled: bool = key(True, checks.boolean)
+    # Rows of a list answered at most at once; the rest through @odata.nextLink.
+    # A $top above it is answered in pages of this size.
+    page_size: int = key(100, checks.integer(1, 5000))
+    # Orders a $filter that the indexes cannot narrow may examine per page:
+    # beyond it the page ends early with a nextLink (no request scans for ever).
+    search_budget: int = key(10_000, checks.integer(100, 1_000_000))
+    # Lifetime of the OAuth2 bearer tokens of POST /odata/v1/token.
+    token_seconds: int = key(3600, checks.integer(60, 30 * 24 * 3600))
+    # Unexpired tokens a user may hold; the oldest is revoked past it.
+    max_tokens_per_user: int = key(20, checks.integer(1, 10_000))
+
+
+@attrs.frozen
 class QuotationConfig:
     mode: str = key("synchronous", checks.choice("synchronous", "monitoring", "asynchronous", "off"))
     validity_hours: int = key(72, checks.integer(1))
@@ -358,6 +375,7 @@ class Config:
     notifications: NotificationsConfig = NotificationsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     quotation: QuotationConfig = QuotationConfig()
+    odata: ODataConfig = ODataConfig()
     email: EmailConfig = EmailConfig()
     console: ConsoleConfig = ConsoleConfig()
     redis: RedisConfig = RedisConfig()
@@ -381,6 +399,7 @@ SECTIONS: dict[str, type] = {
     "notifications": NotificationsConfig,
     "delivery": DeliveryConfig,
     "quotation": QuotationConfig,
+    "odata": ODataConfig,
     "email": EmailConfig,
     "console": ConsoleConfig,
     "redis": RedisConfig,

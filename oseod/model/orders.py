@@ -126,6 +126,30 @@ class ItemSpec:
     fragments: tuple[Fragment, ...] = ()
 
 
+class RestKind(enum.Enum):
+    """Which OData door an order came in by (rest-ordering.md): an ODIP
+    ProductionOrder, an LTA product order, or a batch order (a massive order)."""
+
+    PRODUCTION = "production"
+    PRODUCT = "product"
+    BATCH = "batch"
+
+
+@attrs.frozen
+class RestOrder:
+    """What an order placed over OData said that OSEO has no element for.
+    An order placed over SOAP has none, and OData shows it with defaults."""
+
+    kind: RestKind
+    priority: int = 50  # 1-100; the OSEO Priority says FAST_TRACK above 50
+    name: str | None = None  # CDSE's Name label
+    workflow: str | None = None  # the Workflow's Name
+    # InputProductReference.ContentDate, as sent (ISO 8601 text).
+    content_start: str | None = None
+    content_end: str | None = None
+    batch_size: int | None = None  # BatchOrder: items per batch the client asked for
+
+
 @attrs.frozen
 class OrderSpec:
     """The orderSpecification of a Submit."""
@@ -141,6 +165,7 @@ class OrderSpec:
     online_addresses: tuple[OnlineAddress, ...] = ()
     # deliveryInformation, invoiceAddress, option, deliveryOptions, extension: verbatim.
     fragments: tuple[Fragment, ...] = ()
+    rest: RestOrder | None = None  # placed over OData: what it said beyond OSEO
 
 
 @attrs.frozen
@@ -154,6 +179,12 @@ class Notification:
     # Whose answer the call-backs are: a Cancel that asked for notification
     # takes them over, and they become CancelResponses relating to it.
     cancel: bool = False
+    # OData's NotificationEndpoint (http(s):// or mailto:): the ODIP completion
+    # JSON goes there instead of SOAP call-backs, with HTTP Basic when a user is
+    # given. The password is kept sealed (oseod.auth.secrets), never in clear.
+    endpoint: str | None = None
+    endpoint_user: str | None = None
+    endpoint_password: str | None = attrs.field(default=None, repr=False)
 
 
 # The hash kept: a new order's items share one StatusInfo, which the store

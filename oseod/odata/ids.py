@@ -1,0 +1,83 @@
+"""Order ids in UUID form, and back, without a table.
+
+OData clients (ODIP, LTA) expect an order's ``Id`` to be a Guid; OSEO's
+orderId is a short random text (``oseod.store.orderids``) or, for old
+orders, a counter. Every order has both: its UUID *is* its orderId, written
+reversibly into a UUID version 8 (RFC 9562, "custom"), so an id given in
+either form reaches the same record and nothing is stored or looked up.
+
+Layout of the 122 free bits: 71 bits of payload (1 bit for the form, then
+70: the random id's 14 base32 characters, or the counter), the rest a
+checksum of the payload. The checksum makes the UUIDs look as random as the
+ids they carry, and lets a mistyped UUID be told apart from an order that
+does not exist (both are answered alike anyway: not found).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+DIGITS = "0123456789abcdefghjkmnpqrstvwxyz"  # as oseod.store.orderids
+_RANDOM = re.compile(r"^[a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{13}$")
+_COUNTER = re.compile(r"^[1-9][0-9]{0,18}$")
+_PAYLOAD_BITS = 71
+_CHECK_BITS = 122 - _PAYLOAD_BITS
+
+
+def _check(payload: int) -> int:
+    digest = hashlib.sha256(b"oseod-order-uuid:" + payload.to_bytes(9, "big")).digest()
+    return int.from_bytes(digest[:8], "big") >> (64 - _CHECK_BITS)
+
+
+def order_uuid(order_id: str) -> str:
+    """The UUID form of ``order_id`` (lower case, hyphenated). ValueError for
+    a text that is no order id."""
+    if _RANDOM.match(order_id):
+        payload = 0
+        for character in order_id:
+            payload = payload << 5 | DIGITS.index(character)
+    elif _COUNTER.match(order_id) and int(order_id) < 1 << 70:
+        payload = 1 << 70 | int(order_id)
+    else:
+        raise ValueError(f"not an order id: {order_id[:40]!r}")
+    bits = _check(payload) << _PAYLOAD_BITS | payload  # 122 bits
+    # Spread over the UUID around its version (4 bits) and variant (2 bits).
+    high = bits >> 74  # 48 bits
+    middle = (bits >> 62) & 0xFFF  # 12 bits
+    low = bits & ((1 << 62) - 1)  # 62 bits
+    value = high << 80 | 0x8 << 76 | middle << 64 | 0b10 << 62 | low
+    return str(uuid.UUID(int=value))
+
+
+def order_id_of(text: str) -> str | None:
+    """The orderId a client's key names: a UUID made by :func:`order_uuid`,
+    or an orderId itself; None when it is neither (or a UUID not ours)."""
+    text = text.strip()
+    if _RANDOM.match(text) or _COUNTER.match(text):
+        return text
+    try:
+        value = uuid.UUID(text).int
+    except ValueError:
+        return None
+    if (value >> 76) & 0xF != 0x8 or (value >> 62) & 0b11 != 0b10:
+        return None
+    bits = (value >> 80) << 74 | ((value >> 64) & 0xFFF) << 62 | (value & ((1 << 62) - 1))
+    payload = bits & ((1 << _PAYLOAD_BITS) - 1)
+    if bits >> _PAYLOAD_BITS != _check(payload):
+        return None
+    if payload >> 70:
+        number = payload & ((1 << 70) - 1)
+        return str(number) if number and _COUNTER.match(str(number)) else None
+    characters = []
+    for _ in range(14):
+        characters.append(DIGITS[payload & 0x1F])
+        payload >>= 5
+    order_id = "".join(reversed(characters))
+    return order_id if _RANDOM.match(order_id) else None
+
+
+def workflow_uuid(name: str) -> str:
+    """A Workflow's Id: the same for the same Name, on every daemon, for ever."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:workflow:{name}"))
