@@ -1,0 +1,572 @@
+"""/odata/v1 as Copernicus clients use it, against a real ``twistd -n oseod``:
+an ODIP production order, an LTA product order and a batch order placed with
+plain HTTP calls (``requests``, as prosEO's aip-client and CDSE scripts do),
+followed to ``completed`` with ``$filter``, their result fetched through
+``Product/$value``, a cancel, the ODIP completion JSON received on a loopback
+receiver, the same orders read back through SOAP GetStatus (schema-valid) and
+a SOAP order read over OData; then every refusal a client can provoke, which
+must be a 4xx with ``{"error": {"code", "message"}}``, never a 500.
+
+One daemon serves the whole module: it takes seconds to start, and each test
+places its own orders (ids never collide), so the tests stay independent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from lxml import etree
+
+from oseod.jobs.dummy import content
+from oseod.odata import edm
+from oseod.odata.ids import order_id_of, order_uuid, workflow_uuid
+from oseod.oseo.namespaces import OSEO
+from tests.callback_receiver import Receiver, receiver
+from tests.daemon import Daemon
+from tests.oseo_schema import requires_schemas
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.slow, requires_schemas]
+
+DEMO = "urn:oseod:demo"
+HELD = "urn:oseod:held"  # manual moderation: its orders wait, so that they can be cancelled
+EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
+EDM = "http://docs.oasis-open.org/odata/ns/edm"
+JSON_TYPE = "application/json;odata.metadata=minimal"
+UUID_FORM = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+TIME_FORM = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SIZE = 2048  # bytes the dummy processor writes per item
+
+CONFIG = f"""
+[notifications]
+allowed_networks = ["127.0.0.0/8"]
+retry_delay = 0.2
+
+[[collection]]
+id = "{DEMO}"
+title = "oseod demo collection"
+processor = "dummy"
+processor_options = {{ size = {SIZE} }}
+order_types = ["PRODUCT_ORDER", "MASSIVE_ORDER"]
+online_data_access = ["ftp", "http"]
+identifier_prefixes = ["S2"]
+[[collection.option]]
+name = "format"
+choices = ["GeoTIFF", "NetCDF"]
+default = "GeoTIFF"
+description = "Output file format"
+
+[[collection]]
+id = "{HELD}"
+title = "held for approval"
+moderation = "manual"
+processor = "dummy"
+order_types = ["PRODUCT_ORDER", "MASSIVE_ORDER"]
+online_data_access = ["http"]
+identifier_prefixes = ["HELD_"]
+[[collection.option]]
+name = "format"
+choices = ["GeoTIFF", "NetCDF"]
+default = "GeoTIFF"
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("odata")
+    config = home / "oseod.toml"
+    config.write_text(CONFIG)
+    started = Daemon(home / "data", "--config", str(config))
+    try:
+        started.start()
+        for user in ("alice", "bob"):
+            added = started.ctl("user", "add", user, "--password-stdin", stdin=f"{user}-password\n")
+            assert added.returncode == 0, added.stderr
+        yield started
+        log = started.log()
+        # Whatever the tests sent, the daemon never hit a bug (a 500 is logged so).
+        assert "Traceback" not in log and "internal error" not in log, log[-4000:]
+    finally:
+        started.cleanup()
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[Receiver]:
+    """The client's notification receiver, on loopback."""
+    with receiver() as server:
+        yield server
+
+
+class Client:
+    """A Copernicus client's HTTP calls: Basic (or Bearer) credentials on
+    every request, JSON bodies, no redirect followed unless asked."""
+
+    def __init__(self, daemon: Daemon, user: str | None = "alice", password: str | None = None,
+                 token: str | None = None) -> None:
+        self.base = daemon.http + "/odata/v1"
+        self.session = requests.Session()
+        if token is not None:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif user is not None:
+            self.session.auth = (user, password or f"{user}-password")
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        response = self.session.get(self.base + path, params=params, allow_redirects=False, timeout=30)
+        return checked(response)
+
+    def post(self, path: str, body: Any = None, *, raw: bytes | None = None, **kwargs: Any) -> requests.Response:
+        if raw is None:
+            raw = json.dumps(body if body is not None else {}).encode()
+        response = self.session.post(self.base + path, data=raw, headers={"Content-Type": "application/json"},
+                                     allow_redirects=False, timeout=30, **kwargs)
+        return checked(response)
+
+
+def checked(response: requests.Response) -> requests.Response:
+    """What every /odata answer must be, whatever it says: no 500, the
+    OData-Version header, JSON in the error shape when it refuses."""
+    assert response.status_code < 500, (response.request.method, response.url, response.status_code,
+                                        response.text[:2000])
+    assert response.headers.get("OData-Version") == "4.0", (response.url, dict(response.headers))
+    if response.status_code >= 400 and not urlsplit(response.url).path.endswith("/token"):
+        assert response.headers["Content-Type"].startswith("application/json"), response.headers
+        error = response.json()["error"]
+        assert isinstance(error["code"], str) and error["code"], error
+        assert isinstance(error["message"], str) and error["message"], error
+    return response
+
+
+def ok(response: requests.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.request.method, response.url, response.status_code,
+                                            response.text[:2000])
+    assert response.headers["Content-Type"].replace(" ", "") == JSON_TYPE, response.headers
+    return response.json()
+
+
+def refused(response: requests.Response, status: int) -> dict[str, str]:
+    assert response.status_code == status, (response.request.method, response.url, response.status_code,
+                                            response.text[:2000])
+    return response.json()["error"]  # type: ignore[no-any-return]
+
+
+def soap_status(daemon: Daemon, order_id: str, user: str = "alice") -> etree._Element:
+    """GetStatus full over SOAP (the answer validated against the XSDs)."""
+    from tests.test_daemon import oseo_call
+    from tests.test_http_ordering import get_status
+
+    monitor = oseo_call(daemon, user, get_status(order_id)).find(f"{{{OSEO}}}orderMonitorSpecification")
+    assert monitor is not None
+    return monitor
+
+
+def soap_status_text(daemon: Daemon, order_id: str) -> str | None:
+    return soap_status(daemon, order_id).findtext(f"{{{OSEO}}}orderStatusInfo/{{{OSEO}}}status")
+
+
+def follow(client: Client, entity_set: str, order: str, status: str = "completed") -> dict[str, Any]:
+    """Poll the entity set with $filter until the order has ``status``, as
+    an LTA client does (``Id eq <uuid>``, ``$count=true``)."""
+    def found() -> dict[str, Any] | None:
+        page = ok(client.get(f"/{entity_set}", **{"$filter": f"Id eq {order} and Status eq '{status}'",
+                                                  "$count": "true", "$top": "1000"}))
+        assert page["@odata.count"] == len(page["value"]) <= 1, page
+        return page["value"][0] if page["value"] else None
+
+    row = wait_for(found, 60, f"{entity_set}({order}) to be {status}")
+    assert row is not None and row["Id"] == order
+    return row
+
+
+def download(client: Client, path: str, name: str) -> bytes:
+    """``<path>/$value``: a 307 to the HTTP delivery, fetched with the same credentials."""
+    answer = client.get(f"{path}/$value")
+    assert answer.status_code == 307, (answer.status_code, answer.text)
+    location = answer.headers["Location"]
+    target = urlsplit(location)
+    assert target.path.startswith("/results/") and target.path.endswith(name.split("/")[-1]), location
+    fetched = client.session.get(location if target.scheme else client.base.split("/odata")[0] + location,
+                                 allow_redirects=False, timeout=30)
+    assert fetched.status_code == 200, (location, fetched.status_code, fetched.text[:500])
+    return fetched.content
+
+
+# --- the service's description ------------------------------------------------------------
+
+
+def test_service_document_metadata_and_workflows(daemon: Daemon) -> None:
+    anonymous = Client(daemon, user=None)
+    document = ok(anonymous.get("/"))
+    assert {s["name"] for s in document["value"]} >= {s.name for s in edm.ENTITY_SETS} - {"Products"}
+    assert all(s["url"] == s["name"] for s in document["value"])
+
+    answer = anonymous.get("/$metadata")
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/xml")
+    root = etree.fromstring(answer.content)
+    assert root.tag == f"{{{EDMX}}}Edmx" and root.get("Version") == "4.0"
+    schema = root.find(f".//{{{EDM}}}Schema")
+    assert schema is not None and schema.get("Namespace") == edm.NAMESPACE
+    # The CSDL says what the model says, type by type.
+    for entity_type in edm.ENTITY_TYPES:
+        found = schema.find(f"{{{EDM}}}EntityType[@Name='{entity_type.name}']")
+        assert found is not None, entity_type.name
+        assert [p.get("Name") for p in found.findall(f"{{{EDM}}}Property")] == list(entity_type.names)
+        assert [k.get("Name") for k in found.iterfind(f"{{{EDM}}}Key/{{{EDM}}}PropertyRef")] == [entity_type.key]
+    members = [m.get("Name") for m in schema.iterfind(f"{{{EDM}}}EnumType[@Name='JobStatus']/{{{EDM}}}Member")]
+    assert members == list(edm.JOB_STATUSES)
+    container = schema.find(f"{{{EDM}}}EntityContainer")
+    assert container is not None
+    assert {s.get("Name") for s in container.iterfind(f"{{{EDM}}}EntitySet")} == {s.name for s in edm.ENTITY_SETS}
+    actions = {(a.get("Name"), a.find(f"{{{EDM}}}Parameter").get("Type"))  # type: ignore[union-attr]
+               for a in schema.iterfind(f"{{{EDM}}}Action")}
+    assert ("Order", "Collection(OData.CSC.ProductionOrder)") in actions
+    assert ("Cancel", "OData.CSC.ProductionOrder") in actions
+
+    alice = Client(daemon)
+    workflows = ok(alice.get("/Workflows"))["value"]
+    by_name = {w["Name"]: w for w in workflows}
+    assert set(by_name) == {DEMO, HELD}
+    demo = by_name[DEMO]
+    assert demo["Id"] == workflow_uuid(DEMO) and demo["DisplayName"] == "oseod demo collection"
+    assert demo["InputProductType"] == demo["OutputProductType"] == DEMO
+    assert set(demo) <= set(edm.WORKFLOW.names) | {"@odata.id", "@odata.etag"}
+    [option] = demo["WorkflowOptions"]
+    assert (option["Name"], option["Type"], option["Default"], option["Value"]) == (
+        "format", "string", "GeoTIFF", ["GeoTIFF", "NetCDF"])
+    one = ok(alice.get(f"/Workflows({demo['Id']})"))
+    assert {k: v for k, v in one.items() if not k.startswith("@")} == demo
+    filtered = ok(alice.get("/Workflows", **{"$filter": f"Name eq '{HELD}'", "$count": "true"}))
+    assert filtered["@odata.count"] == 1 and filtered["value"][0]["Name"] == HELD
+    refused(alice.get(f"/Workflows({uuid.uuid4()})"), 404)
+
+
+# --- the three kinds of order, start to end -----------------------------------------------
+
+
+def test_a_production_order_from_creation_to_download_and_notification(daemon: Daemon, hook: Receiver) -> None:
+    alice = Client(daemon)
+    body = {
+        "Name": "odip-one",
+        "WorkflowName": DEMO,
+        "WorkflowOptions": [{"Name": "format", "Value": "NetCDF"}],
+        "InputProductReference": {"Reference": "S2A_MSIL1C_20260101T101010_N0500_R022_T32TQM.SAFE",
+                                  "ContentDate": {"Start": "2026-01-01T10:10:10.000Z",
+                                                  "End": "2026-01-01T10:10:40.000Z"}},
+        "Priority": 80,
+        "NotificationEndpoint": hook.url,
+        "NotificationEpUsername": "hook-user",
+        "NotificationEpPassword": "hook-secret-1",
+    }
+    answer = alice.post("/ProductionOrder/OData.CSC.Order", body)
+    created = ok(answer, 201)
+    order = created["Id"]
+    assert UUID_FORM.match(order) and "$metadata#ProductionOrder" in created["@odata.context"]
+    assert answer.headers["Location"].endswith(f"/odata/v1/ProductionOrders({order})")
+    assert created["Status"] in ("queued", "in_progress", "completed")
+    assert (created["Name"], created["Priority"], created["WorkflowName"], created["WorkflowId"]) == (
+        "odip-one", 80, DEMO, workflow_uuid(DEMO))
+    assert created["WorkflowOptions"] == [{"Name": "format", "Value": "NetCDF"}]
+    assert created["InputProductReference"]["Reference"] == body["InputProductReference"]["Reference"]  # type: ignore[index]
+    assert created["NotificationEndpoint"] == hook.url and created["NotificationEpUsername"] == "hook-user"
+    assert created["NotificationEpPassword"] == "*****"
+    assert TIME_FORM.match(created["SubmissionDate"])
+    assert set(created) - {"@odata.context"} <= set(edm.PRODUCTION_ORDER.names)
+
+    done = follow(alice, "ProductionOrders", order)
+    assert TIME_FORM.match(done["CompletedDate"]) and done["EvictionDate"] > done["CompletedDate"]
+    assert done["StatusMessage"].startswith("Completed")
+    # Both key forms, and the OSEO orderId itself, reach the same record.
+    order_id = order_id_of(order)
+    assert order_id is not None and order_uuid(order_id) == order
+    for key in (order, f"'{order}'", f"'{order_id}'"):
+        assert ok(alice.get(f"/ProductionOrders({key})"))["Id"] == order
+    selected = ok(alice.get(f"/ProductionOrders({order})", **{"$select": "Id,Status"}))
+    assert {k for k in selected if not k.startswith("@")} == {"Id", "Status"}
+
+    product = ok(alice.get(f"/ProductionOrders({order})/Product"))
+    assert product["ContentLength"] == SIZE and product["Name"].endswith(".dat")
+    assert UUID_FORM.match(product["Id"])
+    data = download(alice, f"/ProductionOrders({order})/Product", product["Name"])
+    assert data == content("1", SIZE)
+
+    # The ODIP completion message, with the Basic credentials the order named.
+    def notified() -> dict[str, Any] | None:
+        for headers, raw in list(hook.received):
+            message = json.loads(raw)
+            if message.get("ProductionOrderId") == order:
+                assert headers["content-type"].startswith("application/json")
+                expected = base64.b64encode(b"hook-user:hook-secret-1").decode()
+                assert headers["authorization"] == f"Basic {expected}"
+                return message  # type: ignore[no-any-return]
+        return None
+
+    message = wait_for(notified, 60, "the completion notification")
+    assert message is not None
+    assert message["@odata.context"] == "$metadata#Notification/$entity"
+    assert message["ProductId"] == product["Id"] and message["ProductName"] == product["Name"]
+    assert TIME_FORM.match(message["NotificationDate"]) or message["NotificationDate"].endswith("Z")
+    assert "hook-secret-1" not in daemon.log()
+
+    # The same order over SOAP: GetStatus, schema-valid, in OSEO's words.
+    monitor = soap_status(daemon, order_id)
+    assert monitor.findtext(f"{{{OSEO}}}orderReference") == "odip-one"
+    assert monitor.findtext(f"{{{OSEO}}}priority") == "FAST_TRACK"
+    assert monitor.findtext(f"{{{OSEO}}}orderType") == "PRODUCT_ORDER"
+    assert monitor.findtext(".//{urn:oseod:options}format") == "NetCDF"
+    # The download through $value counted: Downloaded over SOAP, still completed over OData.
+    wait_for(lambda: soap_status_text(daemon, order_id) == "Downloaded", 30, "the order to be Downloaded")
+    again = ok(alice.get(f"/ProductionOrders({order})"))
+    assert again["Status"] == "completed" and again["StatusMessage"].startswith("Downloaded")
+
+    # A completed order cannot be cancelled any more.
+    refused(alice.post(f"/ProductionOrder({order})/OData.CSC.Cancel", {}), 409)
+
+
+def test_the_other_create_route_and_defaults(daemon: Daemon) -> None:
+    """POST /ProductionOrders (prosEO's form), by WorkflowId, options and Priority left out."""
+    alice = Client(daemon)
+    created = ok(alice.post("/ProductionOrders", {"WorkflowId": workflow_uuid(DEMO),
+                                                 "InputProductReference": {"Reference": "S2B_default_options"}}), 201)
+    assert created["Priority"] == 50 and created["WorkflowName"] == DEMO
+    assert created["NotificationEpPassword"] is None
+    follow(alice, "ProductionOrders", created["Id"])
+    order_id = order_id_of(created["Id"])
+    assert order_id is not None
+    monitor = soap_status(daemon, order_id)
+    assert monitor.findtext(".//{urn:oseod:options}format") == "GeoTIFF"  # the workflow's default
+    assert monitor.findtext(f"{{{OSEO}}}priority") in (None, "STANDARD")
+
+
+def test_an_lta_product_order(daemon: Daemon) -> None:
+    alice = Client(daemon)
+    identifier = "S2B_MSIL2A_20260202T020202_N0500_R031_T31UDQ"
+    answer = alice.post(f"/Products('{identifier}')/OData.CSC.Order", {"Priority": 50})
+    created = ok(answer, 201)
+    order = created["Id"]
+    assert UUID_FORM.match(order) and "Order" in created["@odata.context"]
+    assert set(created) - {"@odata.context"} <= set(edm.ORDER.names)
+    assert created["Priority"] == 50 and created["Status"] in edm.JOB_STATUSES
+
+    done = follow(alice, "Orders", order)
+    assert TIME_FORM.match(done["CompletedDate"]) and "OrderSize" in done
+    product = ok(alice.get(f"/Orders({order})/Product"))
+    assert identifier in product["Name"] and product["ContentLength"] == SIZE
+    assert download(alice, f"/Orders({order})/Product", product["Name"]) == content("1", SIZE)
+
+    order_id = order_id_of(order)
+    assert order_id is not None
+    monitor = soap_status(daemon, order_id)
+    assert monitor.findtext(f"{{{OSEO}}}orderType") == "PRODUCT_ORDER"
+    assert monitor.findtext(f".//{{{OSEO}}}orderItem/{{{OSEO}}}productId/{{{OSEO}}}identifier") == identifier
+    assert monitor.findtext(f".//{{{OSEO}}}orderItem/{{{OSEO}}}productId/{{{OSEO}}}collectionId") == DEMO
+    # An identifier no collection claims; other users' LTA orders.
+    assert alice.post("/Products('X9_unclaimed')/OData.CSC.Order", {}).status_code in (400, 404)
+    refused(Client(daemon, "bob").get(f"/Orders({order})/Product"), 404)
+    # Also visible as a production order (one record, several views).
+    assert ok(alice.get(f"/ProductionOrders({order})"))["Id"] == order
+
+
+def test_a_batch_order(daemon: Daemon) -> None:
+    alice = Client(daemon)
+    identifiers = [f"S2A_batch_{n}" for n in range(3)]
+    created = ok(alice.post("/BatchOrder/OData.CSC.Order", {
+        "Name": "batch-one", "WorkflowName": DEMO, "WorkflowOptions": [{"Name": "format", "Value": ["NetCDF"]}],
+        "IdentifierList": identifiers, "BatchSize": 2, "Priority": 30}), 201)
+    order = created["Id"]
+    assert created["Name"] == "batch-one" and created["BatchSize"] == 2 and created["Priority"] == 30
+    assert set(created) - {"@odata.context"} <= set(edm.BATCH_ORDER.names)
+
+    done = follow(alice, "BatchOrders", order)
+    assert done["ProductCount"] == 3
+    products = ok(alice.get(f"/BatchOrders({order})/Products"))["value"]
+    assert len(products) == 3 and {p["Status"] for p in products} == {"completed"}
+    assert all(any(i in p["Name"] for i in identifiers) for p in products)
+    assert len({p["Id"] for p in products}) == 3
+
+    order_id = order_id_of(order)
+    assert order_id is not None
+    monitor = soap_status(daemon, order_id)
+    assert monitor.findtext(f"{{{OSEO}}}orderType") == "MASSIVE_ORDER"
+    items = monitor.findall(f"{{{OSEO}}}orderItem")
+    assert sorted(i.findtext(f"{{{OSEO}}}productId/{{{OSEO}}}identifier") or "" for i in items) == identifiers
+    assert {i.findtext(f"{{{OSEO}}}orderItemStatusInfo/{{{OSEO}}}status") for i in items} == {"Completed"}
+    # Only massive orders are batch orders.
+    listed = ok(alice.get("/BatchOrders", **{"$count": "true"}))
+    assert order in [row["Id"] for row in listed["value"]]
+    assert all(row.get("ProductCount", 0) >= 1 for row in listed["value"])
+
+
+def test_cancel_a_waiting_order(daemon: Daemon) -> None:
+    alice = Client(daemon)
+    created = ok(alice.post("/ProductionOrder/OData.CSC.Order", {
+        "Name": "to-cancel", "WorkflowName": HELD, "InputProductReference": {"Reference": "HELD_1"}}), 201)
+    order = created["Id"]
+    assert created["Status"] == "queued" and created["StatusMessage"].startswith("Submitted")
+    waiting = ok(alice.get("/ProductionOrders", **{"$filter": f"Id eq {order} and Status eq 'queued'",
+                                                    "$count": "true"}))
+    assert waiting["@odata.count"] == 1
+
+    cancelled = ok(alice.post(f"/ProductionOrder({order})/OData.CSC.Cancel", {}))
+    assert cancelled["Id"] == order and cancelled["Status"] == "cancelled"
+    follow(alice, "ProductionOrders", order, "cancelled")
+    order_id = order_id_of(order)
+    assert order_id is not None and soap_status_text(daemon, order_id) == "Cancelled"
+    refused(alice.post(f"/ProductionOrders({order})/OData.CSC.Cancel", {}), 409)
+    refused(alice.get(f"/ProductionOrders({order})/Product/$value"), 404)
+
+    batch = ok(alice.post("/BatchOrder/OData.CSC.Order", {
+        "WorkflowName": HELD, "IdentifierList": ["HELD_a", "HELD_b"], "BatchSize": 1}), 201)
+    gone = ok(alice.post(f"/BatchOrders({batch['Id']})/OData.CSC.Cancel", {}))
+    assert gone["Status"] == "cancelled"
+
+
+# --- both doors, one record ---------------------------------------------------------------
+
+
+def test_a_soap_order_read_over_odata(daemon: Daemon) -> None:
+    from tests.test_daemon import oseo_call
+    from tests.test_http_ordering import submit
+
+    ack = oseo_call(daemon, "alice", submit("x1", reference="from-soap", option="NetCDF"))
+    order_id = ack.findtext(f"{{{OSEO}}}orderId")
+    assert order_id
+    order = order_uuid(order_id)
+    alice = Client(daemon)
+    row = follow(alice, "ProductionOrders", order)
+    assert (row["Name"], row["Priority"]) == ("from-soap", 50)
+    assert ok(alice.get(f"/Orders({order})"))["Id"] == order
+    by_name = ok(alice.get("/ProductionOrders", **{"$filter": "Name eq 'from-soap'", "$count": "true"}))
+    assert [r["Id"] for r in by_name["value"]] == [order] and by_name["@odata.count"] == 1
+    product = ok(alice.get(f"/ProductionOrders({order})/Product"))
+    assert product["ContentLength"] == SIZE
+    refused(Client(daemon, "bob").get(f"/ProductionOrders({order})"), 404)
+
+
+def test_listing_ordering_and_paging(daemon: Daemon) -> None:
+    bob = Client(daemon, "bob")
+    made = [ok(bob.post("/ProductionOrder/OData.CSC.Order", {
+        "Name": f"page-{n}", "WorkflowName": DEMO, "Priority": 10 + n,
+        "InputProductReference": {"Reference": f"S2_page_{n}"}}), 201)["Id"] for n in range(5)]
+    for order in made:
+        follow(bob, "ProductionOrders", order)
+    everything = ok(bob.get("/ProductionOrders", **{"$count": "true", "$orderby": "Priority desc"}))
+    assert everything["@odata.count"] == 5
+    assert [r["Id"] for r in everything["value"]] == made[::-1]
+    page = ok(bob.get("/ProductionOrders", **{"$top": "2", "$skip": "1", "$orderby": "Priority asc",
+                                               "$select": "Id,Priority"}))
+    assert [r["Id"] for r in page["value"]] == made[1:3]
+    high = ok(bob.get("/ProductionOrders", **{"$filter": "Priority ge 13 and startswith(Name,'page-')",
+                                               "$count": "true"}))
+    assert sorted(r["Id"] for r in high["value"]) == sorted(made[3:])
+    enum_form = ok(bob.get("/ProductionOrders", **{"$filter": "Status eq OData.CSC.JobStatus'completed'",
+                                                    "$count": "true"}))
+    assert enum_form["@odata.count"] == 5
+    recent = ok(bob.get("/ProductionOrders", **{"$filter": "SubmissionDate gt 2020-01-01T00:00:00.000Z "
+                                                            "and Status in ('completed','failed')"}))
+    assert len(recent["value"]) == 5
+
+
+# --- what a client gets wrong -------------------------------------------------------------
+
+
+def test_refusals_are_4xx_in_the_error_shape(daemon: Daemon) -> None:
+    alice = Client(daemon)
+    create = "/ProductionOrder/OData.CSC.Order"
+    good = {"WorkflowName": DEMO, "InputProductReference": {"Reference": "S2_ok"}}
+
+    assert refused(alice.post(create, raw=b'{"WorkflowName": '), 400)
+    assert refused(alice.post(create, raw=b"[1, 2]"), 400)
+    assert refused(alice.post(create, raw=b"\xff\xfe not utf-8"), 400)
+    unknown = refused(alice.post(create, {**good, "WorkflowName": "urn:no:such-workflow"}), 400)
+    assert unknown.get("target") in ("WorkflowName", None)
+    refused(alice.post(create, {**good, "WorkflowId": str(uuid.uuid4())}), 400)
+    refused(alice.post(create, {**good, "WorkflowId": workflow_uuid(HELD)}), 400)  # disagrees with the name
+    bad_value = refused(alice.post(create, {**good, "WorkflowOptions": [{"Name": "format", "Value": "JPEG"}]}), 400)
+    assert "JPEG" in bad_value["message"] or bad_value.get("target", "").startswith("WorkflowOptions")
+    refused(alice.post(create, {**good, "WorkflowOptions": [{"Name": "colour", "Value": "red"}]}), 400)
+    refused(alice.post(create, {**good, "WorkflowOptions": {"format": "NetCDF"}}), 400)
+    for priority in (0, 101, "high", 5.5):
+        assert refused(alice.post(create, {**good, "Priority": priority}), 400).get("target") in ("Priority", None)
+    extra = refused(alice.post(create, {**good, "Colour": "red"}), 400)
+    assert "Colour" in extra["message"] or extra.get("target") == "Colour"
+    soap_only = refused(alice.post(create, {**good, "DeliveryMethod": "ftp"}), 400)
+    assert "SOAP" in soap_only["message"] or "/oseo" in soap_only["message"]
+    refused(alice.post(create, {"WorkflowName": DEMO}), 400)  # no input product
+    refused(alice.post(create, {**good, "NotificationEndpoint": "gopher://example.org/"}), 400)
+    refused(alice.post("/BatchOrder/OData.CSC.Order", {"WorkflowName": DEMO, "IdentifierList": []}), 400)
+    refused(alice.post("/BatchOrder/OData.CSC.Order", {"WorkflowName": DEMO, "IdentifierList": "S2_x"}), 400)
+
+    for params in ({"$filter": "Status eq"}, {"$filter": "Nope eq 1"}, {"$filter": "Status eq 'sleeping' or"},
+                   {"$orderby": "Nope"}, {"$top": "-1"}, {"$top": "many"}, {"$skip": "x"},
+                   {"$count": "perhaps"}, {"$select": "Nope"}, {"$filter": "WorkflowOptions eq 'x'"}):
+        refused(alice.get("/ProductionOrders", **params), 400)
+
+    refused(alice.get(f"/ProductionOrders({uuid.uuid4()})"), 404)
+    assert alice.get("/ProductionOrders(not-an-id)").status_code in (400, 404)
+    refused(alice.get("/NoSuchSet"), 404)
+    refused(alice.post(f"/ProductionOrder({uuid.uuid4()})/OData.CSC.Cancel", {}), 404)
+
+
+def test_other_users_orders_are_not_found(daemon: Daemon) -> None:
+    alice, bob = Client(daemon), Client(daemon, "bob")
+    order = ok(alice.post("/ProductionOrder/OData.CSC.Order", {
+        "WorkflowName": DEMO, "InputProductReference": {"Reference": "S2_alice_only"}}), 201)["Id"]
+    follow(alice, "ProductionOrders", order)
+    for path in (f"/ProductionOrders({order})", f"/Orders({order})", f"/ProductionOrders({order})/Product",
+                 f"/ProductionOrders({order})/Product/$value", f"/Orders({order})/Product"):
+        mine = alice.get(path)
+        assert mine.status_code in (200, 307), (path, mine.status_code)
+        theirs = refused(bob.get(path), 404)
+        nobodys = refused(bob.get(path.replace(order, str(uuid.uuid4()))), 404)
+        assert theirs["code"] == nobodys["code"]  # alike: nothing tells that the order exists
+    refused(bob.post(f"/ProductionOrder({order})/OData.CSC.Cancel", {}), 404)
+    listed = ok(bob.get("/ProductionOrders", **{"$filter": f"Id eq {order}", "$count": "true"}))
+    assert listed["@odata.count"] == 0 and listed["value"] == []
+
+
+def test_credentials(daemon: Daemon) -> None:
+    for client in (Client(daemon, user=None), Client(daemon, "alice", "wrong-password"),
+                   Client(daemon, token="not-a-token")):
+        answer = client.get("/ProductionOrders")
+        refused(answer, 401)
+        challenge = answer.headers["WWW-Authenticate"]
+        assert "Basic" in challenge and "Bearer" in challenge
+        refused(client.post("/ProductionOrder/OData.CSC.Order", {"WorkflowName": DEMO}), 401)
+    refused(Client(daemon, user=None).get("/Workflows"), 401)
+
+
+def test_a_bearer_token(daemon: Daemon) -> None:
+    token_url = daemon.http + "/odata/v1/token"
+    answer = requests.post(token_url, data={"grant_type": "password", "username": "alice",
+                                            "password": "alice-password"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    token = answer.json()
+    assert token["token_type"].lower() == "bearer" and token["expires_in"] > 0
+    assert "alice-password" not in answer.text
+
+    with_token = Client(daemon, token=token["access_token"])
+    created = ok(with_token.post("/ProductionOrder/OData.CSC.Order", {
+        "WorkflowName": DEMO, "InputProductReference": {"Reference": "S2_by_token"}}), 201)
+    assert ok(Client(daemon).get(f"/ProductionOrders({created['Id']})"))["Id"] == created["Id"]  # alice's
+    follow(with_token, "ProductionOrders", created["Id"])
+    product = ok(with_token.get(f"/ProductionOrders({created['Id']})/Product"))
+    assert download(with_token, f"/ProductionOrders({created['Id']})/Product", product["Name"]) == content("1", SIZE)
+
+    # client_credentials with HTTP Basic, as prosEO's token endpoint takes it.
+    second = requests.post(token_url, data={"grant_type": "client_credentials"}, auth=("bob", "bob-password"),
+                           timeout=30)
+    assert second.status_code == 200, second.text
+    ok(Client(daemon, token=second.json()["access_token"]).get("/Workflows"))
+
+    wrong = requests.post(token_url, data={"grant_type": "password", "username": "alice", "password": "nope"},
+                          timeout=30)
+    assert wrong.status_code in (400, 401) and wrong.json()["error"] == "invalid_grant"
+    unsupported = requests.post(token_url, data={"grant_type": "implicit"}, timeout=30)
+    assert unsupported.status_code == 400 and unsupported.json()["error"] == "unsupported_grant_type"
