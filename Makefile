@@ -6,7 +6,8 @@
 #   make test  [PYTEST_ARGS='-k users -x']        mypy on oseod/ (+ plugin), then all of pytest
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo;
-#                       [LATENCY_ARGS='--rate 40']    then GetStatus latency while the engine works
+#                       [LATENCY_ARGS='--rate 40']    then GetStatus latency while the engine works;
+#                       [ODATA_ARGS='--duration 5']   then OData create/get-by-id beside Submit/GetStatus
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP(S), HTTP, SFTP vs. vsftpd, nginx, sshd
 #   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
@@ -28,6 +29,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
+ODATA_ARGS ?=
 
 # Keep pip quiet about its own version and never prompt (CI has no stdin).
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -38,7 +40,7 @@ export PIP_NO_INPUT := 1
 .PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks chaos bench-ha clean
 
 help:
-	@sed -n '3,14p' Makefile
+	@sed -n '3,15p' Makefile
 
 venv: $(STAMP)
 
@@ -105,10 +107,13 @@ bench: $(STAMP)
 # About 3 minutes: a worker daemon makes the Submit load's orders, and 10^5
 # orders are stored for the search measurement. Then, about 1 minute:
 # GetStatus latency in a daemon that also processes, idle and while its
-# engine makes 20,000 items (bench/latency.py).
+# engine makes 20,000 items (bench/latency.py). Then, about 1 minute: OData
+# ProductionOrder create and get-by-id beside SOAP Submit and GetStatus, each
+# as a ratio to the echo (bench/odata.py; needs wrk).
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py $(LATENCY_ARGS)
+	$(BIN)/python bench/odata.py $(ODATA_ARGS)
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py $(BENCH_ARGS)
