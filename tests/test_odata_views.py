@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 from odata.metadata import MetaData
 
+from oseod.config import DEMO_COLLECTION, CollectionConfig, OptionConfig
 from oseod.core.orderstate import ReadyItem
 from oseod.model.orders import (
     MASSIVE_ORDER_REFERENCE,
@@ -27,7 +28,8 @@ from oseod.model.orders import (
     StatusInfo,
     StatusNotification,
 )
-from oseod.odata import csdl, edm, entities
+from oseod.odata import csdl, edm, entities, workflows
+from oseod.odata.errors import ODataError
 from oseod.odata.ids import order_id_of, order_uuid, product_uuid, workflow_uuid
 from oseod.odata.edm import JOB_STATUSES
 from oseod.odata.values import iso_time
@@ -199,9 +201,9 @@ def test_every_row_holds_only_what_the_model_declares(order: Order) -> None:
 
 def test_rendering_refuses_an_undeclared_property() -> None:
     with pytest.raises(ValueError, match="undeclared \\['Colour'\\]"):
-        entities._shaped(edm.WORKFLOW, {**dict.fromkeys(edm.WORKFLOW.names), "Colour": "red"})
+        entities.shaped(edm.WORKFLOW, {**dict.fromkeys(edm.WORKFLOW.names), "Colour": "red"})
     with pytest.raises(ValueError, match="missing \\['Name'\\]"):
-        entities._shaped(edm.OPTION_VALUE, {"Value": "x"})
+        entities.shaped(edm.OPTION_VALUE, {"Value": "x"})
 
 
 @pytest.mark.parametrize("status", list(OrderStatus))
@@ -300,3 +302,48 @@ def test_bodies_and_select() -> None:
     assert orjson.loads(entities.collection_body("$metadata#ProductionOrders", [row], count=7, next_link="n?x")) == {
         "@odata.context": "$metadata#ProductionOrders", "@odata.count": 7, "value": [row], "@odata.nextLink": "n?x"}
     assert orjson.loads(entities.collection_body("c", [])) == {"@odata.context": "c", "value": []}
+
+
+# workflows --------------------------------------------------------------
+
+WORKFLOW_COLLECTIONS = (
+    DEMO_COLLECTION,
+    CollectionConfig(id="urn:x:numbers", title="Numbers", order_types=("PRODUCT_ORDER", "MASSIVE_ORDER"),
+                     option=(OptionConfig(name="resolution", choices=("10", "20.5", "60"), default="10"),
+                             OptionConfig(name="free"))),
+    CollectionConfig(id="urn:x:subscriptions", order_types=("SUBSCRIPTION_ORDER",)),
+)
+
+
+def test_workflows_are_the_orderable_collections() -> None:
+    rows = workflows.workflows_of(WORKFLOW_COLLECTIONS, "9.9")
+    for row in rows:
+        _check_declared(edm.WORKFLOW.properties, row, "Workflow")
+    assert [r["Name"] for r in rows] == ["urn:oseod:demo", "urn:x:numbers"]
+    demo, numbers = rows
+    assert demo["Id"] == workflow_uuid("urn:oseod:demo") and demo["WorkflowVersion"] == "9.9"
+    assert (demo["DisplayName"], demo["InputProductType"], demo["OutputProductType"]) == (
+        "oseod demo collection", "urn:oseod:demo", "urn:oseod:demo")
+    assert demo["WorkflowOptions"] == [{"Name": "format", "Description": "Output file format", "Type": "string",
+                                        "Default": "GeoTIFF", "Value": ["GeoTIFF", "NetCDF"]}]
+    assert numbers["DisplayName"] == "Numbers"
+    assert numbers["WorkflowOptions"] == [
+        {"Name": "resolution", "Description": None, "Type": "number", "Default": "10", "Value": ["10", "20.5", "60"]},
+        {"Name": "free", "Description": None, "Type": "string", "Default": None, "Value": []},
+    ]
+
+
+def test_find_workflow_by_name_or_id() -> None:
+    find = workflows.find_workflow
+    demo_id = workflow_uuid("urn:oseod:demo")
+    assert find(WORKFLOW_COLLECTIONS, name="urn:oseod:demo") is DEMO_COLLECTION
+    assert find(WORKFLOW_COLLECTIONS, id=demo_id.upper()) is DEMO_COLLECTION
+    assert find(WORKFLOW_COLLECTIONS, name="urn:oseod:demo", id=demo_id) is DEMO_COLLECTION
+    assert find(WORKFLOW_COLLECTIONS) is None
+    assert find(WORKFLOW_COLLECTIONS, name="urn:x:nothing") is None
+    assert find(WORKFLOW_COLLECTIONS, name="urn:x:subscriptions") is None  # takes no product orders
+    assert find(WORKFLOW_COLLECTIONS, id=workflow_uuid("urn:x:nothing")) is None
+    assert find(WORKFLOW_COLLECTIONS, name="urn:x:nothing", id=demo_id) is None
+    with pytest.raises(ODataError) as caught:
+        find(WORKFLOW_COLLECTIONS, name="urn:x:numbers", id=demo_id)
+    assert (caught.value.http_status, caught.value.target) == (400, "WorkflowId")

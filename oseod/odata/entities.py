@@ -1,6 +1,6 @@
 """Orders as OData rows (JSON dicts), and the bodies that carry them.
 
-Every row is made by :func:`_shaped`, which takes exactly the properties
+Every row is made by :func:`shaped`, which takes exactly the properties
 :mod:`oseod.odata.edm` declares for the entity type, no more, no fewer: the
 JSON cannot say what ``$metadata`` does not. The same record reads as a
 ProductionOrder, an LTA Order or a BatchOrder; an order placed over SOAP
@@ -31,7 +31,7 @@ _COMPLETED = frozenset(s for s, j in JOB_STATUS_OF.items() if j == "completed")
 _WITH_RESULT = frozenset({OrderStatus.Completed, OrderStatus.Downloaded})
 
 
-def _shaped(entity: edm.EntityType | edm.ComplexType, values: Mapping[str, Any]) -> Row:
+def shaped(entity: edm.EntityType | edm.ComplexType, values: Mapping[str, Any]) -> Row:
     """``values`` in the declared order of ``entity``'s properties; ValueError
     when they are not exactly those (a renderer drifting from the model)."""
     names = tuple(p.name for p in entity.properties)
@@ -115,7 +115,7 @@ def _workflow(order: Order) -> Row:
     return {
         "WorkflowId": None if name is None else workflow_uuid(name),
         "WorkflowName": name,
-        "WorkflowOptions": [_shaped(edm.OPTION_VALUE, {"Name": k, "Value": v}) for k, v in options.items()],
+        "WorkflowOptions": [shaped(edm.OPTION_VALUE, {"Name": k, "Value": v}) for k, v in options.items()],
     }
 
 
@@ -126,13 +126,13 @@ def _input_reference(order: Order) -> Row | None:
     end = _content_time(rest.content_end) if rest is not None else None
     if reference is None and start is None and end is None:
         return None
-    content = None if start is None and end is None else _shaped(edm.TIME_RANGE, {"Start": start, "End": end})
-    return _shaped(edm.INPUT_PRODUCT_REFERENCE, {"Reference": reference, "ContentDate": content})
+    content = None if start is None and end is None else shaped(edm.TIME_RANGE, {"Start": start, "End": end})
+    return shaped(edm.INPUT_PRODUCT_REFERENCE, {"Reference": reference, "ContentDate": content})
 
 
 def production_order(order: Order, *, keep_days: int) -> Row:
     """An order as an ODIP ProductionOrder (any order: SOAP ones too)."""
-    return _shaped(edm.PRODUCTION_ORDER, {
+    return shaped(edm.PRODUCTION_ORDER, {
         **_common(order, keep_days),
         "OrderOutputSize": None,
         "InputProductReference": _input_reference(order),
@@ -143,7 +143,7 @@ def production_order(order: Order, *, keep_days: int) -> Row:
 
 def lta_order(order: Order, *, keep_days: int) -> Row:
     """An order as an LTA Order."""
-    return _shaped(edm.ORDER, {
+    return shaped(edm.ORDER, {
         **_common(order, keep_days),
         "OrderSize": None,
         **_notification(order),
@@ -153,7 +153,7 @@ def lta_order(order: Order, *, keep_days: int) -> Row:
 def batch_order(order: Order, *, keep_days: int) -> Row:
     """An order (a massive one, as BatchOrders lists) as a BatchOrder."""
     rest = order.spec.rest
-    return _shaped(edm.BATCH_ORDER, {
+    return shaped(edm.BATCH_ORDER, {
         **_common(order, keep_days),
         "OrderSize": None,
         "BatchSize": rest.batch_size if rest is not None else None,
@@ -173,7 +173,7 @@ def product(order: Order, item: Item, ready: ReadyItem | None, *, keep_days: int
         eviction = item.completed_at + keep_days * DAY
     else:
         eviction = None
-    return _shaped(edm.PRODUCT, {
+    return shaped(edm.PRODUCT, {
         "Id": product_uuid(order.order_id, item.spec.item_id),
         "Name": file[0] if file is not None else item.spec.product_id or item.spec.item_id,
         "ContentType": CONTENT_TYPE if file is not None else None,
