@@ -7,24 +7,22 @@ so another user's id and one that does not exist are answered alike (404)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from urllib.parse import urlencode
-
+from collections.abc import Callable, Mapping, Sequence
 import attrs
 
 from ..auth.secrets import SecretBox
 from ..config import CollectionConfig, Config
 from ..core.catalogue import Catalogue
 from ..core.deliverables import Deliverables
-from ..core.ordering import OrderingService, ReadyItem
+from ..core.ordering import OrderingService, OrderPage, ReadyItem
 from ..model.accounts import Account
 from ..model.errors import RequestRejected
-from ..model.orders import Notification, Order, OrderSpec, OrderType, StatusNotification
+from ..model.orders import Notification, Order, OrderSpec, OrderStatus, OrderType
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
 from ..odata.ids import order_id_of, order_uuid
 from ..odata.query import parse_list_query
-from ..odata.search import list_page
+from ..odata.search import list_page, next_link_query
 from .result_access import ResultURLs, result_addresses
 
 _RENDER = {"ProductionOrders": entities.production_order, "Orders": entities.lta_order,
@@ -77,25 +75,28 @@ class ODataOrders:
     async def metadata(self) -> Reply:
         return Reply(csdl.metadata_xml(), content_type=b"application/xml")
 
-    def _orderable(self, user: Account) -> tuple[CollectionConfig, ...]:
-        """The collections the caller sees that take product orders: its Workflows."""
-        return tuple(c for c in self._catalogue.visible_to(user) if c.supports(OrderType.PRODUCT_ORDER.value))
-
     async def workflows(self, user: Account | None, site: Site) -> Reply:
+        """The caller's Workflows (a few: filtered, ordered and paged here)."""
         assert user is not None
         query = parse_list_query(site.args, edm.WORKFLOW, page_size=self._config.odata.page_size)
-        rows = [row for row in workflows.workflows_of(self._orderable(user), self._version) if query.matches(row)]
+        if query.skiptoken is not None:
+            raise bad_request("$skiptoken", "Workflows come in one page")
+        rows = [row for row in workflows.workflows_of(self._catalogue.visible_to(user), self._version)
+                if query.matches(row)]
+        for key in reversed(query.orderby):
+            rows.sort(key=lambda row: (row[key.name] is not None, row[key.name]), reverse=key.descending)
         count = len(rows) if query.count else None
-        rows = query.ordered(rows)[query.skip:query.skip + query.top]
+        rows = rows[query.skip:][:query.top if query.top is not None else len(rows)]
         return Reply(entities.collection_body(site.context("Workflows"), self._selected(rows, query.select), count))
 
     async def workflow(self, user: Account | None, site: Site, key: str) -> Reply:
+        """One Workflow, by Id (or by Name)."""
         assert user is not None
-        collection = workflows.find_workflow(self._orderable(user), id=key) or workflows.find_workflow(
-            self._orderable(user), name=key)
+        visible = self._catalogue.visible_to(user)
+        collection = workflows.find_workflow(visible, id=key) or workflows.find_workflow(visible, name=key)
         if collection is None:
             raise not_found("Id", f"you have no workflow {key[:80]!r}")
-        row = next(r for r in workflows.workflows_of((collection,), self._version))
+        row = workflows.workflow(collection, self._version)
         return Reply(entities.entity_body(site.context("Workflows/$entity"), row))
 
     # ------------------------------------------------------------ orders
@@ -127,29 +128,23 @@ class ODataOrders:
         return self._created(site, "Orders", order)
 
     def _workflow(self, user: Account, name: str | None, id: str | None) -> CollectionConfig:
-        collection = workflows.find_workflow(self._orderable(user), name=name, id=id)
+        collection = workflows.find_workflow(self._catalogue.visible_to(user), name=name, id=id)
         if collection is None:
             target, value = ("WorkflowName", name) if name is not None else ("WorkflowId", id)
             raise bad_request(target, f"you have no workflow {str(value)[:80]!r}: GET Workflows lists yours")
         return collection
 
-    async def _submit(self, user: Account, spec: OrderSpec, request: object) -> Order:
-        return await self._ordering.submit(user, spec, self._notification(user, request))
+    async def _submit(self, user: Account, spec: OrderSpec, request: requests.OrderRequest) -> Order:
+        return await self._ordering.submit(user, spec, requests.notification_of(request, self._sealer(user)))
 
-    def _notification(self, user: Account, request: object) -> Notification:
-        """Told of the completion at NotificationEndpoint (sent by the outbox),
-        its password sealed for this user and endpoint; else never told."""
-        endpoint = getattr(request, "notification_endpoint", None)
-        if endpoint is None:
-            return Notification()
-        password = getattr(request, "notification_password", None)
-        if password is not None:
+    def _sealer(self, user: Account) -> Callable[[str, str], str]:
+        """Seals a NotificationEpPassword for this user and endpoint (the
+        outbox unseals it with the same names)."""
+        def seal(endpoint: str, password: str) -> str:
             if self._secrets is None:
                 raise bad_request("NotificationEpPassword", "this server keeps no passwords for notifications")
-            password = self._secrets.seal(f"odata-notification:{user.name}", endpoint, password)
-        return Notification(mode=StatusNotification.FINAL, endpoint=endpoint,
-                            endpoint_user=getattr(request, "notification_username", None),
-                            endpoint_password=password)
+            return self._secrets.seal(f"odata-notification:{user.name}", endpoint, password)
+        return seal
 
     def _created(self, site: Site, set_name: str, order: Order) -> Reply:
         row = _RENDER[set_name](order, keep_days=self._keep_days)
@@ -162,21 +157,33 @@ class ODataOrders:
         return Reply(self._entity(site, set_name, order))
 
     async def list(self, user: Account | None, site: Site, set_name: str) -> Reply:
+        """A page of the caller's orders as ``set_name`` shows them: $filter,
+        $orderby, $top, $skip, $count, $select; the rest by @odata.nextLink."""
         assert user is not None
         query = parse_list_query(site.args, _ENTITY[set_name], page_size=self._config.odata.page_size)
         render, order_type = _RENDER[set_name], _ORDER_TYPE[set_name]
 
-        async def find(statuses: frozenset, updated_from: float | None, after: str | None,
-                       limit: int) -> tuple[list[Order], str | None]:
+        async def find(statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
+                       limit: int) -> OrderPage:
             return await self._ordering.find_orders(user, statuses=statuses, updated_from=updated_from, after=after,
                                                     limit=limit, order_type=order_type)
 
-        page = await list_page(query, find=find, render=lambda order: render(order, keep_days=self._keep_days),
+        async def count(statuses: frozenset[OrderStatus] | None) -> int | None:
+            return await self._ordering.count_orders(user, statuses, order_type)
+
+        async def get(order_id: str) -> Order | None:
+            try:
+                order = await self._ordering.get(user, order_id)
+            except RequestRejected:
+                return None
+            return order if order_type is None or order.spec.order_type is order_type else None
+
+        page = await list_page(query, find=find, count=count, get=get,
+                               render=lambda order: render(order, keep_days=self._keep_days),
                                budget=self._config.odata.search_budget)
         next_link = None
         if page.next_token is not None:
-            args = {k: v for k, v in site.args.items() if k != "$skiptoken"}
-            next_link = f"{site.root}/{set_name}?" + urlencode({**args, "$skiptoken": page.next_token})
+            next_link = f"{site.root}/{set_name}?" + next_link_query(site.args, page.next_token)
         return Reply(entities.collection_body(site.context(set_name), self._selected(page.rows, query.select),
                                               page.count, next_link))
 
