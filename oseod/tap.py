@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
+from . import __version__
 from .admin.actions import OperatorActions
 from .admin.api import AdminApi
 from .auth.checkers import PasswordChain, UserStoreChecker
@@ -49,6 +50,8 @@ from .results import ResultFiles
 from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
+from .http.odata import ODataService
+from .http.odata_orders import ODataOrders
 from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
@@ -202,7 +205,7 @@ def makeService(options: Options) -> IService:
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
                         consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness,
-                        threads=threads)
+                        threads=threads, secrets=digest_secrets or SecretBox(data_dir.secret_key))
     root.step("password checkers", parts.passwords.start)
     # Steps stop last first, the drain's order: the periodic tasks (the
     # leader lock let go), the engine (no more claims, the jobs in hand
@@ -335,12 +338,15 @@ class Parts:
 
 def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
-                consumer: str, threads: ThreadPools, readiness: Readiness | None = None) -> Parts:
+                consumer: str, threads: ThreadPools, readiness: Readiness | None = None,
+                secrets: SecretBox | None = None) -> Parts:
     """``listener_url(scheme)``: where the listener of that scheme ended up;
     ``results``: where processors put the items' results; ``consumer``: this
     daemon's name on the job queue (the same across restarts, so that it
     takes back its own unfinished jobs); ``threads``: the daemon's thread
-    pools; ``readiness``: what /ready says besides Redis's PING."""
+    pools; ``readiness``: what /ready says besides Redis's PING;
+    ``secrets``: seals what the daemon keeps for clients besides digest
+    secrets (OData notification passwords; default ``digest_secrets``)."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
     sources = password_sources(config, users, reactor, threads)
@@ -442,9 +448,17 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                                            max_seconds=config.console.max_hours * 3600),
                       live_interval=config.console.live_interval,
                       public=console_base(config.server, listener_url), clients=clients, metrics=metrics)
+    # /odata/v1: the same ordering core in OData's JSON ([odata] enabled).
+    odata = ODataService(
+        portal=portal, metrics=metrics, clock=reactor, clients=clients,
+        public_base=http_base(config.server, listener_url)() if config.server.public_url else "",
+        orders=ODataOrders(ordering=ordering, catalogue=catalogue, deliverables=deliverables,
+                           result_urls=result_url, config=config, version=__version__,
+                           secrets=secrets if secrets is not None else digest_secrets),
+    ) if config.odata.enabled else None
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console, readiness=readiness,
-                            ping_timeout=config.redis.command_timeout, clock=reactor)
+                            ping_timeout=config.redis.command_timeout, clock=reactor, odata=odata)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,
                  actions=actions)
 

@@ -29,6 +29,7 @@ from ..model.errors import RedisUnavailable
 from ..readiness import Readiness
 from ..store.connection import Redis
 from .downloads import Downloads
+from .odata import ODataService
 from .oseo import OseoEndpoint
 
 # The first path segments that belong to the operators' door.
@@ -166,14 +167,16 @@ def _every_door(app: Klein) -> Klein:
 
 
 class ClientRoutes:
-    """The clients' door: /oseo, /results/..., /health, /ready."""
+    """The clients' door: /oseo, /odata/v1, /results/..., /health, /ready."""
 
     app = _every_door(Klein())
 
-    def __init__(self, *, oseo: OseoEndpoint, downloads: Downloads, probes: Probes) -> None:
+    def __init__(self, *, oseo: OseoEndpoint, downloads: Downloads, probes: Probes,
+                 odata: ODataService | None = None) -> None:
         self._oseo = oseo
         self._downloads = downloads
         self._probes = probes
+        self._odata = odata
 
     def resource(self) -> IResource:
         return self.app.resource()
@@ -185,6 +188,14 @@ class ClientRoutes:
     @app.route("/oseo", methods=["GET", "HEAD"])
     async def oseo_get(self, request: IRequest) -> bytes:
         return await self._oseo.get(request)
+
+    @app.route("/odata/v1", branch=True)
+    def odata(self, request: IRequest) -> IResource:
+        """[odata] enabled: the OData service (its own routes and error
+        answers below this path); else nothing here (404)."""
+        if self._odata is None:
+            raise NotFound()
+        return self._odata.resource()
 
     @app.route("/results/<order_id>/<item_id>/", methods=["GET", "HEAD"])
     async def results(self, request: IRequest, order_id: str, item_id: str) -> bytes:
@@ -279,15 +290,15 @@ class HttpFrontend:
     def __init__(self, *, oseo: OseoEndpoint, admin: Any, redis: Redis, metrics: RequestMetrics,
                  processing: ProcessingView, downloads: Downloads, sources: tuple[SampleSource, ...] = (),
                  console: Any = None, readiness: Readiness | None = None, ping_timeout: float = 2.0,
-                 clock: IReactorTime | None = None) -> None:
+                 clock: IReactorTime | None = None, odata: ODataService | None = None) -> None:
         """``readiness``: the daemon's state for /ready (None: always ready
         once Redis answers); ``ping_timeout``: how long /ready waits for
-        Redis's PING on ``clock``."""
+        Redis's PING on ``clock``; ``odata``: /odata/v1 (None: [odata] off)."""
         self._console = console
         probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources, readiness=readiness,
                         ping_timeout=ping_timeout, clock=clock)
         self.probes = probes
-        self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes)
+        self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes, odata=odata)
         self.operators = OperatorRoutes(admin=admin, console=console, probes=probes)
 
     def resource(self) -> IResource:

@@ -39,6 +39,7 @@ from ..core.deliverables import Deliverables
 from ..threads import ThreadPools
 from .capabilities import CapabilitiesPresenter
 from .options import OptionsPresenter
+from .result_access import ResultURLs, result_addresses
 from .status import StatusPresenter
 
 
@@ -91,7 +92,7 @@ def _epoch(moment: datetime | None) -> float | None:
 
 class OseoOperations:
     def __init__(self, *, ordering: OrderingService, capabilities: CapabilitiesPresenter,
-                 options: OptionsPresenter, result_urls: Callable[[str, str, str | None, str | None], str],
+                 options: OptionsPresenter, result_urls: ResultURLs,
                  deliverables: Deliverables, reactor: IReactorThreads, threads: ThreadPools,
                  status: StatusPresenter | None = None, quotations: QuotationService | None = None) -> None:
         self._deliverables = deliverables
@@ -189,20 +190,11 @@ class OseoOperations:
         ready = await self._ordering.describe_result_access(
             call.user, request.order_id, next_ready=request.next_ready,
             since=request.since.timestamp() if request.since is not None else None)
-        urls = []
-        listings = await self._deliverables.listings(call.user.name, request.order_id, [
-            item.spec.item_id for item, _, _, package in ready if package is None])
-        for item, protocol, expires, package in ready:
-            if package is not None:
-                # Packaging: each item's address is its batch's package.
-                url = self._result_urls(protocol, request.order_id, None, package)
-            else:
-                # One file: its own URL; several: the item's (a listing over HTTP, a directory over FTP).
-                files = listings[item.spec.item_id]
-                only = files[0].name if len(files) == 1 else None
-                url = self._result_urls(protocol, request.order_id, item.spec.item_id, only)
-            urls.append(ItemURL(item_id=item.spec.item_id, product_id=item.spec.product_id, url=url,
-                                expiration=datetime.fromtimestamp(expires, timezone.utc)))
+        addresses = await result_addresses(self._deliverables, self._result_urls, call.user.name, request.order_id,
+                                           ready)
+        urls = [ItemURL(item_id=r.item.spec.item_id, product_id=r.item.spec.product_id, url=url,
+                        expiration=datetime.fromtimestamp(r.expires_at, timezone.utc))
+                for r, url in zip(ready, addresses)]
         return _answer(call, render_describe_result_access_response(urls))
 
     async def cancel(self, call: OseoCall, request: CancelRequest) -> bytes:

@@ -81,3 +81,10 @@ def order_id_of(text: str) -> str | None:
 def workflow_uuid(name: str) -> str:
     """A Workflow's Id: the same for the same Name, on every daemon, for ever."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:workflow:{name}"))
+
+
+def product_uuid(order_id: str, item_id: str) -> str:
+    """A Product's Id: one order item's result (or input, before it is made),
+    the same for the same item for ever. Not reversible: a Product is read
+    through its order (``.../Product``), never looked up by this Id alone."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:product:{order_id}/{item_id}"))
