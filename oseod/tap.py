@@ -199,7 +199,11 @@ def makeService(options: Options) -> IService:
     root.step("thread pools", threads.start, threads.stop)
 
     listeners: dict[str, Listener] = {}
+    # The same key seals OData orders' NotificationEpPasswords, digest or not
+    # (read, or made, at the first use).
+    notification_secrets = digest_secrets if digest_secrets is not None else SecretBox(data_dir.secret_key)
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
+                        notification_secrets=notification_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
                         consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness,
                         threads=threads)
@@ -335,8 +339,11 @@ class Parts:
 
 def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
-                consumer: str, threads: ThreadPools, readiness: Readiness | None = None) -> Parts:
-    """``listener_url(scheme)``: where the listener of that scheme ended up;
+                consumer: str, threads: ThreadPools, readiness: Readiness | None = None,
+                notification_secrets: SecretBox | None = None) -> Parts:
+    """``notification_secrets``: seals the NotificationEpPasswords of OData
+    orders (None: ``digest_secrets``);
+    ``listener_url(scheme)``: where the listener of that scheme ended up;
     ``results``: where processors put the items' results; ``consumer``: this
     daemon's name on the job queue (the same across restarts, so that it
     takes back its own unfinished jobs); ``threads``: the daemon's thread
@@ -412,15 +419,20 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                      ssh_keys=ssh_keys)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, threads=threads,
                           clients=clients)
+    mailer = SmtpMailSender(config.email, reactor) if config.email.smtp_host else None
     channels: dict[str, Any] = {
+        # OData orders' NotificationEndpoints too: their passwords opened with
+        # notification_secrets, mailto: ones sent by the mailer.
         CALLBACK: StatusCallbacks(ordering, reactor, threads=threads, timeout=config.notifications.timeout,
-                                  allowed_networks=config.notifications.allowed_networks),
+                                  allowed_networks=config.notifications.allowed_networks,
+                                  secrets=notification_secrets if notification_secrets is not None else digest_secrets,
+                                  listings=deliverables.listings, mailer=mailer, mail_from=config.email.sender,
+                                  service=config.service.title),
         QUOTATION: QuotationCallbacks(reactor, reactor, threads=threads, timeout=config.notifications.timeout,
                                       allowed_networks=config.notifications.allowed_networks),
     }
     mail: MailSetup | None = None
-    if config.email.smtp_host:
-        mailer = SmtpMailSender(config.email, reactor)
+    if mailer is not None:
         channel = MailChannel(config, ordering, users, mailer, result_url=result_url,
                               console_base=console_base(config.server, listener_url))
         mail = MailSetup(mailer, channel)

@@ -81,3 +81,10 @@ def order_id_of(text: str) -> str | None:
 def workflow_uuid(name: str) -> str:
     """A Workflow's Id: the same for the same Name, on every daemon, for ever."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:workflow:{name}"))
+
+
+def product_uuid(order_id: str, item_id: str) -> str:
+    """A Product's Id: the result of item ``item_id`` of order ``order_id``
+    (the ProductId of the ODIP completion notification, and the Id of the
+    order's Product); the same on every daemon, for ever."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:product:{order_id}:{item_id}"))
