@@ -85,9 +85,14 @@ class OdipNotifier:
             await self._mail(order, status, seq, recipient, products)
             return
         headers = {"Content-Type": CONTENT_TYPE, **self._authorization(order)}
+        # Dated when the order completed: every attempt sends the same bytes.
+        notified_at = status.changed_at or self._clock.seconds()
         for product in products:
-            code, _ = await self._poster.exchange(endpoint, completion_body(product, self._clock.seconds()), headers,
-                                                  what="NotificationEndpoint")
+            # A connection each: a notification is one per order, and a simple
+            # receiver (HTTP/1.0, no "Connection: close") closes the connection
+            # after its answer, which a kept one would run into at the next post.
+            code, _ = await self._poster.exchange(endpoint, completion_body(product, notified_at), headers,
+                                                  what="NotificationEndpoint", keep=False)
             if code not in DELIVERED:
                 raise ConnectionError(f"{endpoint} answered HTTP {code}")
 

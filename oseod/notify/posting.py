@@ -64,6 +64,9 @@ class CallbackPoster:
         self._pool.maxPersistentPerHost = KEPT_PER_HOST
         self._pool.cachedConnectionTimeout = 30
         self._pool._factory = _QuietClientFactory  # noqa: SLF001 - the pool's documented-by-use hook
+        # For the posts made on a connection of their own (ODIP notifications).
+        self._fresh = HTTPConnectionPool(reactor, persistent=False)
+        self._fresh._factory = _QuietClientFactory  # noqa: SLF001 - as above
         self._resolved: dict[str, tuple[float, list[str]]] = {}
 
     async def close(self) -> None:
@@ -82,16 +85,19 @@ class CallbackPoster:
             raise ConnectionError(f"{address}: {outcome}")
 
     async def exchange(self, address: str, body: bytes, headers: Mapping[str, str], *,
-                       what: str = "wsa:ReplyTo") -> tuple[int, bytes]:
+                       what: str = "wsa:ReplyTo", keep: bool = True) -> tuple[int, bytes]:
         """POST ``body`` to ``address`` (its host checked first) and read the
         answer: its status code and body. ConnectionError (a failed attempt)
         when no complete answer came; Undeliverable when the host is refused
-        (the reason names the address as ``what`` the client gave)."""
+        (the reason names the address as ``what`` the client gave).
+        ``keep``: the connection may be kept for the next post to the host
+        (else it is closed after the answer)."""
         await self._check_host(address, what)
         try:
             response: IResponse = await treq.post(
                 address, data=body, headers=Headers({k: [v] for k, v in headers.items()}),
-                timeout=self._timeout, reactor=self._reactor, pool=self._pool, allow_redirects=False)
+                timeout=self._timeout, reactor=self._reactor, pool=self._pool if keep else self._fresh,
+                allow_redirects=False)
         except defer.CancelledError:
             raise ConnectionError(f"no answer from {address} within {self._timeout:g} s") from None
         except Exception as e:
