@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from lxml import etree
-from odata.metadata import MetaData
+from odata.metadata import MetaData  # type: ignore[import-untyped]
 
 from oseod.config import DEMO_COLLECTION, CollectionConfig, OptionConfig
 from oseod.core.orderstate import ReadyItem
