@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from odata import ODataService
-from odata.flags import ODataServerFlags
+from odata import ODataService  # type: ignore[import-untyped]
+from odata.flags import ODataServerFlags  # type: ignore[import-untyped]
 from requests.auth import HTTPBasicAuth
 
 from oseod.odata import edm
