@@ -31,19 +31,11 @@ from ..store.connection import Redis
 from .downloads import Downloads
 from .odata import ODataService
 from .oseo import OseoEndpoint
+from .outlive import outlive_the_client as _outlive_the_client  # (tests know it by this name)
 
 # The first path segments that belong to the operators' door.
 # The console's favicon goes with it (browsers ask for /favicon.ico on any page).
 OPERATOR_SEGMENTS = (b"console", b"admin", b"metrics", b"favicon.ico")
-
-
-def _outlive_the_client(work: Deferred[bytes]) -> Deferred[bytes]:
-    """Klein cancels a route's Deferred when the client hangs up. A Submit
-    whose order is half stored must still be stored and handed to processing,
-    so the work goes on and only its answer is dropped."""
-    answer: Deferred[bytes] = Deferred()
-    work.addBoth(lambda result: None if answer.called else answer.callback(result))
-    return answer
 
 
 class ProcessingView(Protocol):
@@ -189,13 +181,20 @@ class ClientRoutes:
     async def oseo_get(self, request: IRequest) -> bytes:
         return await self._oseo.get(request)
 
-    @app.route("/odata/v1", branch=True)
+    @app.route("/odata/v1/", branch=True)
     def odata(self, request: IRequest) -> IResource:
         """[odata] enabled: the OData service (its own routes and error
         answers below this path); else nothing here (404)."""
         if self._odata is None:
             raise NotFound()
         return self._odata.resource()
+
+    @app.route("/odata/v1", methods=["GET", "HEAD"])
+    async def odata_root(self, request: IRequest) -> bytes:
+        """The service root without its slash, as OData clients write it."""
+        if self._odata is None:
+            raise NotFound()
+        return await self._odata.service_document(request)
 
     @app.route("/results/<order_id>/<item_id>/", methods=["GET", "HEAD"])
     async def results(self, request: IRequest, order_id: str, item_id: str) -> bytes:

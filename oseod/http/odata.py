@@ -12,12 +12,13 @@ are accepted wherever the plural is."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from klein import Klein
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -34,6 +35,7 @@ from ..model.logins import Client, LockedOut
 from ..odata.errors import ODataError
 from .credentials import BadCredentials, basic_account, too_many_requests
 from .odata_orders import ODataOrders, Reply, Site
+from .outlive import outlive_the_client
 
 JSON = b"application/json;odata.metadata=minimal"
 CHALLENGE = b'Basic realm="oseod", Bearer realm="oseod"'
@@ -133,28 +135,28 @@ class ODataService:
 
     @app.route("/<any(ProductionOrder,ProductionOrders):name>/OData.CSC.Order", methods=["POST"])
     @app.route("/ProductionOrders", methods=["POST"])
-    async def create_production_order(self, request: IRequest, name: str = "") -> bytes:
+    def create_production_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return await self._answer(request, "OData.ProductionOrders.create", True,
-                                  lambda user: self._orders.create_production_order(user, self._site(request), body))
+        return _kept(self._answer(request, "OData.ProductionOrders.create", True,
+                                  lambda user: self._orders.create_production_order(user, self._site(request), body)))
 
     @app.route("/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
-    async def create_product_order(self, request: IRequest, name: str, key: str) -> bytes:
+    def create_product_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
         body = _body(request)
-        return await self._answer(request, "OData.Orders.create", True, lambda user: self._orders.create_product_order(
-            user, self._site(request), _key(key), body))
+        return _kept(self._answer(request, "OData.Orders.create", True, lambda user: self._orders.create_product_order(
+            user, self._site(request), _key(key), body)))
 
     @app.route("/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
     @app.route("/BatchOrders", methods=["POST"])
-    async def create_batch_order(self, request: IRequest, name: str = "") -> bytes:
+    def create_batch_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return await self._answer(request, "OData.BatchOrders.create", True,
-                                  lambda user: self._orders.create_batch_order(user, self._site(request), body))
+        return _kept(self._answer(request, "OData.BatchOrders.create", True,
+                                  lambda user: self._orders.create_batch_order(user, self._site(request), body)))
 
     @app.route("/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
     async def list_orders(self, request: IRequest, name: str) -> bytes:
         return await self._answer(request, f"OData.{name}.list", True,
-                                  lambda user: self._orders.list(user, self._site(request), name))
+                                  lambda user: self._orders.list_orders(user, self._site(request), name))
 
     @app.route(f"/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
     async def get_order(self, request: IRequest, name: str, key: str) -> bytes:
@@ -162,9 +164,9 @@ class ODataService:
                                   lambda user: self._orders.get(user, self._site(request), _set(name), _key(key)))
 
     @app.route(f"/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
-    async def cancel_order(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.cancel", True,
-                                  lambda user: self._orders.cancel(user, self._site(request), _set(name), _key(key)))
+    def cancel_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
+        return _kept(self._answer(request, f"OData.{_set(name)}.cancel", True,
+                                  lambda user: self._orders.cancel(user, self._site(request), _set(name), _key(key))))
 
     @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
     async def product(self, request: IRequest, name: str, key: str) -> bytes:
@@ -267,6 +269,12 @@ class ODataService:
         if error.http_status == 401:
             request.setHeader(b"www-authenticate", CHALLENGE)
         return error.body()
+
+
+def _kept(answer: Coroutine[Any, Any, bytes]) -> Deferred[bytes]:
+    """An order's creation or cancel carries on when its client hangs up
+    (as a SOAP Submit does): only the answer is dropped."""
+    return outlive_the_client(Deferred.fromCoroutine(answer))
 
 
 def _body(request: IRequest) -> bytes:

@@ -156,7 +156,7 @@ class ODataOrders:
         order = await self._order(user, set_name, key)
         return Reply(self._entity(site, set_name, order))
 
-    async def list(self, user: Account | None, site: Site, set_name: str) -> Reply:
+    async def list_orders(self, user: Account | None, site: Site, set_name: str) -> Reply:
         """A page of the caller's orders as ``set_name`` shows them: $filter,
         $orderby, $top, $skip, $count, $select; the rest by @odata.nextLink."""
         assert user is not None
