@@ -207,24 +207,39 @@ def main() -> int:
     def ratio(oseod_key: str, echo_key: str) -> float:
         return loads[oseod_key].result.rps / loads[echo_key].result.rps
 
+    def cpu(key: str) -> float:
+        return sum(v for k, v in loads[key].cpu_ms_per_request.items() if not k.endswith(" kernel"))
+
     ratios = {"Submit / echo POST": ratio("oseod Submit", "echo Submit"),
               "OData create / echo POST": ratio("oseod create", "echo create"),
               "GetStatus / echo POST": ratio("oseod GetStatus", "echo GetStatus"),
-              "OData get-by-id / echo GET same bytes": ratio("oseod get", "echo get")}
-    verdicts = {"create": "PASS" if ratios["OData create / echo POST"] >= ratios["Submit / echo POST"] else "MISS",
-                "get-by-id": ("PASS" if ratios["OData get-by-id / echo GET same bytes"] >= ratios["GetStatus / echo POST"]
-                              else "MISS")}
+              "OData get-by-id / echo GET same bytes": ratio("oseod get", "echo get"),
+              # The same run, door against door: a GET's echo (no body to parse)
+              # is several times a POST's, so the two echo ratios above do not
+              # compare the doors for reads; these do.
+              "OData create / Submit (req/s)": ratio("oseod create", "oseod Submit"),
+              "OData get-by-id / GetStatus (req/s)": ratio("oseod get", "oseod GetStatus"),
+              "Submit CPU / OData create CPU, per request": cpu("oseod Submit") / cpu("oseod create"),
+              "GetStatus CPU / OData get CPU, per request": cpu("oseod GetStatus") / cpu("oseod get")}
+    verdicts = {
+        "create": "PASS" if ratios["OData create / echo POST"] >= ratios["Submit / echo POST"] else "MISS",
+        "get-by-id": "PASS" if ratios["OData get-by-id / GetStatus (req/s)"] >= 1.0 else "MISS",
+        "get-by-id strict": (
+            "PASS" if ratios["OData get-by-id / echo GET same bytes"] >= ratios["GetStatus / echo POST"] else "MISS"),
+    }
     print()
     print(f"machine: nproc {info['nproc']}, {info['system']}, {info['python']}, Twisted {info['twisted']}, "
           f"Klein {info['klein']}; loadavg at the start {' '.join(f'{x:.2f}' for x in loadavg)}")
     print(f"load:    {load.description}; {duration:.0f} s per target after {warmup:.0f} s warm-up; front daemon")
     print_loads(loads, "the echo server's; for oseod, the daemon's + its redis-server's")
     print()
-    print(f"{'ratio':<44} {'value':>6}")
+    print(f"{'ratio':<46} {'value':>6}")
     for name, value in ratios.items():
-        print(f"{name:<44} {value:>6.3f}")
-    print(f"target: OData create ratio >= Submit ratio: {verdicts['create']}; "
-          f"OData get-by-id ratio >= GetStatus ratio: {verdicts['get-by-id']}")
+        print(f"{name:<46} {value:>6.3f}")
+    print("targets (issue 17: >= the SOAP figures): OData create / echo >= Submit / echo: "
+          f"{verdicts['create']}; OData get-by-id req/s >= GetStatus req/s: {verdicts['get-by-id']} "
+          f"(strict, its echo GET ratio >= GetStatus's echo POST ratio: "
+          f"{verdicts['get-by-id strict']})")
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
