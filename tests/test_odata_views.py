@@ -3,6 +3,8 @@ OSEO status (SOAP-made ones too) rendered with only what the model declares."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import orjson
@@ -347,3 +349,12 @@ def test_find_workflow_by_name_or_id() -> None:
     with pytest.raises(ODataError) as caught:
         find(WORKFLOW_COLLECTIONS, name="urn:x:numbers", id=demo_id)
     assert (caught.value.http_status, caught.value.target) == (400, "WorkflowId")
+
+
+def test_the_views_stay_pure() -> None:
+    """No Twisted, no Redis client, no transport: oseod.odata is a vocabulary."""
+    code = ("import sys, oseod.odata.csdl, oseod.odata.entities, oseod.odata.workflows, oseod.odata.requests; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'twisted', 'txredisapi', 'klein'}), "
+            "sorted(m for m in sys.modules if m.startswith(('oseod.store', 'oseod.http', 'oseod.jobs'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"
