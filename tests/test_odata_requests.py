@@ -26,7 +26,7 @@ from oseod.model.orders import (
     RestKind,
     StatusNotification,
 )
-from oseod.odata import requests
+from oseod.odata import edm, requests
 from oseod.odata.errors import ODataError
 
 NUMBERS = CollectionConfig(id="urn:x:numbers", order_types=("PRODUCT_ORDER",), online_data_access=("http",),
@@ -116,6 +116,18 @@ def test_server_fields_and_annotations() -> None:
     assert requests.parse_production_order(read_back).reference == "S2A_MSIL1C_1"
     error = _refused(requests.parse_production_order, _body(Status="completed"))
     assert error.target == "Status" and "server" in error.message
+
+
+def test_what_python_odata_posts() -> None:
+    """python-odata sends every property but the computed ones, null when
+    unset, with an @odata.type."""
+    body = {p.name: None for p in edm.PRODUCTION_ORDER.properties if not p.computed and p.name != "Id"}
+    body.update({"@odata.type": "OData.CSC.ProductionOrder", "WorkflowName": "urn:oseod:demo",
+                 "InputProductReference": {"Reference": "S2A_1", "ContentDate": None}})
+    request = requests.parse_production_order(orjson.dumps(body))
+    assert (request.workflow_name, request.reference, request.priority, request.options) == (
+        "urn:oseod:demo", "S2A_1", 50, ())
+    assert request.notification == requests.NotificationRequest()
 
 
 @pytest.mark.parametrize("value, text", [

@@ -31,6 +31,7 @@ from ..model.orders import (
     RestOrder,
     StatusNotification,
 )
+from . import edm
 from .errors import ODataError, bad_request
 from .values import DEFAULT_PRIORITY, iso_time, oseo_priority, parse_time
 
@@ -66,11 +67,10 @@ SOAP_ONLY = {
     "StatusNotification": "status notifications of every change (statusNotification All)",
     "SendIntermediateNotifications": "notifications of every change (statusNotification All)",
 }
-# Set by the server: a client may send them back null (as read), never with a value.
-SERVER_FIELDS = frozenset({
-    "Id", "Status", "StatusMessage", "SubmissionDate", "EstimatedDate", "CompletedDate", "EvictionDate",
-    "OrderOutputSize", "OrderSize", "ProductCount",
-})
+# Set by the server: a client may send them back null (as read, or as
+# python-odata sends every property it has), never with a value.
+SERVER_FIELDS = frozenset({"Id"} | {p.name for t in (edm.PRODUCTION_ORDER, edm.ORDER, edm.BATCH_ORDER)
+                                    for p in t.properties if p.computed})
 _NOTIFICATION_FIELDS = ("NotificationEndpoint", "NotificationEpUsername", "NotificationEpPassword")
 
 
