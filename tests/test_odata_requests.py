@@ -118,6 +118,23 @@ def test_server_fields_and_annotations() -> None:
     assert error.target == "Status" and "server" in error.message
 
 
+def test_every_declared_parameter_is_read() -> None:
+    """The fields read are the order actions' parameters in $metadata."""
+    production = requests.parse_production_order(orjson.dumps({
+        "Name": "n", "Priority": 9, "InputProductReference": {"Reference": "r"}, "WorkflowId": "i", "WorkflowName": "w",
+        "WorkflowOptions": [], "NotificationEndpoint": "mailto:a@b.example", "NotificationEpUsername": "u",
+        "NotificationEpPassword": "p"}))
+    assert [p.name for p in edm.PRODUCTION_ORDER_PARAMETERS] == [
+        "Name", "Priority", "InputProductReference", "WorkflowId", "WorkflowName", "WorkflowOptions",
+        "NotificationEndpoint", "NotificationEpUsername", "NotificationEpPassword"]
+    assert (production.name, production.priority, production.workflow_id) == ("n", 9, "i")
+    batch = requests.parse_batch_order(orjson.dumps({p.name: None for p in edm.BATCH_ORDER_PARAMETERS} | {
+        "WorkflowName": "w", "IdentifierList": ["a"], "BatchSize": 5}))
+    assert (batch.identifiers, batch.batch_size) == (("a",), 5)
+    product = requests.parse_product_order(orjson.dumps({p.name: None for p in edm.PRODUCT_ORDER_PARAMETERS}), "P")
+    assert product == requests.ProductOrderRequest("P")
+
+
 def test_what_python_odata_posts() -> None:
     """python-odata sends every property but the computed ones, null when
     unset, with an @odata.type."""
