@@ -92,6 +92,8 @@ def test_priority_range_and_default() -> None:
 def test_unknown_fields_are_named() -> None:
     error = _refused(requests.parse_production_order, _body(Colour="red"))
     assert error.target == "Colour" and '"Colour"' in error.message
+    error = _refused(requests.parse_production_order, _body(**{"x" * 5000: 1}))
+    assert error.target == "x" * 60 and len(error.message) < 400
     error = _refused(requests.parse_production_order, _body(InputProductReference={"Reference": "a", "Size": 1}))
     assert error.target == "Size"
     error = _refused(requests.parse_production_order, _body(WorkflowOptions=[{"Name": "a", "Value": "b", "X": 1}]))

@@ -174,7 +174,7 @@ def _fields(data: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[s
             if value is None:
                 continue
             raise bad_request(name, f"{name} is set by the server, not by the client")
-        raise bad_request(name, f"unknown field {_text(name)} in a {what} (known: {', '.join(allowed)})")
+        raise bad_request(name[:60], f"unknown field {_text(name)} in a {what} (known: {', '.join(allowed)})")
     return kept
 
 
