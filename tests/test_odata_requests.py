@@ -26,7 +26,7 @@ from oseod.model.orders import (
     RestKind,
     StatusNotification,
 )
-from oseod.odata import requests
+from oseod.odata import edm, requests
 from oseod.odata.errors import ODataError
 
 NUMBERS = CollectionConfig(id="urn:x:numbers", order_types=("PRODUCT_ORDER",), online_data_access=("http",),
@@ -62,7 +62,7 @@ def test_malformed_json(body: bytes) -> None:
 
 
 @pytest.mark.parametrize("field, value", [
-    ("Priority", "high"), ("Priority", True), ("Priority", 1.5), ("Priority", None and 0 or [50]),
+    ("Priority", "high"), ("Priority", True), ("Priority", 1.5), ("Priority", [50]),
     ("Name", 5), ("Name", ""), ("Name", "x" * 31), ("WorkflowName", 3), ("WorkflowId", {"a": 1}),
     ("WorkflowOptions", "format=GeoTIFF"), ("NotificationEndpoint", 7), ("NotificationEpPassword", 7),
 ])
@@ -92,6 +92,8 @@ def test_priority_range_and_default() -> None:
 def test_unknown_fields_are_named() -> None:
     error = _refused(requests.parse_production_order, _body(Colour="red"))
     assert error.target == "Colour" and '"Colour"' in error.message
+    error = _refused(requests.parse_production_order, _body(**{"x" * 5000: 1}))
+    assert error.target == "x" * 60 and len(error.message) < 400
     error = _refused(requests.parse_production_order, _body(InputProductReference={"Reference": "a", "Size": 1}))
     assert error.target == "Size"
     error = _refused(requests.parse_production_order, _body(WorkflowOptions=[{"Name": "a", "Value": "b", "X": 1}]))
@@ -116,6 +118,35 @@ def test_server_fields_and_annotations() -> None:
     assert requests.parse_production_order(read_back).reference == "S2A_MSIL1C_1"
     error = _refused(requests.parse_production_order, _body(Status="completed"))
     assert error.target == "Status" and "server" in error.message
+
+
+def test_every_declared_parameter_is_read() -> None:
+    """The fields read are the order actions' parameters in $metadata."""
+    production = requests.parse_production_order(orjson.dumps({
+        "Name": "n", "Priority": 9, "InputProductReference": {"Reference": "r"}, "WorkflowId": "i", "WorkflowName": "w",
+        "WorkflowOptions": [], "NotificationEndpoint": "mailto:a@b.example", "NotificationEpUsername": "u",
+        "NotificationEpPassword": "p"}))
+    assert [p.name for p in edm.PRODUCTION_ORDER_PARAMETERS] == [
+        "Name", "Priority", "InputProductReference", "WorkflowId", "WorkflowName", "WorkflowOptions",
+        "NotificationEndpoint", "NotificationEpUsername", "NotificationEpPassword"]
+    assert (production.name, production.priority, production.workflow_id) == ("n", 9, "i")
+    batch = requests.parse_batch_order(orjson.dumps({p.name: None for p in edm.BATCH_ORDER_PARAMETERS} | {
+        "WorkflowName": "w", "IdentifierList": ["a"], "BatchSize": 5}))
+    assert (batch.identifiers, batch.batch_size) == (("a",), 5)
+    product = requests.parse_product_order(orjson.dumps({p.name: None for p in edm.PRODUCT_ORDER_PARAMETERS}), "P")
+    assert product == requests.ProductOrderRequest("P")
+
+
+def test_what_python_odata_posts() -> None:
+    """python-odata sends every property but the computed ones, null when
+    unset, with an @odata.type."""
+    body = {p.name: None for p in edm.PRODUCTION_ORDER.properties if not p.computed and p.name != "Id"}
+    body.update({"@odata.type": "OData.CSC.ProductionOrder", "WorkflowName": "urn:oseod:demo",
+                 "InputProductReference": {"Reference": "S2A_1", "ContentDate": None}})
+    request = requests.parse_production_order(orjson.dumps(body))
+    assert (request.workflow_name, request.reference, request.priority, request.options) == (
+        "urn:oseod:demo", "S2A_1", 50, ())
+    assert request.notification == requests.NotificationRequest()
 
 
 @pytest.mark.parametrize("value, text", [

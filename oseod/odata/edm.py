@@ -31,6 +31,8 @@ class Property:
     # May be used in $filter and $orderby (and is then a primitive or the enum).
     queryable: bool = False
     description: str = ""
+    # Set by the server, never by a client's POST (CSDL: Core.Computed).
+    computed: bool = False
 
 
 @attrs.frozen
@@ -100,9 +102,9 @@ class EntitySet:
 
 
 def _p(name: str, type_: str, *, queryable: bool = False, nullable: bool = True, collection: bool = False,
-       description: str = "") -> Property:
+       description: str = "", computed: bool = False) -> Property:
     return Property(name, type_, nullable=nullable, collection=collection, queryable=queryable,
-                    description=description)
+                    description=description, computed=computed)
 
 
 TIME_RANGE = ComplexType("TimeRange", (_p("Start", DATE_TIME), _p("End", DATE_TIME)))
@@ -124,14 +126,16 @@ WORKFLOW_OPTION = ComplexType("WorkflowOption", (
 JOB_STATUS_TYPE = EnumType("JobStatus", JOB_STATUSES)
 
 _ORDER_COMMON = (
+    # (Made by the server too, but a key is not marked Computed: python-odata
+    # would then fail to create an order.)
     _p("Id", GUID, nullable=False, queryable=True),
     _p("Name", STRING, queryable=True, description="The client's label (OSEO orderReference)"),
-    _p("Status", JOB_STATUS, nullable=False, queryable=True),
-    _p("StatusMessage", STRING, queryable=True, description="The OSEO status, and what it says"),
-    _p("SubmissionDate", DATE_TIME, nullable=False, queryable=True),
-    _p("EstimatedDate", DATE_TIME, queryable=True),
-    _p("CompletedDate", DATE_TIME, queryable=True),
-    _p("EvictionDate", DATE_TIME, queryable=True),
+    _p("Status", JOB_STATUS, nullable=False, queryable=True, computed=True),
+    _p("StatusMessage", STRING, queryable=True, description="The OSEO status, and what it says", computed=True),
+    _p("SubmissionDate", DATE_TIME, nullable=False, queryable=True, computed=True),
+    _p("EstimatedDate", DATE_TIME, queryable=True, computed=True),
+    _p("CompletedDate", DATE_TIME, queryable=True, computed=True),
+    _p("EvictionDate", DATE_TIME, queryable=True, computed=True),
     _p("Priority", INT64, nullable=False, queryable=True, description="1 to 100"),
 )
 _NOTIFICATION = (
@@ -166,21 +170,21 @@ WORKFLOW = EntityType("Workflow", (
 ))
 PRODUCTION_ORDER = EntityType("ProductionOrder", (
     *_ORDER_COMMON,
-    _p("OrderOutputSize", INT64, queryable=True),
+    _p("OrderOutputSize", INT64, queryable=True, computed=True),
     _p("InputProductReference", f"{NAMESPACE}.InputProductReference"),
     *_WORKFLOW_REFERENCE,
     *_NOTIFICATION,
 ), (Navigation("Product", PRODUCT.qualified),))
 ORDER = EntityType("Order", (
     *_ORDER_COMMON,
-    _p("OrderSize", INT64, queryable=True),
+    _p("OrderSize", INT64, queryable=True, computed=True),
     *_NOTIFICATION,
 ), (Navigation("Product", PRODUCT.qualified),))
 BATCH_ORDER = EntityType("BatchOrder", (
     *_ORDER_COMMON,
-    _p("OrderSize", INT64, queryable=True),
+    _p("OrderSize", INT64, queryable=True, computed=True),
     _p("BatchSize", INT64),
-    _p("ProductCount", INT64, queryable=True),
+    _p("ProductCount", INT64, queryable=True, computed=True),
     *_WORKFLOW_REFERENCE,
     *_NOTIFICATION,
 ), (Navigation("Products", PRODUCT.qualified, collection=True),))
@@ -195,15 +199,35 @@ ENTITY_SETS = (
     EntitySet("Workflows", WORKFLOW),
     EntitySet("Products", PRODUCT),
 )
-_NOTIFICATION_PARAMETERS = tuple(Parameter(p.name, p.type) for p in _NOTIFICATION)
+
+
+def _parameters(entity: EntityType, *names: str) -> tuple[Parameter, ...]:
+    """An action's parameters that are ``entity``'s properties of those names."""
+    found = []
+    for name in names:
+        p = entity.field(name)
+        assert p is not None, name  # (a typo here is caught at import)
+        found.append(Parameter(p.name, p.type, collection=p.collection))
+    return tuple(found)
+
+
+_NOTIFICATION_NAMES = tuple(p.name for p in _NOTIFICATION)
+_WORKFLOW_NAMES = tuple(p.name for p in _WORKFLOW_REFERENCE)
+# The fields of an order's POST (requests.py reads exactly these).
+PRODUCTION_ORDER_PARAMETERS = _parameters(PRODUCTION_ORDER, "Name", "Priority", "InputProductReference",
+                                          *_WORKFLOW_NAMES, *_NOTIFICATION_NAMES)
+PRODUCT_ORDER_PARAMETERS = _parameters(ORDER, "Name", "Priority", *_NOTIFICATION_NAMES)
+BATCH_ORDER_PARAMETERS = (*_parameters(BATCH_ORDER, "Name", "Priority", *_WORKFLOW_NAMES),
+                          Parameter("IdentifierList", STRING, nullable=False, collection=True),
+                          *_parameters(BATCH_ORDER, "BatchSize", *_NOTIFICATION_NAMES))
 ACTIONS = (
-    # ODIP/CDSE: POST /ProductionOrder/OData.CSC.Order with the order's fields.
-    Action("Order", PRODUCTION_ORDER.qualified, True, PRODUCTION_ORDER.qualified),
+    # ODIP/CDSE: POST /ProductionOrder/OData.CSC.Order with the order's fields
+    # (also POST /ProductionOrders with them, as ODIP creates an entity).
+    Action("Order", PRODUCTION_ORDER.qualified, True, PRODUCTION_ORDER.qualified, PRODUCTION_ORDER_PARAMETERS),
     # LTA: POST /Products(<identifier>)/OData.CSC.Order {"Priority": 50, Notification...}.
-    Action("Order", PRODUCT.qualified, False, ORDER.qualified,
-           (Parameter("Priority", INT64), *_NOTIFICATION_PARAMETERS)),
+    Action("Order", PRODUCT.qualified, False, ORDER.qualified, PRODUCT_ORDER_PARAMETERS),
     # CDSE: POST /BatchOrder/OData.CSC.Order {IdentifierList, BatchSize, Workflow..., ...}.
-    Action("Order", BATCH_ORDER.qualified, True, BATCH_ORDER.qualified),
+    Action("Order", BATCH_ORDER.qualified, True, BATCH_ORDER.qualified, BATCH_ORDER_PARAMETERS),
     Action("Cancel", PRODUCTION_ORDER.qualified, False, PRODUCTION_ORDER.qualified),
     Action("Cancel", ORDER.qualified, False, ORDER.qualified),
     Action("Cancel", BATCH_ORDER.qualified, False, BATCH_ORDER.qualified),
