@@ -14,6 +14,8 @@ from . import edm
 EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM = "http://docs.oasis-open.org/odata/ns/edm"
 CONTAINER = "Container"
+CORE = "Org.OData.Core.V1"
+COMPUTED = f"{CORE}.Computed"  # a property the server sets (python-odata leaves it out of a POST)
 
 
 def _type_name(type_: str, collection: bool) -> str:
@@ -27,12 +29,14 @@ def _property(parent: etree._Element, prop: edm.Property) -> None:
         element.set("Nullable", "false")
     if prop.type == edm.DATE_TIME:
         element.set("Precision", "3")  # milliseconds: values.iso_time
+    if prop.computed:
+        etree.SubElement(element, f"{{{EDM}}}Annotation", Term=COMPUTED, Bool="true")
     if prop.description:
         _describe(element, prop.description)
 
 
 def _describe(element: etree._Element, text: str) -> None:
-    etree.SubElement(element, f"{{{EDM}}}Annotation", Term="Org.OData.Core.V1.Description", String=text)
+    etree.SubElement(element, f"{{{EDM}}}Annotation", Term=f"{CORE}.Description", String=text)
 
 
 def _entity_type(schema: etree._Element, entity: edm.EntityType) -> None:
@@ -77,7 +81,7 @@ def metadata_xml() -> bytes:
     reference = etree.SubElement(
         root, f"{{{EDMX}}}Reference",
         Uri="https://oasis-tcs.github.io/odata-vocabularies/vocabularies/Org.OData.Core.V1.xml")
-    etree.SubElement(reference, f"{{{EDMX}}}Include", Namespace="Org.OData.Core.V1", Alias="Core")
+    etree.SubElement(reference, f"{{{EDMX}}}Include", Namespace=CORE, Alias="Core")
     services = etree.SubElement(root, f"{{{EDMX}}}DataServices")
     schema = etree.SubElement(services, f"{{{EDM}}}Schema", nsmap={None: EDM}, Namespace=edm.NAMESPACE)
     for enum in edm.ENUMS:

@@ -31,6 +31,8 @@ class Property:
     # May be used in $filter and $orderby (and is then a primitive or the enum).
     queryable: bool = False
     description: str = ""
+    # Set by the server, never by a client's POST (CSDL: Core.Computed).
+    computed: bool = False
 
 
 @attrs.frozen
@@ -100,9 +102,9 @@ class EntitySet:
 
 
 def _p(name: str, type_: str, *, queryable: bool = False, nullable: bool = True, collection: bool = False,
-       description: str = "") -> Property:
+       description: str = "", computed: bool = False) -> Property:
     return Property(name, type_, nullable=nullable, collection=collection, queryable=queryable,
-                    description=description)
+                    description=description, computed=computed)
 
 
 TIME_RANGE = ComplexType("TimeRange", (_p("Start", DATE_TIME), _p("End", DATE_TIME)))
@@ -124,14 +126,16 @@ WORKFLOW_OPTION = ComplexType("WorkflowOption", (
 JOB_STATUS_TYPE = EnumType("JobStatus", JOB_STATUSES)
 
 _ORDER_COMMON = (
+    # (Made by the server too, but a key is not marked Computed: python-odata
+    # would then fail to create an order.)
     _p("Id", GUID, nullable=False, queryable=True),
     _p("Name", STRING, queryable=True, description="The client's label (OSEO orderReference)"),
-    _p("Status", JOB_STATUS, nullable=False, queryable=True),
-    _p("StatusMessage", STRING, queryable=True, description="The OSEO status, and what it says"),
-    _p("SubmissionDate", DATE_TIME, nullable=False, queryable=True),
-    _p("EstimatedDate", DATE_TIME, queryable=True),
-    _p("CompletedDate", DATE_TIME, queryable=True),
-    _p("EvictionDate", DATE_TIME, queryable=True),
+    _p("Status", JOB_STATUS, nullable=False, queryable=True, computed=True),
+    _p("StatusMessage", STRING, queryable=True, description="The OSEO status, and what it says", computed=True),
+    _p("SubmissionDate", DATE_TIME, nullable=False, queryable=True, computed=True),
+    _p("EstimatedDate", DATE_TIME, queryable=True, computed=True),
+    _p("CompletedDate", DATE_TIME, queryable=True, computed=True),
+    _p("EvictionDate", DATE_TIME, queryable=True, computed=True),
     _p("Priority", INT64, nullable=False, queryable=True, description="1 to 100"),
 )
 _NOTIFICATION = (
@@ -166,21 +170,21 @@ WORKFLOW = EntityType("Workflow", (
 ))
 PRODUCTION_ORDER = EntityType("ProductionOrder", (
     *_ORDER_COMMON,
-    _p("OrderOutputSize", INT64, queryable=True),
+    _p("OrderOutputSize", INT64, queryable=True, computed=True),
     _p("InputProductReference", f"{NAMESPACE}.InputProductReference"),
     *_WORKFLOW_REFERENCE,
     *_NOTIFICATION,
 ), (Navigation("Product", PRODUCT.qualified),))
 ORDER = EntityType("Order", (
     *_ORDER_COMMON,
-    _p("OrderSize", INT64, queryable=True),
+    _p("OrderSize", INT64, queryable=True, computed=True),
     *_NOTIFICATION,
 ), (Navigation("Product", PRODUCT.qualified),))
 BATCH_ORDER = EntityType("BatchOrder", (
     *_ORDER_COMMON,
-    _p("OrderSize", INT64, queryable=True),
+    _p("OrderSize", INT64, queryable=True, computed=True),
     _p("BatchSize", INT64),
-    _p("ProductCount", INT64, queryable=True),
+    _p("ProductCount", INT64, queryable=True, computed=True),
     *_WORKFLOW_REFERENCE,
     *_NOTIFICATION,
 ), (Navigation("Products", PRODUCT.qualified, collection=True),))
