@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import attrs
 from odata_query import ast
-from odata_query.exceptions import ODataException
+from odata_query.exceptions import ODataException, UnknownFunctionException
 from odata_query.grammar import ODataLexer, ODataParser
 
 from ..model.orders import OrderStatus
@@ -224,6 +224,8 @@ def parse_filter(text: str, entity: edm.EntityType) -> Node:
         raise
     except ValueError as e:  # (our string splitting)
         raise _filter_error(str(e)) from None
+    except UnknownFunctionException as e:
+        raise _unsupported(str(getattr(e, "function_name", "")) or "?") from None
     except ODataException as e:
         raise _filter_error(f"cannot be read: {_one_line(str(e))}") from None
     except RecursionError:
@@ -231,6 +233,10 @@ def parse_filter(text: str, entity: edm.EntityType) -> Node:
     if tree is None:
         raise _filter_error("empty")
     return _Checker(entity).boolean(tree)
+
+
+def _unsupported(function: str) -> ODataError:
+    return _filter_error(f"unsupported function {function[:40]}: only {', '.join(_STRING_FUNCTIONS)} are")
 
 
 def _one_line(text: str) -> str:
@@ -306,8 +312,7 @@ class _Checker:
     def call(self, node: ast.Call) -> Node:
         name = node.func.name
         if node.func.namespace or name not in _STRING_FUNCTIONS:
-            raise _filter_error(f"unsupported function {node.func.full_name()}: "
-                                f"only {', '.join(_STRING_FUNCTIONS)} are")
+            raise _unsupported(node.func.full_name())
         if len(node.args) != 2:
             raise _filter_error(f"{name} takes two arguments: {name}(Name,'text')")
         prop = self.prop(node.args[0])
@@ -328,6 +333,8 @@ def _describe(node: Any) -> str:
         return "arithmetic (add, sub, mul, div, mod: not supported)"
     if isinstance(node, ast.Attribute):
         return "a path (a/b: not supported)"
+    if isinstance(node, ast.UnaryOp):
+        return "not or - before a value (not binds first: write not (A eq B))"
     return type(node).__name__
 
 
