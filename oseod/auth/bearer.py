@@ -27,31 +27,20 @@ from typing import Any
 
 import attrs
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Attribute, implementer
+from zope.interface import implementer
 
-from ..model.tokens import AccessToken
+from ..model.tokens import AccessToken, BearerToken, IBearerToken
 from ..store.tokens import TOKEN_ID, TokenStore, token_id_of
 from ..store.users import UserStore
 from .account import Account, KnownUser, account_of
 
 INVALID = "the bearer token is invalid, expired or revoked"
 
-
-class IBearerToken(ICredentials):
-    """An OAuth2 bearer token, as the client sent it."""
-
-    token = Attribute("The token (str).")
-
-
-@implementer(IBearerToken)
-@attrs.frozen
-class BearerToken:
-    token: str = attrs.field(repr=False)
+__all__ = ["BearerChecker", "BearerToken", "BearerTokens", "IBearerToken", "Issued", "password_mark"]
 
 
 def password_mark(password_hash: str) -> str:

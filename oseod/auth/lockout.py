@@ -38,10 +38,10 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from ..model.logins import ADDRESS, USER, Client, LockedOut
+from ..model.tokens import IBearerToken
 from ..store.audit import AuditStore
 from ..store.connection import RedisUnavailable
 from ..store.lockouts import Failures, LockoutStore, Subject
-from .bearer import IBearerToken
 from .checkers import NotAGuess, credential_bytes
 
 AUDIT_ACTION = "login.lockout"

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.web.iweb import IRequest
 
-from ..auth.bearer import BearerToken
 from ..model.accounts import Account, IAccount
 from ..model.logins import Client, LockedOut
+from ..model.tokens import BearerToken
 
 # What a 401 asks for: either kind of credentials works on every HTTP door.
 CHALLENGE = b'Basic realm="oseod", Bearer realm="oseod"'
@@ -31,7 +33,7 @@ async def basic_account(portal: Portal, request: IRequest, client: Client | None
     if not header:
         return None
     scheme, _, rest = header.strip().partition(b" ")
-    credentials: object
+    credentials: Any  # the Portal's checkers match them by interface
     if scheme.lower() == b"bearer":
         token = rest.strip()
         if not token or len(token) > MAX_TOKEN or b" " in token:

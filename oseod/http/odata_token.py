@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -131,8 +132,9 @@ def _json(body: dict[str, Any]) -> bytes:
 
 
 def _params(request: IRequest) -> dict[str, list[str]]:
-    """The query's and the form body's parameters (twisted.web reads both
-    into ``args``); a body of another kind is refused."""
+    """The query's and the form body's parameters together (twisted.web's
+    ``args`` lets the body's replace the query's: a name given in both
+    would pass as given once); a body of another kind is refused."""
     content = request.content
     body = b""
     if content is not None:
@@ -144,11 +146,14 @@ def _params(request: IRequest) -> dict[str, list[str]]:
     if body.strip() and kind != FORM:
         raise _request_error("send the parameters as application/x-www-form-urlencoded")
     params: dict[str, list[str]] = {}
-    for name, values in (request.args or {}).items():
+    query = request.uri.partition(b"?")[2]
+    for part in (query, body if kind == FORM else b""):
         try:
-            params[name.decode("utf-8")] = [value.decode("utf-8") for value in values]
-        except UnicodeDecodeError:
-            raise _request_error("the parameters are not UTF-8") from None
+            for name, value in parse_qsl(part.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                                         errors="strict"):
+                params.setdefault(name, []).append(value)
+        except (UnicodeError, ValueError):
+            raise _request_error("the parameters are not UTF-8 form-encoded") from None
     return params
 
 

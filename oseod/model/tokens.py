@@ -1,9 +1,24 @@
-"""An OAuth2 bearer token as the daemon keeps it (the token itself is never
-kept: :mod:`oseod.store.tokens` stores its SHA-256)."""
+"""An OAuth2 bearer token as a client presents it (the credentials of the
+one Portal, checked by :class:`oseod.auth.bearer.BearerChecker`) and as the
+daemon keeps it (the token itself is never kept: :mod:`oseod.store.tokens`
+stores its SHA-256)."""
 
 from __future__ import annotations
 
 import attrs
+from zope.interface import Attribute, Interface, implementer
+
+
+class IBearerToken(Interface):
+    """Credentials: an OAuth2 bearer token, as the client sent it."""
+
+    token = Attribute("The token (str).")
+
+
+@implementer(IBearerToken)
+@attrs.frozen
+class BearerToken:
+    token: str = attrs.field(repr=False)
 
 
 @attrs.frozen
