@@ -39,6 +39,7 @@ from oseod.model.orders import (
 from oseod.notify.callbacks import MAIL_DESTINATION, StatusCallbacks
 from oseod.notify.mail import SmtpMailSender
 from oseod.notify.odip import sealed_name
+from oseod.model.outbox import OutboxMessage
 from oseod.notify.sender import OutboxSender
 from oseod.odata.ids import order_id_of, order_uuid, product_uuid
 from oseod.odata.notification import CompletedProduct, completion_body, completion_mail, mail_recipient
@@ -264,6 +265,11 @@ async def test_each_product_of_a_batch_is_notified_and_no_user_means_no_authoriz
     with odip_receiver() as client:
         order = await world.submit(odata_notification(world.box, client.url), "P1", "P2", "P3")
         await world.complete(order)
+        # Queued for the endpoint's host: limited with the other deliveries to it.
+        [message] = await world.outbox_store.claim(world.clock.seconds(), 1.0, 10)
+        assert (message.channel, message.data["to"]) == (CALLBACK, client.url)
+        assert world.channel.destination(message) == "127.0.0.1"
+        world.clock.advance(2.0)  # the lease taken above ends
         await world.send()
         assert await world.outcomes(order.order_id) == ["sent"], await world.outbox_store.log(CALLBACK, order.order_id)
         notes = client.notifications()
@@ -342,13 +348,9 @@ async def test_a_mailto_endpoint_gets_an_email(redis: Redis) -> None:
 
 
 def test_mailto_notifications_share_the_mail_servers_place() -> None:
-    from oseod.model.outbox import OutboxMessage
-
     channel = StatusCallbacks(None, reactor, threads=POOLS, timeout=1.0)  # type: ignore[arg-type]
-    message = OutboxMessage.__new__(OutboxMessage)
     for to, where in (("mailto:a@b.example", MAIL_DESTINATION), ("https://client.example:8443/n", "client.example")):
-        object.__setattr__(message, "data", {"to": to})
-        assert channel.destination(message) == where
+        assert channel.destination(OutboxMessage(CALLBACK, "o1", 1, {"to": to})) == where
 
 
 # ------------------------------------------------------------------ the daemon's parts
@@ -372,9 +374,15 @@ async def test_the_daemons_outbox_names_the_product_by_its_result_file(redis: Re
             headers, body = client.notifications()[0]
             assert headers["authorization"] == "Basic " + base64.b64encode(b"me:secret").decode()
             assert body["ProductionOrderId"] == order_uuid(order.order_id)
-            files = await parts.ordering.order(order.order_id)
-            assert files.status.status in (S.Completed, S.Downloaded)
+            assert (await parts.ordering.order(order.order_id)).status.status in (S.Completed, S.Downloaded)
             assert body["ProductName"] == "S2B_MSIL2A_42.dat"  # the dummy processor's file
+
+            async def logged() -> bool:
+                detail = await parts.actions.order_detail(order.order_id)
+                return [(e.channel, e.outcome) for e in detail.outbox] == [(CALLBACK, "sent")]
+
+            # What the console and the admin API show of the order's notifications.
+            await eventually(logged, 30, "the notification in the order's outbox log")
     finally:
         await parts.outbox.stop()
         await parts.engine.drain()
