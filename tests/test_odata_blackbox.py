@@ -50,6 +50,9 @@ CONFIG = f"""
 allowed_networks = ["127.0.0.0/8"]
 retry_delay = 0.2
 
+[odata]
+page_size = 3  # lists of more rows come in pages, through @odata.nextLink
+
 [[collection]]
 id = "{DEMO}"
 title = "oseod demo collection"
@@ -290,6 +293,9 @@ def test_a_production_order_from_creation_to_download_and_notification(daemon: D
     # Both key forms, and the OSEO orderId itself, reach the same record.
     order_id = order_id_of(order)
     assert order_id is not None and order_uuid(order_id) == order
+    shown = daemon.ctl("order", "show", order_id, "--json")  # the operators' view of the same order
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["owner"] == "alice"
     for key in (order, f"'{order}'", f"'{order_id}'"):
         assert ok(alice.get(f"/ProductionOrders({key})"))["Id"] == order
     selected = ok(alice.get(f"/ProductionOrders({order})", **{"$select": "Id,Status"}))
@@ -464,9 +470,18 @@ def test_listing_ordering_and_paging(daemon: Daemon) -> None:
         "InputProductReference": {"Reference": f"S2_page_{n}"}}), 201)["Id"] for n in range(5)]
     for order in made:
         follow(bob, "ProductionOrders", order)
-    everything = ok(bob.get("/ProductionOrders", **{"$count": "true", "$orderby": "Priority desc"}))
-    assert everything["@odata.count"] == 5
-    assert [r["Id"] for r in everything["value"]] == made[::-1]
+    # Pages of [odata] page_size rows, the next one through @odata.nextLink, as a client follows them.
+    for options in ({"$count": "true", "$orderby": "Priority desc"}, {"$count": "true"}):
+        pages = [ok(bob.get("/ProductionOrders", **options))]
+        while "@odata.nextLink" in pages[-1]:
+            assert len(pages) < 5, pages
+            answer = bob.session.get(pages[-1]["@odata.nextLink"], allow_redirects=False, timeout=30)
+            pages.append(ok(checked(answer)))
+        assert [len(p["value"]) for p in pages] == [3, 2] and pages[0]["@odata.count"] == 5
+        listed = [r["Id"] for p in pages for r in p["value"]]
+        if "$orderby" in options:
+            assert listed == made[::-1]
+        assert sorted(listed) == sorted(made)
     page = ok(bob.get("/ProductionOrders", **{"$top": "2", "$skip": "1", "$orderby": "Priority asc",
                                                "$select": "Id,Priority"}))
     assert [r["Id"] for r in page["value"]] == made[1:3]
@@ -477,8 +492,9 @@ def test_listing_ordering_and_paging(daemon: Daemon) -> None:
                                                     "$count": "true"}))
     assert enum_form["@odata.count"] == 5
     recent = ok(bob.get("/ProductionOrders", **{"$filter": "SubmissionDate gt 2020-01-01T00:00:00.000Z "
-                                                            "and Status in ('completed','failed')"}))
-    assert len(recent["value"]) == 5
+                                                            "and Status in ('completed','failed')",
+                                                 "$count": "true"}))
+    assert recent["@odata.count"] == 5 and len(recent["value"]) == 3 and "@odata.nextLink" in recent
 
 
 # --- what a client gets wrong -------------------------------------------------------------

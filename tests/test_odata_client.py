@@ -1,7 +1,7 @@
 """/odata/v1 through a generic OData v4 client: python-odata reads our
 ``$metadata``, builds its entity classes from it, and drives Workflows and
 ProductionOrders with its own query builder and insert, as a user of that
-library would, against a real ``twistd -n oseod`` (the demo setup).
+library would, against a real ``twistd -n oseod`` (the demo collection, one row a page).
 
 What python-odata 0.8.1 cannot do against any standard OData v4 service is
 said where it matters: its enum literals carry a Microsoft Dynamics namespace
@@ -32,7 +32,12 @@ DEMO = "urn:oseod:demo"
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    started = Daemon(tmp_path_factory.mktemp("odata-client") / "data")
+    home = tmp_path_factory.mktemp("odata-client")
+    config = home / "oseod.toml"
+    # One row a page: every list below reaches python-odata in pages, which it
+    # follows by @odata.nextLink.
+    config.write_text("[odata]\npage_size = 1\n")
+    started = Daemon(home / "data", "--config", str(config))
     try:
         started.start()
         added = started.ctl("user", "add", "carol", "--password-stdin", stdin="carol-password\n")
