@@ -90,7 +90,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     started = Daemon(home / "data", "--config", str(config))
     try:
         started.start()
-        for user in ("alice", "bob"):
+        for user in ("alice", "bob", "mallory"):
             added = started.ctl("user", "add", user, "--password-stdin", stdin=f"{user}-password\n")
             assert added.returncode == 0, added.stderr
         yield started
@@ -564,6 +564,18 @@ def test_credentials(daemon: Daemon) -> None:
         assert "Basic" in challenge and "Bearer" in challenge
         refused(client.post("/ProductionOrder/OData.CSC.Order", {"WorkflowName": DEMO}), 401)
     refused(Client(daemon, user=None).get("/Workflows"), 401)
+
+
+def test_a_locked_out_name_gets_429(daemon: Daemon) -> None:
+    """[auth] max_failures_per_user (5) wrong passwords lock the name out of
+    /odata too, even with the right one; the answer says for how long."""
+    wrong = Client(daemon, "mallory", "not-her-password")
+    for _ in range(5):
+        refused(wrong.get("/Workflows"), 401)
+    for client in (wrong, Client(daemon, "mallory")):
+        answer = client.get("/Workflows")
+        refused(answer, 429)
+        assert int(answer.headers["Retry-After"]) > 0
 
 
 def test_a_bearer_token(daemon: Daemon) -> None:
