@@ -65,6 +65,8 @@ def refused(args: dict[str, str], target: str = "$filter", entity: edm.EntityTyp
     ("Priority eq -5", []),
     ("Status in ('queued','failed')", ["Day run", None]),
     ("Status in ('queued')", ["Day run"]),  # one value (a grammar corner)
+    ("Status in (OData.CSC.JobStatus'queued')", ["Day run"]),
+    ("Status in (OData.CSC.JobStatus'queued', JobStatus'failed')", ["Day run", None]),
     ("Priority in (10)", [None]),
     ("Priority in (10, 90)", ["Day run", None]),
     ("Status eq 'completed' or Priority eq 10", ["night run", None]),

@@ -136,6 +136,11 @@ async def test_pages_follow_tokens_with_index_counts(world: World) -> None:
     pages, counts = await world.every_page({"$filter": "Status eq 'queued'", "$count": "true"})
     assert pages == [["a0", "a1", "a2"], ["a3", "a4", "a5"], ["a6", "a7"]]
     assert counts == [8, 8, 8]
+    # no empty last page when the rows end with a page
+    pages, _ = await world.every_page({"$filter": "Status eq 'queued'"}, page_size=4)
+    assert pages == [["a0", "a1", "a2", "a3"], ["a4", "a5", "a6", "a7"]]
+    pages, _ = await world.every_page({"$filter": "Priority gt 50"}, page_size=2)
+    assert pages == [["a1", "a3"], ["a5", "a7"]]
     # a filter the indexes cannot answer: rows checked, counted by reading them
     pages, counts = await world.every_page({"$filter": "Priority gt 50", "$count": "true"})
     assert flat(pages) == ["a1", "a3", "a5", "a7"] and set(counts) == {4}

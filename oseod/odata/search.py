@@ -200,12 +200,13 @@ async def _index_page(query: ListQuery, position: _Position, find: Find, render:
     while len(rows) < want:
         if examined >= budget:
             break  # (a page cut short: the token goes on from here)
-        limit = want - len(rows) + skip
+        # (one more than the page needs: whether more follow is then known, no empty last page)
+        limit = want - len(rows) + skip + 1
         if not hints.index_only:
             limit = max(limit, MIN_READ)
-        found = await find(hints.statuses, hints.updated_from, cursor, min(limit, budget - examined))
+        found = await find(hints.statuses, hints.updated_from, cursor, min(limit, budget - examined + 1))
         stopped = False
-        for order, after in zip(found.orders, found.cursors):
+        for n, (order, after) in enumerate(zip(found.orders, found.cursors)):
             examined += 1
             cursor = after
             row = render(order)
@@ -216,6 +217,8 @@ async def _index_page(query: ListQuery, position: _Position, find: Find, render:
                     rows.append(row)
                     if len(rows) == want:
                         stopped = True
+                        if n == len(found.orders) - 1 and found.next is None:
+                            cursor = None  # (that was the last)
                         break
         if not stopped:
             if found.next is None:
