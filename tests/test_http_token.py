@@ -24,6 +24,7 @@ from oseod.config import Config, parse_config
 from oseod.http.credentials import BadCredentials, basic_account
 from oseod.http.odata_token import TokenEndpoint
 from oseod.jobs.dummy import content
+from oseod.metrics import RequestMetrics
 from oseod.model.logins import Client, LockedOut
 from oseod.oseo.namespaces import OSEO
 from oseod.store.connection import Redis
@@ -182,9 +183,10 @@ FORM = {"Content-Type": ["application/x-www-form-urlencoded"]}
 @pytest_twisted.ensureDeferred
 async def test_every_oauth2_error(tokens: Any, data: Any, query: str, kw: dict[str, Any], status: int, error: str,
                                   says: str) -> None:
-    _, app = await tokens()
+    srv, app = await tokens()
     code, headers, body = await app.post(data, query=query, **kw)
     assert (code, body["error"]) == (status, error)
+    assert srv.parts.metrics.count("http", "Token", error) == 1
     assert says in body["error_description"] and set(body) == {"error", "error_description"}
     if error == "invalid_client":
         assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
@@ -233,7 +235,7 @@ async def test_a_token_expires(redis: Redis) -> None:
     parts = Parts(redis)
     await parts.accounts.add("alice", "alice-password")
     app = TokenApp(TokenEndpoint(portal=parts.portal, tokens=parts.tokens, clock=parts.clock,
-                                 metrics=__import__("oseod.metrics", fromlist=["RequestMetrics"]).RequestMetrics()),
+                                 metrics=RequestMetrics()),
                    parts.portal)
     try:
         code, _, body = await app.post({"grant_type": "password", "username": "alice", "password": "alice-password"})
