@@ -294,5 +294,14 @@ async def test_oseoctl_lists_and_revokes_tokens(tokens: Any, tmp_path: Path) -> 
     assert "no unexpired token" in (await threads.deferToThread(oseoctl, tmp_path, "token", "list")).stdout
     neither = await threads.deferToThread(oseoctl, tmp_path, "token", "revoke")
     assert neither.returncode == 2
+    admin = srv.url.removesuffix("/oseo") + "/admin/api"
+    for body, status in (({"token": a1, "user": "alice"}, 400), ({}, 400), ({"user": "no such/name"}, 400),
+                         ({"token": 7}, 400)):
+        response = await treq.post(f"{admin}/tokens/revoke", json=body, headers={"Authorization": ["Bearer t"]},
+                                   persistent=False)
+        assert response.code == status and "error" in json.loads(await response.content())
+    response = await treq.get(f"{admin}/tokens", headers={"Authorization": ["Bearer wrong"]}, persistent=False)
+    assert response.code == 401
+    await response.content()
     audit = await threads.deferToThread(oseoctl, tmp_path, "audit", "--json")
     assert [e["action"] for e in json.loads(audit.stdout)][:3] == ["token.revoke"] * 3
