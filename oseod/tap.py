@@ -20,7 +20,7 @@ from twisted.python import usage
 from . import __version__
 from .admin.actions import OperatorActions
 from .admin.api import AdminApi
-from .auth.bearer import BearerChecker, BearerTokens
+from .auth.bearer import BearerTokens
 from .auth.checkers import PasswordChain, UserStoreChecker
 from .auth.htpasswd import PasswordFileChecker
 from .auth.lockout import LockoutLimits, LockoutPortal, LoginLockout
@@ -376,7 +376,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                           max_per_user=config.odata.max_tokens_per_user)
     portal = LockoutPortal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
                                    TextTokenChecker(passwords, nonces, reactor, max_age),
-                                   SshKeyChecker(ssh_keys, users), BearerChecker(token_store, users, reactor)],
+                                   SshKeyChecker(ssh_keys, users), tokens.checker()],
                            lockout)
 
     catalogue = Catalogue(config)

@@ -24,6 +24,7 @@ from oseod.config import Config, parse_config
 from oseod.http.credentials import BadCredentials, basic_account
 from oseod.http.odata_token import TokenEndpoint
 from oseod.jobs.dummy import content
+from oseod.metrics import RequestMetrics
 from oseod.model.logins import Client, LockedOut
 from oseod.oseo.namespaces import OSEO
 from oseod.store.connection import Redis
@@ -182,9 +183,10 @@ FORM = {"Content-Type": ["application/x-www-form-urlencoded"]}
 @pytest_twisted.ensureDeferred
 async def test_every_oauth2_error(tokens: Any, data: Any, query: str, kw: dict[str, Any], status: int, error: str,
                                   says: str) -> None:
-    _, app = await tokens()
+    srv, app = await tokens()
     code, headers, body = await app.post(data, query=query, **kw)
     assert (code, body["error"]) == (status, error)
+    assert srv.parts.metrics.count("http", "Token", error) == 1
     assert says in body["error_description"] and set(body) == {"error", "error_description"}
     if error == "invalid_client":
         assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
@@ -233,7 +235,7 @@ async def test_a_token_expires(redis: Redis) -> None:
     parts = Parts(redis)
     await parts.accounts.add("alice", "alice-password")
     app = TokenApp(TokenEndpoint(portal=parts.portal, tokens=parts.tokens, clock=parts.clock,
-                                 metrics=__import__("oseod.metrics", fromlist=["RequestMetrics"]).RequestMetrics()),
+                                 metrics=RequestMetrics()),
                    parts.portal)
     try:
         code, _, body = await app.post({"grant_type": "password", "username": "alice", "password": "alice-password"})
@@ -292,5 +294,14 @@ async def test_oseoctl_lists_and_revokes_tokens(tokens: Any, tmp_path: Path) -> 
     assert "no unexpired token" in (await threads.deferToThread(oseoctl, tmp_path, "token", "list")).stdout
     neither = await threads.deferToThread(oseoctl, tmp_path, "token", "revoke")
     assert neither.returncode == 2
+    admin = srv.url.removesuffix("/oseo") + "/admin/api"
+    for body, status in (({"token": a1, "user": "alice"}, 400), ({}, 400), ({"user": "no such/name"}, 400),
+                         ({"token": 7}, 400)):
+        response = await treq.post(f"{admin}/tokens/revoke", json=body, headers={"Authorization": ["Bearer t"]},
+                                   persistent=False)
+        assert response.code == status and "error" in json.loads(await response.content())
+    response = await treq.get(f"{admin}/tokens", headers={"Authorization": ["Bearer wrong"]}, persistent=False)
+    assert response.code == 401
+    await response.content()
     audit = await threads.deferToThread(oseoctl, tmp_path, "audit", "--json")
     assert [e["action"] for e in json.loads(audit.stdout)][:3] == ["token.revoke"] * 3

@@ -243,6 +243,8 @@ class LockoutPortal(Portal):
         name = getattr(credentials, "username", None)
         if not isinstance(name, (str, bytes)):
             if IBearerToken.providedBy(credentials) and isinstance(mind, Client) and mind.address:
+                if self.lockout.seen_clean(ADDRESS_ONLY, mind.address):
+                    return self._token_checked(credentials, mind, interfaces)
                 return defer.Deferred.fromCoroutine(self._by_address(credentials, mind, interfaces))
             return super().login(credentials, mind, *interfaces)  # nothing to count (anonymous)
         user = credential_bytes(name)
@@ -272,22 +274,18 @@ class LockoutPortal(Portal):
 
     async def _by_address(self, credentials: Any, mind: Client, interfaces: tuple[type[Interface], ...]) -> Any:
         """A login whose credentials name nobody (a bearer token): the
-        address's lock-out and failures alone. A good token excuses nothing
+        address's lock-out and failures alone. A good token clears nothing
         (it proves no password)."""
-        address = mind.address
-        clean: int | None = None
-        if not self.lockout.seen_clean(ADDRESS_ONLY, address):
-            clean = self.lockout.event()
-            await self.lockout.check(None, address)
-        try:
-            result = await super().login(credentials, mind, *interfaces)
-        except UnauthorizedLogin as e:
-            if not isinstance(e, NotAGuess):
-                await self._count_quietly(None, address, mind.via)
-            raise
-        if clean is not None:
-            self.lockout.remember_clean(ADDRESS_ONLY, address, clean)
+        read = self.lockout.event()
+        await self.lockout.check(None, mind.address)
+        result = await self._token_checked(credentials, mind, interfaces)
+        self.lockout.remember_clean(ADDRESS_ONLY, mind.address, read)
         return result
+
+    def _token_checked(self, credentials: Any, mind: Client, interfaces: tuple[type[Interface], ...]
+                       ) -> defer.Deferred[Any]:
+        checking = super().login(credentials, mind, *interfaces)
+        return checking.addErrback(self._bad, None, mind.address, mind.via)
 
     def _checked(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...], user: bytes,
                  address: str, via: str, read: tuple[Failures, int] | None) -> defer.Deferred[Any]:
@@ -321,12 +319,12 @@ class LockoutPortal(Portal):
             raise
         return result
 
-    def _bad(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
+    def _bad(self, failure: Failure, user: bytes | None, address: str, via: str) -> Any:
         if not failure.check(UnauthorizedLogin) or failure.check(NotAGuess):
             return failure  # nothing learnt about the password: no failed login
         return defer.Deferred.fromCoroutine(self._count(failure, user, address, via))
 
-    async def _count(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
+    async def _count(self, failure: Failure, user: bytes | None, address: str, via: str) -> Any:
         await self._count_quietly(user, address, via)
         failure.raiseException()
 
