@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -441,6 +443,35 @@ def test_cancel_a_waiting_order(daemon: Daemon) -> None:
     assert gone["Status"] == "cancelled"
 
 
+def test_the_flow_with_curl(daemon: Daemon, tmp_path: Path) -> None:
+    """The README's calls, with curl itself: create, poll with $filter,
+    fetch $value following the 307 with the credentials."""
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (Debian: apt-get install curl)"
+    base = daemon.http + "/odata/v1"
+
+    def run(*args: str) -> str:
+        done = subprocess.run([curl, "-sS", "--fail-with-body", "-u", "alice:alice-password", *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (args, done.returncode, done.stdout, done.stderr)
+        return done.stdout
+
+    created = json.loads(run("-H", "Content-Type: application/json", f"{base}/ProductionOrder/OData.CSC.Order",
+                             "-d", json.dumps({"Name": "by curl", "WorkflowName": DEMO,
+                                               "InputProductReference": {"Reference": "S2_by_curl"}})))
+    order = created["Id"]
+
+    def completed() -> bool:
+        page = json.loads(run("-G", f"{base}/ProductionOrders", "--data-urlencode",
+                              f"$filter=Id eq {order} and Status eq 'completed'", "--data-urlencode", "$count=true"))
+        return page["@odata.count"] == 1  # type: ignore[no-any-return]
+
+    wait_for(completed, 60, "the curl order to complete")
+    target = tmp_path / "product.dat"
+    run("-L", "-o", str(target), f"{base}/ProductionOrders({order})/Product/$value")
+    assert target.read_bytes() == content("1", SIZE)
+
+
 # --- both doors, one record ---------------------------------------------------------------
 
 
@@ -524,6 +555,9 @@ def test_refusals_are_4xx_in_the_error_shape(daemon: Daemon) -> None:
     assert "SOAP" in soap_only["message"] or "/oseo" in soap_only["message"]
     refused(alice.post(create, {"WorkflowName": DEMO}), 400)  # no input product
     refused(alice.post(create, {**good, "NotificationEndpoint": "gopher://example.org/"}), 400)
+    metadata_service = refused(alice.post(create, {**good, "NotificationEndpoint": "http://169.254.169.254/latest"}),
+                               400)  # the SSRF guard of the call-backs, at Submit
+    assert metadata_service.get("target") == "NotificationEndpoint", metadata_service
     refused(alice.post("/BatchOrder/OData.CSC.Order", {"WorkflowName": DEMO, "IdentifierList": []}), 400)
     refused(alice.post("/BatchOrder/OData.CSC.Order", {"WorkflowName": DEMO, "IdentifierList": "S2_x"}), 400)
 
