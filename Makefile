@@ -7,7 +7,8 @@
 #   make bench [BENCH_ARGS='--duration 5']        GetCapabilities vs. a bare Klein echo
 #   make bench-ordering [BENCH_ARGS='--only submit']  Submit, GetStatus, search vs. the echo;
 #                       [LATENCY_ARGS='--rate 40']    then GetStatus latency while the engine works;
-#                       [ODATA_ARGS='--duration 5']   then OData create/get-by-id beside Submit/GetStatus
+#                       [ODATA_ARGS='--duration 5']   then OData create/get-by-id beside Submit/GetStatus,
+#                                                     and the OData $filter search at 10^5 / 10^2 orders
 #   make bench-engine [BENCH_ARGS='--workers 16']     items/s through the processing engine
 #   make bench-downloads [BENCH_ARGS='--rounds 9']    1 GiB over FTP(S), HTTP, SFTP vs. vsftpd, nginx, sshd
 #   make bench-callbacks [BENCH_ARGS='--only submit']  call-backs/s to a loopback client; Submit All vs None
@@ -40,7 +41,7 @@ export PIP_NO_INPUT := 1
 .PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks chaos bench-ha clean
 
 help:
-	@sed -n '3,15p' Makefile
+	@sed -n '3,16p' Makefile
 
 venv: $(STAMP)
 
@@ -109,11 +110,13 @@ bench: $(STAMP)
 # GetStatus latency in a daemon that also processes, idle and while its
 # engine makes 20,000 items (bench/latency.py). Then, about 1 minute: OData
 # ProductionOrder create and get-by-id beside SOAP Submit and GetStatus, each
-# as a ratio to the echo (bench/odata.py; needs wrk).
+# as a ratio to the echo (bench/odata.py; needs wrk); then, about 2 minutes,
+# the OData $filter search at 10^5 stored orders / at 10^2 (bench/odata_search.py).
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py $(LATENCY_ARGS)
 	$(BIN)/python bench/odata.py $(ODATA_ARGS)
+	$(BIN)/python bench/odata_search.py
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine.py $(BENCH_ARGS)
