@@ -41,7 +41,7 @@ export PIP_NO_INPUT := 1
 .PHONY: help venv install run test bench bench-ordering bench-engine bench-downloads bench-callbacks chaos bench-ha clean
 
 help:
-	@sed -n '3,16p' Makefile
+	@sed -n '3,17p' Makefile
 
 venv: $(STAMP)
 
