@@ -52,6 +52,9 @@ CONFIG = f"""
 allowed_networks = ["127.0.0.0/8"]
 retry_delay = 0.2
 
+[server]
+max_request_bytes = 1048576
+
 [odata]
 page_size = 3  # lists of more rows come in pages, through @odata.nextLink
 
@@ -569,6 +572,14 @@ def test_refusals_are_4xx_in_the_error_shape(daemon: Daemon) -> None:
     refused(alice.get(f"/ProductionOrders({uuid.uuid4()})"), 404)
     assert alice.get("/ProductionOrders(not-an-id)").status_code in (400, 404)
     refused(alice.get("/NoSuchSet"), 404)
+    refused(alice.get("/ProductionOrders", **{"$expand": "Product"}), 400)
+    for method in ("PUT", "PATCH", "DELETE"):  # orders change through their actions only
+        refused(checked(alice.session.request(method, f"{alice.base}/ProductionOrders({uuid.uuid4()})", json={},
+                                              timeout=30)), 405)
+    # Too large: refused by the site before any route reads it (its own one-line text).
+    huge = alice.session.post(alice.base + create, data=b"{" + b" " * (1 << 20) + b"}", timeout=30,
+                              headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413 and b"1048576" in huge.content, (huge.status_code, huge.text[:300])
     refused(alice.post(f"/ProductionOrder({uuid.uuid4()})/OData.CSC.Cancel", {}), 404)
 
 
