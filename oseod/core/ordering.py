@@ -49,6 +49,17 @@ from .retention import Retention
 from .validation import check_notification, subscription_period
 
 
+@attrs.frozen
+class OrderPage:
+    """A page of :meth:`ClientOrders.find_orders`: the orders, the cursor
+    after each (a later page may start there), the cursor after the page
+    (None: no more)."""
+
+    orders: tuple[Order, ...]
+    cursors: tuple[str, ...]
+    next: str | None
+
+
 class ClientOrders(OrderWriter):
     """The OSEO operations of a client on its own orders."""
 
@@ -110,6 +121,33 @@ class ClientOrders(OrderWriter):
         any); newest first, at most MAX_SEARCH_RESULTS."""
         return await self._store.search(account.name, last_update, last_update_end, frozenset(statuses), reference,
                                         MAX_SEARCH_RESULTS)
+
+    async def find_orders(self, account: Account, *, statuses: Collection[OrderStatus] | None = None,
+                          updated_from: float | None = None, after: str | None = None, limit: int = 100,
+                          order_type: OrderType | None = None) -> OrderPage:
+        """A page of the caller's orders (of ``order_type``, None: any) in one
+        of ``statuses`` (None: any; empty: none) last updated at or after
+        ``updated_from``, oldest update first, after the cursor ``after`` of
+        an earlier page (BadCursor when it is not one). Reads the indexes,
+        examining at most ``[odata] search_budget`` entries: the page may be
+        short, or empty with a ``next``, when the criteria match few orders."""
+        if statuses is not None and not statuses or limit <= 0:
+            return OrderPage((), (), None)
+        found = await self._store.find(owner=account.name, statuses=statuses or (), updated_from=updated_from,
+                                       order_type=order_type.value if order_type else None, oldest_first=True,
+                                       after=after, limit=limit, budget=self._config.odata.search_budget)
+        loaded = {o.order_id: o for o in await self._store.get_many(found.order_ids)}
+        # (an order purged since the indexes were read is left out, its cursor with it)
+        pairs = [(loaded[i], c) for i, c in zip(found.order_ids, found.cursors) if i in loaded]
+        return OrderPage(tuple(o for o, _ in pairs), tuple(c for _, c in pairs), found.next)
+
+    async def count_orders(self, account: Account, statuses: Collection[OrderStatus] | None = None,
+                           order_type: OrderType | None = None) -> int | None:
+        """How many orders the caller has in one of ``statuses`` (None: any)
+        of ``order_type`` (None: any), from the indexes' cardinalities; None
+        when a type's intersection is too big to count at once."""
+        return await self._store.count(account.name, statuses, order_type.value if order_type else None,
+                                       budget=self._config.odata.search_budget)
 
     async def ready_items(self, account: Account, order_id: str) -> list[ReadyItem]:
         """The order's results available online now."""

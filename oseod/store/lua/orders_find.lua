@@ -12,7 +12,8 @@
 -- what lies past it is unknown: the page ends there (the frontier) and the
 -- next page starts after it.
 -- Returns {members in page order, next cursor score, next cursor member
--- ('' both: no more), 1 when the budget cut the page short}. Ties in score go
+-- ('' both: no more), 1 when the budget cut the page short, the members'
+-- scores (each member's own cursor, for a reader that stops within the page)}. Ties in score go
 -- by member, the same way as the score.
 local sizes = cjson.decode(ARGV[1])
 local max, min, limit, asc = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
@@ -46,7 +47,7 @@ if #criteria > 1 then
     local n = 0
     for _, key in ipairs(ks) do n = n + count(key) end
     if fewest == nil or n < fewest then best, fewest = i, n end
-    if n == 0 then return {{}, '', '', 0} end
+    if n == 0 then return {{}, '', '', 0, {}} end
   end
 end
 local read, tests = {}, {}
@@ -124,14 +125,15 @@ for r, key in ipairs(read) do
   if not done and last ~= nil and (frontier == nil or before(last, frontier)) then frontier = last end
 end
 table.sort(found, before)
-local members, n, final = {}, 0, nil
+local members, scores, n, final = {}, {}, 0, nil
 for _, entry in ipairs(found) do
   if frontier ~= nil and before(frontier, entry) then break end
   n = n + 1
   members[n] = entry[2]
+  scores[n] = entry[3]
   final = entry
   if n == limit then break end
 end
-if n == limit and (#found > limit or frontier ~= nil) then return {members, final[3], final[2], 0} end
-if n < limit and cut and frontier ~= nil then return {members, frontier[3], frontier[2], 1} end
-return {members, '', '', 0}
+if n == limit and (#found > limit or frontier ~= nil) then return {members, final[3], final[2], 0, scores} end
+if n < limit and cut and frontier ~= nil then return {members, frontier[3], frontier[2], 1, scores} end
+return {members, '', '', 0, scores}

@@ -18,6 +18,7 @@ from .values import BadCursor, FoundOrders
 SEARCH_BUDGET = 20_000
 
 _FIND = script("orders_find")
+_COUNT = script("orders_count")
 
 
 def _cursor(text: str | None) -> tuple[str, str]:
@@ -81,10 +82,28 @@ class OrderSearch(OrderStoreBase):
         cursor_score, cursor_member = _cursor(after)
         if limit <= 0:
             return FoundOrders((), None)
-        members, next_score, next_member, cut = await self._redis.conn.eval(
+        members, next_score, next_member, cut, scores = await self._redis.conn.eval(
             _FIND, [k for criterion in criteria for k in criterion],
             [codec.json_text([len(c) for c in criteria]),
              "+inf" if updated_to is None else _score(updated_to), "-inf" if updated_from is None else _score(updated_from),
              str(limit), "1" if oldest_first else "", cursor_score, cursor_member, str(budget)])
-        return FoundOrders(tuple(_order_id(m) for m in members or ()),
-                           f"{next_score}~{next_member}" if next_member else None, bool(int(cut)))
+        members = members or ()
+        return FoundOrders(tuple(_order_id(m) for m in members),
+                           f"{next_score}~{next_member}" if next_member else None, bool(int(cut)),
+                           tuple(f"{score}~{member}" for score, member in zip(scores or (), members)))
+
+    async def count(self, owner: str, statuses: Collection[OrderStatus] | None = None, order_type: str | None = None,
+                    budget: int = SEARCH_BUDGET) -> int | None:
+        """How many orders ``owner`` has in one of ``statuses`` (None: any),
+        of ``order_type`` (None: any): the sum of the status indexes'
+        cardinalities; with a type, their intersection with the type's
+        index (everybody's), counted over the smaller side, None when that
+        side is over ``budget`` entries (too long to count in one script)."""
+        chosen = _STATUSES if statuses is None else [s for s in _STATUSES if s in statuses]
+        if not chosen:
+            return 0
+        status_keys = [keys.orders_in_status(owner, s.value) for s in chosen]
+        type_keys = [keys.orders_of_type(order_type)] if order_type else []
+        counted = int(await self._redis.conn.eval(_COUNT, [*status_keys, *type_keys],
+                                                  ["1" if order_type else "", str(budget)]))
+        return None if counted < 0 else counted

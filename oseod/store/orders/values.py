@@ -18,11 +18,13 @@ __all__ = ["BadCursor", "Conflict", "FoundOrders", "HistoryLine", "ItemChange", 
 @attrs.frozen
 class FoundOrders:
     """A page of a search: the ids, the cursor of the next page (None: no
-    more), and whether the budget ended the page (more may match beyond)."""
+    more), whether the budget ended the page (more may match beyond), and
+    the cursor after each id (for a reader that stops within the page)."""
 
     order_ids: tuple[str, ...]
     next: str | None
     truncated: bool = False
+    cursors: tuple[str, ...] = ()
 
 
 class Conflict(Exception):
