@@ -543,19 +543,19 @@ def test_refusals_are_4xx_in_the_error_shape(daemon: Daemon) -> None:
     assert refused(alice.post(create, raw=b"[1, 2]"), 400)
     assert refused(alice.post(create, raw=b"\xff\xfe not utf-8"), 400)
     unknown = refused(alice.post(create, {**good, "WorkflowName": "urn:no:such-workflow"}), 400)
-    assert unknown.get("target") in ("WorkflowName", None)
+    assert unknown.get("target") == "WorkflowName"
     refused(alice.post(create, {**good, "WorkflowId": str(uuid.uuid4())}), 400)
     refused(alice.post(create, {**good, "WorkflowId": workflow_uuid(HELD)}), 400)  # disagrees with the name
     bad_value = refused(alice.post(create, {**good, "WorkflowOptions": [{"Name": "format", "Value": "JPEG"}]}), 400)
-    assert "JPEG" in bad_value["message"] or bad_value.get("target", "").startswith("WorkflowOptions")
+    assert "JPEG" in bad_value["message"] and bad_value.get("target", "").startswith("WorkflowOptions"), bad_value
     refused(alice.post(create, {**good, "WorkflowOptions": [{"Name": "colour", "Value": "red"}]}), 400)
     refused(alice.post(create, {**good, "WorkflowOptions": [{"Name": "format"}]}), 400)
     for priority in (0, 101, "high", 5.5):
-        assert refused(alice.post(create, {**good, "Priority": priority}), 400).get("target") in ("Priority", None)
+        assert refused(alice.post(create, {**good, "Priority": priority}), 400).get("target") == "Priority"
     extra = refused(alice.post(create, {**good, "Colour": "red"}), 400)
-    assert "Colour" in extra["message"] or extra.get("target") == "Colour"
+    assert "Colour" in extra["message"], extra
     soap_only = refused(alice.post(create, {**good, "DeliveryMethod": "ftp"}), 400)
-    assert "SOAP" in soap_only["message"] or "/oseo" in soap_only["message"]
+    assert "/oseo" in soap_only["message"], soap_only
     refused(alice.post(create, {"WorkflowName": DEMO}), 400)  # no input product
     refused(alice.post(create, {**good, "NotificationEndpoint": "gopher://example.org/"}), 400)
     metadata_service = refused(alice.post(create, {**good, "NotificationEndpoint": "http://169.254.169.254/latest"}),
