@@ -416,16 +416,22 @@ def test_a_batch_order(daemon: Daemon) -> None:
     items = monitor.findall(f"{{{OSEO}}}orderItem")
     assert sorted(i.findtext(f"{{{OSEO}}}productId/{{{OSEO}}}identifier") or "" for i in items) == identifiers
     assert {i.findtext(f"{{{OSEO}}}orderItemStatusInfo/{{{OSEO}}}status") for i in items} == {"Completed"}
-    # Only massive orders are batch orders.
-    listed = ok(alice.get("/BatchOrders", **{"$count": "true"}))
-    assert order in [row["Id"] for row in listed["value"]]
-    assert all(row.get("ProductCount", 0) >= 1 for row in listed["value"])
+    # Only massive orders are batch orders; a batch order is also one of the caller's production orders.
+    single = ok(alice.post("/ProductionOrders", {"WorkflowName": DEMO,
+                                                 "InputProductReference": {"Reference": "S2_not_a_batch"}}), 201)["Id"]
+    refused(alice.get(f"/BatchOrders({single})"), 404)
+    for entity_set, expected in (("BatchOrders", 0), ("ProductionOrders", 1)):
+        listed = ok(alice.get(f"/{entity_set}", **{"$filter": f"Id eq {single}", "$count": "true"}))
+        assert listed["@odata.count"] == expected, (entity_set, listed)
+    assert ok(alice.get("/BatchOrders", **{"$filter": f"Id eq {order}", "$count": "true"}))["@odata.count"] == 1
 
 
 def test_cancel_a_waiting_order(daemon: Daemon) -> None:
     alice = Client(daemon)
     created = ok(alice.post("/ProductionOrder/OData.CSC.Order", {
-        "Name": "to-cancel", "WorkflowName": HELD, "InputProductReference": {"Reference": "HELD_1"}}), 201)
+        # CDSE's form: keyed by WorkflowName, WorkflowId null.
+        "Name": "to-cancel", "WorkflowName": HELD, "WorkflowId": None, "InputProductReference": {"Reference": "HELD_1"}}),
+        201)
     order = created["Id"]
     assert created["Status"] == "queued" and created["StatusMessage"].startswith("Submitted")
     waiting = ok(alice.get("/ProductionOrders", **{"$filter": f"Id eq {order} and Status eq 'queued'",
