@@ -358,3 +358,26 @@ async def test_redis_away_is_503_with_retry_after(redis_process: RedisProcess) -
     finally:
         await srv.port.stopListening()
         await redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_odd_requests_get_4xx(server: Any) -> None:
+    """Whatever a client sends gets a 4xx in the error shape, never a 500."""
+    srv = await server()
+    odd = [("GET", "/ProductionOrders(%00)"), ("GET", "/ProductionOrders('')"), ("GET", "/ProductionOrders(" + "9" * 500 + ")"),
+           ("GET", "/Orders(not-a-uuid)/Product/$value"), ("GET", "/BatchOrders(x)/Products"),
+           ("GET", "/ProductionOrders?$top=-1"), ("GET", "/ProductionOrders?$filter=Status eq"),
+           ("GET", "/ProductionOrders?$skiptoken=garbage"), ("GET", "/ProductionOrders?$expand=Product"),
+           ("GET", "/ProductionOrders?$select=Nope"), ("GET", "/ProductionOrders(1)?$select=Nope"),
+           ("GET", "/Workflows?$orderby=WorkflowOptions"), ("POST", "/Products('')/OData.CSC.Order"),
+           ("GET", "/ProductionOrders(12345678-1234-8234-9234-123456789abc)/Product")]
+    for method, path in odd:
+        answer = await srv.call(method, path)
+        assert 400 <= answer.code < 500 and answer.error, (path, answer.code, answer.body)
+    for raw in (b"[]", b"null", b"\xff\xfe", b'{"WorkflowName": 5}', b'{"Priority": 500}', b""):
+        answer = await srv.call("POST", "/ProductionOrder/OData.CSC.Order", raw=raw)
+        assert answer.code == 400 and answer.error, (raw, answer.body)
+        answer = await srv.call("POST", "/Products(S2A_1)/OData.CSC.Order", raw=raw)
+        assert answer.code == 400 or (raw == b"" and answer.code == 201), (raw, answer.body)
+        answer = await srv.call("POST", "/BatchOrder/OData.CSC.Order", raw=raw)
+        assert answer.code == 400 and answer.error, (raw, answer.body)
