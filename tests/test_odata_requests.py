@@ -92,6 +92,8 @@ def test_priority_range_and_default() -> None:
 def test_unknown_fields_are_named() -> None:
     error = _refused(requests.parse_production_order, _body(Colour="red"))
     assert error.target == "Colour" and '"Colour"' in error.message
+    error = _refused(requests.parse_production_order, _body(**{"x" * 5000: 1}))
+    assert error.target == "x" * 60 and len(error.message) < 400
     error = _refused(requests.parse_production_order, _body(InputProductReference={"Reference": "a", "Size": 1}))
     assert error.target == "Size"
     error = _refused(requests.parse_production_order, _body(WorkflowOptions=[{"Name": "a", "Value": "b", "X": 1}]))
@@ -116,6 +118,23 @@ def test_server_fields_and_annotations() -> None:
     assert requests.parse_production_order(read_back).reference == "S2A_MSIL1C_1"
     error = _refused(requests.parse_production_order, _body(Status="completed"))
     assert error.target == "Status" and "server" in error.message
+
+
+def test_every_declared_parameter_is_read() -> None:
+    """The fields read are the order actions' parameters in $metadata."""
+    production = requests.parse_production_order(orjson.dumps({
+        "Name": "n", "Priority": 9, "InputProductReference": {"Reference": "r"}, "WorkflowId": "i", "WorkflowName": "w",
+        "WorkflowOptions": [], "NotificationEndpoint": "mailto:a@b.example", "NotificationEpUsername": "u",
+        "NotificationEpPassword": "p"}))
+    assert [p.name for p in edm.PRODUCTION_ORDER_PARAMETERS] == [
+        "Name", "Priority", "InputProductReference", "WorkflowId", "WorkflowName", "WorkflowOptions",
+        "NotificationEndpoint", "NotificationEpUsername", "NotificationEpPassword"]
+    assert (production.name, production.priority, production.workflow_id) == ("n", 9, "i")
+    batch = requests.parse_batch_order(orjson.dumps({p.name: None for p in edm.BATCH_ORDER_PARAMETERS} | {
+        "WorkflowName": "w", "IdentifierList": ["a"], "BatchSize": 5}))
+    assert (batch.identifiers, batch.batch_size) == (("a",), 5)
+    product = requests.parse_product_order(orjson.dumps({p.name: None for p in edm.PRODUCT_ORDER_PARAMETERS}), "P")
+    assert product == requests.ProductOrderRequest("P")
 
 
 def test_what_python_odata_posts() -> None:

@@ -158,6 +158,11 @@ def test_metadata_declares_exactly_the_model() -> None:
                for a in schema.xpath("edm:Action", namespaces=NS)]
     assert actions == [(a.name, "true", f"Collection({a.binding})" if a.binding_collection else a.binding, a.returns)
                        for a in edm.ACTIONS]
+    parameters = [[(p.get("Name"), p.get("Type")) for p in a.xpath("edm:Parameter", namespaces=NS)[1:]]
+                  for a in schema.xpath("edm:Action", namespaces=NS)]
+    assert parameters == [[(p.name, f"Collection({p.type})" if p.collection else p.type) for p in a.parameters]
+                          for a in edm.ACTIONS]
+    assert ("IdentifierList", "Collection(Edm.String)") in parameters[2]
     containers = schema.xpath("edm:EntityContainer", namespaces=NS)
     assert len(containers) == 1
     sets = [(s.get("Name"), s.get("EntityType")) for s in containers[0].xpath("edm:EntitySet", namespaces=NS)]

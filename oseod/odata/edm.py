@@ -199,15 +199,35 @@ ENTITY_SETS = (
     EntitySet("Workflows", WORKFLOW),
     EntitySet("Products", PRODUCT),
 )
-_NOTIFICATION_PARAMETERS = tuple(Parameter(p.name, p.type) for p in _NOTIFICATION)
+
+
+def _parameters(entity: EntityType, *names: str) -> tuple[Parameter, ...]:
+    """An action's parameters that are ``entity``'s properties of those names."""
+    found = []
+    for name in names:
+        p = entity.field(name)
+        assert p is not None, name  # (a typo here is caught at import)
+        found.append(Parameter(p.name, p.type, collection=p.collection))
+    return tuple(found)
+
+
+_NOTIFICATION_NAMES = tuple(p.name for p in _NOTIFICATION)
+_WORKFLOW_NAMES = tuple(p.name for p in _WORKFLOW_REFERENCE)
+# The fields of an order's POST (requests.py reads exactly these).
+PRODUCTION_ORDER_PARAMETERS = _parameters(PRODUCTION_ORDER, "Name", "Priority", "InputProductReference",
+                                          *_WORKFLOW_NAMES, *_NOTIFICATION_NAMES)
+PRODUCT_ORDER_PARAMETERS = _parameters(ORDER, "Name", "Priority", *_NOTIFICATION_NAMES)
+BATCH_ORDER_PARAMETERS = (*_parameters(BATCH_ORDER, "Name", "Priority", *_WORKFLOW_NAMES),
+                          Parameter("IdentifierList", STRING, nullable=False, collection=True),
+                          *_parameters(BATCH_ORDER, "BatchSize", *_NOTIFICATION_NAMES))
 ACTIONS = (
-    # ODIP/CDSE: POST /ProductionOrder/OData.CSC.Order with the order's fields.
-    Action("Order", PRODUCTION_ORDER.qualified, True, PRODUCTION_ORDER.qualified),
+    # ODIP/CDSE: POST /ProductionOrder/OData.CSC.Order with the order's fields
+    # (also POST /ProductionOrders with them, as ODIP creates an entity).
+    Action("Order", PRODUCTION_ORDER.qualified, True, PRODUCTION_ORDER.qualified, PRODUCTION_ORDER_PARAMETERS),
     # LTA: POST /Products(<identifier>)/OData.CSC.Order {"Priority": 50, Notification...}.
-    Action("Order", PRODUCT.qualified, False, ORDER.qualified,
-           (Parameter("Priority", INT64), *_NOTIFICATION_PARAMETERS)),
+    Action("Order", PRODUCT.qualified, False, ORDER.qualified, PRODUCT_ORDER_PARAMETERS),
     # CDSE: POST /BatchOrder/OData.CSC.Order {IdentifierList, BatchSize, Workflow..., ...}.
-    Action("Order", BATCH_ORDER.qualified, True, BATCH_ORDER.qualified),
+    Action("Order", BATCH_ORDER.qualified, True, BATCH_ORDER.qualified, BATCH_ORDER_PARAMETERS),
     Action("Cancel", PRODUCTION_ORDER.qualified, False, PRODUCTION_ORDER.qualified),
     Action("Cancel", ORDER.qualified, False, ORDER.qualified),
     Action("Cancel", BATCH_ORDER.qualified, False, BATCH_ORDER.qualified),

@@ -84,7 +84,7 @@ def workflow_uuid(name: str) -> str:
 
 
 def product_uuid(order_id: str, item_id: str) -> str:
-    """A Product's Id: one order item's result (or input, before it is made),
-    the same for the same item for ever. Not reversible: a Product is read
-    through its order (``.../Product``), never looked up by this Id alone."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:product:{order_id}/{item_id}"))
+    """A Product's Id: the result of item ``item_id`` of order ``order_id``
+    (the ProductId of the ODIP completion notification, and the Id of the
+    order's Product); the same on every daemon, for ever."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:product:{order_id}:{item_id}"))

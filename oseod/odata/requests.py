@@ -71,7 +71,16 @@ SOAP_ONLY = {
 # python-odata sends every property it has), never with a value.
 SERVER_FIELDS = frozenset({"Id"} | {p.name for t in (edm.PRODUCTION_ORDER, edm.ORDER, edm.BATCH_ORDER)
                                     for p in t.properties if p.computed})
-_NOTIFICATION_FIELDS = ("NotificationEndpoint", "NotificationEpUsername", "NotificationEpPassword")
+
+
+def _names(parameters: tuple[edm.Parameter, ...]) -> tuple[str, ...]:
+    return tuple(p.name for p in parameters)
+
+
+# Exactly the parameters $metadata declares for each order action.
+_PRODUCTION_FIELDS = _names(edm.PRODUCTION_ORDER_PARAMETERS)
+_PRODUCT_FIELDS = _names(edm.PRODUCT_ORDER_PARAMETERS)
+_BATCH_FIELDS = _names(edm.BATCH_ORDER_PARAMETERS)
 
 
 @attrs.frozen
@@ -165,7 +174,7 @@ def _fields(data: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[s
             if value is None:
                 continue
             raise bad_request(name, f"{name} is set by the server, not by the client")
-        raise bad_request(name, f"unknown field {_text(name)} in a {what} (known: {', '.join(allowed)})")
+        raise bad_request(name[:60], f"unknown field {_text(name)} in a {what} (known: {', '.join(allowed)})")
     return kept
 
 
@@ -289,10 +298,6 @@ def _content_bound(value: object, target: str) -> str | None:
         raise bad_request(target, f"{target} {_text(value)} is not a date and time (ISO 8601)") from None
 
 
-_PRODUCTION_FIELDS = ("Name", "Priority", "InputProductReference", "WorkflowId", "WorkflowName", "WorkflowOptions",
-                      *_NOTIFICATION_FIELDS)
-
-
 def parse_production_order(body: bytes) -> ProductionOrderRequest:
     data = _fields(_object(body), _PRODUCTION_FIELDS, "ProductionOrder")
     name, id_ = _workflow(data)
@@ -325,9 +330,6 @@ def parse_production_order(body: bytes) -> ProductionOrderRequest:
     )
 
 
-_PRODUCT_FIELDS = ("Name", "Priority", *_NOTIFICATION_FIELDS)
-
-
 def parse_product_order(body: bytes, identifier: str) -> ProductOrderRequest:
     """An LTA order of product ``identifier`` (the key in the URL); an empty
     body is all defaults."""
@@ -337,10 +339,6 @@ def parse_product_order(body: bytes, identifier: str) -> ProductOrderRequest:
         raise bad_request("Id", f"{_text(identifier)} is no product identifier")
     return ProductOrderRequest(identifier=identifier, priority=_priority(data), name=_name(data),
                                notification=_notification(data))
-
-
-_BATCH_FIELDS = ("Name", "Priority", "WorkflowId", "WorkflowName", "WorkflowOptions", "IdentifierList", "BatchSize",
-                 *_NOTIFICATION_FIELDS)
 
 
 def parse_batch_order(body: bytes) -> BatchOrderRequest:
