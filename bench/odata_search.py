@@ -9,8 +9,8 @@ own code (bench/ordering.py's BulkLoader: OrderingService.submit and the
 store's status changes, sent to Redis in pipelines), then the same
 RECENT orders each, placed through OrderingService.submit a moment ago
 (queued, half of them FAST_TRACK: Priority 90). Each query below is answered
-in this process as /odata/v1 answers it: parse_list_query, then list_page
-over OrderingService.find_orders/count_orders on the real OrderStore
+in this process as /odata/v1 answers it: parse_list_query, then list_orders
+(list_page over OrderingService.find_orders/count_orders/get) on the real OrderStore
 (txredisapi), every order read and rendered as a row and checked. The
 rendering is the views' (oseod.odata.entities.production_order) when that
 module is there, else the few fields filtered on.
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,7 @@ async def run(socket: Path, config_path: Path, big: int, requests: int) -> dict[
     from oseod.odata import edm
     from oseod.odata.ids import order_uuid
     from oseod.odata.query import parse_list_query
-    from oseod.odata.search import list_page
+    from oseod.odata.search import list_orders
     from oseod.odata.values import iso_time
     from oseod.store.connection import Redis, RedisAddress
     from oseod.store.orders import OrderStore
@@ -144,22 +143,9 @@ async def run(socket: Path, config_path: Path, big: int, requests: int) -> dict[
         ]
 
     async def once(owner: str, options: dict[str, str]) -> tuple[float, Any]:
-        account = Account(owner)
-
-        async def find(statuses: Any, updated_from: Any, after: Any, limit: int) -> Any:
-            return await service.find_orders(account, statuses=statuses, updated_from=updated_from, after=after,
-                                             limit=limit)
-
-        async def count(statuses: Any) -> int | None:
-            return await service.count_orders(account, statuses)
-
-        async def get(order_id: str) -> Any:
-            order = await store.get(order_id)
-            return order if order is not None and order.owner == owner else None
-
         started = time.perf_counter()
         query = parse_list_query(options, edm.PRODUCTION_ORDER, page_size=config.odata.page_size)
-        page = await list_page(query, find=find, count=count, get=get, render=render, budget=budget)
+        page = await list_orders(service, Account(owner), query, render=render, budget=budget)
         return time.perf_counter() - started, page
 
     rows = []
@@ -232,4 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

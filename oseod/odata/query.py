@@ -34,6 +34,7 @@ from .values import iso_time, oseo_statuses, parse_time
 
 MAX_FILTER = 4096  # characters of $filter read at most
 MAX_IN = 200  # values of one ``in`` list
+MAX_DEPTH = 250  # conditions within conditions (a chain of 250 ``or`` is that deep)
 OPTIONS = ("$filter", "$orderby", "$top", "$skip", "$count", "$select", "$skiptoken", "$format")
 
 _COMPARATORS = {ast.Eq: "eq", ast.NotEq: "ne", ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le"}
@@ -249,12 +250,14 @@ class _Checker:
     def __init__(self, entity: edm.EntityType) -> None:
         self.entity = entity
 
-    def boolean(self, node: Any) -> Node:
+    def boolean(self, node: Any, depth: int = 0) -> Node:
+        if depth > MAX_DEPTH:  # (every walk of the tree recurses: kept well within Python's stack)
+            raise _filter_error(f"nested more than {MAX_DEPTH} deep")
         if isinstance(node, ast.BoolOp):
-            left, right = self.boolean(node.left), self.boolean(node.right)
+            left, right = self.boolean(node.left, depth + 1), self.boolean(node.right, depth + 1)
             return And(left, right) if isinstance(node.op, ast.And) else Or(left, right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return Not(self.boolean(node.operand))
+            return Not(self.boolean(node.operand, depth + 1))
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Call):

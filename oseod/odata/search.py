@@ -36,8 +36,9 @@ from urllib.parse import urlencode
 import attrs
 import orjson
 
-from ..model.errors import BadCursor
-from ..model.orders import Order, OrderStatus
+from ..model.accounts import Account
+from ..model.errors import BadCursor, RequestRejected
+from ..model.orders import Order, OrderStatus, OrderType
 from .errors import ODataError, bad_request
 from .query import ListQuery, SortKey
 
@@ -67,6 +68,19 @@ Count = Callable[[frozenset[OrderStatus] | None], Awaitable[int | None]]
 # get(order id) -> the caller's order of this list, None when it is not one
 Get = Callable[[str], Awaitable[Order | None]]
 Render = Callable[[Order], Row]
+
+
+class Orders(Protocol):
+    """The core calls a list is made of (oseod.core.ordering.OrderingService)."""
+
+    async def find_orders(self, account: Account, *, statuses: frozenset[OrderStatus] | None = None,
+                          updated_from: float | None = None, after: str | None = None, limit: int = 100,
+                          order_type: OrderType | None = None) -> FoundPage: ...
+
+    async def count_orders(self, account: Account, statuses: frozenset[OrderStatus] | None = None,
+                           order_type: OrderType | None = None) -> int | None: ...
+
+    async def get(self, account: Account, order_id: str) -> Order: ...
 
 
 @attrs.frozen
@@ -147,6 +161,29 @@ async def list_page(query: ListQuery, *, find: Find, count: Count, get: Get, ren
     return Page(rows, total, token)
 
 
+async def list_orders(orders: Orders, account: Account, query: ListQuery, *, render: Render, budget: int,
+                      order_type: OrderType | None = None) -> Page:
+    """:func:`list_page` of ``account``'s orders (of ``order_type``, None:
+    any) through the core: what the /odata/v1 lists call."""
+
+    async def find(statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
+                   limit: int) -> FoundPage:
+        return await orders.find_orders(account, statuses=statuses, updated_from=updated_from, after=after,
+                                        limit=limit, order_type=order_type)
+
+    async def count(statuses: frozenset[OrderStatus] | None) -> int | None:
+        return await orders.count_orders(account, statuses, order_type)
+
+    async def get(order_id: str) -> Order | None:
+        try:
+            order = await orders.get(account, order_id)
+        except RequestRejected:  # (another user's, or none: not in this list)
+            return None
+        return order if order_type is None or order.spec.order_type is order_type else None
+
+    return await list_page(query, find=find, count=count, get=get, render=render, budget=budget)
+
+
 def _wanted(query: ListQuery, top: int | None) -> int:
     return query.page_size if top is None else min(query.page_size, top)
 
@@ -163,12 +200,13 @@ async def _index_page(query: ListQuery, position: _Position, find: Find, render:
     while len(rows) < want:
         if examined >= budget:
             break  # (a page cut short: the token goes on from here)
-        limit = want - len(rows) + skip
+        # (one more than the page needs: whether more follow is then known, no empty last page)
+        limit = want - len(rows) + skip + 1
         if not hints.index_only:
             limit = max(limit, MIN_READ)
-        found = await find(hints.statuses, hints.updated_from, cursor, min(limit, budget - examined))
+        found = await find(hints.statuses, hints.updated_from, cursor, min(limit, budget - examined + 1))
         stopped = False
-        for order, after in zip(found.orders, found.cursors):
+        for n, (order, after) in enumerate(zip(found.orders, found.cursors)):
             examined += 1
             cursor = after
             row = render(order)
@@ -179,6 +217,8 @@ async def _index_page(query: ListQuery, position: _Position, find: Find, render:
                     rows.append(row)
                     if len(rows) == want:
                         stopped = True
+                        if n == len(found.orders) - 1 and found.next is None:
+                            cursor = None  # (that was the last)
                         break
         if not stopped:
             if found.next is None:
