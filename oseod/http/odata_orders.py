@@ -14,15 +14,15 @@ from ..auth.secrets import SecretBox
 from ..config import CollectionConfig, Config
 from ..core.catalogue import Catalogue
 from ..core.deliverables import Deliverables
-from ..core.ordering import OrderingService, OrderPage, ReadyItem
+from ..core.ordering import OrderingService, ReadyItem
 from ..model.accounts import Account
 from ..model.errors import RequestRejected
-from ..model.orders import Notification, Order, OrderSpec, OrderStatus, OrderType
+from ..model.orders import Notification, Order, OrderSpec, OrderType
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
 from ..odata.ids import order_id_of, order_uuid
 from ..odata.query import parse_list_query
-from ..odata.search import list_page, next_link_query
+from ..odata.search import list_orders, next_link_query
 from .result_access import ResultURLs, result_addresses
 
 _RENDER = {"ProductionOrders": entities.production_order, "Orders": entities.lta_order,
@@ -161,26 +161,10 @@ class ODataOrders:
         $orderby, $top, $skip, $count, $select; the rest by @odata.nextLink."""
         assert user is not None
         query = parse_list_query(site.args, _ENTITY[set_name], page_size=self._config.odata.page_size)
-        render, order_type = _RENDER[set_name], _ORDER_TYPE[set_name]
-
-        async def find(statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
-                       limit: int) -> OrderPage:
-            return await self._ordering.find_orders(user, statuses=statuses, updated_from=updated_from, after=after,
-                                                    limit=limit, order_type=order_type)
-
-        async def count(statuses: frozenset[OrderStatus] | None) -> int | None:
-            return await self._ordering.count_orders(user, statuses, order_type)
-
-        async def get(order_id: str) -> Order | None:
-            try:
-                order = await self._ordering.get(user, order_id)
-            except RequestRejected:
-                return None
-            return order if order_type is None or order.spec.order_type is order_type else None
-
-        page = await list_page(query, find=find, count=count, get=get,
-                               render=lambda order: render(order, keep_days=self._keep_days),
-                               budget=self._config.odata.search_budget)
+        render = _RENDER[set_name]
+        page = await list_orders(self._ordering, user, query, order_type=_ORDER_TYPE[set_name],
+                                 render=lambda order: render(order, keep_days=self._keep_days),
+                                 budget=self._config.odata.search_budget)
         next_link = None
         if page.next_token is not None:
             next_link = f"{site.root}/{set_name}?" + next_link_query(site.args, page.next_token)
