@@ -108,12 +108,12 @@ class ODataService:
 
     @app.route("/", methods=["GET", "HEAD"])
     async def service_document(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.ServiceDocument", None,
-                                  lambda _: self._orders.service_document(Site(self.service_root(request), {})))
+        return await self._public(request, "OData.ServiceDocument",
+                                  lambda: self._orders.service_document(Site(self.service_root(request), {})))
 
     @app.route("/$metadata", methods=["GET", "HEAD"])
     async def metadata(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.Metadata", None, lambda _: self._orders.metadata())
+        return await self._public(request, "OData.Metadata", self._orders.metadata)
 
     @app.route("/token", methods=["POST"])
     async def token(self, request: IRequest) -> bytes:
@@ -123,12 +123,12 @@ class ODataService:
 
     @app.route("/Workflows", methods=["GET"])
     async def workflows(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.Workflows.list", True,
+        return await self._answer(request, "OData.Workflows.list",
                                   lambda user: self._orders.workflows(user, self._site(request)))
 
     @app.route("/Workflows(<key>)", methods=["GET"])
     async def workflow(self, request: IRequest, key: str) -> bytes:
-        return await self._answer(request, "OData.Workflows.get", True,
+        return await self._answer(request, "OData.Workflows.get",
                                   lambda user: self._orders.workflow(user, self._site(request), _key(key)))
 
     # ------------------------------------------------------------ orders
@@ -137,50 +137,50 @@ class ODataService:
     @app.route("/ProductionOrders", methods=["POST"])
     def create_production_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.ProductionOrders.create", True,
+        return _kept(self._answer(request, "OData.ProductionOrders.create",
                                   lambda user: self._orders.create_production_order(user, self._site(request), body)))
 
     @app.route("/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
     def create_product_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.Orders.create", True, lambda user: self._orders.create_product_order(
+        return _kept(self._answer(request, "OData.Orders.create", lambda user: self._orders.create_product_order(
             user, self._site(request), _key(key), body)))
 
     @app.route("/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
     @app.route("/BatchOrders", methods=["POST"])
     def create_batch_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.BatchOrders.create", True,
+        return _kept(self._answer(request, "OData.BatchOrders.create",
                                   lambda user: self._orders.create_batch_order(user, self._site(request), body)))
 
     @app.route("/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
     async def list_orders(self, request: IRequest, name: str) -> bytes:
-        return await self._answer(request, f"OData.{name}.list", True,
+        return await self._answer(request, f"OData.{name}.list",
                                   lambda user: self._orders.list_orders(user, self._site(request), name))
 
     @app.route(f"/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
     async def get_order(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.get", True,
+        return await self._answer(request, f"OData.{_set(name)}.get",
                                   lambda user: self._orders.get(user, self._site(request), _set(name), _key(key)))
 
     @app.route(f"/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
     def cancel_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
-        return _kept(self._answer(request, f"OData.{_set(name)}.cancel", True,
+        return _kept(self._answer(request, f"OData.{_set(name)}.cancel",
                                   lambda user: self._orders.cancel(user, self._site(request), _set(name), _key(key))))
 
     @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
     async def product(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.product", True,
+        return await self._answer(request, f"OData.{_set(name)}.product",
                                   lambda user: self._orders.product(user, self._site(request), _set(name), _key(key)))
 
     @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product/$value", methods=["GET"])
     async def product_value(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.value", True, lambda user: self._orders.product_value(
+        return await self._answer(request, f"OData.{_set(name)}.value", lambda user: self._orders.product_value(
             user, self._site(request), _set(name), _key(key)))
 
     @app.route("/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
     async def batch_products(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, "OData.BatchOrders.products", True,
+        return await self._answer(request, "OData.BatchOrders.products",
                                   lambda user: self._orders.batch_products(user, self._site(request), _key(key)))
 
     # ------------------------------------------------------------ no route
@@ -205,19 +205,28 @@ class ODataService:
                 for k, v in (request.args or {}).items() if v}
         return Site(self.service_root(request), args)
 
-    async def _answer(self, request: IRequest, operation: str, needs_user: bool | None,
-                      work: Callable[[Account | None], Awaitable[Reply]]) -> bytes:
+    async def _answer(self, request: IRequest, operation: str, work: Callable[[Account], Awaitable[Reply]]) -> bytes:
+        """Run ``work`` for the caller (401 without credentials) and answer."""
         started = self._clock.seconds()
         account = None
         try:
-            if needs_user:
-                account = await self._account(request)
+            account = await self._account(request)
             reply = await work(account)
         except Exception as e:
-            status, outcome, body = self._fail(request, operation, e)
-            self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
-                                 account.name if account else None, self._clients.of(request))
-            return body
+            return self._failed(request, operation, started, account, e)
+        return self._replied(request, operation, started, account, reply)
+
+    async def _public(self, request: IRequest, operation: str, work: Callable[[], Awaitable[Reply]]) -> bytes:
+        """Run ``work`` for anybody (the service document, $metadata) and answer."""
+        started = self._clock.seconds()
+        try:
+            reply = await work()
+        except Exception as e:
+            return self._failed(request, operation, started, None, e)
+        return self._replied(request, operation, started, None, reply)
+
+    def _replied(self, request: IRequest, operation: str, started: float, account: Account | None,
+                 reply: Reply) -> bytes:
         request.setResponseCode(reply.status)
         request.setHeader(b"odata-version", b"4.0")
         request.setHeader(b"content-type", reply.content_type or JSON)
@@ -226,6 +235,13 @@ class ODataService:
         self._metrics.record("http", operation, "ok", self._clock.seconds() - started,
                              account.name if account else None, self._clients.of(request))
         return reply.body
+
+    def _failed(self, request: IRequest, operation: str, started: float, account: Account | None,
+                exc: Exception) -> bytes:
+        outcome, body = self._fail(request, operation, exc)
+        self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
+                             account.name if account else None, self._clients.of(request))
+        return body
 
     async def _account(self, request: IRequest) -> Account:
         try:
@@ -239,8 +255,8 @@ class ODataService:
                                                      f"Bearer token from POST {ROOT}/token", None, 401)
         return account
 
-    def _fail(self, request: IRequest, operation: str, exc: Exception) -> tuple[int, str, bytes]:
-        """The answer to a refusal (or, never in tests, a bug): its status, its outcome for the metrics, its body."""
+    def _fail(self, request: IRequest, operation: str, exc: Exception) -> tuple[str, bytes]:
+        """The answer to a refusal (or, never in tests, a bug): its outcome for the metrics, its body."""
         if isinstance(exc, ODataError):
             error = exc
         elif isinstance(exc, RequestRejected):
@@ -260,7 +276,7 @@ class ODataService:
         elif error.http_status == 503:
             request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
         outcome = "InternalError" if error.http_status == 500 else error.code
-        return error.http_status, outcome, body
+        return outcome, body
 
     def _error(self, request: IRequest, error: ODataError) -> bytes:
         request.setResponseCode(error.http_status)
