@@ -202,10 +202,14 @@ def makeService(options: Options) -> IService:
     root.step("thread pools", threads.start, threads.stop)
 
     listeners: dict[str, Listener] = {}
+    # The same key seals OData orders' NotificationEpPasswords, digest or not
+    # (read, or made, at the first use).
+    notification_secrets = digest_secrets if digest_secrets is not None else SecretBox(data_dir.secret_key)
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
+                        notification_secrets=notification_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
                         consumer=f"{socket.gethostname()}:{data_dir.path}", readiness=root.readiness,
-                        threads=threads, secrets=digest_secrets or SecretBox(data_dir.secret_key))
+                        threads=threads)
     root.step("password checkers", parts.passwords.start)
     # Steps stop last first, the drain's order: the periodic tasks (the
     # leader lock let go), the engine (no more claims, the jobs in hand
@@ -339,14 +343,14 @@ class Parts:
 def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
                 digest_secrets: SecretBox | None, listener_url: Callable[[str], str], results: Path,
                 consumer: str, threads: ThreadPools, readiness: Readiness | None = None,
-                secrets: SecretBox | None = None) -> Parts:
-    """``listener_url(scheme)``: where the listener of that scheme ended up;
+                notification_secrets: SecretBox | None = None) -> Parts:
+    """``notification_secrets``: seals the NotificationEpPasswords of OData
+    orders (None: ``digest_secrets``);
+    ``listener_url(scheme)``: where the listener of that scheme ended up;
     ``results``: where processors put the items' results; ``consumer``: this
     daemon's name on the job queue (the same across restarts, so that it
     takes back its own unfinished jobs); ``threads``: the daemon's thread
-    pools; ``readiness``: what /ready says besides Redis's PING;
-    ``secrets``: seals what the daemon keeps for clients besides digest
-    secrets (OData notification passwords; default ``digest_secrets``)."""
+    pools; ``readiness``: what /ready says besides Redis's PING."""
     users = UserStore(redis, clock=reactor)
     realm = AccountRealm(users)
     sources = password_sources(config, users, reactor, threads)
@@ -454,7 +458,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
         public_base=http_base(config.server, listener_url)() if config.server.public_url else "",
         orders=ODataOrders(ordering=ordering, catalogue=catalogue, deliverables=deliverables,
                            result_urls=result_url, config=config, version=__version__,
-                           secrets=secrets if secrets is not None else digest_secrets),
+                           secrets=notification_secrets if notification_secrets is not None else digest_secrets),
     ) if config.odata.enabled else None
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console, readiness=readiness,
