@@ -20,6 +20,7 @@ from twisted.python import usage
 from . import __version__
 from .admin.actions import OperatorActions
 from .admin.api import AdminApi
+from .auth.bearer import BearerTokens
 from .auth.checkers import PasswordChain, UserStoreChecker
 from .auth.htpasswd import PasswordFileChecker
 from .auth.lockout import LockoutLimits, LockoutPortal, LoginLockout
@@ -92,6 +93,7 @@ from .store.quotations import QUOTATION, QuotationStore
 from .store.sessions import SessionStore
 from .store.sshkeys import SshKeyStore
 from .store.stats import StatsStore
+from .store.tokens import TokenStore
 from .store.users import UserStore
 from .threads import ThreadPools
 
@@ -338,6 +340,8 @@ class Parts:
     metrics: RequestMetrics
     frontend: HttpFrontend
     actions: OperatorActions
+    # OAuth2 bearer tokens: what POST /odata/v1/token (oseod.http.odata_token) issues.
+    tokens: BearerTokens | None = None
 
 
 def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_token: Callable[[], str],
@@ -366,9 +370,13 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
         seconds=config.auth.lockout_minutes * 60), audit=audit, observer=metrics)
     # DigestChecker stays registered with digests off, to say so to the client.
     ssh_keys = SshKeyStore(redis)
+    token_store = TokenStore(redis)
+    tokens = BearerTokens(token_store, users, reactor, lifetime=config.odata.token_seconds,
+                          max_per_user=config.odata.max_tokens_per_user)
     portal = LockoutPortal(realm, [passwords, DigestChecker(users, nonces, digest_secrets, reactor, max_age),
                                    TextTokenChecker(passwords, nonces, reactor, max_age),
-                                   SshKeyChecker(ssh_keys, users)], lockout)
+                                   SshKeyChecker(ssh_keys, users), tokens.checker()],
+                           lockout)
 
     catalogue = Catalogue(config)
     # Each collection's processor, built first: the Submit checks (identifiers
@@ -419,7 +427,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                               task_names=[t.name for t in scheduler.tasks], processing=engine, redis=redis,
                               file_accounts=password_file.accounts if password_file is not None else None)
     admin = AdminApi(token=admin_token, actions=actions, metrics=metrics, clock=reactor, clients=clients,
-                     ssh_keys=ssh_keys)
+                     ssh_keys=ssh_keys, tokens=tokens)
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, threads=threads,
                           clients=clients)
     channels: dict[str, Any] = {
@@ -464,7 +472,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
                             downloads=downloads, sources=(outbox,), console=console, readiness=readiness,
                             ping_timeout=config.redis.command_timeout, clock=reactor, odata=odata)
     return Parts(portal, users, passwords, ordering, engine, scheduler, outbox, mail, metrics, frontend,
-                 actions=actions)
+                 actions=actions, tokens=tokens)
 
 
 def http_base(server: ServerConfig, listener_url: Callable[[str], str]) -> Callable[[], str]:

@@ -70,7 +70,7 @@ async def test_downloads_are_for_the_owner_only(server: Any) -> None:
     await srv.parts.engine.drain()
     url = srv.url.removesuffix("/oseo") + f"/results/{order_id}/b1/b1-product.dat"
     code, headers, _ = await fetch(url, user=None)
-    assert code == 401 and headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
+    assert code == 401 and headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod", Bearer realm="oseod"']
     # Another user's order is answered as one that does not exist.
     theirs = await fetch(url, user="bob")
     assert theirs[0] == 404 and theirs[2] == (await fetch(url.replace(order_id, "k" * len(order_id)), user="bob"))[2]

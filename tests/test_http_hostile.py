@@ -984,7 +984,7 @@ async def test_hostile_basic_credentials(server: Server, authorization: bytes) -
     code, headers, answer = await server.post(submit().encode(), BARE_CT, headers={"Authorization": [authorization]})
     assert code == 401
     fault(answer, "AuthenticationFailed", None, locator="identity_token")
-    assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
+    assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod", Bearer realm="oseod"']
 
 
 # ------------------------------------------------------------------ unicode

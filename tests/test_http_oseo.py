@@ -254,7 +254,7 @@ async def test_credentials_and_group_restricted_collections(make_server: Any) ->
     code, headers, answer = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT)
     assert code == 401 and exception(answer).get("exceptionCode") == "AuthenticationFailed"
     assert exception(answer).get("locator") == "identity_token"
-    assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod"']
+    assert headers.getRawHeaders("www-authenticate") == ['Basic realm="oseod", Bearer realm="oseod"']
 
     code, _, answer = await server.post(soap12(GET_CAPABILITIES), SOAP12_CT, **basic("in", "wrong"))
     assert code == 401 and exception(answer).get("exceptionCode") == "AuthenticationFailed"

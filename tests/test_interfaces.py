@@ -78,7 +78,9 @@ def test_oseod_interfaces_are_zope_interfaces() -> None:
     for name in _modules():
         module = importlib.import_module(name)
         for attr, obj in vars(module).items():
-            if (attr.startswith("I") and attr[1:2].isupper() and getattr(obj, "__module__", None) == name):
+            # (A class: an upper-case constant such as INPUT_... is no interface.)
+            if (attr.startswith("I") and attr[1:2].isupper() and not attr.isupper()
+                    and getattr(obj, "__module__", None) == name):
                 assert isinstance(obj, InterfaceClass) and obj.isOrExtends(Interface), f"{name}.{attr}"
             if inspect.isclass(obj) and getattr(obj, "__module__", None) == name:
                 assert not inspect.isabstract(obj), f"{name}.{attr} is an ABC: make it a zope interface"

@@ -26,11 +26,13 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..answers import allow_header, error_answer
+from ..auth.bearer import BearerTokens
 from ..forwarded import ClientAddresses
 from ..metrics import RequestMetrics
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable
 from ..model.orders import Order, OrderStatus, StatusInfo
 from ..model.sshkeys import BadPublicKey, TooManyKeys
+from ..model.tokens import AccessToken
 from ..model.users import check_user_name
 from ..store.sshkeys import SshKeyStore, parse_public_key
 from .actions import (
@@ -83,6 +85,11 @@ def _user_json(user: UserView) -> dict[str, Any]:
     return attrs.asdict(user)
 
 
+def _token_json(token: AccessToken) -> dict[str, Any]:
+    return {"id": token.token_id, "user": token.user, "grant": token.grant, "address": token.address,
+            "created_at": token.created_at, "expires_at": token.expires_at}
+
+
 def _audit_json(entry: AuditEntry) -> dict[str, Any]:
     return attrs.asdict(entry)
 
@@ -93,9 +100,10 @@ class AdminApi:
 
     def __init__(self, *, token: Callable[[], str], actions: OperatorActions, metrics: RequestMetrics,
                  clock: IReactorTime, clients: ClientAddresses = ClientAddresses(),
-                 ssh_keys: SshKeyStore | None = None) -> None:
+                 ssh_keys: SshKeyStore | None = None, tokens: BearerTokens | None = None) -> None:
         self._token = token
         self._ssh_keys = ssh_keys
+        self._tokens = tokens
         self._clients = clients
         self._actions = actions
         self._metrics = metrics
@@ -261,6 +269,51 @@ class AdminApi:
             return {"name": name, "fingerprint": fingerprint, "deleted": True}
 
         return await self._answer(request, "user.key.del", action)
+
+    # ------------------------------------------------------------ OAuth2 bearer tokens (/odata/v1/token)
+
+    def _bearer(self) -> BearerTokens:
+        if self._tokens is None:
+            raise ApiError(404, "no bearer tokens in this daemon")
+        return self._tokens
+
+    @app.route("/tokens", methods=["GET"])
+    async def list_tokens(self, request: IRequest) -> bytes:
+        """``?user=NAME``: that user's only. Never the tokens themselves (only their digests are kept)."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            user = _last(_args(request), "user")
+            if user is not None:
+                try:
+                    check_user_name(user)
+                except ValueError as e:
+                    raise ApiError(400, str(e)) from None
+            return {"tokens": [_token_json(t) for t in await self._bearer().list(user)]}
+
+        return await self._answer(request, "token.list", action)
+
+    @app.route("/tokens/revoke", methods=["POST"])
+    async def revoke_tokens(self, request: IRequest) -> bytes:
+        """``{"token": ID or the token itself}`` or ``{"user": NAME}`` (all of theirs)."""
+        async def action(body: dict[str, Any], actor: Actor) -> Any:
+            tokens = self._bearer()
+            if ("token" in body) == ("user" in body):
+                raise ApiError(400, "give either 'token' (a token or its id) or 'user'")
+            if "user" in body:
+                user = _field(body, "user", str)
+                try:
+                    check_user_name(user)
+                except ValueError as e:
+                    raise ApiError(400, str(e)) from None
+                count = await tokens.revoke_user(user)
+                await self._actions.record(actor, "token.revoke", user, f"all {count} token(s)")
+                return {"user": user, "revoked": count}
+            revoked = await tokens.revoke(_field(body, "token", str))
+            if revoked is None:
+                raise ApiError(404, "no such token (expired, revoked, or never issued)")
+            await self._actions.record(actor, "token.revoke", revoked.user, revoked.token_id)
+            return {"user": revoked.user, "revoked": 1, "id": revoked.token_id}
+
+        return await self._answer(request, "token.revoke", action)
 
     # ------------------------------------------------------------ the service
 

@@ -235,6 +235,28 @@ def _key_command(client: AdminClient, args: argparse.Namespace, name: str) -> No
         print(f"deleted key {args.fingerprint} of {args.name}")
 
 
+def _token_command(client: AdminClient, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        found = client.call("GET", "/tokens" + (f"?user={quote(args.user, safe='')}" if args.user else ""))["tokens"]
+        if args.json:
+            print(json.dumps(found, indent=2))
+        elif found:
+            _table([("ID", "USER", "GRANT", "ADDRESS", "ISSUED", "EXPIRES")]
+                   + [(t["id"], t["user"], t["grant"] or "-", t["address"] or "-", _when(t["created_at"]),
+                       _when(t["expires_at"])) for t in found])
+        else:
+            print("no unexpired token" + (f" of {args.user}" if args.user else ""))
+        return
+    if (args.token is None) == (args.user is None):
+        raise CtlError("give a TOKEN (or its id, as token list shows it) or --user NAME", 2)
+    if args.user is not None:
+        answer = client.call("POST", "/tokens/revoke", {"user": args.user})
+        print(f"revoked {answer['revoked']} token(s) of {answer['user']}")
+    else:
+        answer = client.call("POST", "/tokens/revoke", {"token": args.token})
+        print(f"revoked token {answer['id']} of {answer['user']}")
+
+
 def _print_orders(orders: list[dict[str, Any]]) -> None:
     rows = [("ID", "USER", "TYPE", "STATUS", "ITEMS", "UPDATED", "REFERENCE", "INFO")]
     rows += [(o["id"], o["owner"], o["type"], o["status"], str(o["items_total"]), _when(o["changed_at"]),
@@ -382,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     key_del = key.add_parser("del", help="delete a key by its SHA256: fingerprint")
     key_del.add_argument("name")
     key_del.add_argument("fingerprint")
+    token = topics.add_parser("token", help="OAuth2 bearer tokens of /odata/v1/token").add_subparsers(
+        dest="action", required=True)
+    tokens = token.add_parser("list", help="the unexpired tokens (ids, never the tokens), soonest to expire first")
+    tokens.add_argument("--user", help="only this user's")
+    tokens.add_argument("--json", action="store_true", help="print JSON (times in Unix seconds)")
+    revoke = token.add_parser("revoke", help="revoke a token (given itself or by its id), or all of a user's")
+    revoke.add_argument("token", nargs="?", help="the token, or its id as token list shows it")
+    revoke.add_argument("--user", help="revoke every token of this user")
     order = topics.add_parser("order", help="list, inspect and moderate orders").add_subparsers(dest="action",
                                                                                                required=True)
     orders = order.add_parser("list", help="list orders, last updated first")
@@ -446,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             _user_command(client, args)
         elif args.topic == "order":
             _order_command(client, args)
+        elif args.topic == "token":
+            _token_command(client, args)
         elif args.topic == "subscription":
             _subscription_command(client, args)
         elif args.topic == "stats":

@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from ..model.logins import ADDRESS, USER, Client, LockedOut
+from ..model.tokens import IBearerToken
 from ..store.audit import AuditStore
 from ..store.connection import RedisUnavailable
 from ..store.lockouts import Failures, LockoutStore, Subject
@@ -49,6 +50,9 @@ AUDIT_ACTION = "login.lockout"
 # takes at most this long to reach this one.
 DEFAULT_VIEW_SECONDS = 1.0
 VIEW_LIMIT = 10_000
+# The user name under which the local view keeps logins that name nobody
+# (bearer tokens): never one a client can log in with (empty names are refused).
+ADDRESS_ONLY = b""
 MAX_SHOWN_NAME = 256
 
 
@@ -149,44 +153,52 @@ class LoginLockout:
     # --- the counters in Redis ------------------------------------------------------------
 
     @staticmethod
-    def _subjects(user: bytes, address: str) -> tuple[Subject, Subject | None]:
-        return Subject(USER, user), (Subject(ADDRESS, address.encode("utf-8", "replace")) if address else None)
+    def _subjects(user: bytes | None, address: str) -> list[Subject]:
+        """Whose failures count: the user name's (None: the credentials name
+        nobody, such as a bearer token) and the address's (when known)."""
+        subjects = [Subject(USER, user)] if user is not None else []
+        return subjects + ([Subject(ADDRESS, address.encode("utf-8", "replace"))] if address else [])
 
-    async def check(self, user: bytes, address: str) -> Failures:
-        """The user name's failures so far; LockedOut when it or the address
-        is locked out now."""
-        by_user, by_address = self._subjects(user, address)
-        found = await self._store.read([by_user] if by_address is None else [by_user, by_address])
+    async def check(self, user: bytes | None, address: str) -> Failures:
+        """The user name's failures so far (none for ``user`` None);
+        LockedOut when it or the address is locked out now."""
+        subjects = self._subjects(user, address)
+        found = await self._store.read(subjects) if subjects else []
         now = self.clock.seconds()
-        waits = [(subject.scope, f.locked_until - now) for subject, f in zip((by_user, by_address), found)
-                 if subject is not None and f.locked_until is not None and f.locked_until > now]
+        waits = [(subject.scope, f.locked_until - now) for subject, f in zip(subjects, found)
+                 if f.locked_until is not None and f.locked_until > now]
         if waits:
             scope, seconds = max(waits, key=lambda w: w[1])
             raise LockedOut(scope, seconds)
-        by_name = found[0]
+        by_name = found[0] if user is not None else Failures()
         if by_name.start is not None and by_name.start + self.limits.seconds <= now:
             by_name = Failures()  # a window that has ended
         return by_name
 
-    async def failed(self, user: bytes, address: str, via: str) -> None:
-        """Count a failed login; a lock-out it causes is audited and counted."""
-        self._failing(user, address)
+    async def failed(self, user: bytes | None, address: str, via: str) -> None:
+        """Count a failed login (of the address alone for ``user`` None); a
+        lock-out it causes is audited and counted."""
+        view_name = user if user is not None else ADDRESS_ONLY
+        self._failing(view_name, address)
         self._observer.login_failed(via)
-        by_user, by_address = self._subjects(user, address)
-        subjects = [by_user] if by_address is None else [by_user, by_address]
-        limits = [self.limits.per_user, self.limits.per_address][:len(subjects)]
+        subjects = self._subjects(user, address)
+        if not subjects:
+            return
+        limits = [self.limits.per_user if s.scope == USER else self.limits.per_address for s in subjects]
         counted = await self._store.count(subjects, limits, now=self.clock.seconds(),
                                           window_seconds=self.limits.seconds)
-        self._failing(user, address)  # again: a read sent meanwhile may have been answered before the count
+        self._failing(view_name, address)  # again: a read sent meanwhile may have been answered before the count
         for subject, failures, limit in zip(subjects, counted, limits):
             if failures.newly_locked:
-                await self._locked_out(subject, user, address, via, limit)
+                await self._locked_out(subject, user if user is not None else b"(bearer token)", address, via,
+                                       limit)
 
     async def succeeded(self, user: bytes, address: str) -> None:
         """A good login clears the user name's failures (not the address's:
         one client's success does not excuse guesses at other names);
         LockedOut when either was locked out since :meth:`check`."""
-        by_user, by_address = self._subjects(user, address)
+        by_user = Subject(USER, user)
+        by_address = Subject(ADDRESS, address.encode("utf-8", "replace")) if address else None
         now, read = self.clock.seconds(), self.event()
         locked = await self._store.clear(by_user, by_address, now=now)
         if locked is not None:
@@ -230,6 +242,10 @@ class LockoutPortal(Portal):
     def login(self, credentials: Any, mind: object, *interfaces: type[Interface]) -> defer.Deferred[Any]:
         name = getattr(credentials, "username", None)
         if not isinstance(name, (str, bytes)):
+            if IBearerToken.providedBy(credentials) and isinstance(mind, Client) and mind.address:
+                if self.lockout.seen_clean(ADDRESS_ONLY, mind.address):
+                    return self._token_checked(credentials, mind, interfaces)
+                return defer.Deferred.fromCoroutine(self._by_address(credentials, mind, interfaces))
             return super().login(credentials, mind, *interfaces)  # nothing to count (anonymous)
         user = credential_bytes(name)
         address, via = (mind.address, mind.via) if isinstance(mind, Client) else ("", "other")
@@ -255,6 +271,21 @@ class LockoutPortal(Portal):
             turn.release()
             if not turn.locked:
                 self._turns.pop(user, None)
+
+    async def _by_address(self, credentials: Any, mind: Client, interfaces: tuple[type[Interface], ...]) -> Any:
+        """A login whose credentials name nobody (a bearer token): the
+        address's lock-out and failures alone. A good token clears nothing
+        (it proves no password)."""
+        read = self.lockout.event()
+        await self.lockout.check(None, mind.address)
+        result = await self._token_checked(credentials, mind, interfaces)
+        self.lockout.remember_clean(ADDRESS_ONLY, mind.address, read)
+        return result
+
+    def _token_checked(self, credentials: Any, mind: Client, interfaces: tuple[type[Interface], ...]
+                       ) -> defer.Deferred[Any]:
+        checking = super().login(credentials, mind, *interfaces)
+        return checking.addErrback(self._bad, None, mind.address, mind.via)
 
     def _checked(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...], user: bytes,
                  address: str, via: str, read: tuple[Failures, int] | None) -> defer.Deferred[Any]:
@@ -288,17 +319,20 @@ class LockoutPortal(Portal):
             raise
         return result
 
-    def _bad(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
+    def _bad(self, failure: Failure, user: bytes | None, address: str, via: str) -> Any:
         if not failure.check(UnauthorizedLogin) or failure.check(NotAGuess):
             return failure  # nothing learnt about the password: no failed login
         return defer.Deferred.fromCoroutine(self._count(failure, user, address, via))
 
-    async def _count(self, failure: Failure, user: bytes, address: str, via: str) -> Any:
+    async def _count(self, failure: Failure, user: bytes | None, address: str, via: str) -> Any:
+        await self._count_quietly(user, address, via)
+        failure.raiseException()
+
+    async def _count_quietly(self, user: bytes | None, address: str, via: str) -> None:
+        who = shown_name(user) if user is not None else f"a token from {address}"
         try:
             await self.lockout.failed(user, address, via)
         except RedisUnavailable as e:  # refused all the same; the outage is logged once elsewhere
-            self.lockout.log.warn("cannot count a failed login of {user}: {error}", user=shown_name(user),
-                                  error=str(e))
+            self.lockout.log.warn("cannot count a failed login of {user}: {error}", user=who, error=str(e))
         except Exception:  # the login is refused all the same
-            self.lockout.log.failure("counting a failed login of {user} failed", user=shown_name(user))
-        failure.raiseException()
+            self.lockout.log.failure("counting a failed login of {user} failed", user=who)

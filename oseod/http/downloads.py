@@ -1,6 +1,6 @@
 """HTTP downloads of results: ``/results/<order>/<item>/`` (a listing),
 ``/results/<order>/<item>/<file>`` and, with packaging,
-``/results/<order>/<package>``, for the order's owner, with HTTP Basic
+``/results/<order>/<package>``, for the order's owner, with HTTP Basic or a bearer token
 through the one Portal. The file is answered by :class:`.files.SentFile`
 (HEAD, Range requests and 206; the body with ``os.sendfile`` on plain TCP).
 A GET that sent a whole file counts as a complete download (a Range, even a
@@ -28,7 +28,7 @@ from ..model.accounts import Account
 from ..model.errors import RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
 from ..threads import ThreadPools
-from .credentials import BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
 from .files import SentFile
 
 
@@ -134,7 +134,7 @@ class Downloads:
         except LockedOut as e:
             raise Refused(429, str(e), e) from None
         if account is None:
-            raise Refused(401, "credentials required (HTTP Basic, your oseod user)")
+            raise Refused(401, "credentials required (HTTP Basic, your oseod user, or a bearer token)")
         return account
 
     async def _files(self, account: Account, order_id: str, item_id: str) -> Any:
@@ -145,7 +145,7 @@ class Downloads:
 
     def _refuse(self, request: IRequest, refused: Refused, started: float) -> bytes:
         if refused.status == 401:
-            request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+            request.setHeader(b"www-authenticate", CHALLENGE)
         self._metrics.record("http", "download", str(refused.status), self._clock.seconds() - started,
                              _tried(request), self._clients.of(request))
         answer = error_answer(request, refused.status, str(refused))

@@ -30,7 +30,7 @@ from ..oseo.xmlparse import XmlLimits
 from ..reactors import IDaemonReactor
 from ..threads import ThreadPools
 from .capabilities import CapabilitiesPresenter
-from .credentials import BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations
 
 # The operations a query string may run (the others need an XML body).
@@ -175,7 +175,7 @@ class OseoEndpoint:
 
     async def _account(self, request: IRequest, operation: str, message: soap.Message | None = None) -> Account | None:
         """The caller: a wsse:UsernameToken in the SOAP header, else HTTP Basic
-        credentials, else nobody (only GetCapabilities may be anonymous)."""
+        credentials or a bearer token, else nobody (only GetCapabilities may be anonymous)."""
         token = parse_username_token(message.headers) if message is not None else None
         try:
             if token is not None:
@@ -217,7 +217,7 @@ class OseoEndpoint:
         request.setResponseCode(status)
         request.setHeader(b"content-type", soap.content_type(encoding).encode())
         if status == 401:
-            request.setHeader(b"www-authenticate", b'Basic realm="oseod"')
+            request.setHeader(b"www-authenticate", CHALLENGE)
         if isinstance(error, LockedOutError):
             too_many_requests(request, error.locked)
         if isinstance(error, StoreUnavailableError):

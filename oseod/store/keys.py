@@ -211,6 +211,34 @@ def console_session(token_digest: str) -> str:
 
 
 
+# --- OAuth2 bearer tokens (oseod.store.tokens) ------------------------------------
+# Secrets never appear in these names: a token is named by its id, the first
+# 16 hex digits of its SHA-256; its hash keeps the whole digest.
+
+
+def access_token(token_id: str) -> str:
+    """Hash with a TTL (a little over the token's lifetime): one bearer token
+    (user, digest, created, expires, grant, address, password mark)."""
+    return f"{access_token_prefix()}{token_id}"
+
+
+def access_token_prefix() -> str:
+    """What every token hash's name starts with (the scripts that drop
+    several tokens build their names from it)."""
+    return f"{PREFIX}oauth:token:"
+
+
+def access_tokens(owner: str | None) -> str:
+    """Sorted set: the ids of ``owner``'s unexpired tokens (or everybody's),
+    scored by when each expires."""
+    return f"{access_tokens_prefix()}{owner}" if owner is not None else f"{PREFIX}oauth:tokens"
+
+
+def access_tokens_prefix() -> str:
+    """What every user's token set's name starts with."""
+    return f"{PREFIX}oauth:tokens:u:"
+
+
 # --- what operators see (oseod.store.orders, .audit, .stats, .users, .outbox, .leader) ---
 # Written by the same scripts as the changes they describe; read by
 # oseod.admin.actions. Logs are capped lists; counters of time are buckets
