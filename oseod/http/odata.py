@@ -33,12 +33,11 @@ from ..model.accounts import Account
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
 from ..odata.errors import ODataError
-from .credentials import BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
 from .odata_orders import ODataOrders, Reply, Site
 from .outlive import outlive_the_client
 
 JSON = b"application/json;odata.metadata=minimal"
-CHALLENGE = b'Basic realm="oseod", Bearer realm="oseod"'
 # Where the service is, below a listener's root (and below [server] public_url's base).
 ROOT = "/odata/v1"
 
@@ -49,7 +48,7 @@ _WITH_PRODUCT = "ProductionOrders,ProductionOrder,Orders,Order"
 _SETS = {"ProductionOrder": "ProductionOrders", "Order": "Orders", "BatchOrder": "BatchOrders"}
 
 
-class TokenEndpoint(Protocol):
+class TokenRoute(Protocol):
     """``POST /odata/v1/token`` (OAuth2): answers the request itself, status and headers included."""
 
     async def post(self, request: IRequest) -> bytes: ...
@@ -81,7 +80,7 @@ class ODataService:
 
     def __init__(self, *, portal: Portal, orders: ODataOrders, metrics: RequestMetrics, clock: IReactorTime,
                  clients: ClientAddresses = ClientAddresses(), public_base: str = "",
-                 token_endpoint: TokenEndpoint | None = None) -> None:
+                 token_endpoint: TokenRoute | None = None) -> None:
         """``public_base``: where clients reach the HTTP side ([server]
         public_url's scheme, host and prefix), "" for the request's own host;
         ``token_endpoint``: the OAuth2 token endpoint, None: no /token (404)."""
