@@ -396,3 +396,23 @@ async def test_bearer_token_from_the_token_endpoint(server: Any) -> None:
     assert created.code == 201
     wrong = await srv.call("GET", "/ProductionOrders", user=None, Authorization="Bearer not-a-token")
     assert wrong.code == 401 and "Bearer" in (wrong.header("www-authenticate") or "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_pages_follow_next_links(server: Any) -> None:
+    srv = await server(parse_config({"odata": {"page_size": 2}, "orders": {"moderation": "manual"}}))
+    made = {(await srv.production_order(Name=f"paged {n}"))["Id"] for n in range(5)}
+    seen: list[str] = []
+    url: str | None = f"{srv.root}/ProductionOrders?$filter=startswith(Name,'paged')&$count=true&$select=Id,Name"
+    while url is not None:
+        page = await srv.call("GET", url)
+        assert page.code == 200 and page.json["@odata.count"] == 5 and len(page.json["value"]) <= 2
+        assert all(set(row) == {"Id", "Name"} for row in page.json["value"])
+        seen += [row["Id"] for row in page.json["value"]]
+        url = page.json.get("@odata.nextLink")
+        assert url is None or url.startswith(f"{srv.root}/ProductionOrders?")
+    assert sorted(seen) == sorted(made)
+    ordered = await srv.call("GET", "/ProductionOrders?$orderby=Name desc&$top=3")
+    assert [r["Name"] for r in ordered.json["value"]] == ["paged 4", "paged 3"]  # (pages of 2)
+    rest = await srv.call("GET", ordered.json["@odata.nextLink"])
+    assert [r["Name"] for r in rest.json["value"]] == ["paged 2"] and "@odata.nextLink" not in rest.json
