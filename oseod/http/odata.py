@@ -55,6 +55,8 @@ class TokenRoute(Protocol):
 
 
 class LockedOutError(Exception):
+    """The caller's name or address is locked out: 429 with Retry-After."""
+
     def __init__(self, locked: LockedOut) -> None:
         super().__init__(str(locked))
         self.locked = locked
@@ -91,9 +93,10 @@ class ODataService:
         self._clients = clients
         self._public_base = public_base.rstrip("/")
         self._token_endpoint = token_endpoint
+        self._resource = self.app.resource()  # (one per service: the door asks for it on every request)
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        return self._resource
 
     def service_root(self, request: IRequest) -> str:
         """The service's URL as this client reaches it (@odata.context, nextLink, Location)."""
