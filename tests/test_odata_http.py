@@ -263,6 +263,9 @@ async def test_one_record_through_both_doors(server: Any) -> None:
     assert read.json["Priority"] == 50 and read.json["Status"] == "completed"
     assert read.json["WorkflowName"] == WORKFLOW
     assert (await srv.call("GET", f"/Orders({soap_id})")).json["Status"] == "completed"
+    # Ordered for FTP over SOAP, its result is downloaded over HTTP all the same.
+    value = await srv.call("GET", f"/Orders({soap_id})/Product/$value")
+    assert value.code == 307 and (await srv.call("GET", value.header("location") or "")).code == 200
 
     row = await srv.production_order(Name="over odata")
     status = await srv.soap(get_status(order_id_of(row["Id"]) or ""))

@@ -8,6 +8,7 @@ so another user's id and one that does not exist are answered alike (404)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+
 import attrs
 
 from ..auth.secrets import SecretBox
@@ -47,6 +48,8 @@ class Site:
 
 @attrs.frozen
 class Reply:
+    """What an operation answers; the shell adds OData's headers."""
+
     body: bytes
     status: int = 200
     location: str | None = None
