@@ -75,7 +75,8 @@ def _key(text: str) -> str:
 
 
 class ODataService:
-    """The Klein app mounted at /odata/v1 by the clients' door."""
+    """The Klein app serving /odata/v1: a door of its own on the HTTP
+    listener (oseod.http.frontend.Doors), so it sees the whole path."""
 
     log = Logger()
     app = Klein()
@@ -108,79 +109,80 @@ class ODataService:
 
     # ------------------------------------------------------------ the service
 
-    @app.route("/", methods=["GET", "HEAD"])
+    @app.route(ROOT, methods=["GET", "HEAD"])
+    @app.route(ROOT + "/", methods=["GET", "HEAD"])
     async def service_document(self, request: IRequest) -> bytes:
         return await self._public(request, "OData.ServiceDocument",
                                   lambda: self._orders.service_document(Site(self.service_root(request), {})))
 
-    @app.route("/$metadata", methods=["GET", "HEAD"])
+    @app.route(ROOT + "/$metadata", methods=["GET", "HEAD"])
     async def metadata(self, request: IRequest) -> bytes:
         return await self._public(request, "OData.Metadata", self._orders.metadata)
 
-    @app.route("/token", methods=["POST"])
+    @app.route(ROOT + "/token", methods=["POST"])
     async def token(self, request: IRequest) -> bytes:
         if self._token_endpoint is None:
             return self._routing_error(request, 404, "NotFound", "no token endpoint here: use HTTP Basic")
         return await self._token_endpoint.post(request)
 
-    @app.route("/Workflows", methods=["GET"])
+    @app.route(ROOT + "/Workflows", methods=["GET"])
     async def workflows(self, request: IRequest) -> bytes:
         return await self._answer(request, "OData.Workflows.list",
                                   lambda user: self._orders.workflows(user, self._site(request)))
 
-    @app.route("/Workflows(<key>)", methods=["GET"])
+    @app.route(ROOT + "/Workflows(<key>)", methods=["GET"])
     async def workflow(self, request: IRequest, key: str) -> bytes:
         return await self._answer(request, "OData.Workflows.get",
                                   lambda user: self._orders.workflow(user, self._site(request), _key(key)))
 
     # ------------------------------------------------------------ orders
 
-    @app.route("/<any(ProductionOrder,ProductionOrders):name>/OData.CSC.Order", methods=["POST"])
-    @app.route("/ProductionOrders", methods=["POST"])
+    @app.route(ROOT + "/<any(ProductionOrder,ProductionOrders):name>/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/ProductionOrders", methods=["POST"])
     def create_production_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
         return _kept(self._answer(request, "OData.ProductionOrders.create",
                                   lambda user: self._orders.create_production_order(user, self._site(request), body)))
 
-    @app.route("/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
     def create_product_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
         body = _body(request)
         return _kept(self._answer(request, "OData.Orders.create", lambda user: self._orders.create_product_order(
             user, self._site(request), _key(key), body)))
 
-    @app.route("/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
-    @app.route("/BatchOrders", methods=["POST"])
+    @app.route(ROOT + "/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/BatchOrders", methods=["POST"])
     def create_batch_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
         return _kept(self._answer(request, "OData.BatchOrders.create",
                                   lambda user: self._orders.create_batch_order(user, self._site(request), body)))
 
-    @app.route("/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
+    @app.route(ROOT + "/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
     async def list_orders(self, request: IRequest, name: str) -> bytes:
         return await self._answer(request, f"OData.{name}.list",
                                   lambda user: self._orders.list_orders(user, self._site(request), name))
 
-    @app.route(f"/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
     async def get_order(self, request: IRequest, name: str, key: str) -> bytes:
         return await self._answer(request, f"OData.{_set(name)}.get",
                                   lambda user: self._orders.get(user, self._site(request), _set(name), _key(key)))
 
-    @app.route(f"/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
+    @app.route(f"{ROOT}/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
     def cancel_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
         return _kept(self._answer(request, f"OData.{_set(name)}.cancel",
                                   lambda user: self._orders.cancel(user, self._site(request), _set(name), _key(key))))
 
-    @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
     async def product(self, request: IRequest, name: str, key: str) -> bytes:
         return await self._answer(request, f"OData.{_set(name)}.product",
                                   lambda user: self._orders.product(user, self._site(request), _set(name), _key(key)))
 
-    @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product/$value", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_WITH_PRODUCT}):name>(<key>)/Product/$value", methods=["GET"])
     async def product_value(self, request: IRequest, name: str, key: str) -> bytes:
         return await self._answer(request, f"OData.{_set(name)}.value", lambda user: self._orders.product_value(
             user, self._site(request), _set(name), _key(key)))
 
-    @app.route("/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
+    @app.route(ROOT + "/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
     async def batch_products(self, request: IRequest, name: str, key: str) -> bytes:
         return await self._answer(request, "OData.BatchOrders.products",
                                   lambda user: self._orders.batch_products(user, self._site(request), _key(key)))
