@@ -52,8 +52,8 @@ from .http.capabilities import CapabilitiesPresenter
 from .http.downloads import Downloads
 from .http.frontend import HttpFrontend
 from .http.odata import ODataService
+from .http.odata_token import TokenEndpoint
 from .http.odata_orders import ODataOrders
-from .http.odata_token import TokenEndpoint as OAuthTokenEndpoint
 from .http.operations import OseoOperations
 from .http.options import OptionsPresenter
 from .http.oseo import OseoEndpoint
@@ -470,11 +470,10 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     odata = ODataService(
         portal=portal, metrics=metrics, clock=reactor, clients=clients,
         public_base=http_base(config.server, listener_url)() if config.server.public_url else "",
+        token_endpoint=TokenEndpoint(portal=portal, tokens=tokens, clock=reactor, metrics=metrics, clients=clients),
         orders=ODataOrders(ordering=ordering, catalogue=catalogue, deliverables=deliverables,
                            result_urls=result_url, config=config, version=__version__,
                            secrets=notification_secrets if notification_secrets is not None else digest_secrets),
-        token_endpoint=OAuthTokenEndpoint(portal=portal, tokens=tokens, clock=reactor, metrics=metrics,
-                                          clients=clients),
     ) if config.odata.enabled else None
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console, readiness=readiness,

@@ -33,12 +33,11 @@ from ..model.accounts import Account
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
 from ..odata.errors import ODataError
-from .credentials import BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
 from .odata_orders import ODataOrders, Reply, Site
 from .outlive import outlive_the_client
 
 JSON = b"application/json;odata.metadata=minimal"
-CHALLENGE = b'Basic realm="oseod", Bearer realm="oseod"'
 # Where the service is, below a listener's root (and below [server] public_url's base).
 ROOT = "/odata/v1"
 
@@ -49,13 +48,15 @@ _WITH_PRODUCT = "ProductionOrders,ProductionOrder,Orders,Order"
 _SETS = {"ProductionOrder": "ProductionOrders", "Order": "Orders", "BatchOrder": "BatchOrders"}
 
 
-class TokenEndpoint(Protocol):
+class TokenRoute(Protocol):
     """``POST /odata/v1/token`` (OAuth2): answers the request itself, status and headers included."""
 
     async def post(self, request: IRequest) -> bytes: ...
 
 
 class LockedOutError(Exception):
+    """The caller's name or address is locked out: 429 with Retry-After."""
+
     def __init__(self, locked: LockedOut) -> None:
         super().__init__(str(locked))
         self.locked = locked
@@ -74,14 +75,15 @@ def _key(text: str) -> str:
 
 
 class ODataService:
-    """The Klein app mounted at /odata/v1 by the clients' door."""
+    """The Klein app serving /odata/v1: a door of its own on the HTTP
+    listener (oseod.http.frontend.Doors), so it sees the whole path."""
 
     log = Logger()
     app = Klein()
 
     def __init__(self, *, portal: Portal, orders: ODataOrders, metrics: RequestMetrics, clock: IReactorTime,
                  clients: ClientAddresses = ClientAddresses(), public_base: str = "",
-                 token_endpoint: TokenEndpoint | None = None) -> None:
+                 token_endpoint: TokenRoute | None = None) -> None:
         """``public_base``: where clients reach the HTTP side ([server]
         public_url's scheme, host and prefix), "" for the request's own host;
         ``token_endpoint``: the OAuth2 token endpoint, None: no /token (404)."""
@@ -92,9 +94,10 @@ class ODataService:
         self._clients = clients
         self._public_base = public_base.rstrip("/")
         self._token_endpoint = token_endpoint
+        self._resource = self.app.resource()  # (one per service: the door asks for it on every request)
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        return self._resource
 
     def service_root(self, request: IRequest) -> str:
         """The service's URL as this client reaches it (@odata.context, nextLink, Location)."""
@@ -106,81 +109,82 @@ class ODataService:
 
     # ------------------------------------------------------------ the service
 
-    @app.route("/", methods=["GET", "HEAD"])
+    @app.route(ROOT, methods=["GET", "HEAD"])
+    @app.route(ROOT + "/", methods=["GET", "HEAD"])
     async def service_document(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.ServiceDocument", None,
-                                  lambda _: self._orders.service_document(Site(self.service_root(request), {})))
+        return await self._public(request, "OData.ServiceDocument",
+                                  lambda: self._orders.service_document(Site(self.service_root(request), {})))
 
-    @app.route("/$metadata", methods=["GET", "HEAD"])
+    @app.route(ROOT + "/$metadata", methods=["GET", "HEAD"])
     async def metadata(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.Metadata", None, lambda _: self._orders.metadata())
+        return await self._public(request, "OData.Metadata", self._orders.metadata)
 
-    @app.route("/token", methods=["POST"])
+    @app.route(ROOT + "/token", methods=["POST"])
     async def token(self, request: IRequest) -> bytes:
         if self._token_endpoint is None:
             return self._routing_error(request, 404, "NotFound", "no token endpoint here: use HTTP Basic")
         return await self._token_endpoint.post(request)
 
-    @app.route("/Workflows", methods=["GET"])
+    @app.route(ROOT + "/Workflows", methods=["GET"])
     async def workflows(self, request: IRequest) -> bytes:
-        return await self._answer(request, "OData.Workflows.list", True,
+        return await self._answer(request, "OData.Workflows.list",
                                   lambda user: self._orders.workflows(user, self._site(request)))
 
-    @app.route("/Workflows(<key>)", methods=["GET"])
+    @app.route(ROOT + "/Workflows(<key>)", methods=["GET"])
     async def workflow(self, request: IRequest, key: str) -> bytes:
-        return await self._answer(request, "OData.Workflows.get", True,
+        return await self._answer(request, "OData.Workflows.get",
                                   lambda user: self._orders.workflow(user, self._site(request), _key(key)))
 
     # ------------------------------------------------------------ orders
 
-    @app.route("/<any(ProductionOrder,ProductionOrders):name>/OData.CSC.Order", methods=["POST"])
-    @app.route("/ProductionOrders", methods=["POST"])
+    @app.route(ROOT + "/<any(ProductionOrder,ProductionOrders):name>/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/ProductionOrders", methods=["POST"])
     def create_production_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.ProductionOrders.create", True,
+        return _kept(self._answer(request, "OData.ProductionOrders.create",
                                   lambda user: self._orders.create_production_order(user, self._site(request), body)))
 
-    @app.route("/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/<any(Products,Product):name>(<key>)/OData.CSC.Order", methods=["POST"])
     def create_product_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.Orders.create", True, lambda user: self._orders.create_product_order(
+        return _kept(self._answer(request, "OData.Orders.create", lambda user: self._orders.create_product_order(
             user, self._site(request), _key(key), body)))
 
-    @app.route("/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
-    @app.route("/BatchOrders", methods=["POST"])
+    @app.route(ROOT + "/<any(BatchOrder,BatchOrders):name>/OData.CSC.Order", methods=["POST"])
+    @app.route(ROOT + "/BatchOrders", methods=["POST"])
     def create_batch_order(self, request: IRequest, name: str = "") -> Deferred[bytes]:
         body = _body(request)
-        return _kept(self._answer(request, "OData.BatchOrders.create", True,
+        return _kept(self._answer(request, "OData.BatchOrders.create",
                                   lambda user: self._orders.create_batch_order(user, self._site(request), body)))
 
-    @app.route("/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
+    @app.route(ROOT + "/<any(ProductionOrders,Orders,BatchOrders):name>", methods=["GET"])
     async def list_orders(self, request: IRequest, name: str) -> bytes:
-        return await self._answer(request, f"OData.{name}.list", True,
+        return await self._answer(request, f"OData.{name}.list",
                                   lambda user: self._orders.list_orders(user, self._site(request), name))
 
-    @app.route(f"/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_ORDER_SETS}):name>(<key>)", methods=["GET"])
     async def get_order(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.get", True,
+        return await self._answer(request, f"OData.{_set(name)}.get",
                                   lambda user: self._orders.get(user, self._site(request), _set(name), _key(key)))
 
-    @app.route(f"/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
+    @app.route(f"{ROOT}/<any({_ORDER_SETS}):name>(<key>)/OData.CSC.Cancel", methods=["POST"])
     def cancel_order(self, request: IRequest, name: str, key: str) -> Deferred[bytes]:
-        return _kept(self._answer(request, f"OData.{_set(name)}.cancel", True,
+        return _kept(self._answer(request, f"OData.{_set(name)}.cancel",
                                   lambda user: self._orders.cancel(user, self._site(request), _set(name), _key(key))))
 
-    @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_WITH_PRODUCT}):name>(<key>)/Product", methods=["GET"])
     async def product(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.product", True,
+        return await self._answer(request, f"OData.{_set(name)}.product",
                                   lambda user: self._orders.product(user, self._site(request), _set(name), _key(key)))
 
-    @app.route(f"/<any({_WITH_PRODUCT}):name>(<key>)/Product/$value", methods=["GET"])
+    @app.route(f"{ROOT}/<any({_WITH_PRODUCT}):name>(<key>)/Product/$value", methods=["GET"])
     async def product_value(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, f"OData.{_set(name)}.value", True, lambda user: self._orders.product_value(
+        return await self._answer(request, f"OData.{_set(name)}.value", lambda user: self._orders.product_value(
             user, self._site(request), _set(name), _key(key)))
 
-    @app.route("/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
+    @app.route(ROOT + "/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
     async def batch_products(self, request: IRequest, name: str, key: str) -> bytes:
-        return await self._answer(request, "OData.BatchOrders.products", True,
+        return await self._answer(request, "OData.BatchOrders.products",
                                   lambda user: self._orders.batch_products(user, self._site(request), _key(key)))
 
     # ------------------------------------------------------------ no route
@@ -205,19 +209,28 @@ class ODataService:
                 for k, v in (request.args or {}).items() if v}
         return Site(self.service_root(request), args)
 
-    async def _answer(self, request: IRequest, operation: str, needs_user: bool | None,
-                      work: Callable[[Account | None], Awaitable[Reply]]) -> bytes:
+    async def _answer(self, request: IRequest, operation: str, work: Callable[[Account], Awaitable[Reply]]) -> bytes:
+        """Run ``work`` for the caller (401 without credentials) and answer."""
         started = self._clock.seconds()
         account = None
         try:
-            if needs_user:
-                account = await self._account(request)
+            account = await self._account(request)
             reply = await work(account)
         except Exception as e:
-            status, outcome, body = self._fail(request, operation, e)
-            self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
-                                 account.name if account else None, self._clients.of(request))
-            return body
+            return self._failed(request, operation, started, account, e)
+        return self._replied(request, operation, started, account, reply)
+
+    async def _public(self, request: IRequest, operation: str, work: Callable[[], Awaitable[Reply]]) -> bytes:
+        """Run ``work`` for anybody (the service document, $metadata) and answer."""
+        started = self._clock.seconds()
+        try:
+            reply = await work()
+        except Exception as e:
+            return self._failed(request, operation, started, None, e)
+        return self._replied(request, operation, started, None, reply)
+
+    def _replied(self, request: IRequest, operation: str, started: float, account: Account | None,
+                 reply: Reply) -> bytes:
         request.setResponseCode(reply.status)
         request.setHeader(b"odata-version", b"4.0")
         request.setHeader(b"content-type", reply.content_type or JSON)
@@ -226,6 +239,13 @@ class ODataService:
         self._metrics.record("http", operation, "ok", self._clock.seconds() - started,
                              account.name if account else None, self._clients.of(request))
         return reply.body
+
+    def _failed(self, request: IRequest, operation: str, started: float, account: Account | None,
+                exc: Exception) -> bytes:
+        outcome, body = self._fail(request, operation, exc)
+        self._metrics.record("http", operation, outcome, self._clock.seconds() - started,
+                             account.name if account else None, self._clients.of(request))
+        return body
 
     async def _account(self, request: IRequest) -> Account:
         try:
@@ -239,8 +259,8 @@ class ODataService:
                                                      f"Bearer token from POST {ROOT}/token", None, 401)
         return account
 
-    def _fail(self, request: IRequest, operation: str, exc: Exception) -> tuple[int, str, bytes]:
-        """The answer to a refusal (or, never in tests, a bug): its status, its outcome for the metrics, its body."""
+    def _fail(self, request: IRequest, operation: str, exc: Exception) -> tuple[str, bytes]:
+        """The answer to a refusal (or, never in tests, a bug): its outcome for the metrics, its body."""
         if isinstance(exc, ODataError):
             error = exc
         elif isinstance(exc, RequestRejected):
@@ -260,7 +280,7 @@ class ODataService:
         elif error.http_status == 503:
             request.setHeader(b"retry-after", str(RETRY_AFTER).encode())
         outcome = "InternalError" if error.http_status == 500 else error.code
-        return error.http_status, outcome, body
+        return outcome, body
 
     def _error(self, request: IRequest, error: ODataError) -> bytes:
         request.setResponseCode(error.http_status)

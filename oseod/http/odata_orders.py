@@ -8,21 +8,22 @@ so another user's id and one that does not exist are answered alike (404)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+
 import attrs
 
 from ..auth.secrets import SecretBox
 from ..config import CollectionConfig, Config
 from ..core.catalogue import Catalogue
 from ..core.deliverables import Deliverables
-from ..core.ordering import OrderingService, OrderPage, ReadyItem
+from ..core.ordering import OrderingService, ReadyItem
 from ..model.accounts import Account
 from ..model.errors import RequestRejected
-from ..model.orders import Notification, Order, OrderSpec, OrderStatus, OrderType
+from ..model.orders import Notification, Order, OrderSpec, OrderType
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
 from ..odata.ids import order_id_of, order_uuid
 from ..odata.query import parse_list_query
-from ..odata.search import list_page, next_link_query
+from ..odata.search import list_orders, next_link_query
 from .result_access import ResultURLs, result_addresses
 
 _RENDER = {"ProductionOrders": entities.production_order, "Orders": entities.lta_order,
@@ -47,6 +48,8 @@ class Site:
 
 @attrs.frozen
 class Reply:
+    """What an operation answers; the shell adds OData's headers."""
+
     body: bytes
     status: int = 200
     location: str | None = None
@@ -75,9 +78,8 @@ class ODataOrders:
     async def metadata(self) -> Reply:
         return Reply(csdl.metadata_xml(), content_type=b"application/xml")
 
-    async def workflows(self, user: Account | None, site: Site) -> Reply:
+    async def workflows(self, user: Account, site: Site) -> Reply:
         """The caller's Workflows (a few: filtered, ordered and paged here)."""
-        assert user is not None
         query = parse_list_query(site.args, edm.WORKFLOW, page_size=self._config.odata.page_size)
         if query.skiptoken is not None:
             raise bad_request("$skiptoken", "Workflows come in one page")
@@ -89,9 +91,8 @@ class ODataOrders:
         rows = rows[query.skip:][:query.top if query.top is not None else len(rows)]
         return Reply(entities.collection_body(site.context("Workflows"), self._selected(rows, query.select), count))
 
-    async def workflow(self, user: Account | None, site: Site, key: str) -> Reply:
+    async def workflow(self, user: Account, site: Site, key: str) -> Reply:
         """One Workflow, by Id (or by Name)."""
-        assert user is not None
         visible = self._catalogue.visible_to(user)
         collection = workflows.find_workflow(visible, id=key) or workflows.find_workflow(visible, name=key)
         if collection is None:
@@ -101,24 +102,21 @@ class ODataOrders:
 
     # ------------------------------------------------------------ orders
 
-    async def create_production_order(self, user: Account | None, site: Site, body: bytes) -> Reply:
-        assert user is not None
+    async def create_production_order(self, user: Account, site: Site, body: bytes) -> Reply:
         request = requests.parse_production_order(body)
         collection = self._workflow(user, request.workflow_name, request.workflow_id)
         order = await self._submit(user, requests.order_spec(request, collection), request)
         return self._created(site, "ProductionOrders", order)
 
-    async def create_batch_order(self, user: Account | None, site: Site, body: bytes) -> Reply:
-        assert user is not None
+    async def create_batch_order(self, user: Account, site: Site, body: bytes) -> Reply:
         request = requests.parse_batch_order(body)
         collection = self._workflow(user, request.workflow_name, request.workflow_id)
         order = await self._submit(user, requests.order_spec(request, collection), request)
         return self._created(site, "BatchOrders", order)
 
-    async def create_product_order(self, user: Account | None, site: Site, identifier: str, body: bytes) -> Reply:
+    async def create_product_order(self, user: Account, site: Site, identifier: str, body: bytes) -> Reply:
         """LTA: order product ``identifier`` from the collection it belongs
         to (the core's rule: [[collection]] identifier_prefixes), default options."""
-        assert user is not None
         request = requests.parse_product_order(body, identifier)
         collection_id = self._ordering.checker.resolve(identifier)
         collection = next((c for c in self._catalogue.visible_to(user) if c.id == collection_id), None)
@@ -151,45 +149,26 @@ class ODataOrders:
         return Reply(entities.entity_body(site.context(f"{set_name}/$entity"), row), status=201,
                      location=f"{site.root}/{set_name}({order_uuid(order.order_id)})")
 
-    async def get(self, user: Account | None, site: Site, set_name: str, key: str) -> Reply:
-        assert user is not None
+    async def get(self, user: Account, site: Site, set_name: str, key: str) -> Reply:
         order = await self._order(user, set_name, key)
         return Reply(self._entity(site, set_name, order))
 
-    async def list_orders(self, user: Account | None, site: Site, set_name: str) -> Reply:
+    async def list_orders(self, user: Account, site: Site, set_name: str) -> Reply:
         """A page of the caller's orders as ``set_name`` shows them: $filter,
         $orderby, $top, $skip, $count, $select; the rest by @odata.nextLink."""
-        assert user is not None
         query = parse_list_query(site.args, _ENTITY[set_name], page_size=self._config.odata.page_size)
-        render, order_type = _RENDER[set_name], _ORDER_TYPE[set_name]
-
-        async def find(statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
-                       limit: int) -> OrderPage:
-            return await self._ordering.find_orders(user, statuses=statuses, updated_from=updated_from, after=after,
-                                                    limit=limit, order_type=order_type)
-
-        async def count(statuses: frozenset[OrderStatus] | None) -> int | None:
-            return await self._ordering.count_orders(user, statuses, order_type)
-
-        async def get(order_id: str) -> Order | None:
-            try:
-                order = await self._ordering.get(user, order_id)
-            except RequestRejected:
-                return None
-            return order if order_type is None or order.spec.order_type is order_type else None
-
-        page = await list_page(query, find=find, count=count, get=get,
-                               render=lambda order: render(order, keep_days=self._keep_days),
-                               budget=self._config.odata.search_budget)
+        render = _RENDER[set_name]
+        page = await list_orders(self._ordering, user, query, order_type=_ORDER_TYPE[set_name],
+                                 render=lambda order: render(order, keep_days=self._keep_days),
+                                 budget=self._config.odata.search_budget)
         next_link = None
         if page.next_token is not None:
             next_link = f"{site.root}/{set_name}?" + next_link_query(site.args, page.next_token)
         return Reply(entities.collection_body(site.context(set_name), self._selected(page.rows, query.select),
                                               page.count, next_link))
 
-    async def cancel(self, user: Account | None, site: Site, set_name: str, key: str) -> Reply:
+    async def cancel(self, user: Account, site: Site, set_name: str, key: str) -> Reply:
         """Cancel: 409 for an order already final (the entity shows how it ended)."""
-        assert user is not None
         order = await self._order(user, set_name, key)
         if order.status.status.is_final:
             raise _conflict(order)
@@ -201,9 +180,8 @@ class ODataOrders:
             raise
         return Reply(self._entity(site, set_name, order))
 
-    async def product(self, user: Account | None, site: Site, set_name: str, key: str) -> Reply:
+    async def product(self, user: Account, site: Site, set_name: str, key: str) -> Reply:
         """The order's (first) item as a Product, once its result is ready."""
-        assert user is not None
         order = await self._order(user, set_name, key)
         ready = self._ready_first(order)
         rows = entities.products(order, [ready], keep_days=self._keep_days,
@@ -211,18 +189,16 @@ class ODataOrders:
         return Reply(entities.entity_body(site.context(f"{set_name}({order_uuid(order.order_id)})/Product/$entity"),
                                           rows[0]))
 
-    async def product_value(self, user: Account | None, site: Site, set_name: str, key: str) -> Reply:
+    async def product_value(self, user: Account, site: Site, set_name: str, key: str) -> Reply:
         """307 to the HTTP download of the result: the /results/... address
         DescribeResultAccess gives (the download counts there)."""
-        assert user is not None
         order = await self._order(user, set_name, key)
         ready = self._ready_first(order)
         url, = await result_addresses(self._deliverables, self._result_urls, user.name, order.order_id, [ready],
                                       protocol="http")
         return Reply(b"", status=307, location=url)
 
-    async def batch_products(self, user: Account | None, site: Site, key: str) -> Reply:
-        assert user is not None
+    async def batch_products(self, user: Account, site: Site, key: str) -> Reply:
         order = await self._order(user, "BatchOrders", key)
         ready = self._ordering.ready_in(order)
         rows = entities.products(order, ready, keep_days=self._keep_days,
