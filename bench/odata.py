@@ -221,9 +221,15 @@ def main() -> int:
               "OData get-by-id / GetStatus (req/s)": ratio("oseod get", "oseod GetStatus"),
               "Submit CPU / OData create CPU, per request": cpu("oseod Submit") / cpu("oseod create"),
               "GetStatus CPU / OData get CPU, per request": cpu("oseod GetStatus") / cpu("oseod get")}
+    # The doors' own echoes differ (a 205 B JSON body echoes faster than a
+    # 1357 B SOAP one, a GET several times faster than a POST), so the echo
+    # ratios of the two doors have different denominators: the verdicts
+    # compare the doors directly, in the same run, on the same order; the
+    # echo-ratio comparisons are printed beside them ("strict").
     verdicts = {
-        "create": "PASS" if ratios["OData create / echo POST"] >= ratios["Submit / echo POST"] else "MISS",
+        "create": "PASS" if ratios["OData create / Submit (req/s)"] >= 1.0 else "MISS",
         "get-by-id": "PASS" if ratios["OData get-by-id / GetStatus (req/s)"] >= 1.0 else "MISS",
+        "create strict": "PASS" if ratios["OData create / echo POST"] >= ratios["Submit / echo POST"] else "MISS",
         "get-by-id strict": (
             "PASS" if ratios["OData get-by-id / echo GET same bytes"] >= ratios["GetStatus / echo POST"] else "MISS"),
     }
@@ -236,10 +242,10 @@ def main() -> int:
     print(f"{'ratio':<46} {'value':>6}")
     for name, value in ratios.items():
         print(f"{name:<46} {value:>6.3f}")
-    print("targets (issue 17: >= the SOAP figures): OData create / echo >= Submit / echo: "
-          f"{verdicts['create']}; OData get-by-id req/s >= GetStatus req/s: {verdicts['get-by-id']} "
-          f"(strict, its echo GET ratio >= GetStatus's echo POST ratio: "
-          f"{verdicts['get-by-id strict']})")
+    print(f"targets (issue 17: >= the SOAP figures): OData create req/s >= Submit's: {verdicts['create']}; "
+          f"OData get-by-id req/s >= GetStatus's: {verdicts['get-by-id']}")
+    print(f"  strict, each door's own echo ratio: create / echo >= Submit / echo: {verdicts['create strict']}; "
+          f"get-by-id / echo GET >= GetStatus / echo POST: {verdicts['get-by-id strict']}")
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
