@@ -64,7 +64,8 @@ class ClientOrders(OrderWriter):
     """The OSEO operations of a client on its own orders."""
 
     async def submit(self, account: Account, spec: OrderSpec, notification: Notification) -> Order:
-        check_notification(notification, self._config.notifications.allowed_networks)
+        check_notification(notification, self._config.notifications.allowed_networks,
+                           mail=bool(self._config.email.smtp_host))
         checked = self.checker.check(account, spec)
         spec = checked.spec
         now = self._clock.seconds()

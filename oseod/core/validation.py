@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
 from ..config import CollectionConfig, Config
 from ..model.accounts import Account
+from ..model.addresses import is_mail_address, smtp_address
 from ..model.errors import RequestRejected, invalid, missing
 from ..model.orders import (
     MASSIVE_ORDER_REFERENCE,
@@ -68,13 +69,60 @@ def resolve_collection(identifier: str, collections: Sequence[CollectionConfig])
     return collections[0].id if len(collections) == 1 else None
 
 
-def check_notification(notification: Notification, allowed_networks: Sequence[str] = ()) -> None:
+def check_notification(notification: Notification, allowed_networks: Sequence[str] = (), *,
+                       mail: bool = True) -> None:
     """statusNotification All or Final needs somewhere to send the call-backs:
     an http(s) wsa:ReplyTo the server may reach (not the provider's own
-    network, unless ``allowed_networks`` covers it) and a wsa:MessageID."""
+    network, unless ``allowed_networks`` covers it) and a wsa:MessageID; or,
+    for an order placed over OData, its NotificationEndpoint (see
+    :func:`check_endpoint`; ``mail``: whether e-mail is on)."""
+    if notification.endpoint is not None:
+        check_endpoint(notification.endpoint, allowed_networks, mail=mail)
+        if not notification.reply_to:
+            return
     if notification.mode is StatusNotification.NONE:
         return
     check_reply_to(notification, allowed_networks, f"statusNotification {notification.mode.value}")
+
+
+MAX_ENDPOINT = 2000
+_UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def check_endpoint(endpoint: str, allowed_networks: Sequence[str], *, mail: bool) -> None:
+    """An OData NotificationEndpoint: an http(s) URL whose host the server
+    may reach (as a wsa:ReplyTo's), or ``mailto:`` one e-mail address (when
+    e-mail is on); else InvalidParameterValue (locator NotificationEndpoint)."""
+    shown = _show(_UNPRINTABLE.sub("?", endpoint[:200]) + ("..." if len(endpoint) > 200 else ""))
+
+    def refuse(why: str) -> RequestRejected:
+        return RequestRejected("InvalidParameterValue", "NotificationEndpoint", f"NotificationEndpoint {shown}: {why}")
+
+    if not endpoint or len(endpoint) > MAX_ENDPOINT or _UNPRINTABLE.search(endpoint):
+        raise refuse(f"must be an http(s):// or mailto: URL of at most {MAX_ENDPOINT} characters, "
+                     "without spaces or control characters")
+    parts = urlsplit(endpoint)
+    scheme = parts.scheme.lower()
+    if scheme == "mailto":
+        if not mail:
+            raise refuse("this service sends no e-mail; give an http(s):// URL")
+        address = unquote(parts.path)
+        if not is_mail_address(address) or parts.query or parts.fragment:
+            raise refuse("mailto: needs one e-mail address, local@domain")
+        try:
+            smtp_address(address)
+        except ValueError as e:
+            raise refuse(str(e)) from None
+        return
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if scheme not in ("http", "https") or not host:
+        raise refuse("must be an http://, https:// or mailto: URL")
+    if (refusal := literal_refusal(host, allowed_networks)) is not None:
+        raise refuse(refusal)
 
 
 def check_reply_to(notification: Notification, allowed_networks: Sequence[str], wanted_by: str) -> None:

@@ -22,6 +22,7 @@ from ..model.orders import Notification, Order, OrderSpec, OrderType
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
 from ..odata.ids import order_id_of, order_uuid
+from ..odata.notification import sealed_name
 from ..odata.query import parse_list_query
 from ..odata.search import list_orders, next_link_query
 from .result_access import ResultURLs, result_addresses
@@ -141,7 +142,7 @@ class ODataOrders:
         def seal(endpoint: str, password: str) -> str:
             if self._secrets is None:
                 raise bad_request("NotificationEpPassword", "this server keeps no passwords for notifications")
-            return self._secrets.seal(f"odata-notification:{user.name}", endpoint, password)
+            return self._secrets.seal(sealed_name(user.name), endpoint, password)
         return seal
 
     def _created(self, site: Site, set_name: str, order: Order) -> Reply:

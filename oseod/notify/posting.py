@@ -15,6 +15,7 @@ a failed attempt.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import treq
@@ -63,6 +64,9 @@ class CallbackPoster:
         self._pool.maxPersistentPerHost = KEPT_PER_HOST
         self._pool.cachedConnectionTimeout = 30
         self._pool._factory = _QuietClientFactory  # noqa: SLF001 - the pool's documented-by-use hook
+        # For the posts made on a connection of their own (ODIP notifications).
+        self._fresh = HTTPConnectionPool(reactor, persistent=False)
+        self._fresh._factory = _QuietClientFactory  # noqa: SLF001 - as above
         self._resolved: dict[str, tuple[float, list[str]]] = {}
 
     async def close(self) -> None:
@@ -72,24 +76,35 @@ class CallbackPoster:
     async def post(self, callback: Callback) -> None:
         """Deliver ``callback``; raise (a one-line reason) when it was not acknowledged."""
         address = callback.address
-        await self._check_host(address)
-        try:
-            response: IResponse = await treq.post(
-                address, data=callback.body, headers=Headers({k: [v] for k, v in callback.headers.items()}),
-                timeout=self._timeout, reactor=self._reactor, pool=self._pool, allow_redirects=False)
-        except defer.CancelledError:
-            raise ConnectionError(f"no answer from {address} within {self._timeout:g} s") from None
-        except Exception as e:
-            raise ConnectionError(f"{address}: {reason(e)}") from None
-        body = await self._read(response)
-        if not 200 <= response.code < 300:
-            raise ConnectionError(f"{address} answered HTTP {response.code}: "
+        code, body = await self.exchange(address, callback.body, callback.headers)
+        if not 200 <= code < 300:
+            raise ConnectionError(f"{address} answered HTTP {code}: "
                                   f"{parse_ack(callback.kind, body, callback.message_id)}")
         outcome = parse_ack(callback.kind, body, callback.message_id)
         if not outcome.acknowledged:
             raise ConnectionError(f"{address}: {outcome}")
 
-    async def _check_host(self, address: str) -> None:
+    async def exchange(self, address: str, body: bytes, headers: Mapping[str, str], *,
+                       what: str = "wsa:ReplyTo", keep: bool = True) -> tuple[int, bytes]:
+        """POST ``body`` to ``address`` (its host checked first) and read the
+        answer: its status code and body. ConnectionError (a failed attempt)
+        when no complete answer came; Undeliverable when the host is refused
+        (the reason names the address as ``what`` the client gave).
+        ``keep``: the connection may be kept for the next post to the host
+        (else it is closed after the answer)."""
+        await self._check_host(address, what)
+        try:
+            response: IResponse = await treq.post(
+                address, data=body, headers=Headers({k: [v] for k, v in headers.items()}),
+                timeout=self._timeout, reactor=self._reactor, pool=self._pool if keep else self._fresh,
+                allow_redirects=False)
+        except defer.CancelledError:
+            raise ConnectionError(f"no answer from {address} within {self._timeout:g} s") from None
+        except Exception as e:
+            raise ConnectionError(f"{address}: {reason(e)}") from None
+        return response.code, await self._read(response)
+
+    async def _check_host(self, address: str, what: str) -> None:
         host = urlsplit(address).hostname or ""
         now = self._reactor.seconds()
         known = self._resolved.get(host)
@@ -106,7 +121,7 @@ class CallbackPoster:
         for ip in found:
             refusal = network_refusal(ip, self._allowed)
             if refusal is not None:
-                raise Undeliverable(f"wsa:ReplyTo {address}: {refusal}")
+                raise Undeliverable(f"{what} {address}: {refusal}")
 
     async def _read(self, response: IResponse) -> bytes:
         parts: list[bytes] = []

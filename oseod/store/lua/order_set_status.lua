@@ -12,7 +12,8 @@
 -- status as stored (layout._packed_status; ARGV[3] is what the outbox gets).
 -- A change of the order's status that its statusNotification asks to hear
 -- of (All: every one; Final: a final one) is queued for the call-back in the
--- same step, so that no crash can lose it; with e-mail on, every change is
+-- same step, so that no crash can lose it (sent to its wsa:ReplyTo, or to
+-- the NotificationEndpoint of an order placed over OData); with e-mail on, every change is
 -- queued for the e-mail channel too, which decides who hears of it; a final
 -- status is queued for each of the owner's live WS-Notification subscriptions.
 -- Returns 1 done, 0 refused (status or version), -1 no such order.
@@ -44,7 +45,7 @@ if current ~= ARGV[2] then
   if mode == 'All' or (mode == 'Final' and FINAL[ARGV[2]]) then
     local seq = redis.call('HINCRBY', ORDER, 'callback_seq', 1)
     redis.call('RPUSH', CALLBACKS, cjson.encode({seq = seq, status = ARGV[2], info = ARGV[3],
-                                                 to = notification['reply_to'] or ''}))
+                                                 to = notification['reply_to'] or notification['endpoint'] or ''}))
     redis.call('ZADD', DUE, 'NX', ARGV[4], 'callback:' .. ARGV[9])
   end
   if ARGV[10] ~= '' then
