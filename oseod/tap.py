@@ -205,9 +205,12 @@ def makeService(options: Options) -> IService:
     root.step("thread pools", threads.start, threads.stop)
 
     listeners: dict[str, Listener] = {}
-    # The same key seals OData orders' NotificationEpPasswords, digest or not
-    # (read, or made, at the first use).
+    # The same key seals OData orders' NotificationEpPasswords, digest or not:
+    # read (or made) at the start, so a broken key file stops it rather than
+    # failing each Submit with a NotificationEpPassword.
     notification_secrets = digest_secrets if digest_secrets is not None else SecretBox(data_dir.secret_key)
+    if digest_secrets is None and config.odata.enabled:
+        root.step("secret key", notification_secrets.load)
     parts = build_parts(config, redis, reactor, admin_token=data_dir.admin_token, digest_secrets=digest_secrets,
                         notification_secrets=notification_secrets,
                         listener_url=lambda scheme: listeners[scheme].url, results=data_dir.path / "results",
@@ -432,12 +435,14 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
     downloads = Downloads(portal=portal, deliverables=deliverables, metrics=metrics, clock=reactor, threads=threads,
                           clients=clients)
     mailer = SmtpMailSender(config.email, reactor) if config.email.smtp_host else None
+    # Seals (OData's side) and opens (the outbox's) NotificationEpPasswords.
+    odata_secrets = notification_secrets if notification_secrets is not None else digest_secrets
     channels: dict[str, Any] = {
         # OData orders' NotificationEndpoints too: their passwords opened with
         # notification_secrets, mailto: ones sent by the mailer.
         CALLBACK: StatusCallbacks(ordering, reactor, threads=threads, timeout=config.notifications.timeout,
                                   allowed_networks=config.notifications.allowed_networks,
-                                  secrets=notification_secrets if notification_secrets is not None else digest_secrets,
+                                  secrets=odata_secrets,
                                   listings=deliverables.listings, mailer=mailer, mail_from=config.email.sender,
                                   service=config.service.title),
         QUOTATION: QuotationCallbacks(reactor, reactor, threads=threads, timeout=config.notifications.timeout,
@@ -473,7 +478,7 @@ def build_parts(config: Config, redis: Redis, reactor: IDaemonReactor, *, admin_
         token_endpoint=TokenEndpoint(portal=portal, tokens=tokens, clock=reactor, metrics=metrics, clients=clients),
         orders=ODataOrders(ordering=ordering, catalogue=catalogue, deliverables=deliverables,
                            result_urls=result_url, config=config, version=__version__,
-                           secrets=notification_secrets if notification_secrets is not None else digest_secrets),
+                           secrets=odata_secrets),
     ) if config.odata.enabled else None
     frontend = HttpFrontend(oseo=oseo, admin=admin, redis=redis, metrics=metrics, processing=engine,
                             downloads=downloads, sources=(outbox,), console=console, readiness=readiness,

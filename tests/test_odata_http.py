@@ -223,6 +223,16 @@ async def test_lta_product_order(server: Any) -> None:
     assert product.code == 200 and product.json["Status"] == "completed"
     value = await srv.call("GET", f"/Order({uuid})/Product/$value")
     assert value.code == 307 and (value.header("location") or "").startswith(f"{srv.base}/results/")
+    # The LTA download: by the Product's own Id, as its row gave it.
+    by_id = await srv.call("GET", f"/Products({product.json['Id']})")
+    assert by_id.code == 200 and by_id.json["Id"] == product.json["Id"] and by_id.json["Status"] == "completed"
+    assert by_id.json["@odata.context"] == f"{srv.root}/$metadata#Products/$entity"
+    lta_value = await srv.call("GET", f"/Products('{product.json['Id']}')/$value")
+    assert lta_value.code == 307 and lta_value.header("location") == value.header("location")
+    for path in (f"/Products({product.json['Id']})", f"/Products({product.json['Id']})/$value"):
+        others = await srv.call("GET", path, user="bob")
+        assert others.code == 404 and others.error["code"] == "NotFound", path
+    assert (await srv.call("GET", f"/Products({uuid})/$value")).code == 404  # an order's Id is no Product's
 
 
 @pytest_twisted.ensureDeferred

@@ -38,11 +38,16 @@ from oseod.model.orders import (
 )
 from oseod.notify.callbacks import MAIL_DESTINATION, StatusCallbacks
 from oseod.notify.mail import SmtpMailSender
-from oseod.notify.odip import sealed_name
 from oseod.model.outbox import OutboxMessage
 from oseod.notify.sender import OutboxSender
 from oseod.odata.ids import order_id_of, order_uuid, product_uuid
-from oseod.odata.notification import CompletedProduct, completion_body, completion_mail, mail_recipient
+from oseod.odata.notification import (
+    CompletedProduct,
+    completion_body,
+    completion_mail,
+    mail_recipient,
+    sealed_name,
+)
 from oseod.odata.values import parse_time
 from oseod.store.connection import Redis
 from oseod.store.orders import OrderStore

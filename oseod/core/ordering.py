@@ -58,6 +58,7 @@ class OrderPage:
     orders: tuple[Order, ...]
     cursors: tuple[str, ...]
     next: str | None
+    updated: tuple[float, ...] = ()  # when each order was last updated (Unix seconds)
 
 
 class ClientOrders(OrderWriter):
@@ -125,22 +126,25 @@ class ClientOrders(OrderWriter):
 
     async def find_orders(self, account: Account, *, statuses: Collection[OrderStatus] | None = None,
                           updated_from: float | None = None, after: str | None = None, limit: int = 100,
-                          order_type: OrderType | None = None) -> OrderPage:
+                          order_type: OrderType | None = None, newest_first: bool = False) -> OrderPage:
         """A page of the caller's orders (of ``order_type``, None: any) in one
         of ``statuses`` (None: any; empty: none) last updated at or after
-        ``updated_from``, oldest update first, after the cursor ``after`` of
+        ``updated_from``, oldest update first (``newest_first``: the other
+        way), after the cursor ``after`` of
         an earlier page (BadCursor when it is not one). Reads the indexes,
         examining at most ``[odata] search_budget`` entries: the page may be
         short, or empty with a ``next``, when the criteria match few orders."""
         if statuses is not None and not statuses or limit <= 0:
             return OrderPage((), (), None)
         found = await self._store.find(owner=account.name, statuses=statuses or (), updated_from=updated_from,
-                                       order_type=order_type.value if order_type else None, oldest_first=True,
+                                       order_type=order_type.value if order_type else None,
+                                       oldest_first=not newest_first,
                                        after=after, limit=limit, budget=self._config.odata.search_budget)
         loaded = {o.order_id: o for o in await self._store.get_many(found.order_ids)}
         # (an order purged since the indexes were read is left out, its cursor with it)
-        pairs = [(loaded[i], c) for i, c in zip(found.order_ids, found.cursors) if i in loaded]
-        return OrderPage(tuple(o for o, _ in pairs), tuple(c for _, c in pairs), found.next)
+        kept = [(loaded[i], c, u) for i, c, u in zip(found.order_ids, found.cursors, found.updated) if i in loaded]
+        return OrderPage(tuple(o for o, _, _ in kept), tuple(c for _, c, _ in kept), found.next,
+                         tuple(u for _, _, u in kept))
 
     async def count_orders(self, account: Account, statuses: Collection[OrderStatus] | None = None,
                            order_type: OrderType | None = None) -> int | None:

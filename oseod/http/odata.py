@@ -182,6 +182,16 @@ class ODataService:
         return await self._answer(request, f"OData.{_set(name)}.value", lambda user: self._orders.product_value(
             user, self._site(request), _set(name), _key(key)))
 
+    @app.route(ROOT + "/<any(Products,Product):name>(<key>)", methods=["GET"])
+    async def product_by_id(self, request: IRequest, name: str, key: str) -> bytes:
+        return await self._answer(request, "OData.Products.get",
+                                  lambda user: self._orders.product_by_id(user, self._site(request), _key(key)))
+
+    @app.route(ROOT + "/<any(Products,Product):name>(<key>)/$value", methods=["GET"])
+    async def product_by_id_value(self, request: IRequest, name: str, key: str) -> bytes:
+        return await self._answer(request, "OData.Products.value", lambda user: self._orders.product_by_id_value(
+            user, self._site(request), _key(key)))
+
     @app.route(ROOT + "/<any(BatchOrders,BatchOrder):name>(<key>)/Products", methods=["GET"])
     async def batch_products(self, request: IRequest, name: str, key: str) -> bytes:
         return await self._answer(request, "OData.BatchOrders.products",

@@ -18,10 +18,11 @@ from ..core.deliverables import Deliverables
 from ..core.ordering import OrderingService, ReadyItem
 from ..model.accounts import Account
 from ..model.errors import RequestRejected
-from ..model.orders import Notification, Order, OrderSpec, OrderType
+from ..model.orders import Item, Notification, Order, OrderSpec, OrderType
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
-from ..odata.ids import order_id_of, order_uuid
+from ..odata.ids import item_matches, order_id_of, order_uuid, product_of
+from ..odata.notification import sealed_name
 from ..odata.query import parse_list_query
 from ..odata.search import list_orders, next_link_query
 from .result_access import ResultURLs, result_addresses
@@ -141,7 +142,7 @@ class ODataOrders:
         def seal(endpoint: str, password: str) -> str:
             if self._secrets is None:
                 raise bad_request("NotificationEpPassword", "this server keeps no passwords for notifications")
-            return self._secrets.seal(f"odata-notification:{user.name}", endpoint, password)
+            return self._secrets.seal(sealed_name(user.name), endpoint, password)
         return seal
 
     def _created(self, site: Site, set_name: str, order: Order) -> Reply:
@@ -197,6 +198,41 @@ class ODataOrders:
         url, = await result_addresses(self._deliverables, self._result_urls, user.name, order.order_id, [ready],
                                       protocol="http")
         return Reply(b"", status=307, location=url)
+
+    async def product_by_id(self, user: Account, site: Site, key: str) -> Reply:
+        """``Products(<Id>)``: one Product by the Id its order's rows gave."""
+        order, item, ready = await self._product(user, key)
+        files = await self._files(user, order, [ready]) if ready is not None else {}
+        row = entities.product(order, item, ready, keep_days=self._keep_days, file=files.get(item.spec.item_id))
+        return Reply(entities.entity_body(site.context("Products/$entity"), row))
+
+    async def product_by_id_value(self, user: Account, site: Site, key: str) -> Reply:
+        """``Products(<Id>)/$value``, the LTA download: 307 to the result's
+        /results/... address, as ``Orders(<Id>)/Product/$value``."""
+        order, item, ready = await self._product(user, key)
+        if ready is None:
+            raise not_found("Product", f"product {key[:80]!r} is not available: it is {item.status.status.value}")
+        url, = await result_addresses(self._deliverables, self._result_urls, user.name, order.order_id, [ready],
+                                      protocol="http")
+        return Reply(b"", status=307, location=url)
+
+    async def _product(self, user: Account, key: str) -> tuple[Order, Item, ReadyItem | None]:
+        """The caller's order and item a Product Id names, and the item's
+        result when online; 404 alike for another user's and for none."""
+        found = product_of(key)
+        refusal = not_found("Id", f"you have no product {key[:80]!r}")
+        if found is None:
+            raise refusal
+        order_id, item_hash = found
+        try:
+            order = await self._order(user, "Orders", order_id)
+        except ODataError:
+            raise refusal from None
+        for item in order.items:
+            if item_matches(item.spec.item_id, item_hash):
+                ready = [r for r in self._ordering.ready_in(order) if r.item.spec.item_id == item.spec.item_id]
+                return order, item, ready[0] if ready else None
+        raise refusal
 
     async def batch_products(self, user: Account, site: Site, key: str) -> Reply:
         order = await self._order(user, "BatchOrders", key)

@@ -38,6 +38,7 @@ from ..odata.notification import (
     completion_body,
     completion_mail,
     mail_recipient,
+    sealed_name,
 )
 from .mail import IMailSender, MailError, MailMessage
 from .posting import CallbackPoster
@@ -46,11 +47,6 @@ from .sender import Undeliverable
 WITH_RESULT = frozenset({OrderStatus.Completed, OrderStatus.Downloaded})
 # (owner, order id, item ids) -> the items' result files by item id (Deliverables.listings).
 Listings = Callable[[str, str, Sequence[str]], Awaitable[dict[str, list[Any]]]]
-
-
-def sealed_name(owner: str) -> str:
-    """The name a NotificationEpPassword of ``owner``'s is sealed under."""
-    return f"odata-notification:{owner}"
 
 
 class OdipNotifier:

@@ -27,6 +27,15 @@ CONTENT_TYPE = "application/json"
 DELIVERED = frozenset({200, 201, 202, 204})
 
 
+def sealed_name(owner: str) -> str:
+    """The name ``owner``'s NotificationEpPassword is sealed under:
+    ``SecretBox.seal(sealed_name(owner), endpoint, password)``, opened with
+    ``SecretBox.unseal(sealed_name(owner), endpoint, sealed)``. Bound to the
+    owner and the endpoint: a sealed password copied to another order's
+    endpoint does not open."""
+    return f"odata-notification:{owner}"
+
+
 @attrs.frozen
 class CompletedProduct:
     """One product of a completed order, as the notification names it."""

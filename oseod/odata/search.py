@@ -41,6 +41,7 @@ from ..model.errors import BadCursor, RequestRejected
 from ..model.orders import Order, OrderStatus, OrderType
 from .errors import ODataError, bad_request
 from .query import ListQuery, SortKey
+from .values import iso_time
 
 Row = dict[str, Any]
 MIN_READ = 32  # orders asked of the store at once when rows are checked
@@ -60,9 +61,21 @@ class FoundPage(Protocol):
     @property
     def next(self) -> str | None: ...
 
+    @property
+    def updated(self) -> Sequence[float]: ...
 
-# find(statuses (None: any), updated_from, after (a cursor), limit)
-Find = Callable[[frozenset[OrderStatus] | None, float | None, str | None, int], Awaitable[FoundPage]]
+
+class Find(Protocol):
+    """find(statuses (None: any), updated_from, after (a cursor), limit):
+    oldest update first, or with ``newest_first`` the other way."""
+
+    def __call__(self, statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
+                 limit: int, *, newest_first: bool = False) -> Awaitable[FoundPage]: ...
+
+
+# Sort keys whose value is never after the order's last update: a list by
+# one of them, newest first, can end its walk of the indexes early.
+_BEFORE_UPDATE = frozenset({"SubmissionDate", "CompletedDate"})
 # count(statuses (None: any)) -> how many orders (None: the indexes cannot tell cheaply)
 Count = Callable[[frozenset[OrderStatus] | None], Awaitable[int | None]]
 # get(order id) -> the caller's order of this list, None when it is not one
@@ -75,7 +88,7 @@ class Orders(Protocol):
 
     async def find_orders(self, account: Account, *, statuses: frozenset[OrderStatus] | None = None,
                           updated_from: float | None = None, after: str | None = None, limit: int = 100,
-                          order_type: OrderType | None = None) -> FoundPage: ...
+                          order_type: OrderType | None = None, newest_first: bool = False) -> FoundPage: ...
 
     async def count_orders(self, account: Account, statuses: frozenset[OrderStatus] | None = None,
                            order_type: OrderType | None = None) -> int | None: ...
@@ -167,9 +180,9 @@ async def list_orders(orders: Orders, account: Account, query: ListQuery, *, ren
     any) through the core: what the /odata/v1 lists call."""
 
     async def find(statuses: frozenset[OrderStatus] | None, updated_from: float | None, after: str | None,
-                   limit: int) -> FoundPage:
+                   limit: int, *, newest_first: bool = False) -> FoundPage:
         return await orders.find_orders(account, statuses=statuses, updated_from=updated_from, after=after,
-                                        limit=limit, order_type=order_type)
+                                        limit=limit, order_type=order_type, newest_first=newest_first)
 
     async def count(statuses: frozenset[OrderStatus] | None) -> int | None:
         return await orders.count_orders(account, statuses, order_type)
@@ -265,6 +278,8 @@ async def _sorted_page(query: ListQuery, position: _Position, find: Find, get: G
                 row = render(order)
                 if query.matches(row):
                     rows.append(row)
+    elif not query.count and query.orderby[0].descending and query.orderby[0].name in _BEFORE_UPDATE:
+        rows = await _newest_rows(query, position, find, render, budget)
     else:
         target = "$orderby"
         cursor, examined = None, 0
@@ -298,6 +313,40 @@ async def _sorted_page(query: ListQuery, position: _Position, find: Find, get: G
     if rest and top != 0:
         token = _token(query, _Position(keys=_values(page[-1], keys), top=top))
     return Page(page, total, token)
+
+
+async def _newest_rows(query: ListQuery, position: _Position, find: Find, render: Render, budget: int) -> list[Row]:
+    """The rows a page sorted newest first by SubmissionDate or CompletedDate
+    needs (and one more), without reading every order: the indexes are read
+    newest update first, and an order's submission and completion are never
+    after its last update, so once enough rows are later than the update
+    reached, no order still unread can come before them (the usual "latest
+    orders" page reads a page's worth of orders, not the whole list)."""
+    hints, keys = query.hints, query.orderby + (SortKey("Id"),)
+    first = query.orderby[0].name
+    need = position.skip + _wanted(query, position.top) + 1
+    rows: list[Row] = []
+    settled, cursor, examined = 0, None, 0
+    while True:
+        found = await find(hints.statuses, hints.updated_from, cursor, min(1000, budget + 1 - examined),
+                           newest_first=True)
+        for order in found.orders:
+            examined += 1
+            row = render(order)
+            if (hints.index_only or query.matches(row)) and (
+                    position.keys is None or _compare_rows(_values(row, keys), position.keys, keys) > 0):
+                rows.append(row)
+        if found.next is None:
+            return rows
+        if found.updated:
+            # (fixed-width texts: later than every unread order's value, strictly)
+            reached = iso_time(found.updated[-1])
+            settled = sum(1 for r in rows if r.get(first) is not None and r[first] > reached)
+            if settled >= need:
+                return rows
+        if examined >= budget or not found.orders:
+            raise _too_many("$orderby", budget)
+        cursor = found.next
 
 
 def _values(row: Mapping[str, Any], keys: Sequence[SortKey]) -> list[Any]:

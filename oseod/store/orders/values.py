@@ -26,6 +26,12 @@ class FoundOrders:
     truncated: bool = False
     cursors: tuple[str, ...] = ()
 
+    @property
+    def updated(self) -> tuple[float, ...]:
+        """When each order was last updated (Unix seconds): its index score,
+        the first part of its cursor."""
+        return tuple(float(c.partition("~")[0]) for c in self.cursors)
+
 
 class Conflict(Exception):
     """A compare-and-set lost too many races in a row."""
