@@ -375,6 +375,11 @@ def test_an_lta_product_order(daemon: Daemon) -> None:
     product = ok(alice.get(f"/Orders({order})/Product"))
     assert identifier in product["Name"] and product["ContentLength"] == SIZE
     assert download(alice, f"/Orders({order})/Product", product["Name"]) == content("1", SIZE)
+    # LTA clients then use the Product's own Id: Products(<Id>) and Products(<Id>)/$value.
+    assert ok(alice.get(f"/Products({product['Id']})"))["Id"] == product["Id"]
+    assert download(alice, f"/Products({product['Id']})", product["Name"]) == content("1", SIZE)
+    refused(Client(daemon, "bob").get(f"/Products({product['Id']})/$value"), 404)
+    refused(alice.get(f"/Products({uuid.uuid4()})"), 404)
 
     order_id = order_id_of(order)
     assert order_id is not None
@@ -416,6 +421,10 @@ def test_a_batch_order(daemon: Daemon) -> None:
     items = monitor.findall(f"{{{OSEO}}}orderItem")
     assert sorted(i.findtext(f"{{{OSEO}}}productId/{{{OSEO}}}identifier") or "" for i in items) == identifiers
     assert {i.findtext(f"{{{OSEO}}}orderItemStatusInfo/{{{OSEO}}}status") for i in items} == {"Completed"}
+    for product in products:  # each item's result by its Product Id, as an LTA client fetches a batch
+        name = product["Name"]
+        item = next(str(n + 1) for n, i in enumerate(identifiers) if i in name)
+        assert download(alice, f"/Products({product['Id']})", name) == content(item, SIZE)
     # Only massive orders are batch orders; a batch order is also one of the caller's production orders.
     single = ok(alice.post("/ProductionOrders", {"WorkflowName": DEMO,
                                                  "InputProductReference": {"Reference": "S2_not_a_batch"}}), 201)["Id"]
