@@ -263,6 +263,8 @@ async def test_oseoctl_lists_and_revokes_tokens(tokens: Any, tmp_path: Path) -> 
     (tmp_path / "admin.token").write_text("t")
     a1, a2, a3 = [await app.token() for _ in range(3)]
     b1 = await app.token("bob")
+    # (never "-...", which a command line takes for an option: 1 token in 64 did)
+    assert all(t.startswith("oseod_") for t in (a1, a2, a3, b1))
     order_id = order_id_of((await srv.call(submit("r1")))[1])
 
     listed = await threads.deferToThread(oseoctl, tmp_path, "token", "list", "--json")

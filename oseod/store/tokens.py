@@ -26,6 +26,7 @@ from . import keys, lua
 SWEEP_MARGIN = 60
 # What a client may send as a token: what token_urlsafe makes, with room to spare.
 TOKEN_FORM = re.compile(r"^[A-Za-z0-9_\-.~+/]{16,256}=*$")
+TOKEN_PREFIX = "oseod_"
 TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_LISTED = 1000
 
@@ -78,7 +79,10 @@ class TokenStore:
         the token (for the client, never kept), its record, and the ids of
         the user's tokens revoked to stay within ``max_per_user``."""
         while True:
-            token = secrets.token_urlsafe(32)
+            # A prefix: a token never begins with "-" (which oseoctl, like any
+            # command line, would take for an option), and secret scanners
+            # and people can tell an oseod token at a glance.
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
             digest = token_digest(token)
             record = AccessToken(token_id=digest[:16], user=user, created_at=now, expires_at=now + lifetime,
                                  grant=grant, address=address, password_mark=password_mark, group=group,
