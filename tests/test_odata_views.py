@@ -13,7 +13,7 @@ from lxml import etree
 from odata.metadata import MetaData  # type: ignore[import-untyped]
 
 from oseod.config import DEMO_COLLECTION, CollectionConfig, OptionConfig
-from oseod.core.orderstate import ReadyItem
+from oseod.model.orders import ReadyItem
 from oseod.model.orders import (
     MASSIVE_ORDER_REFERENCE,
     Item,

@@ -64,3 +64,25 @@ def test_the_transports_do_not_import_each_other() -> None:
                 continue
             assert any(imported == allowed or imported.startswith(allowed + ".")
                        for transport, allowed in ALLOWED if transport == room), f"{name} imports {imported}"
+
+
+# The wire vocabularies: pure translations between a protocol's text and the
+# model's values, below every room that does I/O.
+VOCABULARIES = ("oseo", "odata")
+BELOW_A_VOCABULARY = ("oseod.model", "oseod.config", "oseod.config_keys", "oseod.config_checks", "oseod.__init__")
+
+
+def test_the_vocabularies_know_only_the_model() -> None:
+    """oseo/ and odata/ import nothing of Twisted, Redis or the rooms that
+    use them (core, store, auth, the transports...): only the model, the
+    configuration's values and each other's own modules."""
+    for name, tree in _modules():
+        room = name.split(".")[1]
+        if room not in VOCABULARIES:
+            continue
+        for imported in _imports(name, tree):
+            top = imported.split(".")[0]
+            assert top not in ("twisted", "txredisapi", "klein", "treq"), f"{name} imports {imported}"
+            if top == "oseod" and imported.count("."):
+                assert (imported.startswith(f"oseod.{room}") or imported.startswith(BELOW_A_VOCABULARY)), \
+                    f"{name} imports {imported}"

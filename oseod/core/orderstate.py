@@ -31,6 +31,7 @@ from ..model.orders import (
     OrderSpec,
     OrderType,
     Priority,
+    ReadyItem,
     StatusInfo,
 )
 from ..model.progress import ItemChange, OrderProgress
@@ -59,15 +60,6 @@ class IDispatcher(Interface):
 
     def cancelled(order_id: str) -> None:
         """The order was cancelled: stop the work on it running here."""
-
-
-class ReadyItem(NamedTuple):
-    """A result DescribeResultAccess can hand out."""
-
-    item: Item
-    protocol: str  # the onlineDataAccess protocol to fetch it with
-    expires_at: float
-    package: str | None = None  # with packaging: the name of the package that holds it
 
 
 # How a rejected order's status text begins (the e-mail channel tells a

@@ -20,6 +20,7 @@ from ..model.accounts import Account
 from ..model.addresses import is_mail_address, smtp_address
 from ..model.errors import RequestRejected, invalid, missing
 from ..model.orders import (
+    MAX_REFERENCE,
     MASSIVE_ORDER_REFERENCE,
     DeliveryChoice,
     DeliveryMethod,
@@ -34,7 +35,6 @@ from .catalogue import Catalogue
 from .destinations import BadDestination, delivery_address, literal_refusal, push_destination
 
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
-MAX_REFERENCE = 30
 MAX_ITEM_ID = 80
 # An itemId names a directory in result URLs (/results/<order>/<item>/) and
 # FTP paths: "." and ".." are collapsed by every client, a "/" splits it in

@@ -15,10 +15,10 @@ from ..auth.secrets import SecretBox
 from ..config import CollectionConfig, Config
 from ..core.catalogue import Catalogue
 from ..core.deliverables import Deliverables
-from ..core.ordering import OrderingService, ReadyItem
+from ..core.ordering import OrderingService
 from ..model.accounts import Account
 from ..model.errors import RequestRejected
-from ..model.orders import Item, Notification, Order, OrderSpec, OrderType
+from ..model.orders import Item, Notification, Order, OrderSpec, OrderType, ReadyItem
 from ..odata import csdl, edm, entities, requests, workflows
 from ..odata.errors import ODataError, bad_request, not_found
 from ..odata.ids import item_matches, order_id_of, order_uuid, product_of

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..core.deliverables import Deliverables
-from ..core.ordering import ReadyItem
+from ..model.orders import ReadyItem
 
 # url(protocol, order_id, item_id, file): oseod.tap.result_urls.
 ResultURLs = Callable[[str, str, str | None, str | None], str]

@@ -10,6 +10,7 @@ extensions, scene selections...) travel as opaque strings.
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 import attrs
 
@@ -208,6 +209,10 @@ class Item:
     completed_at: float | None = None
 
 
+# orderReference's longest text (pyoseo's column; a Name over OData too).
+MAX_REFERENCE = 30
+
+
 @attrs.frozen
 class Order:
     """An order as stored."""
@@ -222,3 +227,12 @@ class Order:
     # Bumped by every stored change (0: not stored yet). Equal versions mean
     # equal orders, which is what lets readers cache what they made of one.
     version: int = attrs.field(default=0, eq=False)
+
+
+class ReadyItem(NamedTuple):
+    """A result DescribeResultAccess can hand out."""
+
+    item: Item
+    protocol: str  # the onlineDataAccess protocol to fetch it with
+    expires_at: float
+    package: str | None = None  # with packaging: the name of the package that holds it

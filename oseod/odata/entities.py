@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from ..model.orders import Item, Order, OrderStatus, StatusInfo
+from ..model.orders import Item, Order, OrderStatus, ReadyItem, StatusInfo
 from . import edm
 from .ids import order_uuid, product_uuid, workflow_uuid
 from .values import JOB_STATUS_OF, iso_time, odata_priority, parse_time
 
-if TYPE_CHECKING:  # (the core's module imports Twisted; this one stays pure)
-    from ..core.orderstate import ReadyItem
 
 Row = dict[str, Any]
 DAY = 86400.0

@@ -17,9 +17,9 @@ import attrs
 import orjson
 
 from ..config import CollectionConfig, OptionConfig
-from ..core.validation import MAX_REFERENCE
 from ..model.orders import (
     MASSIVE_ORDER_REFERENCE,
+    MAX_REFERENCE,
     DeliveryChoice,
     DeliveryMethod,
     ItemSpec,
