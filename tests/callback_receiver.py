@@ -6,11 +6,14 @@ are kept in lower case."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socketserver
 import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from lxml import etree
 
@@ -76,10 +79,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
 @contextmanager
-def receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
-    """A receiver on loopback; with ``tls``, an https one."""
-    server = Receiver(tls)
+def serving(server: Server) -> Iterator[Server]:
+    """``server`` answering in a thread of its own until the block ends."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -88,3 +93,8 @@ def receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def receiver(tls: ssl.SSLContext | None = None) -> contextlib.AbstractContextManager[Receiver]:
+    """A receiver on loopback; with ``tls``, an https one."""
+    return serving(Receiver(tls))

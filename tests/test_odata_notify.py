@@ -6,12 +6,11 @@ a real receiver on loopback (the JSON, the Basic auth), a real SMTP server
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -52,6 +51,7 @@ from oseod.odata.values import parse_time
 from oseod.store.connection import Redis
 from oseod.store.orders import OrderStore
 from oseod.store.outbox import CALLBACK, OutboxStore
+from tests.callback_receiver import serving
 from tests.parts import make_parts
 from tests.polling import eventually
 from tests.pools import POOLS
@@ -104,17 +104,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def odip_receiver() -> Iterator[OdipReceiver]:
-    server = OdipReceiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+def odip_receiver() -> contextlib.AbstractContextManager[OdipReceiver]:
+    return serving(OdipReceiver())
 
 
 # ------------------------------------------------------------------ helpers
