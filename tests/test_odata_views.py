@@ -13,8 +13,8 @@ from lxml import etree
 from odata.metadata import MetaData  # type: ignore[import-untyped]
 
 from oseod.config import DEMO_COLLECTION, CollectionConfig, OptionConfig
-from oseod.model.orders import ReadyItem
 from oseod.model.orders import (
+    ReadyItem,
     MASSIVE_ORDER_REFERENCE,
     Item,
     ItemSpec,
@@ -360,6 +360,18 @@ def test_find_workflow_by_name_or_id() -> None:
     with pytest.raises(ODataError) as caught:
         find(WORKFLOW_COLLECTIONS, name="urn:x:numbers", id=demo_id)
     assert (caught.value.http_status, caught.value.target) == (400, "WorkflowId")
+    # a known name with an Id that is none (python-odata sends "None" for an unset one): the Id is at fault
+    with pytest.raises(ODataError) as caught:
+        find(WORKFLOW_COLLECTIONS, name="urn:oseod:demo", id="None")
+    assert caught.value.target == "WorkflowId" and demo_id in caught.value.message
+
+
+def test_a_status_message_says_the_status_once() -> None:
+    assert entities.status_message(StatusInfo(OrderStatus.Accepted, "Accepted; waiting for processing")) == \
+        "Accepted; waiting for processing"
+    assert entities.status_message(StatusInfo(OrderStatus.Accepted, "Waiting for processing")) == \
+        "Accepted: Waiting for processing"
+    assert entities.status_message(StatusInfo(OrderStatus.Failed)) == "Failed"
 
 
 def test_the_views_stay_pure() -> None:

@@ -32,12 +32,12 @@ from ..metrics import RequestMetrics
 from ..model.accounts import Account
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
-from ..odata.errors import ODataError
+from ..odata.errors import CONTENT_TYPE, ODataError
 from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
 from .odata_orders import ODataOrders, Reply, Site
 from .outlive import outlive_the_client
 
-JSON = b"application/json;odata.metadata=minimal"
+JSON = CONTENT_TYPE.encode()
 # Where the service is, below a listener's root (and below [server] public_url's base).
 ROOT = "/odata/v1"
 

@@ -15,7 +15,11 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from ..connections import Refusal
+from ..odata.errors import CONTENT_TYPE as ODATA_JSON
+from ..odata.errors import ODataError
 
+# Requests below it are OData's: refused in its JSON error shape.
+ODATA_PATH = b"/odata/"
 # How long a refused connection stays half-open for the client to read the
 # answer (it is closed as soon as the client hangs up).
 LINGER_SECONDS = 5.0
@@ -26,13 +30,18 @@ REQUEST_TIMEOUT = 30.0
 KEEPALIVE_SECONDS = 15.0
 
 
-def one_line_answer(status: bytes, reason: str) -> bytes:
+def one_line_answer(status: bytes, reason: str, *, odata: bool = False) -> bytes:
     """A whole HTTP response saying ``reason`` (one line of text), after
-    which the connection closes."""
-    body = reason.encode() + b"\n"
+    which the connection closes; with ``odata``, in OData's error shape."""
+    if odata:
+        code = {b"413": "TooLarge", b"408": "Timeout"}.get(status[:3], "InvalidRequest")
+        body, content_type = ODataError(code, reason).body(), ODATA_JSON.encode()
+    else:
+        body, content_type = reason.encode() + b"\n", b"text/plain; charset=utf-8"
     return (b"HTTP/1.1 " + status + b"\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Connection: close\r\n"
+            b"Content-Type: " + content_type + b"\r\n"
+            + (b"OData-Version: 4.0\r\n" if odata else b"")
+            + b"Connection: close\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
@@ -82,7 +91,10 @@ class LimitedRequest(Request):
     def _refuse(self) -> None:
         self._refused = True
         assert isinstance(self.channel, LimitedChannel)
-        self.channel.refuse(b"413 Content Too Large", f"request body larger than {self._limit()} bytes")
+        # (the request line's target, which Twisted's channel holds until the request is whole)
+        target = getattr(self.channel, "_path", b"") or b""
+        self.channel.refuse(b"413 Content Too Large", f"request body larger than {self._limit()} bytes",
+                            odata=target.startswith(ODATA_PATH))
 
 
 class LimitedChannel(HTTPChannel):
@@ -111,9 +123,10 @@ class LimitedChannel(HTTPChannel):
                 self._secure = secure
         return secure
 
-    def refuse(self, status: bytes, reason: str) -> None:
-        """Answer ``status`` with ``reason`` (one line of text), whatever
-        state the request is in, and close.
+    def refuse(self, status: bytes, reason: str, *, odata: bool = False) -> None:
+        """Answer ``status`` with ``reason`` (one line of text; with
+        ``odata``, OData's error shape), whatever state the request is in,
+        and close.
 
         Not at once: closing a socket whose input is still unread makes the
         kernel reset the connection, and a reset can destroy the answer
@@ -127,7 +140,7 @@ class LimitedChannel(HTTPChannel):
         self.setTimeout(None)  # the linger closes it
         transport = self.transport
         assert transport is not None
-        transport.write(one_line_answer(status, reason))
+        transport.write(one_line_answer(status, reason, odata=odata))
         transport.loseWriteConnection()  # type: ignore[attr-defined]
         self._linger = self.callLater(LINGER_SECONDS, self.loseConnection)
 

@@ -50,7 +50,10 @@ _NAMES = {t.name: tuple(p.name for p in t.properties) for t in (*edm.ENTITY_TYPE
 def status_message(status: StatusInfo) -> str:
     """"<OSEO status>: <what it says>", e.g. "Accepted: Waiting for processing"."""
     info = status.additional_info
-    return f"{status.status.value}: {info}" if info else status.status.value
+    if not info:
+        return status.status.value
+    # (the core's own texts may begin with the status already: "Accepted; waiting...")
+    return info if info.startswith(status.status.value) else f"{status.status.value}: {info}"
 
 
 def completed_at(order: Order) -> float | None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import attrs
 import orjson
 
+# Every JSON answer's Content-Type (OData's minimal metadata: @odata.context only).
+CONTENT_TYPE = "application/json;odata.metadata=minimal"
+
 # The HTTP status of each OWS/OSEO exceptionCode the core may raise; others: 400.
 _STATUS_OF_CODE = {
     "AuthenticationFailed": 401,

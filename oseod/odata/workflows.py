@@ -77,8 +77,9 @@ def find_workflow(collections: Sequence[CollectionConfig], name: str | None = No
         if id is not None and workflow_uuid(collection.id) == id.strip().lower():
             by_id = collection
     if name is not None and id is not None and by_name is not by_id:
-        if by_name is None or by_id is None:
-            return None  # one of them names no workflow: unknown, as a lone unknown one is
-        raise bad_request("WorkflowId", f'WorkflowId "{id}" is not the Id of workflow "{name}" '
+        if by_name is None:
+            return None  # an unknown name: unknown, as a lone unknown one is
+        # (a known name with an Id that is not its own, or no Id at all: the Id is at fault)
+        raise bad_request("WorkflowId", f'WorkflowId "{id[:80]}" is not the Id of workflow "{name}" '
                                         f'(its Id is "{workflow_uuid(by_name.id)}")')
     return by_name if name is not None else by_id
