@@ -110,12 +110,12 @@ bench: $(STAMP)
 # GetStatus latency in a daemon that also processes, idle and while its
 # engine makes 20,000 items (bench/latency.py). Then, about 1 minute: OData
 # ProductionOrder create and get-by-id beside SOAP Submit and GetStatus, each
-# as a ratio to the echo (bench/odata.py; needs wrk); then, about 2 minutes,
+# as a ratio to the echo (bench/odata_orders.py; needs wrk); then, about 2 minutes,
 # the OData $filter search at 10^5 stored orders / at 10^2 (bench/odata_search.py).
 bench-ordering: $(STAMP)
 	$(BIN)/python bench/ordering.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py $(LATENCY_ARGS)
-	$(BIN)/python bench/odata.py $(ODATA_ARGS)
+	$(BIN)/python bench/odata_orders.py $(ODATA_ARGS)
 	$(BIN)/python bench/odata_search.py
 
 bench-engine: $(STAMP)

@@ -21,7 +21,7 @@ read the same kind of record. The load generator is wrk (the OData requests
 carry an Authorization header, which bench/loadgen.py cannot send).
 
 About a minute with the defaults. Run by ``make bench-ordering`` after
-bench/ordering.py, or ``.venv/bin/python bench/odata.py --help``.
+bench/ordering.py, or ``.venv/bin/python bench/odata_orders.py --help``.
 """
 
 from __future__ import annotations
