@@ -140,6 +140,8 @@ async def run(socket: Path, config_path: Path, big: int, requests: int) -> dict[
              {"$filter": f"Id eq {order_uuid(first[owner])}", "$count": "true", "$top": "1000"}, 1, 1),
             ("Status eq 'completed' ($count, $top=10)",
              {"$filter": "Status eq 'completed'", "$count": "true", "$top": "10"}, 10, archive),
+            # the "latest orders" page: read newest first, only as far as the page needs
+            ("$orderby=SubmissionDate desc, $top=10", {"$orderby": "SubmissionDate desc", "$top": "10"}, 10, None),
         ]
 
     async def once(owner: str, options: dict[str, str]) -> tuple[float, Any]:

@@ -327,9 +327,11 @@ async def _newest_rows(query: ListQuery, position: _Position, find: Find, render
     need = position.skip + _wanted(query, position.top) + 1
     rows: list[Row] = []
     settled, cursor, examined = 0, None, 0
+    read = max(MIN_READ, need)  # (the first read usually settles the page; then twice as many each time)
     while True:
-        found = await find(hints.statuses, hints.updated_from, cursor, min(1000, budget + 1 - examined),
+        found = await find(hints.statuses, hints.updated_from, cursor, min(read, 1000, budget + 1 - examined),
                            newest_first=True)
+        read *= 2
         for order in found.orders:
             examined += 1
             row = render(order)
