@@ -40,8 +40,8 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import (HERE, BenchError, Server, Target, Wrk, machine_info, reported, rounded, start_echo, start_oseod,
-                     stop_all)
+from harness import (HERE, BenchError, Server, Target, Wrk, machine_info, reported, rounded, save_record, start_echo,
+                     start_oseod, stop_all)
 from ordering import (
     SOAP12_CONTENT_TYPE,
     CpuMeter,
@@ -247,18 +247,15 @@ def main() -> int:
     print(f"  strict, each door's own echo ratio: create / echo >= Submit / echo: {verdicts['create strict']}; "
           f"get-by-id / echo GET >= GetStatus / echo POST: {verdicts['get-by-id strict']}")
 
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    record = args.results_dir / f"odata-{stamp}.json"
-    record.write_text(json.dumps({
-        "when": stamp, "machine": info, "loadavg_at_start": loadavg, "load": load.description,
-        "duration_s": duration, "warmup_s": warmup, "total_s": round(time.monotonic() - started, 1),
+    save_record(args.results_dir, "odata", {
+        "when": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), "machine": info, "loadavg_at_start": loadavg,
+        "load": load.description, "duration_s": duration, "warmup_s": warmup,
+        "total_s": round(time.monotonic() - started, 1),
         "loads": {k: {**rounded(asdict(v.result)), "cpu_ms_per_request": rounded(v.cpu_ms_per_request),
                       "redis_calls_per_request": v.redis_calls_per_request, "body_bytes": v.body_bytes,
                       "answer_bytes": v.answer_bytes} for k, v in loads.items()},
         "ratios": rounded(ratios), "verdicts": verdicts,
-    }, indent=2) + "\n")
-    print(f"\nsaved {record}")
+    })
     return 0
 
 
