@@ -120,16 +120,30 @@ class MailChannel:
         if self._templates is None:
             raise ConnectionError("the e-mail channel was not started")
         text = self._templates.render(event, values)
-        domain = mail_address(self._config.email.sender, display_name=True).rpartition("@")[2] or "localhost"
-        identity = uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:mail:{order.order_id}:{order.created_at!r}:{seq}:{event.value}")
-        mail = MailMessage(sender=self._config.email.sender, recipients=tuple(recipients), subject=text.subject,
-                           body=text.body, date=change.changed_at, message_id=f"<{identity}@{domain}>")
-        try:
-            await self._mailer.send(mail)
-        except MailError as e:
-            if e.permanent:
-                raise Undeliverable(f"{event.value} mail: {e}") from None
-            raise
+        await send_outbox_mail(self._mailer, sender=self._config.email.sender, recipients=tuple(recipients),
+                               subject=text.subject, body=text.body, date=change.changed_at,
+                               key=f"oseod:mail:{order.order_id}:{order.created_at!r}:{seq}:{event.value}",
+                               what=f"{event.value} mail")
+
+
+async def send_outbox_mail(mailer: IMailSender, *, sender: str, recipients: tuple[str, ...], subject: str, body: str,
+                           date: float, key: str, what: str) -> None:
+    """Send the mail of one outbox message. Its Message-ID is derived from
+    ``key`` (the same for every attempt, so a mail sent again after a
+    failure reads as the same one); a permanent refusal gives the message
+    up (Undeliverable, naming ``what``), a passing one is raised to be retried."""
+    try:
+        domain = mail_address(sender, display_name=True).rpartition("@")[2] or "localhost"
+    except ValueError:
+        domain = "localhost"
+    mail = MailMessage(sender=sender, recipients=recipients, subject=subject, body=body, date=date,
+                       message_id=f"<{uuid.uuid5(uuid.NAMESPACE_URL, key)}@{domain}>")
+    try:
+        await mailer.send(mail)
+    except MailError as e:
+        if e.permanent:
+            raise Undeliverable(f"{what}: {e}") from None
+        raise
 
 
 def _iso(moment: float) -> str:

@@ -21,7 +21,6 @@ receiver tells them apart by ProductId.
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,7 +28,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..auth.secrets import SecretBox
-from ..model.addresses import mail_address
 from ..model.orders import Order, OrderStatus, StatusInfo
 from ..odata.notification import (
     CONTENT_TYPE,
@@ -40,7 +38,8 @@ from ..odata.notification import (
     mail_recipient,
     sealed_name,
 )
-from .mail import IMailSender, MailError, MailMessage
+from .mail import IMailSender
+from .mails import send_outbox_mail
 from .posting import CallbackPoster
 from .sender import Undeliverable
 
@@ -129,16 +128,7 @@ class OdipNotifier:
         if self._mailer is None:
             raise Undeliverable(f"cannot send to {order.notification.endpoint}: e-mail is off ([email] smtp_host)")
         text = completion_mail(products, status.changed_at or self._clock.seconds(), service=self._service)
-        try:
-            domain = mail_address(self._mail_from, display_name=True).rpartition("@")[2]
-        except ValueError:
-            domain = "localhost"
-        identity = uuid.uuid5(uuid.NAMESPACE_URL, f"oseod:odip-mail:{order.order_id}:{order.created_at!r}:{seq}")
-        mail = MailMessage(sender=self._mail_from, recipients=(recipient,), subject=text.subject, body=text.body,
-                           date=status.changed_at or self._clock.seconds(), message_id=f"<{identity}@{domain}>")
-        try:
-            await self._mailer.send(mail)
-        except MailError as e:
-            if e.permanent:
-                raise Undeliverable(f"NotificationEndpoint mail: {e}") from None
-            raise
+        await send_outbox_mail(self._mailer, sender=self._mail_from, recipients=(recipient,), subject=text.subject,
+                               body=text.body, date=status.changed_at or self._clock.seconds(),
+                               key=f"oseod:odip-mail:{order.order_id}:{order.created_at!r}:{seq}",
+                               what="NotificationEndpoint mail")
