@@ -21,7 +21,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Site
 
 from oseod.config import Config, parse_config
-from oseod.http.credentials import BadCredentials, basic_account
+from oseod.http.credentials import BadCredentials, request_account
 from oseod.http.odata_token import TokenEndpoint
 from oseod.jobs.dummy import content
 from oseod.metrics import RequestMetrics
@@ -37,7 +37,7 @@ NO_STORE = ["no-store"]
 
 class TokenApp:
     """The endpoint on a Klein app of its own (the daemon mounts it in the
-    OData app), with ``/whoami`` behind basic_account for the tests that
+    OData app), with ``/whoami`` behind request_account for the tests that
     need a door of their own."""
 
     app = Klein()
@@ -55,7 +55,7 @@ class TokenApp:
     @app.route("/whoami")
     async def whoami(self, request: IRequest) -> bytes:
         try:
-            account = await basic_account(self.portal, request, Client("127.0.0.1", "http"))
+            account = await request_account(self.portal, request, Client("127.0.0.1", "http"))
         except BadCredentials as e:
             request.setResponseCode(401)
             return str(e).encode()

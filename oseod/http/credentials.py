@@ -23,7 +23,7 @@ class BadCredentials(Exception):
     """Credentials were given and are wrong: never fall back to anonymous."""
 
 
-async def basic_account(portal: Portal, request: IRequest, client: Client | None = None) -> Account | None:
+async def request_account(portal: Portal, request: IRequest, client: Client | None = None) -> Account | None:
     """The account named by the request's credentials (``Authorization:
     Basic`` or ``Bearer``), None when it carries none; BadCredentials when
     they do not check out, LockedOut when the user name or ``client``'s

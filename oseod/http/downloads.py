@@ -28,7 +28,7 @@ from ..model.accounts import Account
 from ..model.errors import RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
 from ..threads import ThreadPools
-from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, request_account, too_many_requests
 from .files import SentFile
 
 
@@ -128,7 +128,7 @@ class Downloads:
 
     async def _account(self, request: IRequest) -> Account:
         try:
-            account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
+            account = await request_account(self._portal, request, Client(self._clients.of(request), "http"))
         except BadCredentials as e:
             raise Refused(401, str(e)) from None
         except LockedOut as e:

@@ -33,7 +33,7 @@ from ..model.accounts import Account
 from ..model.errors import RETRY_AFTER, UNAVAILABLE_TEXT, RedisUnavailable, RequestRejected
 from ..model.logins import Client, LockedOut
 from ..odata.errors import CONTENT_TYPE, ODataError
-from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, request_account, too_many_requests
 from .odata_orders import ODataOrders, Reply, Site
 from .outlive import outlive_the_client
 
@@ -259,7 +259,7 @@ class ODataService:
 
     async def _account(self, request: IRequest) -> Account:
         try:
-            account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
+            account = await request_account(self._portal, request, Client(self._clients.of(request), "http"))
         except LockedOut as e:
             raise LockedOutError(e) from None
         except (BadCredentials, UnauthorizedLogin) as e:

@@ -30,7 +30,7 @@ from ..oseo.xmlparse import XmlLimits
 from ..reactors import IDaemonReactor
 from ..threads import ThreadPools
 from .capabilities import CapabilitiesPresenter
-from .credentials import CHALLENGE, BadCredentials, basic_account, too_many_requests
+from .credentials import CHALLENGE, BadCredentials, request_account, too_many_requests
 from .operations import OFF_THREAD_BYTES, OseoCall, OseoOperations
 
 # The operations a query string may run (the others need an XML body).
@@ -184,7 +184,7 @@ class OseoEndpoint:
                     Client(self._clients.of(request), "soap"),
                 )
             else:
-                account = await basic_account(self._portal, request, Client(self._clients.of(request), "http"))
+                account = await request_account(self._portal, request, Client(self._clients.of(request), "http"))
         except LockedOut as e:
             raise LockedOutError(e) from None
         except (BadCredentials, UnauthorizedLogin) as e:
