@@ -361,7 +361,7 @@ def test_work_outlives_a_client_that_hangs_up() -> None:
     """A cancelled answer (the client went away) does not cancel the work."""
     from twisted.internet.defer import CancelledError, Deferred
 
-    from oseod.http.frontend import _outlive_the_client
+    from oseod.http.outlive import outlive_the_client as _outlive_the_client
 
     work: Deferred[bytes] = Deferred()
     answer = _outlive_the_client(work)

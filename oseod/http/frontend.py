@@ -31,13 +31,15 @@ from ..store.connection import Redis
 from .downloads import Downloads
 from .odata import ODataService
 from .oseo import OseoEndpoint
-from .outlive import outlive_the_client as _outlive_the_client  # (tests know it by this name)
+from .oseo_door import OseoDoor
 
 # The first path segments that belong to the operators' door.
 # The console's favicon goes with it (browsers ask for /favicon.ico on any page).
 OPERATOR_SEGMENTS = (b"console", b"admin", b"metrics", b"favicon.ico")
 # The first path segment of the OData service's door (/odata/v1).
 ODATA_SEGMENT = b"odata"
+# The first path segment of the OSEO endpoint's door (/oseo).
+OSEO_SEGMENT = b"oseo"
 
 
 class ProcessingView(Protocol):
@@ -161,26 +163,17 @@ def _every_door(app: Klein) -> Klein:
 
 
 class ClientRoutes:
-    """The clients' door: /oseo, /results/..., /health, /ready (/odata is
-    a door of its own beside it: see :class:`HttpFrontend`)."""
+    """The clients' door: /results/..., /health, /ready (/oseo and /odata are
+    doors of their own beside it: see :class:`HttpFrontend`)."""
 
     app = _every_door(Klein())
 
-    def __init__(self, *, oseo: OseoEndpoint, downloads: Downloads, probes: Probes) -> None:
-        self._oseo = oseo
+    def __init__(self, *, downloads: Downloads, probes: Probes) -> None:
         self._downloads = downloads
         self._probes = probes
 
     def resource(self) -> IResource:
         return self.app.resource()
-
-    @app.route("/oseo", methods=["POST"])
-    def oseo_post(self, request: IRequest) -> Deferred[bytes]:
-        return _outlive_the_client(Deferred.fromCoroutine(self._oseo.post(request)))
-
-    @app.route("/oseo", methods=["GET", "HEAD"])
-    async def oseo_get(self, request: IRequest) -> bytes:
-        return await self._oseo.get(request)
 
     @app.route("/results/<order_id>/<item_id>/", methods=["GET", "HEAD"])
     async def results(self, request: IRequest, order_id: str, item_id: str) -> bytes:
@@ -284,7 +277,8 @@ class HttpFrontend:
         probes = Probes(redis=redis, metrics=metrics, processing=processing, sources=sources, readiness=readiness,
                         ping_timeout=ping_timeout, clock=clock)
         self.probes = probes
-        self.clients = ClientRoutes(oseo=oseo, downloads=downloads, probes=probes)
+        self.clients = ClientRoutes(downloads=downloads, probes=probes)
+        self.oseo = OseoDoor(oseo)
         self.odata = odata
         self.operators = OperatorRoutes(admin=admin, console=console, probes=probes)
 
@@ -294,14 +288,17 @@ class HttpFrontend:
                      self.clients.resource())
 
     def client_resource(self) -> IResource:
-        doors = self._client_doors()
-        return Doors(doors, self.clients.resource()) if doors else self.clients.resource()
+        return Doors(self._client_doors(), self.clients.resource())
 
     def operator_resource(self) -> IResource:
         return self.operators.resource()
 
     def _client_doors(self) -> dict[bytes, IResource]:
-        """/odata, when served: a door of its own rather than a branch of the
-        clients' routes, so a request is routed once, not twice (some 15 %
-        of an OData read's cost)."""
-        return {ODATA_SEGMENT: self.odata.resource()} if self.odata is not None else {}
+        """/oseo, and /odata when served: doors of their own rather than
+        routes or branches of the clients' Klein app, so a request is routed
+        once (some 15 % of an OData read's cost), or for /oseo not by Klein
+        at all (see :mod:`.oseo_door`)."""
+        doors: dict[bytes, IResource] = {OSEO_SEGMENT: self.oseo}
+        if self.odata is not None:
+            doors[ODATA_SEGMENT] = self.odata.resource()
+        return doors
