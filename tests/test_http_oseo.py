@@ -282,6 +282,74 @@ async def test_health_metrics_and_unknown_routes(make_server: Any) -> None:
     assert code == 404 and body == b"not found\n"
     response = await treq.delete(server.base + "/oseo", persistent=False)
     assert response.code == 405 and "POST" in response.headers.getRawHeaders("allow")[0]
+    for below in ("/oseo/", "/oseo/x", "/oseo/x/y"):
+        code, _, body = await server.get(below)
+        assert (code, body) == (404, b"not found\n"), below
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_of_the_kvp_capabilities_has_the_length_and_no_body(make_server: Any) -> None:
+    server = make_server()
+    await server.start()
+    query = "/oseo?service=OS&request=GetCapabilities"
+    code, headers, body = await server.get(query)
+    assert code == 200 and body
+    response = await treq.head(server.base + query, persistent=False)
+    assert response.code == 200 and await response.content() == b""
+    assert response.headers.getRawHeaders("content-length") == [str(len(body))]
+    assert response.headers.getRawHeaders("content-type") == headers.getRawHeaders("content-type")
+
+
+class _BrokenEndpoint:
+    """An OSEO endpoint with a bug: what the door does with an exception
+    that the endpoint, which answers every error itself, let out."""
+
+    async def post(self, request: Any) -> bytes:
+        raise ZeroDivisionError("a bug")
+
+    async def get(self, request: Any) -> bytes:
+        return b"<answer/>"
+
+
+def test_the_oseo_door_answers_an_endpoint_bug_with_a_one_line_500() -> None:
+    from twisted.logger import globalLogPublisher
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from oseod.http.oseo_door import OseoDoor
+
+    door = OseoDoor(_BrokenEndpoint())  # type: ignore[arg-type]
+    events: list[Any] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        request = DummyRequest([b"oseo"])
+        request.method = b"POST"
+        door.render(request)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert request.finished and request.responseCode == 500
+    assert b"".join(request.written) == b"internal error\n"
+    assert [e["log_failure"].type for e in events if "log_failure" in e] == [ZeroDivisionError]
+
+
+def test_the_oseo_door_drops_the_answer_of_a_client_that_hung_up() -> None:
+    from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from oseod.http.oseo_door import OseoDoor
+
+    held: Deferred[bytes] = Deferred()
+
+    class _Slow:
+        async def post(self, request: Any) -> bytes:
+            return await held
+
+    request = DummyRequest([b"oseo"])
+    request.method = b"POST"
+    OseoDoor(_Slow()).render(request)  # type: ignore[arg-type]
+    request.processingFailed(Failure(ConnectionError("gone")))  # the client hangs up
+    held.callback(b"<stored/>")  # the work goes on to its end
+    assert request.written == [] and request.finished == 0
 
 
 @pytest_twisted.ensureDeferred

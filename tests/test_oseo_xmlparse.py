@@ -221,6 +221,11 @@ def test_depth_limit(as_file: bool) -> None:
     assert parse_xml(io.BytesIO(nested(10)) if as_file else nested(10), limits).tag == "a"
     error = refused(io.BytesIO(nested(11)) if as_file else nested(11), limits)
     assert error.text == TOO_BIG + "elements nested more than 10 deep"
+    # The fewest "<" an element 11 deep takes: 11 start tags, the last one
+    # empty, and 10 end tags (fewer "<" than that prove a document within).
+    tightest = b"<a>" * 10 + b"<a/>" + b"</a>" * 10
+    error = refused(io.BytesIO(tightest) if as_file else tightest, limits)
+    assert error.text == TOO_BIG + "elements nested more than 10 deep"
     # With the default limits: deeper than any OSEO request, within libxml2's
     # (past libxml2's, in the same words).
     assert parse_xml(nested(64), XmlLimits()).tag == "a"

@@ -59,21 +59,25 @@ class SuccessCache(Generic[V]):
         return hashlib.blake2b(name + b"\0" + password, key=self._key, digest_size=32).digest()
 
     def get(self, name: bytes, password: bytes) -> V | None:
+        found = self.lookup(name, password)
+        return found[0] if found is not None else None
+
+    def lookup(self, name: bytes, password: bytes) -> tuple[V, bool] | None:
+        """The value kept for these credentials (None when there is none or
+        it expired), and whether the entry is in the last quarter of its life
+        with no check of it under way: time to check again, in the
+        background, so that a busy client never finds it expired (and all
+        its requests waiting). One digest of the credentials for both."""
         if self._ttl <= 0:
             return None
-        entry = self._entries.get(self._digest(name, password))
-        return entry[1] if entry is not None and entry[0] > self._clock.seconds() else None
-
-    def due(self, name: bytes, password: bytes) -> bool:
-        """Whether the entry is in the last quarter of its life, and no check
-        of it is under way: time to check again, in the background, so that a
-        busy client never finds it expired (and all its requests waiting)."""
-        if self._ttl <= 0:
-            return False
         digest = self._digest(name, password)
         entry = self._entries.get(digest)
-        return (entry is not None and entry[0] - self._clock.seconds() < self._ttl / 4
-                and digest not in self._flights)
+        if entry is None:
+            return None
+        left = entry[0] - self._clock.seconds()
+        if left <= 0:
+            return None
+        return entry[1], left < self._ttl / 4 and digest not in self._flights
 
     async def once(self, name: bytes, password: bytes, check: Callable[[], Awaitable[T]]) -> T:
         """``check()`` for these credentials, one at a time: a client's
@@ -193,9 +197,9 @@ class UserStoreChecker:
         try:
             name, name_bytes, password = login_name(credentials)
             record = self._users.held(name)
-            if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
-                    and hmac.compare_digest(cached, record.password_hash):
-                if self._cache.due(name_bytes, password):
+            if record is not None and (found := self._cache.lookup(name_bytes, password)) is not None \
+                    and hmac.compare_digest(found[0], record.password_hash):
+                if found[1]:
                     self._check_again(name_bytes, password, record.password_hash)
                 return defer.succeed(self._enabled(record))
         except UnauthorizedLogin:
@@ -209,9 +213,9 @@ class UserStoreChecker:
             raise UnknownUser("wrong user name or password")
         stored = record.password_hash if record is not None else self._decoy
         assert stored is not None
-        if record is not None and (cached := self._cache.get(name_bytes, password)) is not None \
-                and hmac.compare_digest(cached, stored):
-            if self._cache.due(name_bytes, password):
+        if record is not None and (found := self._cache.lookup(name_bytes, password)) is not None \
+                and hmac.compare_digest(found[0], stored):
+            if found[1]:
                 self._check_again(name_bytes, password, stored)
             return self._enabled(record)
         matched = await self._cache.once(name_bytes, password, lambda: self._verify(password, stored))

@@ -17,8 +17,8 @@ hand out the same id.
 from __future__ import annotations
 
 import base64
+import os
 import re
-import secrets
 
 DIGITS = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 LETTERS = "abcdefghjkmnpqrstvwxyz"  # the first character: never all digits, never a leading 0
@@ -33,7 +33,17 @@ ORDER_ID = re.compile(r"^(?:[1-9][0-9]{0,18}|[a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{%
 _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", DIGITS.encode())
 
 
+# The first character's byte is drawn again when at least this (a multiple
+# of len(LETTERS)), so that each letter is as likely.
+_FAIR_BELOW = 256 - 256 % len(LETTERS)
+
+
 def new_order_id() -> str:
     """A fresh random order id (unique only once the store has taken it)."""
-    rest = base64.b32encode(secrets.token_bytes(10)).translate(_CROCKFORD)  # 16 characters, 5 random bits each
-    return LETTERS[secrets.randbelow(len(LETTERS))] + rest[: LENGTH - 1].decode()
+    # One read of the kernel's generator for the whole id, not two.
+    drawn = os.urandom(11)
+    first = drawn[10]
+    while first >= _FAIR_BELOW:
+        first = os.urandom(1)[0]
+    rest = base64.b32encode(drawn[:10]).translate(_CROCKFORD)  # 16 characters, 5 random bits each
+    return LETTERS[first % len(LETTERS)] + rest[: LENGTH - 1].decode()
