@@ -86,10 +86,14 @@ class ServerConfig:
     # On SIGTERM: not ready at once (/ready answers 503), still serving for
     # this many seconds so load balancers stop sending, then drained.
     drain_seconds: float = key(10.0, checks.number(0.0))
-    # Threads for file work (result files, listings, clean-up, packages) and
-    # for work that holds a core (password hashes, large request bodies):
-    # pools apart, so that a login never waits behind a package build.
+    # Threads for the file work of requests (listings and stat for
+    # DescribeResultAccess and downloads), for the engine's (result files,
+    # clean-up, packages: few, as each takes turns at the GIL with the
+    # requests) and for work that holds a core (password hashes, large
+    # request bodies): pools apart, so that a login never waits behind a
+    # package build, nor a download's open behind result files.
     disk_threads: int = key(8, checks.integer(1, 256))
+    engine_threads: int = key(2, checks.integer(1, 256))
     cpu_threads: int = key(2, checks.integer(1, 64))
 
 

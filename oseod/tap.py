@@ -201,7 +201,7 @@ def makeService(options: Options) -> IService:
     # Named pools for the work that would block the reactor (oseod.threads);
     # stopped after every part that uses them.
     threads = ThreadPools.sized(IReactorFromThreads(reactor), disk=config.server.disk_threads,
-                                cpu=config.server.cpu_threads)
+                                cpu=config.server.cpu_threads, engine=config.server.engine_threads)
     root.step("thread pools", threads.start, threads.stop)
 
     listeners: dict[str, Listener] = {}

@@ -1,5 +1,5 @@
 """The thread pools of in-process tests: one set for the whole session,
-named as the daemon's (``oseod-disk``, ``oseod-cpu``, ``oseod-resolve``),
+named as the daemon's (``oseod-disk``, ``oseod-engine``, ``oseod-cpu``, ``oseod-resolve``),
 stopped when the session ends (tests/conftest.py)."""
 
 from __future__ import annotations

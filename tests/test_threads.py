@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from oseod.auth.passwords import hash_password
 from oseod.config import ConfigError, parse_config
 from oseod.tap import Options, makeService
-from oseod.threads import PUSH_THREADS, RESOLVE_THREADS, ThreadPools
+from oseod.threads import ENGINE_THREADS, PUSH_THREADS, RESOLVE_THREADS, ThreadPools
 from tests.pools import POOLS
 
 
@@ -43,16 +43,17 @@ def pools() -> Iterator[ThreadPools]:
 
 
 def test_pools_are_sized_and_named() -> None:
-    made = ThreadPools.sized(IReactorFromThreads(reactor), disk=5, cpu=3)
-    assert (made.disk.max, made.cpu.max, made.resolve.max, made.push.max) == (5, 3, RESOLVE_THREADS, PUSH_THREADS)
-    assert [pool.name for pool in (made.disk, made.cpu, made.resolve, made.push)] == [
-        "oseod-disk", "oseod-cpu", "oseod-resolve", "oseod-push"]
+    made = ThreadPools.sized(IReactorFromThreads(reactor), disk=5, cpu=3, engine=4)
+    pools = (made.disk, made.cpu, made.resolve, made.push, made.engine)
+    assert [pool.max for pool in pools] == [5, 3, RESOLVE_THREADS, PUSH_THREADS, 4]
+    assert [pool.name for pool in pools] == ["oseod-disk", "oseod-cpu", "oseod-resolve", "oseod-push", "oseod-engine"]
+    assert ThreadPools.sized(IReactorFromThreads(reactor), disk=1, cpu=1).engine.max == ENGINE_THREADS
 
 
 def test_start_and_stop() -> None:
     made = ThreadPools.sized(IReactorFromThreads(reactor), disk=2, cpu=1)
     made.start()
-    pools = (made.disk, made.cpu, made.resolve, made.push)
+    pools = (made.disk, made.cpu, made.resolve, made.push, made.engine)
     assert all(pool.started for pool in pools)
     made.stop()
     assert not any(pool.started for pool in pools)
@@ -68,6 +69,7 @@ async def test_each_pool_runs_its_work_in_threads_of_its_name(pools: ThreadPools
     assert "oseod-cpu" in await pools.on_cpu(name)
     assert "oseod-resolve" in await pools.on_resolve(name)
     assert "oseod-push" in await pools.on_push(name)
+    assert "oseod-engine" in await pools.on_engine(name)
     assert await pools.on_disk(lambda a, b=0: a + b, 1, b=2) == 3
 
 
@@ -93,14 +95,14 @@ def daemon_pools(tmp_path: Path, toml: str = "") -> ThreadPools:
 
 def test_the_daemon_sizes_its_pools_from_the_config(tmp_path: Path) -> None:
     pools = daemon_pools(tmp_path / "a")
-    assert (pools.disk.max, pools.cpu.max) == (8, 2)
-    pools = daemon_pools(tmp_path / "b", "[server]\ndisk_threads = 16\ncpu_threads = 4\n")
-    assert (pools.disk.max, pools.cpu.max) == (16, 4)
+    assert (pools.disk.max, pools.cpu.max, pools.engine.max) == (8, 2, 2)
+    pools = daemon_pools(tmp_path / "b", "[server]\ndisk_threads = 16\ncpu_threads = 4\nengine_threads = 3\n")
+    assert (pools.disk.max, pools.cpu.max, pools.engine.max) == (16, 4, 3)
 
 
 @pytest.mark.parametrize("key,value,fragment", [
     ("disk_threads", 0, "at least 1"), ("disk_threads", 1000, "at most 256"), ("cpu_threads", "2", "integer"),
-    ("cpu_threads", 0, "at least 1"), ("cpu_threads", 65, "at most 64"),
+    ("cpu_threads", 0, "at least 1"), ("cpu_threads", 65, "at most 64"), ("engine_threads", 0, "at least 1"),
 ])
 def test_bad_pool_sizes_name_the_key(key: str, value: object, fragment: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -137,7 +139,7 @@ async def test_setting_a_password_hashes_it_in_the_cpu_pool(redis: Any, monkeypa
 
 
 @pytest_twisted.ensureDeferred
-async def test_result_files_are_written_listed_and_removed_in_the_disk_pool(tmp_path: Path,
+async def test_result_files_are_made_and_removed_in_the_engine_pool_and_listed_in_the_disk_pool(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from oseod.core import deliverables
     from oseod.core.deliverables import Deliverables
@@ -156,5 +158,9 @@ async def test_result_files_are_written_listed_and_removed_in_the_disk_pool(tmp_
     assert [f.name for f in files] == ["p1.dat"]
     await processor.clean_item(work)
     assert not (work.directory / "p1.dat").exists()
-    assert written and all("oseod-disk" in name for name in written)
+    removed = names_of_threads_running(dummy.Path, "unlink", monkeypatch)
+    await processor.prepare_item(work)
+    await processor.clean_item(work)
+    assert written and all("oseod-engine" in name for name in written)
+    assert removed and all("oseod-engine" in name for name in removed)
     assert listed and all("oseod-disk" in name for name in listed)

@@ -48,7 +48,7 @@ class OseoDoor(Resource):
             request.setHeader(b"allow", ALLOWED_METHODS)
             return error_answer(request, 405, "method not allowed")
         gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        request.notifyFinish().addErrback(lambda _: gone.append(True))  # type: ignore[attr-defined]
         # Never cancelled (Klein would cancel it when the client hangs up): a
         # Submit whose client has gone is still stored and queued; only its
         # answer is dropped.

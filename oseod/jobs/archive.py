@@ -63,16 +63,16 @@ class ArchiveProcessor:
         return found
 
     async def prepare_item(self, work: ItemWork) -> None:
-        files = await self._threads.on_disk(self.find, work)
+        files = await self._threads.on_engine(self.find, work)
         if not files:
             raise ArchiveMiss(f"no file for product {work.item.product_id!r} in the archive")
-        await self._threads.on_disk(_place, files, work.directory)
+        await self._threads.on_engine(_place, files, work.directory)
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
     async def clean_item(self, work: ItemWork) -> None:
-        await self._threads.on_disk(shutil.rmtree, work.directory, ignore_errors=True)
+        await self._threads.on_engine(shutil.rmtree, work.directory, ignore_errors=True)
 
 
 def _place(files: list[Path], directory: Path) -> None:

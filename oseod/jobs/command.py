@@ -78,7 +78,7 @@ class CommandProcessor:
 
     async def prepare_item(self, work: ItemWork) -> None:
         final = self._result.path(work, self._values(work, Path()))
-        partial = await self._threads.on_disk(self._result.partial, final)
+        partial = await self._threads.on_engine(self._result.partial, final)
         values = self._values(work, partial)
         argv = [arg.format(**values) for arg in self._argv]
         collect = _Collect()
@@ -99,16 +99,16 @@ class CommandProcessor:
         if code != 0:
             why = f"timed out after {self._timeout:g} s" if timed_out else f"exited with status {code}"
             stderr = collect.stderr.decode("utf-8", "replace").strip()[-STDERR_KEPT:]
-            await self._threads.on_disk(partial.unlink, missing_ok=True)
+            await self._threads.on_engine(partial.unlink, missing_ok=True)
             raise CommandFailed(f"{os.path.basename(argv[0])} {why}" + (f": {stderr}" if stderr else ""))
-        if not await self._threads.on_disk(_rename, partial, final):
+        if not await self._threads.on_engine(_rename, partial, final):
             raise CommandFailed(f"{os.path.basename(argv[0])} wrote no {{output}} file")
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
     async def clean_item(self, work: ItemWork) -> None:
-        await self._threads.on_disk(self._result.remove, work, self._values(work, Path()))
+        await self._threads.on_engine(self._result.remove, work, self._values(work, Path()))
 
 
 def _rename(partial: Path, final: Path) -> bool:

@@ -51,14 +51,14 @@ class DummyProcessor:
         if self._rng.random() < self._fail_rate:
             raise DummyFailure(f"the dummy processor failed on purpose (fail_rate {self._fail_rate})")
         if self._size > 0:
-            await self._threads.on_disk(_write, work.directory / result_name(work),
+            await self._threads.on_engine(_write, work.directory / result_name(work),
                                         content(work.item.item_id, self._size))
 
     def deliver_item(self, work: ItemWork) -> None:
         pass
 
     async def clean_item(self, work: ItemWork) -> None:
-        await self._threads.on_disk((work.directory / result_name(work)).unlink, missing_ok=True)
+        await self._threads.on_engine((work.directory / result_name(work)).unlink, missing_ok=True)
 
 
 def _write(path: Path, data: bytes) -> None:

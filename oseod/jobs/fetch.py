@@ -74,7 +74,7 @@ class HttpProcessor:
     async def prepare_item(self, work: ItemWork) -> None:
         url = self.url(work)
         final = self._result.path(work, self._values(work))
-        partial = await self._threads.on_disk(self._result.partial, final)
+        partial = await self._threads.on_engine(self._result.partial, final)
         transfer = defer.ensureDeferred(self._fetch(url, partial))
         timed_out: list[bool] = []
 
@@ -99,15 +99,15 @@ class HttpProcessor:
             if timer.active():
                 timer.cancel()
             if not fetched:
-                await self._threads.on_disk(partial.unlink, missing_ok=True)
-        await self._threads.on_disk(os.replace, partial, final)
+                await self._threads.on_engine(partial.unlink, missing_ok=True)
+        await self._threads.on_engine(os.replace, partial, final)
 
     async def _fetch(self, url: str, partial: Path) -> None:
         response = await treq.get(url, reactor=self._reactor, unbuffered=True)
         if response.code != 200:
             await response.text()
             raise FetchFailed(f"{url} answered {response.code} {response.phrase.decode('latin-1', 'replace')}")
-        sink = _Sink(self._threads, await self._threads.on_disk(open, partial, "wb"))
+        sink = _Sink(self._threads, await self._threads.on_engine(open, partial, "wb"))
         try:
             await treq.collect(response, sink.write)
         finally:
@@ -117,11 +117,11 @@ class HttpProcessor:
         pass
 
     async def clean_item(self, work: ItemWork) -> None:
-        await self._threads.on_disk(self._result.remove, work, self._values(work))
+        await self._threads.on_engine(self._result.remove, work, self._values(work))
 
 
 class _Sink:
-    """A file written in the disk pool: one write at a time, in order; the
+    """A file written in the engine pool: one write at a time, in order; the
     chunks that arrive during a write go together in the next one."""
 
     def __init__(self, threads: ThreadPools, file: IO[bytes]) -> None:
@@ -140,7 +140,7 @@ class _Sink:
 
     def _next(self) -> None:
         batch, self._waiting = b"".join(self._waiting), []
-        writing = self._threads.on_disk(self._file.write, batch)
+        writing = self._threads.on_engine(self._file.write, batch)
         self._writing = writing.addCallbacks(self._written, self._failed)
 
     def _written(self, _: object) -> None:
@@ -156,6 +156,6 @@ class _Sink:
         """Once every chunk is written; raises what a write raised."""
         while self._writing is not None:
             await self._writing
-        await self._threads.on_disk(self._file.close)
+        await self._threads.on_engine(self._file.close)
         if self._error is not None:
             raise self._error

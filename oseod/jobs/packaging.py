@@ -60,10 +60,10 @@ class Packer:
         self._threads = threads
 
     async def pack(self, target: Path, packaging: str, members: Sequence[Member]) -> Package:
-        return await self._threads.on_disk(build_package, target, packaging, members)
+        return await self._threads.on_engine(build_package, target, packaging, members)
 
     async def remove(self, target: Path) -> None:
-        await self._threads.on_disk(remove_package, target)
+        await self._threads.on_engine(remove_package, target)
 
 
 def build_package(target: Path, packaging: str, members: Sequence[Member]) -> Package:

@@ -184,7 +184,7 @@ class JobRunner:
         if pusher is None or address is None:  # Submit refuses these: a configuration changed since
             raise PushFailed(f"cannot push over {protocol!r}: " + ("no onlineAddress of that protocol"
                                                                    if pusher is not None else "not offered"))
-        files = await self._threads.on_disk(
+        files = await self._threads.on_engine(
             files_in, result_directory(self._results, order.owner, order.order_id, item.spec.item_id))
         return str(await settle(pusher.push(address, files)))
 
