@@ -53,7 +53,7 @@ def probes(redis: Redis, readiness: Readiness, **kw: Any) -> Probes:
 async def test_ready_follows_the_daemon_state_on_both_doors(redis: Redis) -> None:
     readiness = Readiness()
     shared = probes(redis, readiness, ping_timeout=2.0, clock=reactor)
-    doors = [ClientRoutes(oseo=None, downloads=None, probes=shared),  # type: ignore[arg-type]
+    doors = [ClientRoutes(downloads=None, probes=shared),  # type: ignore[arg-type]
              OperatorRoutes(admin=None, console=None, probes=shared)]
     for door in doors:
         base, port = await serve(door.resource())
@@ -80,7 +80,7 @@ async def test_ready_is_503_without_redis(redis: Redis) -> None:
     unconnected = Redis(redis.address)
     readiness = Readiness()
     readiness.serving()
-    base, port = await serve(ClientRoutes(oseo=None, downloads=None,  # type: ignore[arg-type]
+    base, port = await serve(ClientRoutes(downloads=None,  # type: ignore[arg-type]
                                           probes=probes(unconnected, readiness, clock=reactor)).resource())
     try:
         code, headers, body = await get(base + "/ready")

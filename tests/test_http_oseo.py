@@ -481,7 +481,7 @@ def _endpoint(pool: _HeldThreadPool, portal: Any = None) -> Any:
     nobody: Any = None
     operations: Any = SimpleNamespace(handlers={"GetStatus": None})
     return OseoEndpoint(portal=portal, operations=operations, capabilities=nobody, metrics=RequestMetrics(),
-                        clock=clock, threads=ThreadPools(clock, pool, pool, pool, pool),  # type: ignore[arg-type]
+                        clock=clock, threads=ThreadPools(clock, pool, pool, pool, pool, pool),  # type: ignore[arg-type]
                         public_url="", anonymous_capabilities=False)
 
 
