@@ -52,14 +52,21 @@ class OseoDoor(Resource):
         # Never cancelled (Klein would cancel it when the client hangs up): a
         # Submit whose client has gone is still stored and queued; only its
         # answer is dropped.
-        Deferred.fromCoroutine(handler(request)).addCallbacks(lambda body: None if gone else _write(request, body),
-                            lambda failure: None if gone else self._failed(request, failure))
+        answering = Deferred.fromCoroutine(handler(request))
+        answering.addCallbacks(self._answer, self._failed, callbackArgs=(request, gone),
+                               errbackArgs=(request, gone))
         return NOT_DONE_YET
 
-    def _failed(self, request: IRequest, failure: Failure) -> None:
+    @staticmethod
+    def _answer(body: bytes, request: IRequest, gone: list[bool]) -> None:
+        if not gone:
+            _write(request, body)
+
+    def _failed(self, failure: Failure, request: IRequest, gone: list[bool]) -> None:
         """The endpoint answers every error itself; this is for its own bugs."""
         self.log.failure("internal error answering /oseo", failure)
-        _write(request, error_answer(request, 500, "internal error"))
+        if not gone:
+            _write(request, error_answer(request, 500, "internal error"))
 
 
 def _write(request: IRequest, body: bytes) -> None:
