@@ -19,8 +19,12 @@ cache answers, costs no Redis round trip and no coroutine's turn (a few
 microseconds). Otherwise one read of both subjects' counters comes first
 (one round trip); a good login whose check needed I/O of its own (a first
 login, a password cache miss) is then settled by a second trip that clears
-the user name's failures and catches a lock-out set meanwhile. A lock-out
-set by another daemon applies here within ``view_seconds``. Concurrent
+the user name's failures and catches a lock-out set meanwhile. A busy
+client's view is read again in the background in the last quarter of its
+life (:meth:`LoginLockout.keep_clean`), so its requests never wait for that
+read (under load it waited behind the engine's Redis traffic, some 10 ms
+for one request a second). A lock-out set by another daemon applies here
+within ``view_seconds`` of the last read before it. Concurrent
 guesses at one user name are taken one at a time (see :class:`LockoutPortal`).
 """
 
@@ -111,6 +115,8 @@ class LoginLockout:
         self._clean: dict[tuple[bytes, str], tuple[float, int]] = {}
         self._failed_users: dict[bytes, int] = {}
         self._failed_addresses: dict[str, int] = {}
+        # The pairs whose view is being read again (keep_clean).
+        self._refreshing: dict[tuple[bytes, str], defer.Deferred[None]] = {}
 
     # --- the local view ---------------------------------------------------------------
 
@@ -128,6 +134,37 @@ class LoginLockout:
         until, read = entry
         return until > self.clock.seconds() and self._failed_users.get(user, 0) < read \
             and self._failed_addresses.get(address, 0) < read
+
+    def keep_clean(self, user: bytes, address: str) -> defer.Deferred[None] | None:
+        """For a pair :meth:`seen_clean` let through: when its view is in the
+        last quarter of its life, read both counters again in the background
+        (one read per pair at a time) and, when they are still clean, trust
+        the pair for another ``view_seconds``. The read under way, or None."""
+        pair = (user, address)
+        entry = self._clean.get(pair)
+        if entry is None or entry[0] - self.clock.seconds() >= self._view_seconds / 4 or pair in self._refreshing:
+            return None
+        reading = defer.Deferred.fromCoroutine(self._read_again(user, address))
+        if not reading.called:  # (a Redis away fails at once)
+            self._refreshing[pair] = reading
+            reading.addBoth(self._read, pair)
+        return reading
+
+    def _read(self, result: None, pair: tuple[bytes, str]) -> None:
+        del self._refreshing[pair]
+        return result
+
+    async def _read_again(self, user: bytes, address: str) -> None:
+        read = self.event()
+        try:
+            failures = await self.check(user if user != ADDRESS_ONLY else None, address)
+        except LockedOut:
+            return  # not renewed: the pair's next login after the view reads, and is refused
+        except Exception as e:
+            self.log.debug("reading the lock-out counters ahead of time failed: {error}", error=str(e) or repr(e))
+            return
+        if failures.count == 0:  # failures from elsewhere: the next login settles them, in turn
+            self.remember_clean(user, address, read)
 
     def remember_clean(self, user: bytes, address: str, read: int) -> None:
         """``user`` logged in from ``address``, all clean as of event ``read``."""
@@ -244,6 +281,7 @@ class LockoutPortal(Portal):
         if not isinstance(name, (str, bytes)):
             if IBearerToken.providedBy(credentials) and isinstance(mind, Client) and mind.address:
                 if self.lockout.seen_clean(ADDRESS_ONLY, mind.address):
+                    self.lockout.keep_clean(ADDRESS_ONLY, mind.address)
                     return self._token_checked(credentials, mind, interfaces)
                 return defer.Deferred.fromCoroutine(self._by_address(credentials, mind, interfaces))
             return super().login(credentials, mind, *interfaces)  # nothing to count (anonymous)
@@ -252,6 +290,7 @@ class LockoutPortal(Portal):
         if self.lockout.seen_clean(user, address):
             # A client's next request, most likely: no Redis read, and no
             # coroutine's turn either when the password cache answers.
+            self.lockout.keep_clean(user, address)
             return self._checked(credentials, mind, interfaces, user, address, via, None)
         return defer.Deferred.fromCoroutine(self._login(credentials, mind, interfaces, user, address, via))
 
