@@ -15,8 +15,9 @@ a slow DNS server; apart, each kind of work waits only behind its own kind.
   turns at the GIL with the reactor's, and the engine keeps all of them
   busy. With eight, a GetStatus polled while the engine made 30,000 items
   took p50 8 ms (its XML parse alone 0.8 ms, 21 µs idle: lxml hands the GIL
-  back while it parses, then waits for its turn); with two, 5 ms; with one,
-  2.6 ms, and the engine made as many items a second (bench/latency.py).
+  back while it parses, then waits for its turn); with two (the default)
+  3-4 ms, with one 2.4 ms, and the engine made more items a second, not
+  fewer (bench/latency.py).
   Apart from ``disk``, a download's open also never queues behind a
   thousand result files.
 - ``cpu`` (``[server] cpu_threads``): work that holds a core: password

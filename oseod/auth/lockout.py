@@ -147,10 +147,10 @@ class LoginLockout:
         reading = defer.Deferred.fromCoroutine(self._read_again(user, address))
         if not reading.called:  # (a Redis away fails at once)
             self._refreshing[pair] = reading
-            reading.addBoth(self._read, pair)
+            reading.addBoth(self._read_over, pair)
         return reading
 
-    def _read(self, result: None, pair: tuple[bytes, str]) -> None:
+    def _read_over(self, result: None, pair: tuple[bytes, str]) -> None:
         del self._refreshing[pair]
         return result
 

@@ -1,9 +1,10 @@
 """``/oseo`` as a door of its own: a plain twisted.web resource rather than a
 Klein route. The OSEO endpoint is one path with three methods, so it needs
 none of Klein's routing, and going around it saves the URL map's bind and
-match, two ``maybeDeferred`` and the error-handler chain on every request:
-about a tenth of a Submit's CPU. The answer is written with its
-Content-Length in one write, not chunked."""
+match, two ``maybeDeferred``, the error-handler chain and a chunked answer
+(written here with its Content-Length) on every request: the daemon's CPU
+per 10-item Submit went from 0.86 to 0.63 ms, per GetStatus from 0.47 to
+0.33 ms (bench/ordering.py)."""
 
 from __future__ import annotations
 
