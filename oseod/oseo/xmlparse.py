@@ -110,9 +110,10 @@ class _Parsers(threading.local):
 
 
 
-def _check_prolog(body: bytes) -> None:
-    """Raise _DoctypeSeen if a DOCTYPE comes before the root element."""
-    if _without_markup_declarations(body):
+def _check_prolog(body: bytes, ascii_names: bool) -> None:
+    """Raise _DoctypeSeen if a DOCTYPE comes before the root element
+    (``ascii_names``: what :func:`_ascii_compatible` says of ``body``)."""
+    if _without_markup_declarations(body, ascii_names):
         return
     try:
         etree.fromstring(body, _parsers.prolog)
@@ -172,22 +173,22 @@ def _ascii_compatible(body: bytes) -> bool:
     return head.startswith(b"<") and b"\x00" not in head
 
 
-def _without_markup_declarations(body: bytes) -> bool:
+def _without_markup_declarations(body: bytes, ascii_names: bool) -> bool:
     """Whether a byte scan proves that ``body`` has no DOCTYPE: no "<!" at
     all (so no comment or CDATA section either) in an encoding that would
     spell one so. The first pass costs as much as the rest of a small
     request's parsing; most requests need no more than this scan."""
-    if not _ascii_compatible(body) or b"<!" in body:
+    if not ascii_names or b"<!" in body:
         return False
     head = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
     declared = _DECLARED_ENCODING.match(head[:256])
     return declared is None or declared.group(1).lower() in _LITERAL_ENCODINGS
 
 
-def _check_namespaces(body: bytes, root: etree._Element) -> None:
+def _check_namespaces(body: bytes, ascii_names: bool, root: etree._Element) -> None:
     # Every declaration is an attribute spelled "xmlns...": counting the bytes
     # saves walking the tree, the usual case by far.
-    if _ascii_compatible(body) and body.count(b"xmlns") <= MAX_NAMESPACE_DECLARATIONS:
+    if ascii_names and body.count(b"xmlns") <= MAX_NAMESPACE_DECLARATIONS:
         return
     for count, _ in enumerate(etree.iterwalk(root, events=("start-ns",)), 1):
         if count > MAX_NAMESPACE_DECLARATIONS:
@@ -262,7 +263,7 @@ def _surely_within(body: bytes, limits: XmlLimits) -> bool:
             and body.count(b"=") <= limits.max_attributes)
 
 
-def _check_depth(body: bytes, root: etree._Element, limits: XmlLimits) -> None:
+def _check_depth(body: bytes, ascii_names: bool, root: etree._Element, limits: XmlLimits) -> None:
     if limits.max_depth >= LIBXML2_MAX_DEPTH:
         return  # libxml2 refused anything deeper
     # A well-formed document (it parsed) with an element at depth d has at
@@ -270,7 +271,7 @@ def _check_depth(body: bytes, root: etree._Element, limits: XmlLimits) -> None:
     # one with fewer "<" than 2 * max_depth + 1, in an encoding that spells
     # "<" so, is within the limit without a look at the tree. Most
     # requests are (a 10-item Submit has some 120).
-    if body.count(b"<") <= 2 * limits.max_depth and _ascii_compatible(body):
+    if ascii_names and body.count(b"<") <= 2 * limits.max_depth:
         return
     probe = _parsers.too_deep.get(limits.max_depth)
     if probe is None:
@@ -291,8 +292,10 @@ def _syntax_error(exc: etree.XMLSyntaxError, limits: XmlLimits) -> OseoError:
 
 
 def _parse_whole(body: bytes, limits: XmlLimits) -> etree._Element:
+    # Each byte scan below holds only if the names are spelled in ASCII bytes.
+    ascii_names = _ascii_compatible(body)
     try:
-        _check_prolog(body)
+        _check_prolog(body, ascii_names)
     except _DoctypeSeen:
         raise _refused() from None
     except etree.XMLSyntaxError as exc:
@@ -305,8 +308,8 @@ def _parse_whole(body: bytes, limits: XmlLimits) -> etree._Element:
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _refused()
-    _check_namespaces(body, root)
-    _check_depth(body, root, limits)
+    _check_namespaces(body, ascii_names, root)
+    _check_depth(body, ascii_names, root, limits)
     return root
 
 
