@@ -12,7 +12,18 @@ from oseod.model.orders import OrderStatus
 from oseod.odata import edm
 from oseod.odata.errors import ODataError
 from oseod.odata.ids import order_uuid
-from oseod.odata.query import Hints, ListQuery, SortKey, parse_filter, parse_list_query
+from oseod.odata.query import (
+    And,
+    Const,
+    Func,
+    Hints,
+    ListQuery,
+    Or,
+    SortKey,
+    evaluate,
+    parse_filter,
+    parse_list_query,
+)
 from oseod.odata.values import iso_time, parse_time
 
 E = edm.PRODUCTION_ORDER
@@ -266,3 +277,23 @@ def test_fingerprint_names_filter_and_order() -> None:
     e = parse_list_query({"$filter": "Priority gt 1"}, edm.ORDER, page_size=10)
     assert a.fingerprint == b.fingerprint
     assert len({a.fingerprint, c.fingerprint, d.fingerprint, e.fingerprint}) == 4
+
+
+# (a name the row lacks: contains() of it is unknown)
+_UNKNOWN = Func("Missing", "contains", "x")
+
+
+@pytest.mark.parametrize(("left", "right", "conjunction", "disjunction"), [
+    (Const(True), Const(True), True, True),
+    (Const(True), Const(False), False, True),
+    (Const(False), Const(False), False, False),
+    (Const(True), _UNKNOWN, None, True),
+    (Const(False), _UNKNOWN, False, None),
+    (_UNKNOWN, Const(False), False, None),
+    (_UNKNOWN, Const(True), None, True),
+    (_UNKNOWN, _UNKNOWN, None, None),
+])
+def test_and_and_or_follow_three_valued_logic(left: Any, right: Any, conjunction: bool | None,
+                                              disjunction: bool | None) -> None:
+    assert evaluate(And(left, right), {}) is conjunction
+    assert evaluate(Or(left, right), {}) is disjunction

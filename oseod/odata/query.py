@@ -110,22 +110,17 @@ def evaluate(node: Node, row: Mapping[str, Any]) -> bool | None:
         if node.function == "startswith":
             return text.startswith(node.text)
         return text.endswith(node.text)
-    if isinstance(node, And):
+    if isinstance(node, (And, Or)):
+        # Three-valued: the value that decides (false for and, true for or)
+        # decides whichever side has it, even beside an unknown (None).
+        deciding = isinstance(node, Or)
         left = evaluate(node.left, row)
-        if left is False:
-            return False
+        if left is deciding:
+            return deciding
         right = evaluate(node.right, row)
-        if right is False:
-            return False
-        return True if left and right else None
-    if isinstance(node, Or):
-        left = evaluate(node.left, row)
-        if left is True:
-            return True
-        right = evaluate(node.right, row)
-        if right is True:
-            return True
-        return False if left is False and right is False else None
+        if right is deciding:
+            return deciding
+        return None if left is None or right is None else not deciding
     if isinstance(node, Not):
         operand = evaluate(node.operand, row)
         return None if operand is None else not operand
