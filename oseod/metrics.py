@@ -46,9 +46,11 @@ class RequestMetrics:
     ``outcome`` is "ok" or the OWS exceptionCode / HTTP reason of a failure, a
     small closed set, so the series stay bounded."""
 
-    log = Logger(namespace="oseod.request")
-
     def __init__(self) -> None:
+        # An instance's own Logger: one declared on the class is a descriptor
+        # that makes a new Logger at every access, and this one logs every
+        # request.
+        self.log = Logger(namespace="oseod.request", source=self)
         self._series: dict[tuple[str, str, str], _Series] = {}
         # Failed password logins by transport, and lock-outs (oseod.auth.lockout)
         # by transport and scope ("user" or "address"): bounded label sets.

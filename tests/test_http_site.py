@@ -134,3 +134,37 @@ def test_the_idle_timeout_is_at_most_the_request_timeout() -> None:
     channel = Channel()
     channel.clock.advance(KEEPALIVE_SECONDS)
     assert channel.transport.disconnecting and channel.answer == b""
+
+
+def test_a_request_begun_late_in_the_last_ones_timer_gets_its_whole_time() -> None:
+    # The connection's one deadline timer runs from the first request: it
+    # goes off before the second is due, and waits for its due time.
+    channel = Channel()
+    channel.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    channel.transport.clear()
+    channel.clock.advance(25)
+    channel.send(b"GET /ok HTTP/1.1\r\n")
+    channel.clock.advance(29.9)  # the first timer's time (30) is long past
+    assert channel.answer == b""
+    channel.clock.advance(0.1)
+    assert timed_out(channel)
+
+
+def test_kept_alive_requests_share_one_deadline_timer() -> None:
+    channel = Channel()
+    made = []
+    call_later = channel.clock.callLater
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args[1])
+        return call_later(*args, **kwargs)
+
+    channel.protocol.callLater = counted
+    for _ in range(200):
+        channel.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.clock.advance(0.01)
+    assert channel.answer.count(b"HTTP/1.1 200 OK\r\n") == 200
+    # Twisted sets its idle timeout again after each request; the deadline
+    # made no timer of its own for them (the connection's first is still on).
+    assert len(made) == 200
+    assert {func.__qualname__ for func in made} == {"TimeoutMixin.__timedOut"}

@@ -41,12 +41,12 @@ class AccountRealm:
             return Account(name=name)
         return account_of(record)
 
-    def requestAvatar(self, avatarId: Any, mind: object, *interfaces: InterfaceClass) -> defer.Deferred[Any]:
-        if isinstance(avatarId, KnownUser):  # the checker read the account: nothing to wait for
-            try:
-                return defer.succeed(self._for(avatarId.account, interfaces))
-            except Exception:
-                return defer.fail()
+    def requestAvatar(self, avatarId: Any, mind: object, *interfaces: InterfaceClass) -> Any:
+        """The avatar's (interface, avatar, logout), or a Deferred of it (IRealm allows either)."""
+        if isinstance(avatarId, KnownUser):
+            # The checker read the account: nothing to wait for, and the
+            # Portal's chain goes on without a Deferred of this one's.
+            return self._for(avatarId.account, interfaces)
         return defer.Deferred.fromCoroutine(self._avatar(avatarId, interfaces))
 
     async def _avatar(self, avatar_id: Any, interfaces: tuple[InterfaceClass, ...]) -> tuple[Any, Any, Callable[[], None]]:

@@ -106,10 +106,17 @@ class LimitedChannel(HTTPChannel):
     this.)"""
 
     _linger: IDelayedCall | None = None
-    # Set while a request is being received: when it must be whole.
+    # While a request is being received: when it must be whole (a time of
+    # the site's reactor).
+    _due: float | None = None
+    # The timer that looks at _due: it may go off early (a request answered
+    # in time, a next one begun), and then waits for the next _due, if any.
     _deadline: IDelayedCall | None = None
     # Whether the connection is TLS, once asked (see isSecure).
     _secure: bool | None = None
+    # The connection's local and remote addresses, once asked (see getHost).
+    _host: Any = None
+    _peer: Any = None
 
     def isSecure(self) -> bool:
         # Asked several times a request (Twisted's Request, Klein's URL,
@@ -122,6 +129,24 @@ class LimitedChannel(HTTPChannel):
             if self.transport is not None:
                 self._secure = secure
         return secure
+
+    def getHost(self) -> Any:
+        # Asked by every Request (Twisted's), a getsockname system call each
+        # time; the local address of a connection does not change.
+        host = self._host
+        if host is None:
+            host = super().getHost()
+            if self.transport is not None:
+                self._host = host
+        return host
+
+    def getPeer(self) -> Any:
+        peer = self._peer
+        if peer is None:
+            peer = super().getPeer()
+            if self.transport is not None:
+                self._peer = peer
+        return peer
 
     def refuse(self, status: bytes, reason: str, *, odata: bool = False) -> None:
         """Answer ``status`` with ``reason`` (one line of text; with
@@ -136,7 +161,7 @@ class LimitedChannel(HTTPChannel):
         until it hangs up, or for ``LINGER_SECONDS`` at most."""
         if self._linger is not None:
             return
-        self._stop_deadline()
+        self._cancel_deadline()
         self.setTimeout(None)  # the linger closes it
         transport = self.transport
         assert transport is not None
@@ -152,22 +177,46 @@ class LimitedChannel(HTTPChannel):
         super().connectionMade()
         self._start_deadline()
 
+    #
+    # One timer per connection, not one per request: a request's start sets
+    # _due, its end clears it, and the timer, when it goes off, refuses the
+    # request only if one is still due by then (else it waits for the next
+    # due time, or ends). A timer made and cancelled for every request of a
+    # kept-alive connection cost a few percent of a GetStatus.
     def _start_deadline(self) -> None:
-        if self._deadline is None and self._linger is None and not self._handlingRequest:
-            self._deadline = self.callLater(self._request_timeout(), self._too_slow)
+        if self._due is None and self._linger is None and not self._handlingRequest:
+            timeout = self._request_timeout()
+            self._due = self._now() + timeout
+            if self._deadline is None:
+                self._deadline = self.callLater(timeout, self._deadline_reached)
 
     def _stop_deadline(self) -> None:
+        self._due = None
+
+    def _cancel_deadline(self) -> None:
+        self._due = None
         if self._deadline is not None:
             if self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None
 
+    def _deadline_reached(self) -> None:
+        self._deadline = None
+        due = self._due
+        if due is None:
+            return
+        left = due - self._now()
+        if left > 0:
+            self._deadline = self.callLater(left, self._deadline_reached)
+            return
+        self._due = None
+        self.refuse(b"408 Request Timeout", f"request not received within {self._request_timeout():g} seconds")
+
+    def _now(self) -> float:
+        return float(self.site.reactor.seconds())
+
     def _request_timeout(self) -> float:
         return float(getattr(getattr(self, "site", None), "request_timeout", REQUEST_TIMEOUT))
-
-    def _too_slow(self) -> None:
-        self._deadline = None
-        self.refuse(b"408 Request Timeout", f"request not received within {self._request_timeout():g} seconds")
 
     def allContentReceived(self) -> None:
         self._stop_deadline()
@@ -222,7 +271,7 @@ class LimitedChannel(HTTPChannel):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
-        self._stop_deadline()
+        self._cancel_deadline()
         super().connectionLost(reason)
 
 
