@@ -17,13 +17,14 @@ import pytest
 import pytest_twisted
 import treq
 from lxml import etree
-from twisted.cred.credentials import UsernamePassword
+from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, reactor, threads
 from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
 
 from oseod.auth.account import IAccount
-from oseod.auth.checkers import UserStoreChecker
+from oseod.auth.checkers import IRememberingChecker, UserStoreChecker
 from oseod.auth.lockout import AUDIT_ACTION, Client, LockedOut, LockoutLimits, LockoutPortal, LoginLockout
 from oseod.auth.realm import AccountRealm
 from oseod.auth.secrets import SecretBox
@@ -475,3 +476,30 @@ async def test_a_burst_of_digest_guesses_is_locked_out_after_five(daemons: Any) 
     answers = await defer.gatherResults([defer.ensureDeferred(daemon.soap("alice", f"guess{n}", digest=True))
                                          for n in range(40)])
     assert sorted(status for status, _, _ in answers) == [401] * 5 + [429] * 35
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remembered_login_still_sees_a_new_password_and_a_disabled_account(redis: Redis) -> None:
+    """A client's next login is answered from the checker's memory (no
+    check, no Deferred's turn), but never past a change of its account."""
+    door = Door(redis, _clock())
+    await door.accounts.add("alice", PASSWORD)
+    checker = door.portal.checkers[IUsernamePassword]
+    assert verifyObject(IRememberingChecker, checker)
+    credentials = UsernamePassword(b"alice", PASSWORD.encode())
+    assert checker.rememberedAvatarId(credentials) is None  # never checked
+    assert await door.login("alice", PASSWORD) == "ok"
+    remembered = checker.rememberedAvatarId(credentials)
+    assert remembered is not None and remembered.account.name == "alice"
+    assert checker.rememberedAvatarId(UsernamePassword(b"alice", b"wrong")) is None
+    assert await door.login("alice", PASSWORD) == "ok"
+
+    await door.accounts.set_password("alice", "another password")
+    assert checker.rememberedAvatarId(credentials) is None
+    assert await door.login("alice", PASSWORD) == "wrong"
+    assert await door.login("alice", "another password") == "ok"
+    assert await door.login("alice", "another password") == "ok"
+
+    await door.accounts.change("alice", disabled=True)
+    assert checker.rememberedAvatarId(UsernamePassword(b"alice", b"another password")) is None
+    assert await door.login("alice", "another password") == "wrong"

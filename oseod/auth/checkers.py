@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -29,6 +29,18 @@ from .passwords import hash_password, verify_password
 CACHE_LIMIT = 10_000
 V = TypeVar("V")
 T = TypeVar("T")
+
+
+class IRememberingChecker(ICredentialsChecker):
+    """A checker that may vouch for credentials from what it holds in
+    memory (a password it verified moments ago, against the account as it
+    is now), with no I/O and no verification: what the Portal asks first for
+    a client's next request, so that its login takes no Deferred's turn."""
+
+    def rememberedAvatarId(credentials: ICredentials) -> Any:
+        """The avatar id that ``requestAvatarId`` would give now, or None
+        when it cannot be told without checking (then ``requestAvatarId``
+        decides, whatever the answer: a refusal is never remembered)."""
 
 
 def credential_bytes(value: str | bytes) -> bytes:
@@ -168,6 +180,7 @@ async def record_login(logins: LoginRecorder | None, name: str, source: str, at:
 
 
 @implementer(ICredentialsChecker)
+@implementer(IRememberingChecker)
 class UserStoreChecker:
     """Checks user name and password against the scrypt hashes in Redis."""
 
@@ -190,20 +203,28 @@ class UserStoreChecker:
         # at once.
         self._decoy = hash_password(os.urandom(16).hex()) if decoy else None
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[KnownUser]:  # type: ignore[override]
+    def rememberedAvatarId(self, credentials: IUsernamePassword) -> KnownUser | None:  # type: ignore[override]
         # Most logins are a client's next request: its record is held and its
-        # password was verified moments ago, so the answer needs no I/O and
-        # is given without a coroutine's turn (this runs for every request).
+        # password was verified moments ago, so the answer needs no I/O.
+        # A disabled account is left to requestAvatarId, which says so.
         try:
             name, name_bytes, password = login_name(credentials)
-            record = self._users.held(name)
-            if record is not None and (found := self._cache.lookup(name_bytes, password)) is not None \
-                    and hmac.compare_digest(found[0], record.password_hash):
-                if found[1]:
-                    self._check_again(name_bytes, password, record.password_hash)
-                return defer.succeed(self._enabled(record))
         except UnauthorizedLogin:
-            return defer.fail()
+            return None
+        record = self._users.held(name)
+        if record is None or record.disabled:
+            return None
+        found = self._cache.lookup(name_bytes, password)
+        if found is None or not hmac.compare_digest(found[0], record.password_hash):
+            return None
+        if found[1]:
+            self._check_again(name_bytes, password, record.password_hash)
+        return KnownUser(account_of(record))
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[KnownUser]:  # type: ignore[override]
+        known = self.rememberedAvatarId(credentials)
+        if known is not None:
+            return defer.succeed(known)
         return defer.Deferred.fromCoroutine(self._check(credentials))
 
     async def _check(self, credentials: IUsernamePassword) -> KnownUser:
@@ -251,7 +272,7 @@ class UserStoreChecker:
         return KnownUser(account_of(record))
 
 
-@implementer(ICredentialsChecker)
+@implementer(IRememberingChecker)
 class PasswordChain:
     """User names and passwords checked by several sources in turn ([auth]
     checkers: Redis, a password file, a directory): the first that accepts
@@ -279,6 +300,15 @@ class PasswordChain:
                     start()
                 except ValueError as e:
                     raise ValueError(f"{name} checker: {e}") from None
+
+    def rememberedAvatarId(self, credentials: IUsernamePassword) -> Any:  # type: ignore[override]
+        # Only a chain of one: with several, a name remembered by a later
+        # source may have been taken by an earlier one since.
+        if len(self._checkers) == 1:
+            checker = self._checkers[0][1]
+            if IRememberingChecker.providedBy(checker):
+                return checker.rememberedAvatarId(credentials)
+        return None
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred[Any]:  # type: ignore[override]
         if len(self._checkers) == 1:

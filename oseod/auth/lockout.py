@@ -39,14 +39,14 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
+from zope.interface import Interface, implementedBy
 
 from ..model.logins import ADDRESS, USER, Client, LockedOut
 from ..model.tokens import IBearerToken
 from ..store.audit import AuditStore
 from ..store.connection import RedisUnavailable
 from ..store.lockouts import Failures, LockoutStore, Subject
-from .checkers import NotAGuess, credential_bytes
+from .checkers import IRememberingChecker, NotAGuess, credential_bytes
 
 AUDIT_ACTION = "login.lockout"
 # How long this process trusts a clean read of a subject (no failures, not
@@ -261,6 +261,10 @@ class LoginLockout:
                               error=str(e) or repr(e))
 
 
+# Not yet looked up (None: looked up, and not a remembering checker).
+_UNSEEN: Any = object()
+
+
 class LockoutPortal(Portal):
     """The one Portal, with the lock-out in front of its checkers. A login
     whose ``mind`` is a :class:`Client` counts per address too; any other
@@ -272,6 +276,8 @@ class LockoutPortal(Portal):
     counted, and the limit holds for them as for guesses one after another."""
 
     def __init__(self, realm: IRealm, checkers: Any, lockout: LoginLockout) -> None:
+        # (Before the Portal's registerChecker calls, which clear it.)
+        self._checker_of: dict[type, Any] = {}
         super().__init__(realm, checkers)
         self.lockout = lockout
         self._turns: dict[bytes, defer.DeferredLock] = {}
@@ -291,8 +297,45 @@ class LockoutPortal(Portal):
             # A client's next request, most likely: no Redis read, and no
             # coroutine's turn either when the password cache answers.
             self.lockout.keep_clean(user, address)
+            remembered = self._remembered(credentials, mind, interfaces)
+            if remembered is not None:
+                return remembered
             return self._checked(credentials, mind, interfaces, user, address, via, None)
         return defer.Deferred.fromCoroutine(self._login(credentials, mind, interfaces, user, address, via))
+
+    def registerChecker(self, checker: Any, *credentialInterfaces: Any) -> None:
+        super().registerChecker(checker, *credentialInterfaces)
+        self._checker_of.clear()
+
+    def _remembered(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...]
+                    ) -> defer.Deferred[Any] | None:
+        """The login answered from the checker's memory (see
+        IRememberingChecker), the realm's avatar at once; None when the
+        checker must check. Nothing to count or settle: the password was
+        verified moments ago, and the local view saw no failures."""
+        kind = credentials.__class__
+        checker = self._checker_of.get(kind, _UNSEEN)
+        if checker is _UNSEEN:
+            checker = self._checker_of[kind] = self._checker_for(kind)
+        if checker is None:
+            return None
+        avatar_id = checker.rememberedAvatarId(credentials)
+        if avatar_id is None:
+            return None
+        try:
+            avatar = self.realm.requestAvatar(avatar_id, mind, *interfaces)
+        except Exception:
+            return defer.fail()
+        return avatar if isinstance(avatar, defer.Deferred) else defer.succeed(avatar)
+
+    def _checker_for(self, kind: type) -> Any:
+        """The remembering checker the Portal would give credentials of
+        class ``kind``, or None (another checker, or none)."""
+        provided = implementedBy(kind)
+        for interface, checker in self.checkers.items():
+            if provided.isOrExtends(interface):
+                return checker if IRememberingChecker.providedBy(checker) else None
+        return None
 
     async def _login(self, credentials: Any, mind: object, interfaces: tuple[type[Interface], ...], user: bytes,
                      address: str, via: str) -> Any:

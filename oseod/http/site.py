@@ -213,7 +213,7 @@ class LimitedChannel(HTTPChannel):
         self.refuse(b"408 Request Timeout", f"request not received within {self._request_timeout():g} seconds")
 
     def _now(self) -> float:
-        return float(self.site.reactor.seconds())
+        return float(self.site.reactor.seconds())  # type: ignore[attr-defined]  # (Site.buildProtocol sets it)
 
     def _request_timeout(self) -> float:
         return float(getattr(getattr(self, "site", None), "request_timeout", REQUEST_TIMEOUT))
