@@ -49,8 +49,9 @@ class RequestMetrics:
     def __init__(self) -> None:
         # An instance's own Logger: one declared on the class is a descriptor
         # that makes a new Logger at every access, and this one logs every
-        # request.
-        self.log = Logger(namespace="oseod.request", source=self)
+        # request. Its namespace is the one a class's would have (the class's
+        # full name), which the log's lines show.
+        self.log = Logger(namespace=f"{__name__}.{type(self).__qualname__}", source=self)
         self._series: dict[tuple[str, str, str], _Series] = {}
         # Failed password logins by transport, and lock-outs (oseod.auth.lockout)
         # by transport and scope ("user" or "address"): bounded label sets.
