@@ -130,23 +130,21 @@ class LimitedChannel(HTTPChannel):
                 self._secure = secure
         return secure
 
+    # Asked by every Request (Twisted's), the local one a getsockname system
+    # call each time; a connection's addresses do not change.
     def getHost(self) -> Any:
-        # Asked by every Request (Twisted's), a getsockname system call each
-        # time; the local address of a connection does not change.
-        host = self._host
-        if host is None:
-            host = super().getHost()
-            if self.transport is not None:
-                self._host = host
-        return host
+        return self._kept("_host", super().getHost)
 
     def getPeer(self) -> Any:
-        peer = self._peer
-        if peer is None:
-            peer = super().getPeer()
+        return self._kept("_peer", super().getPeer)
+
+    def _kept(self, name: str, read: Callable[[], Any]) -> Any:
+        address = getattr(self, name)
+        if address is None:
+            address = read()
             if self.transport is not None:
-                self._peer = peer
-        return peer
+                setattr(self, name, address)
+        return address
 
     def refuse(self, status: bytes, reason: str, *, odata: bool = False) -> None:
         """Answer ``status`` with ``reason`` (one line of text; with
