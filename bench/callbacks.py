@@ -50,17 +50,18 @@ from typing import Any
 
 from engine import submit_payload as small_payload
 from harness import (
-    BenchRun,
     HERE,
     BenchError,
+    BenchRun,
     PythonLoad,
     Server,
     Target,
     Wrk,
+    add_run_arguments,
     check_answer,
     machine_info,
-    rounded,
     reported,
+    rounded,
     start_oseod,
     stop_all,
     wait_for,
@@ -774,10 +775,7 @@ def main() -> int:
     parser.add_argument("--py-spy-at", choices=["submitted", "processed"], default="processed",
                         help="start recording once the Submits are done, or once every order is final (default)")
     parser.add_argument("--py-spy-seconds", type=int, default=6)
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
-                        help="twistd of the venv oseod is installed in (default: next to this python)")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
-                        help="where the JSON record goes (default: bench/results)")
+    add_run_arguments(parser)
     args = parser.parse_args()
     args.orders = min(max(args.orders, 100), 100_000)
     args.submitters = min(max(args.submitters, 1), 64)

@@ -35,21 +35,21 @@ from pathlib import Path
 
 from ordering import CpuMeter
 from harness import (
-    HERE,
+    LOAD_LIMITS,
     BenchError,
     PythonLoad,
     Result,
     Server,
     Target,
     Wrk,
+    add_run_arguments,
     check_answer,
     machine_info,
-    rounded,
     reported,
+    rounded,
     start_echo,
     start_oseod,
     stop_all,
-    LOAD_LIMITS,
 )
 
 SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
@@ -97,13 +97,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (max 256)")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                         help="auto: wrk if on PATH, else bench/loadgen.py")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
-                        help="twistd of the venv oseod is installed in (default: next to this python)")
+    add_run_arguments(parser)
     parser.add_argument("--echo-only", action="store_true", help="measure the echo server only")
     parser.add_argument("--logger", default=None,
                         help="twistd --logger for the daemon (default: none, the README's plain `twistd -n oseod`)")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
-                        help="where the JSON record goes (default: bench/results)")
     args = parser.parse_args()
     duration = min(max(args.duration, 1.0), 60.0)
     warmup = min(max(args.warmup, 0.0), 10.0)

@@ -64,8 +64,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from harness import (HERE, BenchError, Server, ServerExited, machine_info, rounded, reported, start_oseod, stop_all,
-                     wait_for)
+from harness import (
+    BenchError,
+    Server,
+    ServerExited,
+    add_run_arguments,
+    machine_info,
+    reported,
+    rounded,
+    start_oseod,
+    stop_all,
+    wait_for,
+)
 from ordering import add_user, envelope, post
 from sftp_targets import add_user_key, sftp_get, sshd_program, start_sshd, trust_host, user_key
 
@@ -447,10 +457,7 @@ def main() -> int:
         description="oseod FTP, FTPS, HTTP and SFTP download throughput of a 1 GiB file vs. vsftpd, nginx and sshd.")
     parser.add_argument("--size-mib", type=int, default=1024, help="the file's size in MiB (default 1024)")
     parser.add_argument("--rounds", type=int, default=7, help="counted downloads per target (default 7)")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
-                        help="twistd of the venv oseod is installed in (default: next to this python)")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
-                        help="where the JSON record goes (default: bench/results)")
+    add_run_arguments(parser)
     args = parser.parse_args()
     size = max(1, args.size_mib) * MIB
     rounds = min(max(args.rounds, 1), 20)

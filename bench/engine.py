@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import BenchError, bench_servers, machine_info, rounded, save_record, start_oseod
+from harness import BenchError, add_run_arguments, bench_servers, machine_info, rounded, save_record, start_oseod
 from ordering import Backlog, CpuMeter, RedisStats, add_user, connect_redis, envelope, post
 
 COLLECTION = "urn:oseod:demo"
@@ -51,8 +51,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=50)
     parser.add_argument("--items", type=int, default=200, help="items per order (at most 200)")
     parser.add_argument("--workers", type=int, default=8, help="[processing] workers")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd")
-    parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
+    add_run_arguments(parser)
     args = parser.parse_args()
     total = args.orders * args.items
     with bench_servers("engine") as (servers, tmp):

@@ -345,6 +345,14 @@ def rounded(record: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every bench that starts oseod has: which twistd, and where its JSON record goes."""
+    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
+                        help="twistd of the venv oseod is installed in (default: next to this python)")
+    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
+                        help="where the JSON record goes (default: bench/results)")
+
+
 def save_record(results_dir: Path, kind: str, record: dict[str, Any]) -> Path:
     """Write a run's JSON record as RESULTS_DIR/KIND-<UTC time>.json and say where."""
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from engine import admin_post, submit_payload
-from harness import LOAD_LIMITS, BenchError, bench_servers, machine_info, rounded, save_record, start_oseod
+from harness import (
+    LOAD_LIMITS,
+    BenchError,
+    add_run_arguments,
+    bench_servers,
+    machine_info,
+    rounded,
+    save_record,
+    start_oseod,
+)
 from ordering import (
     ITEMS_PER_ORDER,
     Backlog,
@@ -133,8 +142,7 @@ def main() -> int:
                         help="[server] disk_threads of the measured daemon (default: the config's default)")
     parser.add_argument("--engine-threads", type=int, default=None,
                         help="[server] engine_threads of the measured daemon (default: the config's default)")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd")
-    parser.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
+    add_run_arguments(parser)
     args = parser.parse_args()
     total = args.orders * args.items
     with bench_servers("latency") as (servers, tmp):

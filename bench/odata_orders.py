@@ -40,8 +40,20 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import (HERE, BenchError, Server, Target, Wrk, machine_info, reported, rounded, save_record, start_echo,
-                     start_oseod, stop_all)
+from harness import (
+    BenchError,
+    Server,
+    Target,
+    Wrk,
+    add_run_arguments,
+    machine_info,
+    reported,
+    rounded,
+    save_record,
+    start_echo,
+    start_oseod,
+    stop_all,
+)
 from ordering import (
     SOAP12_CONTENT_TYPE,
     CpuMeter,
@@ -117,10 +129,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (max 60)")
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds before each (max 10)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (max 256)")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
-                        help="twistd of the venv oseod is installed in (default: next to this python)")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
-                        help="where the JSON record goes (default: bench/results)")
+    add_run_arguments(parser)
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if not wrk:

@@ -58,19 +58,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import (
-    BenchRun,
-    HERE,
     LOAD_LIMITS,
     BenchError,
+    BenchRun,
     PythonLoad,
     Result,
     Server,
     Target,
     Wrk,
+    add_run_arguments,
     check_answer,
     machine_info,
-    rounded,
     reported,
+    rounded,
     start_echo,
     start_oseod,
     stop_all,
@@ -1132,10 +1132,7 @@ def main() -> int:
     parser.add_argument("--single-daemon", action="store_true",
                         help="one daemon that also processes the orders it takes, during the Submit load (for "
                              "information; the Submit target is judged on a front daemon, the default)")
-    parser.add_argument("--twistd", type=Path, default=Path(sys.executable).parent / "twistd",
-                        help="twistd of the venv oseod is installed in (default: next to this python)")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results",
-                        help="where the JSON record goes (default: bench/results)")
+    add_run_arguments(parser)
     args = parser.parse_args()
     args.stored_orders = min(max(args.stored_orders, 1000), 1_000_000)
     args.search_requests = min(max(args.search_requests, 10), 5000)
