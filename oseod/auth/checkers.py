@@ -179,7 +179,6 @@ async def record_login(logins: LoginRecorder | None, name: str, source: str, at:
         log.warn("cannot record the login of {user}: {error}", user=name, error=str(e) or repr(e))
 
 
-@implementer(ICredentialsChecker)
 @implementer(IRememberingChecker)
 class UserStoreChecker:
     """Checks user name and password against the scrypt hashes in Redis."""

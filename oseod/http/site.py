@@ -175,12 +175,11 @@ class LimitedChannel(HTTPChannel):
         super().connectionMade()
         self._start_deadline()
 
-    #
     # One timer per connection, not one per request: a request's start sets
     # _due, its end clears it, and the timer, when it goes off, refuses the
     # request only if one is still due by then (else it waits for the next
-    # due time, or ends). A timer made and cancelled for every request of a
-    # kept-alive connection cost a few percent of a GetStatus.
+    # due time, or ends). A kept-alive connection's requests then cost no
+    # DelayedCall each (Twisted's idle timeout already makes one per request).
     def _start_deadline(self) -> None:
         if self._due is None and self._linger is None and not self._handlingRequest:
             timeout = self._request_timeout()
