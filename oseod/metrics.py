@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from twisted.logger import Logger
+from .loggers import instance_logger
 
 # Seconds; spans a cached GetCapabilities (sub-millisecond) to a large Submit.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -47,11 +47,8 @@ class RequestMetrics:
     small closed set, so the series stay bounded."""
 
     def __init__(self) -> None:
-        # An instance's own Logger: one declared on the class is a descriptor
-        # that makes a new Logger at every access, and this one logs every
-        # request. Its namespace is the one a class's would have (the class's
-        # full name), which the log's lines show.
-        self.log = Logger(namespace=f"{__name__}.{type(self).__qualname__}", source=self)
+        # Logs every request: see LeanLogger.
+        self.log = instance_logger(self)
         self._series: dict[tuple[str, str, str], _Series] = {}
         # Failed password logins by transport, and lock-outs (oseod.auth.lockout)
         # by transport and scope ("user" or "address"): bounded label sets.

@@ -10,6 +10,7 @@ from twisted.logger import Logger, LogLevel, formatEventAsClassicLogText
 from twisted.python.failure import Failure
 
 from oseod import logs
+from oseod.loggers import instance_logger
 
 
 def _running_reactor() -> MemoryReactorClock:
@@ -223,3 +224,25 @@ def test_an_event_below_the_floor_is_not_formatted(monkeypatch: pytest.MonkeyPat
     log.info("{value}", value="shown")
     reactor.advance(0)
     assert out.getvalue().endswith(" [oseod.test#info] shown\n") and out.getvalue().count("\n") == 1
+
+
+def test_a_lean_logger_sends_the_events_a_twisted_logger_sends() -> None:
+    class Owner:
+        pass
+
+    owner = Owner()
+    seen: list[dict[str, Any]] = []
+    stock = Logger(namespace=f"{Owner.__module__}.{Owner.__qualname__}", source=owner, observer=seen.append)
+    lean = instance_logger(owner)
+    lean.observer = seen.append
+    for logger in (stock, lean):
+        logger.info("order {order_id} submitted", order_id="a1")
+        logger.emit("loud", "not a level")  # type: ignore[arg-type]
+    (info, bad, lean_info, lean_bad) = seen
+    assert {key: value for key, value in lean_info.items() if key not in ("log_time", "log_logger")} == {
+        key: value for key, value in info.items() if key not in ("log_time", "log_logger")}
+    assert lean_info["log_namespace"].endswith("test_logs.test_a_lean_logger_sends_the_events_a_twisted_logger_sends"
+                                               ".<locals>.Owner")
+    assert lean_info["log_logger"] is lean and lean_info["log_level"] is LogLevel.info
+    # An invalid level is reported as Twisted reports it.
+    assert lean_bad["log_format"] == bad["log_format"] and lean_bad["log_level"] is LogLevel.critical

@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from zope.interface import Interface
 
 from ..config import Config
+from ..loggers import instance_logger
 from ..model.errors import RequestRejected, invalid
 from ..model.jobs import Job
 from ..model.orders import (
@@ -71,8 +71,6 @@ class OrderWriter:
     """The state every part of the ordering core works on (one store, one
     configuration, one clock), and the writes they share."""
 
-    log = Logger()
-
     def __init__(self, store: OrderStore, config: Config, clock: IReactorTime, *,
                  catalogue: Catalogue | None = None, resolve: Resolver | None = None,
                  check_item: ItemCheck | None = None, dispatcher: IDispatcher | None = None) -> None:
@@ -80,6 +78,7 @@ class OrderWriter:
         bare identifier and objection to an item (the processor registry's;
         by default the configured prefixes, and no objection); ``dispatcher``:
         told of the orders accepted and cancelled (the engine)."""
+        self.log = instance_logger(self)  # logs every Submit
         self._store = store
         self._config = config
         self._clock = clock
