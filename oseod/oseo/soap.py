@@ -10,7 +10,9 @@ write the answer in the same one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Sequence
+import functools
+from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import BinaryIO
 
 import attrs
@@ -60,17 +62,24 @@ def _sender_error(text: str) -> OseoError:
     return OseoError(ExceptionCode.NoApplicableCode, None, text)
 
 
-def _parse_content_type(value: str | None) -> tuple[str | None, dict[str, str]]:
+_NO_PARAMETERS: Mapping[str, str] = MappingProxyType({})
+
+
+# Every request's header is read twice (the encoding of a fault is guessed
+# before the body is parsed), and a client sends the same value every time:
+# kept, a few of them (a client may vary it at will: bounded).
+@functools.lru_cache(maxsize=64)
+def _parse_content_type(value: str | None) -> tuple[str | None, Mapping[str, str]]:
     """Media type (lower case) and parameters of a Content-Type header value."""
     if not value:
-        return None, {}
+        return None, _NO_PARAMETERS
     media_type, *parts = value.split(";")
     params = {}
     for part in parts:
         name, sep, raw = part.partition("=")
         if sep:
             params[name.strip().lower()] = raw.strip().strip('"')
-    return media_type.strip().lower() or None, params
+    return media_type.strip().lower() or None, MappingProxyType(params)
 
 
 def _action(value: str | None) -> str | None:
