@@ -44,6 +44,9 @@ class Message:
 
 
 _ENVELOPE_NS = {Encoding.SOAP12: SOAP12, Encoding.SOAP11: SOAP11}
+_ENCODING_OF_NAMESPACE = {namespace: encoding for encoding, namespace in _ENVELOPE_NS.items()}
+_ENVELOPE_TAGS = {encoding: (qname(namespace, "Envelope"), qname(namespace, "Header"), qname(namespace, "Body"))
+                  for encoding, namespace in _ENVELOPE_NS.items()}
 _VERSION_NAME = {Encoding.SOAP12: "SOAP 1.2", Encoding.SOAP11: "SOAP 1.1", Encoding.BARE: "bare XML"}
 
 # Which encodings each media type may carry. SOAP 1.2 must travel as
@@ -103,15 +106,15 @@ def _local(element: etree._Element) -> str:
 
 def _open_envelope(envelope: etree._Element, encoding: Encoding) -> tuple[tuple[etree._Element, ...], etree._Element]:
     """Header children and the one Body child of a SOAP envelope."""
-    ns = _ENVELOPE_NS[encoding]
+    envelope_tag, header_tag, body_tag = _ENVELOPE_TAGS[encoding]
     version = _VERSION_NAME[encoding]
-    if envelope.tag != qname(ns, "Envelope"):
+    if envelope.tag != envelope_tag:
         raise _sender_error(f"a {version} message must start with an Envelope, not {_local(envelope)}")
     children = _elements(envelope)
     header: etree._Element | None = None
-    if children and children[0].tag == qname(ns, "Header"):
+    if children and children[0].tag == header_tag:
         header, children = children[0], children[1:]
-    if not children or children[0].tag != qname(ns, "Body"):
+    if not children or children[0].tag != body_tag:
         raise _sender_error(f"the {version} Envelope has no Body (expected Header? then Body)")
     if len(children) > 1:
         raise _sender_error(f"unexpected element {quote(_local(children[1]))} after the {version} Body")
@@ -146,13 +149,9 @@ def unwrap(body: bytes | BinaryIO, content_type: str | None, soap_action: str | 
     content type takes its place.
     """
     root = parse_xml(body, limits)
-    namespace = etree.QName(root).namespace
-    if namespace == SOAP12:
-        encoding = Encoding.SOAP12
-    elif namespace == SOAP11:
-        encoding = Encoding.SOAP11
-    else:
-        encoding = Encoding.BARE
+    tag = root.tag
+    # The root's namespace, read off its Clark name ("{ns}local").
+    encoding = _ENCODING_OF_NAMESPACE.get(tag[1:tag.find("}")] if tag[:1] == "{" else "", Encoding.BARE)
 
     media_type, params = _parse_content_type(content_type)
     allowed = _ALLOWED.get(media_type or "")

@@ -178,7 +178,9 @@ def _without_markup_declarations(body: bytes, ascii_names: bool) -> bool:
     all (so no comment or CDATA section either) in an encoding that would
     spell one so. The first pass costs as much as the rest of a small
     request's parsing; most requests need no more than this scan."""
-    if not ascii_names or b"<!" in body:
+    # (A "<!" needs a "!", which a byte search finds ten times faster than
+    # the pair among a request's hundred "<": most requests have none.)
+    if not ascii_names or (b"!" in body and b"<!" in body):
         return False
     head = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
     declared = _DECLARED_ENCODING.match(head[:256])
