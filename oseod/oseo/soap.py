@@ -149,7 +149,7 @@ def unwrap(body: bytes | BinaryIO, content_type: str | None, soap_action: str | 
     content type takes its place.
     """
     root = parse_xml(body, limits)
-    tag = root.tag
+    tag = str(root.tag)  # (a parsed document's root is an element: its tag is text)
     # The root's namespace, read off its Clark name ("{ns}local").
     encoding = _ENCODING_OF_NAMESPACE.get(tag[1:tag.find("}")] if tag[:1] == "{" else "", Encoding.BARE)
 
