@@ -78,8 +78,10 @@ class ClientOrders(OrderWriter):
             item_status = StatusInfo(OrderStatus.Accepted, "Waiting for processing", changed_at=now)
         # Massive orders are processed in batches of the per-order limit.
         per_batch = self._config.orders.max_items_per_order if spec.order_type is OrderType.MASSIVE_ORDER else 0
-        items = tuple(Item(spec=i, status=item_status, batch=n // per_batch if per_batch else 0)
-                      for n, i in enumerate(spec.items))
+        if per_batch:
+            items = tuple(Item(spec=i, status=item_status, batch=n // per_batch) for n, i in enumerate(spec.items))
+        else:
+            items = tuple(Item(i, item_status) for i in spec.items)
         order = Order(order_id="", owner=account.name, spec=spec, status=status, created_at=now,
                       notification=notification, items=items)
         limit = self._config.orders.max_active_items_per_user

@@ -242,7 +242,8 @@ class SubmitChecker:
             seen.add(item.item_id)
             collection = self._item_collection(account, order_type, item, known)
             used.setdefault(collection.id, collection)
-            self._check_options(collection, item.options)
+            if item.options:
+                self._check_options(collection, item.options)
             if (refusal := self.check_item(collection, item)) is not None:
                 raise invalid("orderItem", f"item {_show(item.item_id)}: {refusal}")
             if item.payment_method is not None and item.payment_method not in collection.payment_methods:

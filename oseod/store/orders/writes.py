@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import attrs
@@ -29,6 +30,7 @@ from .layout import (
 from .values import Conflict, ItemChange, NoSuchItem, NoSuchOrder, OrderProgress, Resubmitted, TooManyActiveItems
 
 _CREATE = script("order_create")
+_SPEC_OF = operator.attrgetter("spec")
 # Most orders ask for no call-back: their notification is not written (absent: this one).
 _NO_NOTIFICATION = Notification()
 _FORGET_MESSAGE = script("order_forget_message")
@@ -62,8 +64,8 @@ class OrderWrites(OrderStoreBase):
         client is told, so with ``[redis] min_replicas`` the order must be
         on the replicas; when it is not, it is taken back whole and
         ReplicationShortfall raised."""
-        specs = tuple(i.spec for i in order.items)
-        if len(specs) != len(order.spec.items) or any(a is not b for a, b in zip(specs, order.spec.items)):
+        specs = tuple(map(_SPEC_OF, order.items))
+        if len(specs) != len(order.spec.items) or not all(map(operator.is_, specs, order.spec.items)):
             # (A Submit's items are its spec's: no copy of the order for an equal one.)
             order = attrs.evolve(order, spec=attrs.evolve(order.spec, items=specs))
         status = order.status.status
@@ -86,15 +88,17 @@ class OrderWrites(OrderStoreBase):
         # status, looked up (checked, packed, counted) once per StatusInfo.
         counts: dict[str, int] = {}
         item_fields: list[str] = []
-        encoded: dict[StatusInfo, tuple[str, str, bool]] = {}
+        # (By identity: a new order's items share one StatusInfo object, and
+        # an attrs hash is a Python call per item.)
+        encoded: dict[int, tuple[str, str, bool]] = {}
         added = 0
         for item in order.items:
-            known = encoded.get(item.status)
+            known = encoded.get(id(item.status))
             if known is None:
                 if item.status.status in _WITH_RESULT:
                     raise ValueError(f"item {item.spec.item_id} cannot be created {item.status.status.value}")
-                known = encoded[item.status] = (item.status.status.value, _packed_status(item.status),
-                                                not item.status.status.is_final)
+                known = encoded[id(item.status)] = (item.status.status.value, _packed_status(item.status),
+                                                    not item.status.status.is_final)
             name, packed, active = known
             counts[name] = counts.get(name, 0) + 1
             added += active
@@ -156,7 +160,9 @@ class OrderWrites(OrderStoreBase):
         if str(answer[0]) != "1":
             raise TooManyActiveItems(int(answer[1]), added, max_active_items or 0)
         self._remember(order_id, identity)
-        items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in order.items)
+        items = order.items
+        if any(i.completed_at is not None for i in items):
+            items = tuple(i if i.completed_at is None else attrs.evolve(i, completed_at=None) for i in items)
         return attrs.evolve(order, order_id=order_id, items=items, version=1)
 
     async def _unaccept(self, order_id: str, identity: _Identity, subscription_keys: list[str], stream: str,
