@@ -373,9 +373,9 @@ def _replies(connection: Any, commands: bytes, count: int) -> list[Deferred[Any]
     once, so no other command's reply can come between them.
 
     No timer per reply, as txredisapi sets (its reply timeout): every caller
-    waits under a deadline shorter than that, and a deadline missed cuts
-    every connection of the pool (``Scripting._cut_off``), which fails each
-    reply they owe."""
+    waits under a Scripting deadline (by default the shorter), and a
+    deadline missed cuts every connection of the pool
+    (``Scripting._cut_off``), which fails each reply they owe."""
     _send(connection.transport, commands)
     answers = []
     for _ in range(count):
