@@ -3,6 +3,8 @@ Redis, and the numeric ids of orders stored before them still work."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import pytest_twisted
 from twisted.internet import defer
@@ -12,7 +14,7 @@ from oseod.config import parse_config
 from oseod.model.orders import Notification, OrderStatus, StatusInfo
 from oseod.store import keys
 from oseod.store.connection import Redis
-from oseod.store.orderids import LENGTH, ORDER_ID, new_order_id
+from oseod.store.orderids import LENGTH, ORDER_ID, RandomOrderIds, new_order_id
 from oseod.store.orders import ID_ATTEMPTS, OrderStore
 from tests.parts import make_parts
 from tests.test_core_ordering import order_spec
@@ -21,8 +23,10 @@ from tests.test_store_orders import make_order, numbered
 S = OrderStatus
 
 
-def test_new_ids_are_random_and_of_one_form() -> None:
-    ids = [new_order_id() for _ in range(2000)]
+@pytest.mark.parametrize("draw", [new_order_id, RandomOrderIds()], ids=["one read per id", "read for many ids"])
+def test_new_ids_are_random_and_of_one_form(draw: Callable[[], str]) -> None:
+    # (2000 ids: the pooled drawer reads the kernel's bytes many times over.)
+    ids = [draw() for _ in range(2000)]
     assert len(set(ids)) == len(ids)
     for order_id in ids:
         assert ORDER_ID.match(order_id) and len(order_id) == LENGTH

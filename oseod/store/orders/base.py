@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from ...model import codec
 from ...model.orders import Item, ItemSpec, Notification, Order, OrderStatus, StatusInfo
 from .. import keys
-from ..orderids import ORDER_ID, new_order_id
+from ..orderids import ORDER_ID, RandomOrderIds
 from .layout import (
     CACHED_ITEMS, CACHED_ORDERS, DEFAULT_ORDER_TYPE, MESSAGE_SECONDS, _collections_field, _Identity, read_spec, script,
 )
@@ -30,15 +30,15 @@ class OrderStoreBase:
     log = Logger()
 
     def __init__(self, redis: Any, *, cached_orders: int = CACHED_ORDERS, mail: bool = False,
-                 new_id: Callable[[], str] = new_order_id, message_seconds: int = MESSAGE_SECONDS) -> None:
+                 new_id: Callable[[], str] | None = None, message_seconds: int = MESSAGE_SECONDS) -> None:
         """``mail``: e-mail is on, so every new order and change of status
         is queued for the e-mail channel with it. ``new_id``: draws a
-        candidate id for a new order (:mod:`.orderids`)."""
+        candidate id for a new order (by default, :class:`.RandomOrderIds`)."""
         self._redis = redis
         self._mail = mail
         self._identities: dict[str, _Identity] = {}
         self._orders = _OrderCache(cached_orders)
-        self._new_id = new_id
+        self._new_id = new_id or RandomOrderIds()
         self._message_seconds = message_seconds
 
     # ------------------------------------------------------------------ reading
