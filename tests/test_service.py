@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest_twisted
 from twisted.internet import defer
 from twisted.logger import LogLevel, capturedLogs
@@ -99,3 +102,12 @@ def test_twistds_application_gets_the_daemons_log_observer() -> None:
     bare = Application("oseod")
     DaemonService(MemoryReactorClock()).setServiceParent(bare)
     assert bare.getComponent(ILogObserver) is None
+
+
+def test_a_settled_heap_is_frozen_and_its_young_objects_collected_less_often() -> None:
+    # In a child process: the collector's settings are the whole process's.
+    probe = ("import gc; from oseod.service import settle_heap, YOUNG_COLLECTION_EVERY as every; "
+             "before = gc.get_threshold(); settle_heap(); after = gc.get_threshold(); "
+             "print(after[0] == every > before[0], after[1:] == before[1:], gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["True", "True", "True"]
