@@ -115,14 +115,14 @@ def envelope(user: str, password: str, payload: str) -> bytes:
     ).encode()
 
 
-def submit_payload(tag: str) -> str:
-    """A PRODUCT_ORDER of ITEMS_PER_ORDER items of the demo collection; itemIds are
+def submit_payload(tag: str, items: int = ITEMS_PER_ORDER) -> str:
+    """A PRODUCT_ORDER of ``items`` items of the demo collection; itemIds are
     unique within the order (every request is a whole new order with its own items)."""
     items = "".join(
         f"<oseo:orderItem><oseo:itemId>item-{n}</oseo:itemId>"
         f"<oseo:productId><oseo:identifier>{COLLECTION}:{tag}-product-{n}</oseo:identifier>"
         f"<oseo:collectionId>{COLLECTION}</oseo:collectionId></oseo:productId></oseo:orderItem>"
-        for n in range(1, ITEMS_PER_ORDER + 1)
+        for n in range(1, items + 1)
     )
     return (f'<oseo:Submit service="OS" version="1.0.0"><oseo:orderSpecification>'
             f"<oseo:orderType>PRODUCT_ORDER</oseo:orderType>{items}</oseo:orderSpecification>"
@@ -665,9 +665,12 @@ def verdict(value: float | None, target: float, at_least: bool) -> str:
 def verdicts_of(run: Run, ratios: dict[str, float | None]) -> dict[str, str]:
     """The targets' verdicts on the ratios measured. The Submit target is
     judged on a front daemon only: a single daemon's Submit rate also pays
-    for processing the orders of the requests before it."""
+    for processing the orders of the requests before it. Both targets are
+    judged on orders of ITEMS_PER_ORDER items (``--items`` other than that:
+    for information)."""
+    judged = {"submit": run.front and run.items == ITEMS_PER_ORDER, "status": run.items == ITEMS_PER_ORDER}
     return {key: verdict(ratios.get(key), target, key != "search") for key, target in TARGETS.items()
-            if key in ratios and not (key == "submit" and not run.front)}
+            if key in ratios and judged.get(key, True)}
 
 
 def mode_text(run: Run) -> str:
@@ -745,8 +748,10 @@ def report(run: Run, ratios: dict[str, float | None]) -> None:
         value = ratios.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
         if value is not None and key not in verdicts:
+            where = (f"orders of {ITEMS_PER_ORDER} items" if run.items != ITEMS_PER_ORDER
+                     else "a front daemon")
             print(f"{label:<50} {shown:>6}  (for information: the target, {'>=' if at_least else '<='} "
-                  f"{TARGETS[key]}, is judged on a front daemon)")
+                  f"{TARGETS[key]}, is judged on {where})")
             continue
         print(f"{label:<50} {shown:>6}  {'>=' if at_least else '<='} {TARGETS[key]}  "
               f"{verdicts.get(key, 'n/a')}")
@@ -789,6 +794,11 @@ class Run(BenchRun):
     @property
     def front(self) -> bool:
         return not self.args.single_daemon
+
+    @property
+    def items(self) -> int:
+        """Items per order of the Submit and GetStatus loads."""
+        return int(self.args.items)
 
     def settings(self) -> str:
         return (f"{self.duration:.0f} s per target after {self.warmup:.0f} s warm-up, "
@@ -838,10 +848,10 @@ def submit_part(run: Run) -> None:
     from oseod.store import keys
 
     backlog = run.backlog(SUBMIT_USER)
-    body = envelope(SUBMIT_USER, run.password, submit_payload("bench"))
+    body = envelope(SUBMIT_USER, run.password, submit_payload("bench", run.items))
     where = ("front daemon: orders accepted and queued, processed by another daemon" if run.front
              else "processing in the same daemon")
-    target = Target("oseod Submit", f"oseod Submit, {ITEMS_PER_ORDER}-item PRODUCT_ORDER ({where})", run.endpoint,
+    target = Target("oseod Submit", f"oseod Submit, {run.items}-item PRODUCT_ORDER ({where})", run.endpoint,
                     "POST", body, SOAP12_CONTENT_TYPE, expect=b"SubmitAck")
     try:
         submit_once(run.endpoint, body)
@@ -927,7 +937,7 @@ def process_backlog(run: Run, backlog: Backlog) -> None:
             raise BenchError(f"the worker daemon exited with status {run.worker.process.returncode}")
     except BenchError as e:
         raise run.fail(e) from None
-    orders = items / ITEMS_PER_ORDER  # the load's orders all have that many
+    orders = items / run.items  # the load's orders all have that many
     per_order = {name: 1000 * seconds / max(1, orders) for name, seconds in spent.items()}
     redis_per_order = RedisStats.per_request(redis_start, redis_end, max(1, round(orders)))
     rate = orders / drained.seconds if drained.seconds else float("nan")
@@ -936,12 +946,12 @@ def process_backlog(run: Run, backlog: Backlog) -> None:
     run.extra["worker"] = {"workers": WORKER_SLOTS, "start_s": round(ready - launched, 3),
                            "orders_processed": round(orders, 1), "items_processed": items,
                            "processing_s": round(drained.seconds, 3), "orders_per_s": round(rate, 1),
-                           "items_per_s": round(rate * ITEMS_PER_ORDER, 1), "cpu_ms_per_order": rounded(per_order),
+                           "items_per_s": round(rate * run.items, 1), "cpu_ms_per_order": rounded(per_order),
                            "redis_calls_per_order": redis_per_order}
     run.notes.append(f"processing, for information: the worker daemon ([processing] workers = {WORKER_SLOTS}), "
                      f"started after the Submit load (during it, it would take the front daemon's CPU) and ready "
                      f"in {ready - launched:.1f} s, then made the {orders:.0f} orders ({items} items) still queued "
-                     f"in {drained.seconds:.1f} s: sustained {rate:.0f} orders/s, {rate * ITEMS_PER_ORDER:.0f} "
+                     f"in {drained.seconds:.1f} s: sustained {rate:.0f} orders/s, {rate * run.items:.0f} "
                      f"items/s; per order: CPU of the worker daemon + Redis {_cpu(per_order)} ms, Redis commands "
                      f"{_calls(redis_per_order)}")
 
@@ -950,16 +960,16 @@ def status_part(run: Run) -> None:
     backlog = run.backlog(SUBMIT_USER)
     try:
         run.start_worker()
-        order_id = submit_once(run.endpoint, envelope(SUBMIT_USER, run.password, submit_payload("status")))
+        order_id = submit_once(run.endpoint, envelope(SUBMIT_USER, run.password, submit_payload("status", run.items)))
         backlog.drain()
         body = envelope(SUBMIT_USER, run.password, status_by_id_payload(order_id))
-        target = Target("oseod GetStatus", f"oseod GetStatus full, orderId ({ITEMS_PER_ORDER} items)",
+        target = Target("oseod GetStatus", f"oseod GetStatus full, orderId ({run.items} items)",
                         run.endpoint, "POST", body, SOAP12_CONTENT_TYPE, expect=b"GetStatusResponse")
         answer_bytes = check_answer(target)
         answer = post(run.endpoint, body)[1]
         items = answer.count(b"orderItemStatusInfo>") // 2
-        if items != ITEMS_PER_ORDER or b">Completed<" not in answer:
-            raise BenchError(f"GetStatus of order {order_id} shows {items} items, expected {ITEMS_PER_ORDER}, "
+        if items != run.items or b">Completed<" not in answer:
+            raise BenchError(f"GetStatus of order {order_id} shows {items} items, expected {run.items}, "
                              f"Completed; body starts:\n{answer[:800]!r}")
     except BenchError as e:
         raise run.fail(e) from None
@@ -1129,6 +1139,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the daemon under cProfile (CPU time) and print where its time went; "
                              "the profiler slows it several times, so the ratios of such a run are not the real ones")
+    parser.add_argument("--items", type=int, default=ITEMS_PER_ORDER,
+                        help=f"items per order of the Submit and GetStatus loads (1 to 100; the targets are judged at "
+                             f"{ITEMS_PER_ORDER}, other counts are for information: what an order costs per item)")
     parser.add_argument("--single-daemon", action="store_true",
                         help="one daemon that also processes the orders it takes, during the Submit load (for "
                              "information; the Submit target is judged on a front daemon, the default)")
@@ -1136,6 +1149,7 @@ def main() -> int:
     args = parser.parse_args()
     args.stored_orders = min(max(args.stored_orders, 1000), 1_000_000)
     args.search_requests = min(max(args.search_requests, 10), 5000)
+    args.items = min(max(args.items, 1), 100)
     parts = set(args.only or ["submit", "status", "search"])
 
     wrk = shutil.which("wrk")
@@ -1207,6 +1221,7 @@ def main() -> int:
         "settings": run.settings(), "profiled": args.profile,
         # "processing": whether the measured daemon processed orders during the Submit load.
         "mode": "front daemon" if run.front else "single daemon", "processing": not run.front,
+        "items_per_order": run.items,
         "loads": {k: {**rounded(asdict(v.result)), "cpu_ms_per_request": rounded(v.cpu_ms_per_request),
                       "redis_calls_per_request": v.redis_calls_per_request, "body_bytes": v.body_bytes,
                       "answer_bytes": v.answer_bytes} for k, v in run.loads.items()},
