@@ -8,12 +8,14 @@ import uuid
 import pytest
 
 from oseod.odata.ids import item_matches, order_id_of, order_uuid, product_of, product_uuid, workflow_uuid
-from oseod.store.orderids import new_order_id
+from oseod.store.orderids import RandomOrderIds
 
 OLD_IDS = ["1", "42", "9999999999999999999"]  # the counter's ids of old orders
 
+NEW_ID = RandomOrderIds()  # as the store draws them
 
-@pytest.mark.parametrize("order_id", [new_order_id() for _ in range(200)] + OLD_IDS)
+
+@pytest.mark.parametrize("order_id", [NEW_ID() for _ in range(200)] + OLD_IDS)
 def test_an_order_id_and_its_uuid_reach_each_other(order_id: str) -> None:
     text = order_uuid(order_id)
     assert uuid.UUID(text).version == 8 and str(uuid.UUID(text)) == text
@@ -23,7 +25,7 @@ def test_an_order_id_and_its_uuid_reach_each_other(order_id: str) -> None:
     assert product_of(text) is None
 
 
-@pytest.mark.parametrize("order_id", [new_order_id() for _ in range(50)] + OLD_IDS)
+@pytest.mark.parametrize("order_id", [NEW_ID() for _ in range(50)] + OLD_IDS)
 def test_a_product_id_carries_its_order_and_names_its_item(order_id: str) -> None:
     text = product_uuid(order_id, "7")
     assert product_uuid(order_id, "7") == text  # the same for ever
@@ -40,6 +42,6 @@ def test_other_texts_are_no_ids() -> None:
     with pytest.raises(ValueError):
         order_uuid("not an id")
     # A UUID of ours with one bit changed is refused by the check bits.
-    text = order_uuid(new_order_id())
+    text = order_uuid(NEW_ID())
     flipped = str(uuid.UUID(int=uuid.UUID(text).int ^ 1 << 100))
     assert order_id_of(flipped) is None

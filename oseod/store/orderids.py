@@ -38,23 +38,10 @@ _DIGIT_OF_BYTE = bytes(DIGITS[byte % len(DIGITS)].encode()[0] for byte in range(
 _FAIR_BELOW = 256 - 256 % len(LETTERS)
 
 
-def new_order_id() -> str:
-    """A fresh random order id (unique only once the store has taken it)."""
-    # One read of the kernel's generator for the whole id.
-    return _order_id(os.urandom(LENGTH))
-
-
-def _order_id(drawn: bytes) -> str:
-    first = drawn[0]
-    while first >= _FAIR_BELOW:
-        first = os.urandom(1)[0]
-    return LETTERS[first % len(LETTERS)] + drawn[1:].translate(_DIGIT_OF_BYTE).decode()
-
-
 class RandomOrderIds:
-    """Draws order ids as :func:`new_order_id` does, the kernel's random
-    bytes read for many ids at once: under load, a system call per Submit
-    was two percent of its time."""
+    """Draws fresh random order ids (unique only once the store has taken
+    one), the kernel's random bytes read for many ids at once: under load, a
+    system call per Submit was two percent of its time."""
 
     IDS_PER_READ = 64
 
@@ -69,3 +56,11 @@ class RandomOrderIds:
             self._drawn, at = os.urandom(LENGTH * self.IDS_PER_READ), 0
         self._at = at + LENGTH
         return _order_id(self._drawn[at:at + LENGTH])
+
+
+def _order_id(drawn: bytes) -> str:
+    """The id that ``drawn`` (LENGTH random bytes) stands for."""
+    first = drawn[0]
+    while first >= _FAIR_BELOW:
+        first = os.urandom(1)[0]
+    return LETTERS[first % len(LETTERS)] + drawn[1:].translate(_DIGIT_OF_BYTE).decode()
