@@ -148,6 +148,7 @@ def main() -> int:
                     sizes[target.key] = check_answer(target)
                 except BenchError as e:
                     culprit = daemon if target.key.startswith("oseod") else echo
+                    assert culprit is not None  # (an oseod target only when the daemon runs)
                     raise BenchError(f"{e}\n{culprit.log_tail()}") from None
             if "oseod KVP" in sizes:
                 # The fair ceiling for a GetCapabilities: an echo answering as many bytes.
@@ -160,7 +161,9 @@ def main() -> int:
                       f"then {duration:.0f} s of load ...", flush=True)
                 if warmup:
                     load.run(target, warmup, tmp)
-                meter = CpuMeter({"server": (daemon if target.key.startswith("oseod") else echo).process.pid})
+                server = daemon if target.key.startswith("oseod") else echo
+                assert server is not None
+                meter = CpuMeter({"server": server.process.pid})
                 start = meter.read()
                 results.append(load.run(target, duration, tmp))
                 spent = CpuMeter.spent(start, meter.read())["server"]

@@ -118,14 +118,14 @@ def envelope(user: str, password: str, payload: str) -> bytes:
 def submit_payload(tag: str, items: int = ITEMS_PER_ORDER) -> str:
     """A PRODUCT_ORDER of ``items`` items of the demo collection; itemIds are
     unique within the order (every request is a whole new order with its own items)."""
-    items = "".join(
+    elements = "".join(
         f"<oseo:orderItem><oseo:itemId>item-{n}</oseo:itemId>"
         f"<oseo:productId><oseo:identifier>{COLLECTION}:{tag}-product-{n}</oseo:identifier>"
         f"<oseo:collectionId>{COLLECTION}</oseo:collectionId></oseo:productId></oseo:orderItem>"
         for n in range(1, items + 1)
     )
     return (f'<oseo:Submit service="OS" version="1.0.0"><oseo:orderSpecification>'
-            f"<oseo:orderType>PRODUCT_ORDER</oseo:orderType>{items}</oseo:orderSpecification>"
+            f"<oseo:orderType>PRODUCT_ORDER</oseo:orderType>{elements}</oseo:orderSpecification>"
             f"<oseo:statusNotification>None</oseo:statusNotification></oseo:Submit>")
 
 
@@ -668,9 +668,18 @@ def verdicts_of(run: Run, ratios: dict[str, float | None]) -> dict[str, str]:
     for processing the orders of the requests before it. Both targets are
     judged on orders of ITEMS_PER_ORDER items (``--items`` other than that:
     for information)."""
-    judged = {"submit": run.front and run.items == ITEMS_PER_ORDER, "status": run.items == ITEMS_PER_ORDER}
     return {key: verdict(ratios.get(key), target, key != "search") for key, target in TARGETS.items()
-            if key in ratios and judged.get(key, True)}
+            if key in ratios and not lacking_for(run, key)}
+
+
+def lacking_for(run: Run, key: str) -> list[str]:
+    """What the run lacks for the target ``key`` to be judged (none: judged)."""
+    lacking = []
+    if key == "submit" and not run.front:
+        lacking.append("a front daemon")
+    if key in ("submit", "status") and run.items != ITEMS_PER_ORDER:
+        lacking.append(f"orders of {ITEMS_PER_ORDER} items")
+    return lacking
 
 
 def mode_text(run: Run) -> str:
@@ -748,10 +757,8 @@ def report(run: Run, ratios: dict[str, float | None]) -> None:
         value = ratios.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
         if value is not None and key not in verdicts:
-            where = (f"orders of {ITEMS_PER_ORDER} items" if run.items != ITEMS_PER_ORDER
-                     else "a front daemon")
             print(f"{label:<50} {shown:>6}  (for information: the target, {'>=' if at_least else '<='} "
-                  f"{TARGETS[key]}, is judged on {where})")
+                  f"{TARGETS[key]}, is judged on {' and '.join(lacking_for(run, key))})")
             continue
         print(f"{label:<50} {shown:>6}  {'>=' if at_least else '<='} {TARGETS[key]}  "
               f"{verdicts.get(key, 'n/a')}")
